@@ -1,0 +1,17 @@
+//! Desired state: from a directory of Compose files to a validated [`DesiredState`].
+//!
+//! Pure apart from reading files (`discover`). The stages run in compose's order:
+//! discover projects and files → parse YAML into positioned trees (`node`) → interpolate
+//! values (`interpolate`, fed by `envfile`) → merge the override file (`merge`) → convert
+//! into the typed model (`convert`) → cross-check (`validate`) → hash each service (`hash`).
+//! Every stage records problems in one [`Diagnostics`] instead of stopping.
+
+pub mod diag;
+pub mod envfile;
+pub mod interpolate;
+pub mod model;
+pub mod node;
+pub mod syntax;
+
+pub use diag::{Diagnostic, Diagnostics, Loc, Severity};
+pub use model::DesiredState;

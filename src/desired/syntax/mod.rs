@@ -1,0 +1,12 @@
+//! Parsers for the small string syntaxes inside Compose values: durations, sizes, ports,
+//! volume short syntax, image references, project names, and "did you mean" suggestions.
+//!
+//! Pure functions from `&str` to a value or a one-line error message; the converter adds the
+//! position. Kept apart so that each syntax has its own tests.
+
+pub mod image_ref;
+pub mod names;
+pub mod ports;
+pub mod suggest;
+pub mod units;
+pub mod volumes;

@@ -4,14 +4,22 @@
 //! discover projects and files → parse YAML into positioned trees (`node`) → interpolate
 //! values (`interpolate`, fed by `envfile`) → merge the override file (`merge`) → convert
 //! into the typed model (`convert`) → cross-check (`validate`) → hash each service (`hash`).
-//! Every stage records problems in one [`Diagnostics`] instead of stopping.
+//! `load` runs them all. Every stage records problems in one [`Diagnostics`] instead of
+//! stopping, so one run reports everything.
 
+pub mod convert;
 pub mod diag;
+pub mod discover;
 pub mod envfile;
+pub mod hash;
 pub mod interpolate;
+pub mod load;
+pub mod merge;
 pub mod model;
 pub mod node;
 pub mod syntax;
+pub mod validate;
 
 pub use diag::{Diagnostic, Diagnostics, Loc, Severity};
+pub use load::{LoadOptions, Loaded, load};
 pub use model::DesiredState;

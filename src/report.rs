@@ -19,7 +19,7 @@ pub fn summary_text(loaded: &Loaded) -> String {
         let inactive = if s.inactive > 0 { format!(", {} inactive (profiles)", s.inactive) } else { String::new() };
         out.push_str(&format!(
             "{name} ({}): {} {}{jobs}{inactive}, {} {}, {} {}, {} {}\n",
-            loaded.root.join(dir).display(),
+            if dir.is_empty() { loaded.root.display().to_string() } else { loaded.root.join(dir).display().to_string() },
             s.services.len(),
             plural(s.services.len(), "service", "services"),
             s.networks,

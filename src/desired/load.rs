@@ -94,11 +94,8 @@ pub fn load(root: &Path, opts: &LoadOptions) -> Loaded {
 
 fn load_project(root: &Root, pf: &ProjectFiles, opts: &LoadOptions, diags: &mut Diagnostics) -> Option<Project> {
     let rel = |p: &Path| root.rel(p);
-    // Variables: process env over --env-dir over the project's .env (DESIGN §2.1; the host's
-    // own secrets must win over the repository's defaults).
     let process = |k: &str| opts.env.get(k).cloned();
     let dotenv = read_env_file(root, &pf.dir.join(".env"), &rel(&pf.dir.join(".env")), &process, diags);
-
     let mut trees = Vec::new();
     for f in &pf.files {
         let file: Arc<str> = Arc::from(rel(f));
@@ -111,27 +108,56 @@ fn load_project(root: &Root, pf: &ProjectFiles, opts: &LoadOptions, diags: &mut 
     if trees.len() != pf.files.len() {
         return None;
     }
+    let read_file = |p: &Path, loc: &Loc, d: &mut Diagnostics| discover::read_limited(p, loc, d);
+    let source = Source {
+        dir: &pf.dir,
+        dir_name: &pf.dir_name,
+        files: pf.files.iter().map(|f| rel(f)).collect(),
+        read_file: &read_file,
+        display_path: &rel,
+        read_env_dir: &|p: &Path, d: &mut Diagnostics| read_env_file(root, p, &p.display().to_string(), &process, d),
+    };
+    build_project(trees, &dotenv, &source, opts, diags)
+}
 
+/// Where a project's parsed files came from, and how to reach its other files.
+struct Source<'a> {
+    dir: &'a Path,
+    dir_name: &'a str,
+    files: Vec<String>,
+    read_file: &'a dyn Fn(&Path, &Loc, &mut Diagnostics) -> Option<String>,
+    display_path: &'a dyn Fn(&Path) -> String,
+    read_env_dir: &'a dyn Fn(&Path, &mut Diagnostics) -> BTreeMap<String, String>,
+}
+
+/// The pure part of a project load: name, interpolation, merge, conversion.
+fn build_project(
+    mut trees: Vec<Node>,
+    dotenv: &BTreeMap<String, String>,
+    src: &Source<'_>,
+    opts: &LoadOptions,
+    diags: &mut Diagnostics,
+) -> Option<Project> {
+    // Variables: process env over --env-dir over the project's .env (DESIGN §2.1; the host's
+    // own secrets must win over the repository's defaults).
+    let process = |k: &str| opts.env.get(k).cloned();
     // The name decides which --env-dir file applies, so read it before interpolating the rest.
     let pre_lookup = |k: &str| process(k).or_else(|| dotenv.get(k).cloned());
-    let (name, name_loc) = project_name(&trees, pf, &pre_lookup, diags);
+    let (name, name_loc) = project_name(&trees, src.dir_name, &pre_lookup, diags);
     let host_env = match &opts.env_dir {
         Some(dir) => {
             let p = dir.join(format!("{name}.env"));
-            if p.exists() {
-                read_env_file(root, &p, &p.display().to_string(), &process, diags)
-            } else {
-                BTreeMap::new()
-            }
+            if p.exists() { (src.read_env_dir)(&p, diags) } else { BTreeMap::new() }
         }
         None => BTreeMap::new(),
     };
-    let lookup = |k: &str| process(k).or_else(|| host_env.get(k).cloned()).or_else(|| dotenv.get(k).cloned());
+    let lookup =
+        |k: &str| process(k).or_else(|| host_env.get(k).cloned()).or_else(|| dotenv.get(k).cloned());
     for t in &mut trees {
         interpolate::interpolate_tree(t, &lookup, diags);
     }
     if let Err(e) = names::check_project_name(&name) {
-        diags.error(&name_loc, format!("invalid project name {name:?}: {e}"));
+        diags.error(&name_loc, e);
         return None;
     }
     let mut it = trees.into_iter();
@@ -139,23 +165,57 @@ fn load_project(root: &Root, pf: &ProjectFiles, opts: &LoadOptions, diags: &mut 
     for over in it {
         doc = merge::merge_documents(doc, over);
     }
-    let read_file = |p: &Path, loc: &Loc, d: &mut Diagnostics| discover::read_limited(p, loc, d);
-    let display = |p: &Path| rel(p);
     let ctx = Ctx {
-        project_dir: &pf.dir,
+        project_dir: src.dir,
         lookup: &lookup,
-        read_file: &read_file,
-        display_path: &display,
+        read_file: src.read_file,
+        display_path: src.display_path,
         profiles: &opts.profiles,
     };
-    let files = pf.files.iter().map(|f| rel(f)).collect();
-    convert::convert_project(&doc, &name, files, &ctx, diags)
+    convert::convert_project(&doc, &name, src.files.clone(), &ctx, diags)
+}
+
+/// Loads one Compose document given as text, as if it were `DIR/compose.yaml` of a project
+/// directory named `project` that holds nothing else (env files and secret files referenced
+/// by it are reported missing). For inline-YAML tests, fuzzing and benchmarks.
+pub fn load_inline(text: &str, opts: &LoadOptions) -> Loaded {
+    let mut diags = Diagnostics::default();
+    let file: Arc<str> = Arc::from("compose.yaml");
+    let dir = PathBuf::from("/nonexistent/berth-inline/project");
+    let mut state = DesiredState::default();
+    let mut listed = Vec::new();
+    match node::parse(&file, text) {
+        Err(e) => diags.error(&e.loc, e.message),
+        Ok(tree) => {
+            let read_file = |p: &Path, loc: &Loc, d: &mut Diagnostics| {
+                d.error(loc, format!("failed to read {}: inline documents have no files", p.display()));
+                None
+            };
+            let display = |p: &Path| p.strip_prefix(&dir).unwrap_or(p).display().to_string();
+            let source = Source {
+                dir: &dir,
+                dir_name: "project",
+                files: vec![file.to_string()],
+                read_file: &read_file,
+                display_path: &display,
+                read_env_dir: &|_, _| BTreeMap::new(),
+            };
+            if let Some(p) = build_project(vec![tree], &BTreeMap::new(), &source, opts, &mut diags) {
+                listed.push((p.name.clone(), String::new()));
+                state.projects.insert(p.name.clone(), p);
+            }
+        }
+    }
+    validate::validate(&mut state, &mut diags);
+    hash::hash_all(&mut state);
+    let state = (!diags.has_errors()).then_some(state);
+    Loaded { state, diagnostics: diags, projects: listed, root: PathBuf::from(".") }
 }
 
 /// `name:` from the last file that sets it, interpolated; else the normalised directory name.
 fn project_name(
     trees: &[Node],
-    pf: &ProjectFiles,
+    dir_name: &str,
     lookup: &dyn Fn(&str) -> Option<String>,
     diags: &mut Diagnostics,
 ) -> (String, Loc) {
@@ -168,7 +228,7 @@ fn project_name(
         diags.error(&n.loc, format!("name must be a string, found {}", n.kind()));
     }
     let loc = trees.first().map(|t| Loc::file(t.loc.file.clone())).unwrap_or_default();
-    (names::normalize_project_name(&pf.dir_name), loc)
+    (names::normalize_project_name(dir_name), loc)
 }
 
 fn read_env_file(

@@ -21,5 +21,5 @@ pub mod syntax;
 pub mod validate;
 
 pub use diag::{Diagnostic, Diagnostics, Loc, Severity};
-pub use load::{LoadOptions, Loaded, load};
+pub use load::{LoadOptions, Loaded, load, load_inline};
 pub use model::DesiredState;

@@ -106,9 +106,9 @@ mod tests {
         );
         assert_eq!(did_you_mean("zzz", ["web", "database"]), "");
         assert_eq!(did_you_mean("web", []), "");
-        let owned = vec!["alpha".to_owned(), "beta".to_owned()];
+        let owned = ["alpha".to_owned(), "beta".to_owned()];
         assert_eq!(
-            did_you_mean("alpah", owned.iter().map(String::as_str)),
+            did_you_mean("alpa", owned.iter().map(String::as_str)),
             " (did you mean \"alpha\"?)"
         );
     }

@@ -1,0 +1,470 @@
+//! Loader rules on inline YAML: every diagnostic with its exact position and message, and
+//! the typed model for the syntaxes compose accepts.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use berth::desired::model::*;
+use berth::desired::{LoadOptions, load_inline};
+use indoc::indoc;
+
+fn opts() -> LoadOptions {
+    let mut env = BTreeMap::new();
+    env.insert("TAG".to_string(), "1.4.2".to_string());
+    env.insert("EMPTY".to_string(), String::new());
+    LoadOptions { env, ..LoadOptions::default() }
+}
+
+/// Diagnostics as printed by `berth validate`.
+fn diags(yaml: &str) -> String {
+    load_inline(yaml, &opts()).diagnostics.to_string()
+}
+
+fn project(yaml: &str) -> Project {
+    let l = load_inline(yaml, &opts());
+    let state = l.state.unwrap_or_else(|| panic!("expected valid, got:\n{}", l.diagnostics));
+    state.projects.into_values().next().expect("one project")
+}
+
+fn service(yaml: &str, name: &str) -> Service {
+    project(yaml).services.remove(name).expect("service")
+}
+
+#[test]
+fn unknown_depends_on_target_suggests_the_closest_name() {
+    assert_eq!(
+        diags(indoc! {"
+            services:
+              web:
+                image: app:1
+                depends_on: [databse]
+              database:
+                image: pg:16
+        "}),
+        "compose.yaml:4:18: error: depends_on names \"databse\", which is not a service of project \"project\" (did you mean \"database\"?)\n"
+    );
+}
+
+#[test]
+fn dependency_cycles_are_named() {
+    let d = diags(indoc! {"
+        services:
+          a: {image: x:1, depends_on: [b]}
+          b: {image: x:1, depends_on: [c]}
+          c: {image: x:1, depends_on: [a]}
+    "});
+    assert_eq!(
+        d,
+        "compose.yaml:4:32: error: dependency cycle: a -> b -> c -> a; break it by removing one of these depends_on entries\n"
+    );
+}
+
+#[test]
+fn self_dependency_is_an_error() {
+    let d = diags("services:\n  a: {image: x:1, depends_on: [a]}\n");
+    assert!(d.contains("compose.yaml:2:32: error: service \"a\" depends on itself"), "{d}");
+}
+
+#[test]
+fn invalid_image_and_unpinned_images() {
+    let d = diags(indoc! {"
+        services:
+          a: {image: My/App:1}
+          b: {image: app}
+          c: {image: app:latest}
+          d: {image: app@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef}
+    "});
+    let lines: Vec<&str> = d.lines().collect();
+    assert_eq!(lines.len(), 3, "{d}");
+    assert!(lines[0].starts_with("compose.yaml:2:14: error: invalid image reference \"My/App:1\""), "{d}");
+    assert!(lines[1].starts_with("compose.yaml:3:14: warning: image \"app\" is not pinned (no tag"), "{d}");
+    assert!(lines[2].starts_with("compose.yaml:4:14: warning: image \"app:latest\" is not pinned (tag latest)"), "{d}");
+}
+
+#[test]
+fn build_without_image_is_an_error_that_says_why() {
+    let d = diags("services:\n  web:\n    build: .\n");
+    assert_eq!(
+        d,
+        "compose.yaml:3:12: error: service \"web\" has build: but no image: berth deploys images and does not build them; build and push the image in CI and set image: to its tag\n"
+    );
+}
+
+#[test]
+fn container_names_and_host_ports_clash() {
+    let d = diags(indoc! {"
+        services:
+          a:
+            image: x:1
+            container_name: one
+            ports: ['8080:80']
+          b:
+            image: x:1
+            container_name: one
+            ports: ['127.0.0.1:8080:81']
+          c:
+            image: x:1
+            ports: ['8080:80/udp', '127.0.0.2:9000:9000', '127.0.0.3:9000:9000']
+    "});
+    assert_eq!(
+        d,
+        "compose.yaml:6:3: error: container_name \"one\" of project/b is already used by project/a (compose.yaml:2:3); container names are unique per host\n\
+         compose.yaml:9:13: error: host port 8080/tcp of project/b is already published by project/a (compose.yaml:5:13); pick another host port\n"
+    );
+}
+
+#[test]
+fn invalid_values_each_have_a_position() {
+    let d = diags(indoc! {"
+        services:
+          web:
+            image: app:1
+            stop_grace_period: 1x
+            shm_size: 12q
+            ports: ['70000:80']
+            deploy:
+              replicas: -1
+            healthcheck:
+              interval: 30
+    "});
+    let lines: Vec<&str> = d.lines().collect();
+    assert_eq!(lines.len(), 5, "{d}");
+    assert!(lines[0].starts_with("compose.yaml:4:24: error: invalid duration \"1x\""), "{d}");
+    assert!(lines[1].starts_with("compose.yaml:5:15: error: invalid size \"12q\""), "{d}");
+    assert!(lines[2].starts_with("compose.yaml:6:13: error: invalid port \"70000:80\""), "{d}");
+    assert!(lines[3].starts_with("compose.yaml:8:17: error: services.web.deploy.replicas must be a whole number from 0"), "{d}");
+    assert!(lines[4].starts_with("compose.yaml:10:17: error: invalid duration 30 for services.web.healthcheck.interval: add a unit"), "{d}");
+}
+
+#[test]
+fn probe_without_target_and_bad_status() {
+    let d = diags(indoc! {"
+        services:
+          web:
+            image: app:1
+            x-berth:
+              readiness:
+                interval: 2s
+              liveness:
+                http: {port: 8080, status: '600-100'}
+    "});
+    let lines: Vec<&str> = d.lines().collect();
+    assert_eq!(lines.len(), 2, "{d}");
+    assert!(lines[0].starts_with("compose.yaml:6:9: error: services.web.x-berth.readiness has no target: add one of http"), "{d}");
+    assert!(lines[1].starts_with("compose.yaml:8:36: error: invalid services.web.x-berth.liveness.http.status \"600-100\""), "{d}");
+}
+
+#[test]
+fn unknown_and_unsupported_keys_warn_with_their_path() {
+    let d = diags(indoc! {"
+        services:
+          web:
+            image: app:1
+            imagee: app:2
+            pid: host
+            x-anything: ok
+        volumess: {}
+    "});
+    assert_eq!(
+        d,
+        "compose.yaml:4:5: warning: unknown key services.web.imagee is ignored (did you mean \"image\"?)\n\
+         compose.yaml:5:5: warning: services.web.pid is not supported by berth and is ignored\n\
+         compose.yaml:7:1: warning: unknown key .volumess is ignored (did you mean \"volumes\"?)\n"
+    );
+}
+
+#[test]
+fn yaml_errors_are_positioned() {
+    assert_eq!(
+        diags("services:\n  web:\n    image: a:1\n    image: a:2\n"),
+        "compose.yaml:4:5: error: duplicate key \"image\": each key may appear once in a mapping\n"
+    );
+    let d = diags("services:\n  web:\n\timage: a:1\n");
+    assert!(d.starts_with("compose.yaml:3:"), "{d}");
+}
+
+#[test]
+fn interpolation_unset_is_a_warning_and_malformed_is_an_error() {
+    let d = diags(indoc! {"
+        services:
+          web:
+            image: app:${TAG}
+            environment:
+              A: ${MISSING}
+              B: ${BROKEN
+              C: ${REQUIRED:?set REQUIRED in the host env file}
+    "});
+    let lines: Vec<&str> = d.lines().collect();
+    assert_eq!(lines.len(), 3, "{d}");
+    assert_eq!(lines[0], "compose.yaml:5:10: warning: variable \"MISSING\" is not set; substituting an empty string");
+    assert!(lines[1].starts_with("compose.yaml:6:10: error: invalid interpolation format for \"${BROKEN\""), "{d}");
+    assert!(lines[2].starts_with("compose.yaml:7:10: error: required variable REQUIRED is missing a value: set REQUIRED in the host env file"), "{d}");
+}
+
+#[test]
+fn keys_are_never_interpolated() {
+    let p = project("services:\n  web:\n    image: app:1\n    labels:\n      ${TAG}: v\n");
+    assert!(p.services["web"].labels.contains_key("${TAG}"));
+}
+
+#[test]
+fn undeclared_networks_volumes_and_secrets_are_errors() {
+    let d = diags(indoc! {"
+        services:
+          web:
+            image: app:1
+            networks: [fronted]
+            volumes: ['data:/data', './here:/here']
+            secrets: [token]
+        networks:
+          front: {}
+    "});
+    assert_eq!(
+        d,
+        "compose.yaml:4:16: error: service \"web\" uses network \"fronted\", which is not declared under top-level networks: (did you mean \"front\"?)\n\
+         compose.yaml:5:15: error: service \"web\" uses volume \"data\", which is not declared under top-level volumes:\n\
+         compose.yaml:6:15: error: service \"web\" uses secret \"token\", which is not declared under top-level secrets:\n"
+    );
+}
+
+#[test]
+fn jobs_are_marked_and_restarting_jobs_refused() {
+    let p = project(indoc! {"
+        services:
+          migrate: {image: app:1, restart: 'no'}
+          web:
+            image: app:1
+            restart: always
+            depends_on:
+              migrate: {condition: service_completed_successfully}
+    "});
+    assert!(p.services["migrate"].job);
+    assert!(!p.services["web"].job);
+    let d = diags(indoc! {"
+        services:
+          migrate: {image: app:1, restart: always}
+          web:
+            image: app:1
+            depends_on:
+              migrate: {condition: service_completed_successfully}
+    "});
+    assert!(d.starts_with("compose.yaml:6:7: error: service \"web\" waits for \"migrate\" to complete successfully, but \"migrate\" restarts (always)"), "{d}");
+}
+
+#[test]
+fn replicas_with_fixed_names_or_ports_are_refused() {
+    let d = diags(indoc! {"
+        services:
+          web:
+            image: app:1
+            container_name: web
+            ports: ['80:80']
+            deploy: {replicas: 2}
+    "});
+    assert_eq!(d.lines().count(), 2, "{d}");
+    assert!(d.contains("has 2 replicas and a container_name"), "{d}");
+    assert!(d.contains("compose.yaml:5:13: error: service \"web\" has 2 replicas but publishes fixed host port 80"), "{d}");
+}
+
+#[test]
+fn short_and_long_port_syntax_give_the_same_model() {
+    let short = service("services:\n  w:\n    image: a:1\n    ports: ['127.0.0.1:8080:80/udp', '9000-9001:9000-9001']\n", "w");
+    let long = service(
+        indoc! {"
+            services:
+              w:
+                image: a:1
+                ports:
+                  - {target: 80, published: '8080', host_ip: 127.0.0.1, protocol: udp}
+                  - {target: 9000, published: 9000}
+                  - {target: 9001, published: 9001}
+        "},
+        "w",
+    );
+    let strip = |s: &Service| s.ports.iter().map(|p| (p.host_ip.clone(), p.published, p.target, p.protocol)).collect::<Vec<_>>();
+    assert_eq!(strip(&short), strip(&long));
+    assert_eq!(strip(&short).len(), 3);
+    assert_eq!(short.spec_hash, long.spec_hash);
+}
+
+#[test]
+fn short_and_long_volume_syntax_give_the_same_model() {
+    let short = service("services:\n  w:\n    image: a:1\n    volumes: ['data:/data:ro', '/srv/conf:/etc/app']\nvolumes: {data: {}}\n", "w");
+    let long = service(
+        indoc! {"
+            services:
+              w:
+                image: a:1
+                volumes:
+                  - {type: bind, source: /srv/conf, target: /etc/app}
+                  - {type: volume, source: data, target: /data, read_only: true}
+            volumes:
+              data:
+        "},
+        "w",
+    );
+    assert_eq!(short.volumes.len(), 2);
+    assert_eq!(short.spec_hash, long.spec_hash);
+}
+
+#[test]
+fn environment_list_and_map_are_the_same() {
+    let a = service("services:\n  w:\n    image: a:1\n    environment: [A=1, B=two]\n", "w");
+    let b = service("services:\n  w:\n    image: a:1\n    environment: {B: two, A: 1}\n", "w");
+    assert_eq!(a.environment, b.environment);
+    assert_eq!(a.spec_hash, b.spec_hash);
+}
+
+#[test]
+fn depends_on_short_form_means_service_started_and_implicit_edges_are_added() {
+    let s = service(
+        indoc! {"
+            services:
+              w:
+                image: a:1
+                depends_on: [db]
+                links: ['cache:c']
+                volumes_from: [files]
+                network_mode: service:vpn
+              db: {image: a:1}
+              cache: {image: a:1}
+              files: {image: a:1}
+              vpn: {image: a:1}
+        "},
+        "w",
+    );
+    let deps: Vec<(&str, Condition, bool)> =
+        s.depends_on.iter().map(|(k, d)| (k.as_str(), d.condition, d.implicit)).collect();
+    assert_eq!(
+        deps,
+        [
+            ("cache", Condition::ServiceStarted, true),
+            ("db", Condition::ServiceStarted, false),
+            ("files", Condition::ServiceStarted, true),
+            ("vpn", Condition::ServiceStarted, true),
+        ]
+    );
+}
+
+#[test]
+fn healthcheck_forms_and_durations() {
+    let s = service(
+        indoc! {"
+            services:
+              w:
+                image: a:1
+                healthcheck:
+                  test: curl -f http://localhost/
+                  interval: 1m30s
+                  timeout: 500ms
+                  retries: 3
+        "},
+        "w",
+    );
+    let h = s.healthcheck.unwrap();
+    assert_eq!(h.test, ["CMD-SHELL", "curl -f http://localhost/"]);
+    assert_eq!(h.interval, Some(Duration::from_secs(90)));
+    assert_eq!(h.timeout, Some(Duration::from_millis(500)));
+    let d = diags("services:\n  w:\n    image: a:1\n    healthcheck:\n      test: [curl, x]\n");
+    assert!(d.starts_with("compose.yaml:5:13: error: services.w.healthcheck.test must start with \"CMD\""), "{d}");
+    let off = service("services:\n  w:\n    image: a:1\n    healthcheck: {disable: true}\n", "w");
+    assert!(off.healthcheck.unwrap().disabled());
+}
+
+#[test]
+fn profiles_skip_inactive_services_unless_activated() {
+    let yaml = "services:\n  web: {image: a:1}\n  debug: {image: a:1, profiles: [debug]}\n";
+    let p = project(yaml);
+    assert_eq!(p.services.keys().collect::<Vec<_>>(), ["web"]);
+    assert_eq!(p.inactive_services, ["debug"]);
+    let mut o = opts();
+    o.profiles = vec!["debug".into()];
+    let l = load_inline(yaml, &o);
+    assert_eq!(l.state.unwrap().projects["project"].services.len(), 2);
+}
+
+#[test]
+fn update_config_maps_onto_the_rollout_policy_and_x_berth_overrides_project_defaults() {
+    let s = service(
+        indoc! {"
+            x-berth:
+              progress_deadline: 5m
+              auto_revert: true
+              readiness: {tcp: {port: 5432}}
+            services:
+              web:
+                image: a:1
+                deploy:
+                  replicas: 4
+                  update_config: {parallelism: 2, delay: 10s, order: stop-first, monitor: 30s, failure_action: pause}
+                x-berth:
+                  readiness:
+                    http: {port: 8080, path: /health, status: 200, body_contains: ok}
+                    success_threshold: 2
+        "},
+        "web",
+    );
+    assert_eq!(s.replicas, 4);
+    assert_eq!(s.rollout.update.parallelism, 2);
+    assert_eq!(s.rollout.update.delay, Duration::from_secs(10));
+    assert_eq!(s.rollout.update.order, Some(Order::StopFirst));
+    assert_eq!(s.rollout.min_ready, Duration::from_secs(30));
+    assert_eq!(s.rollout.progress_deadline, Duration::from_secs(300));
+    // x-berth.auto_revert (project default) wins over failure_action: pause.
+    assert!(s.berth.auto_revert);
+    let r = s.berth.readiness.unwrap();
+    assert_eq!(r.success_threshold, 2);
+    assert_eq!(
+        r.check,
+        ProbeCheck::Http { port: 8080, path: "/health".into(), status: (200, 200), body_contains: Some("ok".into()) }
+    );
+    // Without x-berth.auto_revert, failure_action decides.
+    let p = service("services:\n  w:\n    image: a:1\n    deploy: {update_config: {failure_action: continue}}\n", "w");
+    assert!(!p.berth.auto_revert);
+}
+
+#[test]
+fn spec_hash_ignores_replicas_probes_and_order_but_not_the_container() {
+    let base = "services:\n  w:\n    image: a:1\n    environment: {A: '1'}\n";
+    let h = |y: &str| service(y, "w").spec_hash;
+    let h0 = h(base);
+    assert_eq!(h0.len(), 64);
+    assert_eq!(h0, h(&format!("{base}    deploy: {{replicas: 3}}\n")));
+    assert_eq!(h0, h(&format!("{base}    x-berth: {{readiness: {{tcp: {{port: 1}}}}, min_ready: 1s}}\n")));
+    assert_eq!(h0, h(&format!("{base}    stop_grace_period: 30s\n")));
+    assert_ne!(h0, h("services:\n  w:\n    image: a:2\n    environment: {A: '1'}\n"));
+    assert_ne!(h0, h("services:\n  w:\n    image: a:1\n    environment: {A: '2'}\n"));
+    assert_ne!(h0, h(&format!("{base}    command: [x]\n")));
+    assert_ne!(h0, h(&format!("{base}    ports: ['80']\n")));
+    assert_ne!(h0, h(&format!("{base}    labels: [a=b]\n")));
+}
+
+#[test]
+fn anchors_and_merge_keys_hash_like_the_expanded_file() {
+    let anchored = indoc! {"
+        x-common: &common
+          image: a:1
+          environment: {A: '1'}
+          restart: always
+        services:
+          w:
+            <<: *common
+    "};
+    let expanded = "services:\n  w:\n    restart: always\n    environment: {A: '1'}\n    image: a:1\n";
+    assert_eq!(service(anchored, "w").spec_hash, service(expanded, "w").spec_hash);
+}
+
+#[test]
+fn project_name_rules() {
+    let d = diags("name: My_Project!\nservices:\n  w: {image: a:1}\n");
+    assert!(d.starts_with("compose.yaml:1:7: error: invalid project name \"My_Project!\": use lowercase"), "{d}");
+    let p = project("name: shop${EMPTY}-eu\nservices:\n  w: {image: a:1}\n");
+    assert_eq!(p.name, "shop-eu");
+}
+
+#[test]
+fn never_panics_on_odd_documents() {
+    for y in ["", "[]", "services: []", "services: {w: null}", "services: {w: []}", "42", "services:\n  w:\n    ports: {a: b}\n", "services: {w: {image: a:1, environment: [[1]]}}"] {
+        let _ = load_inline(y, &opts());
+    }
+}

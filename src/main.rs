@@ -21,7 +21,9 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Load and check the desired state: every problem as file:line:col, or a summary.
-    #[command(after_help = "Examples:\n  berth validate examples/quickstart\n  berth validate /srv/stacks --profile debug --format json\n\nExit status: 0 valid, 1 invalid, 2 usage error.")]
+    #[command(
+        after_help = "Examples:\n  berth validate examples/quickstart\n  berth validate /srv/stacks --profile debug --format json\n\nExit status: 0 valid, 1 invalid, 2 usage error."
+    )]
     Validate {
         /// A project directory, or a directory whose subdirectories are projects.
         dir: PathBuf,
@@ -56,8 +58,17 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Validate { dir, format, profiles, env_dir } => {
-            let opts = LoadOptions { profiles, env_dir, ..LoadOptions::from_process_env() };
+        Command::Validate {
+            dir,
+            format,
+            profiles,
+            env_dir,
+        } => {
+            let opts = LoadOptions {
+                profiles,
+                env_dir,
+                ..LoadOptions::from_process_env()
+            };
             let loaded = desired::load(&dir, &opts);
             let mut out = std::io::stdout().lock();
             match format {
@@ -72,11 +83,20 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     if loaded.state.is_some() {
                         write!(out, "{}", report::summary_text(&loaded))?;
                     } else {
-                        writeln!(err, "{}: invalid desired state ({})", dir.display(), report::counts(&loaded.diagnostics))?;
+                        writeln!(
+                            err,
+                            "{}: invalid desired state ({})",
+                            dir.display(),
+                            report::counts(&loaded.diagnostics)
+                        )?;
                     }
                 }
             }
-            Ok(if loaded.state.is_some() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+            Ok(if loaded.state.is_some() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
         }
     }
 }

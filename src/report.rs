@@ -11,15 +11,31 @@ use crate::desired::{Diagnostics, Loaded};
 /// One line per project: `name (dir): 4 services (1 job), 2 networks, 1 volume, 0 warnings`.
 pub fn summary_text(loaded: &Loaded) -> String {
     let mut out = String::new();
-    let Some(state) = &loaded.state else { return out };
+    let Some(state) = &loaded.state else {
+        return out;
+    };
     for (name, dir) in &loaded.projects {
-        let Some(p) = state.projects.get(name) else { continue };
+        let Some(p) = state.projects.get(name) else {
+            continue;
+        };
         let s = Summary::of(p, dir, &loaded.diagnostics);
-        let jobs = if s.jobs > 0 { format!(" ({} {})", s.jobs, plural(s.jobs, "job", "jobs")) } else { String::new() };
-        let inactive = if s.inactive > 0 { format!(", {} inactive (profiles)", s.inactive) } else { String::new() };
+        let jobs = if s.jobs > 0 {
+            format!(" ({} {})", s.jobs, plural(s.jobs, "job", "jobs"))
+        } else {
+            String::new()
+        };
+        let inactive = if s.inactive > 0 {
+            format!(", {} inactive (profiles)", s.inactive)
+        } else {
+            String::new()
+        };
         out.push_str(&format!(
             "{name} ({}): {} {}{jobs}{inactive}, {} {}, {} {}, {} {}\n",
-            if dir.is_empty() { loaded.root.display().to_string() } else { loaded.root.join(dir).display().to_string() },
+            if dir.is_empty() {
+                loaded.root.display().to_string()
+            } else {
+                loaded.root.join(dir).display().to_string()
+            },
             s.services.len(),
             plural(s.services.len(), "service", "services"),
             s.networks,
@@ -97,7 +113,10 @@ pub struct ServiceSummary<'a> {
 
 impl<'a> Summary<'a> {
     fn of(p: &'a Project, dir: &'a str, d: &Diagnostics) -> Self {
-        let used_default = p.services.values().any(|s| s.networks.is_empty() && s.network_mode.is_none());
+        let used_default = p
+            .services
+            .values()
+            .any(|s| s.networks.is_empty() && s.network_mode.is_none());
         let networks = p
             .networks
             .keys()
@@ -132,9 +151,18 @@ pub fn json(loaded: &Loaded) -> JsonReport<'_> {
         Some(state) => loaded
             .projects
             .iter()
-            .filter_map(|(name, dir)| state.projects.get(name).map(|p| Summary::of(p, dir, &loaded.diagnostics)))
+            .filter_map(|(name, dir)| {
+                state
+                    .projects
+                    .get(name)
+                    .map(|p| Summary::of(p, dir, &loaded.diagnostics))
+            })
             .collect(),
         None => Vec::new(),
     };
-    JsonReport { valid: loaded.state.is_some(), projects, diagnostics: loaded.diagnostics.sorted() }
+    JsonReport {
+        valid: loaded.state.is_some(),
+        projects,
+        diagnostics: loaded.diagnostics.sorted(),
+    }
 }

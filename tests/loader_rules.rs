@@ -12,7 +12,10 @@ fn opts() -> LoadOptions {
     let mut env = BTreeMap::new();
     env.insert("TAG".to_string(), "1.4.2".to_string());
     env.insert("EMPTY".to_string(), String::new());
-    LoadOptions { env, ..LoadOptions::default() }
+    LoadOptions {
+        env,
+        ..LoadOptions::default()
+    }
 }
 
 /// Diagnostics as printed by `berth validate`.
@@ -22,7 +25,9 @@ fn diags(yaml: &str) -> String {
 
 fn project(yaml: &str) -> Project {
     let l = load_inline(yaml, &opts());
-    let state = l.state.unwrap_or_else(|| panic!("expected valid, got:\n{}", l.diagnostics));
+    let state = l
+        .state
+        .unwrap_or_else(|| panic!("expected valid, got:\n{}", l.diagnostics));
     state.projects.into_values().next().expect("one project")
 }
 
@@ -62,7 +67,10 @@ fn dependency_cycles_are_named() {
 #[test]
 fn self_dependency_is_an_error() {
     let d = diags("services:\n  a: {image: x:1, depends_on: [a]}\n");
-    assert!(d.contains("compose.yaml:2:32: error: service \"a\" depends on itself"), "{d}");
+    assert!(
+        d.contains("compose.yaml:2:32: error: service \"a\" depends on itself"),
+        "{d}"
+    );
 }
 
 #[test]
@@ -76,9 +84,20 @@ fn invalid_image_and_unpinned_images() {
     "});
     let lines: Vec<&str> = d.lines().collect();
     assert_eq!(lines.len(), 3, "{d}");
-    assert!(lines[0].starts_with("compose.yaml:2:14: error: invalid image reference \"My/App:1\""), "{d}");
-    assert!(lines[1].starts_with("compose.yaml:3:14: warning: image \"app\" is not pinned (no tag"), "{d}");
-    assert!(lines[2].starts_with("compose.yaml:4:14: warning: image \"app:latest\" is not pinned (tag latest)"), "{d}");
+    assert!(
+        lines[0].starts_with("compose.yaml:2:14: error: invalid image reference \"My/App:1\""),
+        "{d}"
+    );
+    assert!(
+        lines[1].starts_with("compose.yaml:3:14: warning: image \"app\" is not pinned (no tag"),
+        "{d}"
+    );
+    assert!(
+        lines[2].starts_with(
+            "compose.yaml:4:14: warning: image \"app:latest\" is not pinned (tag latest)"
+        ),
+        "{d}"
+    );
 }
 
 #[test]
@@ -129,10 +148,24 @@ fn invalid_values_each_have_a_position() {
     "});
     let lines: Vec<&str> = d.lines().collect();
     assert_eq!(lines.len(), 5, "{d}");
-    assert!(lines[0].starts_with("compose.yaml:4:24: error: invalid duration \"1x\""), "{d}");
-    assert!(lines[1].starts_with("compose.yaml:5:15: error: invalid size \"12q\""), "{d}");
-    assert!(lines[2].starts_with("compose.yaml:6:13: error: invalid port \"70000:80\""), "{d}");
-    assert!(lines[3].starts_with("compose.yaml:8:17: error: services.web.deploy.replicas must be a whole number from 0"), "{d}");
+    assert!(
+        lines[0].starts_with("compose.yaml:4:24: error: invalid duration \"1x\""),
+        "{d}"
+    );
+    assert!(
+        lines[1].starts_with("compose.yaml:5:15: error: invalid size \"12q\""),
+        "{d}"
+    );
+    assert!(
+        lines[2].starts_with("compose.yaml:6:13: error: invalid port \"70000:80\""),
+        "{d}"
+    );
+    assert!(
+        lines[3].starts_with(
+            "compose.yaml:8:17: error: services.web.deploy.replicas must be a whole number from 0"
+        ),
+        "{d}"
+    );
     assert!(lines[4].starts_with("compose.yaml:10:17: error: invalid duration 30 for services.web.healthcheck.interval: add a unit"), "{d}");
 }
 
@@ -150,7 +183,12 @@ fn probe_without_target_and_bad_status() {
     "});
     let lines: Vec<&str> = d.lines().collect();
     assert_eq!(lines.len(), 2, "{d}");
-    assert!(lines[0].starts_with("compose.yaml:6:9: error: services.web.x-berth.readiness has no target: add one of http"), "{d}");
+    assert!(
+        lines[0].starts_with(
+            "compose.yaml:6:9: error: services.web.x-berth.readiness has no target: add one of http"
+        ),
+        "{d}"
+    );
     assert!(lines[1].starts_with("compose.yaml:8:36: error: invalid services.web.x-berth.liveness.http.status \"600-100\""), "{d}");
 }
 
@@ -196,8 +234,15 @@ fn interpolation_unset_is_a_warning_and_malformed_is_an_error() {
     "});
     let lines: Vec<&str> = d.lines().collect();
     assert_eq!(lines.len(), 3, "{d}");
-    assert_eq!(lines[0], "compose.yaml:5:10: warning: variable \"MISSING\" is not set; substituting an empty string");
-    assert!(lines[1].starts_with("compose.yaml:6:10: error: invalid interpolation format for \"${BROKEN\""), "{d}");
+    assert_eq!(
+        lines[0],
+        "compose.yaml:5:10: warning: variable \"MISSING\" is not set; substituting an empty string"
+    );
+    assert!(
+        lines[1]
+            .starts_with("compose.yaml:6:10: error: invalid interpolation format for \"${BROKEN\""),
+        "{d}"
+    );
     assert!(lines[2].starts_with("compose.yaml:7:10: error: required variable REQUIRED is missing a value: set REQUIRED in the host env file"), "{d}");
 }
 
@@ -268,7 +313,10 @@ fn replicas_with_fixed_names_or_ports_are_refused() {
 
 #[test]
 fn short_and_long_port_syntax_give_the_same_model() {
-    let short = service("services:\n  w:\n    image: a:1\n    ports: ['127.0.0.1:8080:80/udp', '9000-9001:9000-9001']\n", "w");
+    let short = service(
+        "services:\n  w:\n    image: a:1\n    ports: ['127.0.0.1:8080:80/udp', '9000-9001:9000-9001']\n",
+        "w",
+    );
     let long = service(
         indoc! {"
             services:
@@ -281,7 +329,12 @@ fn short_and_long_port_syntax_give_the_same_model() {
         "},
         "w",
     );
-    let strip = |s: &Service| s.ports.iter().map(|p| (p.host_ip.clone(), p.published, p.target, p.protocol)).collect::<Vec<_>>();
+    let strip = |s: &Service| {
+        s.ports
+            .iter()
+            .map(|p| (p.host_ip.clone(), p.published, p.target, p.protocol))
+            .collect::<Vec<_>>()
+    };
     assert_eq!(strip(&short), strip(&long));
     assert_eq!(strip(&short).len(), 3);
     assert_eq!(short.spec_hash, long.spec_hash);
@@ -289,7 +342,10 @@ fn short_and_long_port_syntax_give_the_same_model() {
 
 #[test]
 fn short_and_long_volume_syntax_give_the_same_model() {
-    let short = service("services:\n  w:\n    image: a:1\n    volumes: ['data:/data:ro', '/srv/conf:/etc/app']\nvolumes: {data: {}}\n", "w");
+    let short = service(
+        "services:\n  w:\n    image: a:1\n    volumes: ['data:/data:ro', '/srv/conf:/etc/app']\nvolumes: {data: {}}\n",
+        "w",
+    );
     let long = service(
         indoc! {"
             services:
@@ -309,8 +365,14 @@ fn short_and_long_volume_syntax_give_the_same_model() {
 
 #[test]
 fn environment_list_and_map_are_the_same() {
-    let a = service("services:\n  w:\n    image: a:1\n    environment: [A=1, B=two]\n", "w");
-    let b = service("services:\n  w:\n    image: a:1\n    environment: {B: two, A: 1}\n", "w");
+    let a = service(
+        "services:\n  w:\n    image: a:1\n    environment: [A=1, B=two]\n",
+        "w",
+    );
+    let b = service(
+        "services:\n  w:\n    image: a:1\n    environment: {B: two, A: 1}\n",
+        "w",
+    );
     assert_eq!(a.environment, b.environment);
     assert_eq!(a.spec_hash, b.spec_hash);
 }
@@ -333,8 +395,11 @@ fn depends_on_short_form_means_service_started_and_implicit_edges_are_added() {
         "},
         "w",
     );
-    let deps: Vec<(&str, Condition, bool)> =
-        s.depends_on.iter().map(|(k, d)| (k.as_str(), d.condition, d.implicit)).collect();
+    let deps: Vec<(&str, Condition, bool)> = s
+        .depends_on
+        .iter()
+        .map(|(k, d)| (k.as_str(), d.condition, d.implicit))
+        .collect();
     assert_eq!(
         deps,
         [
@@ -366,8 +431,16 @@ fn healthcheck_forms_and_durations() {
     assert_eq!(h.interval, Some(Duration::from_secs(90)));
     assert_eq!(h.timeout, Some(Duration::from_millis(500)));
     let d = diags("services:\n  w:\n    image: a:1\n    healthcheck:\n      test: [curl, x]\n");
-    assert!(d.starts_with("compose.yaml:5:13: error: services.w.healthcheck.test must start with \"CMD\""), "{d}");
-    let off = service("services:\n  w:\n    image: a:1\n    healthcheck: {disable: true}\n", "w");
+    assert!(
+        d.starts_with(
+            "compose.yaml:5:13: error: services.w.healthcheck.test must start with \"CMD\""
+        ),
+        "{d}"
+    );
+    let off = service(
+        "services:\n  w:\n    image: a:1\n    healthcheck: {disable: true}\n",
+        "w",
+    );
     assert!(off.healthcheck.unwrap().disabled());
 }
 
@@ -416,10 +489,18 @@ fn update_config_maps_onto_the_rollout_policy_and_x_berth_overrides_project_defa
     assert_eq!(r.success_threshold, 2);
     assert_eq!(
         r.check,
-        ProbeCheck::Http { port: 8080, path: "/health".into(), status: (200, 200), body_contains: Some("ok".into()) }
+        ProbeCheck::Http {
+            port: 8080,
+            path: "/health".into(),
+            status: (200, 200),
+            body_contains: Some("ok".into())
+        }
     );
     // Without x-berth.auto_revert, failure_action decides.
-    let p = service("services:\n  w:\n    image: a:1\n    deploy: {update_config: {failure_action: continue}}\n", "w");
+    let p = service(
+        "services:\n  w:\n    image: a:1\n    deploy: {update_config: {failure_action: continue}}\n",
+        "w",
+    );
     assert!(!p.berth.auto_revert);
 }
 
@@ -430,10 +511,21 @@ fn spec_hash_ignores_replicas_probes_and_order_but_not_the_container() {
     let h0 = h(base);
     assert_eq!(h0.len(), 64);
     assert_eq!(h0, h(&format!("{base}    deploy: {{replicas: 3}}\n")));
-    assert_eq!(h0, h(&format!("{base}    x-berth: {{readiness: {{tcp: {{port: 1}}}}, min_ready: 1s}}\n")));
+    assert_eq!(
+        h0,
+        h(&format!(
+            "{base}    x-berth: {{readiness: {{tcp: {{port: 1}}}}, min_ready: 1s}}\n"
+        ))
+    );
     assert_eq!(h0, h(&format!("{base}    stop_grace_period: 30s\n")));
-    assert_ne!(h0, h("services:\n  w:\n    image: a:2\n    environment: {A: '1'}\n"));
-    assert_ne!(h0, h("services:\n  w:\n    image: a:1\n    environment: {A: '2'}\n"));
+    assert_ne!(
+        h0,
+        h("services:\n  w:\n    image: a:2\n    environment: {A: '1'}\n")
+    );
+    assert_ne!(
+        h0,
+        h("services:\n  w:\n    image: a:1\n    environment: {A: '2'}\n")
+    );
     assert_ne!(h0, h(&format!("{base}    command: [x]\n")));
     assert_ne!(h0, h(&format!("{base}    ports: ['80']\n")));
     assert_ne!(h0, h(&format!("{base}    labels: [a=b]\n")));
@@ -450,21 +542,39 @@ fn anchors_and_merge_keys_hash_like_the_expanded_file() {
           w:
             <<: *common
     "};
-    let expanded = "services:\n  w:\n    restart: always\n    environment: {A: '1'}\n    image: a:1\n";
-    assert_eq!(service(anchored, "w").spec_hash, service(expanded, "w").spec_hash);
+    let expanded =
+        "services:\n  w:\n    restart: always\n    environment: {A: '1'}\n    image: a:1\n";
+    assert_eq!(
+        service(anchored, "w").spec_hash,
+        service(expanded, "w").spec_hash
+    );
 }
 
 #[test]
 fn project_name_rules() {
     let d = diags("name: My_Project!\nservices:\n  w: {image: a:1}\n");
-    assert!(d.starts_with("compose.yaml:1:7: error: invalid project name \"My_Project!\": use lowercase"), "{d}");
+    assert!(
+        d.starts_with(
+            "compose.yaml:1:7: error: invalid project name \"My_Project!\": use lowercase"
+        ),
+        "{d}"
+    );
     let p = project("name: shop${EMPTY}-eu\nservices:\n  w: {image: a:1}\n");
     assert_eq!(p.name, "shop-eu");
 }
 
 #[test]
 fn never_panics_on_odd_documents() {
-    for y in ["", "[]", "services: []", "services: {w: null}", "services: {w: []}", "42", "services:\n  w:\n    ports: {a: b}\n", "services: {w: {image: a:1, environment: [[1]]}}"] {
+    for y in [
+        "",
+        "[]",
+        "services: []",
+        "services: {w: null}",
+        "services: {w: []}",
+        "42",
+        "services:\n  w:\n    ports: {a: b}\n",
+        "services: {w: {image: a:1, environment: [[1]]}}",
+    ] {
         let _ = load_inline(y, &opts());
     }
 }

@@ -12,8 +12,12 @@ use std::path::{Path, PathBuf};
 use super::diag::{Diagnostics, Loc};
 
 /// Compose's default file names, in the order compose looks for them.
-pub const COMPOSE_FILES: [&str; 4] =
-    ["compose.yaml", "compose.yml", "docker-compose.yml", "docker-compose.yaml"];
+pub const COMPOSE_FILES: [&str; 4] = [
+    "compose.yaml",
+    "compose.yml",
+    "docker-compose.yml",
+    "docker-compose.yaml",
+];
 
 /// Largest file berth reads (a Compose or env file of 10 MB is a mistake, not a config).
 pub const MAX_FILE_BYTES: u64 = 10 * 1024 * 1024;
@@ -43,12 +47,15 @@ pub struct Root {
 impl Root {
     /// Resolves the root; an error message when it is not a readable directory.
     pub fn open(dir: &Path) -> Result<Root, String> {
-        let canonical = fs::canonicalize(dir)
-            .map_err(|e| format!("failed to open {}: {e}", dir.display()))?;
+        let canonical =
+            fs::canonicalize(dir).map_err(|e| format!("failed to open {}: {e}", dir.display()))?;
         if !canonical.is_dir() {
             return Err(format!("{} is not a directory", dir.display()));
         }
-        Ok(Root { given: dir.to_path_buf(), canonical })
+        Ok(Root {
+            given: dir.to_path_buf(),
+            canonical,
+        })
     }
 
     /// `path` relative to the root with `/` separators, for diagnostics.
@@ -68,23 +75,34 @@ pub fn projects(root: &Root, diags: &mut Diagnostics) -> Vec<ProjectFiles> {
     let entries = match fs::read_dir(&root.canonical) {
         Ok(e) => e,
         Err(e) => {
-            diags.error(&Loc::file("."), format!("failed to list the directory: {e}"));
+            diags.error(
+                &Loc::file("."),
+                format!("failed to list the directory: {e}"),
+            );
             return Vec::new();
         }
     };
     let mut dirs: Vec<PathBuf> = entries
         .filter_map(Result::ok)
         .map(|e| e.path())
-        .filter(|p| !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')))
+        .filter(|p| {
+            !p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+        })
         .filter(|p| p.is_dir())
         .collect();
     dirs.sort();
     let mut out = Vec::new();
     for d in dirs {
-        let Ok(canonical) = fs::canonicalize(&d) else { continue };
+        let Ok(canonical) = fs::canonicalize(&d) else {
+            continue;
+        };
         if !canonical.starts_with(&root.canonical) {
             if project_in(root, &canonical, &mut Diagnostics::default()).is_some() {
-                let rel = d.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                let rel = d
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
                 diags.error(
                     &Loc::file(rel.as_str()),
                     format!(
@@ -98,7 +116,10 @@ pub fn projects(root: &Root, diags: &mut Diagnostics) -> Vec<ProjectFiles> {
         }
         if let Some(mut p) = project_in(root, &canonical, diags) {
             // Name from the link, not its target, as compose does with the directory given.
-            p.dir_name = d.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            p.dir_name = d
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
             out.push(p);
         }
     }
@@ -107,8 +128,11 @@ pub fn projects(root: &Root, diags: &mut Diagnostics) -> Vec<ProjectFiles> {
 
 /// The project in `dir`, if it holds a Compose file.
 fn project_in(root: &Root, dir: &Path, diags: &mut Diagnostics) -> Option<ProjectFiles> {
-    let present: Vec<&str> =
-        COMPOSE_FILES.iter().copied().filter(|f| dir.join(f).exists()).collect();
+    let present: Vec<&str> = COMPOSE_FILES
+        .iter()
+        .copied()
+        .filter(|f| dir.join(f).exists())
+        .collect();
     let first = *present.first()?;
     if present.len() > 1 {
         let rel = root.rel(&dir.join(first));
@@ -131,20 +155,34 @@ fn project_in(root: &Root, dir: &Path, diags: &mut Diagnostics) -> Option<Projec
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default()
     } else {
-        dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+        dir.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
     };
-    let rel_dir = if dir == root.canonical { String::new() } else { root.rel(dir) };
-    Some(ProjectFiles { dir: dir.to_path_buf(), rel_dir, dir_name, files })
+    let rel_dir = if dir == root.canonical {
+        String::new()
+    } else {
+        root.rel(dir)
+    };
+    Some(ProjectFiles {
+        dir: dir.to_path_buf(),
+        rel_dir,
+        dir_name,
+        files,
+    })
 }
 
 /// `compose.yaml` → `compose.override.yaml` (then the other extension), as compose does.
 fn override_for(dir: &Path, file: &str) -> Option<PathBuf> {
     let (stem, ext) = file.rsplit_once('.')?;
     let other = if ext == "yaml" { "yml" } else { "yaml" };
-    [format!("{stem}.override.{ext}"), format!("{stem}.override.{other}")]
-        .into_iter()
-        .map(|n| dir.join(n))
-        .find(|p| p.exists())
+    [
+        format!("{stem}.override.{ext}"),
+        format!("{stem}.override.{other}"),
+    ]
+    .into_iter()
+    .map(|n| dir.join(n))
+    .find(|p| p.exists())
 }
 
 /// Reads a text file under the root: refuses symlinks that escape it, files over 10 MB,
@@ -189,11 +227,17 @@ pub fn read_limited(path: &Path, loc: &Loc, diags: &mut Diagnostics) -> Option<S
         return None;
     }
     if bytes.len() as u64 > MAX_FILE_BYTES {
-        diags.error(loc, "the file is larger than 10 MB; this is not a Compose or env file");
+        diags.error(
+            loc,
+            "the file is larger than 10 MB; this is not a Compose or env file",
+        );
         return None;
     }
     if bytes.contains(&0) {
-        diags.error(loc, "the file is binary (it contains NUL bytes); expected YAML or env text");
+        diags.error(
+            loc,
+            "the file is binary (it contains NUL bytes); expected YAML or env text",
+        );
         return None;
     }
     match String::from_utf8(bytes) {
@@ -244,7 +288,10 @@ mod tests {
         write(t.path(), ".git/compose.yaml", "hidden\n");
         let root = Root::open(t.path()).unwrap();
         let mut d = Diagnostics::default();
-        let names: Vec<String> = projects(&root, &mut d).into_iter().map(|p| p.rel_dir).collect();
+        let names: Vec<String> = projects(&root, &mut d)
+            .into_iter()
+            .map(|p| p.rel_dir)
+            .collect();
         assert_eq!(names, ["a", "b"]);
     }
 
@@ -267,19 +314,47 @@ mod tests {
         write(outside.path(), "secret.yaml", "x: 1\n");
         write(t.path(), "bin.yaml", "a\0b");
         fs::write(t.path().join("latin1.yaml"), b"a: 1\nb: caf\xe9\n").unwrap();
-        fs::write(t.path().join("big.yaml"), vec![b'#'; (MAX_FILE_BYTES + 1) as usize]).unwrap();
-        std::os::unix::fs::symlink(outside.path().join("secret.yaml"), t.path().join("link.yaml"))
-            .unwrap();
+        fs::write(
+            t.path().join("big.yaml"),
+            vec![b'#'; (MAX_FILE_BYTES + 1) as usize],
+        )
+        .unwrap();
+        std::os::unix::fs::symlink(
+            outside.path().join("secret.yaml"),
+            t.path().join("link.yaml"),
+        )
+        .unwrap();
         let root = Root::open(t.path()).unwrap();
         let mut d = Diagnostics::default();
-        for f in ["bin.yaml", "latin1.yaml", "big.yaml", "link.yaml", "missing.yaml"] {
+        for f in [
+            "bin.yaml",
+            "latin1.yaml",
+            "big.yaml",
+            "link.yaml",
+            "missing.yaml",
+        ] {
             assert!(read_text(&root, &t.path().join(f), &mut d).is_none(), "{f}");
         }
         let text = d.to_string();
-        assert!(text.contains("bin.yaml: error: the file is binary"), "{text}");
-        assert!(text.contains("latin1.yaml:2:7: error: the file is not valid UTF-8"), "{text}");
-        assert!(text.contains("big.yaml: error: the file is larger than 10 MB"), "{text}");
-        assert!(text.contains("link.yaml: error: the file is a symlink to"), "{text}");
-        assert!(text.contains("missing.yaml: error: failed to read the file"), "{text}");
+        assert!(
+            text.contains("bin.yaml: error: the file is binary"),
+            "{text}"
+        );
+        assert!(
+            text.contains("latin1.yaml:2:7: error: the file is not valid UTF-8"),
+            "{text}"
+        );
+        assert!(
+            text.contains("big.yaml: error: the file is larger than 10 MB"),
+            "{text}"
+        );
+        assert!(
+            text.contains("link.yaml: error: the file is a symlink to"),
+            "{text}"
+        );
+        assert!(
+            text.contains("missing.yaml: error: failed to read the file"),
+            "{text}"
+        );
     }
 }

@@ -77,14 +77,23 @@ pub fn spec_hash(project: &Project, svc: &Service) -> String {
     let networks = svc
         .networks
         .iter()
-        .map(|(k, n)| (k.as_str(), (project.networks.get(k).map(|x| x.name.as_str()), n)))
+        .map(|(k, n)| {
+            (
+                k.as_str(),
+                (project.networks.get(k).map(|x| x.name.as_str()), n),
+            )
+        })
         .collect();
     let input = HashInput {
         scheme: SCHEME,
         image: &svc.image,
         command: &svc.command,
         entrypoint: &svc.entrypoint,
-        environment: svc.environment.iter().map(|(k, v)| (k.as_str(), v.value.as_str())).collect(),
+        environment: svc
+            .environment
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.value.as_str()))
+            .collect(),
         ports,
         expose,
         mounts,
@@ -130,8 +139,11 @@ fn files<'x>(
 /// Fills `spec_hash` of every service.
 pub fn hash_all(state: &mut DesiredState) {
     for p in state.projects.values_mut() {
-        let hashes: Vec<(String, String)> =
-            p.services.values().map(|s| (s.name.clone(), spec_hash(p, s))).collect();
+        let hashes: Vec<(String, String)> = p
+            .services
+            .values()
+            .map(|s| (s.name.clone(), spec_hash(p, s)))
+            .collect();
         for (name, h) in hashes {
             if let Some(s) = p.services.get_mut(&name) {
                 s.spec_hash = h;

@@ -162,7 +162,8 @@ impl Interp<'_> {
     ///
     /// Literal braces are counted so that `${X:-{"a":1}}` defaults to `{"a":1}`, as current
     /// compose-go does; an unbalanced `{` in an argument leaves the reference unclosed (an
-    /// error), where compose-go's regex falls back to its greedy match.
+    /// error), where compose-go's regex falls back to its greedy match. An argument may span
+    /// lines here; compose-go's `.*` stops at a line break, so it rejects that.
     ///
     /// Only ASCII bytes are ever cut at, so every slice is on a character boundary.
     fn run(

@@ -30,7 +30,10 @@ pub struct LoadOptions {
 impl LoadOptions {
     /// Options with the real process environment.
     pub fn from_process_env() -> Self {
-        LoadOptions { env: std::env::vars().collect(), ..Default::default() }
+        LoadOptions {
+            env: std::env::vars().collect(),
+            ..Default::default()
+        }
     }
 }
 
@@ -54,7 +57,12 @@ pub fn load(root: &Path, opts: &LoadOptions) -> Loaded {
         Ok(r) => r,
         Err(e) => {
             diags.error(&Loc::file(root.display().to_string()), e);
-            return Loaded { state: None, diagnostics: diags, projects: Vec::new(), root: root.to_path_buf() };
+            return Loaded {
+                state: None,
+                diagnostics: diags,
+                projects: Vec::new(),
+                root: root.to_path_buf(),
+            };
         }
     };
     let found = discover::projects(&root, &mut diags);
@@ -71,7 +79,9 @@ pub fn load(root: &Path, opts: &LoadOptions) -> Loaded {
     let mut listed = Vec::new();
     let mut name_dirs: BTreeMap<String, String> = BTreeMap::new();
     for pf in &found {
-        let Some(project) = load_project(&root, pf, opts, &mut diags) else { continue };
+        let Some(project) = load_project(&root, pf, opts, &mut diags) else {
+            continue;
+        };
         listed.push((project.name.clone(), pf.rel_dir.clone()));
         if let Some(other) = name_dirs.get(&project.name) {
             diags.error(
@@ -89,17 +99,35 @@ pub fn load(root: &Path, opts: &LoadOptions) -> Loaded {
     validate::validate(&mut state, &mut diags);
     hash::hash_all(&mut state);
     let state = (!diags.has_errors()).then_some(state);
-    Loaded { state, diagnostics: diags, projects: listed, root: root.given }
+    Loaded {
+        state,
+        diagnostics: diags,
+        projects: listed,
+        root: root.given,
+    }
 }
 
-fn load_project(root: &Root, pf: &ProjectFiles, opts: &LoadOptions, diags: &mut Diagnostics) -> Option<Project> {
+fn load_project(
+    root: &Root,
+    pf: &ProjectFiles,
+    opts: &LoadOptions,
+    diags: &mut Diagnostics,
+) -> Option<Project> {
     let rel = |p: &Path| root.rel(p);
     let process = |k: &str| opts.env.get(k).cloned();
-    let dotenv = read_env_file(root, &pf.dir.join(".env"), &rel(&pf.dir.join(".env")), &process, diags);
+    let dotenv = read_env_file(
+        root,
+        &pf.dir.join(".env"),
+        &rel(&pf.dir.join(".env")),
+        &process,
+        diags,
+    );
     let mut trees = Vec::new();
     for f in &pf.files {
         let file: Arc<str> = Arc::from(rel(f));
-        let Some(text) = discover::read_text(root, f, diags) else { continue };
+        let Some(text) = discover::read_text(root, f, diags) else {
+            continue;
+        };
         match node::parse(&file, &text) {
             Ok(n) => trees.push(n),
             Err(e) => diags.error(&e.loc, e.message),
@@ -115,7 +143,9 @@ fn load_project(root: &Root, pf: &ProjectFiles, opts: &LoadOptions, diags: &mut 
         files: pf.files.iter().map(|f| rel(f)).collect(),
         read_file: &read_file,
         display_path: &rel,
-        read_env_dir: &|p: &Path, d: &mut Diagnostics| read_env_file(root, p, &p.display().to_string(), &process, d),
+        read_env_dir: &|p: &Path, d: &mut Diagnostics| {
+            read_env_file(root, p, &p.display().to_string(), &process, d)
+        },
     };
     build_project(trees, &dotenv, &source, opts, diags)
 }
@@ -147,12 +177,19 @@ fn build_project(
     let host_env = match &opts.env_dir {
         Some(dir) => {
             let p = dir.join(format!("{name}.env"));
-            if p.exists() { (src.read_env_dir)(&p, diags) } else { BTreeMap::new() }
+            if p.exists() {
+                (src.read_env_dir)(&p, diags)
+            } else {
+                BTreeMap::new()
+            }
         }
         None => BTreeMap::new(),
     };
-    let lookup =
-        |k: &str| process(k).or_else(|| host_env.get(k).cloned()).or_else(|| dotenv.get(k).cloned());
+    let lookup = |k: &str| {
+        process(k)
+            .or_else(|| host_env.get(k).cloned())
+            .or_else(|| dotenv.get(k).cloned())
+    };
     for t in &mut trees {
         interpolate::interpolate_tree(t, &lookup, diags);
     }
@@ -188,7 +225,13 @@ pub fn load_inline(text: &str, opts: &LoadOptions) -> Loaded {
         Err(e) => diags.error(&e.loc, e.message),
         Ok(tree) => {
             let read_file = |p: &Path, loc: &Loc, d: &mut Diagnostics| {
-                d.error(loc, format!("failed to read {}: inline documents have no files", p.display()));
+                d.error(
+                    loc,
+                    format!(
+                        "failed to read {}: inline documents have no files",
+                        p.display()
+                    ),
+                );
                 None
             };
             let display = |p: &Path| p.strip_prefix(&dir).unwrap_or(p).display().to_string();
@@ -200,7 +243,8 @@ pub fn load_inline(text: &str, opts: &LoadOptions) -> Loaded {
                 display_path: &display,
                 read_env_dir: &|_, _| BTreeMap::new(),
             };
-            if let Some(p) = build_project(vec![tree], &BTreeMap::new(), &source, opts, &mut diags) {
+            if let Some(p) = build_project(vec![tree], &BTreeMap::new(), &source, opts, &mut diags)
+            {
                 listed.push((p.name.clone(), String::new()));
                 state.projects.insert(p.name.clone(), p);
             }
@@ -209,7 +253,12 @@ pub fn load_inline(text: &str, opts: &LoadOptions) -> Loaded {
     validate::validate(&mut state, &mut diags);
     hash::hash_all(&mut state);
     let state = (!diags.has_errors()).then_some(state);
-    Loaded { state, diagnostics: diags, projects: listed, root: PathBuf::from(".") }
+    Loaded {
+        state,
+        diagnostics: diags,
+        projects: listed,
+        root: PathBuf::from("."),
+    }
 }
 
 /// `name:` from the last file that sets it, interpolated; else the normalised directory name.
@@ -227,7 +276,10 @@ fn project_name(
         }
         diags.error(&n.loc, format!("name must be a string, found {}", n.kind()));
     }
-    let loc = trees.first().map(|t| Loc::file(t.loc.file.clone())).unwrap_or_default();
+    let loc = trees
+        .first()
+        .map(|t| Loc::file(t.loc.file.clone()))
+        .unwrap_or_default();
     (names::normalize_project_name(dir_name), loc)
 }
 
@@ -247,7 +299,9 @@ fn read_env_file(
     } else {
         discover::read_limited(path, &loc, diags)
     };
-    let Some(text) = text else { return BTreeMap::new() };
+    let Some(text) = text else {
+        return BTreeMap::new();
+    };
     match envfile::parse(&text, process) {
         Ok(entries) => entries.into_iter().map(|e| (e.key, e.value)).collect(),
         Err(errs) => {

@@ -63,7 +63,11 @@ fn rule_for(path: &[String]) -> Rule {
     match p.as_slice() {
         ["services", _, "command" | "entrypoint"] => Rule::Replace,
         ["services", _, "healthcheck", "test"] => Rule::Replace,
-        ["services", _, "environment" | "labels" | "sysctls" | "annotations"] => Rule::ByKey(&['=']),
+        [
+            "services",
+            _,
+            "environment" | "labels" | "sysctls" | "annotations",
+        ] => Rule::ByKey(&['=']),
         ["services", _, "build", "args" | "labels"] => Rule::ByKey(&['=']),
         ["services", _, "extra_hosts"] => Rule::ByKey(&['=', ':']),
         ["services", _, "depends_on" | "networks"] => Rule::ByKey(&[]),
@@ -79,7 +83,10 @@ fn merge_maps(base: Node, over: Node, path: &mut Vec<String>) -> Node {
     let loc = base.loc.clone();
     let (Value::Map(mut entries), Value::Map(over_entries)) = (base.value, over.value) else {
         // Only called with mappings; anything else: the override wins.
-        return Node { value: Value::Null, loc };
+        return Node {
+            value: Value::Null,
+            loc,
+        };
     };
     for (k, v) in over_entries {
         match entries.iter().position(|(bk, _)| bk.name == k.name) {
@@ -87,52 +94,98 @@ fn merge_maps(base: Node, over: Node, path: &mut Vec<String>) -> Node {
                 let (bk, bv) = entries.remove(i);
                 path.push(k.name.clone());
                 let merged = if bv.is_null() || v.is_null() {
-                    if v.is_null() { Node { value: bv.value, loc: bv.loc } } else { v }
+                    if v.is_null() {
+                        Node {
+                            value: bv.value,
+                            loc: bv.loc,
+                        }
+                    } else {
+                        v
+                    }
                 } else {
                     merge(bv, v, path)
                 };
                 path.pop();
-                entries.insert(i, (Key { name: bk.name, loc: k.loc }, merged));
+                entries.insert(
+                    i,
+                    (
+                        Key {
+                            name: bk.name,
+                            loc: k.loc,
+                        },
+                        merged,
+                    ),
+                );
             }
             None => entries.push((k, v)),
         }
     }
-    Node { value: Value::Map(entries), loc }
+    Node {
+        value: Value::Map(entries),
+        loc,
+    }
 }
 
 /// `["A=1", "B"]` → `{A: "1", B: null}`; `[db, cache]` → `{db: null, cache: null}`.
 fn to_keyed(node: Node, seps: &[char]) -> Node {
-    let Value::Seq(items) = node.value else { return node };
+    let Value::Seq(items) = node.value else {
+        return node;
+    };
     let mut entries = Vec::new();
     for item in items {
         let loc = item.loc.clone();
         let Some(text) = item.scalar_text() else {
             // Not a plain string list; leave the conversion step to report it.
-            return Node { value: Value::Seq(Vec::new()), loc: node.loc };
+            return Node {
+                value: Value::Seq(Vec::new()),
+                loc: node.loc,
+            };
         };
-        let split = if seps.is_empty() { None } else { text.split_once(seps) };
+        let split = if seps.is_empty() {
+            None
+        } else {
+            text.split_once(seps)
+        };
         let (k, v) = match split {
             Some((k, v)) => (k.to_string(), Node::str(v, loc.clone())),
-            None => (text.clone(), Node { value: Value::Null, loc: loc.clone() }),
+            None => (
+                text.clone(),
+                Node {
+                    value: Value::Null,
+                    loc: loc.clone(),
+                },
+            ),
         };
         entries.push((Key { name: k, loc }, v));
     }
-    Node { value: Value::Map(entries), loc: node.loc }
+    Node {
+        value: Value::Map(entries),
+        loc: node.loc,
+    }
 }
 
 fn merge_seq_by(base: Node, over: Node, field: IdField) -> Node {
     let loc = base.loc.clone();
     let (Value::Seq(mut items), Value::Seq(over_items)) = (base.value, over.value) else {
-        return Node { value: Value::Null, loc };
+        return Node {
+            value: Value::Null,
+            loc,
+        };
     };
     for o in over_items {
         let id = identity(&o, field);
-        match items.iter().position(|b| id.is_some() && identity(b, field) == id) {
+        match items
+            .iter()
+            .position(|b| id.is_some() && identity(b, field) == id)
+        {
             Some(i) => items[i] = o,
             None => items.push(o),
         }
     }
-    Node { value: Value::Seq(items), loc }
+    Node {
+        value: Value::Seq(items),
+        loc,
+    }
 }
 
 fn identity(n: &Node, field: IdField) -> Option<String> {
@@ -145,21 +198,29 @@ fn identity(n: &Node, field: IdField) -> Option<String> {
             }
             None => n.get("target").and_then(Node::scalar_text),
         },
-        IdField::Source => n.scalar_text().or_else(|| n.get("source").and_then(Node::scalar_text)),
+        IdField::Source => n
+            .scalar_text()
+            .or_else(|| n.get("source").and_then(Node::scalar_text)),
     }
 }
 
 fn append_unique(base: Node, over: Node) -> Node {
     let loc = base.loc.clone();
     let (Value::Seq(mut items), Value::Seq(over_items)) = (base.value, over.value) else {
-        return Node { value: Value::Null, loc };
+        return Node {
+            value: Value::Null,
+            loc,
+        };
     };
     for o in over_items {
         if !items.iter().any(|b| same_value(b, &o)) {
             items.push(o);
         }
     }
-    Node { value: Value::Seq(items), loc }
+    Node {
+        value: Value::Seq(items),
+        loc,
+    }
 }
 
 /// Equality ignoring positions.
@@ -170,7 +231,9 @@ fn same_value(a: &Node, b: &Node) -> bool {
         }
         (Value::Map(x), Value::Map(y)) => {
             x.len() == y.len()
-                && x.iter().zip(y).all(|((k1, v1), (k2, v2))| k1.name == k2.name && same_value(v1, v2))
+                && x.iter()
+                    .zip(y)
+                    .all(|((k1, v1), (k2, v2))| k1.name == k2.name && same_value(v1, v2))
         }
         (Value::Str { text: x, .. }, Value::Str { text: y, .. }) => x == y,
         _ => a.scalar_text().is_some() && a.scalar_text() == b.scalar_text(),
@@ -196,7 +259,10 @@ mod tests {
 
     #[test]
     fn scalars_are_replaced_and_keep_the_override_position() {
-        let n = merged("services:\n  web:\n    image: a:1\n", "services:\n  web:\n    image: a:2\n");
+        let n = merged(
+            "services:\n  web:\n    image: a:1\n",
+            "services:\n  web:\n    image: a:2\n",
+        );
         let img = svc(&n).get("image").unwrap();
         assert_eq!(img.as_str(), Some("a:2"));
         assert_eq!(&*img.loc.file, "compose.override.yaml");
@@ -215,7 +281,14 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.name.clone(), v.scalar_text().unwrap()))
             .collect();
-        assert_eq!(got, [("A".into(), "1".into()), ("B".into(), "3".into()), ("C".into(), "4".into())]);
+        assert_eq!(
+            got,
+            [
+                ("A".into(), "1".into()),
+                ("B".into(), "3".into()),
+                ("C".into(), "4".into())
+            ]
+        );
     }
 
     #[test]

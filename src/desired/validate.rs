@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::diag::{Diagnostics, Loc};
-use super::model::{Condition, DesiredState, Project, Restart};
+use super::model::{Condition, DesiredState, Project, Protocol, Restart};
 use super::syntax::suggest;
 
 /// Checks `state` and marks jobs; problems go into `diags`.
@@ -24,7 +24,13 @@ fn check_dependencies(p: &Project, diags: &mut Diagnostics) {
     for svc in p.services.values() {
         for (dep, d) in &svc.depends_on {
             if *dep == svc.name {
-                diags.error(&d.loc, format!("service {:?} depends on itself; remove that entry", svc.name));
+                diags.error(
+                    &d.loc,
+                    format!(
+                        "service {:?} depends on itself; remove that entry",
+                        svc.name
+                    ),
+                );
             } else if p.inactive_services.contains(dep) {
                 if d.required {
                     diags.error(
@@ -42,7 +48,11 @@ fn check_dependencies(p: &Project, diags: &mut Diagnostics) {
                     "depends_on names {dep:?}, which is not a service of project {:?}{hint}",
                     p.name
                 );
-                if d.required { diags.error(&d.loc, msg) } else { diags.warning(&d.loc, msg) }
+                if d.required {
+                    diags.error(&d.loc, msg)
+                } else {
+                    diags.warning(&d.loc, msg)
+                }
             }
         }
     }
@@ -62,7 +72,9 @@ fn find_cycles<'a>(
     diags: &mut Diagnostics,
 ) {
     // Depth is bounded by the number of services: a name never repeats on the path.
-    let Some(svc) = p.services.get(at) else { return };
+    let Some(svc) = p.services.get(at) else {
+        return;
+    };
     for (dep, d) in &svc.depends_on {
         if dep == at || !p.services.contains_key(dep) {
             continue;
@@ -93,7 +105,9 @@ fn mark_jobs(p: &mut Project, diags: &mut Diagnostics) {
     let mut jobs = BTreeSet::new();
     for svc in p.services.values() {
         for (dep, d) in &svc.depends_on {
-            let Some(target) = p.services.get(dep) else { continue };
+            let Some(target) = p.services.get(dep) else {
+                continue;
+            };
             match d.condition {
                 Condition::ServiceCompletedSuccessfully if target.restart == Restart::No => {
                     jobs.insert(dep.clone());
@@ -107,7 +121,9 @@ fn mark_jobs(p: &mut Project, diags: &mut Diagnostics) {
                         restart_name(target.restart)
                     ),
                 ),
-                Condition::ServiceHealthy if target.healthcheck.as_ref().is_none_or(|h| h.disabled()) => {
+                Condition::ServiceHealthy
+                    if target.healthcheck.as_ref().is_none_or(|h| h.disabled()) =>
+                {
                     diags.warning(
                         &d.loc,
                         format!(
@@ -170,8 +186,7 @@ fn check_replicas(p: &Project, diags: &mut Diagnostics) {
 /// One host: container names and host ports must be unique across every project.
 fn check_host_wide(state: &DesiredState, diags: &mut Diagnostics) {
     let mut names: BTreeMap<&str, (String, Loc)> = BTreeMap::new();
-    type PortKey = (u16, super::model::Protocol);
-    let mut ports: BTreeMap<PortKey, Vec<(Option<&str>, String, Loc)>> = BTreeMap::new();
+    let mut ports: BTreeMap<(u16, Protocol), Vec<Publisher<'_>>> = BTreeMap::new();
     for p in state.projects.values() {
         for svc in p.services.values() {
             let who = format!("{}/{}", p.name, svc.name);
@@ -187,10 +202,13 @@ fn check_host_wide(state: &DesiredState, diags: &mut Diagnostics) {
                 }
             }
             for port in &svc.ports {
-                let Some(published) = port.published else { continue };
+                let Some(published) = port.published else {
+                    continue;
+                };
                 let seen = ports.entry((published, port.protocol)).or_default();
                 let ip = port.host_ip.as_deref();
-                if let Some((_, other, loc)) = seen.iter().find(|(oip, _, _)| ips_overlap(*oip, ip)) {
+                if let Some((_, other, loc)) = seen.iter().find(|(oip, _, _)| ips_overlap(*oip, ip))
+                {
                     let proto = format!("{:?}", port.protocol).to_lowercase();
                     diags.error(
                         &port.loc,
@@ -207,7 +225,15 @@ fn check_host_wide(state: &DesiredState, diags: &mut Diagnostics) {
     }
 }
 
+/// Who holds a host port: the host IP, `project/service`, and where it was written.
+type Publisher<'a> = (Option<&'a str>, String, Loc);
+
 fn ips_overlap(a: Option<&str>, b: Option<&str>) -> bool {
-    let wild = |x: Option<&str>| matches!(x, None | Some("") | Some("0.0.0.0") | Some("::") | Some("[::]"));
+    let wild = |x: Option<&str>| {
+        matches!(
+            x,
+            None | Some("") | Some("0.0.0.0") | Some("::") | Some("[::]")
+        )
+    };
     wild(a) || wild(b) || a == b
 }

@@ -19,8 +19,15 @@ pub const DEFAULT_MIN_READY: Duration = Duration::from_secs(5);
 pub const DEFAULT_PROGRESS_DEADLINE: Duration = Duration::from_secs(120);
 
 /// `x-berth` keys.
-pub const BERTH_KEYS: &[&str] =
-    &["readiness", "liveness", "min_ready", "progress_deadline", "auto_revert", "smoke", "hold"];
+pub const BERTH_KEYS: &[&str] = &[
+    "readiness",
+    "liveness",
+    "min_ready",
+    "progress_deadline",
+    "auto_revert",
+    "smoke",
+    "hold",
+];
 
 /// What `deploy:` says.
 pub struct Deploy {
@@ -61,19 +68,38 @@ pub fn read_deploy(r: &mut Reader<'_>, service: &Node, name: &str) -> Deploy {
         replicas: None,
         limits: Limits::default(),
         restart: None,
-        update: UpdateRead { policy: default_update(), monitor: None, failure_action_set: false },
+        update: UpdateRead {
+            policy: default_update(),
+            monitor: None,
+            failure_action_set: false,
+        },
         rollback: default_update(),
     };
-    let Some(n) = service.get("deploy") else { return d };
+    let Some(n) = service.get("deploy") else {
+        return d;
+    };
     let what = format!("services.{name}.deploy");
-    let Some(entries) = r.map(n, &what) else { return d };
+    let Some(entries) = r.map(n, &what) else {
+        return d;
+    };
     r.check_keys(
         entries,
         &what,
-        &["replicas", "resources", "restart_policy", "update_config", "rollback_config", "mode"],
+        &[
+            "replicas",
+            "resources",
+            "restart_policy",
+            "update_config",
+            "rollback_config",
+            "mode",
+        ],
         &["labels", "placement", "endpoint_mode"],
     );
-    if let Some(m) = n.get("mode").and_then(Node::scalar_text).filter(|m| m != "replicated") {
+    if let Some(m) = n
+        .get("mode")
+        .and_then(Node::scalar_text)
+        .filter(|m| m != "replicated")
+    {
         r.error(
             &n.get("mode").map(|x| x.loc.clone()).unwrap_or_default(),
             format!("{what}.mode {m:?} is not supported on one host: use replicated (the default)"),
@@ -93,7 +119,9 @@ pub fn read_deploy(r: &mut Reader<'_>, service: &Node, name: &str) -> Deploy {
                 r.check_keys(e, &w, &["cpus", "memory", "pids"], &["devices"]);
             }
             d.limits.cpus = l.get("cpus").and_then(|c| r.f64(c, &format!("{w}.cpus")));
-            d.limits.memory = l.get("memory").and_then(|c| r.size(c, &format!("{w}.memory")));
+            d.limits.memory = l
+                .get("memory")
+                .and_then(|c| r.size(c, &format!("{w}.memory")));
             d.limits.pids = l.get("pids").and_then(|c| r.i64(c, &format!("{w}.pids")));
         }
     }
@@ -102,7 +130,9 @@ pub fn read_deploy(r: &mut Reader<'_>, service: &Node, name: &str) -> Deploy {
         if let Some(e) = r.map(rp, &w) {
             r.check_keys(e, &w, &["condition", "max_attempts"], &["delay", "window"]);
         }
-        let max = rp.get("max_attempts").and_then(|m| r.u32(m, &format!("{w}.max_attempts")));
+        let max = rp
+            .get("max_attempts")
+            .and_then(|m| r.u32(m, &format!("{w}.max_attempts")));
         d.restart = match rp.get("condition") {
             // Swarm's default condition is `any`.
             None => Some(Restart::Always),
@@ -111,7 +141,13 @@ pub fn read_deploy(r: &mut Reader<'_>, service: &Node, name: &str) -> Deploy {
                 Some("on-failure") => Some(Restart::OnFailure { max }),
                 Some("none") => Some(Restart::No),
                 _ => {
-                    r.error(&c.loc, format!("invalid {w}.condition {}: use none, on-failure or any", c.shown()));
+                    r.error(
+                        &c.loc,
+                        format!(
+                            "invalid {w}.condition {}: use none, on-failure or any",
+                            c.shown()
+                        ),
+                    );
                     None
                 }
             },
@@ -127,27 +163,62 @@ pub fn read_deploy(r: &mut Reader<'_>, service: &Node, name: &str) -> Deploy {
 }
 
 fn read_update(r: &mut Reader<'_>, n: &Node, what: &str) -> UpdateRead {
-    let mut u = UpdateRead { policy: default_update(), monitor: None, failure_action_set: false };
+    let mut u = UpdateRead {
+        policy: default_update(),
+        monitor: None,
+        failure_action_set: false,
+    };
     let Some(e) = r.map(n, what) else { return u };
-    r.check_keys(e, what, &["parallelism", "delay", "failure_action", "monitor", "max_failure_ratio", "order"], &[]);
-    if let Some(p) = n.get("parallelism").and_then(|p| r.u32(p, &format!("{what}.parallelism"))) {
+    r.check_keys(
+        e,
+        what,
+        &[
+            "parallelism",
+            "delay",
+            "failure_action",
+            "monitor",
+            "max_failure_ratio",
+            "order",
+        ],
+        &[],
+    );
+    if let Some(p) = n
+        .get("parallelism")
+        .and_then(|p| r.u32(p, &format!("{what}.parallelism")))
+    {
         if p == 0 {
-            r.error(&n.get("parallelism").map(|x| x.loc.clone()).unwrap_or_default(), format!("{what}.parallelism must be at least 1"));
+            r.error(
+                &n.get("parallelism")
+                    .map(|x| x.loc.clone())
+                    .unwrap_or_default(),
+                format!("{what}.parallelism must be at least 1"),
+            );
         } else {
             u.policy.parallelism = p;
         }
     }
-    if let Some(d) = n.get("delay").and_then(|d| r.duration(d, &format!("{what}.delay"))) {
+    if let Some(d) = n
+        .get("delay")
+        .and_then(|d| r.duration(d, &format!("{what}.delay")))
+    {
         u.policy.delay = d;
     }
-    u.monitor = n.get("monitor").and_then(|d| r.duration(d, &format!("{what}.monitor")));
+    u.monitor = n
+        .get("monitor")
+        .and_then(|d| r.duration(d, &format!("{what}.monitor")));
     if let Some(f) = n.get("failure_action") {
         u.failure_action_set = true;
         match f.scalar_text().as_deref() {
             Some("rollback") => u.policy.failure_action = FailureAction::Rollback,
             Some("pause") => u.policy.failure_action = FailureAction::Pause,
             Some("continue") => u.policy.failure_action = FailureAction::Continue,
-            _ => r.error(&f.loc, format!("invalid {what}.failure_action {}: use rollback, pause or continue", f.shown())),
+            _ => r.error(
+                &f.loc,
+                format!(
+                    "invalid {what}.failure_action {}: use rollback, pause or continue",
+                    f.shown()
+                ),
+            ),
         }
     }
     if let Some(m) = n.get("max_failure_ratio") {
@@ -155,7 +226,10 @@ fn read_update(r: &mut Reader<'_>, n: &Node, what: &str) -> UpdateRead {
             if (0.0..=1.0).contains(&v) {
                 u.policy.max_failure_ratio = v;
             } else {
-                r.error(&m.loc, format!("{what}.max_failure_ratio must be between 0 and 1, found {v}"));
+                r.error(
+                    &m.loc,
+                    format!("{what}.max_failure_ratio must be between 0 and 1, found {v}"),
+                );
             }
         }
     }
@@ -163,14 +237,26 @@ fn read_update(r: &mut Reader<'_>, n: &Node, what: &str) -> UpdateRead {
         match o.scalar_text().as_deref() {
             Some("start-first") => u.policy.order = Some(Order::StartFirst),
             Some("stop-first") => u.policy.order = Some(Order::StopFirst),
-            _ => r.error(&o.loc, format!("invalid {what}.order {}: use start-first or stop-first", o.shown())),
+            _ => r.error(
+                &o.loc,
+                format!(
+                    "invalid {what}.order {}: use start-first or stop-first",
+                    o.shown()
+                ),
+            ),
         }
     }
     u
 }
 
 /// Merges the project's `x-berth` (`defaults`) under the service's (`own`) key by key.
-pub fn read_berth(r: &mut Reader<'_>, defaults: Option<&Node>, own: Option<&Node>, name: &str, update: &UpdateRead) -> BerthRead {
+pub fn read_berth(
+    r: &mut Reader<'_>,
+    defaults: Option<&Node>,
+    own: Option<&Node>,
+    name: &str,
+    update: &UpdateRead,
+) -> BerthRead {
     let what = format!("services.{name}.x-berth");
     for (block, w) in [(defaults, "x-berth".to_string()), (own, what.clone())] {
         if let Some(b) = block {
@@ -179,7 +265,10 @@ pub fn read_berth(r: &mut Reader<'_>, defaults: Option<&Node>, own: Option<&Node
             }
         }
     }
-    let get = |k: &str| own.and_then(|o| o.get(k)).or_else(|| defaults.and_then(|d| d.get(k)));
+    let get = |k: &str| {
+        own.and_then(|o| o.get(k))
+            .or_else(|| defaults.and_then(|d| d.get(k)))
+    };
     let w = |k: &str| format!("{what}.{k}");
     let readiness = get("readiness").and_then(|n| read_probe(r, n, &w("readiness")));
     let liveness = get("liveness").and_then(|n| read_probe(r, n, &w("liveness")));
@@ -192,7 +281,10 @@ pub fn read_berth(r: &mut Reader<'_>, defaults: Option<&Node>, own: Option<&Node
         .and_then(|n| r.duration(n, &w("progress_deadline")))
         .unwrap_or(DEFAULT_PROGRESS_DEADLINE);
     if min_ready >= progress_deadline {
-        let loc = deadline_node.or(get("min_ready")).map(|n| n.loc.clone()).unwrap_or_default();
+        let loc = deadline_node
+            .or(get("min_ready"))
+            .map(|n| n.loc.clone())
+            .unwrap_or_default();
         r.error(
             &loc,
             format!(
@@ -205,13 +297,23 @@ pub fn read_berth(r: &mut Reader<'_>, defaults: Option<&Node>, own: Option<&Node
     }
     let auto_revert = match get("auto_revert").and_then(|n| r.bool(n, &w("auto_revert"))) {
         Some(b) => b,
-        None if update.failure_action_set => update.policy.failure_action == FailureAction::Rollback,
+        None if update.failure_action_set => {
+            update.policy.failure_action == FailureAction::Rollback
+        }
         None => true,
     };
     let smoke = get("smoke").and_then(|n| read_smoke(r, n, &w("smoke")));
-    let hold = get("hold").and_then(|n| r.bool(n, &w("hold"))).unwrap_or(false);
+    let hold = get("hold")
+        .and_then(|n| r.bool(n, &w("hold")))
+        .unwrap_or(false);
     BerthRead {
-        policy: BerthPolicy { readiness, liveness, auto_revert, smoke, hold },
+        policy: BerthPolicy {
+            readiness,
+            liveness,
+            auto_revert,
+            smoke,
+            hold,
+        },
         min_ready,
         progress_deadline,
     }
@@ -219,15 +321,37 @@ pub fn read_berth(r: &mut Reader<'_>, defaults: Option<&Node>, own: Option<&Node
 
 fn read_probe(r: &mut Reader<'_>, n: &Node, what: &str) -> Option<Probe> {
     let entries = r.map(n, what)?;
-    r.check_keys(entries, what, &["http", "tcp", "exec", "interval", "timeout", "success_threshold", "failure_threshold"], &[]);
-    let targets: Vec<&str> = ["http", "tcp", "exec"].into_iter().filter(|k| n.get(k).is_some()).collect();
+    r.check_keys(
+        entries,
+        what,
+        &[
+            "http",
+            "tcp",
+            "exec",
+            "interval",
+            "timeout",
+            "success_threshold",
+            "failure_threshold",
+        ],
+        &[],
+    );
+    let targets: Vec<&str> = ["http", "tcp", "exec"]
+        .into_iter()
+        .filter(|k| n.get(k).is_some())
+        .collect();
     let check = match targets.as_slice() {
         [] => {
             r.error(&n.loc, format!("{what} has no target: add one of http: {{port, path}}, tcp: {{port}} or exec: [command]"));
             None
         }
         [_, _, ..] => {
-            r.error(&n.loc, format!("{what} has several targets ({}): use exactly one of http, tcp or exec", targets.join(", ")));
+            r.error(
+                &n.loc,
+                format!(
+                    "{what} has several targets ({}): use exactly one of http, tcp or exec",
+                    targets.join(", ")
+                ),
+            );
             None
         }
         ["http"] => read_http(r, n.get("http")?, &format!("{what}.http")),
@@ -244,7 +368,10 @@ fn read_probe(r: &mut Reader<'_>, n: &Node, what: &str) -> Option<Probe> {
             let w = format!("{what}.exec");
             let command = match &e.value {
                 Value::Seq(_) => r.strings(e, &w),
-                _ => r.string(e, &w).map(|s| vec!["/bin/sh".into(), "-c".into(), s]).unwrap_or_default(),
+                _ => r
+                    .string(e, &w)
+                    .map(|s| vec!["/bin/sh".into(), "-c".into(), s])
+                    .unwrap_or_default(),
             };
             if command.is_empty() {
                 r.error(&e.loc, format!("{w} needs a command"));
@@ -254,11 +381,20 @@ fn read_probe(r: &mut Reader<'_>, n: &Node, what: &str) -> Option<Probe> {
             }
         }
     };
-    let interval = n.get("interval").and_then(|d| r.duration(d, &format!("{what}.interval"))).unwrap_or(Duration::from_secs(2));
-    let timeout = n.get("timeout").and_then(|d| r.duration(d, &format!("{what}.timeout"))).unwrap_or(Duration::from_secs(1));
+    let interval = n
+        .get("interval")
+        .and_then(|d| r.duration(d, &format!("{what}.interval")))
+        .unwrap_or(Duration::from_secs(2));
+    let timeout = n
+        .get("timeout")
+        .and_then(|d| r.duration(d, &format!("{what}.timeout")))
+        .unwrap_or(Duration::from_secs(1));
     for (k, v) in [("interval", interval), ("timeout", timeout)] {
         if v.is_zero() {
-            r.error(&n.get(k).map(|x| x.loc.clone()).unwrap_or_default(), format!("{what}.{k} must be longer than 0s"));
+            r.error(
+                &n.get(k).map(|x| x.loc.clone()).unwrap_or_default(),
+                format!("{what}.{k} must be longer than 0s"),
+            );
         }
     }
     let threshold = |r: &mut Reader<'_>, k: &str, default: u32| -> u32 {
@@ -276,19 +412,28 @@ fn read_probe(r: &mut Reader<'_>, n: &Node, what: &str) -> Option<Probe> {
     };
     let success_threshold = threshold(r, "success_threshold", 1);
     let failure_threshold = threshold(r, "failure_threshold", 3);
-    Some(Probe { check: check?, interval, timeout, success_threshold, failure_threshold })
+    Some(Probe {
+        check: check?,
+        interval,
+        timeout,
+        success_threshold,
+        failure_threshold,
+    })
 }
 
 fn probe_port(r: &mut Reader<'_>, n: &Node, what: &str) -> Option<u16> {
     let Some(p) = n.get("port") else {
-        r.error(&n.loc, format!("{what} needs port: (the container port to probe)"));
+        r.error(
+            &n.loc,
+            format!("{what} needs port: (the container port to probe)"),
+        );
         return None;
     };
     let text = r.string(p, &format!("{what}.port"))?;
     match ports::parse_port_number(&text) {
         Ok(v) => Some(v),
         Err(e) => {
-            r.error(&p.loc, format!("invalid port {}: {e}", p.shown()));
+            r.invalid(p, "port", &e);
             None
         }
     }
@@ -298,9 +443,15 @@ fn read_http(r: &mut Reader<'_>, n: &Node, what: &str) -> Option<ProbeCheck> {
     let e = r.map(n, what)?;
     r.check_keys(e, what, &["port", "path", "status", "body_contains"], &[]);
     let port = probe_port(r, n, what);
-    let path = n.get("path").and_then(|p| r.string(p, &format!("{what}.path"))).unwrap_or_else(|| "/".into());
+    let path = n
+        .get("path")
+        .and_then(|p| r.string(p, &format!("{what}.path")))
+        .unwrap_or_else(|| "/".into());
     if !path.starts_with('/') {
-        r.error(&n.get("path").map(|p| p.loc.clone()).unwrap_or_default(), format!("{what}.path must start with /, found {path:?}"));
+        r.error(
+            &n.get("path").map(|p| p.loc.clone()).unwrap_or_default(),
+            format!("{what}.path must start with /, found {path:?}"),
+        );
     }
     let status = match n.get("status") {
         None => (200, 399),
@@ -315,14 +466,26 @@ fn read_http(r: &mut Reader<'_>, n: &Node, what: &str) -> Option<ProbeCheck> {
             }
         }
     };
-    let body_contains = n.get("body_contains").and_then(|b| r.string(b, &format!("{what}.body_contains")));
-    Some(ProbeCheck::Http { port: port?, path, status, body_contains })
+    let body_contains = n
+        .get("body_contains")
+        .and_then(|b| r.string(b, &format!("{what}.body_contains")));
+    Some(ProbeCheck::Http {
+        port: port?,
+        path,
+        status,
+        body_contains,
+    })
 }
 
 /// `"200"` or `"200-399"`, within 100..=599, low ≤ high.
 fn parse_status(s: &str) -> Result<(u16, u16), String> {
     let (a, b) = s.split_once('-').unwrap_or((s, s));
-    let parse = |x: &str| x.trim().parse::<u16>().ok().filter(|v| (100..=599).contains(v));
+    let parse = |x: &str| {
+        x.trim()
+            .parse::<u16>()
+            .ok()
+            .filter(|v| (100..=599).contains(v))
+    };
     match (parse(a), parse(b)) {
         (Some(lo), Some(hi)) if lo <= hi => Ok((lo, hi)),
         _ => Err("use a status code or an inclusive range of codes from 100 to 599, e.g. \"200\" or \"200-399\"".into()),
@@ -332,10 +495,15 @@ fn parse_status(s: &str) -> Result<(u16, u16), String> {
 fn read_smoke(r: &mut Reader<'_>, n: &Node, what: &str) -> Option<Smoke> {
     let e = r.map(n, what)?;
     r.check_keys(e, what, &["image", "command", "timeout"], &[]);
-    let image = n.get("image").and_then(|i| r.string(i, &format!("{what}.image")));
+    let image = n
+        .get("image")
+        .and_then(|i| r.string(i, &format!("{what}.image")));
     let command = match n.get("command") {
         None => {
-            r.error(&n.loc, format!("{what} needs command: (what the smoke test runs)"));
+            r.error(
+                &n.loc,
+                format!("{what} needs command: (what the smoke test runs)"),
+            );
             return None;
         }
         Some(c) => match &c.value {
@@ -352,8 +520,15 @@ fn read_smoke(r: &mut Reader<'_>, n: &Node, what: &str) -> Option<Smoke> {
             }
         },
     };
-    let timeout = n.get("timeout").and_then(|t| r.duration(t, &format!("{what}.timeout"))).unwrap_or(Duration::from_secs(60));
-    Some(Smoke { image, command, timeout })
+    let timeout = n
+        .get("timeout")
+        .and_then(|t| r.duration(t, &format!("{what}.timeout")))
+        .unwrap_or(Duration::from_secs(60));
+    Some(Smoke {
+        image,
+        command,
+        timeout,
+    })
 }
 
 #[cfg(test)]

@@ -27,13 +27,35 @@ impl Reader<'_> {
         self.diags.warning(loc, msg);
     }
 
+    /// Reports that `node` is an invalid `kind` (e.g. "port"), with the parser's explanation
+    /// `detail`. When the value came from interpolation the detail may quote a secret, so only
+    /// what the user wrote and the parser's generic hint are shown.
+    pub fn invalid(&mut self, node: &Node, kind: &str, detail: &str) {
+        let msg = if is_interpolated(node) {
+            let hint = detail
+                .rsplit_once("; ")
+                .map(|(_, h)| format!("; {h}"))
+                .unwrap_or_default();
+            format!(
+                "invalid {kind} {} (its interpolated value is not shown){hint}",
+                node.shown()
+            )
+        } else {
+            format!("invalid {kind} {}: {detail}", node.shown())
+        };
+        self.error(&node.loc, msg);
+    }
+
     /// The entries of a mapping; an error naming `what` otherwise. Null reads as empty.
     pub fn map<'n>(&mut self, node: &'n Node, what: &str) -> Option<&'n [(Key, Node)]> {
         match &node.value {
             Value::Map(m) => Some(m),
             Value::Null => Some(&[]),
             _ => {
-                self.error(&node.loc, format!("{what} must be a mapping, found {}", node.kind()));
+                self.error(
+                    &node.loc,
+                    format!("{what} must be a mapping, found {}", node.kind()),
+                );
                 None
             }
         }
@@ -45,7 +67,10 @@ impl Reader<'_> {
             Value::Seq(s) => Some(s),
             Value::Null => Some(&[]),
             _ => {
-                self.error(&node.loc, format!("{what} must be a list, found {}", node.kind()));
+                self.error(
+                    &node.loc,
+                    format!("{what} must be a list, found {}", node.kind()),
+                );
                 None
             }
         }
@@ -56,7 +81,10 @@ impl Reader<'_> {
         match node.scalar_text() {
             Some(s) => Some(s),
             None => {
-                self.error(&node.loc, format!("{what} must be a string, found {}", node.kind()));
+                self.error(
+                    &node.loc,
+                    format!("{what} must be a string, found {}", node.kind()),
+                );
                 None
             }
         }
@@ -85,7 +113,10 @@ impl Reader<'_> {
             Err(_) => {
                 self.error(
                     &node.loc,
-                    format!("{what} must be a whole number from 0 to {}, found {n}", u32::MAX),
+                    format!(
+                        "{what} must be a whole number from 0 to {}, found {n}",
+                        u32::MAX
+                    ),
                 );
                 None
             }
@@ -100,7 +131,10 @@ impl Reader<'_> {
             _ => None,
         };
         if parsed.is_none() {
-            self.error(&node.loc, format!("{what} must be a whole number, found {}", node.shown()));
+            self.error(
+                &node.loc,
+                format!("{what} must be a whole number, found {}", node.shown()),
+            );
         }
         parsed
     }
@@ -115,7 +149,10 @@ impl Reader<'_> {
         }
         .filter(|f: &f64| f.is_finite());
         if parsed.is_none() {
-            self.error(&node.loc, format!("{what} must be a number, found {}", node.shown()));
+            self.error(
+                &node.loc,
+                format!("{what} must be a number, found {}", node.shown()),
+            );
         }
         parsed
     }
@@ -138,16 +175,27 @@ impl Reader<'_> {
                 return None;
             }
             _ => {
-                self.error(&node.loc, format!("{what} must be a duration like 30s, found {}", node.kind()));
+                self.error(
+                    &node.loc,
+                    format!("{what} must be a duration like 30s, found {}", node.kind()),
+                );
                 return None;
             }
         };
         match units::parse_duration(&text) {
             Ok(d) => Some(d),
             Err(e) => {
-                self.error(&node.loc, format!("{e} (in {what})"));
+                self.report_unit(node, "duration", what, &e);
                 None
             }
+        }
+    }
+
+    fn report_unit(&mut self, node: &Node, kind: &str, what: &str, e: &str) {
+        if is_interpolated(node) {
+            self.invalid(node, &format!("{kind} for {what}"), e);
+        } else {
+            self.error(&node.loc, format!("{e} (in {what})"));
         }
     }
 
@@ -160,7 +208,7 @@ impl Reader<'_> {
                 match units::parse_size(&text) {
                     Ok(s) => Some(s),
                     Err(e) => {
-                        self.error(&node.loc, format!("{e} (in {what})"));
+                        self.report_unit(node, "size", what, &e);
                         None
                     }
                 }
@@ -173,8 +221,13 @@ impl Reader<'_> {
         if node.scalar_text().is_some() {
             return self.string(node, what).into_iter().collect();
         }
-        let Some(items) = self.seq(node, what) else { return Vec::new() };
-        items.iter().filter_map(|n| self.string(n, &format!("each entry of {what}"))).collect()
+        let Some(items) = self.seq(node, what) else {
+            return Vec::new();
+        };
+        items
+            .iter()
+            .filter_map(|n| self.string(n, &format!("each entry of {what}")))
+            .collect()
     }
 
     /// `command`/`entrypoint`: a list, or a string split like a shell would.
@@ -224,7 +277,10 @@ impl Reader<'_> {
                         None => (text, None),
                     };
                     if k.is_empty() {
-                        self.error(&item.loc, format!("empty key in {what} entry {}", item.shown()));
+                        self.error(
+                            &item.loc,
+                            format!("empty key in {what} entry {}", item.shown()),
+                        );
                         continue;
                     }
                     out.insert(k, (v, item.loc.clone()));
@@ -233,7 +289,10 @@ impl Reader<'_> {
             Value::Null => {}
             _ => self.error(
                 &node.loc,
-                format!("{what} must be a mapping or a list of KEY=VALUE, found {}", node.kind()),
+                format!(
+                    "{what} must be a mapping or a list of KEY=VALUE, found {}",
+                    node.kind()
+                ),
             ),
         }
         out
@@ -249,20 +308,37 @@ impl Reader<'_> {
 
     /// Warns about keys that berth does not know (`known`) or knows but ignores (`ignored`).
     /// `x-` keys are extensions and always allowed. Returns nothing; reading goes on.
-    pub fn check_keys(&mut self, entries: &[(Key, Node)], path: &str, known: &[&str], ignored: &[&str]) {
+    pub fn check_keys(
+        &mut self,
+        entries: &[(Key, Node)],
+        path: &str,
+        known: &[&str],
+        ignored: &[&str],
+    ) {
         for (k, _) in entries {
             let name = k.name.as_str();
             if known.contains(&name) || name.starts_with("x-") {
                 continue;
             }
             if ignored.contains(&name) {
-                self.warning(&k.loc, format!("{path}.{name} is not supported by berth and is ignored"));
+                self.warning(
+                    &k.loc,
+                    format!("{path}.{name} is not supported by berth and is ignored"),
+                );
             } else {
                 let hint = suggest::did_you_mean(name, known.iter().copied());
-                self.warning(&k.loc, format!("unknown key {path}.{name} is ignored{hint}"));
+                self.warning(
+                    &k.loc,
+                    format!("unknown key {path}.{name} is ignored{hint}"),
+                );
             }
         }
     }
+}
+
+/// True when interpolation changed the node's text (it may hold a secret).
+pub fn is_interpolated(node: &Node) -> bool {
+    matches!(node.value, Value::Str { raw: Some(_), .. })
 }
 
 /// Splits a command string like POSIX sh would for words and quotes (no expansion), as
@@ -333,8 +409,14 @@ mod tests {
 
     #[test]
     fn shell_words_split_like_sh() {
-        assert_eq!(shell_words(r#"sh -c 'echo "hi there"' x\ y"#).unwrap(), ["sh", "-c", "echo \"hi there\"", "x y"]);
-        assert_eq!(shell_words(r#"a "b \"c\"" ''"#).unwrap(), ["a", "b \"c\"", ""]);
+        assert_eq!(
+            shell_words(r#"sh -c 'echo "hi there"' x\ y"#).unwrap(),
+            ["sh", "-c", "echo \"hi there\"", "x y"]
+        );
+        assert_eq!(
+            shell_words(r#"a "b \"c\"" ''"#).unwrap(),
+            ["a", "b \"c\"", ""]
+        );
         assert!(shell_words("a 'b").is_err());
         assert!(shell_words("").unwrap().is_empty());
     }

@@ -17,25 +17,100 @@ use crate::desired::syntax::{image_ref, names, ports, volumes};
 
 /// Keys berth reads.
 const KNOWN: &[&str] = &[
-    "image", "build", "command", "entrypoint", "environment", "env_file", "ports", "expose",
-    "volumes", "networks", "network_mode", "depends_on", "healthcheck", "restart", "labels",
-    "user", "working_dir", "hostname", "extra_hosts", "dns", "cap_add", "cap_drop",
-    "privileged", "read_only", "tmpfs", "ulimits", "logging", "stop_grace_period",
-    "stop_signal", "init", "shm_size", "sysctls", "secrets", "configs", "profiles",
-    "container_name", "deploy", "links", "volumes_from", "mem_limit", "cpus", "pids_limit",
+    "image",
+    "build",
+    "command",
+    "entrypoint",
+    "environment",
+    "env_file",
+    "ports",
+    "expose",
+    "volumes",
+    "networks",
+    "network_mode",
+    "depends_on",
+    "healthcheck",
+    "restart",
+    "labels",
+    "user",
+    "working_dir",
+    "hostname",
+    "extra_hosts",
+    "dns",
+    "cap_add",
+    "cap_drop",
+    "privileged",
+    "read_only",
+    "tmpfs",
+    "ulimits",
+    "logging",
+    "stop_grace_period",
+    "stop_signal",
+    "init",
+    "shm_size",
+    "sysctls",
+    "secrets",
+    "configs",
+    "profiles",
+    "container_name",
+    "deploy",
+    "links",
+    "volumes_from",
+    "mem_limit",
+    "cpus",
+    "pids_limit",
     "scale",
 ];
 
 /// Compose keys berth does not apply yet; a warning says so.
 const IGNORED: &[&str] = &[
-    "annotations", "attach", "blkio_config", "cgroup", "cgroup_parent", "cpu_count",
-    "cpu_percent", "cpu_period", "cpu_quota", "cpu_rt_period", "cpu_rt_runtime", "cpu_shares",
-    "cpuset", "credential_spec", "develop", "device_cgroup_rules", "devices", "dns_opt",
-    "dns_search", "domainname", "external_links", "gpus", "group_add", "ipc", "isolation",
-    "label_file", "mac_address", "mem_reservation", "mem_swappiness", "memswap_limit", "models",
-    "oom_kill_disable", "oom_score_adj", "pid", "platform", "post_start", "pre_stop",
-    "provider", "pull_policy", "runtime", "security_opt", "stdin_open", "storage_opt", "tty",
-    "use_api_socket", "userns_mode", "uts",
+    "annotations",
+    "attach",
+    "blkio_config",
+    "cgroup",
+    "cgroup_parent",
+    "cpu_count",
+    "cpu_percent",
+    "cpu_period",
+    "cpu_quota",
+    "cpu_rt_period",
+    "cpu_rt_runtime",
+    "cpu_shares",
+    "cpuset",
+    "credential_spec",
+    "develop",
+    "device_cgroup_rules",
+    "devices",
+    "dns_opt",
+    "dns_search",
+    "domainname",
+    "external_links",
+    "gpus",
+    "group_add",
+    "ipc",
+    "isolation",
+    "label_file",
+    "mac_address",
+    "mem_reservation",
+    "mem_swappiness",
+    "memswap_limit",
+    "models",
+    "oom_kill_disable",
+    "oom_score_adj",
+    "pid",
+    "platform",
+    "post_start",
+    "pre_stop",
+    "provider",
+    "pull_policy",
+    "runtime",
+    "security_opt",
+    "stdin_open",
+    "storage_opt",
+    "tty",
+    "use_api_socket",
+    "userns_mode",
+    "uts",
 ];
 
 /// Converts the service `name` (its key `key`, its body `node`). `defaults` is the
@@ -74,36 +149,62 @@ pub fn convert_service(
     let build = at("build").map(|n| read_build(&mut r, n, &what("build")));
     if image.is_none() && build.is_some() {
         r.error(
-            &at("build").map(|n| n.loc.clone()).unwrap_or_else(|| key.loc.clone()),
+            &at("build")
+                .map(|n| n.loc.clone())
+                .unwrap_or_else(|| key.loc.clone()),
             format!(
                 "service {name:?} has build: but no image: berth deploys images and does not \
                  build them; build and push the image in CI and set image: to its tag"
             ),
         );
     } else if image.is_none() {
-        r.error(&key.loc, format!("service {name:?} has no image: set image: to what it runs"));
+        r.error(
+            &key.loc,
+            format!("service {name:?} has no image: set image: to what it runs"),
+        );
     }
 
     let command = at("command").and_then(|n| r.command(n, &what("command")));
     let entrypoint = at("entrypoint").and_then(|n| r.command(n, &what("entrypoint")));
     let environment = read_environment(&mut r, node, &name, ctx);
-    let ports = at("ports").map(|n| read_ports(&mut r, n, &what("ports"))).unwrap_or_default();
-    let expose = at("expose").map(|n| r.strings(n, &what("expose"))).unwrap_or_default();
-    let mounts = at("volumes").map(|n| read_mounts(&mut r, n, &what("volumes"), ctx)).unwrap_or_default();
+    let ports = at("ports")
+        .map(|n| read_ports(&mut r, n, &what("ports")))
+        .unwrap_or_default();
+    let expose = at("expose")
+        .map(|n| r.strings(n, &what("expose")))
+        .unwrap_or_default();
+    let mounts = at("volumes")
+        .map(|n| read_mounts(&mut r, n, &what("volumes"), ctx))
+        .unwrap_or_default();
     let network_mode = at("network_mode").and_then(|n| r.string(n, &what("network_mode")));
-    let networks = at("networks").map(|n| read_networks(&mut r, n, &what("networks"))).unwrap_or_default();
+    let networks = at("networks")
+        .map(|n| read_networks(&mut r, n, &what("networks")))
+        .unwrap_or_default();
     if network_mode.is_some() && at("networks").is_some() {
         r.error(
-            &at("network_mode").map(|n| n.loc.clone()).unwrap_or_default(),
+            &at("network_mode")
+                .map(|n| n.loc.clone())
+                .unwrap_or_default(),
             format!("service {name:?} sets both network_mode and networks; use one of them"),
         );
     }
-    let mut depends_on = at("depends_on").map(|n| read_depends(&mut r, n, &what("depends_on"))).unwrap_or_default();
-    add_implicit_edges(&mut r, node, &name, network_mode.as_deref(), &mut depends_on);
-    let healthcheck = at("healthcheck").and_then(|n| read_healthcheck(&mut r, n, &what("healthcheck")));
+    let mut depends_on = at("depends_on")
+        .map(|n| read_depends(&mut r, n, &what("depends_on")))
+        .unwrap_or_default();
+    add_implicit_edges(
+        &mut r,
+        node,
+        &name,
+        network_mode.as_deref(),
+        &mut depends_on,
+    );
+    let healthcheck =
+        at("healthcheck").and_then(|n| read_healthcheck(&mut r, n, &what("healthcheck")));
     let restart_node = at("restart");
     let restart = restart_node.and_then(|n| read_restart(&mut r, n, &what("restart")));
-    let labels = at("labels").map(|n| r.string_map(n, &what("labels"))).unwrap_or_default();
+    let labels = at("labels")
+        .map(|n| r.string_map(n, &what("labels")))
+        .unwrap_or_default();
     let user = at("user").and_then(|n| r.string(n, &what("user")));
     let working_dir = at("working_dir").and_then(|n| r.string(n, &what("working_dir")));
     let hostname = at("hostname").and_then(|n| r.string(n, &what("hostname")));
@@ -115,15 +216,30 @@ pub fn convert_service(
                 .collect()
         })
         .unwrap_or_default();
-    let dns = at("dns").map(|n| r.strings(n, &what("dns"))).unwrap_or_default();
-    let cap_add = at("cap_add").map(|n| r.strings(n, &what("cap_add"))).unwrap_or_default();
-    let cap_drop = at("cap_drop").map(|n| r.strings(n, &what("cap_drop"))).unwrap_or_default();
-    let privileged = at("privileged").and_then(|n| r.bool(n, &what("privileged"))).unwrap_or(false);
-    let read_only = at("read_only").and_then(|n| r.bool(n, &what("read_only"))).unwrap_or(false);
-    let tmpfs = at("tmpfs").map(|n| r.strings(n, &what("tmpfs"))).unwrap_or_default();
-    let ulimits = at("ulimits").map(|n| read_ulimits(&mut r, n, &what("ulimits"))).unwrap_or_default();
+    let dns = at("dns")
+        .map(|n| r.strings(n, &what("dns")))
+        .unwrap_or_default();
+    let cap_add = at("cap_add")
+        .map(|n| r.strings(n, &what("cap_add")))
+        .unwrap_or_default();
+    let cap_drop = at("cap_drop")
+        .map(|n| r.strings(n, &what("cap_drop")))
+        .unwrap_or_default();
+    let privileged = at("privileged")
+        .and_then(|n| r.bool(n, &what("privileged")))
+        .unwrap_or(false);
+    let read_only = at("read_only")
+        .and_then(|n| r.bool(n, &what("read_only")))
+        .unwrap_or(false);
+    let tmpfs = at("tmpfs")
+        .map(|n| r.strings(n, &what("tmpfs")))
+        .unwrap_or_default();
+    let ulimits = at("ulimits")
+        .map(|n| read_ulimits(&mut r, n, &what("ulimits")))
+        .unwrap_or_default();
     let logging = at("logging").and_then(|n| read_logging(&mut r, n, &what("logging")));
-    let stop_grace_period = at("stop_grace_period").and_then(|n| r.duration(n, &what("stop_grace_period")));
+    let stop_grace_period =
+        at("stop_grace_period").and_then(|n| r.duration(n, &what("stop_grace_period")));
     let stop_signal = at("stop_signal").and_then(|n| {
         let s = r.string(n, &what("stop_signal"))?;
         if !valid_signal(&s) {
@@ -133,10 +249,18 @@ pub fn convert_service(
     });
     let init = at("init").and_then(|n| r.bool(n, &what("init")));
     let shm_size = at("shm_size").and_then(|n| r.size(n, &what("shm_size")));
-    let sysctls = at("sysctls").map(|n| r.string_map(n, &what("sysctls"))).unwrap_or_default();
-    let secrets = at("secrets").map(|n| read_file_mounts(&mut r, n, &what("secrets"), "/run/secrets/")).unwrap_or_default();
-    let configs = at("configs").map(|n| read_file_mounts(&mut r, n, &what("configs"), "/")).unwrap_or_default();
-    let profiles = at("profiles").map(|n| r.strings(n, &what("profiles"))).unwrap_or_default();
+    let sysctls = at("sysctls")
+        .map(|n| r.string_map(n, &what("sysctls")))
+        .unwrap_or_default();
+    let secrets = at("secrets")
+        .map(|n| read_file_mounts(&mut r, n, &what("secrets"), "/run/secrets/"))
+        .unwrap_or_default();
+    let configs = at("configs")
+        .map(|n| read_file_mounts(&mut r, n, &what("configs"), "/"))
+        .unwrap_or_default();
+    let profiles = at("profiles")
+        .map(|n| r.strings(n, &what("profiles")))
+        .unwrap_or_default();
     let container_name = at("container_name").and_then(|n| {
         let s = r.string(n, &what("container_name"))?;
         if let Err(e) = names::check_container_name(&s) {
@@ -218,14 +342,18 @@ pub fn convert_service(
 
 fn check_image(r: &mut Reader<'_>, n: &Node, s: &str) {
     match image_ref::parse_image_ref(s) {
-        Err(e) => r.error(&n.loc, format!("invalid image reference {}: {e}", n.shown())),
+        Err(e) => r.invalid(n, "image reference", &e),
         Ok(i) if i.is_latest_or_untagged() => r.warning(
             &n.loc,
             format!(
                 "image {} is not pinned ({}): a revert needs a fixed tag or digest to go back to; \
                  use a version tag such as app:1.4.2",
                 n.shown(),
-                if i.tag.is_some() { "tag latest" } else { "no tag, so latest" }
+                if i.tag.is_some() {
+                    "tag latest"
+                } else {
+                    "no tag, so latest"
+                }
             ),
         ),
         Ok(_) => {}
@@ -235,31 +363,58 @@ fn check_image(r: &mut Reader<'_>, n: &Node, s: &str) {
 fn read_build(r: &mut Reader<'_>, n: &Node, what: &str) -> Build {
     match &n.value {
         Value::Map(_) => Build {
-            context: n.get("context").and_then(|c| r.string(c, &format!("{what}.context"))).unwrap_or_else(|| ".".into()),
-            dockerfile: n.get("dockerfile").and_then(|c| r.string(c, &format!("{what}.dockerfile"))),
+            context: n
+                .get("context")
+                .and_then(|c| r.string(c, &format!("{what}.context")))
+                .unwrap_or_else(|| ".".into()),
+            dockerfile: n
+                .get("dockerfile")
+                .and_then(|c| r.string(c, &format!("{what}.dockerfile"))),
         },
-        _ => Build { context: r.string(n, what).unwrap_or_default(), dockerfile: None },
+        _ => Build {
+            context: r.string(n, what).unwrap_or_default(),
+            dockerfile: None,
+        },
     }
 }
 
 /// `env_file` first, then `environment` on top; keys without value come from the lookup.
-fn read_environment(r: &mut Reader<'_>, node: &Node, name: &str, ctx: &Ctx<'_>) -> BTreeMap<String, EnvValue> {
+fn read_environment(
+    r: &mut Reader<'_>,
+    node: &Node,
+    name: &str,
+    ctx: &Ctx<'_>,
+) -> BTreeMap<String, EnvValue> {
     let mut env = BTreeMap::new();
     if let Some(n) = node.get("env_file") {
         for (path, required, loc) in env_file_entries(r, n, &format!("services.{name}.env_file")) {
             let full = resolve(ctx.project_dir, &path);
             if !full.exists() {
                 if required {
-                    r.error(&loc, format!("env file {} not found (set required: false if it is optional)", (ctx.display_path)(&full)));
+                    r.error(
+                        &loc,
+                        format!(
+                            "env file {} not found (set required: false if it is optional)",
+                            (ctx.display_path)(&full)
+                        ),
+                    );
                 }
                 continue;
             }
             let file_loc = Loc::file((ctx.display_path)(&full));
-            let Some(text) = (ctx.read_file)(&full, &file_loc, r.diags) else { continue };
+            let Some(text) = (ctx.read_file)(&full, &file_loc, r.diags) else {
+                continue;
+            };
             match envfile::parse(&text, ctx.lookup) {
                 Ok(entries) => {
                     for e in entries {
-                        env.insert(e.key, EnvValue { value: e.value, secret: true });
+                        env.insert(
+                            e.key,
+                            EnvValue {
+                                value: e.value,
+                                secret: true,
+                            },
+                        );
                     }
                 }
                 Err(errs) => {
@@ -273,9 +428,15 @@ fn read_environment(r: &mut Reader<'_>, node: &Node, name: &str, ctx: &Ctx<'_>) 
     if let Some(n) = node.get("environment") {
         for (k, (v, _)) in r.key_values(n, &format!("services.{name}.environment"), &['=']) {
             let value = match v {
-                Some(v) => Some(EnvValue { value: v, secret: false }),
+                Some(v) => Some(EnvValue {
+                    value: v,
+                    secret: false,
+                }),
                 // `KEY` alone takes the value from the environment berth runs in.
-                None => (ctx.lookup)(&k).map(|v| EnvValue { value: v, secret: true }),
+                None => (ctx.lookup)(&k).map(|v| EnvValue {
+                    value: v,
+                    secret: true,
+                }),
             };
             match value {
                 Some(v) => {
@@ -325,11 +486,17 @@ fn env_file_entries(r: &mut Reader<'_>, n: &Node, what: &str) -> Vec<(String, bo
     let mut out = Vec::new();
     for item in items {
         if item.as_map().is_some() {
-            let Some(p) = item.get("path").and_then(|p| r.string(p, &format!("{what}.path"))) else {
+            let Some(p) = item
+                .get("path")
+                .and_then(|p| r.string(p, &format!("{what}.path")))
+            else {
                 r.error(&item.loc, format!("each entry of {what} needs a path"));
                 continue;
             };
-            let required = item.get("required").and_then(|q| r.bool(q, &format!("{what}.required"))).unwrap_or(true);
+            let required = item
+                .get("required")
+                .and_then(|q| r.bool(q, &format!("{what}.required")))
+                .unwrap_or(true);
             if let Some(f) = item.get("format") {
                 r.warning(&f.loc, format!("{what}.format is ignored; berth reads env files in compose's default format"));
             }
@@ -343,7 +510,10 @@ fn env_file_entries(r: &mut Reader<'_>, n: &Node, what: &str) -> Vec<(String, bo
 
 /// Resolves `p` against `dir`; `~` is the user's home, as compose does.
 pub(super) fn resolve(dir: &Path, p: &str) -> PathBuf {
-    if let Some(rest) = p.strip_prefix("~/").or(if p == "~" { Some("") } else { None }) {
+    if let Some(rest) = p
+        .strip_prefix("~/")
+        .or(if p == "~" { Some("") } else { None })
+    {
         if let Some(home) = std::env::var_os("HOME") {
             return PathBuf::from(home).join(rest);
         }
@@ -368,7 +538,9 @@ pub(super) fn normalize(p: &Path) -> PathBuf {
 }
 
 fn read_ports(r: &mut Reader<'_>, n: &Node, what: &str) -> Vec<Port> {
-    let Some(items) = r.seq(n, what) else { return Vec::new() };
+    let Some(items) = r.seq(n, what) else {
+        return Vec::new();
+    };
     let mut out = Vec::new();
     for item in items {
         if item.as_map().is_some() {
@@ -377,13 +549,15 @@ fn read_ports(r: &mut Reader<'_>, n: &Node, what: &str) -> Vec<Port> {
             }
             continue;
         }
-        let Some(text) = r.string(item, what) else { continue };
+        let Some(text) = r.string(item, what) else {
+            continue;
+        };
         match ports::parse_port_short(&text) {
             Ok(ps) => out.extend(ps.into_iter().map(|mut p| {
                 p.loc = item.loc.clone();
                 p
             })),
-            Err(e) => r.error(&item.loc, format!("invalid port {}: {e}", item.shown())),
+            Err(e) => r.invalid(item, "port", &e),
         }
     }
     out
@@ -391,32 +565,63 @@ fn read_ports(r: &mut Reader<'_>, n: &Node, what: &str) -> Vec<Port> {
 
 fn read_port_long(r: &mut Reader<'_>, n: &Node, what: &str) -> Option<Vec<Port>> {
     let entries = r.map(n, what)?;
-    r.check_keys(entries, what, &["target", "published", "host_ip", "protocol", "mode", "name", "app_protocol"], &[]);
+    r.check_keys(
+        entries,
+        what,
+        &[
+            "target",
+            "published",
+            "host_ip",
+            "protocol",
+            "mode",
+            "name",
+            "app_protocol",
+        ],
+        &[],
+    );
     let Some(t) = n.get("target") else {
-        r.error(&n.loc, format!("each long-syntax entry of {what} needs target: (the container port)"));
+        r.error(
+            &n.loc,
+            format!("each long-syntax entry of {what} needs target: (the container port)"),
+        );
         return None;
     };
     let target_text = r.string(t, &format!("{what}.target"))?;
     let target = match ports::parse_port_number(&target_text) {
         Ok(p) => p,
         Err(e) => {
-            r.error(&t.loc, format!("invalid port {}: {e}", t.shown()));
+            r.invalid(t, "port", &e);
             return None;
         }
     };
-    let protocol = match n.get("protocol").and_then(|p| r.string(p, &format!("{what}.protocol"))) {
+    let protocol = match n
+        .get("protocol")
+        .and_then(|p| r.string(p, &format!("{what}.protocol")))
+    {
         None => Protocol::Tcp,
         Some(p) => match ports::parse_protocol(&p) {
             Ok(p) => p,
             Err(e) => {
-                r.error(&n.get("protocol").map(|x| x.loc.clone()).unwrap_or_default(), e);
+                r.error(
+                    &n.get("protocol").map(|x| x.loc.clone()).unwrap_or_default(),
+                    e,
+                );
                 Protocol::Tcp
             }
         },
     };
-    let host_ip = n.get("host_ip").and_then(|h| r.string(h, &format!("{what}.host_ip")));
-    if let Some(m) = n.get("mode").and_then(Node::scalar_text).filter(|m| m != "host" && m != "ingress") {
-        r.error(&n.get("mode").map(|x| x.loc.clone()).unwrap_or_default(), format!("invalid port mode {m:?}: use host or ingress"));
+    let host_ip = n
+        .get("host_ip")
+        .and_then(|h| r.string(h, &format!("{what}.host_ip")));
+    if let Some(m) = n
+        .get("mode")
+        .and_then(Node::scalar_text)
+        .filter(|m| m != "host" && m != "ingress")
+    {
+        r.error(
+            &n.get("mode").map(|x| x.loc.clone()).unwrap_or_default(),
+            format!("invalid port mode {m:?}: use host or ingress"),
+        );
     }
     let published: Vec<Option<u16>> = match n.get("published") {
         None => vec![None],
@@ -430,7 +635,7 @@ fn read_port_long(r: &mut Reader<'_>, n: &Node, what: &str) -> Option<Vec<Port>>
                     return None;
                 }
                 Err(e) => {
-                    r.error(&p.loc, format!("invalid published port {}: {e}", p.shown()));
+                    r.invalid(p, "published port", &e);
                     return None;
                 }
             }
@@ -439,29 +644,45 @@ fn read_port_long(r: &mut Reader<'_>, n: &Node, what: &str) -> Option<Vec<Port>>
     Some(
         published
             .into_iter()
-            .map(|published| Port { host_ip: host_ip.clone(), published, target, protocol, loc: n.loc.clone() })
+            .map(|published| Port {
+                host_ip: host_ip.clone(),
+                published,
+                target,
+                protocol,
+                loc: n.loc.clone(),
+            })
             .collect(),
     )
 }
 
 fn read_mounts(r: &mut Reader<'_>, n: &Node, what: &str, ctx: &Ctx<'_>) -> Vec<Mount> {
-    let Some(items) = r.seq(n, what) else { return Vec::new() };
+    let Some(items) = r.seq(n, what) else {
+        return Vec::new();
+    };
     let mut out = Vec::new();
     for item in items {
         let mount = if item.as_map().is_some() {
             read_mount_long(r, item, what, ctx)
         } else {
-            let Some(text) = r.string(item, what) else { continue };
+            let Some(text) = r.string(item, what) else {
+                continue;
+            };
             match volumes::parse_volume_short(&text) {
                 Ok(v) => Some(Mount {
                     kind: v.kind,
-                    source: v.source.map(|s| if v.kind == MountKind::Bind { bind_source(ctx, &s) } else { s }),
+                    source: v.source.map(|s| {
+                        if v.kind == MountKind::Bind {
+                            bind_source(ctx, &s)
+                        } else {
+                            s
+                        }
+                    }),
                     target: v.target,
                     read_only: v.read_only,
                     options: v.options,
                 }),
                 Err(e) => {
-                    r.error(&item.loc, format!("invalid volume {}: {e}", item.shown()));
+                    r.invalid(item, "volume", &e);
                     None
                 }
             }
@@ -474,7 +695,13 @@ fn read_mounts(r: &mut Reader<'_>, n: &Node, what: &str, ctx: &Ctx<'_>) -> Vec<M
     // Two mounts on one target: Docker refuses the container; say so here.
     for i in 0..out.len() {
         if out[..i].iter().any(|(m, _)| m.target == out[i].0.target) {
-            r.error(&out[i].1, format!("two entries of {what} mount onto {}; each target may be used once", out[i].0.target));
+            r.error(
+                &out[i].1,
+                format!(
+                    "two entries of {what} mount onto {}; each target may be used once",
+                    out[i].0.target
+                ),
+            );
         }
     }
     out.into_iter().map(|(m, _)| m).collect()
@@ -486,58 +713,123 @@ fn bind_source(ctx: &Ctx<'_>, s: &str) -> String {
 
 fn read_mount_long(r: &mut Reader<'_>, n: &Node, what: &str, ctx: &Ctx<'_>) -> Option<Mount> {
     let entries = r.map(n, what)?;
-    r.check_keys(entries, what, &["type", "source", "target", "read_only", "bind", "volume", "tmpfs", "consistency"], &[]);
-    let kind = match n.get("type").and_then(|t| r.string(t, &format!("{what}.type"))).as_deref() {
+    r.check_keys(
+        entries,
+        what,
+        &[
+            "type",
+            "source",
+            "target",
+            "read_only",
+            "bind",
+            "volume",
+            "tmpfs",
+            "consistency",
+        ],
+        &[],
+    );
+    let kind = match n
+        .get("type")
+        .and_then(|t| r.string(t, &format!("{what}.type")))
+        .as_deref()
+    {
         Some("bind") => MountKind::Bind,
         Some("volume") => MountKind::Volume,
         Some("tmpfs") => MountKind::Tmpfs,
         other => {
-            let loc = n.get("type").map(|t| t.loc.clone()).unwrap_or_else(|| n.loc.clone());
-            r.error(&loc, format!("{what}: type {} is not supported: use bind, volume or tmpfs", other.map_or("(missing)".to_string(), |o| format!("{o:?}"))));
+            let loc = n
+                .get("type")
+                .map(|t| t.loc.clone())
+                .unwrap_or_else(|| n.loc.clone());
+            r.error(
+                &loc,
+                format!(
+                    "{what}: type {} is not supported: use bind, volume or tmpfs",
+                    other.map_or("(missing)".to_string(), |o| format!("{o:?}"))
+                ),
+            );
             return None;
         }
     };
-    let target = match n.get("target").and_then(|t| r.string(t, &format!("{what}.target"))) {
+    let target = match n
+        .get("target")
+        .and_then(|t| r.string(t, &format!("{what}.target")))
+    {
         Some(t) if t.starts_with('/') => t,
         Some(t) => {
-            r.error(&n.get("target").map(|x| x.loc.clone()).unwrap_or_default(), format!("mount target {t:?} must be an absolute path inside the container"));
+            r.error(
+                &n.get("target").map(|x| x.loc.clone()).unwrap_or_default(),
+                format!("mount target {t:?} must be an absolute path inside the container"),
+            );
             return None;
         }
         None => {
-            r.error(&n.loc, format!("each long-syntax entry of {what} needs target:"));
+            r.error(
+                &n.loc,
+                format!("each long-syntax entry of {what} needs target:"),
+            );
             return None;
         }
     };
-    let source = n.get("source").and_then(|s| r.string(s, &format!("{what}.source")));
+    let source = n
+        .get("source")
+        .and_then(|s| r.string(s, &format!("{what}.source")));
     if kind == MountKind::Bind && source.is_none() {
-        r.error(&n.loc, format!("a bind mount in {what} needs source: (the host path)"));
+        r.error(
+            &n.loc,
+            format!("a bind mount in {what} needs source: (the host path)"),
+        );
     }
-    let read_only = n.get("read_only").and_then(|b| r.bool(b, &format!("{what}.read_only"))).unwrap_or(false);
+    let read_only = n
+        .get("read_only")
+        .and_then(|b| r.bool(b, &format!("{what}.read_only")))
+        .unwrap_or(false);
     let mut options = Vec::new();
     if let Some(b) = n.get("bind") {
-        if let Some(p) = b.get("propagation").and_then(|p| r.string(p, &format!("{what}.bind.propagation"))) {
+        if let Some(p) = b
+            .get("propagation")
+            .and_then(|p| r.string(p, &format!("{what}.bind.propagation")))
+        {
             options.push(format!("propagation={p}"));
         }
-        if let Some(s) = b.get("selinux").and_then(|p| r.string(p, &format!("{what}.bind.selinux"))) {
+        if let Some(s) = b
+            .get("selinux")
+            .and_then(|p| r.string(p, &format!("{what}.bind.selinux")))
+        {
             options.push(format!("selinux={s}"));
         }
-        if let Some(c) = b.get("create_host_path").and_then(|p| r.bool(p, &format!("{what}.bind.create_host_path"))) {
+        if let Some(c) = b
+            .get("create_host_path")
+            .and_then(|p| r.bool(p, &format!("{what}.bind.create_host_path")))
+        {
             options.push(format!("create_host_path={c}"));
         }
     }
     if let Some(v) = n.get("volume") {
-        if v.get("nocopy").and_then(|p| r.bool(p, &format!("{what}.volume.nocopy"))) == Some(true) {
+        if v.get("nocopy")
+            .and_then(|p| r.bool(p, &format!("{what}.volume.nocopy")))
+            == Some(true)
+        {
             options.push("nocopy".into());
         }
-        if let Some(s) = v.get("subpath").and_then(|p| r.string(p, &format!("{what}.volume.subpath"))) {
+        if let Some(s) = v
+            .get("subpath")
+            .and_then(|p| r.string(p, &format!("{what}.volume.subpath")))
+        {
             options.push(format!("subpath={s}"));
         }
     }
     if let Some(t) = n.get("tmpfs") {
-        if let Some(s) = t.get("size").and_then(|p| r.size(p, &format!("{what}.tmpfs.size"))) {
+        if let Some(s) = t
+            .get("size")
+            .and_then(|p| r.size(p, &format!("{what}.tmpfs.size")))
+        {
             options.push(format!("size={s}"));
         }
-        if let Some(m) = t.get("mode").and_then(|p| r.i64(p, &format!("{what}.tmpfs.mode"))) {
+        if let Some(m) = t
+            .get("mode")
+            .and_then(|p| r.i64(p, &format!("{what}.tmpfs.mode")))
+        {
             options.push(format!("mode={m:o}"));
         }
     }
@@ -545,7 +837,13 @@ fn read_mount_long(r: &mut Reader<'_>, n: &Node, what: &str, ctx: &Ctx<'_>) -> O
         MountKind::Bind => source.map(|s| bind_source(ctx, &s)),
         _ => source,
     };
-    Some(Mount { kind, source, target, read_only, options })
+    Some(Mount {
+        kind,
+        source,
+        target,
+        read_only,
+        options,
+    })
 }
 
 fn read_networks(r: &mut Reader<'_>, n: &Node, what: &str) -> BTreeMap<String, ServiceNetwork> {
@@ -563,15 +861,40 @@ fn read_networks(r: &mut Reader<'_>, n: &Node, what: &str) -> BTreeMap<String, S
                 let w = format!("{what}.{}", k.name);
                 let mut sn = ServiceNetwork::default();
                 if let Some(m) = r.map(v, &w) {
-                    r.check_keys(m, &w, &["aliases", "ipv4_address", "ipv6_address"], &["priority", "link_local_ips", "mac_address", "driver_opts", "gw_priority", "interface_name"]);
-                    sn.aliases = v.get("aliases").map(|a| r.strings(a, &format!("{w}.aliases"))).unwrap_or_default();
-                    sn.ipv4_address = v.get("ipv4_address").and_then(|a| r.string(a, &format!("{w}.ipv4_address")));
-                    sn.ipv6_address = v.get("ipv6_address").and_then(|a| r.string(a, &format!("{w}.ipv6_address")));
+                    r.check_keys(
+                        m,
+                        &w,
+                        &["aliases", "ipv4_address", "ipv6_address"],
+                        &[
+                            "priority",
+                            "link_local_ips",
+                            "mac_address",
+                            "driver_opts",
+                            "gw_priority",
+                            "interface_name",
+                        ],
+                    );
+                    sn.aliases = v
+                        .get("aliases")
+                        .map(|a| r.strings(a, &format!("{w}.aliases")))
+                        .unwrap_or_default();
+                    sn.ipv4_address = v
+                        .get("ipv4_address")
+                        .and_then(|a| r.string(a, &format!("{w}.ipv4_address")));
+                    sn.ipv6_address = v
+                        .get("ipv6_address")
+                        .and_then(|a| r.string(a, &format!("{w}.ipv6_address")));
                 }
                 out.insert(k.name.clone(), sn);
             }
         }
-        _ => r.error(&n.loc, format!("{what} must be a list of network names or a mapping, found {}", n.kind())),
+        _ => r.error(
+            &n.loc,
+            format!(
+                "{what} must be a list of network names or a mapping, found {}",
+                n.kind()
+            ),
+        ),
     }
     out
 }
@@ -607,23 +930,41 @@ fn read_depends(r: &mut Reader<'_>, n: &Node, what: &str) -> BTreeMap<String, De
                             _ => r.error(&c.loc, format!("invalid condition {} in {w}: use service_started, service_healthy or service_completed_successfully", c.shown())),
                         }
                     }
-                    if let Some(b) = v.get("required").and_then(|b| r.bool(b, &format!("{w}.required"))) {
+                    if let Some(b) = v
+                        .get("required")
+                        .and_then(|b| r.bool(b, &format!("{w}.required")))
+                    {
                         d.required = b;
                     }
-                    if let Some(b) = v.get("restart").and_then(|b| r.bool(b, &format!("{w}.restart"))) {
+                    if let Some(b) = v
+                        .get("restart")
+                        .and_then(|b| r.bool(b, &format!("{w}.restart")))
+                    {
                         d.restart = b;
                     }
                 }
                 out.insert(k.name.clone(), d);
             }
         }
-        _ => r.error(&n.loc, format!("{what} must be a list of service names or a mapping, found {}", n.kind())),
+        _ => r.error(
+            &n.loc,
+            format!(
+                "{what} must be a list of service names or a mapping, found {}",
+                n.kind()
+            ),
+        ),
     }
     out
 }
 
 /// `links`, `volumes_from` and `network_mode: service:x` imply "start x first", as in compose.
-fn add_implicit_edges(r: &mut Reader<'_>, node: &Node, name: &str, network_mode: Option<&str>, deps: &mut BTreeMap<String, Dependency>) {
+fn add_implicit_edges(
+    r: &mut Reader<'_>,
+    node: &Node,
+    name: &str,
+    network_mode: Option<&str>,
+    deps: &mut BTreeMap<String, Dependency>,
+) {
     let mut add = |svc: &str, loc: &Loc| {
         deps.entry(svc.to_string()).or_insert(Dependency {
             condition: Condition::ServiceStarted,
@@ -634,14 +975,20 @@ fn add_implicit_edges(r: &mut Reader<'_>, node: &Node, name: &str, network_mode:
         });
     };
     if let Some(n) = node.get("links") {
-        for item in r.seq(n, &format!("services.{name}.links")).unwrap_or_default() {
+        for item in r
+            .seq(n, &format!("services.{name}.links"))
+            .unwrap_or_default()
+        {
             if let Some(s) = item.scalar_text() {
                 add(s.split(':').next().unwrap_or(&s), &item.loc);
             }
         }
     }
     if let Some(n) = node.get("volumes_from") {
-        for item in r.seq(n, &format!("services.{name}.volumes_from")).unwrap_or_default() {
+        for item in r
+            .seq(n, &format!("services.{name}.volumes_from"))
+            .unwrap_or_default()
+        {
             if let Some(s) = item.scalar_text() {
                 if !s.starts_with("container:") {
                     add(s.split(':').next().unwrap_or(&s), &item.loc);
@@ -649,15 +996,34 @@ fn add_implicit_edges(r: &mut Reader<'_>, node: &Node, name: &str, network_mode:
             }
         }
     }
-    if let (Some(svc), Some(n)) = (network_mode.and_then(|m| m.strip_prefix("service:")), node.get("network_mode")) {
+    if let (Some(svc), Some(n)) = (
+        network_mode.and_then(|m| m.strip_prefix("service:")),
+        node.get("network_mode"),
+    ) {
         add(svc, &n.loc);
     }
 }
 
 fn read_healthcheck(r: &mut Reader<'_>, n: &Node, what: &str) -> Option<Healthcheck> {
     let entries = r.map(n, what)?;
-    r.check_keys(entries, what, &["test", "interval", "timeout", "retries", "start_period", "start_interval", "disable"], &[]);
-    let disabled = n.get("disable").and_then(|d| r.bool(d, &format!("{what}.disable"))).unwrap_or(false);
+    r.check_keys(
+        entries,
+        what,
+        &[
+            "test",
+            "interval",
+            "timeout",
+            "retries",
+            "start_period",
+            "start_interval",
+            "disable",
+        ],
+        &[],
+    );
+    let disabled = n
+        .get("disable")
+        .and_then(|d| r.bool(d, &format!("{what}.disable")))
+        .unwrap_or(false);
     let test = match n.get("test") {
         _ if disabled => vec!["NONE".to_string()],
         None => Vec::new(),
@@ -673,7 +1039,10 @@ fn read_healthcheck(r: &mut Reader<'_>, n: &Node, what: &str) -> Option<Healthch
             _ => match t.as_str() {
                 Some(s) => vec!["CMD-SHELL".into(), s.to_string()],
                 None => {
-                    r.error(&t.loc, format!("{what}.test must be a string or a list, found {}", t.kind()));
+                    r.error(
+                        &t.loc,
+                        format!("{what}.test must be a string or a list, found {}", t.kind()),
+                    );
                     Vec::new()
                 }
             },
@@ -681,11 +1050,21 @@ fn read_healthcheck(r: &mut Reader<'_>, n: &Node, what: &str) -> Option<Healthch
     };
     Some(Healthcheck {
         test,
-        interval: n.get("interval").and_then(|d| r.duration(d, &format!("{what}.interval"))),
-        timeout: n.get("timeout").and_then(|d| r.duration(d, &format!("{what}.timeout"))),
-        retries: n.get("retries").and_then(|d| r.u32(d, &format!("{what}.retries"))),
-        start_period: n.get("start_period").and_then(|d| r.duration(d, &format!("{what}.start_period"))),
-        start_interval: n.get("start_interval").and_then(|d| r.duration(d, &format!("{what}.start_interval"))),
+        interval: n
+            .get("interval")
+            .and_then(|d| r.duration(d, &format!("{what}.interval"))),
+        timeout: n
+            .get("timeout")
+            .and_then(|d| r.duration(d, &format!("{what}.timeout"))),
+        retries: n
+            .get("retries")
+            .and_then(|d| r.u32(d, &format!("{what}.retries"))),
+        start_period: n
+            .get("start_period")
+            .and_then(|d| r.duration(d, &format!("{what}.start_period"))),
+        start_interval: n
+            .get("start_interval")
+            .and_then(|d| r.duration(d, &format!("{what}.start_interval"))),
     })
 }
 
@@ -705,7 +1084,13 @@ fn read_restart(r: &mut Reader<'_>, n: &Node, what: &str) -> Option<Restart> {
             .map(|m| Restart::OnFailure { max: Some(m) }),
     };
     if parsed.is_none() {
-        r.error(&n.loc, format!("invalid restart policy {}: use \"no\", always, on-failure[:N] or unless-stopped", n.shown()));
+        r.error(
+            &n.loc,
+            format!(
+                "invalid restart policy {}: use \"no\", always, on-failure[:N] or unless-stopped",
+                n.shown()
+            ),
+        );
     }
     parsed
 }
@@ -738,8 +1123,13 @@ fn read_logging(r: &mut Reader<'_>, n: &Node, what: &str) -> Option<Logging> {
     let entries = r.map(n, what)?;
     r.check_keys(entries, what, &["driver", "options"], &[]);
     Some(Logging {
-        driver: n.get("driver").and_then(|d| r.string(d, &format!("{what}.driver"))),
-        options: n.get("options").map(|o| r.string_map(o, &format!("{what}.options"))).unwrap_or_default(),
+        driver: n
+            .get("driver")
+            .and_then(|d| r.string(d, &format!("{what}.driver"))),
+        options: n
+            .get("options")
+            .map(|o| r.string_map(o, &format!("{what}.options")))
+            .unwrap_or_default(),
     })
 }
 
@@ -747,26 +1137,46 @@ fn read_file_mounts(r: &mut Reader<'_>, n: &Node, what: &str, default_dir: &str)
     let mut out = Vec::new();
     for item in r.seq(n, what).unwrap_or_default() {
         if item.as_map().is_some() {
-            let Some(source) = item.get("source").and_then(|s| r.string(s, &format!("{what}.source"))) else {
-                r.error(&item.loc, format!("each long-syntax entry of {what} needs source:"));
+            let Some(source) = item
+                .get("source")
+                .and_then(|s| r.string(s, &format!("{what}.source")))
+            else {
+                r.error(
+                    &item.loc,
+                    format!("each long-syntax entry of {what} needs source:"),
+                );
                 continue;
             };
-            let target = item.get("target").and_then(|t| r.string(t, &format!("{what}.target")));
+            let target = item
+                .get("target")
+                .and_then(|t| r.string(t, &format!("{what}.target")));
             let target = match target {
                 Some(t) if t.starts_with('/') => t,
                 Some(t) => format!("{default_dir}{t}"),
                 None => format!("{default_dir}{source}"),
             };
-            let mode = item.get("mode").and_then(|m| r.i64(m, &format!("{what}.mode"))).and_then(|m| u32::try_from(m).ok());
+            let mode = item
+                .get("mode")
+                .and_then(|m| file_mode(r, m, &format!("{what}.mode")));
             out.push(FileMount {
                 target,
-                uid: item.get("uid").and_then(|u| r.string(u, &format!("{what}.uid"))),
-                gid: item.get("gid").and_then(|u| r.string(u, &format!("{what}.gid"))),
+                uid: item
+                    .get("uid")
+                    .and_then(|u| r.string(u, &format!("{what}.uid"))),
+                gid: item
+                    .get("gid")
+                    .and_then(|u| r.string(u, &format!("{what}.gid"))),
                 mode,
                 source,
             });
         } else if let Some(source) = r.string(item, what) {
-            out.push(FileMount { target: format!("{default_dir}{source}"), source, uid: None, gid: None, mode: None });
+            out.push(FileMount {
+                target: format!("{default_dir}{source}"),
+                source,
+                uid: None,
+                gid: None,
+                mode: None,
+            });
         }
     }
     out
@@ -783,4 +1193,22 @@ fn valid_signal(s: &str) -> bool {
     ];
     let name = s.strip_prefix("SIG").unwrap_or(s);
     NAMES.contains(&name) || name.starts_with("RTMIN") || name.starts_with("RTMAX")
+}
+
+/// File modes are octal, as in `chmod`: `"0440"`, `0440` or `440` all mean r--r-----.
+fn file_mode(r: &mut Reader<'_>, n: &Node, what: &str) -> Option<u32> {
+    let digits = n.scalar_text()?;
+    match u32::from_str_radix(digits.trim(), 8) {
+        Ok(m) if m <= 0o7777 => Some(m),
+        _ => {
+            r.error(
+                &n.loc,
+                format!(
+                    "invalid {what} {}: use an octal file mode such as \"0440\"",
+                    n.shown()
+                ),
+            );
+            None
+        }
+    }
 }

@@ -14,8 +14,9 @@ use crate::desired::model::*;
 use crate::desired::node::{Key, Node};
 use crate::desired::syntax::suggest;
 
-const TOP_KEYS: &[&str] =
-    &["version", "name", "services", "networks", "volumes", "secrets", "configs", "include"];
+const TOP_KEYS: &[&str] = &[
+    "version", "name", "services", "networks", "volumes", "secrets", "configs", "include",
+];
 
 /// Converts one merged document into a project named `name` (already validated by the
 /// loader). `files` are the Compose files, relative to the root.
@@ -27,12 +28,18 @@ pub fn convert_project(
     diags: &mut Diagnostics,
 ) -> Option<Project> {
     let mut r = Reader { diags };
-    let Some(top) = r.map(doc, "the Compose file") else { return None };
+    let top = r.map(doc, "the Compose file")?;
     r.check_keys(top, "", TOP_KEYS, &[]);
     for (k, _) in top {
         match k.name.as_str() {
-            "version" => r.warning(&k.loc, "version is obsolete and ignored, as in docker compose"),
-            "include" => r.error(&k.loc, "include is not supported by berth: put each project in its own directory"),
+            "version" => r.warning(
+                &k.loc,
+                "version is obsolete and ignored, as in docker compose",
+            ),
+            "include" => r.error(
+                &k.loc,
+                "include is not supported by berth: put each project in its own directory",
+            ),
             _ => {}
         }
     }
@@ -45,13 +52,21 @@ pub fn convert_project(
     let mut services = BTreeMap::new();
     let mut inactive_services = Vec::new();
     match doc.get("services") {
-        None => r.error(&Loc::new(doc.loc.file.clone(), 1, 1), "the Compose file has no services: mapping"),
+        None => r.error(
+            &Loc::new(doc.loc.file.clone(), 1, 1),
+            "the Compose file has no services: mapping",
+        ),
         Some(s) => {
             for (key, node) in r.map(s, "services").unwrap_or_default() {
-                let Some(svc) = convert_service(key, node, defaults, ctx, r.diags) else { continue };
+                let Some(svc) = convert_service(key, node, defaults, ctx, r.diags) else {
+                    continue;
+                };
                 check_references(&mut r, node, &svc, &networks, &volumes, &secrets, &configs);
                 let active = svc.profiles.is_empty()
-                    || svc.profiles.iter().any(|p| ctx.profiles.iter().any(|a| a == p || a == "*"));
+                    || svc
+                        .profiles
+                        .iter()
+                        .any(|p| ctx.profiles.iter().any(|a| a == p || a == "*"));
                 if active {
                     services.insert(key.name.clone(), svc);
                 } else {
@@ -75,17 +90,48 @@ pub fn convert_project(
 
 fn read_networks(r: &mut Reader<'_>, n: Option<&Node>, project: &str) -> BTreeMap<String, Network> {
     let mut out = BTreeMap::new();
-    out.insert("default".to_string(), Network { name: format!("{project}_default"), ..Network::default() });
+    out.insert(
+        "default".to_string(),
+        Network {
+            name: format!("{project}_default"),
+            ..Network::default()
+        },
+    );
     let Some(n) = n else { return out };
     for (k, v) in r.map(n, "networks").unwrap_or_default() {
         let what = format!("networks.{}", k.name);
         let mut net = Network::default();
         if let Some(e) = r.map(v, &what) {
-            r.check_keys(e, &what, &["driver", "driver_opts", "external", "name", "labels", "internal"], &["attachable", "ipam", "enable_ipv4", "enable_ipv6"]);
-            read_common(r, v, &what, &mut net.driver, &mut net.driver_opts, &mut net.external, &mut net.labels);
-            net.internal = v.get("internal").and_then(|b| r.bool(b, &format!("{what}.internal"))).unwrap_or(false);
+            r.check_keys(
+                e,
+                &what,
+                &[
+                    "driver",
+                    "driver_opts",
+                    "external",
+                    "name",
+                    "labels",
+                    "internal",
+                ],
+                &["attachable", "ipam", "enable_ipv4", "enable_ipv6"],
+            );
+            read_common(
+                r,
+                v,
+                &what,
+                &mut net.driver,
+                &mut net.driver_opts,
+                &mut net.external,
+                &mut net.labels,
+            );
+            net.internal = v
+                .get("internal")
+                .and_then(|b| r.bool(b, &format!("{what}.internal")))
+                .unwrap_or(false);
         }
-        let explicit = v.get("name").and_then(|x| r.string(x, &format!("{what}.name")));
+        let explicit = v
+            .get("name")
+            .and_then(|x| r.string(x, &format!("{what}.name")));
         net.name = engine_name(project, k, explicit, net.external);
         out.insert(k.name.clone(), net);
     }
@@ -99,10 +145,25 @@ fn read_volumes(r: &mut Reader<'_>, n: Option<&Node>, project: &str) -> BTreeMap
         let what = format!("volumes.{}", k.name);
         let mut vol = Volume::default();
         if let Some(e) = r.map(v, &what) {
-            r.check_keys(e, &what, &["driver", "driver_opts", "external", "name", "labels"], &[]);
-            read_common(r, v, &what, &mut vol.driver, &mut vol.driver_opts, &mut vol.external, &mut vol.labels);
+            r.check_keys(
+                e,
+                &what,
+                &["driver", "driver_opts", "external", "name", "labels"],
+                &[],
+            );
+            read_common(
+                r,
+                v,
+                &what,
+                &mut vol.driver,
+                &mut vol.driver_opts,
+                &mut vol.external,
+                &mut vol.labels,
+            );
         }
-        let explicit = v.get("name").and_then(|x| r.string(x, &format!("{what}.name")));
+        let explicit = v
+            .get("name")
+            .and_then(|x| r.string(x, &format!("{what}.name")));
         vol.name = engine_name(project, k, explicit, vol.external);
         out.insert(k.name.clone(), vol);
     }
@@ -118,10 +179,21 @@ fn read_common(
     external: &mut bool,
     labels: &mut BTreeMap<String, String>,
 ) {
-    *driver = v.get("driver").and_then(|x| r.string(x, &format!("{what}.driver")));
-    *opts = v.get("driver_opts").map(|x| r.string_map(x, &format!("{what}.driver_opts"))).unwrap_or_default();
-    *external = v.get("external").and_then(|x| r.bool(x, &format!("{what}.external"))).unwrap_or(false);
-    *labels = v.get("labels").map(|x| r.string_map(x, &format!("{what}.labels"))).unwrap_or_default();
+    *driver = v
+        .get("driver")
+        .and_then(|x| r.string(x, &format!("{what}.driver")));
+    *opts = v
+        .get("driver_opts")
+        .map(|x| r.string_map(x, &format!("{what}.driver_opts")))
+        .unwrap_or_default();
+    *external = v
+        .get("external")
+        .and_then(|x| r.bool(x, &format!("{what}.external")))
+        .unwrap_or(false);
+    *labels = v
+        .get("labels")
+        .map(|x| r.string_map(x, &format!("{what}.labels")))
+        .unwrap_or_default();
 }
 
 /// compose's rule: `name:` as given, external objects by their key, others `<project>_<key>`.
@@ -133,19 +205,45 @@ fn engine_name(project: &str, key: &Key, explicit: Option<String>, external: boo
     }
 }
 
-fn read_file_objects(r: &mut Reader<'_>, n: Option<&Node>, kind: &str, ctx: &Ctx<'_>) -> BTreeMap<String, FileObject> {
+fn read_file_objects(
+    r: &mut Reader<'_>,
+    n: Option<&Node>,
+    kind: &str,
+    ctx: &Ctx<'_>,
+) -> BTreeMap<String, FileObject> {
     let mut out = BTreeMap::new();
     let Some(n) = n else { return out };
     for (k, v) in r.map(n, kind).unwrap_or_default() {
         let what = format!("{kind}.{}", k.name);
         let Some(e) = r.map(v, &what) else { continue };
-        r.check_keys(e, &what, &["file", "environment", "name"], &["external", "content", "driver", "driver_opts", "template_driver", "labels"]);
-        let mut obj = FileObject { file: None, environment: None };
+        r.check_keys(
+            e,
+            &what,
+            &["file", "environment", "name"],
+            &[
+                "external",
+                "content",
+                "driver",
+                "driver_opts",
+                "template_driver",
+                "labels",
+            ],
+        );
+        let mut obj = FileObject {
+            file: None,
+            environment: None,
+        };
         if let Some(f) = v.get("file") {
             if let Some(p) = r.string(f, &format!("{what}.file")) {
                 let full = resolve(ctx.project_dir, &p);
                 if !full.is_file() {
-                    r.error(&f.loc, format!("{what}.file {} does not exist; create it or fix the path", (ctx.display_path)(&full)));
+                    r.error(
+                        &f.loc,
+                        format!(
+                            "{what}.file {} does not exist; create it or fix the path",
+                            (ctx.display_path)(&full)
+                        ),
+                    );
                 }
                 obj.file = Some(full);
             }
@@ -154,7 +252,10 @@ fn read_file_objects(r: &mut Reader<'_>, n: Option<&Node>, kind: &str, ctx: &Ctx
             obj.environment = r.string(env, &format!("{what}.environment"));
             if let Some(name) = &obj.environment {
                 if (ctx.lookup)(name).is_none() {
-                    r.error(&env.loc, format!("{what} reads variable {name}, which is not set"));
+                    r.error(
+                        &env.loc,
+                        format!("{what} reads variable {name}, which is not set"),
+                    );
                 }
             }
         }
@@ -176,7 +277,11 @@ fn check_references(
     secrets: &BTreeMap<String, FileObject>,
     configs: &BTreeMap<String, FileObject>,
 ) {
-    let undeclared = |r: &mut Reader<'_>, loc: &Loc, kind: &str, name: &str, declared: BTreeSet<&str>| {
+    let undeclared = |r: &mut Reader<'_>,
+                      loc: &Loc,
+                      kind: &str,
+                      name: &str,
+                      declared: BTreeSet<&str>| {
         let hint = suggest::did_you_mean(name, declared.iter().copied());
         r.error(
             loc,
@@ -188,13 +293,25 @@ fn check_references(
     };
     if let Some(n) = node.get("networks") {
         let entries: Vec<(String, Loc)> = match (n.as_seq(), n.as_map()) {
-            (Some(s), _) => s.iter().filter_map(|i| Some((i.scalar_text()?, i.loc.clone()))).collect(),
-            (_, Some(m)) => m.iter().map(|(k, _)| (k.name.clone(), k.loc.clone())).collect(),
+            (Some(s), _) => s
+                .iter()
+                .filter_map(|i| Some((i.scalar_text()?, i.loc.clone())))
+                .collect(),
+            (_, Some(m)) => m
+                .iter()
+                .map(|(k, _)| (k.name.clone(), k.loc.clone()))
+                .collect(),
             _ => Vec::new(),
         };
         for (name, loc) in entries {
             if !networks.contains_key(&name) {
-                undeclared(r, &loc, "network", &name, networks.keys().map(String::as_str).collect());
+                undeclared(
+                    r,
+                    &loc,
+                    "network",
+                    &name,
+                    networks.keys().map(String::as_str).collect(),
+                );
             }
         }
     }
@@ -213,18 +330,37 @@ fn check_references(
             };
             if let Some(s) = source {
                 if !volumes.contains_key(&s) {
-                    undeclared(r, &item.loc, "volume", &s, volumes.keys().map(String::as_str).collect());
+                    undeclared(
+                        r,
+                        &item.loc,
+                        "volume",
+                        &s,
+                        volumes.keys().map(String::as_str).collect(),
+                    );
                 }
             }
         }
     }
-    for (kind, declared, field) in [("secret", secrets, "secrets"), ("config", configs, "configs")] {
-        let Some(items) = node.get(field).and_then(Node::as_seq) else { continue };
+    for (kind, declared, field) in [
+        ("secret", secrets, "secrets"),
+        ("config", configs, "configs"),
+    ] {
+        let Some(items) = node.get(field).and_then(Node::as_seq) else {
+            continue;
+        };
         for item in items {
-            let source = item.scalar_text().or_else(|| item.get("source").and_then(Node::scalar_text));
+            let source = item
+                .scalar_text()
+                .or_else(|| item.get("source").and_then(Node::scalar_text));
             if let Some(s) = source {
                 if !declared.contains_key(&s) {
-                    undeclared(r, &item.loc, kind, &s, declared.keys().map(String::as_str).collect());
+                    undeclared(
+                        r,
+                        &item.loc,
+                        kind,
+                        &s,
+                        declared.keys().map(String::as_str).collect(),
+                    );
                 }
             }
         }

@@ -38,6 +38,13 @@ fn main() {
         std::fs::write(project.join(".env"), dot_env(p)).expect("write .env");
     }
     let opts = LoadOptions::default();
+    let first = load(&dir.path, &opts);
+    check(&first, PROJECTS);
+    println!(
+        "generated {PROJECTS} projects x {SERVICES} services; load reports {} errors, {} warnings",
+        first.diagnostics.errors(),
+        first.diagnostics.warnings()
+    );
 
     let tree = time(|| load(&dir.path, &opts), |l| check(l, PROJECTS));
     report(

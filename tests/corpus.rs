@@ -84,6 +84,6 @@ fn the_whole_corpus_as_one_host_reports_clashes_across_projects() {
     let l = load(t.path(), &opts());
     assert!(l.state.is_none());
     let text = l.diagnostics.to_string();
-    assert!(text.contains("b/compose.yaml:3:3: error: container_name \"web\" of pb/web is already used by pa/web (a/compose.yaml:3:3)"), "{text}");
+    assert!(text.contains("b/compose.yaml:5:21: error: container_name \"web\" of pb/web is already used by pa/web (a/compose.yaml:5:21)"), "{text}");
     assert!(text.contains("b/compose.yaml:6:13: error: host port 8080/tcp of pb/web is already published by pa/web (a/compose.yaml:6:13)"), "{text}");
 }

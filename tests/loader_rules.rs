@@ -127,7 +127,7 @@ fn container_names_and_host_ports_clash() {
     "});
     assert_eq!(
         d,
-        "compose.yaml:6:3: error: container_name \"one\" of project/b is already used by project/a (compose.yaml:2:3); container names are unique per host\n\
+        "compose.yaml:8:21: error: container_name \"one\" of project/b is already used by project/a (compose.yaml:4:21); container names are unique per host\n\
          compose.yaml:9:13: error: host port 8080/tcp of project/b is already published by project/a (compose.yaml:5:13); pick another host port\n"
     );
 }
@@ -185,7 +185,7 @@ fn probe_without_target_and_bad_status() {
     assert_eq!(lines.len(), 2, "{d}");
     assert!(
         lines[0].starts_with(
-            "compose.yaml:6:9: error: services.web.x-berth.readiness has no target: add one of http"
+            "compose.yaml:5:7: error: services.web.x-berth.readiness has no target: add one of http"
         ),
         "{d}"
     );
@@ -433,7 +433,7 @@ fn healthcheck_forms_and_durations() {
     let d = diags("services:\n  w:\n    image: a:1\n    healthcheck:\n      test: [curl, x]\n");
     assert!(
         d.starts_with(
-            "compose.yaml:5:13: error: services.w.healthcheck.test must start with \"CMD\""
+            "compose.yaml:5:14: error: services.w.healthcheck.test must start with \"CMD\""
         ),
         "{d}"
     );

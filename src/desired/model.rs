@@ -50,6 +50,9 @@ pub struct Service {
     pub name: String,
     /// Where the service is defined (its key), for later diagnostics.
     pub loc: Loc,
+    /// Where each of the service's keys has its value, for diagnostics about a field.
+    #[serde(skip)]
+    pub field_locs: BTreeMap<String, Loc>,
     /// The image reference as written (after interpolation).
     pub image: Option<String>,
     /// `build:` as written; berth does not build images yet.

@@ -160,7 +160,7 @@ fn check_replicas(p: &Project, diags: &mut Diagnostics) {
         }
         if svc.container_name.is_some() {
             diags.error(
-                &svc.loc,
+                svc.field_locs.get("container_name").unwrap_or(&svc.loc),
                 format!(
                     "service {:?} has {} replicas and a container_name; a name can exist only once: \
                      remove container_name or use one replica",
@@ -191,13 +191,14 @@ fn check_host_wide(state: &DesiredState, diags: &mut Diagnostics) {
         for svc in p.services.values() {
             let who = format!("{}/{}", p.name, svc.name);
             if let Some(n) = &svc.container_name {
+                let at = svc.field_locs.get("container_name").unwrap_or(&svc.loc);
                 match names.get(n.as_str()) {
                     Some((other, loc)) => diags.error(
-                        &svc.loc,
+                        at,
                         format!("container_name {n:?} of {who} is already used by {other} ({loc}); container names are unique per host"),
                     ),
                     None => {
-                        names.insert(n, (who.clone(), svc.loc.clone()));
+                        names.insert(n, (who.clone(), at.clone()));
                     }
                 }
             }

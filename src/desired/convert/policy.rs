@@ -9,6 +9,7 @@
 use std::time::Duration;
 
 use super::read::{Reader, shell_words};
+use crate::desired::diag::Loc;
 use crate::desired::model::*;
 use crate::desired::node::{Node, Value};
 use crate::desired::syntax::ports;
@@ -265,13 +266,11 @@ pub fn read_berth(
             }
         }
     }
-    let get = |k: &str| {
-        own.and_then(|o| o.get(k))
-            .or_else(|| defaults.and_then(|d| d.get(k)))
-    };
+    let entry = |k: &str| entry_of(own, k).or_else(|| entry_of(defaults, k));
+    let get = |k: &str| entry(k).map(|(_, v)| v);
     let w = |k: &str| format!("{what}.{k}");
-    let readiness = get("readiness").and_then(|n| read_probe(r, n, &w("readiness")));
-    let liveness = get("liveness").and_then(|n| read_probe(r, n, &w("liveness")));
+    let readiness = entry("readiness").and_then(|(k, n)| read_probe(r, &k.loc, n, &w("readiness")));
+    let liveness = entry("liveness").and_then(|(k, n)| read_probe(r, &k.loc, n, &w("liveness")));
     let min_ready = get("min_ready")
         .and_then(|n| r.duration(n, &w("min_ready")))
         .or(update.monitor)
@@ -319,7 +318,12 @@ pub fn read_berth(
     }
 }
 
-fn read_probe(r: &mut Reader<'_>, n: &Node, what: &str) -> Option<Probe> {
+fn entry_of<'n>(block: Option<&'n Node>, k: &str) -> Option<&'n (crate::desired::node::Key, Node)> {
+    block?.as_map()?.iter().find(|(key, _)| key.name == k)
+}
+
+/// `key` is where the probe's key is written: "no target" errors point there.
+fn read_probe(r: &mut Reader<'_>, key: &Loc, n: &Node, what: &str) -> Option<Probe> {
     let entries = r.map(n, what)?;
     r.check_keys(
         entries,
@@ -341,7 +345,7 @@ fn read_probe(r: &mut Reader<'_>, n: &Node, what: &str) -> Option<Probe> {
         .collect();
     let check = match targets.as_slice() {
         [] => {
-            r.error(&n.loc, format!("{what} has no target: add one of http: {{port, path}}, tcp: {{port}} or exec: [command]"));
+            r.error(key, format!("{what} has no target: add one of http: {{port, path}}, tcp: {{port}} or exec: [command]"));
             None
         }
         [_, _, ..] => {

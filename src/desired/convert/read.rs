@@ -40,6 +40,9 @@ impl Reader<'_> {
                 "invalid {kind} {} (its interpolated value is not shown){hint}",
                 node.shown()
             )
+        } else if detail.starts_with("invalid ") {
+            // The syntax parsers already name the value: `invalid port "80:x": …`.
+            detail.to_string()
         } else {
             format!("invalid {kind} {}: {detail}", node.shown())
         };

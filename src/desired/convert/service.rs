@@ -292,9 +292,14 @@ pub fn convert_service(
         progress_deadline: berth.progress_deadline,
     };
 
+    let field_locs = entries
+        .iter()
+        .map(|(k, v)| (k.name.clone(), v.loc.clone()))
+        .collect();
     Some(Service {
         name,
         loc: key.loc.clone(),
+        field_locs,
         image,
         build,
         command,
@@ -1032,7 +1037,7 @@ fn read_healthcheck(r: &mut Reader<'_>, n: &Node, what: &str) -> Option<Healthch
                 let v = r.strings(t, &format!("{what}.test"));
                 match v.first().map(String::as_str) {
                     Some("NONE") | Some("CMD") | Some("CMD-SHELL") => {}
-                    _ => r.error(&t.loc, format!("{what}.test must start with \"CMD\", \"CMD-SHELL\" or \"NONE\" (or be a string, run with the shell)")),
+                    _ => r.error(t.as_seq().and_then(|s| s.first()).map_or(&t.loc, |f| &f.loc), format!("{what}.test must start with \"CMD\", \"CMD-SHELL\" or \"NONE\" (or be a string, run with the shell)")),
                 }
                 v
             }

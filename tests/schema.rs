@@ -215,7 +215,7 @@ hold: false
         "auto_revert: \"false\"",
         "readiness: { tcp: { port: 80 }, success_threshold: \"2\" }",
         "min_ready: ${MIN_READY:-10s}",
-        "readiness: { http: { port: ${PORT}, path: ${HEALTH_PATH:-/health} } }",
+        "readiness: { http: { port: \"${PORT}\", path: \"${HEALTH_PATH:-/health}\" } }",
         "{}",
     ];
     for text in ok {

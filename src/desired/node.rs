@@ -186,6 +186,10 @@ pub fn parse(file: &Arc<str>, text: &str) -> Result<Node, ParseError> {
     let mut opts = serde_saphyr::Options::default();
     opts.budget = Some(budget);
     opts.with_snippet = false;
+    // Compose reads YAML 1.2: `yes`/`no`/`on`/`off` are strings, not booleans.
+    opts.strict_booleans = true;
+    // Ignoring compose's `!reset`/`!override` would deploy something else than written.
+    opts.reject_unsupported_tags = true;
     let raw: Option<RawNode> = serde_saphyr::from_str_with_options(text, opts).map_err(|e| {
         let loc = e
             .location()
@@ -224,6 +228,17 @@ fn describe(e: &serde_saphyr::Error) -> String {
             return format!("YAML nested deeper than {MAX_DEPTH} levels; refusing to load it");
         }
         return "YAML aliases expand to too many nodes (alias bomb?); refusing to load it".into();
+    }
+    // Some messages repeat the position; the diagnostic already has it.
+    let msg = match msg.rfind(" at line ") {
+        Some(i) if msg[i..].contains(", column ") => &msg[..i],
+        _ => msg,
+    };
+    if msg.starts_with("unsupported tag") {
+        return format!(
+            "{msg}: berth does not support YAML tags such as compose's !reset and !override; \
+             write the final value instead"
+        );
     }
     if let Some(rest) = msg.strip_prefix("duplicate mapping key: ") {
         let key = rest.split(',').next().unwrap_or(rest);
@@ -441,6 +456,20 @@ mod tests {
         let y = format!("a: {}{}", "[".repeat(5000), "]".repeat(5000));
         let e = p(&y).unwrap_err();
         assert!(e.message.contains("nested deeper"), "{e}");
+    }
+
+    #[test]
+    fn yaml_1_1_booleans_are_strings_as_in_compose() {
+        let n = p("a: yes\nb: no\nc: true\n").unwrap();
+        assert_eq!(n.get("a").unwrap().as_str(), Some("yes"));
+        assert_eq!(n.get("b").unwrap().as_str(), Some("no"));
+        assert_eq!(n.get("c").unwrap().value, Value::Bool(true));
+    }
+
+    #[test]
+    fn unsupported_tags_are_refused_with_a_position() {
+        let e = p("services:\n  w:\n    ports: !reset []\n").unwrap_err();
+        assert_eq!(e.loc.line, 3, "{e}");
     }
 
     #[test]

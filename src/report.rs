@@ -124,7 +124,7 @@ impl<'a> Summary<'a> {
             .count();
         Summary {
             name: &p.name,
-            dir,
+            dir: if dir.is_empty() { "." } else { dir },
             services: p.services.values().map(service_summary).collect(),
             jobs: p.services.values().filter(|s| s.job).count(),
             inactive: p.inactive_services.len(),

@@ -96,15 +96,7 @@ pub fn load(root: &Path, opts: &LoadOptions) -> Loaded {
         name_dirs.insert(project.name.clone(), pf.rel_dir.clone());
         state.projects.insert(project.name.clone(), project);
     }
-    validate::validate(&mut state, &mut diags);
-    hash::hash_all(&mut state);
-    let state = (!diags.has_errors()).then_some(state);
-    Loaded {
-        state,
-        diagnostics: diags,
-        projects: listed,
-        root: root.given,
-    }
+    finish(state, diags, listed, root.given)
 }
 
 fn load_project(
@@ -250,14 +242,24 @@ pub fn load_inline(text: &str, opts: &LoadOptions) -> Loaded {
             }
         }
     }
+    finish(state, diags, listed, PathBuf::from("."))
+}
+
+/// The whole-host stages: cross-project validation and hashing; the state only if valid.
+fn finish(
+    mut state: DesiredState,
+    mut diags: Diagnostics,
+    projects: Vec<(String, String)>,
+    root: PathBuf,
+) -> Loaded {
     validate::validate(&mut state, &mut diags);
     hash::hash_all(&mut state);
     let state = (!diags.has_errors()).then_some(state);
     Loaded {
         state,
         diagnostics: diags,
-        projects: listed,
-        root: PathBuf::from("."),
+        projects,
+        root,
     }
 }
 

@@ -80,13 +80,16 @@ fn rule_for(path: &[String]) -> Rule {
 }
 
 fn merge_maps(base: Node, over: Node, path: &mut Vec<String>) -> Node {
-    let loc = base.loc.clone();
-    let (Value::Map(mut entries), Value::Map(over_entries)) = (base.value, over.value) else {
-        // Only called with mappings; anything else: the override wins.
-        return Node {
-            value: Value::Null,
-            loc,
-        };
+    let loc = base.loc;
+    let (mut entries, over_entries) = match (base.value, over.value) {
+        (Value::Map(b), Value::Map(o)) => (b, o),
+        // Not two mappings (a type error the converter reports): the override wins.
+        (_, value) => {
+            return Node {
+                value,
+                loc: over.loc,
+            };
+        }
     };
     for (k, v) in over_entries {
         match entries.iter().position(|(bk, _)| bk.name == k.name) {
@@ -165,12 +168,9 @@ fn to_keyed(node: Node, seps: &[char]) -> Node {
 }
 
 fn merge_seq_by(base: Node, over: Node, field: IdField) -> Node {
-    let loc = base.loc.clone();
-    let (Value::Seq(mut items), Value::Seq(over_items)) = (base.value, over.value) else {
-        return Node {
-            value: Value::Null,
-            loc,
-        };
+    let (mut items, over_items, loc) = match both_seqs(base, over) {
+        Ok(parts) => parts,
+        Err(winner) => return winner,
     };
     for o in over_items {
         let id = identity(&o, field);
@@ -204,13 +204,25 @@ fn identity(n: &Node, field: IdField) -> Option<String> {
     }
 }
 
+/// Both lists' items, or — when either is not a list — the override, which then simply wins
+/// (the converter reports a wrong type at its own position).
+fn both_seqs(
+    base: Node,
+    over: Node,
+) -> Result<(Vec<Node>, Vec<Node>, crate::desired::diag::Loc), Node> {
+    match (base.value, over.value) {
+        (Value::Seq(b), Value::Seq(o)) => Ok((b, o, base.loc)),
+        (_, value) => Err(Node {
+            value,
+            loc: over.loc,
+        }),
+    }
+}
+
 fn append_unique(base: Node, over: Node) -> Node {
-    let loc = base.loc.clone();
-    let (Value::Seq(mut items), Value::Seq(over_items)) = (base.value, over.value) else {
-        return Node {
-            value: Value::Null,
-            loc,
-        };
+    let (mut items, over_items, loc) = match both_seqs(base, over) {
+        Ok(parts) => parts,
+        Err(winner) => return winner,
     };
     for o in over_items {
         if !items.iter().any(|b| same_value(b, &o)) {
@@ -331,6 +343,16 @@ mod tests {
         let deps = svc(&n).get("depends_on").unwrap().as_map().unwrap();
         let names: Vec<&str> = deps.iter().map(|(k, _)| k.name.as_str()).collect();
         assert_eq!(names, ["db", "cache"]);
+    }
+
+    #[test]
+    fn a_type_mismatch_lets_the_override_win() {
+        let n = merged(
+            "services:\n  web:\n    environment: oops\n    ports: '80'\n",
+            "services:\n  web:\n    environment: {A: 1}\n    ports: ['81:81']\n",
+        );
+        assert!(svc(&n).get("environment").unwrap().get("A").is_some());
+        assert_eq!(svc(&n).get("ports").unwrap().as_seq().unwrap().len(), 1);
     }
 
     #[test]

@@ -578,3 +578,36 @@ fn never_panics_on_odd_documents() {
         let _ = load_inline(y, &opts());
     }
 }
+
+#[test]
+fn secret_modes_are_read_like_compose() {
+    let s = service(
+        indoc! {"
+            services:
+              w:
+                image: a:1
+                secrets:
+                  - {source: s, mode: 0440}
+                  - {source: s, target: /a, mode: '0400'}
+                  - {source: s, target: /b, mode: 0o600}
+            secrets:
+              s: {environment: TAG}
+        "},
+        "w",
+    );
+    let modes: Vec<Option<u32>> = s.secrets.iter().map(|m| m.mode).collect();
+    assert_eq!(modes, [Some(0o440), Some(0o400), Some(0o600)]);
+}
+
+#[test]
+fn missing_env_files_are_errors_unless_optional() {
+    let d = diags(
+        "services:\n  w:\n    image: a:1\n    env_file: [{path: ./none.env, required: false}]\n",
+    );
+    assert_eq!(d, "");
+    let d = diags("services:\n  w:\n    image: a:1\n    env_file: ./none.env\n");
+    assert_eq!(
+        d,
+        "compose.yaml:4:15: error: env file none.env not found (set required: false if it is optional)\n"
+    );
+}

@@ -188,6 +188,8 @@ pub fn parse(file: &Arc<str>, text: &str) -> Result<Node, ParseError> {
     opts.with_snippet = false;
     // Compose reads YAML 1.2: `yes`/`no`/`on`/`off` are strings, not booleans.
     opts.strict_booleans = true;
+    // yaml.v3 (compose) reads `0444` as octal; so must berth, or file modes change meaning.
+    opts.legacy_octal_numbers = true;
     // Ignoring compose's `!reset`/`!override` would deploy something else than written.
     opts.reject_unsupported_tags = true;
     let raw: Option<RawNode> = serde_saphyr::from_str_with_options(text, opts).map_err(|e| {
@@ -464,6 +466,14 @@ mod tests {
         assert_eq!(n.get("a").unwrap().as_str(), Some("yes"));
         assert_eq!(n.get("b").unwrap().as_str(), Some("no"));
         assert_eq!(n.get("c").unwrap().value, Value::Bool(true));
+    }
+
+    #[test]
+    fn leading_zero_numbers_are_octal_as_in_yaml_v3() {
+        let n = p("a: 0444\nb: 0o400\nc: 440\n").unwrap();
+        assert_eq!(n.get("a").unwrap().value, Value::Int(0o444));
+        assert_eq!(n.get("b").unwrap().value, Value::Int(0o400));
+        assert_eq!(n.get("c").unwrap().value, Value::Int(440));
     }
 
     #[test]

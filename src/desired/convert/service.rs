@@ -1200,11 +1200,16 @@ fn valid_signal(s: &str) -> bool {
     NAMES.contains(&name) || name.starts_with("RTMIN") || name.starts_with("RTMAX")
 }
 
-/// File modes are octal, as in `chmod`: `"0440"`, `0440` or `440` all mean r--r-----.
+/// File modes as compose reads them: a number is the mode itself (`0440` in YAML is octal,
+/// so it means r--r-----), a string is octal digits (`"0440"`, `"440"`).
 fn file_mode(r: &mut Reader<'_>, n: &Node, what: &str) -> Option<u32> {
-    let digits = n.scalar_text()?;
-    match u32::from_str_radix(digits.trim(), 8) {
-        Ok(m) if m <= 0o7777 => Some(m),
+    let mode = match &n.value {
+        Value::Int(i) => u32::try_from(*i).ok(),
+        Value::Str { text, .. } => u32::from_str_radix(text.trim(), 8).ok(),
+        _ => None,
+    };
+    match mode {
+        Some(m) if m <= 0o7777 => Some(m),
         _ => {
             r.error(
                 &n.loc,

@@ -21,4 +21,5 @@
 //! ```
 
 pub mod desired;
+pub mod engine;
 pub mod report;

@@ -1,0 +1,1 @@
+//! TODO(helper): bollard implementation of the Engine trait.

@@ -1,0 +1,1 @@
+//! TODO(helper): in-memory fake engine.

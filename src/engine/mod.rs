@@ -1,0 +1,439 @@
+//! The Docker boundary: one [`Engine`] trait, its data types and its errors.
+//!
+//! IO lives behind this trait only. `docker` implements it with bollard for production; `fake`
+//! is an in-memory engine for planner/executor unit tests. Everything above this module
+//! (observe, plan, execute) speaks these engine-neutral types, never bollard's.
+
+pub mod docker;
+pub mod fake;
+pub mod labels;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::time::Duration;
+
+/// What the engine is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EngineInfo {
+    /// Server version, e.g. `20.10.24`.
+    pub version: String,
+    /// API version negotiated, e.g. `1.41`.
+    pub api_version: String,
+    /// Where it was reached (`unix:///var/run/docker.sock`).
+    pub endpoint: String,
+}
+
+/// Container state as Docker reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum RunState {
+    /// Created, never started.
+    Created,
+    /// Running (includes restarting).
+    Running,
+    /// Paused.
+    Paused,
+    /// Exited or dead.
+    Exited,
+    /// Being removed.
+    Removing,
+}
+
+/// Docker healthcheck status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Health {
+    /// No healthcheck.
+    None,
+    /// In the start period or not yet decided.
+    Starting,
+    /// Passing.
+    Healthy,
+    /// Failing.
+    Unhealthy,
+}
+
+/// One container as the list call returns it (no inspect needed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerSummary {
+    /// Container ID.
+    pub id: String,
+    /// Name without the leading `/`.
+    pub name: String,
+    /// Image ID (`sha256:...`) it runs.
+    pub image_id: String,
+    /// Labels.
+    pub labels: BTreeMap<String, String>,
+    /// State.
+    pub state: RunState,
+    /// Health, parsed from the list call's status text (`(healthy)`, `(unhealthy)`,
+    /// `(health: starting)`).
+    pub health: Health,
+    /// Exit code, parsed from the status text for exited containers (`Exited (0) ...`).
+    pub exit_code: Option<i64>,
+    /// Names of the networks it is attached to.
+    pub networks: Vec<String>,
+    /// Created, seconds since the epoch.
+    pub created: i64,
+}
+
+/// One network.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetworkSummary {
+    /// ID.
+    pub id: String,
+    /// Name.
+    pub name: String,
+    /// Labels.
+    pub labels: BTreeMap<String, String>,
+}
+
+/// One volume.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VolumeSummary {
+    /// Name.
+    pub name: String,
+    /// Labels.
+    pub labels: BTreeMap<String, String>,
+}
+
+/// One local image: its ID and the tags pointing at it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageSummary {
+    /// Image ID (`sha256:...`).
+    pub id: String,
+    /// `repo:tag` references.
+    pub tags: Vec<String>,
+    /// `repo@sha256:...` references.
+    pub digests: Vec<String>,
+}
+
+/// A network to create.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetworkCreate {
+    /// Engine-side name.
+    pub name: String,
+    /// Driver (`bridge` when `None`).
+    pub driver: Option<String>,
+    /// Driver options.
+    pub driver_opts: BTreeMap<String, String>,
+    /// No outside connectivity.
+    pub internal: bool,
+    /// Labels.
+    pub labels: BTreeMap<String, String>,
+}
+
+/// A volume to create.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VolumeCreate {
+    /// Engine-side name.
+    pub name: String,
+    /// Driver (`local` when `None`).
+    pub driver: Option<String>,
+    /// Driver options.
+    pub driver_opts: BTreeMap<String, String>,
+    /// Labels.
+    pub labels: BTreeMap<String, String>,
+}
+
+/// A published port binding.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct PortBinding {
+    /// Container port.
+    pub target: u16,
+    /// `tcp`, `udp` or `sctp`.
+    pub protocol: String,
+    /// Host IP (`None` = all).
+    pub host_ip: Option<String>,
+    /// Host port (`None` = ephemeral).
+    pub published: Option<u16>,
+}
+
+/// A mount, engine-neutral.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MountSpec {
+    /// `bind`, `volume` or `tmpfs`.
+    pub kind: String,
+    /// Host path or engine-side volume name; `None` for tmpfs/anonymous.
+    pub source: Option<String>,
+    /// Path in the container.
+    pub target: String,
+    /// Read-only.
+    pub read_only: bool,
+    /// `nocopy`, `propagation=rshared`, `size=...`, `mode=...`, `subpath=...`,
+    /// `create_host_path=...`, `selinux=z|Z` as in the model.
+    pub options: Vec<String>,
+}
+
+/// The network a container joins, with its DNS aliases.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetworkAttach {
+    /// Engine-side network name.
+    pub network: String,
+    /// Aliases on that network (the service name is always one).
+    pub aliases: Vec<String>,
+    /// Static IPv4 address.
+    pub ipv4_address: Option<String>,
+    /// Static IPv6 address.
+    pub ipv6_address: Option<String>,
+}
+
+/// Docker healthcheck for create (durations as given; `None` = image default).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthcheckSpec {
+    /// `["CMD", ...]`, `["CMD-SHELL", "..."]` or `["NONE"]`.
+    pub test: Vec<String>,
+    /// Interval.
+    pub interval: Option<Duration>,
+    /// Timeout.
+    pub timeout: Option<Duration>,
+    /// Retries.
+    pub retries: Option<u32>,
+    /// Start period.
+    pub start_period: Option<Duration>,
+    /// Start interval (API ≥ 1.44; ignored by older engines).
+    pub start_interval: Option<Duration>,
+}
+
+/// Everything needed to create one container. Built purely from the desired model
+/// (`reconcile::container_spec`); the engine implementation only translates it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ContainerCreate {
+    /// Container name.
+    pub name: String,
+    /// Image to run: an image ID (`sha256:...`), never a moving tag.
+    pub image: String,
+    /// CMD override.
+    pub command: Option<Vec<String>>,
+    /// ENTRYPOINT override.
+    pub entrypoint: Option<Vec<String>>,
+    /// `KEY=VALUE` entries, sorted.
+    pub env: Vec<String>,
+    /// Labels.
+    pub labels: BTreeMap<String, String>,
+    /// `user:`.
+    pub user: Option<String>,
+    /// `working_dir:`.
+    pub working_dir: Option<String>,
+    /// `hostname:`.
+    pub hostname: Option<String>,
+    /// Exposed ports (`80/tcp`), including published targets.
+    pub exposed: Vec<String>,
+    /// Published ports.
+    pub ports: Vec<PortBinding>,
+    /// Mounts.
+    pub mounts: Vec<MountSpec>,
+    /// Networks; the first is joined at create, the rest connected before start.
+    pub networks: Vec<NetworkAttach>,
+    /// `network_mode:` already resolved (`host`, `none`, `container:<id>`); when set,
+    /// `networks` is empty.
+    pub network_mode: Option<String>,
+    /// Restart policy: `no`, `always`, `unless-stopped`, `on-failure`.
+    pub restart: String,
+    /// Max retries for `on-failure`.
+    pub restart_max: Option<u32>,
+    /// Healthcheck.
+    pub healthcheck: Option<HealthcheckSpec>,
+    /// `extra_hosts` as `host:ip`.
+    pub extra_hosts: Vec<String>,
+    /// `dns:`.
+    pub dns: Vec<String>,
+    /// `cap_add:`.
+    pub cap_add: Vec<String>,
+    /// `cap_drop:`.
+    pub cap_drop: Vec<String>,
+    /// `privileged:`.
+    pub privileged: bool,
+    /// `read_only:`.
+    pub read_only: bool,
+    /// `tmpfs:` as `path[:options]`.
+    pub tmpfs: Vec<String>,
+    /// `ulimits:` name → (soft, hard).
+    pub ulimits: BTreeMap<String, (i64, i64)>,
+    /// Log driver and options.
+    pub log_driver: Option<String>,
+    /// Log options.
+    pub log_options: BTreeMap<String, String>,
+    /// `stop_signal:`.
+    pub stop_signal: Option<String>,
+    /// `stop_grace_period:` in whole seconds.
+    pub stop_timeout: Option<i64>,
+    /// `init:`.
+    pub init: Option<bool>,
+    /// `shm_size:` bytes.
+    pub shm_size: Option<i64>,
+    /// `sysctls:`.
+    pub sysctls: BTreeMap<String, String>,
+    /// CPU limit in nano-CPUs.
+    pub nano_cpus: Option<i64>,
+    /// Memory limit in bytes.
+    pub memory: Option<i64>,
+    /// PIDs limit.
+    pub pids_limit: Option<i64>,
+}
+
+/// Kind of engine event berth reacts to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EngineEvent {
+    /// `container`, `network`, ...
+    pub kind: String,
+    /// `die`, `destroy`, `stop`, `health_status: healthy`, ...
+    pub action: String,
+    /// Object ID.
+    pub id: String,
+    /// Labels/attributes of the object.
+    pub attributes: BTreeMap<String, String>,
+    /// Unix time (seconds) of the event.
+    pub time: i64,
+}
+
+/// How an engine call failed, classified so callers can treat idempotent outcomes as done.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// 404: the object does not exist (a remove or stop of it is done).
+    #[error("failed to {op} {target}: not found")]
+    NotFound {
+        /// The operation, e.g. `remove container`.
+        op: String,
+        /// The object.
+        target: String,
+    },
+    /// 409: conflict (the name is taken, the object is in use).
+    #[error("failed to {op} {target}: conflict: {message}")]
+    Conflict {
+        /// The operation.
+        op: String,
+        /// The object.
+        target: String,
+        /// The engine's message.
+        message: String,
+    },
+    /// 304: nothing to do (already started or stopped).
+    #[error("failed to {op} {target}: not modified")]
+    NotModified {
+        /// The operation.
+        op: String,
+        /// The object.
+        target: String,
+    },
+    /// The engine could not be reached at all (socket missing, refused, timed out).
+    #[error("failed to {op}: engine unreachable at {endpoint}")]
+    Unreachable {
+        /// The operation.
+        op: String,
+        /// Where it was tried.
+        endpoint: String,
+        /// Why.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The call took longer than its timeout.
+    #[error("failed to {op} {target}: timed out after {after:?}")]
+    Timeout {
+        /// The operation.
+        op: String,
+        /// The object.
+        target: String,
+        /// The limit.
+        after: Duration,
+    },
+    /// Anything else the engine refused (bad request, server error).
+    #[error("failed to {op} {target}: {message}")]
+    Failed {
+        /// The operation.
+        op: String,
+        /// The object.
+        target: String,
+        /// The engine's message.
+        message: String,
+    },
+}
+
+impl EngineError {
+    /// True for outcomes that mean "already done" for an idempotent step: removing or stopping
+    /// something that is gone (404), starting something running or stopping something stopped
+    /// (304), creating something that exists (409 on network/volume create).
+    pub fn is_already_done(&self) -> bool {
+        matches!(
+            self,
+            EngineError::NotFound { .. } | EngineError::NotModified { .. }
+        )
+    }
+
+    /// The operation name, for the `docker_api_errors_total{op}` metric.
+    pub fn op(&self) -> &str {
+        match self {
+            EngineError::NotFound { op, .. }
+            | EngineError::Conflict { op, .. }
+            | EngineError::NotModified { op, .. }
+            | EngineError::Unreachable { op, .. }
+            | EngineError::Timeout { op, .. }
+            | EngineError::Failed { op, .. } => op,
+        }
+    }
+}
+
+/// Result of an engine call.
+pub type EngineResult<T> = Result<T, EngineError>;
+
+/// The Docker engine, as berth uses it. One method = one API call. Implementations must be
+/// cheap to clone-share (`Arc`) and safe to call concurrently.
+pub trait Engine: Send + Sync + 'static {
+    /// Version and endpoint.
+    fn info(&self) -> impl Future<Output = EngineResult<EngineInfo>> + Send;
+    /// All containers (running or not) with at least one of the label filters
+    /// (`key=value`), e.g. `berth.managed=true`, `com.docker.compose.project=shop`.
+    fn list_containers(
+        &self,
+        label_filters: &[String],
+    ) -> impl Future<Output = EngineResult<Vec<ContainerSummary>>> + Send;
+    /// All networks.
+    fn list_networks(&self) -> impl Future<Output = EngineResult<Vec<NetworkSummary>>> + Send;
+    /// All volumes.
+    fn list_volumes(&self) -> impl Future<Output = EngineResult<Vec<VolumeSummary>>> + Send;
+    /// All local images.
+    fn list_images(&self) -> impl Future<Output = EngineResult<Vec<ImageSummary>>> + Send;
+    /// Pulls `reference` (`repo:tag` or `repo@digest`) and returns the local image ID.
+    fn pull_image(&self, reference: &str) -> impl Future<Output = EngineResult<String>> + Send;
+    /// Creates a network; returns its ID.
+    fn create_network(
+        &self,
+        spec: &NetworkCreate,
+    ) -> impl Future<Output = EngineResult<String>> + Send;
+    /// Creates a volume.
+    fn create_volume(&self, spec: &VolumeCreate) -> impl Future<Output = EngineResult<()>> + Send;
+    /// Creates a container (joined to its first network; the others are connected too
+    /// before this returns); returns its ID.
+    fn create_container(
+        &self,
+        spec: &ContainerCreate,
+    ) -> impl Future<Output = EngineResult<String>> + Send;
+    /// Starts a container.
+    fn start_container(&self, id: &str) -> impl Future<Output = EngineResult<()>> + Send;
+    /// Stops a container: `signal` (default SIGTERM), then SIGKILL after `grace`.
+    fn stop_container(
+        &self,
+        id: &str,
+        grace: Duration,
+        signal: Option<&str>,
+    ) -> impl Future<Output = EngineResult<()>> + Send;
+    /// Removes a stopped container (never its volumes).
+    fn remove_container(&self, id: &str) -> impl Future<Output = EngineResult<()>> + Send;
+    /// Renames a container.
+    fn rename_container(
+        &self,
+        id: &str,
+        new_name: &str,
+    ) -> impl Future<Output = EngineResult<()>> + Send;
+    /// The last `lines` lines of a container's output (stdout and stderr interleaved).
+    fn logs_tail(
+        &self,
+        id: &str,
+        lines: usize,
+    ) -> impl Future<Output = EngineResult<String>> + Send;
+    /// Engine events since `since` (unix seconds) for containers carrying `label_filter`;
+    /// the stream ends when the connection drops.
+    fn events(
+        &self,
+        since: i64,
+        label_filter: &str,
+    ) -> impl Future<Output = EngineResult<tokio::sync::mpsc::Receiver<EngineResult<EngineEvent>>>> + Send;
+}

@@ -22,4 +22,5 @@
 
 pub mod desired;
 pub mod engine;
+pub mod reconcile;
 pub mod report;

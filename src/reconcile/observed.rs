@@ -1,0 +1,156 @@
+//! The observed state: what berth-managed (and compose-made) objects exist on the engine.
+//!
+//! Pure data plus a pure constructor from the engine's list results; `observe.rs` makes the
+//! calls. Containers are always listed (one call); networks, volumes and images only when the
+//! planner needs them (`Inventory`), so that a no-op reconcile costs one engine call.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::engine::labels::{self, Identity};
+use crate::engine::{
+    ContainerSummary, Health, ImageSummary, NetworkSummary, RunState, VolumeSummary,
+};
+
+/// One container berth manages or will take over.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObservedContainer {
+    /// Engine ID.
+    pub id: String,
+    /// Name.
+    pub name: String,
+    /// Who it belongs to.
+    pub identity: Identity,
+    /// State.
+    pub state: RunState,
+    /// Health.
+    pub health: Health,
+    /// Exit code when exited.
+    pub exit_code: Option<i64>,
+    /// Image ID.
+    pub image_id: String,
+    /// Attached networks.
+    pub networks: Vec<String>,
+}
+
+/// Networks, volumes and images: listed only when something has to be created.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Inventory {
+    /// Network names.
+    pub networks: BTreeSet<String>,
+    /// Volume names.
+    pub volumes: BTreeSet<String>,
+    /// Image reference (normalised, see [`normalize_reference`]) → image ID.
+    pub images: BTreeMap<String, String>,
+}
+
+/// Everything berth sees.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ObservedState {
+    /// Managed and compose-made containers.
+    pub containers: Vec<ObservedContainer>,
+    /// `None` when not listed (nothing needed it).
+    pub inventory: Option<Inventory>,
+}
+
+impl ObservedState {
+    /// Builds the state from list results; containers that belong to neither berth nor compose
+    /// are dropped here, so nothing downstream can touch them.
+    pub fn from_lists(containers: Vec<ContainerSummary>) -> Self {
+        let containers = containers
+            .into_iter()
+            .filter_map(|c| {
+                let identity = labels::identity(&c.labels)?;
+                Some(ObservedContainer {
+                    id: c.id,
+                    name: c.name,
+                    identity,
+                    state: c.state,
+                    health: c.health,
+                    exit_code: c.exit_code,
+                    image_id: c.image_id,
+                    networks: c.networks,
+                })
+            })
+            .collect();
+        ObservedState {
+            containers,
+            inventory: None,
+        }
+    }
+
+    /// Adds the inventory lists.
+    pub fn with_inventory(
+        mut self,
+        networks: Vec<NetworkSummary>,
+        volumes: Vec<VolumeSummary>,
+        images: Vec<ImageSummary>,
+    ) -> Self {
+        let mut inv = Inventory {
+            networks: networks.into_iter().map(|n| n.name).collect(),
+            volumes: volumes.into_iter().map(|v| v.name).collect(),
+            images: BTreeMap::new(),
+        };
+        for img in images {
+            for r in img.tags.iter().chain(img.digests.iter()) {
+                inv.images.insert(normalize_reference(r), img.id.clone());
+            }
+        }
+        self.inventory = Some(inv);
+        self
+    }
+
+    /// Containers of one project and service.
+    pub fn service<'a>(
+        &'a self,
+        project: &'a str,
+        service: &'a str,
+    ) -> impl Iterator<Item = &'a ObservedContainer> + 'a {
+        self.containers
+            .iter()
+            .filter(move |c| c.identity.project == project && c.identity.service == service)
+    }
+}
+
+/// `nginx:1.25`, `docker.io/library/nginx:1.25` and `library/nginx:1.25` name one image;
+/// an untagged reference means `:latest`.
+pub fn normalize_reference(r: &str) -> String {
+    let r = r.strip_prefix("docker.io/").unwrap_or(r);
+    let r = r.strip_prefix("library/").unwrap_or(r);
+    let (name, digest) = match r.split_once('@') {
+        Some((n, d)) => (n, Some(d)),
+        None => (r, None),
+    };
+    if let Some(d) = digest {
+        return format!("{name}@{d}");
+    }
+    // A ':' after the last '/' is a tag; one before it belongs to a registry port.
+    let last = name.rsplit('/').next().unwrap_or(name);
+    if last.contains(':') {
+        name.to_string()
+    } else {
+        format!("{name}:latest")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn references_normalise_like_docker() {
+        assert_eq!(
+            normalize_reference("docker.io/library/nginx:1.25"),
+            "nginx:1.25"
+        );
+        assert_eq!(normalize_reference("nginx"), "nginx:latest");
+        assert_eq!(
+            normalize_reference("localhost:5000/app"),
+            "localhost:5000/app:latest"
+        );
+        assert_eq!(
+            normalize_reference("localhost:5000/app:2"),
+            "localhost:5000/app:2"
+        );
+        assert_eq!(normalize_reference("app@sha256:ab"), "app@sha256:ab");
+    }
+}

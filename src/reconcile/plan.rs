@@ -1,0 +1,828 @@
+//! Pure planner: turns (desired, observed) into a [`Plan`] — one [`Step`] per engine call,
+//! each with the cause that justifies it — plus the services that must wait or are blocked.
+//!
+//! No IO, no clock, no tokio here: `controller`/`apply` gather the inputs and `execute`
+//! carries the steps out. The planner is level-triggered: it looks only at what exists, so
+//! running it again after applying a plan yields nothing (property-tested). Services whose
+//! `depends_on` conditions are not met *now* get no steps this round but a [`Note::Wait`];
+//! the next round (after the dependency changed) plans them.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::time::Duration;
+
+use super::container_spec::container_create;
+use super::observed::{ObservedContainer, ObservedState, normalize_reference};
+use crate::desired::model::{Condition, DesiredState, Project, Service};
+use crate::engine::labels::{self, Role};
+use crate::engine::{ContainerCreate, Health, NetworkCreate, RunState, VolumeCreate};
+
+/// Planner options.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PlanOptions {
+    /// Remove containers of projects that are no longer in the desired state.
+    pub prune: bool,
+}
+
+/// Where the image of a container comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ImageSource {
+    /// Present locally with this ID.
+    Id(String),
+    /// Pulled by an earlier step of this plan; the executor fills the ID in.
+    Pulled(String),
+}
+
+/// One engine call.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// Create a network.
+    CreateNetwork(NetworkCreate),
+    /// Create a volume.
+    CreateVolume(VolumeCreate),
+    /// Pull an image by reference.
+    Pull {
+        /// The reference as written in the Compose file.
+        reference: String,
+    },
+    /// Create a container.
+    Create {
+        /// What to create; `spec.image` is empty until the image is known.
+        spec: Box<ContainerCreate>,
+        /// Where its image comes from.
+        image: ImageSource,
+    },
+    /// Start a container (by ID, or by name when created in this plan).
+    Start {
+        /// ID or name.
+        target: String,
+        /// Name, for display.
+        name: String,
+    },
+    /// Stop a container.
+    Stop {
+        /// ID.
+        id: String,
+        /// Name, for display.
+        name: String,
+        /// Time before SIGKILL.
+        grace: Duration,
+        /// Signal (`None` = the image's STOPSIGNAL or SIGTERM).
+        signal: Option<String>,
+    },
+    /// Remove a stopped container (never its volumes).
+    Remove {
+        /// ID.
+        id: String,
+        /// Name, for display.
+        name: String,
+    },
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Action::CreateNetwork(n) => write!(f, "create network {}", n.name),
+            Action::CreateVolume(v) => write!(f, "create volume {}", v.name),
+            Action::Pull { reference } => write!(f, "pull {reference}"),
+            Action::Create { spec, .. } => write!(f, "create {}", spec.name),
+            Action::Start { name, .. } => write!(f, "start {name}"),
+            Action::Stop { name, .. } => write!(f, "stop {name}"),
+            Action::Remove { name, .. } => write!(f, "remove {name}"),
+        }
+    }
+}
+
+/// One step: an action, whose it is, and why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Step {
+    /// Project.
+    pub project: String,
+    /// Service (`None` for project-wide objects: networks, volumes).
+    pub service: Option<String>,
+    /// The engine call.
+    pub action: Action,
+    /// Why it is needed.
+    pub cause: String,
+}
+
+impl Step {
+    /// `project/service` or `project`.
+    pub fn scope(&self) -> String {
+        match &self.service {
+            Some(s) => format!("{}/{s}", self.project),
+            None => self.project.clone(),
+        }
+    }
+}
+
+/// Something the plan cannot do now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Note {
+    /// The service waits for a dependency; a later round will plan it.
+    Wait {
+        /// Project.
+        project: String,
+        /// Service.
+        service: String,
+        /// What it waits for.
+        reason: String,
+    },
+    /// Nothing will change until the desired state does (a failed job, a missing external
+    /// network).
+    Blocked {
+        /// Project.
+        project: String,
+        /// Service (or `None` for the project).
+        service: Option<String>,
+        /// Why.
+        reason: String,
+    },
+    /// A project runs but is no longer desired; `--prune` removes it.
+    Orphan {
+        /// Project.
+        project: String,
+        /// How many containers it has.
+        containers: usize,
+    },
+}
+
+impl fmt::Display for Note {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Note::Wait {
+                project,
+                service,
+                reason,
+            } => write!(f, "{project}/{service}  waits: {reason}"),
+            Note::Blocked {
+                project,
+                service: Some(s),
+                reason,
+            } => write!(f, "{project}/{s}  blocked: {reason}"),
+            Note::Blocked {
+                project,
+                service: None,
+                reason,
+            } => write!(f, "{project}  blocked: {reason}"),
+            Note::Orphan {
+                project,
+                containers,
+            } => write!(
+                f,
+                "{project}  orphaned: {containers} container(s) of a project no longer in the desired state; --prune removes them"
+            ),
+        }
+    }
+}
+
+/// The plan: steps in execution order (networks and volumes, pulls, then per service), and
+/// notes.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Plan {
+    /// Engine calls.
+    pub steps: Vec<Step>,
+    /// Waits, blocks, orphans.
+    pub notes: Vec<Note>,
+}
+
+impl Plan {
+    /// No engine call to make.
+    pub fn is_empty(&self) -> bool {
+        self.steps.is_empty()
+    }
+
+    /// True when a step creates something (the planner then needs the inventory lists).
+    pub fn creates_anything(&self) -> bool {
+        self.steps.iter().any(|s| {
+            matches!(
+                s.action,
+                Action::Create { .. }
+                    | Action::CreateNetwork(_)
+                    | Action::CreateVolume(_)
+                    | Action::Pull { .. }
+            )
+        })
+    }
+
+    /// Services waiting for a dependency.
+    pub fn waits(&self) -> impl Iterator<Item = &Note> {
+        self.notes.iter().filter(|n| matches!(n, Note::Wait { .. }))
+    }
+
+    /// Blocked services.
+    pub fn blocks(&self) -> impl Iterator<Item = &Note> {
+        self.notes
+            .iter()
+            .filter(|n| matches!(n, Note::Blocked { .. }))
+    }
+}
+
+impl fmt::Display for Plan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let scope_w = self
+            .steps
+            .iter()
+            .map(|s| s.scope().len())
+            .max()
+            .unwrap_or(0);
+        let action_w = self
+            .steps
+            .iter()
+            .map(|s| s.action.to_string().len())
+            .max()
+            .unwrap_or(0);
+        for s in &self.steps {
+            writeln!(
+                f,
+                "{:<scope_w$}  {:<action_w$}  {}",
+                s.scope(),
+                s.action.to_string(),
+                s.cause
+            )?;
+        }
+        for n in &self.notes {
+            writeln!(f, "{n}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Plans one reconcile round.
+pub fn plan(desired: &DesiredState, observed: &ObservedState, opts: PlanOptions) -> Plan {
+    let mut p = Planner {
+        observed,
+        plan: Plan::default(),
+        pulls: BTreeSet::new(),
+        pending: BTreeSet::new(),
+    };
+    for project in desired.projects.values() {
+        p.project(project);
+    }
+    let desired_projects: BTreeSet<&str> = desired.projects.keys().map(String::as_str).collect();
+    let mut orphans: BTreeMap<&str, Vec<&ObservedContainer>> = BTreeMap::new();
+    for c in &observed.containers {
+        if !desired_projects.contains(c.identity.project.as_str()) {
+            orphans.entry(&c.identity.project).or_default().push(c);
+        }
+    }
+    for (project, containers) in orphans {
+        if opts.prune {
+            for c in containers {
+                p.remove(
+                    project,
+                    &c.identity.service,
+                    c,
+                    Duration::from_secs(10),
+                    None,
+                    "project removed from the desired state (--prune)",
+                );
+            }
+        } else {
+            p.plan.notes.push(Note::Orphan {
+                project: project.to_string(),
+                containers: containers.len(),
+            });
+        }
+    }
+    // Execution order: project objects first, then pulls, then containers (stable otherwise).
+    p.plan.steps.sort_by_key(|s| match s.action {
+        Action::CreateNetwork(_) | Action::CreateVolume(_) => 0,
+        Action::Pull { .. } => 1,
+        _ => 2,
+    });
+    p.plan
+}
+
+struct Planner<'a> {
+    observed: &'a ObservedState,
+    plan: Plan,
+    pulls: BTreeSet<String>,
+    /// Services (`project/service`) that have steps or waits this round: not ready for
+    /// their dependents.
+    pending: BTreeSet<String>,
+}
+
+impl<'a> Planner<'a> {
+    fn step(
+        &mut self,
+        project: &str,
+        service: Option<&str>,
+        action: Action,
+        cause: impl Into<String>,
+    ) {
+        if let Some(s) = service {
+            self.pending.insert(format!("{project}/{s}"));
+        }
+        self.plan.steps.push(Step {
+            project: project.into(),
+            service: service.map(Into::into),
+            action,
+            cause: cause.into(),
+        });
+    }
+
+    fn project(&mut self, project: &Project) {
+        self.objects(project);
+        for name in topo_order(project) {
+            let svc = &project.services[&name];
+            if svc.berth.hold {
+                continue;
+            }
+            self.service(project, svc);
+        }
+        // Containers of services that left the project (or went to an inactive profile).
+        let observed: Vec<&ObservedContainer> = self
+            .observed
+            .containers
+            .iter()
+            .filter(|c| {
+                c.identity.project == project.name
+                    && !project.services.contains_key(&c.identity.service)
+            })
+            .collect();
+        for c in observed {
+            let cause = if project.inactive_services.contains(&c.identity.service) {
+                "service is only in inactive profiles"
+            } else {
+                "service removed from the project"
+            };
+            self.remove(
+                &project.name,
+                &c.identity.service,
+                c,
+                Duration::from_secs(10),
+                None,
+                cause,
+            );
+        }
+    }
+
+    /// Networks and volumes the project's services use.
+    fn objects(&mut self, project: &Project) {
+        let Some(inv) = &self.observed.inventory else {
+            return;
+        };
+        let mut used: BTreeSet<&str> = BTreeSet::new();
+        let mut vols: BTreeSet<&str> = BTreeSet::new();
+        for svc in project.services.values() {
+            if svc.network_mode.is_none() {
+                if svc.networks.is_empty() {
+                    used.insert("default");
+                }
+                used.extend(svc.networks.keys().map(String::as_str));
+            }
+            for m in &svc.volumes {
+                if let (crate::desired::model::MountKind::Volume, Some(s)) = (m.kind, &m.source) {
+                    vols.insert(s);
+                }
+            }
+        }
+        let mut blocked = Vec::new();
+        for key in used {
+            let Some(n) = project.networks.get(key) else {
+                continue;
+            };
+            if inv.networks.contains(&n.name) {
+                continue;
+            }
+            if n.external {
+                blocked.push(format!(
+                    "external network {} does not exist; create it or drop external: true",
+                    n.name
+                ));
+                continue;
+            }
+            let spec = NetworkCreate {
+                name: n.name.clone(),
+                driver: n.driver.clone(),
+                driver_opts: n.driver_opts.clone(),
+                internal: n.internal,
+                labels: labels::object_labels(
+                    &project.name,
+                    labels::compose::NETWORK,
+                    key,
+                    &n.labels,
+                ),
+            };
+            self.step(
+                &project.name,
+                None,
+                Action::CreateNetwork(spec),
+                "network missing",
+            );
+        }
+        for key in vols {
+            let Some(v) = project.volumes.get(key) else {
+                continue;
+            };
+            if inv.volumes.contains(&v.name) {
+                continue;
+            }
+            if v.external {
+                blocked.push(format!(
+                    "external volume {} does not exist; create it or drop external: true",
+                    v.name
+                ));
+                continue;
+            }
+            let spec = VolumeCreate {
+                name: v.name.clone(),
+                driver: v.driver.clone(),
+                driver_opts: v.driver_opts.clone(),
+                labels: labels::object_labels(
+                    &project.name,
+                    labels::compose::VOLUME,
+                    key,
+                    &v.labels,
+                ),
+            };
+            self.step(
+                &project.name,
+                None,
+                Action::CreateVolume(spec),
+                "volume missing",
+            );
+        }
+        for reason in blocked {
+            self.plan.notes.push(Note::Blocked {
+                project: project.name.clone(),
+                service: None,
+                reason,
+            });
+        }
+    }
+
+    fn service(&mut self, project: &Project, svc: &Service) {
+        let scope = format!("{}/{}", project.name, svc.name);
+        let mine: Vec<&ObservedContainer> =
+            self.observed.service(&project.name, &svc.name).collect();
+        // Dependencies first: if one is not in its condition now, the service waits — nothing
+        // running is stopped for it.
+        let mut steps = Vec::new();
+        let mut job_note = None;
+        if svc.job {
+            job_note = self.job_steps(project, svc, &mine, &mut steps);
+        } else {
+            self.replica_steps(project, svc, &mine, &mut steps);
+        }
+        let needs_start = steps
+            .iter()
+            .any(|(a, _)| matches!(a, Action::Create { .. } | Action::Start { .. }));
+        if needs_start {
+            if let Some(reason) = self.unmet_dependency(project, svc) {
+                let blocked = reason.starts_with("blocked: ");
+                let reason = reason.trim_start_matches("blocked: ").to_string();
+                // Scale-down removals do not depend on anything; keep them.
+                steps.retain(|(a, cause)| {
+                    matches!(a, Action::Stop { .. } | Action::Remove { .. })
+                        && cause.starts_with("scale down")
+                });
+                self.pending.insert(scope.clone());
+                self.plan.notes.push(if blocked {
+                    Note::Blocked {
+                        project: project.name.clone(),
+                        service: Some(svc.name.clone()),
+                        reason,
+                    }
+                } else {
+                    Note::Wait {
+                        project: project.name.clone(),
+                        service: svc.name.clone(),
+                        reason,
+                    }
+                });
+            }
+        }
+        if let Some(n) = job_note {
+            self.pending.insert(scope.clone());
+            self.plan.notes.push(n);
+        }
+        // Pulls go before everything else in the final order; creates reference them.
+        for (action, cause) in steps {
+            let action = match action {
+                Action::Create { spec, .. } => {
+                    let reference = svc.image.clone().unwrap_or_default();
+                    let image = self.image_source(&project.name, &svc.name, &reference);
+                    Action::Create { spec, image }
+                }
+                a => a,
+            };
+            self.step(&project.name, Some(&svc.name), action, cause);
+        }
+    }
+
+    /// The image's ID if present; else a pull step (once per reference).
+    fn image_source(&mut self, project: &str, service: &str, reference: &str) -> ImageSource {
+        let key = normalize_reference(reference);
+        if let Some(id) = self
+            .observed
+            .inventory
+            .as_ref()
+            .and_then(|i| i.images.get(&key))
+        {
+            return ImageSource::Id(id.clone());
+        }
+        if self.pulls.insert(key) {
+            self.step(
+                project,
+                Some(service),
+                Action::Pull {
+                    reference: reference.to_string(),
+                },
+                "image not present locally",
+            );
+        }
+        ImageSource::Pulled(reference.to_string())
+    }
+
+    fn replica_steps(
+        &self,
+        project: &Project,
+        svc: &Service,
+        mine: &[&ObservedContainer],
+        steps: &mut Vec<(Action, String)>,
+    ) {
+        let (grace, signal) = stop_params(svc);
+        let mut by_number: BTreeMap<u32, Vec<&ObservedContainer>> = BTreeMap::new();
+        for c in mine {
+            by_number.entry(c.identity.number).or_default().push(c);
+        }
+        for n in 1..=svc.replicas {
+            let cs = by_number.remove(&n).unwrap_or_default();
+            let (good, old): (Vec<&ObservedContainer>, Vec<&ObservedContainer>) =
+                cs.into_iter().partition(|c| {
+                    c.identity.managed
+                        && c.identity.spec_hash == svc.spec_hash
+                        && c.identity.role == Role::Replica
+                });
+            if let Some((keep, extra)) = good.split_first() {
+                for c in extra.iter().chain(old.iter()) {
+                    push_removal(
+                        steps,
+                        c,
+                        grace,
+                        signal.clone(),
+                        &format!("duplicate of replica {n}"),
+                    );
+                }
+                match keep.state {
+                    RunState::Running | RunState::Paused | RunState::Removing => {}
+                    RunState::Created => {
+                        steps.push((start(keep), "created but not started".into()))
+                    }
+                    RunState::Exited => steps.push((
+                        start(keep),
+                        match keep.exit_code {
+                            Some(code) => format!("exited with code {code}; restarting"),
+                            None => "stopped; restarting".into(),
+                        },
+                    )),
+                }
+                continue;
+            }
+            let cause = match old.first() {
+                None if mine.is_empty() => format!("replica {n} of {}: first deploy", svc.replicas),
+                None => format!("replica {n} of {} missing", svc.replicas),
+                Some(c) if !c.identity.managed => "taking over from docker compose".to_string(),
+                Some(c) => format!(
+                    "spec changed: {} -> {}",
+                    short(&c.identity.spec_hash),
+                    short(&svc.spec_hash)
+                ),
+            };
+            for c in &old {
+                push_removal(steps, c, grace, signal.clone(), &cause);
+            }
+            let spec = container_create(project, svc, n, Role::Replica, "");
+            let name = spec.name.clone();
+            steps.push((
+                Action::Create {
+                    spec: Box::new(spec),
+                    image: ImageSource::Pulled(String::new()),
+                },
+                cause.clone(),
+            ));
+            steps.push((
+                Action::Start {
+                    target: name.clone(),
+                    name,
+                },
+                cause,
+            ));
+        }
+        for (n, cs) in by_number {
+            for c in cs {
+                push_removal(
+                    steps,
+                    c,
+                    grace,
+                    signal.clone(),
+                    &format!("scale down to {} (removing replica {n})", svc.replicas),
+                );
+            }
+        }
+    }
+
+    /// A job runs once per revision: its container with the current hash is the record.
+    fn job_steps(
+        &self,
+        project: &Project,
+        svc: &Service,
+        mine: &[&ObservedContainer],
+        steps: &mut Vec<(Action, String)>,
+    ) -> Option<Note> {
+        let (grace, signal) = stop_params(svc);
+        let (current, old): (Vec<&ObservedContainer>, Vec<&ObservedContainer>) = mine
+            .iter()
+            .partition(|c| c.identity.managed && c.identity.spec_hash == svc.spec_hash);
+        if let Some(c) = current.first() {
+            return match (c.state, c.exit_code) {
+                (RunState::Exited, Some(0)) => None,
+                (RunState::Exited, code) => Some(Note::Blocked {
+                    project: project.name.clone(),
+                    service: Some(svc.name.clone()),
+                    reason: format!(
+                        "job failed with exit code {}; change the desired state (or fix what it needs) to run it again",
+                        code.map_or("unknown".to_string(), |c| c.to_string())
+                    ),
+                }),
+                (RunState::Created, _) => {
+                    steps.push((start(c), "job created but not started".into()));
+                    None
+                }
+                _ => Some(Note::Wait {
+                    project: project.name.clone(),
+                    service: svc.name.clone(),
+                    reason: "job is running".into(),
+                }),
+            };
+        }
+        let cause = match old.first() {
+            Some(c) if c.identity.managed => format!(
+                "job revision {} not run yet (last ran {})",
+                short(&svc.spec_hash),
+                short(&c.identity.spec_hash)
+            ),
+            Some(_) => "taking over from docker compose".to_string(),
+            None => format!("job revision {} not run yet", short(&svc.spec_hash)),
+        };
+        for c in &old {
+            push_removal(steps, c, grace, signal.clone(), &cause);
+        }
+        let spec = container_create(project, svc, 1, Role::Job, "");
+        let name = spec.name.clone();
+        steps.push((
+            Action::Create {
+                spec: Box::new(spec),
+                image: ImageSource::Pulled(String::new()),
+            },
+            cause.clone(),
+        ));
+        steps.push((
+            Action::Start {
+                target: name.clone(),
+                name,
+            },
+            cause,
+        ));
+        None
+    }
+
+    /// The first dependency not in its condition, as a reason; `blocked: ...` when it cannot
+    /// become so without a change (a failed job).
+    fn unmet_dependency(&self, project: &Project, svc: &Service) -> Option<String> {
+        for (dep, d) in &svc.depends_on {
+            let Some(target) = project.services.get(dep) else {
+                continue;
+            };
+            let containers: Vec<&ObservedContainer> = self
+                .observed
+                .service(&project.name, dep)
+                .filter(|c| c.identity.managed && c.identity.spec_hash == target.spec_hash)
+                .collect();
+            let pending = self.pending.contains(&format!("{}/{dep}", project.name));
+            if target.job {
+                let done = containers.iter().find(|c| c.state == RunState::Exited);
+                match (d.condition, done.and_then(|c| c.exit_code)) {
+                    (_, Some(code))
+                        if code != 0 && d.condition == Condition::ServiceCompletedSuccessfully =>
+                    {
+                        return Some(format!("blocked: job {dep} failed with exit code {code}"));
+                    }
+                    (Condition::ServiceCompletedSuccessfully, Some(0)) => continue,
+                    (Condition::ServiceCompletedSuccessfully, _) => {
+                        return Some(format!("{dep} has not completed successfully yet"));
+                    }
+                    _ if !containers.is_empty() && !pending => continue,
+                    _ => return Some(format!("{dep} has not started yet")),
+                }
+            }
+            let running: Vec<&&ObservedContainer> = containers
+                .iter()
+                .filter(|c| c.state == RunState::Running)
+                .collect();
+            let all_running = running.len() >= target.replicas as usize;
+            if pending || !all_running {
+                return Some(format!("{dep} is not running yet"));
+            }
+            if d.condition == Condition::ServiceHealthy
+                && running
+                    .iter()
+                    .any(|c| !matches!(c.health, Health::Healthy | Health::None))
+            {
+                return Some(format!("{dep} is not healthy yet"));
+            }
+            if d.condition == Condition::ServiceCompletedSuccessfully {
+                return Some(format!(
+                    "{dep} is not a job (restart: \"no\"), so it never completes"
+                ));
+            }
+        }
+        None
+    }
+
+    fn remove(
+        &mut self,
+        project: &str,
+        service: &str,
+        c: &ObservedContainer,
+        grace: Duration,
+        signal: Option<String>,
+        cause: &str,
+    ) {
+        let mut steps = Vec::new();
+        push_removal(&mut steps, c, grace, signal, cause);
+        for (a, cause) in steps {
+            self.step(project, Some(service), a, cause);
+        }
+    }
+}
+
+fn start(c: &ObservedContainer) -> Action {
+    Action::Start {
+        target: c.id.clone(),
+        name: c.name.clone(),
+    }
+}
+
+fn push_removal(
+    steps: &mut Vec<(Action, String)>,
+    c: &ObservedContainer,
+    grace: Duration,
+    signal: Option<String>,
+    cause: &str,
+) {
+    if matches!(c.state, RunState::Running | RunState::Paused) {
+        steps.push((
+            Action::Stop {
+                id: c.id.clone(),
+                name: c.name.clone(),
+                grace,
+                signal,
+            },
+            cause.to_string(),
+        ));
+    }
+    steps.push((
+        Action::Remove {
+            id: c.id.clone(),
+            name: c.name.clone(),
+        },
+        cause.to_string(),
+    ));
+}
+
+fn stop_params(svc: &Service) -> (Duration, Option<String>) {
+    (
+        svc.stop_grace_period.unwrap_or(Duration::from_secs(10)),
+        svc.stop_signal.clone(),
+    )
+}
+
+/// First 12 hex digits, as in `docker ps`.
+pub fn short(hash: &str) -> &str {
+    hash.get(..12).unwrap_or(hash)
+}
+
+/// Services in dependency order (dependencies first), ties by name. Validation guarantees
+/// there is no cycle; a cycle would still terminate (visited set).
+fn topo_order(project: &Project) -> Vec<String> {
+    fn visit(p: &Project, name: &str, seen: &mut BTreeSet<String>, out: &mut Vec<String>) {
+        if !seen.insert(name.to_string()) {
+            return;
+        }
+        if let Some(s) = p.services.get(name) {
+            for dep in s.depends_on.keys() {
+                visit(p, dep, seen, out);
+            }
+            out.push(name.to_string());
+        }
+    }
+    let mut seen = BTreeSet::new();
+    let mut out = Vec::new();
+    for name in project.services.keys() {
+        visit(project, name, &mut seen, &mut out);
+    }
+    out
+}

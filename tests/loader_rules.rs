@@ -611,3 +611,15 @@ fn missing_env_files_are_errors_unless_optional() {
         "compose.yaml:4:15: error: env file none.env not found (set required: false if it is optional)\n"
     );
 }
+
+/// Found by the fuzzer: a rule tripped by defaults and `monitor` had no position.
+#[test]
+fn min_ready_from_monitor_reaching_the_default_deadline_points_at_monitor() {
+    let d = diags(
+        "services:\n  web:\n    image: nginx:1.27\n    deploy:\n      update_config:\n        monitor: 2m\n",
+    );
+    assert_eq!(
+        d,
+        "compose.yaml:6:18: error: service \"web\": min_ready (2m) must be shorter than progress_deadline (2m), or no rollout can ever succeed\n"
+    );
+}

@@ -43,6 +43,8 @@ pub struct Deploy {
 pub struct UpdateRead {
     pub policy: UpdatePolicy,
     pub monitor: Option<Duration>,
+    /// Where `monitor` was written, for diagnostics about the `min_ready` it implies.
+    pub monitor_loc: Option<Loc>,
     pub failure_action_set: bool,
 }
 
@@ -72,6 +74,7 @@ pub fn read_deploy(r: &mut Reader<'_>, service: &Node, name: &str) -> Deploy {
         update: UpdateRead {
             policy: default_update(),
             monitor: None,
+            monitor_loc: None,
             failure_action_set: false,
         },
         rollback: default_update(),
@@ -167,6 +170,7 @@ fn read_update(r: &mut Reader<'_>, n: &Node, what: &str) -> UpdateRead {
     let mut u = UpdateRead {
         policy: default_update(),
         monitor: None,
+        monitor_loc: None,
         failure_action_set: false,
     };
     let Some(e) = r.map(n, what) else { return u };
@@ -204,6 +208,7 @@ fn read_update(r: &mut Reader<'_>, n: &Node, what: &str) -> UpdateRead {
     {
         u.policy.delay = d;
     }
+    u.monitor_loc = n.get("monitor").map(|m| m.loc.clone());
     u.monitor = n
         .get("monitor")
         .and_then(|d| r.duration(d, &format!("{what}.monitor")));
@@ -256,6 +261,7 @@ pub fn read_berth(
     defaults: Option<&Node>,
     own: Option<&Node>,
     name: &str,
+    service_loc: &Loc,
     update: &UpdateRead,
 ) -> BerthRead {
     let what = format!("services.{name}.x-berth");
@@ -280,10 +286,13 @@ pub fn read_berth(
         .and_then(|n| r.duration(n, &w("progress_deadline")))
         .unwrap_or(DEFAULT_PROGRESS_DEADLINE);
     if min_ready >= progress_deadline {
+        // Point at what the user wrote: the deadline, else min_ready or the monitor it came
+        // from, else the service itself (both values defaulted).
         let loc = deadline_node
             .or(get("min_ready"))
             .map(|n| n.loc.clone())
-            .unwrap_or_default();
+            .or_else(|| update.monitor_loc.clone())
+            .unwrap_or_else(|| service_loc.clone());
         r.error(
             &loc,
             format!(

@@ -285,7 +285,14 @@ pub fn convert_service(
         (None, Some(n)) => r.u32(n, &what("scale")).unwrap_or(1),
         (None, None) => 1,
     };
-    let berth = policy::read_berth(&mut r, defaults, node.get("x-berth"), &name, &deploy.update);
+    let berth = policy::read_berth(
+        &mut r,
+        defaults,
+        node.get("x-berth"),
+        &name,
+        &key.loc,
+        &deploy.update,
+    );
     let rollout = RolloutPolicy {
         update: deploy.update.policy,
         min_ready: berth.min_ready,

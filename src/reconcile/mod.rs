@@ -4,5 +4,7 @@
 //! `execute` are the only code here that calls the [`crate::engine::Engine`].
 
 pub mod container_spec;
+pub mod execute;
+pub mod observe;
 pub mod observed;
 pub mod plan;

@@ -1,0 +1,176 @@
+//! Carries a [`Plan`] out against the engine — the only code that changes Docker.
+//!
+//! Order: project objects (networks, volumes), then pulls in parallel, then each service's
+//! steps in order, services in parallel up to a bound. A failing step stops the rest of its
+//! own service only; every other service goes on. Idempotent outcomes (404 on remove/stop,
+//! 304 on start/stop) count as done. Between steps a stop request is honoured, so a signal
+//! never leaves a half-made container (at worst a created one, which the next round starts).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use tokio::sync::Semaphore;
+
+use super::plan::{Action, ImageSource, Plan, Step};
+use crate::engine::{Engine, EngineError};
+
+/// What happened.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    /// Steps done (including idempotent ones that were already done).
+    pub done: Vec<String>,
+    /// Steps that failed, with the error.
+    pub failed: Vec<Failure>,
+    /// Steps not run (their service failed earlier, or a stop was requested).
+    pub skipped: usize,
+}
+
+/// One failed step.
+#[derive(Debug)]
+pub struct Failure {
+    /// `scope  action`.
+    pub step: String,
+    /// Why (the engine error, with its cause).
+    pub error: String,
+}
+
+impl Outcome {
+    fn merge(&mut self, other: Outcome) {
+        self.done.extend(other.done);
+        self.failed.extend(other.failed);
+        self.skipped += other.skipped;
+    }
+}
+
+/// Executes `plan` with at most `parallelism` services at a time; `stop` ends it between steps.
+pub async fn execute<E: Engine>(engine: &Arc<E>, plan: &Plan, parallelism: usize, stop: &Arc<AtomicBool>) -> Outcome {
+    let mut out = Outcome::default();
+    let (objects, rest): (Vec<&Step>, Vec<&Step>) =
+        plan.steps.iter().partition(|s| matches!(s.action, Action::CreateNetwork(_) | Action::CreateVolume(_)));
+    let (pulls, services): (Vec<&Step>, Vec<&Step>) = rest.into_iter().partition(|s| matches!(s.action, Action::Pull { .. }));
+
+    for s in objects {
+        if stop.load(Ordering::Relaxed) {
+            out.skipped += 1;
+            continue;
+        }
+        let r = run_step(engine.as_ref(), s, &BTreeMap::new()).await;
+        record(&mut out, s, r);
+    }
+
+    // Pulls: all in parallel (bounded), before any container is touched.
+    let sem = Arc::new(Semaphore::new(parallelism.max(1)));
+    let mut pulls_set = tokio::task::JoinSet::new();
+    for s in pulls {
+        let Action::Pull { reference } = &s.action else { continue };
+        let (engine, sem, step, reference) = (engine.clone(), sem.clone(), s.clone(), reference.clone());
+        pulls_set.spawn(async move {
+            let _permit = sem.acquire_owned().await;
+            let r = engine.pull_image(&reference).await;
+            (step, reference, r)
+        });
+    }
+    let mut pulled = BTreeMap::new();
+    while let Some(joined) = pulls_set.join_next().await {
+        let Ok((step, reference, r)) = joined else { continue };
+        match r {
+            Ok(id) => {
+                pulled.insert(reference, id);
+                out.done.push(describe(&step));
+            }
+            Err(e) => out.failed.push(Failure { step: describe(&step), error: error_chain(&e) }),
+        }
+    }
+
+    // Services: grouped by scope, in plan order within a group.
+    let mut groups: BTreeMap<String, Vec<Step>> = BTreeMap::new();
+    for s in services {
+        groups.entry(s.scope()).or_default().push(s.clone());
+    }
+    let pulled = Arc::new(pulled);
+    let mut set = tokio::task::JoinSet::new();
+    for (_, steps) in groups {
+        let (engine, sem, pulled, stop) = (engine.clone(), sem.clone(), pulled.clone(), stop.clone());
+        set.spawn(async move {
+            let _permit = sem.acquire_owned().await;
+            let mut out = Outcome::default();
+            let mut failed = false;
+            for s in &steps {
+                if failed || stop.load(Ordering::Relaxed) {
+                    out.skipped += 1;
+                    continue;
+                }
+                let r = run_step(engine.as_ref(), s, &pulled).await;
+                failed = r.is_err();
+                record(&mut out, s, r);
+            }
+            out
+        });
+    }
+    while let Some(joined) = set.join_next().await {
+        match joined {
+            Ok(o) => out.merge(o),
+            Err(e) => out.failed.push(Failure { step: "a service's steps".into(), error: format!("task failed: {e}") }),
+        }
+    }
+    out
+}
+
+fn record(out: &mut Outcome, s: &Step, r: Result<(), String>) {
+    match r {
+        Ok(()) => out.done.push(describe(s)),
+        Err(error) => out.failed.push(Failure { step: describe(s), error }),
+    }
+}
+
+fn describe(s: &Step) -> String {
+    format!("{}  {}", s.scope(), s.action)
+}
+
+/// The error and its causes, one line.
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+async fn run_step<E: Engine>(engine: &E, s: &Step, pulled: &BTreeMap<String, String>) -> Result<(), String> {
+    let started = Instant::now();
+    let r: Result<(), EngineError> = match &s.action {
+        Action::CreateNetwork(n) => match engine.create_network(n).await {
+            // Someone (or an earlier interrupted round) made it: that is what we wanted.
+            Err(EngineError::Conflict { .. }) => Ok(()),
+            r => r.map(|_| ()),
+        },
+        Action::CreateVolume(v) => engine.create_volume(v).await,
+        Action::Pull { reference } => engine.pull_image(reference).await.map(|_| ()),
+        Action::Create { spec, image } => {
+            let id = match image {
+                ImageSource::Id(id) => id.clone(),
+                ImageSource::Pulled(r) => match pulled.get(r) {
+                    Some(id) => id.clone(),
+                    None => return Err(format!("image {r} was not pulled (see the pull step's error)")),
+                },
+            };
+            let mut spec = spec.as_ref().clone();
+            spec.image = id;
+            engine.create_container(&spec).await.map(|_| ())
+        }
+        Action::Start { target, .. } => engine.start_container(target).await,
+        Action::Stop { id, grace, signal, .. } => engine.stop_container(id, *grace, signal.as_deref()).await,
+        Action::Remove { id, .. } => engine.remove_container(id).await,
+    };
+    let r = match r {
+        Err(e) if e.is_already_done() && !matches!(s.action, Action::Create { .. }) => Ok(()),
+        r => r,
+    };
+    tracing::info!(step = %describe(s), cause = %s.cause, ms = started.elapsed().as_millis() as u64, ok = r.is_ok(), "step");
+    r.map_err(|e| error_chain(&e))
+}

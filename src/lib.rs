@@ -20,7 +20,9 @@
 //!                               Loaded { state: Option<DesiredState>, diagnostics } ─► report
 //! ```
 
+pub mod apply;
 pub mod desired;
 pub mod engine;
+pub mod lock;
 pub mod reconcile;
 pub mod report;

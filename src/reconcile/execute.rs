@@ -45,11 +45,20 @@ impl Outcome {
 }
 
 /// Executes `plan` with at most `parallelism` services at a time; `stop` ends it between steps.
-pub async fn execute<E: Engine>(engine: &Arc<E>, plan: &Plan, parallelism: usize, stop: &Arc<AtomicBool>) -> Outcome {
+pub async fn execute<E: Engine>(
+    engine: &Arc<E>,
+    plan: &Plan,
+    parallelism: usize,
+    stop: &Arc<AtomicBool>,
+) -> Outcome {
     let mut out = Outcome::default();
-    let (objects, rest): (Vec<&Step>, Vec<&Step>) =
-        plan.steps.iter().partition(|s| matches!(s.action, Action::CreateNetwork(_) | Action::CreateVolume(_)));
-    let (pulls, services): (Vec<&Step>, Vec<&Step>) = rest.into_iter().partition(|s| matches!(s.action, Action::Pull { .. }));
+    let (objects, rest): (Vec<&Step>, Vec<&Step>) = plan
+        .steps
+        .iter()
+        .partition(|s| matches!(s.action, Action::CreateNetwork(_) | Action::CreateVolume(_)));
+    let (pulls, services): (Vec<&Step>, Vec<&Step>) = rest
+        .into_iter()
+        .partition(|s| matches!(s.action, Action::Pull { .. }));
 
     for s in objects {
         if stop.load(Ordering::Relaxed) {
@@ -64,8 +73,11 @@ pub async fn execute<E: Engine>(engine: &Arc<E>, plan: &Plan, parallelism: usize
     let sem = Arc::new(Semaphore::new(parallelism.max(1)));
     let mut pulls_set = tokio::task::JoinSet::new();
     for s in pulls {
-        let Action::Pull { reference } = &s.action else { continue };
-        let (engine, sem, step, reference) = (engine.clone(), sem.clone(), s.clone(), reference.clone());
+        let Action::Pull { reference } = &s.action else {
+            continue;
+        };
+        let (engine, sem, step, reference) =
+            (engine.clone(), sem.clone(), s.clone(), reference.clone());
         pulls_set.spawn(async move {
             let _permit = sem.acquire_owned().await;
             let r = engine.pull_image(&reference).await;
@@ -74,13 +86,18 @@ pub async fn execute<E: Engine>(engine: &Arc<E>, plan: &Plan, parallelism: usize
     }
     let mut pulled = BTreeMap::new();
     while let Some(joined) = pulls_set.join_next().await {
-        let Ok((step, reference, r)) = joined else { continue };
+        let Ok((step, reference, r)) = joined else {
+            continue;
+        };
         match r {
             Ok(id) => {
                 pulled.insert(reference, id);
                 out.done.push(describe(&step));
             }
-            Err(e) => out.failed.push(Failure { step: describe(&step), error: error_chain(&e) }),
+            Err(e) => out.failed.push(Failure {
+                step: describe(&step),
+                error: error_chain(&e),
+            }),
         }
     }
 
@@ -92,7 +109,8 @@ pub async fn execute<E: Engine>(engine: &Arc<E>, plan: &Plan, parallelism: usize
     let pulled = Arc::new(pulled);
     let mut set = tokio::task::JoinSet::new();
     for (_, steps) in groups {
-        let (engine, sem, pulled, stop) = (engine.clone(), sem.clone(), pulled.clone(), stop.clone());
+        let (engine, sem, pulled, stop) =
+            (engine.clone(), sem.clone(), pulled.clone(), stop.clone());
         set.spawn(async move {
             let _permit = sem.acquire_owned().await;
             let mut out = Outcome::default();
@@ -112,7 +130,10 @@ pub async fn execute<E: Engine>(engine: &Arc<E>, plan: &Plan, parallelism: usize
     while let Some(joined) = set.join_next().await {
         match joined {
             Ok(o) => out.merge(o),
-            Err(e) => out.failed.push(Failure { step: "a service's steps".into(), error: format!("task failed: {e}") }),
+            Err(e) => out.failed.push(Failure {
+                step: "a service's steps".into(),
+                error: format!("task failed: {e}"),
+            }),
         }
     }
     out
@@ -121,7 +142,10 @@ pub async fn execute<E: Engine>(engine: &Arc<E>, plan: &Plan, parallelism: usize
 fn record(out: &mut Outcome, s: &Step, r: Result<(), String>) {
     match r {
         Ok(()) => out.done.push(describe(s)),
-        Err(error) => out.failed.push(Failure { step: describe(s), error }),
+        Err(error) => out.failed.push(Failure {
+            step: describe(s),
+            error,
+        }),
     }
 }
 
@@ -141,7 +165,11 @@ fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     s
 }
 
-async fn run_step<E: Engine>(engine: &E, s: &Step, pulled: &BTreeMap<String, String>) -> Result<(), String> {
+async fn run_step<E: Engine>(
+    engine: &E,
+    s: &Step,
+    pulled: &BTreeMap<String, String>,
+) -> Result<(), String> {
     let started = Instant::now();
     let r: Result<(), EngineError> = match &s.action {
         Action::CreateNetwork(n) => match engine.create_network(n).await {
@@ -156,7 +184,11 @@ async fn run_step<E: Engine>(engine: &E, s: &Step, pulled: &BTreeMap<String, Str
                 ImageSource::Id(id) => id.clone(),
                 ImageSource::Pulled(r) => match pulled.get(r) {
                     Some(id) => id.clone(),
-                    None => return Err(format!("image {r} was not pulled (see the pull step's error)")),
+                    None => {
+                        return Err(format!(
+                            "image {r} was not pulled (see the pull step's error)"
+                        ));
+                    }
                 },
             };
             let mut spec = spec.as_ref().clone();
@@ -164,7 +196,9 @@ async fn run_step<E: Engine>(engine: &E, s: &Step, pulled: &BTreeMap<String, Str
             engine.create_container(&spec).await.map(|_| ())
         }
         Action::Start { target, .. } => engine.start_container(target).await,
-        Action::Stop { id, grace, signal, .. } => engine.stop_container(id, *grace, signal.as_deref()).await,
+        Action::Stop {
+            id, grace, signal, ..
+        } => engine.stop_container(id, *grace, signal.as_deref()).await,
         Action::Remove { id, .. } => engine.remove_container(id).await,
     };
     let r = match r {

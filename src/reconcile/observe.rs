@@ -12,12 +12,17 @@ use crate::engine::{Engine, EngineResult};
 /// Every container with a compose project label: berth's own (it writes compose's labels too)
 /// and those `docker compose` made, for take-over. One call.
 pub async fn observe_containers<E: Engine>(engine: &E) -> EngineResult<ObservedState> {
-    let containers = engine.list_containers(&[compose::PROJECT.to_string()]).await?;
+    let containers = engine
+        .list_containers(&[compose::PROJECT.to_string()])
+        .await?;
     Ok(ObservedState::from_lists(containers))
 }
 
 /// Adds networks, volumes and images (three calls).
-pub async fn add_inventory<E: Engine>(engine: &E, observed: ObservedState) -> EngineResult<ObservedState> {
+pub async fn add_inventory<E: Engine>(
+    engine: &E,
+    observed: ObservedState,
+) -> EngineResult<ObservedState> {
     let networks = engine.list_networks().await?;
     let volumes = engine.list_volumes().await?;
     let images = engine.list_images().await?;

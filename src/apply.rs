@@ -1,0 +1,193 @@
+//! One pass to convergence (`berth apply`): observe → plan → execute, round after round,
+//! until nothing is left to do, something fails, something is blocked, or time runs out.
+//!
+//! The loop (IO) lives here; every decision is the pure planner's. Rounds are needed because
+//! dependencies are level-triggered: a dependent is planned only once its dependency is in
+//! the required condition on the engine.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::desired::DesiredState;
+use crate::engine::{Engine, EngineError};
+use crate::reconcile::execute::{self, Failure};
+use crate::reconcile::observe::observe_and_plan;
+use crate::reconcile::observed::ObservedState;
+use crate::reconcile::plan::{Note, Plan, PlanOptions};
+
+/// How `apply` runs.
+#[derive(Debug, Clone, Copy)]
+pub struct ApplyOptions {
+    /// Planner options (prune).
+    pub plan: PlanOptions,
+    /// Allow a desired state with no services while managed containers run.
+    pub allow_empty: bool,
+    /// Give up waiting after this long.
+    pub timeout: Duration,
+    /// Services worked on at once.
+    pub parallelism: usize,
+    /// Pause between rounds while waiting for dependencies.
+    pub poll: Duration,
+}
+
+impl Default for ApplyOptions {
+    fn default() -> Self {
+        ApplyOptions {
+            plan: PlanOptions::default(),
+            allow_empty: false,
+            timeout: Duration::from_secs(300),
+            parallelism: 8,
+            poll: Duration::from_millis(500),
+        }
+    }
+}
+
+/// What `apply` reports as it goes.
+pub enum Progress<'a> {
+    /// A round's plan, about to be executed.
+    Executing(&'a Plan),
+    /// A step failed.
+    Failed(&'a Failure),
+}
+
+/// How it ended.
+#[derive(Debug, Default)]
+pub struct ApplyReport {
+    /// Rounds run.
+    pub rounds: usize,
+    /// Steps done.
+    pub steps: usize,
+    /// Failed steps.
+    pub failures: Vec<Failure>,
+    /// Blocked services (failed jobs, missing external objects) with, for failed jobs,
+    /// the last lines of their output.
+    pub blocked: Vec<(Note, Option<String>)>,
+    /// Still waiting when time ran out.
+    pub waiting: Vec<Note>,
+    /// Projects no longer desired (kept without `--prune`).
+    pub orphans: Vec<Note>,
+    /// Everything desired runs.
+    pub converged: bool,
+    /// A stop was requested.
+    pub interrupted: bool,
+}
+
+impl ApplyReport {
+    /// True when the host is in the desired state and nothing failed.
+    pub fn ok(&self) -> bool {
+        self.converged && self.failures.is_empty() && self.blocked.is_empty()
+    }
+}
+
+/// Why `apply` refused or could not work.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    /// The engine failed in a way that is not a step failure (observing).
+    #[error("failed to observe the engine")]
+    Engine(#[from] EngineError),
+    /// The desired state is empty while managed containers run.
+    #[error(
+        "the desired state has no services, but {0} berth-managed container(s) run; refusing to remove them all (use --allow-empty if that is really what you want)"
+    )]
+    Empty(usize),
+}
+
+/// Refuses an empty desired state while managed containers run (a mistake, not a wish).
+pub fn check_not_empty(
+    desired: &DesiredState,
+    observed: &ObservedState,
+    allow_empty: bool,
+) -> Result<(), ApplyError> {
+    let services: usize = desired.projects.values().map(|p| p.services.len()).sum();
+    let managed = observed
+        .containers
+        .iter()
+        .filter(|c| c.identity.managed)
+        .count();
+    if services == 0 && managed > 0 && !allow_empty {
+        return Err(ApplyError::Empty(managed));
+    }
+    Ok(())
+}
+
+/// Converges once. `stop` ends it between steps.
+pub async fn apply<E: Engine>(
+    engine: &Arc<E>,
+    desired: &DesiredState,
+    opts: ApplyOptions,
+    stop: &Arc<AtomicBool>,
+    mut progress: impl FnMut(Progress<'_>),
+) -> Result<ApplyReport, ApplyError> {
+    let deadline = Instant::now() + opts.timeout;
+    let mut report = ApplyReport::default();
+    loop {
+        if stop.load(Ordering::Relaxed) {
+            report.interrupted = true;
+            return Ok(report);
+        }
+        let (observed, plan) = observe_and_plan(engine.as_ref(), desired, opts.plan).await?;
+        check_not_empty(desired, &observed, opts.allow_empty)?;
+        report.orphans = plan
+            .notes
+            .iter()
+            .filter(|n| matches!(n, Note::Orphan { .. }))
+            .cloned()
+            .collect();
+        if plan.is_empty() {
+            let blocked: Vec<&Note> = plan.blocks().collect();
+            if !blocked.is_empty() {
+                for n in blocked {
+                    let logs = job_logs(engine.as_ref(), &observed, n).await;
+                    report.blocked.push((n.clone(), logs));
+                }
+                return Ok(report);
+            }
+            let waits: Vec<Note> = plan.waits().cloned().collect();
+            if waits.is_empty() {
+                report.converged = true;
+                return Ok(report);
+            }
+            if Instant::now() >= deadline {
+                report.waiting = waits;
+                return Ok(report);
+            }
+            tokio::time::sleep(opts.poll).await;
+            continue;
+        }
+        report.rounds += 1;
+        progress(Progress::Executing(&plan));
+        let out = execute::execute(engine, &plan, opts.parallelism, stop).await;
+        report.steps += out.done.len();
+        for f in &out.failed {
+            progress(Progress::Failed(f));
+        }
+        if !out.failed.is_empty() {
+            report.failures = out.failed;
+            return Ok(report);
+        }
+        if Instant::now() >= deadline {
+            report.waiting = plan.waits().cloned().collect();
+            return Ok(report);
+        }
+    }
+}
+
+/// The last lines of a failed job's output.
+async fn job_logs<E: Engine>(engine: &E, observed: &ObservedState, note: &Note) -> Option<String> {
+    let Note::Blocked {
+        project,
+        service: Some(service),
+        reason,
+    } = note
+    else {
+        return None;
+    };
+    if !reason.starts_with("job failed") {
+        return None;
+    }
+    let c = observed
+        .service(project, service)
+        .find(|c| c.exit_code.is_some_and(|e| e != 0))?;
+    engine.logs_tail(&c.id, 20).await.ok()
+}

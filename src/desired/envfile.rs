@@ -153,10 +153,10 @@ impl Parser<'_> {
             // A bare `KEY` (compose: "inherited") takes its value from the lookup. compose
             // mis-reads a bare key on the last line when the file has no final newline;
             // berth treats it like any other line.
-            if !key.is_empty() {
-                if let Some(value) = (self.lookup)(key) {
-                    self.set(key, value, line);
-                }
+            if !key.is_empty()
+                && let Some(value) = (self.lookup)(key)
+            {
+                self.set(key, value, line);
             }
             return Some(key_end + 1);
         };

@@ -469,30 +469,28 @@ impl<'a> Planner<'a> {
         let needs_start = steps
             .iter()
             .any(|(a, _)| matches!(a, Action::Create { .. } | Action::Start { .. }));
-        if needs_start {
-            if let Some(reason) = self.unmet_dependency(project, svc) {
-                let blocked = reason.starts_with("blocked: ");
-                let reason = reason.trim_start_matches("blocked: ").to_string();
-                // Scale-down removals do not depend on anything; keep them.
-                steps.retain(|(a, cause)| {
-                    matches!(a, Action::Stop { .. } | Action::Remove { .. })
-                        && cause.starts_with("scale down")
-                });
-                self.pending.insert(scope.clone());
-                self.plan.notes.push(if blocked {
-                    Note::Blocked {
-                        project: project.name.clone(),
-                        service: Some(svc.name.clone()),
-                        reason,
-                    }
-                } else {
-                    Note::Wait {
-                        project: project.name.clone(),
-                        service: svc.name.clone(),
-                        reason,
-                    }
-                });
-            }
+        if needs_start && let Some(reason) = self.unmet_dependency(project, svc) {
+            let blocked = reason.starts_with("blocked: ");
+            let reason = reason.trim_start_matches("blocked: ").to_string();
+            // Scale-down removals do not depend on anything; keep them.
+            steps.retain(|(a, cause)| {
+                matches!(a, Action::Stop { .. } | Action::Remove { .. })
+                    && cause.starts_with("scale down")
+            });
+            self.pending.insert(scope.clone());
+            self.plan.notes.push(if blocked {
+                Note::Blocked {
+                    project: project.name.clone(),
+                    service: Some(svc.name.clone()),
+                    reason,
+                }
+            } else {
+                Note::Wait {
+                    project: project.name.clone(),
+                    service: svc.name.clone(),
+                    reason,
+                }
+            });
         }
         if let Some(n) = job_note {
             self.pending.insert(scope.clone());

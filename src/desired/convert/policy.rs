@@ -227,16 +227,16 @@ fn read_update(r: &mut Reader<'_>, n: &Node, what: &str) -> UpdateRead {
             ),
         }
     }
-    if let Some(m) = n.get("max_failure_ratio") {
-        if let Some(v) = r.f64(m, &format!("{what}.max_failure_ratio")) {
-            if (0.0..=1.0).contains(&v) {
-                u.policy.max_failure_ratio = v;
-            } else {
-                r.error(
-                    &m.loc,
-                    format!("{what}.max_failure_ratio must be between 0 and 1, found {v}"),
-                );
-            }
+    if let Some(m) = n.get("max_failure_ratio")
+        && let Some(v) = r.f64(m, &format!("{what}.max_failure_ratio"))
+    {
+        if (0.0..=1.0).contains(&v) {
+            u.policy.max_failure_ratio = v;
+        } else {
+            r.error(
+                &m.loc,
+                format!("{what}.max_failure_ratio must be between 0 and 1, found {v}"),
+            );
         }
     }
     if let Some(o) = n.get("order") {
@@ -266,10 +266,10 @@ pub fn read_berth(
 ) -> BerthRead {
     let what = format!("services.{name}.x-berth");
     for (block, w) in [(defaults, "x-berth".to_string()), (own, what.clone())] {
-        if let Some(b) = block {
-            if let Some(e) = r.map(b, &w) {
-                r.check_keys(e, &w, BERTH_KEYS, &[]);
-            }
+        if let Some(b) = block
+            && let Some(e) = r.map(b, &w)
+        {
+            r.check_keys(e, &w, BERTH_KEYS, &[]);
         }
     }
     let entry = |k: &str| entry_of(own, k).or_else(|| entry_of(defaults, k));

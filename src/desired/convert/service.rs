@@ -470,19 +470,19 @@ fn mark_interpolated_secret(n: &Node, env: &mut BTreeMap<String, EnvValue>) {
     match &n.value {
         Value::Map(m) => {
             for (k, v) in m {
-                if interpolated(v) {
-                    if let Some(e) = env.get_mut(&k.name) {
-                        e.secret = true;
-                    }
+                if interpolated(v)
+                    && let Some(e) = env.get_mut(&k.name)
+                {
+                    e.secret = true;
                 }
             }
         }
         Value::Seq(items) => {
             for v in items.iter().filter(|v| interpolated(v)) {
-                if let Some(k) = v.as_str().map(|t| t.split('=').next().unwrap_or(t)) {
-                    if let Some(e) = env.get_mut(k) {
-                        e.secret = true;
-                    }
+                if let Some(k) = v.as_str().map(|t| t.split('=').next().unwrap_or(t))
+                    && let Some(e) = env.get_mut(k)
+                {
+                    e.secret = true;
                 }
             }
         }
@@ -525,10 +525,9 @@ pub(super) fn resolve(dir: &Path, p: &str) -> PathBuf {
     if let Some(rest) = p
         .strip_prefix("~/")
         .or(if p == "~" { Some("") } else { None })
+        && let Some(home) = std::env::var_os("HOME")
     {
-        if let Some(home) = std::env::var_os("HOME") {
-            return PathBuf::from(home).join(rest);
-        }
+        return PathBuf::from(home).join(rest);
     }
     let path = dir.join(p);
     normalize(&path)
@@ -1001,10 +1000,10 @@ fn add_implicit_edges(
             .seq(n, &format!("services.{name}.volumes_from"))
             .unwrap_or_default()
         {
-            if let Some(s) = item.scalar_text() {
-                if !s.starts_with("container:") {
-                    add(s.split(':').next().unwrap_or(&s), &item.loc);
-                }
+            if let Some(s) = item.scalar_text()
+                && !s.starts_with("container:")
+            {
+                add(s.split(':').next().unwrap_or(&s), &item.loc);
             }
         }
     }

@@ -233,30 +233,30 @@ fn read_file_objects(
             file: None,
             environment: None,
         };
-        if let Some(f) = v.get("file") {
-            if let Some(p) = r.string(f, &format!("{what}.file")) {
-                let full = resolve(ctx.project_dir, &p);
-                if !full.is_file() {
-                    r.error(
-                        &f.loc,
-                        format!(
-                            "{what}.file {} does not exist; create it or fix the path",
-                            (ctx.display_path)(&full)
-                        ),
-                    );
-                }
-                obj.file = Some(full);
+        if let Some(f) = v.get("file")
+            && let Some(p) = r.string(f, &format!("{what}.file"))
+        {
+            let full = resolve(ctx.project_dir, &p);
+            if !full.is_file() {
+                r.error(
+                    &f.loc,
+                    format!(
+                        "{what}.file {} does not exist; create it or fix the path",
+                        (ctx.display_path)(&full)
+                    ),
+                );
             }
+            obj.file = Some(full);
         }
         if let Some(env) = v.get("environment") {
             obj.environment = r.string(env, &format!("{what}.environment"));
-            if let Some(name) = &obj.environment {
-                if (ctx.lookup)(name).is_none() {
-                    r.error(
-                        &env.loc,
-                        format!("{what} reads variable {name}, which is not set"),
-                    );
-                }
+            if let Some(name) = &obj.environment
+                && (ctx.lookup)(name).is_none()
+            {
+                r.error(
+                    &env.loc,
+                    format!("{what} reads variable {name}, which is not set"),
+                );
             }
         }
         if obj.file.is_none() && obj.environment.is_none() {
@@ -328,16 +328,16 @@ fn check_references(
                     .filter(|t| t == "volume")
                     .and_then(|_| item.get("source").and_then(Node::scalar_text)),
             };
-            if let Some(s) = source {
-                if !volumes.contains_key(&s) {
-                    undeclared(
-                        r,
-                        &item.loc,
-                        "volume",
-                        &s,
-                        volumes.keys().map(String::as_str).collect(),
-                    );
-                }
+            if let Some(s) = source
+                && !volumes.contains_key(&s)
+            {
+                undeclared(
+                    r,
+                    &item.loc,
+                    "volume",
+                    &s,
+                    volumes.keys().map(String::as_str).collect(),
+                );
             }
         }
     }
@@ -352,16 +352,16 @@ fn check_references(
             let source = item
                 .scalar_text()
                 .or_else(|| item.get("source").and_then(Node::scalar_text));
-            if let Some(s) = source {
-                if !declared.contains_key(&s) {
-                    undeclared(
-                        r,
-                        &item.loc,
-                        kind,
-                        &s,
-                        declared.keys().map(String::as_str).collect(),
-                    );
-                }
+            if let Some(s) = source
+                && !declared.contains_key(&s)
+            {
+                undeclared(
+                    r,
+                    &item.loc,
+                    kind,
+                    &s,
+                    declared.keys().map(String::as_str).collect(),
+                );
             }
         }
     }

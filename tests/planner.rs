@@ -151,8 +151,8 @@ fn cold_deploy_creates_objects_pulls_and_starts_what_has_no_unmet_dependency() {
             shop     create network shop_default  network missing
             shop     create volume shop_data      volume missing
             shop/db  pull pg:16                   image not present locally
-            shop/db  create shop-db-1             replica 1 of 1: first deploy
-            shop/db  start shop-db-1              replica 1 of 1: first deploy
+            shop/db  create shop-db-1             replica 1 of 1 missing
+            shop/db  start shop-db-1              replica 1 of 1 missing
             shop/migrate  waits: db is not running yet
             shop/web  waits: migrate has not completed successfully yet
         "}
@@ -202,7 +202,7 @@ fn a_job_runs_once_its_dependency_is_healthy_and_dependents_follow_its_success()
     let p = run(&d, &done).to_string();
     assert_eq!(
         p,
-        "shop/web  create shop-web-1  replica 1 of 1: first deploy\nshop/web  start shop-web-1   replica 1 of 1: first deploy\n"
+        "shop/web  create shop-web-1  replica 1 of 1 missing\nshop/web  start shop-web-1   replica 1 of 1 missing\n"
     );
     let failed = healthy.job("shop", "migrate", &hash(&d, "migrate"), Some(3));
     assert_eq!(
@@ -338,6 +338,16 @@ fn projects_that_left_the_desired_state_need_prune() {
     let p = run(&other, &w);
     assert!(p.to_string().contains("shop  orphaned: 1 container(s) of a project no longer in the desired state; --prune removes them"), "{p}");
     assert!(!p.steps.iter().any(|s| s.project == "shop"));
+    // A compose project berth never managed is not an orphan, even with --prune.
+    let mut w2 = w.clone();
+    for c in &mut w2.containers {
+        c.labels.remove(labels::MANAGED);
+    }
+    let p2 = plan(&other, &w2.observed(), PlanOptions { prune: true });
+    assert!(
+        !p2.steps.iter().any(|s| s.project == "shop") && !p2.to_string().contains("orphaned"),
+        "{p2}"
+    );
     let pruned = plan(&other, &w.observed(), PlanOptions { prune: true });
     let shop: Vec<String> = pruned
         .steps

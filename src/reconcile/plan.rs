@@ -262,7 +262,8 @@ pub fn plan(desired: &DesiredState, observed: &ObservedState, opts: PlanOptions)
     let desired_projects: BTreeSet<&str> = desired.projects.keys().map(String::as_str).collect();
     let mut orphans: BTreeMap<&str, Vec<&ObservedContainer>> = BTreeMap::new();
     for c in &observed.containers {
-        if !desired_projects.contains(c.identity.project.as_str()) {
+        // Only what berth created: a compose project berth never managed is not its to remove.
+        if c.identity.managed && !desired_projects.contains(c.identity.project.as_str()) {
             orphans.entry(&c.identity.project).or_default().push(c);
         }
     }
@@ -580,7 +581,6 @@ impl<'a> Planner<'a> {
                 continue;
             }
             let cause = match old.first() {
-                None if mine.is_empty() => format!("replica {n} of {}: first deploy", svc.replicas),
                 None => format!("replica {n} of {} missing", svc.replicas),
                 Some(c) if !c.identity.managed => "taking over from docker compose".to_string(),
                 Some(c) => format!(

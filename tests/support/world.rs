@@ -1,0 +1,165 @@
+//! Real-engine test support: local images built once, a unique project per test, and a guard
+//! that removes everything the project created, whatever the test's outcome.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Once;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+static IMAGES: Once = Once::new();
+static NEXT: AtomicU32 = AtomicU32::new(0);
+
+/// Builds the demo and busybox images (idempotent, fast when nothing changed).
+pub fn ensure_images() {
+    IMAGES.call_once(|| {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let status = Command::new(root.join("scripts/build-images"))
+            .status()
+            .expect("run scripts/build-images");
+        assert!(status.success(), "scripts/build-images failed");
+    });
+}
+
+/// A project on the real engine, removed on drop.
+pub struct TestProject {
+    /// Project name (unique per test run).
+    pub name: String,
+    /// Its directory (a temp dir), holding compose.yaml.
+    pub dir: PathBuf,
+    _tmp: tempfile::TempDir,
+}
+
+impl TestProject {
+    /// A fresh project whose compose.yaml is `yaml` with `{name}` replaced by the project name.
+    pub fn new(tag: &str, yaml: &str) -> Self {
+        ensure_images();
+        let name = format!(
+            "bt{}{}{}",
+            tag,
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().join(&name);
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = TestProject {
+            name,
+            dir,
+            _tmp: tmp,
+        };
+        p.write(yaml);
+        p
+    }
+
+    /// Replaces compose.yaml.
+    pub fn write(&self, yaml: &str) {
+        std::fs::write(
+            self.dir.join("compose.yaml"),
+            yaml.replace("{name}", &self.name),
+        )
+        .unwrap();
+    }
+
+    /// `docker ps -a` for this project: (name, state, status) sorted by name.
+    pub fn containers(&self) -> Vec<(String, String, String)> {
+        let out = docker(&[
+            "ps",
+            "-a",
+            "--filter",
+            &format!("label=com.docker.compose.project={}", self.name),
+            "--format",
+            "{{.Names}}\t{{.State}}\t{{.Status}}",
+        ]);
+        let mut v: Vec<(String, String, String)> = out
+            .lines()
+            .filter(|l| !l.is_empty())
+            .map(|l| {
+                let mut it = l.split('\t');
+                (
+                    it.next().unwrap_or_default().into(),
+                    it.next().unwrap_or_default().into(),
+                    it.next().unwrap_or_default().into(),
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// `name=state` lines, for compact assertions.
+    pub fn states(&self) -> Vec<String> {
+        self.containers()
+            .into_iter()
+            .map(|(n, s, _)| format!("{}={s}", n.trim_start_matches(&format!("{}-", self.name))))
+            .collect()
+    }
+}
+
+impl Drop for TestProject {
+    fn drop(&mut self) {
+        let filter = format!("label=com.docker.compose.project={}", self.name);
+        let ids = docker(&["ps", "-aq", "--filter", &filter]);
+        let ids: Vec<&str> = ids.split_whitespace().collect();
+        if !ids.is_empty() {
+            let mut args = vec!["rm", "-f"];
+            args.extend(ids);
+            docker(&args);
+        }
+        for kind in ["network", "volume"] {
+            let names = docker(&[kind, "ls", "-q", "--filter", &filter]);
+            for n in names.split_whitespace() {
+                docker(&[kind, "rm", n]);
+            }
+        }
+    }
+}
+
+/// Runs the docker CLI; returns stdout (empty on failure).
+pub fn docker(args: &[&str]) -> String {
+    Command::new("docker")
+        .args(args)
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default()
+}
+
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// GET http://127.0.0.1:port/path, retried until `deadline_ms`; (status, body).
+pub fn http_get(port: u16, path: &str, deadline_ms: u64) -> Option<(u16, String)> {
+    use std::io::{Read, Write};
+    let until = std::time::Instant::now() + std::time::Duration::from_millis(deadline_ms);
+    loop {
+        let attempt = (|| -> std::io::Result<(u16, String)> {
+            let mut s = std::net::TcpStream::connect(("127.0.0.1", port))?;
+            s.set_read_timeout(Some(std::time::Duration::from_secs(2)))?;
+            write!(
+                s,
+                "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+            )?;
+            let mut buf = String::new();
+            s.read_to_string(&mut buf)?;
+            let status = buf
+                .split_whitespace()
+                .nth(1)
+                .and_then(|c| c.parse().ok())
+                .unwrap_or(0);
+            let body = buf.split("\r\n\r\n").nth(1).unwrap_or_default().to_string();
+            Ok((status, body))
+        })();
+        match attempt {
+            Ok(r) => return Some(r),
+            Err(_) if std::time::Instant::now() < until => {
+                std::thread::sleep(std::time::Duration::from_millis(100))
+            }
+            Err(_) => return None,
+        }
+    }
+}

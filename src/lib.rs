@@ -21,6 +21,7 @@
 //! ```
 
 pub mod apply;
+pub mod controller;
 pub mod desired;
 pub mod engine;
 pub mod lock;

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use berth::apply::{self, ApplyOptions, Progress};
+use berth::controller;
 use berth::desired::{self, DesiredState, LoadOptions};
 use berth::engine::Engine;
 use berth::engine::docker::DockerEngine;
@@ -115,6 +116,43 @@ enum Command {
         #[arg(long, default_value_t = 8)]
         parallelism: usize,
     },
+    /// The controller: keep the engine converged to DIR, reacting to engine events and
+    /// re-reading DIR at every reconcile (and at least every --resync).
+    #[command(
+        after_help = "Example:\n  berth run --dir /srv/stacks --data-dir /var/lib/berth\n\nSIGTERM or SIGINT finish the current step and exit 0."
+    )]
+    Run(RunArgs),
+}
+
+/// `berth run`'s arguments.
+#[derive(Args)]
+struct RunArgs {
+    /// The desired-state directory (a project, or a directory of projects).
+    #[arg(long, value_name = "DIR")]
+    dir: PathBuf,
+    /// Activate a Compose profile (repeatable); `*` activates all.
+    #[arg(long = "profile", value_name = "NAME")]
+    profiles: Vec<String>,
+    /// Directory of host-side variables: DIR/<project>.env feeds interpolation.
+    #[arg(long, value_name = "DIR")]
+    env_dir: Option<PathBuf>,
+    #[command(flatten)]
+    engine: EngineArgs,
+    /// berth's state directory (holds the lock: one berth per engine).
+    #[arg(long, value_name = "DIR", default_value_os_t = default_data_dir())]
+    data_dir: PathBuf,
+    /// Full reconcile at least this often, whatever happens (e.g. 60s).
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    resync: Duration,
+    /// Remove projects that are no longer in the desired state.
+    #[arg(long)]
+    prune: bool,
+    /// Allow a desired state with no services while managed containers run.
+    #[arg(long)]
+    allow_empty: bool,
+    /// Services worked on at once.
+    #[arg(long, default_value_t = 8)]
+    parallelism: usize,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -145,7 +183,13 @@ fn default_data_dir() -> PathBuf {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logs(cli.log_format, cli.verbose);
+    // The controller reports what it does; one-shot commands print results instead.
+    let verbose = if matches!(cli.command, Command::Run(_)) {
+        cli.verbose.max(1)
+    } else {
+        cli.verbose
+    };
+    init_logs(cli.log_format, verbose);
     match run(cli.command) {
         Ok(code) => code,
         Err(e) => {
@@ -174,6 +218,7 @@ fn init_logs(format: LogFormat, verbose: u8) {
 
 fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
+        Command::Run(args) => run_controller(args),
         Command::Validate { source, format } => validate(&source, format),
         Command::Plan {
             source,
@@ -248,6 +293,53 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             })
         }
     }
+}
+
+fn run_controller(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let _lock = DataDirLock::acquire(&args.data_dir, "berth run")?;
+    let rt = runtime()?;
+    rt.block_on(async {
+        let engine = Arc::new(connect(&args.engine).await?);
+        let stop = Arc::new(AtomicBool::new(false));
+        let wakeups = controller::Wakeups::new();
+        let handle = wakeups.handle();
+        let on_signal = stop.clone();
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .context("failed to install the SIGTERM handler")?;
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            tracing::warn!("stop requested; finishing the current step");
+            on_signal.store(true, Ordering::Relaxed);
+            handle.trigger();
+        });
+        let opts = controller::RunOptions {
+            resync: args.resync,
+            plan: PlanOptions { prune: args.prune },
+            allow_empty: args.allow_empty,
+            parallelism: args.parallelism,
+            ..controller::RunOptions::default()
+        };
+        let load_opts = LoadOptions {
+            profiles: args.profiles.clone(),
+            env_dir: args.env_dir.clone(),
+            ..LoadOptions::from_process_env()
+        };
+        let dir = args.dir.clone();
+        tracing::info!(dir = %dir.display(), resync = ?args.resync, "berth run: watching");
+        controller::run(
+            engine,
+            move || desired::load(&dir, &load_opts),
+            opts,
+            stop,
+            wakeups,
+        )
+        .await;
+        tracing::info!("stopped");
+        Ok(ExitCode::SUCCESS)
+    })
 }
 
 fn print_report(r: &apply::ApplyReport) {

@@ -1,0 +1,265 @@
+//! The controller (`berth run`): keeps the engine converged, level-triggered.
+//!
+//! IO shell around the pure planner. A trigger only means "reconcile now"; the reason never
+//! matters. Triggers: engine events on managed containers (die, destroy, stop, health_status
+//! — the stream reconnects with backoff and `since`), a periodic resync, desired-state
+//! changes (sent on [`Controller::trigger`] by the source watcher), and waits (a service
+//! waiting for a dependency is re-checked shortly). One reconcile runs at a time; engine
+//! errors back off; a stop request finishes the current step and exits.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::mpsc;
+use tracing::Instrument;
+
+use crate::apply::check_not_empty;
+use crate::desired::{DesiredState, Loaded};
+use crate::engine::{Engine, EngineEvent};
+use crate::reconcile::execute;
+use crate::reconcile::observe::observe_and_plan;
+use crate::reconcile::plan::PlanOptions;
+
+/// Events that mean the host may have drifted.
+const RELEVANT: &[&str] = &["die", "destroy", "stop", "kill", "oom", "health_status"];
+
+/// How the controller runs.
+#[derive(Debug, Clone, Copy)]
+pub struct RunOptions {
+    /// Periodic full reconcile.
+    pub resync: Duration,
+    /// Re-check interval while a service waits for a dependency.
+    pub wait_poll: Duration,
+    /// Planner options.
+    pub plan: PlanOptions,
+    /// Allow an empty desired state while managed containers run.
+    pub allow_empty: bool,
+    /// Services worked on at once.
+    pub parallelism: usize,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            resync: Duration::from_secs(60),
+            wait_poll: Duration::from_secs(1),
+            plan: PlanOptions::default(),
+            allow_empty: false,
+            parallelism: 8,
+        }
+    }
+}
+
+/// What the next wake-up should be (decided from the last reconcile's outcome).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    /// Reconcile again after this long unless a trigger comes first.
+    Requeue(Duration),
+    /// Nothing to do until a trigger or the resync.
+    AwaitChange,
+}
+
+/// Back-off after `attempt` consecutive failed or unsettled rounds: none for the first three
+/// (a rollout legitimately takes a few rounds), then 1 s doubling to 60 s.
+pub fn backoff(attempt: u32) -> Duration {
+    if attempt < 3 {
+        return Duration::ZERO;
+    }
+    Duration::from_secs(1u64 << (attempt - 3).min(6)).min(Duration::from_secs(60))
+}
+
+/// A handle to wake the controller: source watchers use it for desired-state changes, the
+/// signal handler after setting the stop flag.
+#[derive(Clone)]
+pub struct Controller {
+    tx: mpsc::Sender<()>,
+}
+
+impl Controller {
+    /// Asks for a reconcile; never blocks (a pending wake-up already covers it).
+    pub fn trigger(&self) {
+        let _ = self.tx.try_send(());
+    }
+}
+
+/// The wake-up channel: create it first, hand out [`Wakeups::handle`]s, then give it to [`run`].
+pub struct Wakeups {
+    tx: mpsc::Sender<()>,
+    rx: mpsc::Receiver<()>,
+}
+
+impl Wakeups {
+    /// A new channel (capacity 1: wake-ups coalesce).
+    pub fn new() -> Self {
+        let (tx, rx) = mpsc::channel(1);
+        Wakeups { tx, rx }
+    }
+
+    /// A handle that wakes the controller.
+    pub fn handle(&self) -> Controller {
+        Controller {
+            tx: self.tx.clone(),
+        }
+    }
+}
+
+impl Default for Wakeups {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Runs until `stop` is set (set it, then wake the controller through a handle). `load`
+/// re-reads the desired state at every reconcile; when it is invalid, the last good state
+/// keeps being applied.
+pub async fn run<E: Engine>(
+    engine: Arc<E>,
+    load: impl Fn() -> Loaded,
+    opts: RunOptions,
+    stop: Arc<AtomicBool>,
+    wakeups: Wakeups,
+) {
+    let Wakeups { tx, mut rx } = wakeups;
+    spawn_event_watch(engine.clone(), tx, stop.clone());
+    let mut last_good: Option<DesiredState> = None;
+    let mut unsettled: u32 = 0;
+    let mut round: u64 = 0;
+    while !stop.load(Ordering::Relaxed) {
+        round += 1;
+        let span = tracing::info_span!("reconcile", round);
+        let loaded = span.in_scope(&load);
+        match loaded.state {
+            Some(s) => last_good = Some(s),
+            None => tracing::error!(
+                errors = loaded.diagnostics.errors(),
+                "desired state invalid; keeping the last good one:\n{}",
+                loaded.diagnostics
+            ),
+        }
+        let next = match &last_good {
+            None => Next::AwaitChange,
+            Some(desired) => match reconcile_once(engine.clone(), desired, &opts, &stop)
+                .instrument(span)
+                .await
+            {
+                Ok(settled) if settled => {
+                    unsettled = 0;
+                    Next::AwaitChange
+                }
+                Ok(_) => {
+                    unsettled += 1;
+                    Next::Requeue(backoff(unsettled).max(opts.wait_poll))
+                }
+                Err(e) => {
+                    unsettled += 1;
+                    tracing::error!(error = %e, "reconcile failed");
+                    Next::Requeue(backoff(unsettled).max(Duration::from_secs(1)))
+                }
+            },
+        };
+        let wait = match next {
+            Next::Requeue(d) => d.min(opts.resync),
+            Next::AwaitChange => opts.resync,
+        };
+        tokio::select! {
+            _ = rx.recv() => {
+                // Coalesce a burst of events into one reconcile.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                while rx.try_recv().is_ok() {}
+            }
+            _ = tokio::time::sleep(wait) => {}
+        }
+    }
+}
+
+/// One reconcile round. `Ok(true)` when settled (nothing to do, nothing waiting).
+async fn reconcile_once<E: Engine>(
+    engine: Arc<E>,
+    desired: &DesiredState,
+    opts: &RunOptions,
+    stop: &Arc<AtomicBool>,
+) -> Result<bool, String> {
+    let (observed, plan) = observe_and_plan(engine.as_ref(), desired, opts.plan)
+        .await
+        .map_err(|e| format!("{e:#}"))?;
+    if let Err(e) = check_not_empty(desired, &observed, opts.allow_empty) {
+        return Err(e.to_string());
+    }
+    for n in &plan.notes {
+        tracing::info!("{n}");
+    }
+    if plan.is_empty() {
+        return Ok(plan.waits().next().is_none());
+    }
+    for line in plan.to_string().lines() {
+        tracing::info!("plan: {line}");
+    }
+    let out = execute::execute(&engine, &plan, opts.parallelism, stop).await;
+    for f in &out.failed {
+        tracing::error!(step = %f.step, error = %f.error, "step failed");
+    }
+    Ok(false)
+}
+
+fn now_secs() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// Forwards relevant engine events as triggers; reconnects with backoff and `since`.
+fn spawn_event_watch<E: Engine>(engine: Arc<E>, tx: mpsc::Sender<()>, stop: Arc<AtomicBool>) {
+    tokio::spawn(async move {
+        let mut since = now_secs();
+        let mut failures: u32 = 0;
+        while !stop.load(Ordering::Relaxed) {
+            match engine.events(since, "berth.managed=true").await {
+                Ok(mut rx) => {
+                    while let Some(item) = rx.recv().await {
+                        match item {
+                            Ok(ev) => {
+                                failures = 0;
+                                since = since.max(ev.time);
+                                if relevant(&ev) {
+                                    tracing::debug!(action = %ev.action, id = %ev.id, "engine event");
+                                    let _ = tx.try_send(());
+                                }
+                            }
+                            Err(e) => {
+                                tracing::warn!(error = %e, "engine event stream ended");
+                                break;
+                            }
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "failed to watch engine events"),
+            }
+            failures += 1;
+            // The resync catches anything missed while disconnected; reconnect with backoff.
+            let _ = tx.try_send(());
+            tokio::time::sleep(Duration::from_millis(500) * failures.min(60)).await;
+        }
+    });
+}
+
+fn relevant(ev: &EngineEvent) -> bool {
+    RELEVANT
+        .iter()
+        .any(|a| ev.action == *a || ev.action.starts_with(&format!("{a}:")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_starts_after_three_rounds_and_caps_at_a_minute() {
+        assert_eq!(backoff(0), Duration::ZERO);
+        assert_eq!(backoff(2), Duration::ZERO);
+        assert_eq!(backoff(3), Duration::from_secs(1));
+        assert_eq!(backoff(4), Duration::from_secs(2));
+        assert_eq!(backoff(20), Duration::from_secs(60));
+    }
+}

@@ -1,0 +1,89 @@
+//! `berth run` against the real engine: event-driven self-heal, desired-state changes picked
+//! up, one berth per data dir, clean exit on SIGTERM. Bounded waits throughout.
+
+mod support {
+    pub mod world;
+}
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use support::world::{TestProject, docker};
+
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn wait_until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) -> Duration {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if f() {
+            return start.elapsed();
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("timed out after {limit:?} waiting for {what}");
+}
+
+#[test]
+fn the_controller_heals_follows_changes_holds_the_lock_and_stops_cleanly() {
+    let p = TestProject::new("run", "services:\n  a:\n    image: berth-test-busybox:1\n");
+    let data = p.dir.parent().unwrap().join("data");
+    let bin = env!("CARGO_BIN_EXE_berth");
+    let child = Command::new(bin)
+        .args(["run", "--resync", "2s", "--dir"])
+        .arg(&p.dir)
+        .arg("--data-dir")
+        .arg(&data)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut running = Running(child);
+    wait_until("the first deploy", Duration::from_secs(30), || {
+        p.states() == ["a-1=running"]
+    });
+
+    // A second berth on the same data dir is refused and names the first.
+    let second = Command::new(bin)
+        .args(["apply", "--data-dir"])
+        .arg(&data)
+        .arg(&p.dir)
+        .output()
+        .unwrap();
+    assert_eq!(second.status.code(), Some(1));
+    let msg = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        msg.contains(&format!("berth run (pid {})", running.0.id())),
+        "{msg}"
+    );
+
+    // Removed by hand: restored (the die/destroy events trigger it; the resync is a backstop).
+    docker(&["rm", "-f", &format!("{}-a-1", p.name)]);
+    wait_until(
+        "the removed container to come back",
+        Duration::from_secs(20),
+        || p.states() == ["a-1=running"],
+    );
+
+    // A change to the desired state is applied.
+    p.write("services:\n  a:\n    image: berth-test-busybox:1\n    deploy: {replicas: 2}\n");
+    wait_until("the second replica", Duration::from_secs(20), || {
+        p.states() == ["a-1=running", "a-2=running"]
+    });
+
+    // SIGTERM: exits 0 promptly.
+    let pid = running.0.id().to_string();
+    Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    let mut status = None;
+    wait_until("berth run to exit", Duration::from_secs(15), || {
+        status = running.0.try_wait().unwrap();
+        status.is_some()
+    });
+    assert_eq!(status.and_then(|s| s.code()), Some(0));
+}

@@ -1,6 +1,8 @@
 //! Real-engine test support: local images built once, a unique project per test, and a guard
 //! that removes everything the project created, whatever the test's outcome.
 
+#![allow(dead_code)] // Each test binary uses a different subset of these helpers.
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Once;

@@ -1,1 +1,1306 @@
-//! TODO(helper): bollard implementation of the Engine trait.
+//! The production [`Engine`]: Docker's HTTP API through bollard.
+//!
+//! Only translation lives here: engine-neutral specs become bollard bodies, bollard's answers
+//! become engine-neutral summaries, and bollard's errors become classified [`EngineError`]s
+//! (404 → `NotFound`, 409 → `Conflict`, 304 → `NotModified`, connection failures →
+//! `Unreachable`, our deadline → `Timeout`, anything else → `Failed` with the engine's message).
+//!
+//! The client is built lazily: [`DockerEngine::connect`] only parses the endpoint, and the first
+//! call builds the client and negotiates the API version (Debian's Docker 20.10 speaks 1.41,
+//! bollard defaults to something newer). A failed first contact is not cached, so a berth that
+//! starts before Docker just sees `Unreachable` until the engine is up.
+//!
+//! Every API call is bounded by a deadline (30 s by default; `stop` adds the grace period, `pull`
+//! has its own, longer one) and logs one `debug` line with its op, target and duration.
+//!
+//! Where Docker and the trait disagree, this module bends Docker, never the trait:
+//! - bollard hands a 304 (start a running container, stop a stopped one) back as success, so
+//!   those calls return `Ok(())` here, not `NotModified`; both mean "already done".
+//! - Docker ANDs several `label` filters; `list_containers` makes one call per filter and
+//!   merges the answers by ID to get the trait's "any of these labels".
+//! - Before API 1.42 `stop` takes no signal; with a signal we kill with it, wait up to the
+//!   grace period, then SIGKILL (what the engine's stop does itself on newer APIs).
+//! - Before API 1.44 Docker creates a second network with a taken name unless the request
+//!   says `CheckDuplicate`, which bollard's newer model no longer has; we add it to the body.
+
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bollard::errors::Error as BollardError;
+use bollard::models::{
+    ContainerCreateBody, ContainerSummaryHealthStatusEnum, ContainerSummaryStateEnum,
+    EndpointIpamConfig, EndpointSettings, EventMessage, HealthConfig, HostConfig,
+    HostConfigLogConfig, Mount, MountBindOptions, MountBindOptionsPropagationEnum,
+    MountTmpfsOptions, MountType, MountVolumeOptions, NetworkConnectRequest, NetworkCreateRequest,
+    NetworkingConfig, PortBinding as BollardPortBinding, ResourcesUlimits, RestartPolicy,
+    RestartPolicyNameEnum, VolumeCreateRequest,
+};
+use bollard::query_parameters::{
+    CreateContainerOptionsBuilder, CreateImageOptionsBuilder, EventsOptionsBuilder,
+    KillContainerOptionsBuilder, ListContainersOptionsBuilder, ListImagesOptions,
+    ListNetworksOptions, ListVolumesOptions, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
+    RenameContainerOptionsBuilder, StartContainerOptions, StopContainerOptionsBuilder,
+    WaitContainerOptionsBuilder,
+};
+use bollard::{API_DEFAULT_VERSION, BollardRequest, ClientVersion, Docker};
+use futures_util::StreamExt;
+use tokio::sync::{OnceCell, mpsc};
+
+use super::{
+    ContainerCreate, ContainerSummary, Engine, EngineError, EngineEvent, EngineInfo, EngineResult,
+    Health, ImageSummary, MountSpec, NetworkCreate, NetworkSummary, PortBinding, RunState,
+    VolumeCreate, VolumeSummary,
+};
+
+/// Where Docker listens when neither `host` nor `DOCKER_HOST` says otherwise.
+pub const DEFAULT_HOST: &str = "unix:///var/run/docker.sock";
+/// Deadline of one API call.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Deadline of one image pull (the whole progress stream).
+pub const DEFAULT_PULL_TIMEOUT: Duration = Duration::from_secs(600);
+/// Capacity of the channel `events` forwards into.
+pub const EVENT_CHANNEL: usize = 256;
+
+/// bollard's own per-request limit; ours (per call, see above) is the one that matters, so
+/// this only has to stay out of its way (a stop can legitimately take its whole grace period).
+const BOLLARD_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
+
+/// How to reach the engine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Transport {
+    /// A unix socket path.
+    Unix(String),
+    /// `host:port`, plain HTTP.
+    Tcp(String),
+}
+
+/// Docker through bollard. Cheap to clone; clones share one client.
+#[derive(Debug, Clone)]
+pub struct DockerEngine {
+    endpoint: String,
+    transport: Transport,
+    timeout: Duration,
+    pull_timeout: Duration,
+    client: Arc<OnceCell<Docker>>,
+}
+
+impl DockerEngine {
+    /// Prepares a client for `host` (`unix:///path` or `tcp://host:port`), else `DOCKER_HOST`,
+    /// else [`DEFAULT_HOST`]. Nothing is contacted yet: the first call connects and negotiates
+    /// the API version. Fails only for endpoints berth cannot speak to (TLS, ssh).
+    pub fn connect(host: Option<&str>) -> Result<Self, EngineError> {
+        let from_env = std::env::var("DOCKER_HOST").ok().filter(|h| !h.is_empty());
+        let host = host
+            .map(str::to_owned)
+            .or(from_env)
+            .unwrap_or_else(|| DEFAULT_HOST.to_owned());
+        let unsupported = |why: &str| EngineError::Failed {
+            op: "connect".into(),
+            target: host.clone(),
+            message: why.to_owned(),
+        };
+        let transport = if let Some(path) = host.strip_prefix("unix://") {
+            Transport::Unix(path.to_owned())
+        } else if host.starts_with('/') {
+            Transport::Unix(host.clone())
+        } else if let Some(addr) = host
+            .strip_prefix("tcp://")
+            .or_else(|| host.strip_prefix("http://"))
+        {
+            if std::env::var_os("DOCKER_TLS_VERIFY").is_some_and(|v| !v.is_empty()) {
+                return Err(unsupported(
+                    "DOCKER_TLS_VERIFY is set, but berth speaks to tcp:// endpoints without TLS only",
+                ));
+            }
+            Transport::Tcp(addr.trim_end_matches('/').to_owned())
+        } else {
+            return Err(unsupported(
+                "unsupported endpoint: use unix:///path/to/docker.sock or tcp://host:port",
+            ));
+        };
+        let endpoint = match &transport {
+            Transport::Unix(path) => format!("unix://{path}"),
+            Transport::Tcp(addr) => format!("tcp://{addr}"),
+        };
+        Ok(DockerEngine {
+            endpoint,
+            transport,
+            timeout: DEFAULT_TIMEOUT,
+            pull_timeout: DEFAULT_PULL_TIMEOUT,
+            client: Arc::new(OnceCell::new()),
+        })
+    }
+
+    /// Sets the deadline of one API call (default [`DEFAULT_TIMEOUT`]).
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Sets the deadline of one image pull (default [`DEFAULT_PULL_TIMEOUT`]).
+    pub fn with_pull_timeout(mut self, timeout: Duration) -> Self {
+        self.pull_timeout = timeout;
+        self
+    }
+
+    /// Where the engine is (`unix:///var/run/docker.sock`).
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// The client, built and version-negotiated on first use.
+    async fn client(&self, op: &str) -> EngineResult<Docker> {
+        let docker = self
+            .client
+            .get_or_try_init(|| async {
+                let started = Instant::now();
+                let built = match &self.transport {
+                    Transport::Unix(path) => Docker::connect_with_unix(
+                        path,
+                        BOLLARD_TIMEOUT.as_secs(),
+                        API_DEFAULT_VERSION,
+                    ),
+                    Transport::Tcp(addr) => Docker::connect_with_http(
+                        addr,
+                        BOLLARD_TIMEOUT.as_secs(),
+                        API_DEFAULT_VERSION,
+                    ),
+                };
+                let result = match built {
+                    Ok(docker) => {
+                        match tokio::time::timeout(self.timeout, docker.negotiate_version()).await {
+                            Ok(Ok(docker)) => Ok(docker),
+                            Ok(Err(e)) => {
+                                Err(self.classify("negotiate API version", &self.endpoint, e))
+                            }
+                            Err(_) => Err(EngineError::Timeout {
+                                op: "negotiate API version".into(),
+                                target: self.endpoint.clone(),
+                                after: self.timeout,
+                            }),
+                        }
+                    }
+                    Err(e) => Err(self.classify("connect", &self.endpoint, e)),
+                };
+                tracing::debug!(
+                    op = "negotiate API version",
+                    target = %self.endpoint,
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    outcome = outcome(&result),
+                    "engine call"
+                );
+                result
+            })
+            .await;
+        match docker {
+            Ok(d) => Ok(d.clone()),
+            // Say which call could not be made; the source keeps the first contact's reason.
+            Err(EngineError::Unreachable { source, .. }) => Err(EngineError::Unreachable {
+                op: op.to_owned(),
+                endpoint: self.endpoint.clone(),
+                source,
+            }),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The negotiated API version (after the first call).
+    fn api_version(&self) -> ClientVersion {
+        self.client
+            .get()
+            .map_or(*API_DEFAULT_VERSION, Docker::client_version)
+    }
+
+    /// Runs one API call under a deadline, classifies its error and logs it.
+    async fn call<T>(
+        &self,
+        op: &str,
+        target: &str,
+        limit: Duration,
+        fut: impl Future<Output = Result<T, BollardError>>,
+    ) -> EngineResult<T> {
+        let started = Instant::now();
+        let result = match tokio::time::timeout(limit, fut).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(self.classify(op, target, e)),
+            Err(_) => Err(EngineError::Timeout {
+                op: op.to_owned(),
+                target: target.to_owned(),
+                after: limit,
+            }),
+        };
+        tracing::debug!(
+            op,
+            target,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            outcome = outcome(&result),
+            "engine call"
+        );
+        result
+    }
+
+    /// Sorts a bollard error into the trait's classes.
+    fn classify(&self, op: &str, target: &str, err: BollardError) -> EngineError {
+        let (op, target) = (op.to_owned(), target.to_owned());
+        match err {
+            BollardError::DockerResponseServerError {
+                status_code: 404,
+                message,
+            } if missing_target(&op, &message) => EngineError::NotFound { op, target },
+            BollardError::DockerResponseServerError {
+                status_code: 409,
+                message,
+            } => EngineError::Conflict {
+                op,
+                target,
+                message,
+            },
+            BollardError::DockerResponseServerError {
+                status_code: 304, ..
+            } => EngineError::NotModified { op, target },
+            BollardError::DockerResponseServerError { message, .. }
+            | BollardError::DockerStreamError { error: message } => EngineError::Failed {
+                op,
+                target,
+                message,
+            },
+            BollardError::RequestTimeoutError => EngineError::Timeout {
+                op,
+                target,
+                after: BOLLARD_TIMEOUT,
+            },
+            e @ (BollardError::HyperLegacyError { .. }
+            | BollardError::HyperResponseError { .. }
+            | BollardError::IOError { .. }
+            | BollardError::SocketNotFoundError(_)) => EngineError::Unreachable {
+                op,
+                endpoint: self.endpoint.clone(),
+                source: Box::new(e),
+            },
+            other => EngineError::Failed {
+                op,
+                target,
+                message: other.to_string(),
+            },
+        }
+    }
+
+    /// Stop for engines before API 1.42, whose stop call takes no signal: kill with `signal`,
+    /// wait up to `grace` for the exit, then SIGKILL and wait for that.
+    async fn stop_with_kill(
+        &self,
+        docker: &Docker,
+        id: &str,
+        grace: Duration,
+        signal: &str,
+    ) -> EngineResult<()> {
+        let kill = |sig: &str| {
+            let options = KillContainerOptionsBuilder::new().signal(sig).build();
+            let docker = docker.clone();
+            async move { docker.kill_container(id, Some(options)).await }
+        };
+        match self
+            .call("kill container", id, self.timeout, kill(signal))
+            .await
+        {
+            Err(EngineError::Conflict { message, .. }) if message.contains("is not running") => {
+                return Ok(());
+            }
+            other => other?,
+        }
+        if self.wait_not_running(docker, id, grace).await? {
+            return Ok(());
+        }
+        match self
+            .call("kill container", id, self.timeout, kill("SIGKILL"))
+            .await
+        {
+            Err(EngineError::Conflict { message, .. }) if message.contains("is not running") => {
+                return Ok(());
+            }
+            other => other?,
+        }
+        if self.wait_not_running(docker, id, self.timeout).await? {
+            Ok(())
+        } else {
+            Err(EngineError::Timeout {
+                op: "stop container".into(),
+                target: id.to_owned(),
+                after: grace + self.timeout,
+            })
+        }
+    }
+
+    /// Waits until the container is not running; `false` when `limit` passed first.
+    async fn wait_not_running(
+        &self,
+        docker: &Docker,
+        id: &str,
+        limit: Duration,
+    ) -> EngineResult<bool> {
+        let options = WaitContainerOptionsBuilder::new()
+            .condition("not-running")
+            .build();
+        let wait = async {
+            match docker.wait_container(id, Some(options)).next().await {
+                // A non-zero exit comes back as an error; it is an exit all the same.
+                None | Some(Ok(_)) | Some(Err(BollardError::DockerContainerWaitError { .. })) => {
+                    Ok(())
+                }
+                Some(Err(e)) => Err(e),
+            }
+        };
+        match self.call("wait container", id, limit, wait).await {
+            Ok(()) | Err(EngineError::NotFound { .. }) => Ok(true),
+            Err(EngineError::Timeout { .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// Whether a 404 says the call's own object is missing (then the call's intent may already be
+/// met), rather than something it needs: a create's image or network, or the network a start
+/// wants to join (Docker 20.10 accepts a create on a missing network and fails the start with
+/// 404). Those are `Failed`, so that `is_already_done` never waves them through.
+fn missing_target(op: &str, message: &str) -> bool {
+    if op.starts_with("create ") || op == "connect network" {
+        return false;
+    }
+    if op.ends_with(" container") || op == "read logs" {
+        return message.to_ascii_lowercase().contains("no such container");
+    }
+    true
+}
+
+fn outcome<T>(result: &EngineResult<T>) -> &'static str {
+    match result {
+        Ok(_) => "ok",
+        Err(EngineError::NotFound { .. }) => "not found",
+        Err(EngineError::Conflict { .. }) => "conflict",
+        Err(EngineError::NotModified { .. }) => "not modified",
+        Err(EngineError::Unreachable { .. }) => "unreachable",
+        Err(EngineError::Timeout { .. }) => "timeout",
+        Err(EngineError::Failed { .. }) => "failed",
+    }
+}
+
+fn btree(map: Option<HashMap<String, String>>) -> BTreeMap<String, String> {
+    map.unwrap_or_default().into_iter().collect()
+}
+
+fn hash(map: &BTreeMap<String, String>) -> HashMap<String, String> {
+    map.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+}
+
+fn non_empty<T>(v: Vec<T>) -> Option<Vec<T>> {
+    (!v.is_empty()).then_some(v)
+}
+
+/// Seconds for Docker's `t`, rounded up so a grace period is never cut short.
+fn whole_seconds(d: Duration) -> i32 {
+    let secs = d.as_secs() + u64::from(d.subsec_nanos() > 0);
+    i32::try_from(secs).unwrap_or(i32::MAX)
+}
+
+fn nanos(d: Duration) -> i64 {
+    i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)
+}
+
+/// Health from the list call's status text (`Up 3 minutes (healthy)`).
+pub(crate) fn health_from_status(status: &str) -> Health {
+    if status.contains("(unhealthy)") {
+        Health::Unhealthy
+    } else if status.contains("(healthy)") {
+        Health::Healthy
+    } else if status.contains("(health: starting)") {
+        Health::Starting
+    } else {
+        Health::None
+    }
+}
+
+/// Exit code from the list call's status text (`Exited (137) 2 seconds ago`).
+pub(crate) fn exit_code_from_status(status: &str) -> Option<i64> {
+    let rest = status.strip_prefix("Exited (")?;
+    rest[..rest.find(')')?].parse().ok()
+}
+
+fn run_state(state: Option<ContainerSummaryStateEnum>) -> RunState {
+    match state {
+        Some(ContainerSummaryStateEnum::CREATED) => RunState::Created,
+        Some(
+            ContainerSummaryStateEnum::RUNNING
+            | ContainerSummaryStateEnum::RESTARTING
+            | ContainerSummaryStateEnum::STOPPING,
+        ) => RunState::Running,
+        Some(ContainerSummaryStateEnum::PAUSED) => RunState::Paused,
+        Some(ContainerSummaryStateEnum::REMOVING) => RunState::Removing,
+        Some(
+            ContainerSummaryStateEnum::EXITED
+            | ContainerSummaryStateEnum::DEAD
+            | ContainerSummaryStateEnum::EMPTY,
+        )
+        | None => RunState::Exited,
+    }
+}
+
+fn container_summary(c: bollard::models::ContainerSummary) -> ContainerSummary {
+    let status = c.status.unwrap_or_default();
+    // Newer engines (API 1.52+) report health as a field; older ones only in the status text.
+    let health = match c.health.and_then(|h| h.status) {
+        Some(ContainerSummaryHealthStatusEnum::STARTING) => Health::Starting,
+        Some(ContainerSummaryHealthStatusEnum::HEALTHY) => Health::Healthy,
+        Some(ContainerSummaryHealthStatusEnum::UNHEALTHY) => Health::Unhealthy,
+        _ => health_from_status(&status),
+    };
+    // Links add names like `/other/alias`; the container's own name has no inner '/'.
+    let names = c.names.unwrap_or_default();
+    let name = names
+        .iter()
+        .map(|n| n.trim_start_matches('/'))
+        .find(|n| !n.contains('/'))
+        .or_else(|| names.first().map(|n| n.trim_start_matches('/')))
+        .unwrap_or_default()
+        .to_owned();
+    let mut networks: Vec<String> = c
+        .network_settings
+        .and_then(|n| n.networks)
+        .map(|n| n.into_keys().collect())
+        .unwrap_or_default();
+    networks.sort();
+    ContainerSummary {
+        id: c.id.unwrap_or_default(),
+        name,
+        image_id: c.image_id.unwrap_or_default(),
+        labels: btree(c.labels),
+        state: run_state(c.state),
+        health,
+        exit_code: exit_code_from_status(&status),
+        networks,
+        created: c.created.unwrap_or_default(),
+    }
+}
+
+fn engine_event(e: EventMessage) -> EngineEvent {
+    let actor = e.actor.unwrap_or_default();
+    EngineEvent {
+        kind: e.typ.map(|t| t.to_string()).unwrap_or_default(),
+        action: e.action.unwrap_or_default(),
+        id: actor.id.unwrap_or_default(),
+        attributes: btree(actor.attributes),
+        time: e.time.unwrap_or_default(),
+    }
+}
+
+/// `repo` → `repo:latest`, as the docker CLI does: the API pulls every tag of an untagged name.
+fn pull_reference(reference: &str) -> String {
+    let last = reference.rsplit('/').next().unwrap_or(reference);
+    if reference.contains('@') || last.contains(':') {
+        reference.to_owned()
+    } else {
+        format!("{reference}:latest")
+    }
+}
+
+/// What a [`MountSpec`]'s options say, whichever syntax (`rshared` or `propagation=rshared`)
+/// they came in.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct MountOptions {
+    read_only: bool,
+    propagation: Option<String>,
+    selinux: Option<String>,
+    create_host_path: Option<bool>,
+    nocopy: bool,
+    subpath: Option<String>,
+    size: Option<i64>,
+    mode: Option<i64>,
+}
+
+fn mount_options(m: &MountSpec) -> Result<MountOptions, String> {
+    const PROPAGATION: [&str; 6] = [
+        "private", "rprivate", "shared", "rshared", "slave", "rslave",
+    ];
+    let mut o = MountOptions {
+        read_only: m.read_only,
+        ..MountOptions::default()
+    };
+    for option in &m.options {
+        let (key, value) = option.split_once('=').unwrap_or((option.as_str(), ""));
+        match (key, value) {
+            ("ro", "") | ("readonly", "") => o.read_only = true,
+            ("rw", "") | ("cached" | "delegated" | "consistent", "") => {}
+            ("nocopy", "") => o.nocopy = true,
+            (p, "") if PROPAGATION.contains(&p) => o.propagation = Some(p.to_owned()),
+            ("propagation", p) if PROPAGATION.contains(&p) => o.propagation = Some(p.to_owned()),
+            (s @ ("z" | "Z"), "") | ("selinux", s @ ("z" | "Z")) => o.selinux = Some(s.to_owned()),
+            ("create_host_path", "true") => o.create_host_path = Some(true),
+            ("create_host_path", "false") => o.create_host_path = Some(false),
+            ("subpath", s) if !s.is_empty() => o.subpath = Some(s.to_owned()),
+            ("size", s) => {
+                o.size = Some(
+                    s.parse()
+                        .map_err(|_| format!("mount {}: size {s:?} is not bytes", m.target))?,
+                );
+            }
+            ("mode", s) => {
+                o.mode = Some(
+                    i64::from_str_radix(s, 8)
+                        .map_err(|_| format!("mount {}: mode {s:?} is not octal", m.target))?,
+                );
+            }
+            _ => return Err(format!("mount {}: unknown option {option:?}", m.target)),
+        }
+    }
+    Ok(o)
+}
+
+fn propagation(p: &str) -> MountBindOptionsPropagationEnum {
+    match p {
+        "private" => MountBindOptionsPropagationEnum::PRIVATE,
+        "rprivate" => MountBindOptionsPropagationEnum::RPRIVATE,
+        "shared" => MountBindOptionsPropagationEnum::SHARED,
+        "rshared" => MountBindOptionsPropagationEnum::RSHARED,
+        "slave" => MountBindOptionsPropagationEnum::SLAVE,
+        "rslave" => MountBindOptionsPropagationEnum::RSLAVE,
+        _ => MountBindOptionsPropagationEnum::EMPTY,
+    }
+}
+
+/// Mounts as Docker wants them: `HostConfig.Mounts`, except binds that may create their host
+/// path or need an SELinux relabel, which only `HostConfig.Binds` can express (moby#43483; compose
+/// does the same). A bind creates its missing host directory unless `create_host_path=false`.
+fn host_mounts(
+    mounts: &[MountSpec],
+    api: ClientVersion,
+) -> Result<(Vec<String>, Vec<Mount>), String> {
+    let mut binds = Vec::new();
+    let mut out = Vec::new();
+    for m in mounts {
+        let o = mount_options(m)?;
+        match m.kind.as_str() {
+            "bind" => {
+                let source = m
+                    .source
+                    .clone()
+                    .ok_or_else(|| format!("bind mount {} has no source", m.target))?;
+                if o.create_host_path != Some(false) || o.selinux.is_some() {
+                    let mut opts = Vec::new();
+                    if o.read_only {
+                        opts.push("ro".to_owned());
+                    }
+                    opts.extend(o.propagation.clone());
+                    opts.extend(o.selinux.clone());
+                    let mut bind = format!("{source}:{}", m.target);
+                    if !opts.is_empty() {
+                        bind = format!("{bind}:{}", opts.join(","));
+                    }
+                    binds.push(bind);
+                } else {
+                    out.push(Mount {
+                        typ: Some(MountType::BIND),
+                        source: Some(source),
+                        target: Some(m.target.clone()),
+                        read_only: Some(o.read_only),
+                        bind_options: o.propagation.as_deref().map(|p| MountBindOptions {
+                            propagation: Some(propagation(p)),
+                            ..MountBindOptions::default()
+                        }),
+                        ..Mount::default()
+                    });
+                }
+            }
+            "volume" => {
+                if o.subpath.is_some()
+                    && api
+                        < (ClientVersion {
+                            major_version: 1,
+                            minor_version: 45,
+                        })
+                {
+                    return Err(format!(
+                        "volume mount {}: subpath needs Docker API 1.45 or newer (engine speaks {api})",
+                        m.target
+                    ));
+                }
+                out.push(Mount {
+                    typ: Some(MountType::VOLUME),
+                    source: m.source.clone(),
+                    target: Some(m.target.clone()),
+                    read_only: Some(o.read_only),
+                    volume_options: (o.nocopy || o.subpath.is_some()).then(|| MountVolumeOptions {
+                        no_copy: o.nocopy.then_some(true),
+                        subpath: o.subpath.clone(),
+                        ..MountVolumeOptions::default()
+                    }),
+                    ..Mount::default()
+                });
+            }
+            "tmpfs" => out.push(Mount {
+                typ: Some(MountType::TMPFS),
+                target: Some(m.target.clone()),
+                read_only: Some(o.read_only),
+                tmpfs_options: (o.size.is_some() || o.mode.is_some()).then_some(
+                    MountTmpfsOptions {
+                        size_bytes: o.size,
+                        mode: o.mode,
+                        ..MountTmpfsOptions::default()
+                    },
+                ),
+                ..Mount::default()
+            }),
+            other => return Err(format!("mount {}: unknown kind {other:?}", m.target)),
+        }
+    }
+    Ok((binds, out))
+}
+
+fn port_bindings(ports: &[PortBinding]) -> HashMap<String, Option<Vec<BollardPortBinding>>> {
+    let mut map: HashMap<String, Option<Vec<BollardPortBinding>>> = HashMap::new();
+    for p in ports {
+        map.entry(format!("{}/{}", p.target, p.protocol))
+            .or_insert_with(|| Some(Vec::new()))
+            .get_or_insert_with(Vec::new)
+            .push(BollardPortBinding {
+                host_ip: p.host_ip.clone(),
+                host_port: p.published.map(|n| n.to_string()),
+            });
+    }
+    map
+}
+
+fn endpoint_settings(n: &super::NetworkAttach) -> EndpointSettings {
+    EndpointSettings {
+        aliases: non_empty(n.aliases.clone()),
+        ipam_config: (n.ipv4_address.is_some() || n.ipv6_address.is_some()).then(|| {
+            EndpointIpamConfig {
+                ipv4_address: n.ipv4_address.clone(),
+                ipv6_address: n.ipv6_address.clone(),
+                ..EndpointIpamConfig::default()
+            }
+        }),
+        ..EndpointSettings::default()
+    }
+}
+
+/// The create body for `spec`: everything but networks after the first.
+fn create_body(spec: &ContainerCreate, api: ClientVersion) -> Result<ContainerCreateBody, String> {
+    let (binds, mounts) = host_mounts(&spec.mounts, api)?;
+    let restart = match spec.restart.as_str() {
+        "" | "no" => RestartPolicyNameEnum::NO,
+        "always" => RestartPolicyNameEnum::ALWAYS,
+        "unless-stopped" => RestartPolicyNameEnum::UNLESS_STOPPED,
+        "on-failure" => RestartPolicyNameEnum::ON_FAILURE,
+        other => return Err(format!("unknown restart policy {other:?}")),
+    };
+    let tmpfs: HashMap<String, String> = spec
+        .tmpfs
+        .iter()
+        .map(|t| match t.split_once(':') {
+            Some((path, opts)) => (path.to_owned(), opts.to_owned()),
+            None => (t.clone(), String::new()),
+        })
+        .collect();
+    let host_config = HostConfig {
+        binds: non_empty(binds),
+        mounts: non_empty(mounts),
+        port_bindings: (!spec.ports.is_empty()).then(|| port_bindings(&spec.ports)),
+        network_mode: spec.network_mode.clone(),
+        restart_policy: Some(RestartPolicy {
+            name: Some(restart),
+            maximum_retry_count: spec.restart_max.map(i64::from),
+        }),
+        extra_hosts: non_empty(spec.extra_hosts.clone()),
+        dns: non_empty(spec.dns.clone()),
+        cap_add: non_empty(spec.cap_add.clone()),
+        cap_drop: non_empty(spec.cap_drop.clone()),
+        privileged: spec.privileged.then_some(true),
+        readonly_rootfs: spec.read_only.then_some(true),
+        tmpfs: (!tmpfs.is_empty()).then_some(tmpfs),
+        ulimits: non_empty(
+            spec.ulimits
+                .iter()
+                .map(|(name, (soft, hard))| ResourcesUlimits {
+                    name: Some(name.clone()),
+                    soft: Some(*soft),
+                    hard: Some(*hard),
+                })
+                .collect(),
+        ),
+        log_config: (spec.log_driver.is_some() || !spec.log_options.is_empty()).then(|| {
+            HostConfigLogConfig {
+                typ: spec.log_driver.clone(),
+                config: Some(hash(&spec.log_options)),
+            }
+        }),
+        init: spec.init,
+        shm_size: spec.shm_size,
+        sysctls: (!spec.sysctls.is_empty()).then(|| hash(&spec.sysctls)),
+        nano_cpus: spec.nano_cpus,
+        memory: spec.memory,
+        pids_limit: spec.pids_limit,
+        ..HostConfig::default()
+    };
+    let networking_config = spec.networks.first().map(|n| NetworkingConfig {
+        endpoints_config: Some(HashMap::from([(n.network.clone(), endpoint_settings(n))])),
+    });
+    Ok(ContainerCreateBody {
+        image: Some(spec.image.clone()),
+        cmd: spec.command.clone(),
+        entrypoint: spec.entrypoint.clone(),
+        env: non_empty(spec.env.clone()),
+        labels: Some(hash(&spec.labels)),
+        user: spec.user.clone(),
+        working_dir: spec.working_dir.clone(),
+        hostname: spec.hostname.clone(),
+        exposed_ports: non_empty(spec.exposed.clone()),
+        healthcheck: spec.healthcheck.as_ref().map(|h| HealthConfig {
+            test: Some(h.test.clone()),
+            interval: h.interval.map(nanos),
+            timeout: h.timeout.map(nanos),
+            retries: h.retries.map(i64::from),
+            start_period: h.start_period.map(nanos),
+            start_interval: h.start_interval.map(nanos),
+        }),
+        stop_signal: spec.stop_signal.clone(),
+        stop_timeout: spec.stop_timeout,
+        host_config: Some(host_config),
+        networking_config,
+        ..ContainerCreateBody::default()
+    })
+}
+
+impl Engine for DockerEngine {
+    async fn info(&self) -> EngineResult<EngineInfo> {
+        let docker = self.client("version").await?;
+        let v = self
+            .call("version", &self.endpoint, self.timeout, docker.version())
+            .await?;
+        Ok(EngineInfo {
+            version: v.version.unwrap_or_default(),
+            api_version: docker.client_version().to_string(),
+            endpoint: self.endpoint.clone(),
+        })
+    }
+
+    async fn list_containers(
+        &self,
+        label_filters: &[String],
+    ) -> EngineResult<Vec<ContainerSummary>> {
+        let docker = self.client("list containers").await?;
+        // Docker ANDs label filters; the trait wants any of them: one call per filter, merged.
+        let per_call: Vec<Option<&String>> = if label_filters.is_empty() {
+            vec![None]
+        } else {
+            label_filters.iter().map(Some).collect()
+        };
+        let mut out: Vec<ContainerSummary> = Vec::new();
+        for filter in per_call {
+            let mut options = ListContainersOptionsBuilder::new().all(true);
+            if let Some(f) = filter {
+                options = options.filters(&HashMap::from([("label", vec![f.as_str()])]));
+            }
+            let target = filter.map_or("(all)", String::as_str);
+            let list = self
+                .call(
+                    "list containers",
+                    target,
+                    self.timeout,
+                    docker.list_containers(Some(options.build())),
+                )
+                .await?;
+            for c in list {
+                let c = container_summary(c);
+                if !out.iter().any(|o| o.id == c.id) {
+                    out.push(c);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    async fn list_networks(&self) -> EngineResult<Vec<NetworkSummary>> {
+        let docker = self.client("list networks").await?;
+        let list = self
+            .call(
+                "list networks",
+                "(all)",
+                self.timeout,
+                docker.list_networks(None::<ListNetworksOptions>),
+            )
+            .await?;
+        Ok(list
+            .into_iter()
+            .map(|n| NetworkSummary {
+                id: n.id.unwrap_or_default(),
+                name: n.name.unwrap_or_default(),
+                labels: btree(n.labels),
+            })
+            .collect())
+    }
+
+    async fn list_volumes(&self) -> EngineResult<Vec<VolumeSummary>> {
+        let docker = self.client("list volumes").await?;
+        let list = self
+            .call(
+                "list volumes",
+                "(all)",
+                self.timeout,
+                docker.list_volumes(None::<ListVolumesOptions>),
+            )
+            .await?;
+        Ok(list
+            .volumes
+            .unwrap_or_default()
+            .into_iter()
+            .map(|v| VolumeSummary {
+                name: v.name,
+                labels: v.labels.into_iter().collect(),
+            })
+            .collect())
+    }
+
+    async fn list_images(&self) -> EngineResult<Vec<ImageSummary>> {
+        let docker = self.client("list images").await?;
+        let list = self
+            .call(
+                "list images",
+                "(all)",
+                self.timeout,
+                docker.list_images(None::<ListImagesOptions>),
+            )
+            .await?;
+        Ok(list
+            .into_iter()
+            .map(|i| ImageSummary {
+                id: i.id,
+                tags: i
+                    .repo_tags
+                    .into_iter()
+                    .filter(|t| t != "<none>:<none>")
+                    .collect(),
+                digests: i
+                    .repo_digests
+                    .into_iter()
+                    .filter(|d| d != "<none>@<none>")
+                    .collect(),
+            })
+            .collect())
+    }
+
+    async fn pull_image(&self, reference: &str) -> EngineResult<String> {
+        let docker = self.client("pull image").await?;
+        let reference = pull_reference(reference);
+        let options = CreateImageOptionsBuilder::new()
+            .from_image(&reference)
+            .build();
+        let pull = async {
+            let mut progress = docker.create_image(Some(options), None, None);
+            while let Some(item) = progress.next().await {
+                item?;
+            }
+            Ok(())
+        };
+        self.call("pull image", &reference, self.pull_timeout, pull)
+            .await?;
+        let image = self
+            .call(
+                "inspect image",
+                &reference,
+                self.timeout,
+                docker.inspect_image(&reference),
+            )
+            .await?;
+        image.id.ok_or_else(|| EngineError::Failed {
+            op: "inspect image".into(),
+            target: reference,
+            message: "the engine returned no image ID".into(),
+        })
+    }
+
+    async fn create_network(&self, spec: &NetworkCreate) -> EngineResult<String> {
+        let docker = self.client("create network").await?;
+        let request = NetworkCreateRequest {
+            name: spec.name.clone(),
+            driver: spec.driver.clone(),
+            internal: spec.internal.then_some(true),
+            options: (!spec.driver_opts.is_empty()).then(|| hash(&spec.driver_opts)),
+            labels: Some(hash(&spec.labels)),
+            ..NetworkCreateRequest::default()
+        };
+        // Engines before API 1.44 create a second network with a taken name unless asked not
+        // to; bollard's model lost that field, so the body is sent with it added.
+        let mut body = serde_json::to_value(&request).map_err(|e| EngineError::Failed {
+            op: "create network".into(),
+            target: spec.name.clone(),
+            message: e.to_string(),
+        })?;
+        body["CheckDuplicate"] = serde_json::Value::Bool(true);
+        let body = body.to_string();
+        let docker = docker.with_request_modifier(move |req: BollardRequest| {
+            let (parts, _) = req.into_parts();
+            BollardRequest::from_parts(parts, bollard::body_full(body.clone().into()))
+        });
+        let created = self
+            .call(
+                "create network",
+                &spec.name,
+                self.timeout,
+                docker.create_network(request),
+            )
+            .await?;
+        Ok(created.id)
+    }
+
+    async fn create_volume(&self, spec: &VolumeCreate) -> EngineResult<()> {
+        let docker = self.client("create volume").await?;
+        let request = VolumeCreateRequest {
+            name: Some(spec.name.clone()),
+            driver: spec.driver.clone(),
+            driver_opts: (!spec.driver_opts.is_empty()).then(|| hash(&spec.driver_opts)),
+            labels: Some(hash(&spec.labels)),
+            ..VolumeCreateRequest::default()
+        };
+        self.call(
+            "create volume",
+            &spec.name,
+            self.timeout,
+            docker.create_volume(request),
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn create_container(&self, spec: &ContainerCreate) -> EngineResult<String> {
+        let docker = self.client("create container").await?;
+        let body =
+            create_body(spec, self.api_version()).map_err(|message| EngineError::Failed {
+                op: "create container".into(),
+                target: spec.name.clone(),
+                message,
+            })?;
+        let options = CreateContainerOptionsBuilder::new()
+            .name(&spec.name)
+            .build();
+        let created = self
+            .call(
+                "create container",
+                &spec.name,
+                self.timeout,
+                docker.create_container(Some(options), body),
+            )
+            .await?;
+        let id = created.id;
+        for n in spec.networks.iter().skip(1) {
+            let request = NetworkConnectRequest {
+                container: id.clone(),
+                endpoint_config: Some(endpoint_settings(n)),
+            };
+            let target = format!("{} to {}", spec.name, n.network);
+            let connected = self
+                .call(
+                    "connect network",
+                    &target,
+                    self.timeout,
+                    docker.connect_network(&n.network, request),
+                )
+                .await;
+            if let Err(e) = connected {
+                // A container missing a network must not look like a finished create: take
+                // it away again (it never ran) and report why.
+                let options = RemoveContainerOptionsBuilder::new().force(true).build();
+                let _ = self
+                    .call(
+                        "remove container",
+                        &spec.name,
+                        self.timeout,
+                        docker.remove_container(&id, Some(options)),
+                    )
+                    .await;
+                return Err(e);
+            }
+        }
+        Ok(id)
+    }
+
+    async fn start_container(&self, id: &str) -> EngineResult<()> {
+        let docker = self.client("start container").await?;
+        self.call(
+            "start container",
+            id,
+            self.timeout,
+            docker.start_container(id, None::<StartContainerOptions>),
+        )
+        .await
+    }
+
+    async fn stop_container(
+        &self,
+        id: &str,
+        grace: Duration,
+        signal: Option<&str>,
+    ) -> EngineResult<()> {
+        let docker = self.client("stop container").await?;
+        let stop_signal_api = ClientVersion {
+            major_version: 1,
+            minor_version: 42,
+        };
+        match signal {
+            Some(signal) if docker.client_version() < stop_signal_api => {
+                self.stop_with_kill(&docker, id, grace, signal).await
+            }
+            _ => {
+                let mut options = StopContainerOptionsBuilder::new().t(whole_seconds(grace));
+                if let Some(signal) = signal {
+                    options = options.signal(signal);
+                }
+                self.call(
+                    "stop container",
+                    id,
+                    grace + self.timeout,
+                    docker.stop_container(id, Some(options.build())),
+                )
+                .await
+            }
+        }
+    }
+
+    async fn remove_container(&self, id: &str) -> EngineResult<()> {
+        let docker = self.client("remove container").await?;
+        let options = RemoveContainerOptionsBuilder::new()
+            .force(false)
+            .v(false)
+            .build();
+        self.call(
+            "remove container",
+            id,
+            self.timeout,
+            docker.remove_container(id, Some(options)),
+        )
+        .await
+    }
+
+    async fn rename_container(&self, id: &str, new_name: &str) -> EngineResult<()> {
+        let docker = self.client("rename container").await?;
+        let options = RenameContainerOptionsBuilder::new().name(new_name).build();
+        self.call(
+            "rename container",
+            id,
+            self.timeout,
+            docker.rename_container(id, options),
+        )
+        .await
+    }
+
+    async fn logs_tail(&self, id: &str, lines: usize) -> EngineResult<String> {
+        let docker = self.client("read logs").await?;
+        let options = LogsOptionsBuilder::new()
+            .stdout(true)
+            .stderr(true)
+            .tail(&lines.to_string())
+            .build();
+        let read = async {
+            let mut out = Vec::new();
+            let mut stream = docker.logs(id, Some(options));
+            while let Some(chunk) = stream.next().await {
+                out.extend_from_slice(chunk?.as_ref());
+            }
+            Ok(String::from_utf8_lossy(&out).into_owned())
+        };
+        self.call("read logs", id, self.timeout, read).await
+    }
+
+    async fn events(
+        &self,
+        since: i64,
+        label_filter: &str,
+    ) -> EngineResult<mpsc::Receiver<EngineResult<EngineEvent>>> {
+        let docker = self.client("watch events").await?;
+        let options = EventsOptionsBuilder::new()
+            .since(&since.to_string())
+            .filters(&HashMap::from([
+                ("type", vec!["container"]),
+                ("label", vec![label_filter]),
+            ]))
+            .build();
+        let (tx, rx) = mpsc::channel(EVENT_CHANNEL);
+        let engine = self.clone();
+        let target = label_filter.to_owned();
+        tokio::spawn(async move {
+            let mut stream = docker.events(Some(options));
+            tracing::debug!(op = "watch events", target = %target, "engine stream opened");
+            while let Some(item) = stream.next().await {
+                let forwarded = match item {
+                    Ok(event) => tx.send(Ok(engine_event(event))).await,
+                    Err(e) => {
+                        let _ = tx
+                            .send(Err(engine.classify("watch events", &target, e)))
+                            .await;
+                        break;
+                    }
+                };
+                if forwarded.is_err() {
+                    break;
+                }
+            }
+            tracing::debug!(op = "watch events", target = %target, "engine stream closed");
+        });
+        Ok(rx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const V141: ClientVersion = ClientVersion {
+        major_version: 1,
+        minor_version: 41,
+    };
+
+    fn mount(kind: &str, source: Option<&str>, target: &str, options: &[&str]) -> MountSpec {
+        MountSpec {
+            kind: kind.into(),
+            source: source.map(str::to_owned),
+            target: target.into(),
+            read_only: false,
+            options: options.iter().map(|o| o.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn health_and_exit_code_come_from_the_status_text() {
+        assert_eq!(
+            health_from_status("Up 3 minutes (healthy)"),
+            Health::Healthy
+        );
+        assert_eq!(
+            health_from_status("Up 3 minutes (unhealthy)"),
+            Health::Unhealthy
+        );
+        assert_eq!(
+            health_from_status("Up 2 seconds (health: starting)"),
+            Health::Starting
+        );
+        assert_eq!(health_from_status("Up 3 minutes"), Health::None);
+        assert_eq!(
+            exit_code_from_status("Exited (137) 2 seconds ago"),
+            Some(137)
+        );
+        assert_eq!(
+            exit_code_from_status("Exited (0) About a minute ago"),
+            Some(0)
+        );
+        assert_eq!(exit_code_from_status("Up 3 minutes"), None);
+        assert_eq!(exit_code_from_status("Created"), None);
+    }
+
+    #[test]
+    fn endpoints_are_unix_or_plain_tcp() {
+        let e = DockerEngine::connect(Some("unix:///run/x.sock")).unwrap();
+        assert_eq!(e.endpoint(), "unix:///run/x.sock");
+        let e = DockerEngine::connect(Some("tcp://10.0.0.1:2375")).unwrap();
+        assert_eq!(e.endpoint(), "tcp://10.0.0.1:2375");
+        let err = DockerEngine::connect(Some("ssh://me@host")).unwrap_err();
+        assert!(err.to_string().contains("unsupported endpoint"), "{err}");
+    }
+
+    #[test]
+    fn untagged_references_pull_latest_only() {
+        assert_eq!(pull_reference("busybox"), "busybox:latest");
+        assert_eq!(
+            pull_reference("localhost:5000/app"),
+            "localhost:5000/app:latest"
+        );
+        assert_eq!(
+            pull_reference("localhost:5000/app:1"),
+            "localhost:5000/app:1"
+        );
+        assert_eq!(pull_reference("app@sha256:ab"), "app@sha256:ab");
+    }
+
+    #[test]
+    fn binds_that_may_create_their_host_path_use_the_binds_list() {
+        let mut ro = mount("bind", Some("/srv/conf"), "/conf", &["rshared", "z"]);
+        ro.read_only = true;
+        let (binds, mounts) = host_mounts(
+            &[
+                ro,
+                mount("bind", Some("/srv/data"), "/data", &[]),
+                mount(
+                    "bind",
+                    Some("/srv/strict"),
+                    "/strict",
+                    &["create_host_path=false", "propagation=rslave"],
+                ),
+            ],
+            V141,
+        )
+        .unwrap();
+        assert_eq!(binds, ["/srv/conf:/conf:ro,rshared,z", "/srv/data:/data"]);
+        assert_eq!(mounts.len(), 1);
+        assert_eq!(mounts[0].typ, Some(MountType::BIND));
+        assert_eq!(
+            mounts[0].bind_options.as_ref().unwrap().propagation,
+            Some(MountBindOptionsPropagationEnum::RSLAVE)
+        );
+    }
+
+    #[test]
+    fn volume_and_tmpfs_options_are_translated() {
+        let (binds, mounts) = host_mounts(
+            &[
+                mount("volume", Some("shop_db"), "/var/lib/db", &["nocopy"]),
+                mount("volume", None, "/cache", &[]),
+                mount("tmpfs", None, "/run", &["mode=1777", "size=65536"]),
+            ],
+            V141,
+        )
+        .unwrap();
+        assert!(binds.is_empty());
+        assert_eq!(
+            mounts[0].volume_options.as_ref().unwrap().no_copy,
+            Some(true)
+        );
+        assert_eq!(mounts[1].source, None);
+        let tmpfs = mounts[2].tmpfs_options.as_ref().unwrap();
+        assert_eq!((tmpfs.size_bytes, tmpfs.mode), (Some(65536), Some(0o1777)));
+    }
+
+    #[test]
+    fn volume_subpath_is_refused_by_engines_that_would_ignore_it() {
+        let err =
+            host_mounts(&[mount("volume", Some("v"), "/x", &["subpath=sub"])], V141).unwrap_err();
+        assert!(err.contains("API 1.45"), "{err}");
+    }
+
+    #[test]
+    fn several_bindings_of_one_port_share_its_key() {
+        let map = port_bindings(&[
+            PortBinding {
+                target: 80,
+                protocol: "tcp".into(),
+                host_ip: Some("127.0.0.1".into()),
+                published: Some(8080),
+            },
+            PortBinding {
+                target: 80,
+                protocol: "tcp".into(),
+                host_ip: None,
+                published: None,
+            },
+        ]);
+        let bindings = map["80/tcp"].as_ref().unwrap();
+        assert_eq!(bindings.len(), 2);
+        assert_eq!(bindings[0].host_port.as_deref(), Some("8080"));
+        assert_eq!(bindings[1].host_port, None);
+    }
+
+    #[test]
+    fn grace_periods_round_up_to_whole_seconds() {
+        assert_eq!(whole_seconds(Duration::from_millis(1500)), 2);
+        assert_eq!(whole_seconds(Duration::from_secs(10)), 10);
+        assert_eq!(whole_seconds(Duration::ZERO), 0);
+    }
+}

@@ -1,1 +1,1069 @@
-//! TODO(helper): in-memory fake engine.
+//! An in-memory [`Engine`] for planner, executor and controller unit tests.
+//!
+//! It behaves like Docker where berth's decisions depend on it: a taken name is a `Conflict`,
+//! removing a running container is a `Conflict`, starting a running one or stopping a stopped
+//! one is `NotModified`, an unknown name or ID is `NotFound` (names and IDs are accepted
+//! everywhere, as Docker does), and a container can only be created from an existing image ID
+//! on existing networks (else `Failed`: what a create lacks is not its target missing; Docker
+//! itself finds a missing network only at start). Containers move created → running → exited.
+//!
+//! Tests play the outside world through [`FakeEngine::kill`], [`FakeEngine::remove_by_hand`] and
+//! [`FakeEngine::set_health`], make the next call of an op fail with [`FakeEngine::fail_next`],
+//! and read back every call in order from [`FakeEngine::calls`] (`"create_container shop-web-1"`).
+//!
+//! What it does not do: restart policies, pausing, healthchecks running by themselves (health
+//! changes only through `set_health`), ports clashing. A clean stop exits 0.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+
+use super::{
+    ContainerCreate, ContainerSummary, Engine, EngineError, EngineEvent, EngineInfo, EngineResult,
+    Health, ImageSummary, NetworkCreate, NetworkSummary, RunState, VolumeCreate, VolumeSummary,
+};
+
+/// The error [`FakeEngine::fail_next`] makes a call fail with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fault {
+    /// 404.
+    NotFound,
+    /// 409 with this message.
+    Conflict(String),
+    /// 304.
+    NotModified,
+    /// The engine went away.
+    Unreachable,
+    /// The call ran out of time.
+    Timeout,
+    /// Any other refusal, with this message.
+    Failed(String),
+}
+
+impl Fault {
+    /// The error, with `op` named as [`DockerEngine`](super::docker::DockerEngine) names it.
+    fn error(&self, method: &str, target: &str) -> EngineError {
+        let op = match method {
+            "info" => "version".to_owned(),
+            "logs_tail" => "read logs".to_owned(),
+            "events" => "watch events".to_owned(),
+            other => other.replace('_', " "),
+        };
+        let target = target.to_owned();
+        match self {
+            Fault::NotFound => EngineError::NotFound { op, target },
+            Fault::Conflict(message) => EngineError::Conflict {
+                op,
+                target,
+                message: message.clone(),
+            },
+            Fault::NotModified => EngineError::NotModified { op, target },
+            Fault::Unreachable => EngineError::Unreachable {
+                op,
+                endpoint: FakeEngine::ENDPOINT.into(),
+                source: "injected fault: engine unreachable".into(),
+            },
+            Fault::Timeout => EngineError::Timeout {
+                op,
+                target,
+                after: Duration::from_secs(30),
+            },
+            Fault::Failed(message) => EngineError::Failed {
+                op,
+                target,
+                message: message.clone(),
+            },
+        }
+    }
+}
+
+/// One container as the fake keeps it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FakeContainer {
+    /// ID.
+    pub id: String,
+    /// Current name (renames change it; `spec.name` keeps the one it was created with).
+    pub name: String,
+    /// What it was created from.
+    pub spec: ContainerCreate,
+    /// State.
+    pub state: RunState,
+    /// Health.
+    pub health: Health,
+    /// Exit code of the last run.
+    pub exit_code: Option<i64>,
+    /// Created, seconds since the epoch (the fake's clock).
+    pub created: i64,
+    /// What `logs_tail` returns (set with [`FakeEngine::set_logs`]).
+    pub logs: String,
+}
+
+impl FakeContainer {
+    fn networks(&self) -> Vec<String> {
+        let mut networks: Vec<String> = match self.spec.network_mode.as_deref() {
+            Some(mode) if mode.starts_with("container:") => Vec::new(),
+            Some(mode) => vec![mode.to_owned()],
+            None if self.spec.networks.is_empty() => vec!["bridge".to_owned()],
+            None => self
+                .spec
+                .networks
+                .iter()
+                .map(|n| n.network.clone())
+                .collect(),
+        };
+        networks.sort();
+        networks
+    }
+
+    fn has_healthcheck(&self) -> bool {
+        self.spec
+            .healthcheck
+            .as_ref()
+            .is_some_and(|h| h.test.first().is_some_and(|t| t != "NONE"))
+    }
+
+    fn summary(&self) -> ContainerSummary {
+        ContainerSummary {
+            id: self.id.clone(),
+            name: self.name.clone(),
+            image_id: self.spec.image.clone(),
+            labels: self.spec.labels.clone(),
+            state: self.state,
+            health: if self.state == RunState::Running {
+                self.health
+            } else {
+                Health::None
+            },
+            exit_code: (self.state == RunState::Exited)
+                .then_some(self.exit_code)
+                .flatten(),
+            networks: self.networks(),
+            created: self.created,
+        }
+    }
+}
+
+struct Subscriber {
+    label: String,
+    tx: mpsc::Sender<EngineResult<EngineEvent>>,
+}
+
+#[derive(Default)]
+struct State {
+    now: i64,
+    next_id: u64,
+    containers: Vec<FakeContainer>,
+    networks: Vec<(NetworkSummary, NetworkCreate)>,
+    volumes: Vec<VolumeSummary>,
+    images: Vec<ImageSummary>,
+    /// What a pull can fetch: reference → image ID.
+    registry: BTreeMap<String, String>,
+    calls: Vec<String>,
+    faults: Vec<(String, Fault)>,
+    events: Vec<EngineEvent>,
+    subscribers: Vec<Subscriber>,
+}
+
+impl State {
+    fn tick(&mut self) -> i64 {
+        self.now += 1;
+        self.now
+    }
+
+    fn new_id(&mut self, kind: char) -> String {
+        self.next_id += 1;
+        format!("{kind}{:063}", self.next_id)
+    }
+
+    /// Logs the call and returns the injected fault for it, if any.
+    fn enter(&mut self, op: &str, target: Option<&str>) -> EngineResult<()> {
+        let line = match target {
+            Some(t) => format!("{op} {t}"),
+            None => op.to_owned(),
+        };
+        let fault = self
+            .faults
+            .iter()
+            .position(|(prefix, _)| line.starts_with(prefix.as_str()))
+            .map(|i| self.faults.remove(i).1);
+        self.calls.push(line);
+        match fault {
+            Some(f) => Err(f.error(op, target.unwrap_or_default())),
+            None => Ok(()),
+        }
+    }
+
+    /// Index of the container `key` names: its ID, its name, or a unique ID prefix.
+    fn find(&self, key: &str) -> Option<usize> {
+        let key = key.trim_start_matches('/');
+        if let Some(i) = self
+            .containers
+            .iter()
+            .position(|c| c.id == key || c.name == key)
+        {
+            return Some(i);
+        }
+        let mut prefixed = self
+            .containers
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| !key.is_empty() && c.id.starts_with(key));
+        match (prefixed.next(), prefixed.next()) {
+            (Some((i, _)), None) => Some(i),
+            _ => None,
+        }
+    }
+
+    /// The name to log for a container argument: its current name when known.
+    fn display(&self, key: &str) -> String {
+        self.find(key)
+            .map_or_else(|| key.to_owned(), |i| self.containers[i].name.clone())
+    }
+
+    fn container(&self, op: &str, key: &str) -> EngineResult<usize> {
+        self.find(key).ok_or_else(|| EngineError::NotFound {
+            op: op.into(),
+            target: key.into(),
+        })
+    }
+
+    fn network_exists(&self, key: &str) -> bool {
+        self.networks
+            .iter()
+            .any(|(n, _)| n.name == key || n.id == key)
+            || matches!(key, "bridge" | "host" | "none")
+    }
+
+    fn emit(&mut self, action: &str, i: usize) {
+        self.emit_with(action, i, None);
+    }
+
+    /// Records a container event (attributes: its labels, `name`, `image`, plus `extra`) and
+    /// sends it to the subscribers whose label it carries.
+    fn emit_with(&mut self, action: &str, i: usize, extra: Option<(&str, String)>) {
+        let time = self.tick();
+        let c = &self.containers[i];
+        let mut attributes = c.spec.labels.clone();
+        attributes.insert("name".into(), c.name.clone());
+        attributes.insert("image".into(), c.spec.image.clone());
+        if let Some((k, v)) = extra {
+            attributes.insert(k.into(), v);
+        }
+        let event = EngineEvent {
+            kind: "container".into(),
+            action: action.into(),
+            id: c.id.clone(),
+            attributes,
+            time,
+        };
+        self.subscribers.retain(|s| {
+            if !label_matches(&event.attributes, &s.label) {
+                return !s.tx.is_closed();
+            }
+            // A full channel loses the event, as a slow reader of Docker's stream would.
+            !matches!(
+                s.tx.try_send(Ok(event.clone())),
+                Err(mpsc::error::TrySendError::Closed(_))
+            )
+        });
+        self.events.push(event);
+    }
+}
+
+/// `key=value` matches that label; a bare `key` matches any value.
+fn label_matches(labels: &BTreeMap<String, String>, filter: &str) -> bool {
+    match filter.split_once('=') {
+        Some((k, v)) => labels.get(k).is_some_and(|x| x == v),
+        None => labels.contains_key(filter),
+    }
+}
+
+/// The in-memory engine. Clones share one state.
+#[derive(Clone)]
+pub struct FakeEngine {
+    state: Arc<Mutex<State>>,
+}
+
+impl Default for FakeEngine {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl FakeEngine {
+    /// What `info` reports as the endpoint.
+    pub const ENDPOINT: &str = "fake://engine";
+
+    /// An empty engine whose clock starts at 1 700 000 000 and ticks once per change.
+    pub fn new() -> Self {
+        FakeEngine {
+            state: Arc::new(Mutex::new(State {
+                now: 1_700_000_000,
+                ..State::default()
+            })),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A test that panicked while holding the lock has already failed; keep going.
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Makes `reference` a local image with ID `id` (added to its tags if the ID exists), and
+    /// pullable too.
+    pub fn add_image(&self, reference: &str, id: &str) {
+        let mut s = self.lock();
+        s.registry.insert(reference.to_owned(), id.to_owned());
+        add_local_image(&mut s, reference, id);
+    }
+
+    /// Makes `reference` pullable as image `id` without making it local.
+    pub fn add_remote_image(&self, reference: &str, id: &str) {
+        self.lock()
+            .registry
+            .insert(reference.to_owned(), id.to_owned());
+    }
+
+    /// Makes the next call whose log line starts with `op_prefix` (`"start_container"`,
+    /// `"create_container shop-web-1"`) fail with `fault`. Faults are used once, in order.
+    pub fn fail_next(&self, op_prefix: &str, fault: Fault) {
+        self.lock().faults.push((op_prefix.to_owned(), fault));
+    }
+
+    /// Every call so far, in order: `"list_containers"`, `"create_container shop-web-1"`,
+    /// `"start_container shop-web-1"` (containers by their current name).
+    pub fn calls(&self) -> Vec<String> {
+        self.lock().calls.clone()
+    }
+
+    /// Forgets the calls so far.
+    pub fn clear_calls(&self) {
+        self.lock().calls.clear();
+    }
+
+    /// Every event so far.
+    pub fn events_so_far(&self) -> Vec<EngineEvent> {
+        self.lock().events.clone()
+    }
+
+    /// The container `key` (name or ID) as the fake keeps it.
+    pub fn container(&self, key: &str) -> Option<FakeContainer> {
+        let s = self.lock();
+        s.find(key).map(|i| s.containers[i].clone())
+    }
+
+    /// All containers, oldest first.
+    pub fn containers(&self) -> Vec<FakeContainer> {
+        self.lock().containers.clone()
+    }
+
+    /// What a network was created with.
+    pub fn network(&self, name: &str) -> Option<NetworkCreate> {
+        self.lock()
+            .networks
+            .iter()
+            .find(|(n, _)| n.name == name)
+            .map(|(_, spec)| spec.clone())
+    }
+
+    /// The outside world: the container's process exits with `exit_code`.
+    pub fn kill(&self, key: &str, exit_code: i64) {
+        let mut s = self.lock();
+        let i = s.find(key).unwrap_or_else(|| panic!("no container {key}"));
+        if s.containers[i].state == RunState::Running {
+            let c = &mut s.containers[i];
+            c.state = RunState::Exited;
+            c.exit_code = Some(exit_code);
+            c.health = Health::None;
+            s.emit("die", i);
+        }
+    }
+
+    /// The outside world: someone ran `docker rm -f` on the container.
+    pub fn remove_by_hand(&self, key: &str) {
+        let mut s = self.lock();
+        let i = s.find(key).unwrap_or_else(|| panic!("no container {key}"));
+        if s.containers[i].state == RunState::Running {
+            s.containers[i].state = RunState::Exited;
+            s.containers[i].exit_code = Some(137);
+            s.emit("die", i);
+        }
+        s.emit("destroy", i);
+        s.containers.remove(i);
+    }
+
+    /// The outside world: the container's healthcheck reports `health`.
+    pub fn set_health(&self, key: &str, health: Health) {
+        let mut s = self.lock();
+        let i = s.find(key).unwrap_or_else(|| panic!("no container {key}"));
+        if s.containers[i].health != health {
+            s.containers[i].health = health;
+            let action = match health {
+                Health::Healthy => Some("health_status: healthy"),
+                Health::Unhealthy => Some("health_status: unhealthy"),
+                Health::Starting | Health::None => None,
+            };
+            if let Some(action) = action {
+                s.emit(action, i);
+            }
+        }
+    }
+
+    /// Sets what `logs_tail` returns for the container.
+    pub fn set_logs(&self, key: &str, logs: &str) {
+        let mut s = self.lock();
+        let i = s.find(key).unwrap_or_else(|| panic!("no container {key}"));
+        s.containers[i].logs = logs.to_owned();
+    }
+}
+
+fn add_local_image(s: &mut State, reference: &str, id: &str) {
+    let is_digest = reference.contains('@');
+    if let Some(image) = s.images.iter_mut().find(|i| i.id == id) {
+        let refs = if is_digest {
+            &mut image.digests
+        } else {
+            &mut image.tags
+        };
+        if !refs.iter().any(|r| r == reference) {
+            refs.push(reference.to_owned());
+        }
+    } else {
+        s.images.push(ImageSummary {
+            id: id.to_owned(),
+            tags: (!is_digest)
+                .then(|| reference.to_owned())
+                .into_iter()
+                .collect(),
+            digests: is_digest
+                .then(|| reference.to_owned())
+                .into_iter()
+                .collect(),
+        });
+    }
+    // A tag names one image: moving it takes it off the previous one.
+    for image in s.images.iter_mut().filter(|i| i.id != id) {
+        image.tags.retain(|t| t != reference);
+    }
+}
+
+impl Engine for FakeEngine {
+    async fn info(&self) -> EngineResult<EngineInfo> {
+        self.lock().enter("info", None)?;
+        Ok(EngineInfo {
+            version: "fake".into(),
+            api_version: "1.41".into(),
+            endpoint: Self::ENDPOINT.into(),
+        })
+    }
+
+    async fn list_containers(
+        &self,
+        label_filters: &[String],
+    ) -> EngineResult<Vec<ContainerSummary>> {
+        let mut s = self.lock();
+        s.enter("list_containers", None)?;
+        Ok(s.containers
+            .iter()
+            .filter(|c| {
+                label_filters.is_empty()
+                    || label_filters
+                        .iter()
+                        .any(|f| label_matches(&c.spec.labels, f))
+            })
+            .map(FakeContainer::summary)
+            .collect())
+    }
+
+    async fn list_networks(&self) -> EngineResult<Vec<NetworkSummary>> {
+        let mut s = self.lock();
+        s.enter("list_networks", None)?;
+        Ok(s.networks.iter().map(|(n, _)| n.clone()).collect())
+    }
+
+    async fn list_volumes(&self) -> EngineResult<Vec<VolumeSummary>> {
+        let mut s = self.lock();
+        s.enter("list_volumes", None)?;
+        Ok(s.volumes.clone())
+    }
+
+    async fn list_images(&self) -> EngineResult<Vec<ImageSummary>> {
+        let mut s = self.lock();
+        s.enter("list_images", None)?;
+        Ok(s.images.clone())
+    }
+
+    async fn pull_image(&self, reference: &str) -> EngineResult<String> {
+        let mut s = self.lock();
+        s.enter("pull_image", Some(reference))?;
+        let id = s
+            .registry
+            .get(reference)
+            .cloned()
+            .ok_or_else(|| EngineError::NotFound {
+                op: "pull image".into(),
+                target: reference.into(),
+            })?;
+        add_local_image(&mut s, reference, &id);
+        Ok(id)
+    }
+
+    async fn create_network(&self, spec: &NetworkCreate) -> EngineResult<String> {
+        let mut s = self.lock();
+        s.enter("create_network", Some(&spec.name))?;
+        if s.network_exists(&spec.name) {
+            return Err(EngineError::Conflict {
+                op: "create network".into(),
+                target: spec.name.clone(),
+                message: format!("network with name {} already exists", spec.name),
+            });
+        }
+        let id = s.new_id('n');
+        s.networks.push((
+            NetworkSummary {
+                id: id.clone(),
+                name: spec.name.clone(),
+                labels: spec.labels.clone(),
+            },
+            spec.clone(),
+        ));
+        Ok(id)
+    }
+
+    async fn create_volume(&self, spec: &VolumeCreate) -> EngineResult<()> {
+        let mut s = self.lock();
+        s.enter("create_volume", Some(&spec.name))?;
+        // Docker answers a create of an existing volume with that volume, not an error.
+        if !s.volumes.iter().any(|v| v.name == spec.name) {
+            s.volumes.push(VolumeSummary {
+                name: spec.name.clone(),
+                labels: spec.labels.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    async fn create_container(&self, spec: &ContainerCreate) -> EngineResult<String> {
+        let mut s = self.lock();
+        s.enter("create_container", Some(&spec.name))?;
+        let op = "create container";
+        if let Some(i) = s.containers.iter().position(|c| c.name == spec.name) {
+            return Err(EngineError::Conflict {
+                op: op.into(),
+                target: spec.name.clone(),
+                message: format!(
+                    "Conflict. The container name \"/{}\" is already in use by container \"{}\". \
+                     You have to remove (or rename) that container to be able to reuse that name.",
+                    spec.name, s.containers[i].id
+                ),
+            });
+        }
+        // What a create needs but lacks is a failure of the create, not a missing target.
+        let failed = |message: String| EngineError::Failed {
+            op: op.into(),
+            target: spec.name.clone(),
+            message,
+        };
+        if !s.images.iter().any(|i| i.id == spec.image) {
+            return Err(failed(format!("No such image: {}", spec.image)));
+        }
+        if let Some(missing) = spec.networks.iter().find(|n| !s.network_exists(&n.network)) {
+            return Err(failed(format!("network {} not found", missing.network)));
+        }
+        if let Some(other) = spec
+            .network_mode
+            .as_deref()
+            .and_then(|m| m.strip_prefix("container:"))
+            .filter(|other| s.find(other).is_none())
+        {
+            return Err(failed(format!("No such container: {other}")));
+        }
+        let id = s.new_id('c');
+        let created = s.tick();
+        s.containers.push(FakeContainer {
+            id: id.clone(),
+            name: spec.name.clone(),
+            spec: spec.clone(),
+            state: RunState::Created,
+            health: Health::None,
+            exit_code: None,
+            created,
+            logs: String::new(),
+        });
+        let i = s.containers.len() - 1;
+        s.emit("create", i);
+        Ok(id)
+    }
+
+    async fn start_container(&self, id: &str) -> EngineResult<()> {
+        let mut s = self.lock();
+        let shown = s.display(id);
+        s.enter("start_container", Some(&shown))?;
+        let i = s.container("start container", id)?;
+        let c = &mut s.containers[i];
+        match c.state {
+            RunState::Running => Err(EngineError::NotModified {
+                op: "start container".into(),
+                target: id.into(),
+            }),
+            RunState::Paused | RunState::Removing => Err(EngineError::Conflict {
+                op: "start container".into(),
+                target: id.into(),
+                message: format!("container {} is {:?}", c.name, c.state),
+            }),
+            RunState::Created | RunState::Exited => {
+                c.state = RunState::Running;
+                c.exit_code = None;
+                c.health = if c.has_healthcheck() {
+                    Health::Starting
+                } else {
+                    Health::None
+                };
+                s.emit("start", i);
+                Ok(())
+            }
+        }
+    }
+
+    async fn stop_container(
+        &self,
+        id: &str,
+        _grace: Duration,
+        _signal: Option<&str>,
+    ) -> EngineResult<()> {
+        let mut s = self.lock();
+        let shown = s.display(id);
+        s.enter("stop_container", Some(&shown))?;
+        let i = s.container("stop container", id)?;
+        if s.containers[i].state != RunState::Running {
+            return Err(EngineError::NotModified {
+                op: "stop container".into(),
+                target: id.into(),
+            });
+        }
+        let c = &mut s.containers[i];
+        c.state = RunState::Exited;
+        c.exit_code = Some(0);
+        c.health = Health::None;
+        s.emit("kill", i);
+        s.emit("die", i);
+        s.emit("stop", i);
+        Ok(())
+    }
+
+    async fn remove_container(&self, id: &str) -> EngineResult<()> {
+        let mut s = self.lock();
+        let shown = s.display(id);
+        s.enter("remove_container", Some(&shown))?;
+        let i = s.container("remove container", id)?;
+        if s.containers[i].state == RunState::Running {
+            return Err(EngineError::Conflict {
+                op: "remove container".into(),
+                target: id.into(),
+                message: format!(
+                    "You cannot remove a running container {}. Stop the container before \
+                     attempting removal or force remove",
+                    s.containers[i].id
+                ),
+            });
+        }
+        s.emit("destroy", i);
+        s.containers.remove(i);
+        Ok(())
+    }
+
+    async fn rename_container(&self, id: &str, new_name: &str) -> EngineResult<()> {
+        let mut s = self.lock();
+        let shown = format!("{} {new_name}", s.display(id));
+        s.enter("rename_container", Some(&shown))?;
+        let i = s.container("rename container", id)?;
+        if let Some(j) = s.containers.iter().position(|c| c.name == new_name) {
+            return Err(EngineError::Conflict {
+                op: "rename container".into(),
+                target: id.into(),
+                message: format!(
+                    "Conflict. The container name \"/{new_name}\" is already in use by container \"{}\".",
+                    s.containers[j].id
+                ),
+            });
+        }
+        let old = std::mem::replace(&mut s.containers[i].name, new_name.to_owned());
+        s.emit_with("rename", i, Some(("oldName", format!("/{old}"))));
+        Ok(())
+    }
+
+    async fn logs_tail(&self, id: &str, lines: usize) -> EngineResult<String> {
+        let mut s = self.lock();
+        let shown = s.display(id);
+        s.enter("logs_tail", Some(&shown))?;
+        let i = s.container("read logs", id)?;
+        let logs = &s.containers[i].logs;
+        let all: Vec<&str> = logs.lines().collect();
+        let tail = &all[all.len().saturating_sub(lines)..];
+        Ok(tail.iter().map(|l| format!("{l}\n")).collect())
+    }
+
+    async fn events(
+        &self,
+        since: i64,
+        label_filter: &str,
+    ) -> EngineResult<mpsc::Receiver<EngineResult<EngineEvent>>> {
+        let mut s = self.lock();
+        s.enter("events", Some(label_filter))?;
+        let (tx, rx) = mpsc::channel(256);
+        for event in s
+            .events
+            .iter()
+            .filter(|e| e.time >= since && label_matches(&e.attributes, label_filter))
+        {
+            // Replayed history beyond the channel's capacity is lost, as with a slow reader.
+            let _ = tx.try_send(Ok(event.clone()));
+        }
+        s.subscribers.push(Subscriber {
+            label: label_filter.to_owned(),
+            tx,
+        });
+        Ok(rx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::{HealthcheckSpec, NetworkAttach};
+
+    const IMAGE: &str = "sha256:aaaa";
+
+    fn spec(name: &str) -> ContainerCreate {
+        ContainerCreate {
+            name: name.into(),
+            image: IMAGE.into(),
+            command: None,
+            entrypoint: None,
+            env: Vec::new(),
+            labels: BTreeMap::from([
+                ("berth.managed".into(), "true".into()),
+                ("berth.project".into(), "shop".into()),
+            ]),
+            user: None,
+            working_dir: None,
+            hostname: None,
+            exposed: Vec::new(),
+            ports: Vec::new(),
+            mounts: Vec::new(),
+            networks: Vec::new(),
+            network_mode: None,
+            restart: "no".into(),
+            restart_max: None,
+            healthcheck: None,
+            extra_hosts: Vec::new(),
+            dns: Vec::new(),
+            cap_add: Vec::new(),
+            cap_drop: Vec::new(),
+            privileged: false,
+            read_only: false,
+            tmpfs: Vec::new(),
+            ulimits: BTreeMap::new(),
+            log_driver: None,
+            log_options: BTreeMap::new(),
+            stop_signal: None,
+            stop_timeout: None,
+            init: None,
+            shm_size: None,
+            sysctls: BTreeMap::new(),
+            nano_cpus: None,
+            memory: None,
+            pids_limit: None,
+        }
+    }
+
+    fn engine() -> FakeEngine {
+        let e = FakeEngine::new();
+        e.add_image("app:1", IMAGE);
+        e
+    }
+
+    fn network(name: &str) -> NetworkCreate {
+        NetworkCreate {
+            name: name.into(),
+            driver: None,
+            driver_opts: BTreeMap::new(),
+            internal: false,
+            labels: BTreeMap::new(),
+        }
+    }
+
+    const GRACE: Duration = Duration::from_secs(10);
+
+    #[tokio::test]
+    async fn containers_move_from_created_to_running_to_exited() {
+        let e = engine();
+        let id = e.create_container(&spec("shop-web-1")).await.unwrap();
+        assert_eq!(e.container(&id).unwrap().state, RunState::Created);
+        e.start_container("shop-web-1").await.unwrap();
+        assert_eq!(e.container(&id).unwrap().state, RunState::Running);
+        e.stop_container(&id, GRACE, None).await.unwrap();
+        let listed = e.list_containers(&[]).await.unwrap();
+        assert_eq!(listed[0].state, RunState::Exited);
+        assert_eq!(listed[0].exit_code, Some(0));
+        assert_eq!(listed[0].networks, ["bridge"]);
+        e.remove_container(&id).await.unwrap();
+        assert!(e.list_containers(&[]).await.unwrap().is_empty());
+        assert_eq!(
+            e.calls(),
+            [
+                "create_container shop-web-1",
+                "start_container shop-web-1",
+                "stop_container shop-web-1",
+                "list_containers",
+                "remove_container shop-web-1",
+                "list_containers",
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_taken_name_is_a_conflict() {
+        let e = engine();
+        e.create_container(&spec("shop-web-1")).await.unwrap();
+        let err = e.create_container(&spec("shop-web-1")).await.unwrap_err();
+        assert!(matches!(err, EngineError::Conflict { .. }), "{err}");
+        e.create_container(&spec("shop-web-2")).await.unwrap();
+        let err = e
+            .rename_container("shop-web-2", "shop-web-1")
+            .await
+            .unwrap_err();
+        assert!(matches!(err, EngineError::Conflict { .. }), "{err}");
+    }
+
+    #[tokio::test]
+    async fn removing_a_running_container_is_a_conflict() {
+        let e = engine();
+        e.create_container(&spec("shop-web-1")).await.unwrap();
+        e.start_container("shop-web-1").await.unwrap();
+        let err = e.remove_container("shop-web-1").await.unwrap_err();
+        assert!(matches!(err, EngineError::Conflict { .. }), "{err}");
+        assert!(!err.is_already_done());
+    }
+
+    #[tokio::test]
+    async fn repeated_starts_and_stops_are_not_modified() {
+        let e = engine();
+        e.create_container(&spec("shop-web-1")).await.unwrap();
+        let err = e
+            .stop_container("shop-web-1", GRACE, None)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, EngineError::NotModified { .. }), "{err}");
+        e.start_container("shop-web-1").await.unwrap();
+        let err = e.start_container("shop-web-1").await.unwrap_err();
+        assert!(matches!(err, EngineError::NotModified { .. }), "{err}");
+        assert!(err.is_already_done());
+        e.stop_container("shop-web-1", GRACE, None).await.unwrap();
+        let err = e
+            .stop_container("shop-web-1", GRACE, None)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, EngineError::NotModified { .. }), "{err}");
+    }
+
+    #[tokio::test]
+    async fn unknown_containers_are_not_found_by_name_id_or_prefix() {
+        let e = engine();
+        let id = e.create_container(&spec("shop-web-1")).await.unwrap();
+        for op in ["start", "remove", "logs"] {
+            let err = match op {
+                "start" => e.start_container("nope").await.unwrap_err(),
+                "remove" => e.remove_container("nope").await.unwrap_err(),
+                _ => e.logs_tail("nope", 5).await.unwrap_err(),
+            };
+            assert!(matches!(err, EngineError::NotFound { .. }), "{op}: {err}");
+        }
+        e.start_container(&id[..12]).await.unwrap();
+        e.stop_container(&id, GRACE, None).await.unwrap();
+        e.remove_container("/shop-web-1").await.unwrap();
+        let err = e.remove_container(&id).await.unwrap_err();
+        assert!(err.is_already_done(), "{err}");
+    }
+
+    #[tokio::test]
+    async fn create_needs_an_existing_image_id_and_networks() {
+        let e = engine();
+        let mut by_tag = spec("a");
+        by_tag.image = "app:1".into();
+        let err = e.create_container(&by_tag).await.unwrap_err();
+        assert!(matches!(err, EngineError::Failed { .. }), "{err}");
+        assert!(!err.is_already_done());
+
+        let mut on_net = spec("b");
+        on_net.networks = vec![NetworkAttach {
+            network: "shop_default".into(),
+            aliases: vec!["web".into()],
+            ipv4_address: None,
+            ipv6_address: None,
+        }];
+        let err = e.create_container(&on_net).await.unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "failed to create container b: network shop_default not found"
+        );
+        e.create_network(&network("shop_default")).await.unwrap();
+        e.create_container(&on_net).await.unwrap();
+        let listed = e.list_containers(&[]).await.unwrap();
+        assert_eq!(listed[0].networks, ["shop_default"]);
+    }
+
+    #[tokio::test]
+    async fn networks_conflict_by_name_and_volumes_are_idempotent() {
+        let e = engine();
+        e.create_network(&network("shop_default")).await.unwrap();
+        let err = e
+            .create_network(&network("shop_default"))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, EngineError::Conflict { .. }), "{err}");
+        let volume = VolumeCreate {
+            name: "shop_db".into(),
+            driver: None,
+            driver_opts: BTreeMap::new(),
+            labels: BTreeMap::new(),
+        };
+        e.create_volume(&volume).await.unwrap();
+        e.create_volume(&volume).await.unwrap();
+        assert_eq!(e.list_volumes().await.unwrap().len(), 1);
+        assert_eq!(e.list_networks().await.unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn label_filters_match_any_of_them() {
+        let e = engine();
+        e.create_container(&spec("shop-web-1")).await.unwrap();
+        let mut other = spec("other");
+        other.labels = BTreeMap::from([("com.docker.compose.project".into(), "shop".into())]);
+        e.create_container(&other).await.unwrap();
+        let mut stranger = spec("stranger");
+        stranger.labels = BTreeMap::new();
+        e.create_container(&stranger).await.unwrap();
+
+        let names = |list: Vec<ContainerSummary>| -> Vec<String> {
+            list.into_iter().map(|c| c.name).collect()
+        };
+        let managed = e
+            .list_containers(&["berth.managed=true".into()])
+            .await
+            .unwrap();
+        assert_eq!(names(managed), ["shop-web-1"]);
+        let either = e
+            .list_containers(&[
+                "berth.managed=true".into(),
+                "com.docker.compose.project".into(),
+            ])
+            .await
+            .unwrap();
+        assert_eq!(names(either), ["shop-web-1", "other"]);
+    }
+
+    #[tokio::test]
+    async fn the_outside_world_kills_removes_and_reports_health() {
+        let e = engine();
+        let mut checked = spec("shop-web-1");
+        checked.healthcheck = Some(HealthcheckSpec {
+            test: vec!["CMD".into(), "true".into()],
+            interval: None,
+            timeout: None,
+            retries: None,
+            start_period: None,
+            start_interval: None,
+        });
+        e.create_container(&checked).await.unwrap();
+        e.start_container("shop-web-1").await.unwrap();
+        let health = |e: &FakeEngine| e.container("shop-web-1").unwrap().summary().health;
+        assert_eq!(health(&e), Health::Starting);
+        e.set_health("shop-web-1", Health::Healthy);
+        assert_eq!(health(&e), Health::Healthy);
+        e.kill("shop-web-1", 137);
+        let c = e.container("shop-web-1").unwrap().summary();
+        assert_eq!(
+            (c.state, c.exit_code, c.health),
+            (RunState::Exited, Some(137), Health::None)
+        );
+        e.remove_by_hand("shop-web-1");
+        assert!(e.container("shop-web-1").is_none());
+        let actions: Vec<String> = e.events_so_far().into_iter().map(|ev| ev.action).collect();
+        assert_eq!(
+            actions,
+            [
+                "create",
+                "start",
+                "health_status: healthy",
+                "die",
+                "destroy"
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn injected_faults_fail_the_next_matching_call_once() {
+        let e = engine();
+        e.fail_next(
+            "create_container shop-web-2",
+            Fault::Failed("no space".into()),
+        );
+        e.fail_next("list_containers", Fault::Unreachable);
+        e.create_container(&spec("shop-web-1")).await.unwrap();
+        let err = e.create_container(&spec("shop-web-2")).await.unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "failed to create container shop-web-2: no space"
+        );
+        assert!(e.container("shop-web-2").is_none());
+        let err = e.list_containers(&[]).await.unwrap_err();
+        assert!(matches!(err, EngineError::Unreachable { .. }), "{err}");
+        assert_eq!(err.op(), "list containers");
+        assert_eq!(e.list_containers(&[]).await.unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn pulls_fetch_only_what_the_registry_has() {
+        let e = FakeEngine::new();
+        e.add_remote_image("app:2", "sha256:bbbb");
+        let err = e.pull_image("app:3").await.unwrap_err();
+        assert!(matches!(err, EngineError::NotFound { .. }), "{err}");
+        assert!(e.list_images().await.unwrap().is_empty());
+        assert_eq!(e.pull_image("app:2").await.unwrap(), "sha256:bbbb");
+        let images = e.list_images().await.unwrap();
+        assert_eq!(images[0].tags, ["app:2"]);
+    }
+
+    #[tokio::test]
+    async fn events_replay_since_and_follow_with_the_label() {
+        let e = engine();
+        e.create_container(&spec("shop-web-1")).await.unwrap();
+        let mut stranger = spec("stranger");
+        stranger.labels = BTreeMap::new();
+        e.create_container(&stranger).await.unwrap();
+        let mut rx = e.events(0, "berth.managed=true").await.unwrap();
+        e.start_container("stranger").await.unwrap();
+        e.start_container("shop-web-1").await.unwrap();
+        let first = rx.recv().await.unwrap().unwrap();
+        let second = rx.recv().await.unwrap().unwrap();
+        assert_eq!(
+            (first.action.as_str(), second.action.as_str()),
+            ("create", "start")
+        );
+        assert_eq!(second.attributes["name"], "shop-web-1");
+        assert!(rx.try_recv().is_err());
+    }
+
+    #[tokio::test]
+    async fn logs_tail_returns_the_last_lines() {
+        let e = engine();
+        e.create_container(&spec("shop-web-1")).await.unwrap();
+        e.set_logs("shop-web-1", "one\ntwo\nthree\n");
+        assert_eq!(e.logs_tail("shop-web-1", 2).await.unwrap(), "two\nthree\n");
+    }
+}

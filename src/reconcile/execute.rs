@@ -114,6 +114,24 @@ pub async fn execute<E: Engine>(
         set.spawn(async move {
             let _permit = sem.acquire_owned().await;
             let mut out = Outcome::default();
+            // Pull first, change second: if an image this service needs did not arrive,
+            // nothing of the service is touched (its running containers stay).
+            if let Some(missing) = steps.iter().find_map(|s| match &s.action {
+                Action::Create {
+                    image: ImageSource::Pulled(r),
+                    ..
+                } if !pulled.contains_key(r) => Some(r.clone()),
+                _ => None,
+            }) {
+                out.failed.push(Failure {
+                    step: format!("{}  (all steps)", steps[0].scope()),
+                    error: format!(
+                        "image {missing} could not be pulled; nothing of this service was changed"
+                    ),
+                });
+                out.skipped += steps.len();
+                return out;
+            }
             let mut failed = false;
             for s in &steps {
                 if failed || stop.load(Ordering::Relaxed) {

@@ -1,0 +1,182 @@
+//! The executor and the apply loop on the in-memory engine: call counts, ordering, failures
+//! that stay within their service, and jobs.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use berth::apply::{ApplyOptions, ApplyReport, apply};
+use berth::desired::model::DesiredState;
+use berth::desired::{LoadOptions, load_inline};
+use berth::engine::RunState;
+use berth::engine::fake::{FakeEngine, Fault};
+
+fn desired(yaml: &str) -> DesiredState {
+    let l = load_inline(yaml, &LoadOptions::default());
+    l.state.unwrap_or_else(|| panic!("{}", l.diagnostics))
+}
+
+fn opts() -> ApplyOptions {
+    ApplyOptions {
+        timeout: Duration::from_millis(300),
+        poll: Duration::from_millis(10),
+        parallelism: 1,
+        ..ApplyOptions::default()
+    }
+}
+
+async fn run(engine: &Arc<FakeEngine>, d: &DesiredState) -> ApplyReport {
+    apply(engine, d, opts(), &Arc::new(AtomicBool::new(false)), |_| {})
+        .await
+        .expect("apply")
+}
+
+const STACK: &str =
+    "name: shop\nservices:\n  a: {image: 'app:1'}\n  b: {image: 'app:1'}\n  c: {image: 'tool:2'}\n";
+
+#[tokio::test]
+async fn cold_deploy_pulls_once_per_image_and_a_converged_round_costs_one_call() {
+    let engine = Arc::new(FakeEngine::new());
+    engine.add_remote_image("app:1", "sha256:app1");
+    engine.add_remote_image("tool:2", "sha256:tool2");
+    let d = desired(STACK);
+    let r = run(&engine, &d).await;
+    assert!(r.ok(), "{r:?}");
+    let calls = engine.calls();
+    assert_eq!(
+        calls.iter().filter(|c| c.starts_with("pull_image")).count(),
+        2,
+        "{calls:?}"
+    );
+    let first_container = calls
+        .iter()
+        .position(|c| c.starts_with("create_container"))
+        .unwrap();
+    let last_pull = calls
+        .iter()
+        .rposition(|c| c.starts_with("pull_image"))
+        .unwrap();
+    assert!(
+        last_pull < first_container,
+        "every pull happens before any container: {calls:?}"
+    );
+    assert!(
+        engine
+            .containers()
+            .iter()
+            .all(|c| c.state == RunState::Running)
+    );
+    assert!(
+        engine
+            .containers()
+            .iter()
+            .all(|c| c.spec.image.starts_with("sha256:")),
+        "created from image IDs"
+    );
+
+    engine.clear_calls();
+    let r = run(&engine, &d).await;
+    assert!(r.ok() && r.steps == 0);
+    assert_eq!(
+        engine.calls(),
+        ["list_containers"],
+        "a no-op reconcile is one engine call"
+    );
+}
+
+#[tokio::test]
+async fn a_failing_service_does_not_stop_the_others() {
+    let engine = Arc::new(FakeEngine::new());
+    engine.add_image("app:1", "sha256:app1");
+    engine.add_image("tool:2", "sha256:tool2");
+    engine.fail_next(
+        "create_container shop-b-1",
+        Fault::Failed("disk full".into()),
+    );
+    let r = run(&engine, &desired(STACK)).await;
+    assert!(!r.ok());
+    assert_eq!(r.failures.len(), 1, "{r:?}");
+    assert_eq!(r.failures[0].step, "shop/b  create shop-b-1");
+    assert!(
+        r.failures[0].error.contains("disk full"),
+        "{}",
+        r.failures[0].error
+    );
+    let names: Vec<String> = engine.containers().into_iter().map(|c| c.name).collect();
+    assert!(
+        names.contains(&"shop-a-1".to_string()) && names.contains(&"shop-c-1".to_string()),
+        "{names:?}"
+    );
+    // The next apply finishes the job.
+    let r = run(&engine, &desired(STACK)).await;
+    assert!(r.ok(), "{r:?}");
+}
+
+#[tokio::test]
+async fn a_failed_pull_stops_nothing_and_is_reported() {
+    let engine = Arc::new(FakeEngine::new());
+    engine.add_image("app:1", "sha256:app1");
+    let old = desired("name: shop\nservices:\n  a: {image: 'app:1'}\n");
+    assert!(run(&engine, &old).await.ok());
+    // app:2 cannot be pulled: the running app:1 container must stay.
+    let new = desired("name: shop\nservices:\n  a: {image: 'app:2'}\n");
+    let r = run(&engine, &new).await;
+    assert!(!r.ok());
+    assert!(
+        r.failures.iter().any(|f| f.step == "shop/a  pull app:2"),
+        "{r:?}"
+    );
+    assert!(
+        r.failures
+            .iter()
+            .any(|f| f.error.contains("nothing of this service was changed")),
+        "{r:?}"
+    );
+    let a = engine.container("shop-a-1").expect("still there");
+    assert_eq!(
+        (a.state, a.spec.image.as_str()),
+        (RunState::Running, "sha256:app1")
+    );
+}
+
+#[tokio::test]
+async fn a_job_runs_before_its_dependents_and_its_failure_blocks_them() {
+    let engine = Arc::new(FakeEngine::new());
+    engine.add_image("app:1", "sha256:app1");
+    let d = desired(
+        "name: shop\nservices:\n  migrate: {image: 'app:1', restart: 'no'}\n  web:\n    image: 'app:1'\n    depends_on: {migrate: {condition: service_completed_successfully}}\n",
+    );
+    // The job starts; web waits (the fake's job keeps running until we end it).
+    let r = run(&engine, &d).await;
+    assert!(!r.ok() && r.waiting.len() == 2, "{r:?}");
+    assert!(engine.container("shop-web-1").is_none());
+    engine.set_logs("shop-migrate-1", "migrating\nerror: table exists\n");
+    engine.kill("shop-migrate-1", 3);
+    let r = run(&engine, &d).await;
+    assert_eq!(r.blocked.len(), 2, "{r:?}");
+    let (_, logs) = &r.blocked[0];
+    assert!(
+        logs.as_deref().unwrap_or_default().contains("table exists"),
+        "{r:?}"
+    );
+    assert!(
+        engine.container("shop-web-1").is_none(),
+        "web must not start after a failed job"
+    );
+}
+
+#[tokio::test]
+async fn engine_unreachable_while_observing_is_an_error_not_a_state() {
+    let engine = Arc::new(FakeEngine::new());
+    engine.fail_next("list_containers", Fault::Unreachable);
+    let e = apply(
+        &engine,
+        &desired(STACK),
+        opts(),
+        &Arc::new(AtomicBool::new(false)),
+        |_| {},
+    )
+    .await
+    .unwrap_err();
+    assert!(format!("{e:#}").contains("observe"), "{e:#}");
+}

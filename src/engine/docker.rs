@@ -84,6 +84,8 @@ pub struct DockerEngine {
     timeout: Duration,
     pull_timeout: Duration,
     client: Arc<OnceCell<Docker>>,
+    /// API calls made through [`DockerEngine::call`] (benchmarks and metrics read it).
+    calls: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl DockerEngine {
@@ -130,6 +132,7 @@ impl DockerEngine {
             timeout: DEFAULT_TIMEOUT,
             pull_timeout: DEFAULT_PULL_TIMEOUT,
             client: Arc::new(OnceCell::new()),
+            calls: Arc::new(std::sync::atomic::AtomicU64::new(0)),
         })
     }
 
@@ -206,6 +209,12 @@ impl DockerEngine {
         }
     }
 
+    /// How many API calls this engine (and its clones) made, not counting the one-time
+    /// version negotiation.
+    pub fn calls_made(&self) -> u64 {
+        self.calls.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// The negotiated API version (after the first call).
     fn api_version(&self) -> ClientVersion {
         self.client
@@ -222,6 +231,7 @@ impl DockerEngine {
         fut: impl Future<Output = Result<T, BollardError>>,
     ) -> EngineResult<T> {
         let started = Instant::now();
+        self.calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let result = match tokio::time::timeout(limit, fut).await {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) => Err(self.classify(op, target, e)),

@@ -2,7 +2,7 @@
 //!
 //! # Layout
 //! - [`desired`]: load a directory of Compose projects into a validated
-//!   [`desired::DesiredState`]:
+//!   [`desired::DesiredState`] (pure apart from reading files):
 //!   - `discover` finds projects and reads files (the only IO),
 //!   - `node` parses YAML into positioned trees, `interpolate` + `envfile` substitute
 //!     variables, `merge` applies the override file,
@@ -10,14 +10,24 @@
 //!     grammars: durations, sizes, ports, volumes, image references, names),
 //!   - `validate` cross-checks services and projects, `hash` gives each service its revision
 //!     identity, `load` runs the pipeline, `diag` carries positioned diagnostics.
+//! - [`engine`]: the Docker boundary — the [`engine::Engine`] trait and its engine-neutral
+//!   types, `docker` (bollard, production), `fake` (in memory, tests), `labels` (ownership
+//!   labels and compose-compatible names).
+//! - [`reconcile`]: `observed` (what exists), `plan` (pure: desired × observed → steps with
+//!   causes), `container_spec` (pure: a service → what a create sends), `observe` and
+//!   `execute` (the only code here that calls the engine).
+//! - [`apply`]: one pass to convergence (`berth apply`), round after round.
+//! - [`controller`]: the long-running loop (`berth run`): triggers, resync, backoff.
+//! - [`lock`]: one berth per data directory.
 //! - [`report`]: summaries of a load for `berth validate`.
 //! - `main.rs`: the CLI.
 //!
 //! # Data flow
 //! ```text
-//! DIR ─► discover ─► node::parse ─► interpolate ─► merge ─► convert ─► validate ─► hash
-//!                                                                          │
-//!                               Loaded { state: Option<DesiredState>, diagnostics } ─► report
+//! DIR ─► desired::load ─► DesiredState ─┐
+//! engine ─► observe ─► ObservedState ───┼─► plan (pure) ─► Plan ─► execute ─► engine
+//!                                       │                         (the only mutations)
+//!        apply: rounds until converged ─┘   controller: on events, resync, wake-ups
 //! ```
 
 pub mod apply;

@@ -1,4 +1,4 @@
-//! Converts a merged, interpolated Compose tree into the typed [`Project`] model.
+//! Converts a merged, interpolated Compose tree into the typed `Project` model.
 //!
 //! Pure: files (env files) are read through the [`Ctx`] callback so that tests can feed them
 //! inline. Each field accepts every syntax compose accepts (short and long forms, lists or

@@ -23,36 +23,61 @@ const N: usize = 100;
 const IMAGE: &str = "berth-test-busybox:1";
 
 fn docker(args: &[&str]) -> String {
-    let o = Command::new("docker").args(args).output().expect("docker CLI");
+    let o = Command::new("docker")
+        .args(args)
+        .output()
+        .expect("docker CLI");
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
 fn cleanup(project: &str) {
-    let ids = docker(&["ps", "-aq", "--filter", &format!("label=com.docker.compose.project={project}")]);
+    let ids = docker(&[
+        "ps",
+        "-aq",
+        "--filter",
+        &format!("label=com.docker.compose.project={project}"),
+    ]);
     let ids: Vec<&str> = ids.split_whitespace().collect();
     for chunk in ids.chunks(50) {
         let mut a = vec!["rm", "-f"];
         a.extend_from_slice(chunk);
         docker(&a);
     }
-    for n in docker(&["network", "ls", "-q", "--filter", &format!("label=com.docker.compose.project={project}")]).split_whitespace() {
+    for n in docker(&[
+        "network",
+        "ls",
+        "-q",
+        "--filter",
+        &format!("label=com.docker.compose.project={project}"),
+    ])
+    .split_whitespace()
+    {
         docker(&["network", "rm", n]);
     }
 }
 
 fn main() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    assert!(Command::new(root.join("scripts/build-images")).status().expect("build-images").success());
+    assert!(
+        Command::new(root.join("scripts/build-images"))
+            .status()
+            .expect("build-images")
+            .success()
+    );
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path().join("benchrec");
     std::fs::create_dir_all(&dir).unwrap();
     let mut yaml = String::from("services:\n");
     for i in 0..N {
-        yaml.push_str(&format!("  s{i:03}:\n    image: {IMAGE}\n    stop_grace_period: 1s\n"));
+        yaml.push_str(&format!(
+            "  s{i:03}:\n    image: {IMAGE}\n    stop_grace_period: 1s\n"
+        ));
     }
     std::fs::write(dir.join("compose.yaml"), &yaml).unwrap();
     let loaded = load(&dir, &LoadOptions::default());
-    let desired = loaded.state.unwrap_or_else(|| panic!("{}", loaded.diagnostics));
+    let desired = loaded
+        .state
+        .unwrap_or_else(|| panic!("{}", loaded.diagnostics));
     cleanup("benchrec");
     cleanup("benchfloor");
     cleanup("benchcompose");
@@ -61,8 +86,13 @@ fn main() {
     rt.block_on(async {
         let engine = Arc::new(DockerEngine::connect(None).expect("engine"));
         let info = engine.info().await.expect("engine reachable");
-        let image = docker(&["image", "inspect", "-f", "{{.Id}}", IMAGE]).trim().to_string();
-        println!("engine {} (API {}), {N} services of {IMAGE}", info.version, info.api_version);
+        let image = docker(&["image", "inspect", "-f", "{{.Id}}", IMAGE])
+            .trim()
+            .to_string();
+        println!(
+            "engine {} (API {}), {N} services of {IMAGE}",
+            info.version, info.api_version
+        );
 
         // 1. The engine's floor: create+start through the API, 8 at a time, no planning.
         let net = berth::engine::NetworkCreate {
@@ -70,7 +100,11 @@ fn main() {
             driver: None,
             driver_opts: Default::default(),
             internal: false,
-            labels: [("com.docker.compose.project".to_string(), "benchfloor".to_string())].into(),
+            labels: [(
+                "com.docker.compose.project".to_string(),
+                "benchfloor".to_string(),
+            )]
+            .into(),
         };
         engine.create_network(&net).await.expect("network");
         let t = Instant::now();
@@ -83,8 +117,17 @@ fn main() {
                 let spec = ContainerCreate {
                     name: format!("benchfloor-s{i:03}-1"),
                     image,
-                    labels: [("com.docker.compose.project".to_string(), "benchfloor".to_string())].into(),
-                    networks: vec![berth::engine::NetworkAttach { network: "benchfloor_default".into(), aliases: vec![], ipv4_address: None, ipv6_address: None }],
+                    labels: [(
+                        "com.docker.compose.project".to_string(),
+                        "benchfloor".to_string(),
+                    )]
+                    .into(),
+                    networks: vec![berth::engine::NetworkAttach {
+                        network: "benchfloor_default".into(),
+                        aliases: vec![],
+                        ipv4_address: None,
+                        ipv6_address: None,
+                    }],
                     restart: "no".into(),
                     ..empty_spec()
                 };
@@ -98,9 +141,15 @@ fn main() {
 
         // 2. berth cold apply.
         let stop = Arc::new(AtomicBool::new(false));
-        let opts = ApplyOptions { parallelism: 8, timeout: Duration::from_secs(600), ..ApplyOptions::default() };
+        let opts = ApplyOptions {
+            parallelism: 8,
+            timeout: Duration::from_secs(600),
+            ..ApplyOptions::default()
+        };
         let t = Instant::now();
-        let report = apply(&engine, &desired, opts, &stop, |_| {}).await.expect("apply");
+        let report = apply(&engine, &desired, opts, &stop, |_| {})
+            .await
+            .expect("apply");
         let cold = t.elapsed();
         assert!(report.ok(), "cold apply did not converge: {report:?}");
 
@@ -110,17 +159,25 @@ fn main() {
         for _ in 0..30 {
             let before = engine.calls_made();
             let t = Instant::now();
-            let (_, plan) = observe_and_plan(engine.as_ref(), &desired, PlanOptions::default()).await.expect("observe");
+            let (_, plan) = observe_and_plan(engine.as_ref(), &desired, PlanOptions::default())
+                .await
+                .expect("observe");
             times.push(t.elapsed());
             calls.push(engine.calls_made() - before);
             assert!(plan.is_empty(), "not a no-op:\n{plan}");
         }
         times.sort();
         let plan_only = {
-            let (observed, _) = observe_and_plan(engine.as_ref(), &desired, PlanOptions::default()).await.unwrap();
+            let (observed, _) = observe_and_plan(engine.as_ref(), &desired, PlanOptions::default())
+                .await
+                .unwrap();
             let t = Instant::now();
             for _ in 0..100 {
-                std::hint::black_box(berth::reconcile::plan::plan(&desired, &observed, PlanOptions::default()));
+                std::hint::black_box(berth::reconcile::plan::plan(
+                    &desired,
+                    &observed,
+                    PlanOptions::default(),
+                ));
             }
             t.elapsed() / 100
         };
@@ -129,7 +186,22 @@ fn main() {
         // 4. docker-compose, same file.
         let compose = |args: &[&str]| {
             let t = Instant::now();
-            let ok = Command::new("docker-compose").args(["-p", "benchcompose"]).args(args).current_dir(&dir).output().map(|o| o.status.success()).unwrap_or(false);
+            // Bounded: docker-compose 1.29 once hung here mid-way (35 of 100 created, idle).
+            let ok = Command::new("timeout")
+                .args([
+                    "300",
+                    "docker-compose",
+                    "-p",
+                    "benchcompose",
+                    "-f",
+                    "compose.yaml",
+                ])
+                .args(args)
+                .current_dir(&dir)
+                .stdin(std::process::Stdio::null())
+                .output()
+                .map(|o| o.status.success())
+                .unwrap_or(false);
             (t.elapsed(), ok)
         };
         let (compose_cold, ok1) = compose(&["up", "-d"]);
@@ -138,10 +210,20 @@ fn main() {
 
         println!();
         println!("cold start of {N} services");
-        println!("  engine floor (API create+start, 8 at a time)   {:>8.2} s", floor.as_secs_f64());
-        println!("  berth apply (parallelism 8)                     {:>8.2} s  ({:.2}x the floor)", cold.as_secs_f64(), cold.as_secs_f64() / floor.as_secs_f64());
+        println!(
+            "  engine floor (API create+start, 8 at a time)   {:>8.2} s",
+            floor.as_secs_f64()
+        );
+        println!(
+            "  berth apply (parallelism 8)                     {:>8.2} s  ({:.2}x the floor)",
+            cold.as_secs_f64(),
+            cold.as_secs_f64() / floor.as_secs_f64()
+        );
         if ok1 {
-            println!("  docker-compose up -d                            {:>8.2} s", compose_cold.as_secs_f64());
+            println!(
+                "  docker-compose up -d                            {:>8.2} s",
+                compose_cold.as_secs_f64()
+            );
         } else {
             println!("  docker-compose up -d                            failed or not installed");
         }
@@ -150,10 +232,17 @@ fn main() {
             "  berth observe+plan   median {:.1} ms, max {:.1} ms, engine calls per round: {:?}",
             times[times.len() / 2].as_secs_f64() * 1e3,
             times[times.len() - 1].as_secs_f64() * 1e3,
-            calls.iter().copied().collect::<std::collections::BTreeSet<u64>>()
+            calls
+                .iter()
+                .copied()
+                .collect::<std::collections::BTreeSet<u64>>()
         );
-        println!("  berth plan alone     {:.3} ms ({:.1} µs per service)", plan_only.as_secs_f64() * 1e3, plan_only.as_secs_f64() * 1e6 / N as f64);
-        if ok2 {
+        println!(
+            "  berth plan alone     {:.3} ms ({:.1} µs per service)",
+            plan_only.as_secs_f64() * 1e3,
+            plan_only.as_secs_f64() * 1e6 / N as f64
+        );
+        if ok1 && ok2 {
             println!("  docker-compose up -d {:.2} s", compose_noop.as_secs_f64());
         }
     });

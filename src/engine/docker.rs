@@ -231,7 +231,8 @@ impl DockerEngine {
         fut: impl Future<Output = Result<T, BollardError>>,
     ) -> EngineResult<T> {
         let started = Instant::now();
-        self.calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.calls
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let result = match tokio::time::timeout(limit, fut).await {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) => Err(self.classify(op, target, e)),

@@ -266,11 +266,16 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
                 let engine = Arc::new(connect(&engine).await?);
                 let stop = Arc::new(AtomicBool::new(false));
                 let on_signal = stop.clone();
+                let mut term =
+                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                        .context("failed to install the SIGTERM handler")?;
                 tokio::spawn(async move {
-                    if tokio::signal::ctrl_c().await.is_ok() {
-                        eprintln!("berth: interrupted; finishing the current steps");
-                        on_signal.store(true, Ordering::Relaxed);
+                    tokio::select! {
+                        _ = tokio::signal::ctrl_c() => {}
+                        _ = term.recv() => {}
                     }
+                    eprintln!("berth: interrupted; finishing the current steps");
+                    on_signal.store(true, Ordering::Relaxed);
                 });
                 let opts = ApplyOptions {
                     plan: PlanOptions { prune },

@@ -180,3 +180,38 @@ async fn engine_unreachable_while_observing_is_an_error_not_a_state() {
     .unwrap_err();
     assert!(format!("{e:#}").contains("observe"), "{e:#}");
 }
+
+#[tokio::test]
+async fn an_empty_desired_state_is_refused_while_managed_containers_run() {
+    let engine = Arc::new(FakeEngine::new());
+    engine.add_image("app:1", "sha256:app1");
+    engine.add_image("tool:2", "sha256:tool2");
+    assert!(run(&engine, &desired(STACK)).await.ok());
+    let empty = desired("name: shop\nservices: {}\n");
+    let e = apply(
+        &engine,
+        &empty,
+        opts(),
+        &Arc::new(AtomicBool::new(false)),
+        |_| {},
+    )
+    .await
+    .unwrap_err();
+    assert!(e.to_string().contains("refusing to remove them all"), "{e}");
+    assert_eq!(engine.containers().len(), 3, "nothing was removed");
+    let allowed = ApplyOptions {
+        allow_empty: true,
+        ..opts()
+    };
+    let r = apply(
+        &engine,
+        &empty,
+        allowed,
+        &Arc::new(AtomicBool::new(false)),
+        |_| {},
+    )
+    .await
+    .unwrap();
+    assert!(r.ok(), "{r:?}");
+    assert!(engine.containers().is_empty());
+}

@@ -293,3 +293,44 @@ fn engine_errors_are_reported_not_swallowed() {
     );
     assert!(out.contains("conflict"), "{out}");
 }
+
+#[test]
+fn the_bundled_quickstart_deploys_cold() {
+    // The example as shipped, in a directory of its own (so the project name is unique) and
+    // with its fixed host port moved to a free one.
+    let port = free_port();
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/quickstart");
+    let yaml = std::fs::read_to_string(src.join("compose.yaml")).unwrap();
+    assert!(
+        yaml.contains("127.0.0.1:8080:8080"),
+        "the example's port mapping moved; update this test"
+    );
+    let p = TestProject::new(
+        "qs",
+        &yaml.replace("127.0.0.1:8080:8080", &format!("127.0.0.1:{port}:8080")),
+    );
+    std::fs::copy(src.join(".env"), p.dir.join(".env")).unwrap();
+    let out = apply_ok(&p);
+    assert!(out.contains("Converged"), "{out}");
+    assert_eq!(
+        p.states(),
+        [
+            "db-1=running",
+            "migrate-1=exited",
+            "web-1=running",
+            "worker-1=running"
+        ]
+    );
+    assert_eq!(
+        http_get(port, "/health", 10_000).map(|(s, b)| (s, b.trim().to_string())),
+        Some((200, "ok 1".to_string()))
+    );
+    let vol = docker(&[
+        "volume",
+        "inspect",
+        "-f",
+        "{{.Name}}",
+        &format!("{}_db-data", p.name),
+    ]);
+    assert_eq!(vol.trim(), format!("{}_db-data", p.name));
+}

@@ -129,7 +129,7 @@ fn main() {
                         ipv6_address: None,
                     }],
                     restart: "no".into(),
-                    ..empty_spec()
+                    ..ContainerCreate::default()
                 };
                 let id = engine.create_container(&spec).await.expect("create");
                 engine.start_container(&id).await.expect("start");
@@ -246,44 +246,4 @@ fn main() {
             println!("  docker-compose up -d {:.2} s", compose_noop.as_secs_f64());
         }
     });
-}
-
-fn empty_spec() -> ContainerCreate {
-    ContainerCreate {
-        name: String::new(),
-        image: String::new(),
-        command: None,
-        entrypoint: None,
-        env: vec![],
-        labels: Default::default(),
-        user: None,
-        working_dir: None,
-        hostname: None,
-        exposed: vec![],
-        ports: vec![],
-        mounts: vec![],
-        networks: vec![],
-        network_mode: None,
-        restart: "no".into(),
-        restart_max: None,
-        healthcheck: None,
-        extra_hosts: vec![],
-        dns: vec![],
-        cap_add: vec![],
-        cap_drop: vec![],
-        privileged: false,
-        read_only: false,
-        tmpfs: vec![],
-        ulimits: Default::default(),
-        log_driver: None,
-        log_options: Default::default(),
-        stop_signal: None,
-        stop_timeout: None,
-        init: None,
-        shm_size: None,
-        sysctls: Default::default(),
-        nano_cpus: None,
-        memory: None,
-        pids_limit: None,
-    }
 }

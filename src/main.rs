@@ -327,11 +327,7 @@ fn run_controller(args: RunArgs) -> anyhow::Result<ExitCode> {
             parallelism: args.parallelism,
             ..controller::RunOptions::default()
         };
-        let load_opts = LoadOptions {
-            profiles: args.profiles.clone(),
-            env_dir: args.env_dir.clone(),
-            ..LoadOptions::from_process_env()
-        };
+        let load_opts = load_options(&args.profiles, &args.env_dir);
         let dir = args.dir.clone();
         tracing::info!(dir = %dir.display(), resync = ?args.resync, "berth run: watching");
         controller::run(
@@ -394,14 +390,21 @@ async fn connect(args: &EngineArgs) -> anyhow::Result<DockerEngine> {
     Ok(engine)
 }
 
+/// Load options from the command line, with the process environment for interpolation.
+fn load_options(profiles: &[String], env_dir: &Option<PathBuf>) -> LoadOptions {
+    LoadOptions {
+        profiles: profiles.to_vec(),
+        env_dir: env_dir.clone(),
+        ..LoadOptions::from_process_env()
+    }
+}
+
 /// Loads the desired state; prints diagnostics (warnings always, errors when invalid).
 fn load(source: &Source) -> anyhow::Result<Option<DesiredState>> {
-    let opts = LoadOptions {
-        profiles: source.profiles.clone(),
-        env_dir: source.env_dir.clone(),
-        ..LoadOptions::from_process_env()
-    };
-    let loaded = desired::load(&source.dir, &opts);
+    let loaded = desired::load(
+        &source.dir,
+        &load_options(&source.profiles, &source.env_dir),
+    );
     let mut err = std::io::stderr().lock();
     write!(err, "{}", loaded.diagnostics)?;
     if loaded.state.is_none() {
@@ -416,12 +419,10 @@ fn load(source: &Source) -> anyhow::Result<Option<DesiredState>> {
 }
 
 fn validate(source: &Source, format: Format) -> anyhow::Result<ExitCode> {
-    let opts = LoadOptions {
-        profiles: source.profiles.clone(),
-        env_dir: source.env_dir.clone(),
-        ..LoadOptions::from_process_env()
-    };
-    let loaded = desired::load(&source.dir, &opts);
+    let loaded = desired::load(
+        &source.dir,
+        &load_options(&source.profiles, &source.env_dir),
+    );
     let mut out = std::io::stdout().lock();
     match format {
         Format::Json => {

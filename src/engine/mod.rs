@@ -270,6 +270,49 @@ pub struct ContainerCreate {
     pub pids_limit: Option<i64>,
 }
 
+impl Default for ContainerCreate {
+    /// An empty spec (no name, no image) with restart `no`: a base for `..Default::default()`.
+    fn default() -> Self {
+        ContainerCreate {
+            name: String::new(),
+            image: String::new(),
+            command: None,
+            entrypoint: None,
+            env: Vec::new(),
+            labels: BTreeMap::new(),
+            user: None,
+            working_dir: None,
+            hostname: None,
+            exposed: Vec::new(),
+            ports: Vec::new(),
+            mounts: Vec::new(),
+            networks: Vec::new(),
+            network_mode: None,
+            restart: "no".into(),
+            restart_max: None,
+            healthcheck: None,
+            extra_hosts: Vec::new(),
+            dns: Vec::new(),
+            cap_add: Vec::new(),
+            cap_drop: Vec::new(),
+            privileged: false,
+            read_only: false,
+            tmpfs: Vec::new(),
+            ulimits: BTreeMap::new(),
+            log_driver: None,
+            log_options: BTreeMap::new(),
+            stop_signal: None,
+            stop_timeout: None,
+            init: None,
+            shm_size: None,
+            sysctls: BTreeMap::new(),
+            nano_cpus: None,
+            memory: None,
+            pids_limit: None,
+        }
+    }
+}
+
 /// Kind of engine event berth reacts to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EngineEvent {

@@ -592,22 +592,7 @@ impl<'a> Planner<'a> {
             for c in &old {
                 push_removal(steps, c, grace, signal.clone(), &cause);
             }
-            let spec = container_create(project, svc, n, Role::Replica, "");
-            let name = spec.name.clone();
-            steps.push((
-                Action::Create {
-                    spec: Box::new(spec),
-                    image: ImageSource::Pulled(String::new()),
-                },
-                cause.clone(),
-            ));
-            steps.push((
-                Action::Start {
-                    target: name.clone(),
-                    name,
-                },
-                cause,
-            ));
+            push_create_start(steps, project, svc, n, Role::Replica, cause);
         }
         for (n, cs) in by_number {
             for c in cs {
@@ -668,22 +653,7 @@ impl<'a> Planner<'a> {
         for c in &old {
             push_removal(steps, c, grace, signal.clone(), &cause);
         }
-        let spec = container_create(project, svc, 1, Role::Job, "");
-        let name = spec.name.clone();
-        steps.push((
-            Action::Create {
-                spec: Box::new(spec),
-                image: ImageSource::Pulled(String::new()),
-            },
-            cause.clone(),
-        ));
-        steps.push((
-            Action::Start {
-                target: name.clone(),
-                name,
-            },
-            cause,
-        ));
+        push_create_start(steps, project, svc, 1, Role::Job, cause);
         None
     }
 
@@ -755,6 +725,34 @@ impl<'a> Planner<'a> {
             self.step(project, Some(service), a, cause);
         }
     }
+}
+
+/// Create then start container `n` of `svc`; the image is filled in by `Planner::service`.
+fn push_create_start(
+    steps: &mut Vec<(Action, String)>,
+    project: &Project,
+    svc: &Service,
+    n: u32,
+    role: Role,
+    cause: String,
+) {
+    let spec = container_create(project, svc, n, role, "");
+    let name = spec.name.clone();
+    let image = ImageSource::Pulled(String::new());
+    steps.push((
+        Action::Create {
+            spec: Box::new(spec),
+            image,
+        },
+        cause.clone(),
+    ));
+    steps.push((
+        Action::Start {
+            target: name.clone(),
+            name,
+        },
+        cause,
+    ));
 }
 
 fn start(c: &ObservedContainer) -> Action {

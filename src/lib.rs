@@ -20,6 +20,8 @@
 //! - [`controller`]: the long-running loop (`berth run`): triggers, resync, backoff.
 //! - [`lock`]: one berth per data directory.
 //! - [`report`]: summaries of a load for `berth validate`.
+//! - [`store`]: the revision store in `DATA_DIR/state/` (pure `ServiceRecord` rules for
+//!   revisions, revert targets, quarantine, pruning, job runs; atomic JSON files per service).
 //! - `main.rs`: the CLI.
 //!
 //! # Data flow
@@ -37,3 +39,4 @@ pub mod engine;
 pub mod lock;
 pub mod reconcile;
 pub mod report;
+pub mod store;

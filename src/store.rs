@@ -1,0 +1,973 @@
+//! Revision store: berth's small on-disk record of rollouts in `DATA_DIR/state/`, the part of
+//! crash safety that container labels cannot carry — revision history, which revision is known
+//! good, which image pins exist, which spec hashes are quarantined, which one-shot jobs ran.
+//!
+//! Two halves. [`ServiceRecord`] and its methods are pure: no IO, no clock reads (time comes in
+//! as `now`, unix seconds), so the rollout rules are tested as plain data. [`Store`] is the IO:
+//! one JSON file per service, `state/<project>/<service>.json`, each with `"version": 1` at the
+//! top level, written atomically (temp file in the same directory, `sync_all`, rename over the
+//! target, fsync the directory). A file that does not parse is an error that names the file,
+//! never a silent reset: losing the record would lose the pinned previous revision.
+//!
+//! In the flow: the controller loads every record before a pass and hands them to the planner
+//! as `records`; the executor saves a service's record after each transition it makes (begin,
+//! ready, stable, failed, reverted, pruned, job finished), before it moves on. One berth per
+//! data directory holds the [`crate::lock`], so there are no concurrent writers. The calls are
+//! blocking; the files are small.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{ErrorKind, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// The on-disk format version this berth reads and writes.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// How many revisions a service keeps by default (plus the last stable one).
+pub const DEFAULT_HISTORY_LIMIT: usize = 5;
+
+/// Longest project or service name stored; keeps `.<service>.json.tmp` within file-name limits.
+const MAX_NAME_LEN: usize = 200;
+
+/// What became of a revision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Being rolled out.
+    InProgress,
+    /// Rolled out and stable; the revision that runs now.
+    Succeeded,
+    /// Did not become ready (or its job or smoke gate failed); its hash is quarantined.
+    Failed,
+    /// Failed, and the previous revision was brought back.
+    Reverted,
+    /// Replaced by a newer revision (either after running, or abandoned mid-rollout).
+    Superseded,
+}
+
+/// One rollout of a service: a spec hash and the image ID it runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Revision {
+    /// Monotonic per service, from 1; never reused, even after pruning.
+    pub number: u64,
+    /// The service's spec hash (see `desired::hash`).
+    pub spec_hash: String,
+    /// The image reference as written in the compose file.
+    pub image_ref: String,
+    /// The image ID it resolved to at pull time; the container is created from this.
+    pub image_id: String,
+    /// Proven good: was ready and held it long enough. A revert only targets stable revisions.
+    pub stable: bool,
+    /// When the rollout began (unix seconds).
+    pub created_at: u64,
+    /// When it was last seen ready (unix seconds).
+    pub ready_at: Option<u64>,
+    /// What became of it.
+    pub outcome: Outcome,
+    /// Why it failed, in words for `berth history` and events.
+    pub reason: Option<String>,
+    /// The berth tag pinning its image, e.g. `berth-pin/<project>-<service>:r<N>`.
+    pub pin: Option<String>,
+}
+
+/// A spec hash that failed: berth will not roll it out again until the desired state changes
+/// or an operator says `berth retry`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Quarantine {
+    /// The failed spec hash.
+    pub spec_hash: String,
+    /// Since when (unix seconds).
+    pub since: u64,
+    /// Why the revision failed.
+    pub reason: String,
+}
+
+/// A one-shot job that ran to completion for a spec hash. Kept so the job is not run again
+/// for the same revision even if its container is removed by hand.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobRun {
+    /// The job's spec hash.
+    pub spec_hash: String,
+    /// When it exited (unix seconds).
+    pub finished_at: u64,
+    /// Its exit code; non-zero blocks its dependents.
+    pub exit_code: i64,
+}
+
+/// Everything berth remembers about one service. Revisions are kept oldest first.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ServiceRecord {
+    /// Revision history, oldest first.
+    pub revisions: Vec<Revision>,
+    /// Quarantined spec hashes.
+    pub quarantined: Vec<Quarantine>,
+    /// Completed one-shot job runs, oldest first, at most one per spec hash.
+    pub jobs: Vec<JobRun>,
+}
+
+/// A transition named a revision the record does not have (a bug, or a hand-edited file).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("no revision r{number} in this service's record")]
+pub struct UnknownRevision {
+    /// The revision asked for.
+    pub number: u64,
+}
+
+impl ServiceRecord {
+    /// Starts a rollout of `spec_hash` and returns its revision (`InProgress`, next number).
+    ///
+    /// Idempotent across a crash: if the newest revision is `InProgress` with the same hash,
+    /// that one is returned unchanged. Any other `InProgress` revision is `Superseded`.
+    pub fn begin(
+        &mut self,
+        spec_hash: &str,
+        image_ref: &str,
+        image_id: &str,
+        now: u64,
+    ) -> &Revision {
+        let reuse = self
+            .revisions
+            .last()
+            .is_some_and(|r| r.outcome == Outcome::InProgress && r.spec_hash == spec_hash);
+        if !reuse {
+            for r in &mut self.revisions {
+                if r.outcome == Outcome::InProgress {
+                    r.outcome = Outcome::Superseded;
+                }
+            }
+            let number = self.revisions.last().map_or(1, |r| r.number + 1);
+            self.revisions.push(Revision {
+                number,
+                spec_hash: spec_hash.to_string(),
+                image_ref: image_ref.to_string(),
+                image_id: image_id.to_string(),
+                stable: false,
+                created_at: now,
+                ready_at: None,
+                outcome: Outcome::InProgress,
+                reason: None,
+                pin: None,
+            });
+        }
+        self.revisions
+            .last()
+            .expect("a revision was just pushed or found")
+    }
+
+    /// The revision numbered `number`.
+    pub fn revision(&self, number: u64) -> Option<&Revision> {
+        self.revisions.iter().find(|r| r.number == number)
+    }
+
+    /// The revision numbered `number`, to change (e.g. to set its `pin`).
+    pub fn revision_mut(&mut self, number: u64) -> Option<&mut Revision> {
+        self.revisions.iter_mut().find(|r| r.number == number)
+    }
+
+    /// The newest revision.
+    pub fn newest(&self) -> Option<&Revision> {
+        self.revisions.last()
+    }
+
+    fn get_mut(&mut self, number: u64) -> Result<&mut Revision, UnknownRevision> {
+        self.revision_mut(number).ok_or(UnknownRevision { number })
+    }
+
+    /// Records that revision `number` is ready at `now` (the start of its `min_ready` hold).
+    pub fn mark_ready(&mut self, number: u64, now: u64) -> Result<(), UnknownRevision> {
+        self.get_mut(number)?.ready_at = Some(now);
+        Ok(())
+    }
+
+    /// Records that revision `number` is stable: it becomes `Succeeded` and a revert target;
+    /// older `Succeeded` or `InProgress` revisions become `Superseded`.
+    pub fn mark_stable(&mut self, number: u64) -> Result<(), UnknownRevision> {
+        let rev = self.get_mut(number)?;
+        rev.stable = true;
+        rev.outcome = Outcome::Succeeded;
+        for r in self.revisions.iter_mut().filter(|r| r.number < number) {
+            if matches!(r.outcome, Outcome::Succeeded | Outcome::InProgress) {
+                r.outcome = Outcome::Superseded;
+            }
+        }
+        Ok(())
+    }
+
+    /// Records that revision `number` failed for `reason` and quarantines its spec hash.
+    /// A failed revision is no longer stable, so it is never a revert target.
+    pub fn mark_failed(
+        &mut self,
+        number: u64,
+        reason: &str,
+        now: u64,
+    ) -> Result<(), UnknownRevision> {
+        let rev = self.get_mut(number)?;
+        rev.outcome = Outcome::Failed;
+        rev.stable = false;
+        rev.reason = Some(reason.to_string());
+        let spec_hash = rev.spec_hash.clone();
+        if !self.is_quarantined(&spec_hash) {
+            self.quarantined.push(Quarantine {
+                spec_hash,
+                since: now,
+                reason: reason.to_string(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Records that failed revision `number` was reverted: the previous one runs again.
+    pub fn mark_reverted(&mut self, number: u64) -> Result<(), UnknownRevision> {
+        self.get_mut(number)?.outcome = Outcome::Reverted;
+        Ok(())
+    }
+
+    /// The newest stable revision.
+    pub fn last_stable(&self) -> Option<&Revision> {
+        self.revisions.iter().rev().find(|r| r.stable)
+    }
+
+    /// Where to revert to after `failed_hash` failed: the newest stable revision with a
+    /// different spec hash. Never a revision identical to the one that failed.
+    pub fn revert_target(&self, failed_hash: &str) -> Option<&Revision> {
+        self.revisions
+            .iter()
+            .rev()
+            .find(|r| r.stable && r.spec_hash != failed_hash)
+    }
+
+    /// Whether `spec_hash` is quarantined.
+    pub fn is_quarantined(&self, spec_hash: &str) -> bool {
+        self.quarantined.iter().any(|q| q.spec_hash == spec_hash)
+    }
+
+    /// Lifts the quarantine of `spec_hash` (`berth retry`); returns whether there was one.
+    pub fn retry(&mut self, spec_hash: &str) -> bool {
+        let before = self.quarantined.len();
+        self.quarantined.retain(|q| q.spec_hash != spec_hash);
+        self.quarantined.len() != before
+    }
+
+    /// The desired state now has `current_hash`: quarantines of every other hash are lifted
+    /// (and returned, for the event). A quarantine of `current_hash` itself stays.
+    pub fn clear_quarantine_unless(&mut self, current_hash: &str) -> Vec<Quarantine> {
+        let (keep, lifted) = std::mem::take(&mut self.quarantined)
+            .into_iter()
+            .partition(|q| q.spec_hash == current_hash);
+        self.quarantined = keep;
+        lifted
+    }
+
+    /// Drops old history: keeps the newest `limit` revisions (at least the newest one, so
+    /// numbers stay monotonic) plus the last stable one, and returns the removed ones, oldest
+    /// first, so the caller can unpin their images and remove their stopped containers.
+    /// Job runs beyond the newest `limit` (at least one) are dropped too.
+    pub fn prune_history(&mut self, limit: usize) -> Vec<Revision> {
+        let limit = limit.max(1);
+        let keep_stable = self.last_stable().map(|r| r.number);
+        let first_recent = self.revisions.len().saturating_sub(limit);
+        let (kept, removed) = std::mem::take(&mut self.revisions)
+            .into_iter()
+            .enumerate()
+            .partition::<Vec<_>, _>(|(i, r)| *i >= first_recent || Some(r.number) == keep_stable);
+        self.revisions = kept.into_iter().map(|(_, r)| r).collect();
+        let extra_jobs = self.jobs.len().saturating_sub(limit);
+        self.jobs.drain(..extra_jobs);
+        removed.into_iter().map(|(_, r)| r).collect()
+    }
+
+    /// Records that the job with `spec_hash` ran to completion with `exit_code` at `now`
+    /// (replacing an earlier run of the same hash).
+    pub fn record_job(&mut self, spec_hash: &str, exit_code: i64, now: u64) {
+        self.jobs.retain(|j| j.spec_hash != spec_hash);
+        self.jobs.push(JobRun {
+            spec_hash: spec_hash.to_string(),
+            finished_at: now,
+            exit_code,
+        });
+    }
+
+    /// Whether the job with `spec_hash` already ran to completion, whatever its exit code:
+    /// it is not run again for this revision. See [`Self::job_run`] for how it ended.
+    pub fn job_done(&self, spec_hash: &str) -> bool {
+        self.job_run(spec_hash).is_some()
+    }
+
+    /// The completed run of the job with `spec_hash`.
+    pub fn job_run(&self, spec_hash: &str) -> Option<&JobRun> {
+        self.jobs.iter().find(|j| j.spec_hash == spec_hash)
+    }
+}
+
+/// Why the store could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A file-system operation failed.
+    #[error("failed to {op} {path}")]
+    Io {
+        /// What was being done, e.g. `read`, `rename into place`.
+        op: &'static str,
+        /// The file or directory.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A state file exists but does not parse.
+    #[error(
+        "failed to read berth state {path}: the file is corrupt; berth will not reset it on its own — repair it, or move it aside to start this service's revision history afresh (its pins and quarantines are then forgotten)"
+    )]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// The parse error.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A state file of a format this berth does not know (written by a newer berth?).
+    #[error(
+        "failed to read berth state {path}: format version {found} is not supported (this berth reads version {FORMAT_VERSION}); was it written by a newer berth?"
+    )]
+    UnsupportedVersion {
+        /// The file.
+        path: PathBuf,
+        /// The version it declares.
+        found: u64,
+    },
+    /// A record could not be encoded.
+    #[error("failed to encode berth state for {path}")]
+    Encode {
+        /// The file it was for.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A project or service name that is not safe as a file name.
+    #[error(
+        "failed to locate berth state for {kind} {name:?}: not a valid {kind} name ({allowed})"
+    )]
+    InvalidName {
+        /// `project` or `service`.
+        kind: &'static str,
+        /// The name as given.
+        name: String,
+        /// What is allowed.
+        allowed: &'static str,
+    },
+}
+
+#[derive(Serialize)]
+struct FileOut<'a> {
+    version: u32,
+    #[serde(flatten)]
+    record: &'a ServiceRecord,
+}
+
+#[derive(Deserialize)]
+struct Header {
+    version: u64,
+}
+
+#[derive(Deserialize)]
+struct FileIn {
+    #[serde(rename = "version")]
+    _version: u64,
+    #[serde(flatten)]
+    record: ServiceRecord,
+}
+
+/// The revision store of one data directory: `DATA_DIR/state/`.
+#[derive(Debug, Clone)]
+pub struct Store {
+    dir: PathBuf,
+}
+
+impl Store {
+    /// Opens the store under `data_dir`, creating `state/` if needed.
+    pub fn open(data_dir: &Path) -> Result<Store, StoreError> {
+        let dir = data_dir.join("state");
+        fs::create_dir_all(&dir).map_err(|source| StoreError::Io {
+            op: "create directory",
+            path: dir.clone(),
+            source,
+        })?;
+        Ok(Store { dir })
+    }
+
+    /// The `state/` directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The file holding `project`/`service`'s record, after checking both names are path-safe.
+    pub fn path(&self, project: &str, service: &str) -> Result<PathBuf, StoreError> {
+        check_project(project)?;
+        check_service(service)?;
+        Ok(self.dir.join(project).join(format!("{service}.json")))
+    }
+
+    /// Loads `project`/`service`'s record; a missing file is an empty record. Leftover temp
+    /// files from an interrupted save are not read.
+    pub fn load(&self, project: &str, service: &str) -> Result<ServiceRecord, StoreError> {
+        let path = self.path(project, service)?;
+        let bytes = match fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(ServiceRecord::default()),
+            Err(source) => {
+                return Err(StoreError::Io {
+                    op: "read",
+                    path,
+                    source,
+                });
+            }
+        };
+        let header: Header = match serde_json::from_slice(&bytes) {
+            Ok(header) => header,
+            Err(source) => return Err(StoreError::Corrupt { path, source }),
+        };
+        if header.version != u64::from(FORMAT_VERSION) {
+            return Err(StoreError::UnsupportedVersion {
+                path,
+                found: header.version,
+            });
+        }
+        match serde_json::from_slice::<FileIn>(&bytes) {
+            Ok(file) => Ok(file.record),
+            Err(source) => Err(StoreError::Corrupt { path, source }),
+        }
+    }
+
+    /// Saves `project`/`service`'s record atomically: a crash leaves either the old file or the
+    /// new one, never a mix. A temp file left by an earlier crash is replaced and renamed away.
+    pub fn save(
+        &self,
+        project: &str,
+        service: &str,
+        record: &ServiceRecord,
+    ) -> Result<(), StoreError> {
+        let path = self.path(project, service)?;
+        let project_dir = self.dir.join(project);
+        let tmp = project_dir.join(format!(".{service}.json.tmp"));
+        let io = |op, path: &Path| {
+            let path = path.to_path_buf();
+            move |source| StoreError::Io { op, path, source }
+        };
+
+        let mut bytes = serde_json::to_vec_pretty(&FileOut {
+            version: FORMAT_VERSION,
+            record,
+        })
+        .map_err(|source| StoreError::Encode {
+            path: path.clone(),
+            source,
+        })?;
+        bytes.push(b'\n');
+
+        if !project_dir.is_dir() {
+            fs::create_dir_all(&project_dir).map_err(io("create directory", &project_dir))?;
+            sync_dir(&self.dir)?;
+        }
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&tmp)
+            .map_err(io("create", &tmp))?;
+        file.write_all(&bytes).map_err(io("write", &tmp))?;
+        file.sync_all().map_err(io("sync", &tmp))?;
+        drop(file);
+        fs::rename(&tmp, &path).map_err(io("rename into place", &path))?;
+        sync_dir(&project_dir)
+    }
+}
+
+/// Makes a directory's entries (a rename, a new file) durable.
+fn sync_dir(dir: &Path) -> Result<(), StoreError> {
+    let io = |source| StoreError::Io {
+        op: "sync directory",
+        path: dir.to_path_buf(),
+        source,
+    };
+    File::open(dir).map_err(io)?.sync_all().map_err(io)
+}
+
+/// Compose project names: `[a-z0-9][a-z0-9_-]*`.
+fn check_project(name: &str) -> Result<(), StoreError> {
+    let ok = name.len() <= MAX_NAME_LEN
+        && name.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
+    if ok {
+        Ok(())
+    } else {
+        Err(StoreError::InvalidName {
+            kind: "project",
+            name: name.to_string(),
+            allowed: "[a-z0-9][a-z0-9_-]*, at most 200 characters",
+        })
+    }
+}
+
+/// Compose service names: `[a-zA-Z0-9._-]+`, but not `.` or `..`.
+fn check_service(name: &str) -> Result<(), StoreError> {
+    let ok = !name.is_empty()
+        && name.len() <= MAX_NAME_LEN
+        && name != "."
+        && name != ".."
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(StoreError::InvalidName {
+            kind: "service",
+            name: name.to_string(),
+            allowed: "[a-zA-Z0-9._-]+ other than . and .., at most 200 characters",
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const T0: u64 = 1_700_000_000;
+
+    /// A record with one revision per `(hash, stable)`, numbered from 1.
+    fn record(revs: &[(&str, bool)]) -> ServiceRecord {
+        let mut rec = ServiceRecord::default();
+        for (i, (hash, stable)) in revs.iter().enumerate() {
+            let n = rec
+                .begin(hash, "app:latest", &format!("sha256:{hash}"), T0 + i as u64)
+                .number;
+            if *stable {
+                rec.mark_ready(n, T0 + i as u64).unwrap();
+                rec.mark_stable(n).unwrap();
+            }
+        }
+        rec
+    }
+
+    /// A record with one revision per flag, each with its own hash.
+    fn distinct(stable: &[bool]) -> ServiceRecord {
+        let hashes: Vec<String> = (0..stable.len()).map(|i| format!("h{i}")).collect();
+        let revs: Vec<(&str, bool)> = hashes
+            .iter()
+            .map(String::as_str)
+            .zip(stable.iter().copied())
+            .collect();
+        record(&revs)
+    }
+
+    fn numbers(revs: &[Revision]) -> Vec<u64> {
+        revs.iter().map(|r| r.number).collect()
+    }
+
+    #[test]
+    fn begin_numbers_revisions_and_resumes_an_in_progress_one_with_the_same_hash() {
+        let mut rec = ServiceRecord::default();
+        assert_eq!(rec.begin("a", "app:1", "sha256:a", T0).number, 1);
+        rec.mark_stable(1).unwrap();
+        assert_eq!(rec.begin("b", "app:2", "sha256:b", T0 + 1).number, 2);
+        // berth restarted mid-rollout: the same hash resumes revision 2.
+        let again = rec.begin("b", "app:2", "sha256:b", T0 + 9);
+        assert_eq!((again.number, again.created_at), (2, T0 + 1));
+        // the desired state changed mid-rollout: 2 is abandoned.
+        assert_eq!(rec.begin("c", "app:3", "sha256:c", T0 + 10).number, 3);
+        assert_eq!(rec.revision(2).unwrap().outcome, Outcome::Superseded);
+        assert_eq!(rec.revision(1).unwrap().outcome, Outcome::Succeeded);
+        assert_eq!(rec.newest().unwrap().outcome, Outcome::InProgress);
+    }
+
+    #[test]
+    fn begin_after_a_finished_revision_with_the_same_hash_is_a_new_revision() {
+        let mut rec = record(&[("a", false)]);
+        rec.mark_failed(1, "not ready", T0).unwrap();
+        rec.retry("a");
+        assert_eq!(rec.begin("a", "app:1", "sha256:a", T0 + 1).number, 2);
+    }
+
+    #[test]
+    fn stable_revision_supersedes_the_older_running_one() {
+        let mut rec = record(&[("a", true), ("b", false)]);
+        rec.mark_ready(2, T0 + 5).unwrap();
+        rec.mark_stable(2).unwrap();
+        let r1 = rec.revision(1).unwrap();
+        let r2 = rec.revision(2).unwrap();
+        assert_eq!((r1.outcome, r1.stable), (Outcome::Superseded, true));
+        assert_eq!(
+            (r2.outcome, r2.stable, r2.ready_at),
+            (Outcome::Succeeded, true, Some(T0 + 5))
+        );
+        assert_eq!(rec.last_stable().unwrap().number, 2);
+    }
+
+    #[test]
+    fn failed_then_reverted_keeps_the_reason() {
+        let mut rec = record(&[("a", true), ("b", false)]);
+        rec.mark_failed(2, "not ready within 60s", T0 + 60).unwrap();
+        assert_eq!(rec.revision(2).unwrap().outcome, Outcome::Failed);
+        rec.mark_reverted(2).unwrap();
+        let r2 = rec.revision(2).unwrap();
+        assert_eq!(r2.outcome, Outcome::Reverted);
+        assert_eq!(r2.reason.as_deref(), Some("not ready within 60s"));
+        assert_eq!(rec.revision(1).unwrap().outcome, Outcome::Succeeded);
+    }
+
+    #[test]
+    fn transitions_on_an_unknown_revision_are_errors() {
+        let mut rec = record(&[("a", true)]);
+        assert_eq!(rec.mark_ready(7, T0), Err(UnknownRevision { number: 7 }));
+        assert_eq!(rec.mark_stable(7), Err(UnknownRevision { number: 7 }));
+        assert_eq!(
+            rec.mark_failed(7, "x", T0),
+            Err(UnknownRevision { number: 7 })
+        );
+        assert_eq!(rec.mark_reverted(7), Err(UnknownRevision { number: 7 }));
+        assert!(rec.quarantined.is_empty());
+        assert_eq!(
+            UnknownRevision { number: 7 }.to_string(),
+            "no revision r7 in this service's record"
+        );
+    }
+
+    #[test]
+    fn revert_target_table() {
+        // (history as (hash, stable), failed hash, expected target)
+        type History<'a> = &'a [(&'a str, bool)];
+        let cases: &[(History, &str, Option<u64>)] = &[
+            (&[], "a", None),
+            (&[("a", true), ("b", false)], "b", Some(1)),
+            // never to an identical spec
+            (&[("a", true), ("b", true), ("b", false)], "b", Some(1)),
+            (&[("a", true), ("a", false)], "a", None),
+            // non-stable revisions are skipped
+            (&[("a", true), ("b", false), ("c", false)], "c", Some(1)),
+            (&[("a", false), ("b", false)], "b", None),
+            // the newest qualifying one wins
+            (&[("a", true), ("b", true), ("c", false)], "c", Some(2)),
+        ];
+        for (revs, failed, want) in cases {
+            let rec = record(revs);
+            let got = rec.revert_target(failed).map(|r| r.number);
+            assert_eq!(got, *want, "history {revs:?}, failed {failed}");
+        }
+    }
+
+    #[test]
+    fn revert_target_skips_a_stable_revision_that_later_failed() {
+        let mut rec = record(&[("a", true), ("b", true), ("c", false)]);
+        rec.mark_failed(2, "previous revision failed too", T0)
+            .unwrap();
+        assert_eq!(rec.revert_target("c").map(|r| r.number), Some(1));
+        assert_eq!(rec.last_stable().map(|r| r.number), Some(1));
+    }
+
+    #[test]
+    fn quarantine_lifecycle() {
+        let mut rec = record(&[("a", true), ("b", false)]);
+        assert!(!rec.is_quarantined("b"));
+
+        rec.mark_failed(2, "unhealthy", T0 + 30).unwrap();
+        assert!(rec.is_quarantined("b"));
+        assert_eq!(
+            rec.quarantined,
+            vec![Quarantine {
+                spec_hash: "b".into(),
+                since: T0 + 30,
+                reason: "unhealthy".into()
+            }]
+        );
+
+        // a resync with the same desired state keeps it
+        assert!(rec.clear_quarantine_unless("b").is_empty());
+        assert!(rec.is_quarantined("b"));
+
+        // failing again does not duplicate it
+        let n = rec.begin("b", "app:2", "sha256:b", T0 + 40).number;
+        rec.mark_failed(n, "unhealthy", T0 + 70).unwrap();
+        assert_eq!(rec.quarantined.len(), 1);
+
+        // `berth retry` lifts it
+        assert!(rec.retry("b"));
+        assert!(!rec.is_quarantined("b"));
+        assert!(!rec.retry("b"));
+
+        // a change of the desired state lifts the others'
+        let n = rec.begin("b", "app:2", "sha256:b", T0 + 80).number;
+        rec.mark_failed(n, "unhealthy", T0 + 90).unwrap();
+        let lifted = rec.clear_quarantine_unless("c");
+        assert_eq!(lifted.len(), 1);
+        assert_eq!(lifted[0].spec_hash, "b");
+        assert!(!rec.is_quarantined("b"));
+    }
+
+    #[test]
+    fn prune_history_table() {
+        // (stable flags, limit, kept numbers)
+        let cases: &[(&[bool], usize, &[u64])] = &[
+            (&[], 5, &[]),
+            (&[true, true, true], 5, &[1, 2, 3]),
+            (&[true; 7], 5, &[3, 4, 5, 6, 7]),
+            // the last stable one is kept even when older than the limit
+            (
+                &[true, true, false, false, false, false, false],
+                5,
+                &[2, 3, 4, 5, 6, 7],
+            ),
+            (&[true, false, false], 1, &[1, 3]),
+            (&[false, false, false], 2, &[2, 3]),
+            // the newest is always kept, so numbers stay monotonic
+            (&[true, false, false], 0, &[1, 3]),
+            (&[false, false], 0, &[2]),
+        ];
+        for (stable, limit, want) in cases {
+            let mut rec = distinct(stable);
+            let before = rec.revisions.len();
+            let removed = rec.prune_history(*limit);
+            assert_eq!(
+                numbers(&rec.revisions),
+                *want,
+                "stable {stable:?}, limit {limit}"
+            );
+            assert_eq!(removed.len() + rec.revisions.len(), before);
+        }
+    }
+
+    #[test]
+    fn pruned_revisions_are_returned_oldest_first_with_their_pins() {
+        let mut rec = record(&[("a", true), ("b", true), ("c", true)]);
+        rec.revision_mut(1).unwrap().pin = Some("berth-pin/shop-web:r1".into());
+        let removed = rec.prune_history(1);
+        assert_eq!(numbers(&removed), [1, 2]);
+        assert_eq!(removed[0].pin.as_deref(), Some("berth-pin/shop-web:r1"));
+        assert_eq!(rec.begin("d", "app:4", "sha256:d", T0).number, 4);
+    }
+
+    #[test]
+    fn job_runs() {
+        let mut rec = ServiceRecord::default();
+        assert!(!rec.job_done("m1"));
+        rec.record_job("m1", 0, T0);
+        assert!(rec.job_done("m1"));
+        assert!(!rec.job_done("m2"));
+
+        // a failed run is done too: it is not run again for this revision
+        rec.record_job("m2", 3, T0 + 1);
+        assert!(rec.job_done("m2"));
+        assert_eq!(rec.job_run("m2").unwrap().exit_code, 3);
+
+        // running it again (after `berth retry`) replaces the earlier run
+        rec.record_job("m2", 0, T0 + 2);
+        assert_eq!(rec.jobs.len(), 2);
+        assert_eq!(
+            rec.job_run("m2"),
+            Some(&JobRun {
+                spec_hash: "m2".into(),
+                finished_at: T0 + 2,
+                exit_code: 0
+            })
+        );
+
+        // job runs fall out of history like revisions
+        for i in 0..6 {
+            rec.record_job(&format!("n{i}"), 0, T0 + 10 + i);
+        }
+        rec.prune_history(5);
+        assert_eq!(rec.jobs.len(), 5);
+        assert!(!rec.job_done("m1"));
+        assert!(rec.job_done("n5"));
+    }
+
+    proptest! {
+        #[test]
+        fn prune_history_keeps_the_last_stable_and_at_most_limit_plus_one(
+            stable in proptest::collection::vec(any::<bool>(), 0..20),
+            limit in 0usize..8,
+        ) {
+            let mut rec = distinct(&stable);
+            let original = rec.revisions.clone();
+            let last_stable = rec.last_stable().map(|r| r.number);
+            let removed = rec.prune_history(limit);
+
+            prop_assert_eq!(rec.last_stable().map(|r| r.number), last_stable);
+            prop_assert!(!removed.iter().any(|r| Some(r.number) == last_stable));
+            prop_assert!(rec.revisions.len() <= limit.max(1) + 1);
+            prop_assert_eq!(rec.newest().map(|r| r.number), original.last().map(|r| r.number));
+            // a partition of the original, order kept
+            let mut all = [removed, rec.revisions.clone()].concat();
+            all.sort_by_key(|r| r.number);
+            prop_assert_eq!(all, original);
+        }
+    }
+
+    fn sample() -> ServiceRecord {
+        let mut rec = record(&[("a", true), ("b", false)]);
+        rec.revision_mut(1).unwrap().pin = Some("berth-pin/shop-web:r1".into());
+        rec.mark_failed(2, "health check failed: \"curl\" exited 7", T0 + 60)
+            .unwrap();
+        rec.record_job("m", 0, T0 + 5);
+        rec
+    }
+
+    #[test]
+    fn save_then_load_round_trips() {
+        let t = tempfile::tempdir().unwrap();
+        let store = Store::open(t.path()).unwrap();
+        assert!(t.path().join("state").is_dir());
+        let rec = sample();
+        store.save("shop", "web", &rec).unwrap();
+        assert_eq!(store.load("shop", "web").unwrap(), rec);
+        assert!(t.path().join("state/shop/web.json").is_file());
+
+        // overwriting works and leaves no temp file behind
+        let mut rec2 = rec.clone();
+        rec2.mark_reverted(2).unwrap();
+        store.save("shop", "web", &rec2).unwrap();
+        assert_eq!(store.load("shop", "web").unwrap(), rec2);
+        let names: Vec<_> = fs::read_dir(t.path().join("state/shop"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(names, ["web.json"]);
+    }
+
+    #[test]
+    fn missing_record_loads_empty() {
+        let t = tempfile::tempdir().unwrap();
+        let store = Store::open(t.path()).unwrap();
+        assert_eq!(store.load("shop", "web").unwrap(), ServiceRecord::default());
+    }
+
+    #[test]
+    fn file_carries_version_1_at_the_top_level() {
+        let t = tempfile::tempdir().unwrap();
+        let store = Store::open(t.path()).unwrap();
+        store.save("shop", "web", &sample()).unwrap();
+        let text = fs::read_to_string(t.path().join("state/shop/web.json")).unwrap();
+        let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(json["version"], 1);
+        assert_eq!(json["revisions"][1]["outcome"], "failed");
+        assert_eq!(json["quarantined"][0]["spec_hash"], "b");
+    }
+
+    #[test]
+    fn crash_leftover_temp_file_is_ignored_on_load_and_removed_on_save() {
+        let t = tempfile::tempdir().unwrap();
+        let store = Store::open(t.path()).unwrap();
+        let rec = sample();
+        store.save("shop", "web", &rec).unwrap();
+        // berth died after writing half a temp file, before the rename
+        let tmp = t.path().join("state/shop/.web.json.tmp");
+        fs::write(&tmp, b"{\"version\": 1, \"revisions\": [{\"num").unwrap();
+        assert_eq!(store.load("shop", "web").unwrap(), rec);
+
+        let mut rec2 = rec.clone();
+        rec2.retry("b");
+        store.save("shop", "web", &rec2).unwrap();
+        assert!(!tmp.exists());
+        assert_eq!(store.load("shop", "web").unwrap(), rec2);
+    }
+
+    #[test]
+    fn crash_before_the_first_rename_leaves_no_record() {
+        let t = tempfile::tempdir().unwrap();
+        let store = Store::open(t.path()).unwrap();
+        fs::create_dir_all(t.path().join("state/shop")).unwrap();
+        fs::write(t.path().join("state/shop/.web.json.tmp"), b"{").unwrap();
+        assert_eq!(store.load("shop", "web").unwrap(), ServiceRecord::default());
+    }
+
+    #[test]
+    fn truncated_record_is_a_corrupt_error_naming_the_file() {
+        let t = tempfile::tempdir().unwrap();
+        let store = Store::open(t.path()).unwrap();
+        store.save("shop", "web", &sample()).unwrap();
+        let path = t.path().join("state/shop/web.json");
+        let full = fs::read(&path).unwrap();
+        for len in [0, 1, full.len() / 2, full.len() - 3] {
+            fs::write(&path, &full[..len]).unwrap();
+            let err = store.load("shop", "web").unwrap_err();
+            assert!(
+                matches!(&err, StoreError::Corrupt { path: p, .. } if *p == path),
+                "{err:?}"
+            );
+            let msg = err.to_string();
+            assert!(msg.contains(&path.display().to_string()), "{msg}");
+            assert!(msg.contains("move it aside"), "{msg}");
+            assert!(std::error::Error::source(&err).is_some());
+        }
+        // never silently reset: the file is still there as it was
+        assert_eq!(fs::read(&path).unwrap(), &full[..full.len() - 3]);
+    }
+
+    #[test]
+    fn unknown_format_version_is_refused() {
+        let t = tempfile::tempdir().unwrap();
+        let store = Store::open(t.path()).unwrap();
+        fs::create_dir_all(t.path().join("state/shop")).unwrap();
+        fs::write(
+            t.path().join("state/shop/web.json"),
+            br#"{"version": 2, "revs": 7}"#,
+        )
+        .unwrap();
+        let err = store.load("shop", "web").unwrap_err();
+        assert!(
+            matches!(err, StoreError::UnsupportedVersion { found: 2, .. }),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("newer berth"), "{err}");
+
+        fs::write(
+            t.path().join("state/shop/web.json"),
+            br#"{"revisions": []}"#,
+        )
+        .unwrap();
+        let err = store.load("shop", "web").unwrap_err();
+        assert!(matches!(err, StoreError::Corrupt { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn unsafe_names_are_refused_and_nothing_is_written() {
+        let t = tempfile::tempdir().unwrap();
+        let store = Store::open(t.path()).unwrap();
+        let long = "a".repeat(201);
+        let cases: &[(&str, &str, &str)] = &[
+            ("../shop", "web", "project"),
+            ("Shop", "web", "project"),
+            ("", "web", "project"),
+            ("_shop", "web", "project"),
+            ("shop/x", "web", "project"),
+            (&long, "web", "project"),
+            ("shop", "..", "service"),
+            ("shop", ".", "service"),
+            ("shop", "", "service"),
+            ("shop", "../web", "service"),
+            ("shop", "a/b", "service"),
+            ("shop", "web\0", "service"),
+            ("shop", &long, "service"),
+        ];
+        for (project, service, kind) in cases {
+            let err = store.save(project, service, &sample()).unwrap_err();
+            assert!(
+                matches!(&err, StoreError::InvalidName { kind: k, .. } if k == kind),
+                "{project:?}/{service:?}: {err:?}"
+            );
+            assert!(store.load(project, service).is_err());
+        }
+        assert_eq!(fs::read_dir(store.dir()).unwrap().count(), 0);
+        assert_eq!(fs::read_dir(t.path()).unwrap().count(), 1);
+
+        // what compose allows is fine
+        for (project, service) in [("shop-2_x", "Web.v2_a-b"), ("0", ".hidden")] {
+            store.save(project, service, &sample()).unwrap();
+            assert_eq!(store.load(project, service).unwrap(), sample());
+        }
+    }
+}

@@ -147,35 +147,39 @@ fn main() {
             ..ApplyOptions::default()
         };
         let t = Instant::now();
-        let report = apply(&engine, &desired, opts, &stop, |_| {})
+        let report = apply(&engine, &desired, opts, &stop, None, |_| {})
             .await
             .expect("apply");
         let cold = t.elapsed();
         assert!(report.ok(), "cold apply did not converge: {report:?}");
 
+        let records = berth::reconcile::plan::Records::new();
         // 3. No-op reconciles: observe + plan, time and engine calls per round.
         let mut times = Vec::new();
         let mut calls = Vec::new();
         for _ in 0..30 {
             let before = engine.calls_made();
             let t = Instant::now();
-            let (_, plan) = observe_and_plan(engine.as_ref(), &desired, PlanOptions::default())
-                .await
-                .expect("observe");
+            let (_, plan) =
+                observe_and_plan(engine.as_ref(), &desired, &records, PlanOptions::default())
+                    .await
+                    .expect("observe");
             times.push(t.elapsed());
             calls.push(engine.calls_made() - before);
             assert!(plan.is_empty(), "not a no-op:\n{plan}");
         }
         times.sort();
         let plan_only = {
-            let (observed, _) = observe_and_plan(engine.as_ref(), &desired, PlanOptions::default())
-                .await
-                .unwrap();
+            let (observed, _) =
+                observe_and_plan(engine.as_ref(), &desired, &records, PlanOptions::default())
+                    .await
+                    .unwrap();
             let t = Instant::now();
             for _ in 0..100 {
                 std::hint::black_box(berth::reconcile::plan::plan(
                     &desired,
                     &observed,
+                    &records,
                     PlanOptions::default(),
                 ));
             }

@@ -14,7 +14,8 @@ use crate::engine::{Engine, EngineError};
 use crate::reconcile::execute::{self, Failure};
 use crate::reconcile::observe::observe_and_plan;
 use crate::reconcile::observed::ObservedState;
-use crate::reconcile::plan::{Note, Plan, PlanOptions};
+use crate::reconcile::plan::{Note, Plan, PlanOptions, Records, record_jobs};
+use crate::store::{Store, StoreError};
 
 /// How `apply` runs.
 #[derive(Debug, Clone, Copy)]
@@ -86,6 +87,9 @@ pub enum ApplyError {
     /// The engine failed in a way that is not a step failure (observing).
     #[error("failed to observe the engine")]
     Engine(#[from] EngineError),
+    /// berth's records could not be read or written.
+    #[error("failed to use berth's records")]
+    Store(#[from] StoreError),
     /// The desired state is empty while managed containers run.
     #[error(
         "the desired state has no services, but {0} berth-managed container(s) run; refusing to remove them all (use --allow-empty if that is really what you want)"
@@ -111,22 +115,66 @@ pub fn check_not_empty(
     Ok(())
 }
 
-/// Converges once. `stop` ends it between steps.
+/// The records of every desired service (missing files read as empty records).
+pub fn load_records(store: &Store, desired: &DesiredState) -> Result<Records, StoreError> {
+    let mut records = Records::new();
+    for p in desired.projects.values() {
+        for s in p.services.keys() {
+            records.insert((p.name.clone(), s.clone()), store.load(&p.name, s)?);
+        }
+    }
+    Ok(records)
+}
+
+/// Records finished job runs seen in `observed` and saves what changed.
+pub fn update_records(
+    store: Option<&Store>,
+    records: &mut Records,
+    desired: &DesiredState,
+    observed: &ObservedState,
+) -> Result<(), StoreError> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    for key in record_jobs(records, desired, observed, now) {
+        if let (Some(store), Some(rec)) = (store, records.get(&key)) {
+            store.save(&key.0, &key.1, rec)?;
+        }
+    }
+    Ok(())
+}
+
+/// Converges once. `stop` ends it between steps. `store` keeps berth's records (job runs);
+/// without one, nothing outlives the process.
 pub async fn apply<E: Engine>(
     engine: &Arc<E>,
     desired: &DesiredState,
     opts: ApplyOptions,
     stop: &Arc<AtomicBool>,
+    store: Option<&Store>,
     mut progress: impl FnMut(Progress<'_>),
 ) -> Result<ApplyReport, ApplyError> {
     let deadline = Instant::now() + opts.timeout;
     let mut report = ApplyReport::default();
+    let mut records = match store {
+        Some(s) => load_records(s, desired)?,
+        None => Records::new(),
+    };
     loop {
         if stop.load(Ordering::Relaxed) {
             report.interrupted = true;
             return Ok(report);
         }
-        let (observed, plan) = observe_and_plan(engine.as_ref(), desired, opts.plan).await?;
+        let (observed, plan) =
+            observe_and_plan(engine.as_ref(), desired, &records, opts.plan).await?;
+        update_records(store, &mut records, desired, &observed)?;
+        // A job that just finished changes what may run: plan again with the new record.
+        let plan = if plan.is_empty() {
+            crate::reconcile::plan::plan(desired, &observed, &records, opts.plan)
+        } else {
+            plan
+        };
         check_not_empty(desired, &observed, opts.allow_empty)?;
         report.orphans = plan
             .notes

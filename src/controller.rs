@@ -14,12 +14,14 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::mpsc;
 use tracing::Instrument;
 
-use crate::apply::check_not_empty;
+use crate::apply::{check_not_empty, load_records, update_records};
 use crate::desired::{DesiredState, Loaded};
 use crate::engine::{Engine, EngineEvent};
 use crate::reconcile::execute;
 use crate::reconcile::observe::observe_and_plan;
 use crate::reconcile::plan::PlanOptions;
+use crate::reconcile::plan::Records;
+use crate::store::Store;
 
 /// Events that mean the host may have drifted.
 const RELEVANT: &[&str] = &["die", "destroy", "stop", "kill", "oom", "health_status"];
@@ -112,13 +114,14 @@ impl Default for Wakeups {
 
 /// Runs until `stop` is set (set it, then wake the controller through a handle). `load`
 /// re-reads the desired state at every reconcile; when it is invalid, the last good state
-/// keeps being applied.
+/// keeps being applied. `store` keeps berth's records (job runs) across restarts.
 pub async fn run<E: Engine>(
     engine: Arc<E>,
     load: impl Fn() -> Loaded,
     opts: RunOptions,
     stop: Arc<AtomicBool>,
     wakeups: Wakeups,
+    store: Option<Store>,
 ) {
     let Wakeups { tx, mut rx } = wakeups;
     spawn_event_watch(engine.clone(), tx, stop.clone());
@@ -139,24 +142,26 @@ pub async fn run<E: Engine>(
         }
         let next = match &last_good {
             None => Next::AwaitChange,
-            Some(desired) => match reconcile_once(engine.clone(), desired, &opts, &stop)
-                .instrument(span)
-                .await
-            {
-                Ok(settled) if settled => {
-                    unsettled = 0;
-                    Next::AwaitChange
+            Some(desired) => {
+                match reconcile_once(engine.clone(), desired, &opts, &stop, store.as_ref())
+                    .instrument(span)
+                    .await
+                {
+                    Ok(settled) if settled => {
+                        unsettled = 0;
+                        Next::AwaitChange
+                    }
+                    Ok(_) => {
+                        unsettled += 1;
+                        Next::Requeue(backoff(unsettled).max(opts.wait_poll))
+                    }
+                    Err(e) => {
+                        unsettled += 1;
+                        tracing::error!(error = %e, "reconcile failed");
+                        Next::Requeue(backoff(unsettled).max(Duration::from_secs(1)))
+                    }
                 }
-                Ok(_) => {
-                    unsettled += 1;
-                    Next::Requeue(backoff(unsettled).max(opts.wait_poll))
-                }
-                Err(e) => {
-                    unsettled += 1;
-                    tracing::error!(error = %e, "reconcile failed");
-                    Next::Requeue(backoff(unsettled).max(Duration::from_secs(1)))
-                }
-            },
+            }
         };
         let wait = match next {
             Next::Requeue(d) => d.min(opts.resync),
@@ -179,10 +184,23 @@ async fn reconcile_once<E: Engine>(
     desired: &DesiredState,
     opts: &RunOptions,
     stop: &Arc<AtomicBool>,
+    store: Option<&Store>,
 ) -> Result<bool, String> {
-    let (observed, plan) = observe_and_plan(engine.as_ref(), desired, opts.plan)
+    // Records are read at each round: cheap (one small file per service) and never stale.
+    let mut records = match store {
+        Some(s) => load_records(s, desired).map_err(|e| format!("{e:#}"))?,
+        None => Records::new(),
+    };
+    let (observed, plan) = observe_and_plan(engine.as_ref(), desired, &records, opts.plan)
         .await
         .map_err(|e| format!("{e:#}"))?;
+    update_records(store, &mut records, desired, &observed).map_err(|e| format!("{e:#}"))?;
+    // A job that just finished changes what may run: plan again with the new record.
+    let plan = if plan.is_empty() {
+        crate::reconcile::plan::plan(desired, &observed, &records, opts.plan)
+    } else {
+        plan
+    };
     if let Err(e) = check_not_empty(desired, &observed, opts.allow_empty) {
         return Err(e.to_string());
     }

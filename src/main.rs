@@ -17,8 +17,9 @@ use berth::engine::Engine;
 use berth::engine::docker::DockerEngine;
 use berth::lock::DataDirLock;
 use berth::reconcile::observe::observe_and_plan;
-use berth::reconcile::plan::PlanOptions;
+use berth::reconcile::plan::{PlanOptions, Records};
 use berth::report;
+use berth::store::Store;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// berth keeps a Docker host in the state a directory of Compose files describes.
@@ -90,6 +91,9 @@ enum Command {
         /// Also plan removing projects that are no longer in the desired state.
         #[arg(long)]
         prune: bool,
+        /// berth's state directory (its records are read, never written, by plan).
+        #[arg(long, value_name = "DIR", default_value_os_t = default_data_dir())]
+        data_dir: PathBuf,
     },
     /// Converge the engine to the desired state once, and wait for it.
     #[command(
@@ -225,6 +229,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             engine,
             exit_code,
             prune,
+            data_dir,
         } => {
             let Some(desired) = load(&source)? else {
                 return Ok(ExitCode::from(1));
@@ -232,9 +237,18 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             let rt = runtime()?;
             rt.block_on(async {
                 let engine = connect(&engine).await?;
-                let (_, plan) = observe_and_plan(&engine, &desired, PlanOptions { prune })
-                    .await
-                    .context("failed to observe the engine")?;
+                // Read-only: records are read when the data dir has them; nothing is created.
+                let records = if data_dir.join("state").is_dir() {
+                    let store = Store::open(&data_dir).context("failed to open berth's records")?;
+                    apply::load_records(&store, &desired)
+                        .context("failed to read berth's records")?
+                } else {
+                    Records::new()
+                };
+                let (_, plan) =
+                    observe_and_plan(&engine, &desired, &records, PlanOptions { prune })
+                        .await
+                        .context("failed to observe the engine")?;
                 let mut out = std::io::stdout().lock();
                 if plan.is_empty() && plan.notes.is_empty() {
                     writeln!(out, "No changes: the engine is in the desired state.")?;
@@ -284,11 +298,13 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
                     parallelism,
                     ..ApplyOptions::default()
                 };
-                let report = apply::apply(&engine, &desired, opts, &stop, |p| match p {
-                    Progress::Executing(plan) => print!("{plan}"),
-                    Progress::Failed(f) => eprintln!("failed: {}: {}", f.step, f.error),
-                })
-                .await?;
+                let store = Store::open(&data_dir).context("failed to open berth's records")?;
+                let report =
+                    apply::apply(&engine, &desired, opts, &stop, Some(&store), |p| match p {
+                        Progress::Executing(plan) => print!("{plan}"),
+                        Progress::Failed(f) => eprintln!("failed: {}: {}", f.step, f.error),
+                    })
+                    .await?;
                 print_report(&report);
                 Ok(if report.ok() {
                     ExitCode::SUCCESS
@@ -302,6 +318,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
 
 fn run_controller(args: RunArgs) -> anyhow::Result<ExitCode> {
     let _lock = DataDirLock::acquire(&args.data_dir, "berth run")?;
+    let store = Store::open(&args.data_dir).context("failed to open berth's records")?;
     let rt = runtime()?;
     rt.block_on(async {
         let engine = Arc::new(connect(&args.engine).await?);
@@ -336,6 +353,7 @@ fn run_controller(args: RunArgs) -> anyhow::Result<ExitCode> {
             opts,
             stop,
             wakeups,
+            Some(store),
         )
         .await;
         tracing::info!("stopped");

@@ -26,9 +26,16 @@ fn opts() -> ApplyOptions {
 }
 
 async fn run(engine: &Arc<FakeEngine>, d: &DesiredState) -> ApplyReport {
-    apply(engine, d, opts(), &Arc::new(AtomicBool::new(false)), |_| {})
-        .await
-        .expect("apply")
+    apply(
+        engine,
+        d,
+        opts(),
+        &Arc::new(AtomicBool::new(false)),
+        None,
+        |_| {},
+    )
+    .await
+    .expect("apply")
 }
 
 const STACK: &str =
@@ -174,6 +181,7 @@ async fn engine_unreachable_while_observing_is_an_error_not_a_state() {
         &desired(STACK),
         opts(),
         &Arc::new(AtomicBool::new(false)),
+        None,
         |_| {},
     )
     .await
@@ -193,6 +201,7 @@ async fn an_empty_desired_state_is_refused_while_managed_containers_run() {
         &empty,
         opts(),
         &Arc::new(AtomicBool::new(false)),
+        None,
         |_| {},
     )
     .await
@@ -208,10 +217,49 @@ async fn an_empty_desired_state_is_refused_while_managed_containers_run() {
         &empty,
         allowed,
         &Arc::new(AtomicBool::new(false)),
+        None,
         |_| {},
     )
     .await
     .unwrap();
     assert!(r.ok(), "{r:?}");
     assert!(engine.containers().is_empty());
+}
+
+#[tokio::test]
+async fn a_job_run_outlives_its_container_through_the_store() {
+    let engine = Arc::new(FakeEngine::new());
+    engine.add_image("app:1", "sha256:app1");
+    let data = tempfile::tempdir().unwrap();
+    let store = berth::store::Store::open(data.path()).unwrap();
+    let d = desired(
+        "name: shop\nservices:\n  migrate: {image: 'app:1', restart: 'no'}\n  web:\n    image: 'app:1'\n    depends_on: {migrate: {condition: service_completed_successfully}}\n",
+    );
+    let stop = Arc::new(AtomicBool::new(false));
+    let _ = apply(&engine, &d, opts(), &stop, Some(&store), |_| {})
+        .await
+        .unwrap();
+    engine.kill("shop-migrate-1", 0);
+    let r = apply(&engine, &d, opts(), &stop, Some(&store), |_| {})
+        .await
+        .unwrap();
+    assert!(r.ok(), "{r:?}");
+    assert!(
+        store
+            .load("shop", "migrate")
+            .unwrap()
+            .job_done(&d.projects["shop"].services["migrate"].spec_hash)
+    );
+    // Removed by hand: the job is not run again.
+    engine.remove_by_hand("shop-migrate-1");
+    engine.clear_calls();
+    let r = apply(&engine, &d, opts(), &stop, Some(&store), |_| {})
+        .await
+        .unwrap();
+    assert!(r.ok() && r.steps == 0, "{r:?}");
+    assert!(
+        !engine.calls().iter().any(|c| c.contains("migrate")),
+        "{:?}",
+        engine.calls()
+    );
 }

@@ -8,7 +8,7 @@ use berth::engine::{
     ContainerSummary, Health, ImageSummary, NetworkSummary, RunState, VolumeSummary,
 };
 use berth::reconcile::observed::ObservedState;
-use berth::reconcile::plan::{Action, Plan, PlanOptions, plan, short};
+use berth::reconcile::plan::{Action, Plan, PlanOptions, Records, plan, record_jobs, short};
 use indoc::indoc;
 use proptest::prelude::*;
 use std::collections::BTreeMap;
@@ -118,7 +118,7 @@ impl World {
 }
 
 fn run(d: &DesiredState, w: &World) -> Plan {
-    plan(d, &w.observed(), PlanOptions::default())
+    plan(d, &w.observed(), &Records::new(), PlanOptions::default())
 }
 
 const SHOP: &str = indoc! {"
@@ -343,12 +343,22 @@ fn projects_that_left_the_desired_state_need_prune() {
     for c in &mut w2.containers {
         c.labels.remove(labels::MANAGED);
     }
-    let p2 = plan(&other, &w2.observed(), PlanOptions { prune: true });
+    let p2 = plan(
+        &other,
+        &w2.observed(),
+        &Records::new(),
+        PlanOptions { prune: true },
+    );
     assert!(
         !p2.steps.iter().any(|s| s.project == "shop") && !p2.to_string().contains("orphaned"),
         "{p2}"
     );
-    let pruned = plan(&other, &w.observed(), PlanOptions { prune: true });
+    let pruned = plan(
+        &other,
+        &w.observed(),
+        &Records::new(),
+        PlanOptions { prune: true },
+    );
     let shop: Vec<String> = pruned
         .steps
         .iter()
@@ -477,4 +487,50 @@ proptest! {
             }
         }
     }
+}
+
+#[test]
+fn a_recorded_job_run_is_not_repeated_when_its_container_is_gone() {
+    let d = desired(SHOP);
+    let base = World::default()
+        .image("app:1", "sha256:app1")
+        .image("pg:16", "sha256:pg")
+        .network("shop_default")
+        .volume("shop_data")
+        .container(
+            "shop",
+            "db",
+            1,
+            &hash(&d, "db"),
+            RunState::Running,
+            Health::Healthy,
+        );
+    // The job ran and exited 0: recorded.
+    let ran = base
+        .clone()
+        .job("shop", "migrate", &hash(&d, "migrate"), Some(0));
+    let mut records = Records::new();
+    let changed = record_jobs(&mut records, &d, &ran.observed(), 1_700_000_000);
+    assert_eq!(changed, [("shop".to_string(), "migrate".to_string())]);
+    assert!(
+        record_jobs(&mut records, &d, &ran.observed(), 1_700_000_001).is_empty(),
+        "recorded once"
+    );
+    // Its container removed by hand: not run again, and web may start.
+    let p = plan(&d, &base.observed(), &records, PlanOptions::default());
+    assert!(!p.to_string().contains("migrate"), "{p}");
+    assert!(p.to_string().contains("shop/web  create shop-web-1"), "{p}");
+    // Without the record it would run again.
+    let again = plan(
+        &d,
+        &base.observed(),
+        &Records::new(),
+        PlanOptions::default(),
+    );
+    assert!(
+        again
+            .to_string()
+            .contains("shop/migrate  create shop-migrate-1"),
+        "{again}"
+    );
 }

@@ -4,7 +4,7 @@
 //! IO (engine calls), no decisions: what to do with what is seen is `plan`'s job.
 
 use super::observed::ObservedState;
-use super::plan::{Plan, PlanOptions, plan};
+use super::plan::{Plan, PlanOptions, Records, plan};
 use crate::desired::DesiredState;
 use crate::engine::labels::compose;
 use crate::engine::{Engine, EngineResult};
@@ -34,14 +34,15 @@ pub async fn add_inventory<E: Engine>(
 pub async fn observe_and_plan<E: Engine>(
     engine: &E,
     desired: &DesiredState,
+    records: &Records,
     opts: PlanOptions,
 ) -> EngineResult<(ObservedState, Plan)> {
     let observed = observe_containers(engine).await?;
-    let first = plan(desired, &observed, opts);
+    let first = plan(desired, &observed, records, opts);
     if !first.creates_anything() {
         return Ok((observed, first));
     }
     let observed = add_inventory(engine, observed).await?;
-    let p = plan(desired, &observed, opts);
+    let p = plan(desired, &observed, records, opts);
     Ok((observed, p))
 }

@@ -16,6 +16,7 @@ use super::observed::{ObservedContainer, ObservedState, normalize_reference};
 use crate::desired::model::{Condition, DesiredState, Project, Service};
 use crate::engine::labels::{self, Role};
 use crate::engine::{ContainerCreate, Health, NetworkCreate, RunState, VolumeCreate};
+use crate::store::ServiceRecord;
 
 /// Planner options.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -248,10 +249,20 @@ impl fmt::Display for Plan {
     }
 }
 
-/// Plans one reconcile round.
-pub fn plan(desired: &DesiredState, observed: &ObservedState, opts: PlanOptions) -> Plan {
+/// berth's own records (see `crate::store`) by (project, service): what labels cannot
+/// carry, such as a job run whose container was removed since.
+pub type Records = BTreeMap<(String, String), ServiceRecord>;
+
+/// Plans one reconcile round from what is desired, what exists and what berth recorded.
+pub fn plan(
+    desired: &DesiredState,
+    observed: &ObservedState,
+    records: &Records,
+    opts: PlanOptions,
+) -> Plan {
     let mut p = Planner {
         observed,
+        records,
         plan: Plan::default(),
         pulls: BTreeSet::new(),
         pending: BTreeSet::new(),
@@ -297,6 +308,7 @@ pub fn plan(desired: &DesiredState, observed: &ObservedState, opts: PlanOptions)
 
 struct Planner<'a> {
     observed: &'a ObservedState,
+    records: &'a Records,
     plan: Plan,
     pulls: BTreeSet<String>,
     /// Services (`project/service`) that have steps or waits this round: not ready for
@@ -607,7 +619,16 @@ impl<'a> Planner<'a> {
         }
     }
 
-    /// A job runs once per revision: its container with the current hash is the record.
+    /// The recorded run of `svc`'s current revision, if any.
+    fn job_record(&self, project: &str, svc: &Service) -> Option<i64> {
+        self.records
+            .get(&(project.to_string(), svc.name.clone()))
+            .and_then(|r| r.job_run(&svc.spec_hash))
+            .map(|j| j.exit_code)
+    }
+
+    /// A job runs once per revision: its container with the current hash, or berth's record
+    /// of that run (the container may have been removed since), says it ran.
     fn job_steps(
         &self,
         project: &Project,
@@ -641,6 +662,19 @@ impl<'a> Planner<'a> {
                 }),
             };
         }
+        match self.job_record(&project.name, svc) {
+            Some(0) => return None,
+            Some(code) => {
+                return Some(Note::Blocked {
+                    project: project.name.clone(),
+                    service: Some(svc.name.clone()),
+                    reason: format!(
+                        "job failed with exit code {code}; change the desired state (or fix what it needs) to run it again"
+                    ),
+                });
+            }
+            None => {}
+        }
         let cause = match old.first() {
             Some(c) if c.identity.managed => format!(
                 "job revision {} not run yet (last ran {})",
@@ -672,7 +706,10 @@ impl<'a> Planner<'a> {
             let pending = self.pending.contains(&format!("{}/{dep}", project.name));
             if target.job {
                 let done = containers.iter().find(|c| c.state == RunState::Exited);
-                match (d.condition, done.and_then(|c| c.exit_code)) {
+                let exit = done
+                    .and_then(|c| c.exit_code)
+                    .or_else(|| self.job_record(&project.name, target));
+                match (d.condition, exit) {
                     (_, Some(code))
                         if code != 0 && d.condition == Condition::ServiceCompletedSuccessfully =>
                     {
@@ -682,7 +719,7 @@ impl<'a> Planner<'a> {
                     (Condition::ServiceCompletedSuccessfully, _) => {
                         return Some(format!("{dep} has not completed successfully yet"));
                     }
-                    _ if !containers.is_empty() && !pending => continue,
+                    _ if (!containers.is_empty() || exit.is_some()) && !pending => continue,
                     _ => return Some(format!("{dep} has not started yet")),
                 }
             }
@@ -794,6 +831,36 @@ fn stop_params(svc: &Service) -> (Duration, Option<String>) {
         svc.stop_grace_period.unwrap_or(Duration::from_secs(10)),
         svc.stop_signal.clone(),
     )
+}
+
+/// Records every finished run of a job's current revision that berth has not recorded yet;
+/// returns the (project, service) records that changed and must be saved.
+pub fn record_jobs(
+    records: &mut Records,
+    desired: &DesiredState,
+    observed: &ObservedState,
+    now: u64,
+) -> Vec<(String, String)> {
+    let mut changed = Vec::new();
+    for p in desired.projects.values() {
+        for svc in p.services.values().filter(|s| s.job) {
+            let finished = observed.service(&p.name, &svc.name).find(|c| {
+                c.identity.managed
+                    && c.identity.spec_hash == svc.spec_hash
+                    && c.state == RunState::Exited
+            });
+            let Some(code) = finished.and_then(|c| c.exit_code) else {
+                continue;
+            };
+            let key = (p.name.clone(), svc.name.clone());
+            let rec = records.entry(key.clone()).or_default();
+            if rec.job_run(&svc.spec_hash).map(|j| j.exit_code) != Some(code) {
+                rec.record_job(&svc.spec_hash, code, now);
+                changed.push(key);
+            }
+        }
+    }
+    changed
 }
 
 /// First 12 hex digits, as in `docker ps`.

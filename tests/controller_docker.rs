@@ -45,6 +45,26 @@ fn the_controller_heals_follows_changes_holds_the_lock_and_stops_cleanly() {
         .spawn()
         .unwrap();
     let mut running = Running(child);
+    // Collect the controller's log lines (also keeps the pipe drained).
+    let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let stderr = running.0.stderr.take().unwrap();
+    let sink = log.clone();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            sink.lock().unwrap().push(line);
+        }
+    });
+    let rejected = |log: &std::sync::Mutex<Vec<String>>| {
+        log.lock()
+            .unwrap()
+            .iter()
+            .filter(|l| l.contains("desired state invalid"))
+            .count()
+    };
     wait_until("the first deploy", Duration::from_secs(30), || {
         p.states() == ["a-1=running"]
     });
@@ -76,6 +96,29 @@ fn the_controller_heals_follows_changes_holds_the_lock_and_stops_cleanly() {
     wait_until("the second replica", Duration::from_secs(20), || {
         p.states() == ["a-1=running", "a-2=running"]
     });
+
+    // A broken edit (a typo'd depends_on and invalid YAML) keeps the last good state: nothing is
+    // torn down, and the fix is applied.
+    for broken in [
+        "services:\n  a:\n    image: berth-test-busybox:1\n    deploy: {replicas: 2}\n    depends_on: [nope]\n",
+        "services: [this is: not: valid\n",
+    ] {
+        let before = rejected(&log);
+        p.write(broken);
+        // Two rejections: the controller has seen the broken file at least once after writing.
+        wait_until(
+            "the controller to reject the broken state",
+            Duration::from_secs(20),
+            || rejected(&log) >= before + 2,
+        );
+        assert_eq!(p.states(), ["a-1=running", "a-2=running"]);
+    }
+    p.write("services:\n  a:\n    image: berth-test-busybox:1\n");
+    wait_until(
+        "the fixed state (one replica)",
+        Duration::from_secs(20),
+        || p.states() == ["a-1=running"],
+    );
 
     // SIGTERM: exits 0 promptly.
     let pid = running.0.id().to_string();

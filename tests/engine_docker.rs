@@ -18,6 +18,15 @@
 //!   both succeed): `Failed`, never `NotFound`, so nobody takes them for "already done";
 //! - creating an existing volume: success, the volume is left as it was;
 //! - events of a container started then stopped: `create`, `start`, `kill`, `die` (then `stop`).
+//! - exec: the command's own exit code comes back (a `sh -c 'exit 3'` is 3); an exec in a
+//!   stopped container is 409 → `Conflict`; a command outliving its timeout → `Timeout`.
+//! - removing a tag (`force=false`, `noprune=true`) of an image with other tags only untags it;
+//!   removing the last tag of an image a container (even a stopped one) uses is 409 →
+//!   `Conflict` and keeps the tag; with no container, it deletes the image.
+//! - `docker image prune -a` removes tagged images too when no container uses them: a berth pin
+//!   tag alone does not keep an image, the kept (stopped) previous container does. (Tried with a
+//!   prune filtered to the test's own label, never a host-wide one.)
+//! - the host reaches containers at their bridge-network address (berth's probes rely on it).
 
 #[path = "support/images.rs"]
 mod images;
@@ -29,11 +38,13 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use berth::desired::model::{Probe, ProbeCheck};
 use berth::engine::docker::DockerEngine;
 use berth::engine::{
     ContainerCreate, ContainerSummary, Engine, EngineError, Health, HealthcheckSpec, MountSpec,
     NetworkAttach, NetworkCreate, PortBinding, RunState, VolumeCreate,
 };
+use berth::reconcile::probe;
 
 const SCOPE_LABEL: &str = "berthtest.scope";
 
@@ -44,6 +55,8 @@ struct Scope {
     prefix: String,
     networks: Mutex<Vec<String>>,
     volumes: Mutex<Vec<String>>,
+    /// Image references (tags) this test made; untagged at the end.
+    images: Mutex<Vec<String>>,
 }
 
 impl Scope {
@@ -56,6 +69,7 @@ impl Scope {
             ),
             networks: Mutex::new(Vec::new()),
             volumes: Mutex::new(Vec::new()),
+            images: Mutex::new(Vec::new()),
         }
     }
 
@@ -79,6 +93,13 @@ impl Scope {
         let n = self.name(name);
         self.volumes.lock().unwrap().push(n.clone());
         n
+    }
+
+    /// A tag reference in this scope: `berth-pin/test:<prefix>-<name>`.
+    fn image_tag(&self, name: &str) -> String {
+        let r = format!("berth-pin/test:{}", self.name(name));
+        self.images.lock().unwrap().push(r.clone());
+        r
     }
 
     fn labels(&self) -> BTreeMap<String, String> {
@@ -105,6 +126,11 @@ impl Drop for Scope {
         }
         for v in self.volumes.lock().unwrap().iter() {
             docker(&["volume", "rm", "-f", v]);
+        }
+        // Without -f: a tag of an image with other tags only goes away, and an image only this
+        // test tagged is deleted with its last tag.
+        for r in self.images.lock().unwrap().iter() {
+            docker(&["image", "rm", r]);
         }
     }
 }
@@ -898,4 +924,406 @@ async fn pull_fetches_from_a_registry_and_returns_the_image_id() {
     let missing = format!("{}2", remote.trim_end_matches('1'));
     let err = engine.pull_image(&missing).await.unwrap_err();
     assert!(matches!(err, EngineError::NotFound { .. }), "{err:?}");
+}
+
+/// The ID of one of the demo images `scripts/build-images` builds.
+fn demo_image(tag: &str) -> String {
+    images::image_id(tag)
+        .unwrap_or_else(|| panic!("{tag} is missing: run scripts/build-images first"))
+}
+
+/// A demo-app container (`berth-demo` serving on 8080) on `network`.
+fn demo(scope: &Scope, name: &str, image: &str, network: &str) -> ContainerCreate {
+    ContainerCreate {
+        name: scope.name(name),
+        image: image.to_owned(),
+        labels: scope.labels(),
+        networks: vec![attach(network, &[name])],
+        ..ContainerCreate::default()
+    }
+}
+
+#[tokio::test]
+async fn inspect_shows_the_address_on_its_network_and_published_ports() {
+    let scope = Scope::new();
+    let engine = engine();
+    let image = demo_image("berth-demo:1");
+    let net = network_spec(&scope, "net");
+    engine.create_network(&net).await.unwrap();
+    let port = free_port();
+    let mut spec = demo(&scope, "web", &image, &net.name);
+    spec.exposed = vec!["8080/tcp".into()];
+    spec.ports = vec![PortBinding {
+        target: 8080,
+        protocol: "tcp".into(),
+        host_ip: Some("127.0.0.1".into()),
+        published: Some(port),
+    }];
+    let id = engine.create_container(&spec).await.unwrap();
+    let created = engine.inspect_container(&id).await.unwrap();
+    assert_eq!(
+        (
+            created.state,
+            created.exit_code,
+            created.started_at.as_deref()
+        ),
+        (RunState::Created, None, None)
+    );
+    assert!(created.ports.is_empty(), "{created:?}");
+
+    engine.start_container(&id).await.unwrap();
+    let d = engine.inspect_container(&spec.name).await.unwrap();
+    assert_eq!(
+        (d.id.as_str(), d.name.as_str()),
+        (id.as_str(), spec.name.as_str())
+    );
+    assert_eq!(
+        (d.state, d.health, d.exit_code),
+        (RunState::Running, Health::None, None)
+    );
+    assert_eq!(d.image_id, image);
+    // Created with a NetworkingConfig and no network mode: Docker says `default`.
+    assert_eq!(d.network_mode, "default");
+    let ip = &d.ip_addresses[&net.name];
+    assert!(ip.parse::<std::net::Ipv4Addr>().is_ok(), "{d:?}");
+    assert_eq!(
+        ip,
+        &inspect(
+            &id,
+            &format!(
+                "{{{{(index .NetworkSettings.Networks \"{}\").IPAddress}}}}",
+                net.name
+            )
+        )
+    );
+    assert_eq!(d.ip_addresses.len(), 1, "{d:?}");
+    assert_eq!(
+        d.ports,
+        [(8080, "tcp".to_owned(), Some("127.0.0.1".to_owned()), port)]
+    );
+    let started = d.started_at.clone().expect("started_at");
+    assert_eq!(started, inspect(&id, "{{.State.StartedAt}}"));
+
+    engine
+        .stop_container(&id, Duration::from_secs(10), None)
+        .await
+        .unwrap();
+    let stopped = engine.inspect_container(&id).await.unwrap();
+    assert_eq!(stopped.state, RunState::Exited);
+    assert!(stopped.exit_code.is_some(), "{stopped:?}");
+    assert!(stopped.ip_addresses.is_empty(), "{stopped:?}");
+    let err = engine
+        .inspect_container(&scope.name("nope"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, EngineError::NotFound { .. }), "{err:?}");
+}
+
+#[tokio::test]
+async fn exec_returns_the_exit_code_and_output_and_times_out() {
+    let scope = Scope::new();
+    let engine = engine();
+    let image = images::busybox();
+    let spec = container(&scope, "box", &image, POLITE);
+    let id = engine.create_container(&spec).await.unwrap();
+    let argv = |a: &[&str]| -> Vec<String> { a.iter().map(|s| s.to_string()).collect() };
+    let limit = Duration::from_secs(10);
+
+    let err = engine
+        .exec(&id, &argv(&["/bin/busybox", "true"]), limit)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, EngineError::Conflict { .. }),
+        "exec in a created container: {err:?}"
+    );
+
+    engine.start_container(&id).await.unwrap();
+    let out = engine
+        .exec(
+            &id,
+            &argv(&["/bin/busybox", "sh", "-c", "echo hi; exit 3"]),
+            limit,
+        )
+        .await
+        .unwrap();
+    assert_eq!((out.exit_code, out.output.as_str()), (3, "hi\n"));
+    let out = engine
+        .exec(
+            &id,
+            &argv(&["/bin/busybox", "sh", "-c", "echo oops >&2; true"]),
+            limit,
+        )
+        .await
+        .unwrap();
+    assert_eq!((out.exit_code, out.output.as_str()), (0, "oops\n"));
+    // Long output keeps its end.
+    let out = engine
+        .exec(
+            &id,
+            &argv(&[
+                "/bin/busybox",
+                "sh",
+                "-c",
+                "i=0; while [ $i -lt 2000 ]; do echo line$i; i=$((i+1)); done",
+            ]),
+            limit,
+        )
+        .await
+        .unwrap();
+    assert!(
+        out.output.len() <= berth::engine::EXEC_OUTPUT_LIMIT,
+        "{}",
+        out.output.len()
+    );
+    assert!(
+        out.output.ends_with("line1999\n"),
+        "{}",
+        &out.output[out.output.len() - 40..]
+    );
+    // A command that cannot start is the engine's exit code for that (126/127), not an error.
+    let out = engine
+        .exec(&id, &argv(&["/nonexistent"]), limit)
+        .await
+        .unwrap();
+    assert_ne!(out.exit_code, 0, "{out:?}");
+
+    let started = Instant::now();
+    let err = engine
+        .exec(
+            &id,
+            &argv(&["/bin/busybox", "sleep", "30"]),
+            Duration::from_millis(500),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, EngineError::Timeout { .. }), "{err:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    let err = engine
+        .exec(&scope.name("nope"), &argv(&["/bin/busybox", "true"]), limit)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, EngineError::NotFound { .. }), "{err:?}");
+}
+
+#[tokio::test]
+async fn a_pin_tag_names_the_image_and_untagging_leaves_its_other_tags() {
+    let scope = Scope::new();
+    let engine = engine();
+    let image = images::busybox();
+    let pin = scope.image_tag("pin");
+    let (repo, tag) = pin.rsplit_once(':').unwrap();
+    engine.tag_image(&image, repo, tag).await.unwrap();
+    assert_eq!(images::image_id(&pin).as_deref(), Some(image.as_str()));
+
+    engine.remove_image_tag(&pin).await.unwrap();
+    assert_eq!(images::image_id(&pin), None);
+    assert_eq!(
+        images::image_id(images::BUSYBOX).as_deref(),
+        Some(image.as_str())
+    );
+    let err = engine.remove_image_tag(&pin).await.unwrap_err();
+    assert!(err.is_already_done(), "{err:?}");
+    let err = engine
+        .tag_image(
+            "sha256:0000000000000000000000000000000000000000000000000000000000000000",
+            repo,
+            tag,
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, EngineError::NotFound { .. }), "{err:?}");
+}
+
+#[tokio::test]
+async fn only_a_container_keeps_a_pinned_image_from_prune_all() {
+    let scope = Scope::new();
+    let engine = engine();
+    let busybox = images::busybox();
+    // An image only this test tags, labelled so that a prune can be limited to it.
+    let base = engine
+        .create_container(&container(&scope, "base", &busybox, "true"))
+        .await
+        .unwrap();
+    let pin = scope.image_tag("only");
+    let label = format!("LABEL {}", scope.filter());
+    let out = Command::new("docker")
+        .args(["commit", "--change", &label, &base, &pin])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let image = images::image_id(&pin).unwrap();
+    let prune = || {
+        docker(&[
+            "image",
+            "prune",
+            "-a",
+            "-f",
+            "--filter",
+            &format!("label={}", scope.filter()),
+        ])
+    };
+
+    // Used by a stopped container: the last tag stays (409), and a prune keeps the image.
+    let user = engine
+        .create_container(&container(&scope, "user", &image, "true"))
+        .await
+        .unwrap();
+    let err = engine.remove_image_tag(&pin).await.unwrap_err();
+    assert!(matches!(err, EngineError::Conflict { .. }), "{err:?}");
+    prune();
+    assert_eq!(images::image_id(&pin).as_deref(), Some(image.as_str()));
+
+    // Tagged but unused: prune -a removes it all the same.
+    engine.remove_container(&user).await.unwrap();
+    prune();
+    assert_eq!(
+        images::image_id(&image),
+        None,
+        "prune -a kept a tagged, unused image"
+    );
+}
+
+fn probe_of(check: ProbeCheck) -> Probe {
+    Probe {
+        check,
+        interval: Duration::from_millis(200),
+        timeout: Duration::from_secs(2),
+        success_threshold: 1,
+        failure_threshold: 1,
+    }
+}
+
+fn http_health() -> ProbeCheck {
+    ProbeCheck::Http {
+        port: 8080,
+        path: "/health".into(),
+        status: (200, 399),
+        body_contains: Some("ok".into()),
+    }
+}
+
+#[tokio::test]
+async fn probes_reach_the_container_at_its_network_address() {
+    let scope = Scope::new();
+    let engine = engine();
+    let net = network_spec(&scope, "net");
+    engine.create_network(&net).await.unwrap();
+    let good = engine
+        .create_container(&demo(
+            &scope,
+            "good",
+            &demo_image("berth-demo:1"),
+            &net.name,
+        ))
+        .await
+        .unwrap();
+    let bad = engine
+        .create_container(&demo(
+            &scope,
+            "bad",
+            &demo_image("berth-demo:bad"),
+            &net.name,
+        ))
+        .await
+        .unwrap();
+    engine.start_container(&good).await.unwrap();
+    engine.start_container(&bad).await.unwrap();
+    let good = engine.inspect_container(&good).await.unwrap();
+    let bad = engine.inspect_container(&bad).await.unwrap();
+    // Only addresses of the containers this test made.
+    let good_ip = good.ip_addresses[&net.name].clone();
+    assert_eq!(
+        probe::address(&good, 8080).unwrap().to_string(),
+        format!("{good_ip}:8080")
+    );
+
+    let http = probe_of(http_health());
+    let passed = until(
+        "the ready app's HTTP probe to pass",
+        Duration::from_secs(15),
+        || async {
+            let r = probe::check(&engine, &good, &http).await;
+            r.ok.then_some(r)
+        },
+    )
+    .await;
+    assert_eq!(
+        passed.detail,
+        format!("HTTP 200 from {good_ip}:8080/health")
+    );
+    let failed = until(
+        "the never-ready app to answer 503",
+        Duration::from_secs(15),
+        || async {
+            let r = probe::check(&engine, &bad, &http).await;
+            assert!(!r.ok, "{r:?}");
+            r.detail.contains("HTTP 503").then_some(r)
+        },
+    )
+    .await;
+    assert!(failed.detail.ends_with("want 200-399"), "{failed:?}");
+    let wrong_body = probe_of(ProbeCheck::Http {
+        port: 8080,
+        path: "health".into(),
+        status: (200, 200),
+        body_contains: Some("ok 2".into()),
+    });
+    let r = probe::check(&engine, &good, &wrong_body).await;
+    assert!(!r.ok && r.detail.contains("lacks \"ok 2\""), "{r:?}");
+
+    let tcp = probe_of(ProbeCheck::Tcp { port: 8080 });
+    assert!(probe::check(&engine, &good, &tcp).await.ok);
+    assert!(probe::check(&engine, &bad, &tcp).await.ok);
+    let closed = probe_of(ProbeCheck::Tcp { port: 8081 });
+    let started = Instant::now();
+    let r = probe::check(&engine, &good, &closed).await;
+    assert!(!r.ok, "{r:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "a refused connect took {:?}",
+        started.elapsed()
+    );
+
+    // Exec probes need a container with a shell-free tool: busybox's `true` and `false`.
+    let boxed = engine
+        .create_container(&container(&scope, "box", &images::busybox(), POLITE))
+        .await
+        .unwrap();
+    engine.start_container(&boxed).await.unwrap();
+    let boxed = engine.inspect_container(&boxed).await.unwrap();
+    let exec = |argv: &[&str]| {
+        probe_of(ProbeCheck::Exec {
+            command: argv.iter().map(|a| a.to_string()).collect(),
+        })
+    };
+    assert!(
+        probe::check(&engine, &boxed, &exec(&["/bin/busybox", "true"]))
+            .await
+            .ok
+    );
+    let r = probe::check(
+        &engine,
+        &boxed,
+        &exec(&["/bin/busybox", "sh", "-c", "echo down; exit 4"]),
+    )
+    .await;
+    assert!(!r.ok && r.detail.ends_with("exited 4: down"), "{r:?}");
+
+    // A stopped container fails at once, without a connection attempt.
+    engine
+        .stop_container(&bad.id, Duration::from_secs(10), None)
+        .await
+        .unwrap();
+    let stopped = engine.inspect_container(&bad.id).await.unwrap();
+    let r = probe::check(&engine, &stopped, &http).await;
+    assert!(!r.ok && r.detail.contains("not running"), "{r:?}");
 }

@@ -22,6 +22,12 @@
 //!   grace period, then SIGKILL (what the engine's stop does itself on newer APIs).
 //! - Before API 1.44 Docker creates a second network with a taken name unless the request
 //!   says `CheckDuplicate`, which bollard's newer model no longer has; we add it to the body.
+//! - `exec` is three API calls (create, start attached, inspect) under one deadline, the
+//!   caller's; on timeout the command keeps running in the container (the API cannot kill an
+//!   exec) and the call fails with `Timeout`.
+//! - `remove_image_tag` is `DELETE /images/{ref}` with `force=false, noprune=true`: it untags
+//!   an image that has other references, deletes one that has none left, and answers 409 when
+//!   that last reference belongs to an image a container uses.
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
@@ -29,9 +35,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bollard::errors::Error as BollardError;
+use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
 use bollard::models::{
-    ContainerCreateBody, ContainerSummaryHealthStatusEnum, ContainerSummaryStateEnum,
-    EndpointIpamConfig, EndpointSettings, EventMessage, HealthConfig, HostConfig,
+    ContainerCreateBody, ContainerInspectResponse, ContainerStateStatusEnum,
+    ContainerSummaryHealthStatusEnum, ContainerSummaryStateEnum, EndpointIpamConfig,
+    EndpointSettings, EventMessage, HealthConfig, HealthStatusEnum, HostConfig,
     HostConfigLogConfig, Mount, MountBindOptions, MountBindOptionsPropagationEnum,
     MountTmpfsOptions, MountType, MountVolumeOptions, NetworkConnectRequest, NetworkCreateRequest,
     NetworkingConfig, PortBinding as BollardPortBinding, ResourcesUlimits, RestartPolicy,
@@ -39,9 +47,10 @@ use bollard::models::{
 };
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, CreateImageOptionsBuilder, EventsOptionsBuilder,
-    KillContainerOptionsBuilder, ListContainersOptionsBuilder, ListImagesOptions,
-    ListNetworksOptions, ListVolumesOptions, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
-    RenameContainerOptionsBuilder, StartContainerOptions, StopContainerOptionsBuilder,
+    InspectContainerOptions, KillContainerOptionsBuilder, ListContainersOptionsBuilder,
+    ListImagesOptions, ListNetworksOptions, ListVolumesOptions, LogsOptionsBuilder,
+    RemoveContainerOptionsBuilder, RemoveImageOptionsBuilder, RenameContainerOptionsBuilder,
+    StartContainerOptions, StopContainerOptionsBuilder, TagImageOptionsBuilder,
     WaitContainerOptionsBuilder,
 };
 use bollard::{API_DEFAULT_VERSION, BollardRequest, ClientVersion, Docker};
@@ -49,9 +58,9 @@ use futures_util::StreamExt;
 use tokio::sync::{OnceCell, mpsc};
 
 use super::{
-    ContainerCreate, ContainerSummary, Engine, EngineError, EngineEvent, EngineInfo, EngineResult,
-    Health, ImageSummary, MountSpec, NetworkCreate, NetworkSummary, PortBinding, RunState,
-    VolumeCreate, VolumeSummary,
+    ContainerCreate, ContainerDetails, ContainerSummary, EXEC_OUTPUT_LIMIT, Engine, EngineError,
+    EngineEvent, EngineInfo, EngineResult, ExecOutcome, Health, ImageSummary, MountSpec,
+    NetworkCreate, NetworkSummary, PortBinding, RunState, VolumeCreate, VolumeSummary,
 };
 
 /// Where Docker listens when neither `host` nor `DOCKER_HOST` says otherwise.
@@ -491,6 +500,87 @@ fn container_summary(c: bollard::models::ContainerSummary) -> ContainerSummary {
         exit_code: exit_code_from_status(&status),
         networks,
         created: c.created.unwrap_or_default(),
+    }
+}
+
+fn inspect_state(state: Option<ContainerStateStatusEnum>) -> RunState {
+    match state {
+        Some(ContainerStateStatusEnum::CREATED) => RunState::Created,
+        Some(
+            ContainerStateStatusEnum::RUNNING
+            | ContainerStateStatusEnum::RESTARTING
+            | ContainerStateStatusEnum::STOPPING,
+        ) => RunState::Running,
+        Some(ContainerStateStatusEnum::PAUSED) => RunState::Paused,
+        Some(ContainerStateStatusEnum::REMOVING) => RunState::Removing,
+        Some(
+            ContainerStateStatusEnum::EXITED
+            | ContainerStateStatusEnum::DEAD
+            | ContainerStateStatusEnum::EMPTY,
+        )
+        | None => RunState::Exited,
+    }
+}
+
+/// Docker's "never" for a time (`0001-01-01T00:00:00Z`).
+const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
+
+fn container_details(c: ContainerInspectResponse) -> ContainerDetails {
+    let state = c.state.unwrap_or_default();
+    let run_state = inspect_state(state.status);
+    let health = match state.health.and_then(|h| h.status) {
+        Some(HealthStatusEnum::STARTING) => Health::Starting,
+        Some(HealthStatusEnum::HEALTHY) => Health::Healthy,
+        Some(HealthStatusEnum::UNHEALTHY) => Health::Unhealthy,
+        _ => Health::None,
+    };
+    let settings = c.network_settings.unwrap_or_default();
+    let ip_addresses = settings
+        .networks
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|(name, endpoint)| {
+            endpoint
+                .ip_address
+                .filter(|ip| !ip.is_empty())
+                .map(|ip| (name, ip))
+        })
+        .collect();
+    let mut ports: Vec<(u16, String, Option<String>, u16)> = Vec::new();
+    for (key, bindings) in settings.ports.unwrap_or_default() {
+        let (port, proto) = key.split_once('/').unwrap_or((key.as_str(), "tcp"));
+        let Ok(port) = port.parse::<u16>() else {
+            continue;
+        };
+        for b in bindings.unwrap_or_default() {
+            let Some(host_port) = b.host_port.and_then(|p| p.parse::<u16>().ok()) else {
+                continue;
+            };
+            let host_ip = b.host_ip.filter(|ip| !ip.is_empty());
+            ports.push((port, proto.to_owned(), host_ip, host_port));
+        }
+    }
+    ports.sort();
+    ContainerDetails {
+        id: c.id.unwrap_or_default(),
+        name: c
+            .name
+            .unwrap_or_default()
+            .trim_start_matches('/')
+            .to_owned(),
+        state: run_state,
+        health,
+        exit_code: (run_state == RunState::Exited)
+            .then_some(state.exit_code)
+            .flatten(),
+        started_at: state.started_at.filter(|t| !t.is_empty() && t != ZERO_TIME),
+        network_mode: c
+            .host_config
+            .and_then(|h| h.network_mode)
+            .unwrap_or_default(),
+        ip_addresses,
+        ports,
+        image_id: c.image.unwrap_or_default(),
     }
 }
 
@@ -1120,6 +1210,90 @@ impl Engine for DockerEngine {
             Ok(String::from_utf8_lossy(&out).into_owned())
         };
         self.call("read logs", id, self.timeout, read).await
+    }
+
+    async fn inspect_container(&self, id: &str) -> EngineResult<ContainerDetails> {
+        let docker = self.client("inspect container").await?;
+        let inspected = self
+            .call(
+                "inspect container",
+                id,
+                self.timeout,
+                docker.inspect_container(id, None::<InspectContainerOptions>),
+            )
+            .await?;
+        Ok(container_details(inspected))
+    }
+
+    /// Three API calls under one deadline (`timeout`): create the exec, start it attached and
+    /// read its output to the end, then inspect it for the exit code (polled briefly: the
+    /// stream can end a moment before Docker records the exit).
+    async fn exec(&self, id: &str, cmd: &[String], timeout: Duration) -> EngineResult<ExecOutcome> {
+        let docker = self.client("exec in container").await?;
+        let run = async {
+            let config = CreateExecOptions {
+                cmd: Some(cmd.to_vec()),
+                attach_stdout: Some(true),
+                attach_stderr: Some(true),
+                ..CreateExecOptions::default()
+            };
+            let exec_id = docker.create_exec(id, config).await?.id;
+            let mut tail: Vec<u8> = Vec::new();
+            let start = StartExecOptions {
+                detach: false,
+                ..StartExecOptions::default()
+            };
+            if let StartExecResults::Attached { mut output, .. } =
+                docker.start_exec(&exec_id, Some(start)).await?
+            {
+                while let Some(chunk) = output.next().await {
+                    tail.extend_from_slice(chunk?.as_ref());
+                    if tail.len() > 2 * EXEC_OUTPUT_LIMIT {
+                        tail.drain(..tail.len() - EXEC_OUTPUT_LIMIT);
+                    }
+                }
+            }
+            loop {
+                let inspected = docker.inspect_exec(&exec_id).await?;
+                if inspected.running != Some(true) {
+                    return Ok(ExecOutcome {
+                        exit_code: inspected.exit_code.unwrap_or(-1),
+                        output: super::output_tail(&tail, EXEC_OUTPUT_LIMIT),
+                    });
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        };
+        self.call("exec in container", id, timeout, run).await
+    }
+
+    async fn tag_image(&self, image_id: &str, repo: &str, tag: &str) -> EngineResult<()> {
+        let docker = self.client("tag image").await?;
+        let options = TagImageOptionsBuilder::new().repo(repo).tag(tag).build();
+        let target = format!("{image_id} as {repo}:{tag}");
+        self.call(
+            "tag image",
+            &target,
+            self.timeout,
+            docker.tag_image(image_id, Some(options)),
+        )
+        .await
+    }
+
+    async fn remove_image_tag(&self, reference: &str) -> EngineResult<()> {
+        let docker = self.client("remove image tag").await?;
+        let options = RemoveImageOptionsBuilder::new()
+            .force(false)
+            .noprune(true)
+            .build();
+        self.call(
+            "remove image tag",
+            reference,
+            self.timeout,
+            docker.remove_image(reference, Some(options), None),
+        )
+        .await?;
+        Ok(())
     }
 
     async fn events(

@@ -7,6 +7,11 @@
 //! on existing networks (else `Failed`: what a create lacks is not its target missing; Docker
 //! itself finds a missing network only at start). Containers move created → running → exited.
 //!
+//! Inspect gives running containers made-up addresses (`172.(20+k).0.N` on their k-th network)
+//! and their published ports; exec answers what [`FakeEngine::set_exec`] set (else exit 0) and
+//! needs a running container; tags move as Docker's do, and removing an image's last tag deletes
+//! it unless a container uses it (`Conflict`).
+//!
 //! Tests play the outside world through [`FakeEngine::kill`], [`FakeEngine::remove_by_hand`] and
 //! [`FakeEngine::set_health`], make the next call of an op fail with [`FakeEngine::fail_next`],
 //! and read back every call in order from [`FakeEngine::calls`] (`"create_container shop-web-1"`).
@@ -21,8 +26,9 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 use super::{
-    ContainerCreate, ContainerSummary, Engine, EngineError, EngineEvent, EngineInfo, EngineResult,
-    Health, ImageSummary, NetworkCreate, NetworkSummary, RunState, VolumeCreate, VolumeSummary,
+    ContainerCreate, ContainerDetails, ContainerSummary, EXEC_OUTPUT_LIMIT, Engine, EngineError,
+    EngineEvent, EngineInfo, EngineResult, ExecOutcome, Health, ImageSummary, NetworkCreate,
+    NetworkSummary, RunState, VolumeCreate, VolumeSummary,
 };
 
 /// The error [`FakeEngine::fail_next`] makes a call fail with.
@@ -49,6 +55,7 @@ impl Fault {
             "info" => "version".to_owned(),
             "logs_tail" => "read logs".to_owned(),
             "events" => "watch events".to_owned(),
+            "exec" => "exec in container".to_owned(),
             other => other.replace('_', " "),
         };
         let target = target.to_owned();
@@ -98,6 +105,10 @@ pub struct FakeContainer {
     pub created: i64,
     /// What `logs_tail` returns (set with [`FakeEngine::set_logs`]).
     pub logs: String,
+    /// What `exec` returns (set with [`FakeEngine::set_exec`]); `None`: exit 0, no output.
+    pub exec: Option<ExecOutcome>,
+    /// When it was last started (the fake's clock), if ever.
+    pub started: Option<i64>,
 }
 
 impl FakeContainer {
@@ -115,6 +126,60 @@ impl FakeContainer {
         };
         networks.sort();
         networks
+    }
+
+    /// Its sequence number (from its ID), which its fake IPs and ephemeral ports derive from.
+    fn seq(&self) -> u64 {
+        self.id[1..].parse().unwrap_or(0)
+    }
+
+    /// What inspect shows. While it runs: `172.(20+k).0.N` on its k-th network (N from its ID;
+    /// none in `host`, `none` or `container:` mode) and its published ports, an ephemeral one
+    /// as `32768 + N`; a stopped container has neither, as with Docker.
+    fn details(&self) -> ContainerDetails {
+        let running = self.state == RunState::Running;
+        let seq = self.seq();
+        let mut ip_addresses = BTreeMap::new();
+        if running && self.spec.network_mode.is_none() {
+            for (k, network) in self.networks().into_iter().enumerate() {
+                ip_addresses.insert(
+                    network,
+                    format!("172.{}.{}.{}", 20 + k, seq / 250, seq % 250 + 2),
+                );
+            }
+        }
+        let mut ports: Vec<(u16, String, Option<String>, u16)> = if running {
+            self.spec
+                .ports
+                .iter()
+                .map(|p| {
+                    let host_port = p
+                        .published
+                        .unwrap_or_else(|| 32768 + u16::try_from(seq % 28000).unwrap_or(0));
+                    (p.target, p.protocol.clone(), p.host_ip.clone(), host_port)
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        ports.sort();
+        let summary = self.summary();
+        ContainerDetails {
+            id: self.id.clone(),
+            name: self.name.clone(),
+            state: self.state,
+            health: summary.health,
+            exit_code: summary.exit_code,
+            started_at: self.started.map(rfc3339),
+            network_mode: self
+                .spec
+                .network_mode
+                .clone()
+                .unwrap_or_else(|| "default".to_owned()),
+            ip_addresses,
+            ports,
+            image_id: self.spec.image.clone(),
+        }
     }
 
     fn has_healthcheck(&self) -> bool {
@@ -272,6 +337,28 @@ impl State {
     }
 }
 
+/// Unix seconds as RFC 3339 UTC (`2023-11-14T22:13:20Z`).
+fn rfc3339(secs: i64) -> String {
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
 /// `key=value` matches that label; a bare `key` matches any value.
 fn label_matches(labels: &BTreeMap<String, String>, filter: &str) -> bool {
     match filter.split_once('=') {
@@ -411,6 +498,18 @@ impl FakeEngine {
                 s.emit(action, i);
             }
         }
+    }
+
+    /// Sets what `exec` returns for the container, whatever the command (a timeout is
+    /// `fail_next("exec", Fault::Timeout)`). The output is kept to its last
+    /// [`EXEC_OUTPUT_LIMIT`] bytes, as the real engine's is.
+    pub fn set_exec(&self, key: &str, exit_code: i64, output: &str) {
+        let mut s = self.lock();
+        let i = s.find(key).unwrap_or_else(|| panic!("no container {key}"));
+        s.containers[i].exec = Some(ExecOutcome {
+            exit_code,
+            output: super::output_tail(output.as_bytes(), EXEC_OUTPUT_LIMIT),
+        });
     }
 
     /// Sets what `logs_tail` returns for the container.
@@ -593,6 +692,8 @@ impl Engine for FakeEngine {
             exit_code: None,
             created,
             logs: String::new(),
+            exec: None,
+            started: None,
         });
         let i = s.containers.len() - 1;
         s.emit("create", i);
@@ -604,6 +705,7 @@ impl Engine for FakeEngine {
         let shown = s.display(id);
         s.enter("start_container", Some(&shown))?;
         let i = s.container("start container", id)?;
+        let now = s.now;
         let c = &mut s.containers[i];
         match c.state {
             RunState::Running => Err(EngineError::NotModified {
@@ -617,6 +719,7 @@ impl Engine for FakeEngine {
             }),
             RunState::Created | RunState::Exited => {
                 c.state = RunState::Running;
+                c.started = Some(now);
                 c.exit_code = None;
                 c.health = if c.has_healthcheck() {
                     Health::Starting
@@ -705,6 +808,92 @@ impl Engine for FakeEngine {
         let all: Vec<&str> = logs.lines().collect();
         let tail = &all[all.len().saturating_sub(lines)..];
         Ok(tail.iter().map(|l| format!("{l}\n")).collect())
+    }
+
+    async fn inspect_container(&self, id: &str) -> EngineResult<ContainerDetails> {
+        let mut s = self.lock();
+        let shown = s.display(id);
+        s.enter("inspect_container", Some(&shown))?;
+        let i = s.container("inspect container", id)?;
+        Ok(s.containers[i].details())
+    }
+
+    async fn exec(
+        &self,
+        id: &str,
+        cmd: &[String],
+        _timeout: Duration,
+    ) -> EngineResult<ExecOutcome> {
+        let mut s = self.lock();
+        let shown = format!("{} {}", s.display(id), cmd.join(" "));
+        s.enter("exec", Some(&shown))?;
+        let i = s.container("exec in container", id)?;
+        let c = &s.containers[i];
+        if c.state != RunState::Running {
+            return Err(EngineError::Conflict {
+                op: "exec in container".into(),
+                target: id.into(),
+                message: format!("Container {} is not running", c.id),
+            });
+        }
+        Ok(c.exec.clone().unwrap_or(ExecOutcome {
+            exit_code: 0,
+            output: String::new(),
+        }))
+    }
+
+    async fn tag_image(&self, image_id: &str, repo: &str, tag: &str) -> EngineResult<()> {
+        let mut s = self.lock();
+        let reference = format!("{repo}:{tag}");
+        s.enter("tag_image", Some(&format!("{image_id} {reference}")))?;
+        // Docker resolves the source like any image reference: an ID or a tag naming one.
+        let Some(id) = s
+            .images
+            .iter()
+            .find(|i| i.id == image_id || i.tags.iter().any(|t| t == image_id))
+            .map(|i| i.id.clone())
+        else {
+            return Err(EngineError::NotFound {
+                op: "tag image".into(),
+                target: format!("{image_id} as {reference}"),
+            });
+        };
+        add_local_image(&mut s, &reference, &id);
+        Ok(())
+    }
+
+    async fn remove_image_tag(&self, reference: &str) -> EngineResult<()> {
+        let mut s = self.lock();
+        s.enter("remove_image_tag", Some(reference))?;
+        let not_found = || EngineError::NotFound {
+            op: "remove image tag".into(),
+            target: reference.into(),
+        };
+        let i = s
+            .images
+            .iter()
+            .position(|i| i.tags.iter().any(|t| t == reference))
+            .ok_or_else(not_found)?;
+        let image = &s.images[i];
+        if image.tags.len() + image.digests.len() > 1 {
+            s.images[i].tags.retain(|t| t != reference);
+            return Ok(());
+        }
+        // The last reference: the image goes too, unless a container uses it.
+        if let Some(c) = s.containers.iter().find(|c| c.spec.image == image.id) {
+            return Err(EngineError::Conflict {
+                op: "remove image tag".into(),
+                target: reference.into(),
+                message: format!(
+                    "conflict: unable to remove repository reference \"{reference}\" (must \
+                     force) - container {} is using its referenced image {}",
+                    &c.id[..12],
+                    &image.id
+                ),
+            });
+        }
+        s.images.remove(i);
+        Ok(())
     }
 
     async fn events(
@@ -1029,6 +1218,97 @@ mod tests {
         );
         assert_eq!(second.attributes["name"], "shop-web-1");
         assert!(rx.try_recv().is_err());
+    }
+
+    #[tokio::test]
+    async fn inspect_shows_addresses_and_ports_only_while_running() {
+        let e = engine();
+        e.create_network(&network("shop_default")).await.unwrap();
+        let mut web = spec("shop-web-1");
+        web.networks = vec![NetworkAttach {
+            network: "shop_default".into(),
+            aliases: vec!["web".into()],
+            ipv4_address: None,
+            ipv6_address: None,
+        }];
+        web.ports = vec![crate::engine::PortBinding {
+            target: 8080,
+            protocol: "tcp".into(),
+            host_ip: Some("127.0.0.1".into()),
+            published: Some(18080),
+        }];
+        let id = e.create_container(&web).await.unwrap();
+        let created = e.inspect_container(&id).await.unwrap();
+        assert_eq!(
+            (created.state, created.started_at.as_deref()),
+            (RunState::Created, None)
+        );
+        assert!(created.ip_addresses.is_empty() && created.ports.is_empty());
+        e.start_container(&id).await.unwrap();
+        let d = e.inspect_container("shop-web-1").await.unwrap();
+        assert_eq!(d.ip_addresses["shop_default"], "172.20.0.4");
+        assert_eq!(
+            d.ports,
+            [(8080, "tcp".to_owned(), Some("127.0.0.1".to_owned()), 18080)]
+        );
+        assert_eq!(d.started_at.as_deref(), Some("2023-11-14T22:13:22Z"));
+        assert_eq!(
+            (d.image_id.as_str(), d.network_mode.as_str()),
+            (IMAGE, "default")
+        );
+        e.kill(&id, 3);
+        let d = e.inspect_container(&id).await.unwrap();
+        assert_eq!((d.state, d.exit_code), (RunState::Exited, Some(3)));
+        assert!(d.ip_addresses.is_empty());
+        let err = e.inspect_container("nope").await.unwrap_err();
+        assert!(matches!(err, EngineError::NotFound { .. }), "{err}");
+    }
+
+    #[tokio::test]
+    async fn exec_answers_what_set_exec_says_in_running_containers() {
+        let e = engine();
+        let id = e.create_container(&spec("shop-web-1")).await.unwrap();
+        let cmd = vec!["check".to_owned()];
+        let err = e.exec(&id, &cmd, GRACE).await.unwrap_err();
+        assert!(matches!(err, EngineError::Conflict { .. }), "{err}");
+        e.start_container(&id).await.unwrap();
+        let ok = e.exec(&id, &cmd, GRACE).await.unwrap();
+        assert_eq!((ok.exit_code, ok.output.as_str()), (0, ""));
+        e.set_exec(&id, 3, &"x".repeat(10_000));
+        let out = e.exec(&id, &cmd, GRACE).await.unwrap();
+        assert_eq!((out.exit_code, out.output.len()), (3, EXEC_OUTPUT_LIMIT));
+        e.fail_next("exec", Fault::Timeout);
+        let err = e.exec(&id, &cmd, GRACE).await.unwrap_err();
+        assert!(matches!(err, EngineError::Timeout { .. }), "{err}");
+        assert_eq!(err.op(), "exec in container");
+        assert!(e.calls().contains(&"exec shop-web-1 check".to_owned()));
+    }
+
+    #[tokio::test]
+    async fn pin_tags_keep_an_image_and_untagging_leaves_the_other_tags() {
+        let e = engine();
+        e.tag_image(IMAGE, "berth-pin/shop-web", "r1")
+            .await
+            .unwrap();
+        let tags = |e: &FakeEngine| e.lock().images[0].tags.clone();
+        assert_eq!(tags(&e), ["app:1", "berth-pin/shop-web:r1"]);
+        let err = e.tag_image("sha256:none", "x", "y").await.unwrap_err();
+        assert!(matches!(err, EngineError::NotFound { .. }), "{err}");
+
+        e.remove_image_tag("app:1").await.unwrap();
+        assert_eq!(tags(&e), ["berth-pin/shop-web:r1"]);
+        let err = e.remove_image_tag("app:1").await.unwrap_err();
+        assert!(err.is_already_done(), "{err}");
+        // The last reference of an image a container uses stays.
+        e.create_container(&spec("shop-web-1")).await.unwrap();
+        let err = e
+            .remove_image_tag("berth-pin/shop-web:r1")
+            .await
+            .unwrap_err();
+        assert!(matches!(err, EngineError::Conflict { .. }), "{err}");
+        e.remove_container("shop-web-1").await.unwrap();
+        e.remove_image_tag("berth-pin/shop-web:r1").await.unwrap();
+        assert!(e.list_images().await.unwrap().is_empty());
     }
 
     #[tokio::test]

@@ -75,6 +75,58 @@ pub struct ContainerSummary {
     pub created: i64,
 }
 
+/// One container as inspect returns it: what probes and readiness checks need.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerDetails {
+    /// Container ID.
+    pub id: String,
+    /// Name without the leading `/`.
+    pub name: String,
+    /// State.
+    pub state: RunState,
+    /// Docker healthcheck status (`None` without a healthcheck).
+    pub health: Health,
+    /// Exit code of the last run; `None` while it never ran or runs.
+    pub exit_code: Option<i64>,
+    /// When it was last started (RFC 3339); `None` if it never was.
+    pub started_at: Option<String>,
+    /// `HostConfig.NetworkMode` as given at create: `host`, `none`, `container:<id>`, ...;
+    /// `default` for a container created without one (berth's, on their compose networks).
+    pub network_mode: String,
+    /// Network name → the container's IPv4 address on it (networks where it has none, such as
+    /// `host`, and stopped containers' networks are left out).
+    pub ip_addresses: BTreeMap<String, String>,
+    /// Published ports as bound now: (container port, protocol, host IP, host port). The host IP
+    /// is `None` when Docker reports none or the empty string.
+    pub ports: Vec<(u16, String, Option<String>, u16)>,
+    /// Image ID (`sha256:...`) it runs.
+    pub image_id: String,
+}
+
+/// What one command run in a container (`Engine::exec`) came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecOutcome {
+    /// The command's exit code.
+    pub exit_code: i64,
+    /// The tail of its output (stdout and stderr interleaved), at most [`EXEC_OUTPUT_LIMIT`]
+    /// bytes (cut at a character boundary).
+    pub output: String,
+}
+
+/// How much of an exec's output [`ExecOutcome::output`] keeps (its end).
+pub const EXEC_OUTPUT_LIMIT: usize = 4096;
+
+/// The last `limit` bytes of `bytes` as text (lossy UTF-8; a character cut by the limit is
+/// dropped rather than shown as a replacement character).
+pub fn output_tail(bytes: &[u8], limit: usize) -> String {
+    let mut start = bytes.len().saturating_sub(limit);
+    // Skip UTF-8 continuation bytes so the tail starts on a character boundary.
+    while start < bytes.len() && start > 0 && (bytes[start] & 0xC0) == 0x80 {
+        start += 1;
+    }
+    String::from_utf8_lossy(&bytes[start..]).into_owned()
+}
+
 /// One network.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NetworkSummary {
@@ -472,6 +524,35 @@ pub trait Engine: Send + Sync + 'static {
         id: &str,
         lines: usize,
     ) -> impl Future<Output = EngineResult<String>> + Send;
+    /// Everything inspect says about one container that probes and readiness need.
+    fn inspect_container(
+        &self,
+        id: &str,
+    ) -> impl Future<Output = EngineResult<ContainerDetails>> + Send;
+    /// Runs `cmd` (argv, no shell) in the running container `id` through Docker's exec API and
+    /// waits for it: its exit code and output tail. Past `timeout` this fails with
+    /// [`EngineError::Timeout`]; the process itself may live on in the container (Docker has
+    /// no call to kill an exec). A stopped container is a `Conflict`.
+    fn exec(
+        &self,
+        id: &str,
+        cmd: &[String],
+        timeout: Duration,
+    ) -> impl Future<Output = EngineResult<ExecOutcome>> + Send;
+    /// Tags the image `image_id` as `repo:tag` (moving the tag if it named another image).
+    /// berth pins a previous revision's image this way, so that `docker image prune -a` (which
+    /// only removes images without tags and without containers) cannot take it away.
+    fn tag_image(
+        &self,
+        image_id: &str,
+        repo: &str,
+        tag: &str,
+    ) -> impl Future<Output = EngineResult<()>> + Send;
+    /// Removes the tag `reference` (`repo:tag`), never forcing: an image with other references
+    /// keeps them and stays; when it was the image's last reference, the image is deleted too
+    /// unless a container (even a stopped one) uses it, which is a `Conflict` and leaves the
+    /// tag in place. A missing tag is `NotFound` (already done).
+    fn remove_image_tag(&self, reference: &str) -> impl Future<Output = EngineResult<()>> + Send;
     /// Engine events since `since` (unix seconds) for containers carrying `label_filter`;
     /// the stream ends when the connection drops.
     fn events(

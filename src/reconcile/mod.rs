@@ -8,3 +8,4 @@ pub mod execute;
 pub mod observe;
 pub mod observed;
 pub mod plan;
+pub mod probe;

@@ -15,7 +15,8 @@
 //!   labels and compose-compatible names).
 //! - [`reconcile`]: `observed` (what exists), `plan` (pure: desired × observed → steps with
 //!   causes), `container_spec` (pure: a service → what a create sends), `observe` and
-//!   `execute` (the only code here that calls the engine).
+//!   `execute` (the only code here that calls the engine), `probe` (berth's HTTP/TCP/exec
+//!   probes and their threshold tracker, for the rollout gate).
 //! - [`apply`]: one pass to convergence (`berth apply`), round after round.
 //! - [`controller`]: the long-running loop (`berth run`): triggers, resync, backoff.
 //! - [`lock`]: one berth per data directory.

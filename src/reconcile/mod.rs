@@ -1,7 +1,8 @@
 //! Reconciliation: observe the engine, plan the difference (pure), execute it.
 //!
-//! `observed` and `plan` are pure; `container_spec` builds what a create sends. `observe` and
-//! `execute` are the only code here that calls the [`crate::engine::Engine`].
+//! `observed` and `plan` are pure; `container_spec` builds what a create sends. `observe`,
+//! `execute` and `probe` (berth's own readiness/liveness checks, for the rollout gate) are the
+//! only code here that talks to the engine or to containers.
 
 pub mod container_spec;
 pub mod execute;

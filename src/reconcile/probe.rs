@@ -286,7 +286,7 @@ fn decode_chunked(mut body: &[u8]) -> Option<(Vec<u8>, bool)> {
     }
 }
 
-/// Parses what [`http_get`] read: status line, headers, body.
+/// Parses what `http_get` read: status line, headers, body.
 pub fn parse_response(buf: &[u8], truncated: bool) -> Result<HttpResponse, String> {
     if buf.is_empty() {
         return Err("the connection closed without an answer".into());

@@ -16,7 +16,8 @@
 //! - [`reconcile`]: `observed` (what exists), `plan` (pure: desired × observed → steps with
 //!   causes), `container_spec` (pure: a service → what a create sends), `observe` and
 //!   `execute` (the only code here that calls the engine), `probe` (berth's HTTP/TCP/exec
-//!   probes and their threshold tracker, for the rollout gate).
+//!   probes and their threshold tracker) and `gate` (pure: is a candidate ready, progressing
+//!   or failed) for health-gated rollouts.
 //! - [`apply`]: one pass to convergence (`berth apply`), round after round.
 //! - [`controller`]: the long-running loop (`berth run`): triggers, resync, backoff.
 //! - [`lock`]: one berth per data directory.

@@ -6,6 +6,7 @@
 
 pub mod container_spec;
 pub mod execute;
+pub mod gate;
 pub mod observe;
 pub mod observed;
 pub mod plan;

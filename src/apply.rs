@@ -11,10 +11,12 @@ use std::time::{Duration, Instant};
 
 use crate::desired::DesiredState;
 use crate::engine::{Engine, EngineError};
+use crate::reconcile::event::Event;
 use crate::reconcile::execute::{self, Failure};
 use crate::reconcile::observe::observe_and_plan;
 use crate::reconcile::observed::ObservedState;
-use crate::reconcile::plan::{Note, Plan, PlanOptions, Records, record_jobs};
+use crate::reconcile::plan::{Action, Note, Plan, PlanOptions, Records, record_jobs};
+use crate::reconcile::prober::Prober;
 use crate::store::{Store, StoreError};
 
 /// How `apply` runs.
@@ -39,7 +41,7 @@ impl Default for ApplyOptions {
             allow_empty: false,
             timeout: Duration::from_secs(300),
             parallelism: 8,
-            poll: Duration::from_millis(500),
+            poll: Duration::from_millis(250),
         }
     }
 }
@@ -50,6 +52,8 @@ pub enum Progress<'a> {
     Executing(&'a Plan),
     /// A step failed.
     Failed(&'a Failure),
+    /// A rollout event (started, succeeded, failed, reverted, degraded, ...).
+    Event(&'a Event),
 }
 
 /// How it ended.
@@ -68,6 +72,8 @@ pub struct ApplyReport {
     pub waiting: Vec<Note>,
     /// Projects no longer desired (kept without `--prune`).
     pub orphans: Vec<Note>,
+    /// Rollout events, in order.
+    pub events: Vec<Event>,
     /// Everything desired runs.
     pub converged: bool,
     /// A stop was requested.
@@ -126,6 +132,14 @@ pub fn load_records(store: &Store, desired: &DesiredState) -> Result<Records, St
     Ok(records)
 }
 
+/// Unix seconds now.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
 /// Records finished job runs seen in `observed` and saves what changed.
 pub fn update_records(
     store: Option<&Store>,
@@ -133,11 +147,7 @@ pub fn update_records(
     desired: &DesiredState,
     observed: &ObservedState,
 ) -> Result<(), StoreError> {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    for key in record_jobs(records, desired, observed, now) {
+    for key in record_jobs(records, desired, observed, unix_now()) {
         if let (Some(store), Some(rec)) = (store, records.get(&key)) {
             store.save(&key.0, &key.1, rec)?;
         }
@@ -161,64 +171,96 @@ pub async fn apply<E: Engine>(
         Some(s) => load_records(s, desired)?,
         None => Records::new(),
     };
-    loop {
+    let prober = Prober::new(None);
+    let result = loop {
         if stop.load(Ordering::Relaxed) {
             report.interrupted = true;
-            return Ok(report);
+            break Ok(());
         }
-        let (observed, plan) =
-            observe_and_plan(engine.as_ref(), desired, &records, opts.plan).await?;
-        update_records(store, &mut records, desired, &observed)?;
+        let now = unix_now();
+        let (observed, plan) = match observe_and_plan(
+            engine.as_ref(),
+            desired,
+            &records,
+            opts.plan,
+            now,
+            &prober.verdicts(),
+        )
+        .await
+        {
+            Ok(r) => r,
+            Err(e) => break Err(e.into()),
+        };
+        prober.sync(engine, desired, &observed);
+        if let Err(e) = update_records(store, &mut records, desired, &observed) {
+            break Err(e.into());
+        }
         // A job that just finished changes what may run: plan again with the new record.
         let plan = if plan.is_empty() {
-            crate::reconcile::plan::plan(desired, &observed, &records, opts.plan)
+            crate::reconcile::plan::plan(desired, &observed, &records, opts.plan, now)
         } else {
             plan
         };
-        check_not_empty(desired, &observed, opts.allow_empty)?;
+        if let Err(e) = check_not_empty(desired, &observed, opts.allow_empty) {
+            break Err(e);
+        }
         report.orphans = plan
             .notes
             .iter()
             .filter(|n| matches!(n, Note::Orphan { .. }))
             .cloned()
             .collect();
+        let waiting = plan.waits().next().is_some();
         if plan.is_empty() {
-            let blocked: Vec<&Note> = plan.blocks().collect();
-            if !blocked.is_empty() {
-                for n in blocked {
-                    let logs = job_logs(engine.as_ref(), &observed, n).await;
-                    report.blocked.push((n.clone(), logs));
+            if waiting {
+                if Instant::now() >= deadline {
+                    report.waiting = plan.waits().cloned().collect();
+                    break Ok(());
                 }
-                return Ok(report);
+                tokio::time::sleep(opts.poll).await;
+                continue;
             }
-            let waits: Vec<Note> = plan.waits().cloned().collect();
-            if waits.is_empty() {
-                report.converged = true;
-                return Ok(report);
+            for n in plan.blocks() {
+                let logs = job_logs(engine.as_ref(), &observed, n).await;
+                report.blocked.push((n.clone(), logs));
             }
-            if Instant::now() >= deadline {
-                report.waiting = waits;
-                return Ok(report);
-            }
-            tokio::time::sleep(opts.poll).await;
-            continue;
+            report.converged = report.blocked.is_empty();
+            break Ok(());
         }
-        report.rounds += 1;
-        progress(Progress::Executing(&plan));
-        let out = execute::execute(engine, &plan, opts.parallelism, stop).await;
+        if !plan.steps.is_empty() {
+            report.rounds += 1;
+            progress(Progress::Executing(&plan));
+        }
+        let out = execute::execute(engine, &plan, opts.parallelism, stop, store).await;
+        for (k, r) in &plan.records {
+            records.insert(k.clone(), r.clone());
+        }
         report.steps += out.done.len();
+        for e in &out.events {
+            progress(Progress::Event(e));
+        }
+        report.events.extend(out.events);
         for f in &out.failed {
             progress(Progress::Failed(f));
         }
-        if !out.failed.is_empty() {
-            report.failures = out.failed;
-            return Ok(report);
+        let pull_failed = out.failed.iter().any(|f| f.step.contains("  pull "));
+        let failed = !out.failed.is_empty();
+        report.failures.extend(out.failed);
+        // A failed pull changed nothing: report it now. Other failures inside a rollout are
+        // the rollout's to resolve (its deadline, then a revert): keep going.
+        if pull_failed || (failed && !waiting) {
+            break Ok(());
         }
         if Instant::now() >= deadline {
             report.waiting = plan.waits().cloned().collect();
-            return Ok(report);
+            break Ok(());
         }
-    }
+        if waiting && !plan.steps.iter().any(|s| !matches!(s.action, Action::Pull { .. })) {
+            tokio::time::sleep(opts.poll).await;
+        }
+    };
+    prober.shutdown();
+    result.map(|()| report)
 }
 
 /// The last lines of a failed job's output.

@@ -14,13 +14,14 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::mpsc;
 use tracing::Instrument;
 
-use crate::apply::{check_not_empty, load_records, update_records};
+use crate::apply::{check_not_empty, load_records, unix_now, update_records};
 use crate::desired::{DesiredState, Loaded};
 use crate::engine::{Engine, EngineEvent};
 use crate::reconcile::execute;
 use crate::reconcile::observe::observe_and_plan;
 use crate::reconcile::plan::PlanOptions;
 use crate::reconcile::plan::Records;
+use crate::reconcile::prober::Prober;
 use crate::store::Store;
 
 /// Events that mean the host may have drifted.
@@ -31,7 +32,7 @@ const RELEVANT: &[&str] = &["die", "destroy", "stop", "kill", "oom", "health_sta
 pub struct RunOptions {
     /// Periodic full reconcile.
     pub resync: Duration,
-    /// Re-check interval while a service waits for a dependency.
+    /// Re-check interval while a service waits (a dependency, a readiness gate, a backoff).
     pub wait_poll: Duration,
     /// Planner options.
     pub plan: PlanOptions,
@@ -45,7 +46,7 @@ impl Default for RunOptions {
     fn default() -> Self {
         RunOptions {
             resync: Duration::from_secs(60),
-            wait_poll: Duration::from_secs(1),
+            wait_poll: Duration::from_millis(250),
             plan: PlanOptions::default(),
             allow_empty: false,
             parallelism: 8,
@@ -124,9 +125,14 @@ pub async fn run<E: Engine>(
     store: Option<Store>,
 ) {
     let Wakeups { tx, mut rx } = wakeups;
-    spawn_event_watch(engine.clone(), tx, stop.clone());
+    spawn_event_watch(engine.clone(), tx.clone(), stop.clone());
+    let wake_tx = tx.clone();
+    let prober = Prober::new(Some(Arc::new(move || {
+        let _ = wake_tx.try_send(());
+    })));
     let mut last_good: Option<DesiredState> = None;
-    let mut unsettled: u32 = 0;
+    let mut memory = Records::new();
+    let mut failures: u32 = 0;
     let mut round: u64 = 0;
     while !stop.load(Ordering::Relaxed) {
         round += 1;
@@ -143,22 +149,35 @@ pub async fn run<E: Engine>(
         let next = match &last_good {
             None => Next::AwaitChange,
             Some(desired) => {
-                match reconcile_once(engine.clone(), desired, &opts, &stop, store.as_ref())
-                    .instrument(span)
-                    .await
-                {
-                    Ok(settled) if settled => {
-                        unsettled = 0;
+                let r = reconcile_once(
+                    engine.clone(),
+                    desired,
+                    &opts,
+                    &stop,
+                    store.as_ref(),
+                    &prober,
+                    &mut memory,
+                )
+                .instrument(span)
+                .await;
+                match r {
+                    Ok(Round::Settled) => {
+                        failures = 0;
                         Next::AwaitChange
                     }
-                    Ok(_) => {
-                        unsettled += 1;
-                        Next::Requeue(backoff(unsettled).max(opts.wait_poll))
+                    // A rollout or a dependency in progress: look again soon, no backoff.
+                    Ok(Round::Progressing) => {
+                        failures = 0;
+                        Next::Requeue(opts.wait_poll)
+                    }
+                    Ok(Round::Failed) => {
+                        failures += 1;
+                        Next::Requeue(backoff(failures).max(opts.wait_poll))
                     }
                     Err(e) => {
-                        unsettled += 1;
+                        failures += 1;
                         tracing::error!(error = %e, "reconcile failed");
-                        Next::Requeue(backoff(unsettled).max(Duration::from_secs(1)))
+                        Next::Requeue(backoff(failures).max(Duration::from_secs(1)))
                     }
                 }
             }
@@ -170,34 +189,57 @@ pub async fn run<E: Engine>(
         tokio::select! {
             _ = rx.recv() => {
                 // Coalesce a burst of events into one reconcile.
-                tokio::time::sleep(Duration::from_millis(100)).await;
+                tokio::time::sleep(Duration::from_millis(50)).await;
                 while rx.try_recv().is_ok() {}
             }
             _ = tokio::time::sleep(wait) => {}
         }
     }
+    prober.shutdown();
 }
 
-/// One reconcile round. `Ok(true)` when settled (nothing to do, nothing waiting).
-async fn reconcile_once<E: Engine>(
+/// How a round ended.
+enum Round {
+    /// Nothing to do, nothing waiting.
+    Settled,
+    /// Waiting for a gate, a dependency or a backoff: look again soon.
+    Progressing,
+    /// A step failed: back off.
+    Failed,
+}
+
+/// One reconcile round.
+async fn reconcile_once<E: Engine + 'static>(
     engine: Arc<E>,
     desired: &DesiredState,
     opts: &RunOptions,
     stop: &Arc<AtomicBool>,
     store: Option<&Store>,
-) -> Result<bool, String> {
-    // Records are read at each round: cheap (one small file per service) and never stale.
+    prober: &Prober,
+    memory: &mut Records,
+) -> Result<Round, String> {
+    // Records are read at each round: cheap (one small file per service), never stale, and
+    // they carry the operator's control files (berth hold/rollback/retry).
     let mut records = match store {
         Some(s) => load_records(s, desired).map_err(|e| format!("{e:#}"))?,
-        None => Records::new(),
+        None => memory.clone(),
     };
-    let (observed, plan) = observe_and_plan(engine.as_ref(), desired, &records, opts.plan)
-        .await
-        .map_err(|e| format!("{e:#}"))?;
+    let now = unix_now();
+    let (observed, plan) = observe_and_plan(
+        engine.as_ref(),
+        desired,
+        &records,
+        opts.plan,
+        now,
+        &prober.verdicts(),
+    )
+    .await
+    .map_err(|e| format!("{e:#}"))?;
+    prober.sync(&engine, desired, &observed);
     update_records(store, &mut records, desired, &observed).map_err(|e| format!("{e:#}"))?;
     // A job that just finished changes what may run: plan again with the new record.
     let plan = if plan.is_empty() {
-        crate::reconcile::plan::plan(desired, &observed, &records, opts.plan)
+        crate::reconcile::plan::plan(desired, &observed, &records, opts.plan, now)
     } else {
         plan
     };
@@ -205,19 +247,33 @@ async fn reconcile_once<E: Engine>(
         return Err(e.to_string());
     }
     for n in &plan.notes {
-        tracing::info!("{n}");
+        tracing::debug!("{n}");
     }
+    let waiting = plan.waits().next().is_some();
     if plan.is_empty() {
-        return Ok(plan.waits().next().is_none());
+        *memory = records;
+        return Ok(if waiting {
+            Round::Progressing
+        } else {
+            Round::Settled
+        });
     }
     for line in plan.to_string().lines() {
         tracing::info!("plan: {line}");
     }
-    let out = execute::execute(&engine, &plan, opts.parallelism, stop).await;
+    let out = execute::execute(&engine, &plan, opts.parallelism, stop, store).await;
+    for (k, r) in &plan.records {
+        records.insert(k.clone(), r.clone());
+    }
+    *memory = records;
     for f in &out.failed {
         tracing::error!(step = %f.step, error = %f.error, "step failed");
     }
-    Ok(false)
+    Ok(if !out.failed.is_empty() {
+        Round::Failed
+    } else {
+        Round::Progressing
+    })
 }
 
 fn now_secs() -> i64 {

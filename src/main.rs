@@ -246,7 +246,14 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
                     Records::new()
                 };
                 let (_, plan) =
-                    observe_and_plan(&engine, &desired, &records, PlanOptions { prune })
+                    observe_and_plan(
+                        &engine,
+                        &desired,
+                        &records,
+                        PlanOptions { prune },
+                        berth::apply::unix_now(),
+                        &Default::default(),
+                    )
                         .await
                         .context("failed to observe the engine")?;
                 let mut out = std::io::stdout().lock();
@@ -303,6 +310,8 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
                     apply::apply(&engine, &desired, opts, &stop, Some(&store), |p| match p {
                         Progress::Executing(plan) => print!("{plan}"),
                         Progress::Failed(f) => eprintln!("failed: {}: {}", f.step, f.error),
+                        // Events are logged as they happen (see reconcile::execute).
+                        Progress::Event(_) => {}
                     })
                     .await?;
                 print_report(&report);

@@ -21,6 +21,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::engine::ContainerCreate;
+
 /// The on-disk format version this berth reads and writes.
 pub const FORMAT_VERSION: u32 = 1;
 
@@ -47,7 +49,7 @@ pub enum Outcome {
 }
 
 /// One rollout of a service: a spec hash and the image ID it runs.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Revision {
     /// Monotonic per service, from 1; never reused, even after pruning.
     pub number: u64,
@@ -67,8 +69,104 @@ pub struct Revision {
     pub outcome: Outcome,
     /// Why it failed, in words for `berth history` and events.
     pub reason: Option<String>,
-    /// The berth tag pinning its image, e.g. `berth-pin/<project>-<service>:r<N>`.
+    /// The berth tag pinning its image, e.g. `berth-pin/<project>/<service>:r<N>`.
     pub pin: Option<String>,
+    /// The container of replica 1 as berth created it (image = `image_id`): what a revert or a
+    /// rollback recreates when the revision's kept container is gone. Holds the service's
+    /// environment, which is why state files are written readable by their owner only.
+    #[serde(default)]
+    pub template: Option<ContainerCreate>,
+}
+
+/// What a rollout is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum RolloutKind {
+    /// Towards the desired state.
+    Update,
+    /// Back to the last stable revision after revision `failed` failed.
+    Revert {
+        /// The revision that failed.
+        failed: u64,
+    },
+    /// Operator-requested (`berth rollback`).
+    Rollback,
+}
+
+/// One replica's progress through the readiness gate.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Slot {
+    /// When berth (re)started this replica's candidate (unix seconds): the deadline counts
+    /// from here.
+    pub started_at: u64,
+    /// Since when every readiness condition has held.
+    pub ready_since: Option<u64>,
+    /// When it passed the gate (or its failure was tolerated).
+    pub passed_at: Option<u64>,
+    /// It failed and the failure was tolerated (`failure_action: continue`,
+    /// `max_failure_ratio`).
+    pub failed: bool,
+}
+
+/// A one-shot gate container's run (`x-berth.pre_deploy`, `x-berth.smoke`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GateRun {
+    /// When it was started (unix seconds).
+    pub started_at: u64,
+    /// Exit code, once it finished.
+    pub exit_code: Option<i64>,
+}
+
+/// The rollout in progress: moving a service's replicas to one revision.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rollout {
+    /// The revision being rolled out (or reverted/rolled back to).
+    pub revision: u64,
+    /// Why.
+    #[serde(flatten)]
+    pub kind: RolloutKind,
+    /// When it began (unix seconds).
+    pub started_at: u64,
+    /// Per replica number.
+    #[serde(default)]
+    pub slots: std::collections::BTreeMap<u32, Slot>,
+    /// `x-berth.pre_deploy` run, before the first replacement.
+    #[serde(default)]
+    pub pre_deploy: Option<GateRun>,
+    /// `x-berth.smoke` run, after every replica is ready.
+    #[serde(default)]
+    pub smoke: Option<GateRun>,
+    /// Stopped after a failure (`failure_action: pause`, or `auto_revert: false`): nothing
+    /// more happens until the desired state changes or `berth retry`.
+    #[serde(default)]
+    pub paused: Option<String>,
+}
+
+/// The service could not be brought to a ready revision (the revert target failed too, or
+/// self-heal gave up): berth keeps what runs and does nothing more until the desired state
+/// changes or `berth retry`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Degraded {
+    /// Since when (unix seconds).
+    pub since: u64,
+    /// Why, in words.
+    pub reason: String,
+    /// The desired spec hash when it happened: a change of the desired state ends it.
+    pub spec_hash: String,
+}
+
+/// What an operator asked for with the CLI. Written only by the CLI (its own file,
+/// `<service>.control.json`), read by the controller: the two never write the same file.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Control {
+    /// `berth hold`: keep the service exactly as it runs (unix seconds since).
+    pub hold: Option<u64>,
+    /// `berth rollback --to N`: run revision N (through the gate) and hold it there until
+    /// `berth release`.
+    pub rollback_to: Option<u64>,
+    /// `berth retry` (unix seconds): quarantines and degradations older than this are lifted.
+    pub retry_at: Option<u64>,
 }
 
 /// A spec hash that failed: berth will not roll it out again until the desired state changes
@@ -96,7 +194,7 @@ pub struct JobRun {
 }
 
 /// Everything berth remembers about one service. Revisions are kept oldest first.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct ServiceRecord {
     /// Revision history, oldest first.
@@ -105,6 +203,15 @@ pub struct ServiceRecord {
     pub quarantined: Vec<Quarantine>,
     /// Completed one-shot job runs, oldest first, at most one per spec hash.
     pub jobs: Vec<JobRun>,
+    /// The rollout in progress.
+    pub active: Option<Rollout>,
+    /// Set when berth gave up on the service (see [`Degraded`]).
+    pub degraded: Option<Degraded>,
+    /// Self-heal restarts (unix seconds), oldest first, within the self-heal window.
+    pub restarts: Vec<u64>,
+    /// Operator control, from its own file (never written by the controller).
+    #[serde(skip)]
+    pub control: Control,
 }
 
 /// A transition named a revision the record does not have (a bug, or a hand-edited file).
@@ -149,6 +256,7 @@ impl ServiceRecord {
                 outcome: Outcome::InProgress,
                 reason: None,
                 pin: None,
+                template: None,
             });
         }
         self.revisions
@@ -216,6 +324,28 @@ impl ServiceRecord {
             });
         }
         Ok(())
+    }
+
+    /// Records that revision `number` runs again after an operator's rollback: it becomes
+    /// `Succeeded` and every other `Succeeded` or `InProgress` revision `Superseded`.
+    pub fn mark_current(&mut self, number: u64) -> Result<(), UnknownRevision> {
+        self.get_mut(number)?;
+        for r in &mut self.revisions {
+            if r.number == number {
+                r.outcome = Outcome::Succeeded;
+            } else if matches!(r.outcome, Outcome::Succeeded | Outcome::InProgress) {
+                r.outcome = Outcome::Superseded;
+            }
+        }
+        Ok(())
+    }
+
+    /// The revision that runs now: the newest `Succeeded` one.
+    pub fn current(&self) -> Option<&Revision> {
+        self.revisions
+            .iter()
+            .rev()
+            .find(|r| r.outcome == Outcome::Succeeded)
     }
 
     /// Records that failed revision `number` was reverted: the previous one runs again.
@@ -409,9 +539,90 @@ impl Store {
         Ok(self.dir.join(project).join(format!("{service}.json")))
     }
 
-    /// Loads `project`/`service`'s record; a missing file is an empty record. Leftover temp
-    /// files from an interrupted save are not read.
+    /// Loads `project`/`service`'s record, with the operator's [`Control`] from its own file;
+    /// a missing file is an empty record. Leftover temp files from an interrupted save are not
+    /// read.
     pub fn load(&self, project: &str, service: &str) -> Result<ServiceRecord, StoreError> {
+        let mut record = self.load_record(project, service)?;
+        record.control = self.load_control(project, service)?;
+        Ok(record)
+    }
+
+    /// The operator's control file of `project`/`service` (empty when there is none).
+    pub fn load_control(&self, project: &str, service: &str) -> Result<Control, StoreError> {
+        let path = self.control_path(project, service)?;
+        match fs::read(&path) {
+            Ok(bytes) => {
+                serde_json::from_slice(&bytes).map_err(|source| StoreError::Corrupt { path, source })
+            }
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(Control::default()),
+            Err(source) => Err(StoreError::Io {
+                op: "read",
+                path,
+                source,
+            }),
+        }
+    }
+
+    /// Saves the operator's control file (the CLI's; the controller never writes it).
+    pub fn save_control(
+        &self,
+        project: &str,
+        service: &str,
+        control: &Control,
+    ) -> Result<(), StoreError> {
+        let path = self.control_path(project, service)?;
+        let mut bytes =
+            serde_json::to_vec_pretty(control).map_err(|source| StoreError::Encode {
+                path: path.clone(),
+                source,
+            })?;
+        bytes.push(b'\n');
+        self.write_atomic(project, &path, &bytes)
+    }
+
+    /// The control file of `project`/`service`.
+    pub fn control_path(&self, project: &str, service: &str) -> Result<PathBuf, StoreError> {
+        check_project(project)?;
+        check_service(service)?;
+        Ok(self.dir.join(project).join(format!("{service}.control.json")))
+    }
+
+    /// The services that have a record, as (project, service), sorted.
+    pub fn services(&self) -> Result<Vec<(String, String)>, StoreError> {
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| StoreError::Io {
+                op: "list",
+                path,
+                source,
+            }
+        };
+        let mut out = Vec::new();
+        for p in fs::read_dir(&self.dir).map_err(io(&self.dir))? {
+            let p = p.map_err(io(&self.dir))?;
+            let Some(project) = p.file_name().to_str().map(str::to_string) else {
+                continue;
+            };
+            if !p.path().is_dir() {
+                continue;
+            }
+            for f in fs::read_dir(p.path()).map_err(io(&p.path()))? {
+                let f = f.map_err(io(&p.path()))?;
+                let name = f.file_name();
+                let Some(name) = name.to_str() else { continue };
+                if let Some(service) = name.strip_suffix(".json") {
+                    if !service.starts_with('.') && !service.ends_with(".control") {
+                        out.push((project.clone(), service.to_string()));
+                    }
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    fn load_record(&self, project: &str, service: &str) -> Result<ServiceRecord, StoreError> {
         let path = self.path(project, service)?;
         let bytes = match fs::read(&path) {
             Ok(bytes) => bytes,
@@ -449,13 +660,6 @@ impl Store {
         record: &ServiceRecord,
     ) -> Result<(), StoreError> {
         let path = self.path(project, service)?;
-        let project_dir = self.dir.join(project);
-        let tmp = project_dir.join(format!(".{service}.json.tmp"));
-        let io = |op, path: &Path| {
-            let path = path.to_path_buf();
-            move |source| StoreError::Io { op, path, source }
-        };
-
         let mut bytes = serde_json::to_vec_pretty(&FileOut {
             version: FORMAT_VERSION,
             record,
@@ -465,7 +669,23 @@ impl Store {
             source,
         })?;
         bytes.push(b'\n');
+        self.write_atomic(project, &path, &bytes)
+    }
 
+    /// Writes `bytes` to `path` (in `project`'s directory) atomically, readable by the owner
+    /// only: records hold container templates, environment included.
+    fn write_atomic(&self, project: &str, path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let project_dir = self.dir.join(project);
+        let file_name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("record");
+        let tmp = project_dir.join(format!(".{file_name}.tmp"));
+        let io = |op, path: &Path| {
+            let path = path.to_path_buf();
+            move |source| StoreError::Io { op, path, source }
+        };
         if !project_dir.is_dir() {
             fs::create_dir_all(&project_dir).map_err(io("create directory", &project_dir))?;
             sync_dir(&self.dir)?;
@@ -474,12 +694,13 @@ impl Store {
             .write(true)
             .create(true)
             .truncate(true)
+            .mode(0o600)
             .open(&tmp)
             .map_err(io("create", &tmp))?;
-        file.write_all(&bytes).map_err(io("write", &tmp))?;
+        file.write_all(bytes).map_err(io("write", &tmp))?;
         file.sync_all().map_err(io("sync", &tmp))?;
         drop(file);
-        fs::rename(&tmp, &path).map_err(io("rename into place", &path))?;
+        fs::rename(&tmp, path).map_err(io("rename into place", path))?;
         sync_dir(&project_dir)
     }
 }

@@ -13,6 +13,8 @@ use indoc::indoc;
 use proptest::prelude::*;
 use std::collections::BTreeMap;
 
+const T0: u64 = 1_700_000_000;
+
 fn desired(yaml: &str) -> DesiredState {
     let l = load_inline(yaml, &LoadOptions::default());
     l.state.unwrap_or_else(|| panic!("{}", l.diagnostics))
@@ -118,7 +120,7 @@ impl World {
 }
 
 fn run(d: &DesiredState, w: &World) -> Plan {
-    plan(d, &w.observed(), &Records::new(), PlanOptions::default())
+    plan(d, &w.observed(), &Records::new(), PlanOptions::default(), T0)
 }
 
 const SHOP: &str = indoc! {"
@@ -348,6 +350,7 @@ fn projects_that_left_the_desired_state_need_prune() {
         &w2.observed(),
         &Records::new(),
         PlanOptions { prune: true },
+        T0,
     );
     assert!(
         !p2.steps.iter().any(|s| s.project == "shop") && !p2.to_string().contains("orphaned"),
@@ -358,6 +361,7 @@ fn projects_that_left_the_desired_state_need_prune() {
         &w.observed(),
         &Records::new(),
         PlanOptions { prune: true },
+        T0,
     );
     let shop: Vec<String> = pruned
         .steps
@@ -433,6 +437,15 @@ fn apply(w: &mut World, p: &Plan) {
                 w.containers.retain(|c| &c.id != id);
                 assert_eq!(before, w.containers.len() + 1, "remove target exists");
             }
+            Action::Rename { id, to, .. } => {
+                let c = w
+                    .containers
+                    .iter_mut()
+                    .find(|c| &c.id == id)
+                    .expect("rename target exists");
+                c.name = to.clone();
+            }
+            Action::Pin { .. } | Action::Unpin { .. } => {}
         }
     }
 }
@@ -517,7 +530,7 @@ fn a_recorded_job_run_is_not_repeated_when_its_container_is_gone() {
         "recorded once"
     );
     // Its container removed by hand: not run again, and web may start.
-    let p = plan(&d, &base.observed(), &records, PlanOptions::default());
+    let p = plan(&d, &base.observed(), &records, PlanOptions::default(), T0);
     assert!(!p.to_string().contains("migrate"), "{p}");
     assert!(p.to_string().contains("shop/web  create shop-web-1"), "{p}");
     // Without the record it would run again.
@@ -526,6 +539,7 @@ fn a_recorded_job_run_is_not_repeated_when_its_container_is_gone() {
         &base.observed(),
         &Records::new(),
         PlanOptions::default(),
+        T0,
     );
     assert!(
         again

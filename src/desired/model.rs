@@ -411,6 +411,8 @@ pub struct BerthPolicy {
     pub auto_revert: bool,
     /// One-shot gate after the service is ready.
     pub smoke: Option<Smoke>,
+    /// One-shot gate before the first replacement of a revision (e.g. a database backup).
+    pub pre_deploy: Option<Smoke>,
     /// Keep the service exactly as it runs now.
     pub hold: bool,
 }
@@ -457,7 +459,7 @@ pub struct Probe {
     pub failure_threshold: u32,
 }
 
-/// `x-berth.smoke`: a one-shot container run after the service is ready.
+/// `x-berth.smoke` / `x-berth.pre_deploy`: a one-shot gate container.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 pub struct Smoke {
     /// Image (defaults to the service's own).

@@ -562,6 +562,7 @@ fn container_details(c: ContainerInspectResponse) -> ContainerDetails {
     }
     ports.sort();
     ContainerDetails {
+        restart_count: c.restart_count.unwrap_or(0).max(0) as u32,
         id: c.id.unwrap_or_default(),
         name: c
             .name

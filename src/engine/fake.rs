@@ -109,6 +109,8 @@ pub struct FakeContainer {
     pub exec: Option<ExecOutcome>,
     /// When it was last started (the fake's clock), if ever.
     pub started: Option<i64>,
+    /// Restarts by the (simulated) restart policy; set with [`FakeEngine::set_restart_count`].
+    pub restart_count: u32,
 }
 
 impl FakeContainer {
@@ -165,6 +167,7 @@ impl FakeContainer {
         ports.sort();
         let summary = self.summary();
         ContainerDetails {
+            restart_count: self.restart_count,
             id: self.id.clone(),
             name: self.name.clone(),
             state: self.state,
@@ -483,6 +486,13 @@ impl FakeEngine {
         s.containers.remove(i);
     }
 
+    /// The outside world: Docker's restart policy restarted the container `count` times.
+    pub fn set_restart_count(&self, key: &str, count: u32) {
+        let mut s = self.lock();
+        let i = s.find(key).unwrap_or_else(|| panic!("no container {key}"));
+        s.containers[i].restart_count = count;
+    }
+
     /// The outside world: the container's healthcheck reports `health`.
     pub fn set_health(&self, key: &str, health: Health) {
         let mut s = self.lock();
@@ -690,6 +700,7 @@ impl Engine for FakeEngine {
             state: RunState::Created,
             health: Health::None,
             exit_code: None,
+            restart_count: 0,
             created,
             logs: String::new(),
             exec: None,

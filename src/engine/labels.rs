@@ -52,6 +52,10 @@ pub enum Role {
     Replica,
     /// A one-shot job run.
     Job,
+    /// A rollout's `x-berth.smoke` gate run.
+    Smoke,
+    /// A rollout's `x-berth.pre_deploy` gate run.
+    PreDeploy,
 }
 
 impl Role {
@@ -60,6 +64,8 @@ impl Role {
         match self {
             Role::Replica => "replica",
             Role::Job => "job",
+            Role::Smoke => "smoke",
+            Role::PreDeploy => "pre-deploy",
         }
     }
 }
@@ -127,6 +133,8 @@ pub fn identity(labels: &BTreeMap<String, String>) -> Option<Identity> {
     };
     let role = match labels.get(ROLE).map(String::as_str) {
         Some("job") => Role::Job,
+        Some("smoke") => Role::Smoke,
+        Some("pre-deploy") => Role::PreDeploy,
         _ => Role::Replica,
     };
     Some(Identity {

@@ -101,6 +101,8 @@ pub struct ContainerDetails {
     pub ports: Vec<(u16, String, Option<String>, u16)>,
     /// Image ID (`sha256:...`) it runs.
     pub image_id: String,
+    /// How often Docker's restart policy restarted it.
+    pub restart_count: u32,
 }
 
 /// What one command run in a container (`Engine::exec`) came to.
@@ -187,7 +189,7 @@ pub struct VolumeCreate {
 }
 
 /// A published port binding.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 pub struct PortBinding {
     /// Container port.
     pub target: u16,
@@ -200,7 +202,7 @@ pub struct PortBinding {
 }
 
 /// A mount, engine-neutral.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct MountSpec {
     /// `bind`, `volume` or `tmpfs`.
     pub kind: String,
@@ -216,7 +218,7 @@ pub struct MountSpec {
 }
 
 /// The network a container joins, with its DNS aliases.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct NetworkAttach {
     /// Engine-side network name.
     pub network: String,
@@ -229,7 +231,7 @@ pub struct NetworkAttach {
 }
 
 /// Docker healthcheck for create (durations as given; `None` = image default).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct HealthcheckSpec {
     /// `["CMD", ...]`, `["CMD-SHELL", "..."]` or `["NONE"]`.
     pub test: Vec<String>,
@@ -247,7 +249,7 @@ pub struct HealthcheckSpec {
 
 /// Everything needed to create one container. Built purely from the desired model
 /// (`reconcile::container_spec`); the engine implementation only translates it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ContainerCreate {
     /// Container name.
     pub name: String,

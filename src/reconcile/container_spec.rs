@@ -65,6 +65,15 @@ pub fn container_labels(
     l
 }
 
+/// The name replica `number` of `svc` has once it runs: `container_name:` when set (then
+/// there is one replica), else compose's `<project>-<service>-<n>`.
+pub fn canonical_name(project: &Project, svc: &Service, number: u32) -> String {
+    match &svc.container_name {
+        Some(n) => n.clone(),
+        None => labels::container_name(&project.name, &svc.name, number),
+    }
+}
+
 /// The container to create for `svc` number `number`, running image `image_id`.
 pub fn container_create(
     project: &Project,
@@ -73,7 +82,7 @@ pub fn container_create(
     role: Role,
     image_id: &str,
 ) -> ContainerCreate {
-    let name = labels::container_name(&project.name, &svc.name, number);
+    let name = canonical_name(project, svc, number);
     let mut env: Vec<String> = svc
         .environment
         .iter()
@@ -188,7 +197,7 @@ pub fn container_create(
         }
     };
     let (restart, restart_max) = match (role, svc.restart) {
-        (Role::Job, _) | (_, Restart::No) => ("no", None),
+        (Role::Job | Role::Smoke | Role::PreDeploy, _) | (_, Restart::No) => ("no", None),
         (_, Restart::Always) => ("always", None),
         (_, Restart::UnlessStopped) => ("unless-stopped", None),
         (_, Restart::OnFailure { max }) => ("on-failure", max),

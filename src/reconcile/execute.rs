@@ -1,10 +1,13 @@
 //! Carries a [`Plan`] out against the engine — the only code that changes Docker.
 //!
-//! Order: project objects (networks, volumes), then pulls in parallel, then each service's
-//! steps in order, services in parallel up to a bound. A failing step stops the rest of its
-//! own service only; every other service goes on. Idempotent outcomes (404 on remove/stop,
-//! 304 on start/stop) count as done. Between steps a stop request is honoured, so a signal
-//! never leaves a half-made container (at worst a created one, which the next round starts).
+//! Order: project objects (networks, volumes), then pulls in parallel, then each service in
+//! parallel up to a bound: first its changed record is saved (write-ahead: a crash after this
+//! point replays the decision, never loses it), then the last log lines of containers its
+//! events are about are fetched (before a step removes them), then its steps in order. A
+//! failing step stops the rest of its own service only; every other service goes on.
+//! Idempotent outcomes (404 on remove/stop, 304 on start/stop) count as done. Between steps a
+//! stop request is honoured, so a signal never leaves a half-made container (at worst a
+//! created one, which the next round starts).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -13,8 +16,10 @@ use std::time::Instant;
 
 use tokio::sync::Semaphore;
 
+use super::event::{Event, Severity};
 use super::plan::{Action, ImageSource, Plan, Step};
 use crate::engine::{Engine, EngineError};
+use crate::store::{ServiceRecord, Store};
 
 /// What happened.
 #[derive(Debug, Default)]
@@ -25,6 +30,8 @@ pub struct Outcome {
     pub failed: Vec<Failure>,
     /// Steps not run (their service failed earlier, or a stop was requested).
     pub skipped: usize,
+    /// The plan's events, with log lines filled in.
+    pub events: Vec<Event>,
 }
 
 /// One failed step.
@@ -41,15 +48,18 @@ impl Outcome {
         self.done.extend(other.done);
         self.failed.extend(other.failed);
         self.skipped += other.skipped;
+        self.events.extend(other.events);
     }
 }
 
 /// Executes `plan` with at most `parallelism` services at a time; `stop` ends it between steps.
+/// `store` receives the plan's changed records (without one they live only in the plan).
 pub async fn execute<E: Engine>(
     engine: &Arc<E>,
     plan: &Plan,
     parallelism: usize,
     stop: &Arc<AtomicBool>,
+    store: Option<&Store>,
 ) -> Outcome {
     let mut out = Outcome::default();
     let (objects, rest): (Vec<&Step>, Vec<&Step>) = plan
@@ -101,19 +111,71 @@ pub async fn execute<E: Engine>(
         }
     }
 
-    // Services: grouped by scope, in plan order within a group.
-    let mut groups: BTreeMap<String, Vec<Step>> = BTreeMap::new();
+    // Services: grouped by scope, in plan order within a group, with their records and events.
+    let mut groups: BTreeMap<String, Group> = BTreeMap::new();
     for s in services {
-        groups.entry(s.scope()).or_default().push(s.clone());
+        groups.entry(s.scope()).or_default().steps.push(s.clone());
+    }
+    for ((p, svc), rec) in &plan.records {
+        groups.entry(format!("{p}/{svc}")).or_default().record =
+            Some((p.clone(), svc.clone(), rec.clone()));
+    }
+    for e in &plan.events {
+        groups
+            .entry(format!("{}/{}", e.project, e.service))
+            .or_default()
+            .events
+            .push(e.clone());
     }
     let pulled = Arc::new(pulled);
+    let store = store.cloned();
     let mut set = tokio::task::JoinSet::new();
-    for (_, steps) in groups {
-        let (engine, sem, pulled, stop) =
-            (engine.clone(), sem.clone(), pulled.clone(), stop.clone());
+    for (scope, group) in groups {
+        let (engine, sem, pulled, stop, store) = (
+            engine.clone(),
+            sem.clone(),
+            pulled.clone(),
+            stop.clone(),
+            store.clone(),
+        );
         set.spawn(async move {
             let _permit = sem.acquire_owned().await;
             let mut out = Outcome::default();
+            let Group {
+                steps,
+                record: changed,
+                mut events,
+            } = group;
+            if let (Some(store), Some((p, svc, rec))) = (&store, &changed) {
+                let saved = {
+                    let (store, p, svc, rec) = (store.clone(), p.clone(), svc.clone(), rec.clone());
+                    tokio::task::spawn_blocking(move || store.save(&p, &svc, &rec)).await
+                };
+                let err = match saved {
+                    Ok(Ok(())) => None,
+                    Ok(Err(e)) => Some(error_chain(&e)),
+                    Err(e) => Some(format!("task failed: {e}")),
+                };
+                if let Some(error) = err {
+                    // Without the record written first, acting would be unrecoverable.
+                    out.failed.push(Failure {
+                        step: format!("{scope}  save record"),
+                        error,
+                    });
+                    out.skipped += steps.len();
+                    return out;
+                }
+            }
+            for e in &mut events {
+                if let Some(id) = &e.logs_of {
+                    e.logs = engine.logs_tail(id, 20).await.ok();
+                }
+                log_event(e);
+            }
+            out.events = events;
+            if steps.is_empty() {
+                return out;
+            }
             // Pull first, change second: if an image this service needs did not arrive,
             // nothing of the service is touched (its running containers stay).
             if let Some(missing) = steps.iter().find_map(|s| match &s.action {
@@ -155,6 +217,24 @@ pub async fn execute<E: Engine>(
         }
     }
     out
+}
+
+/// One service's share of a plan.
+#[derive(Default)]
+struct Group {
+    steps: Vec<Step>,
+    record: Option<(String, String, ServiceRecord)>,
+    events: Vec<Event>,
+}
+
+/// Logs an event at its severity.
+fn log_event(e: &Event) {
+    let revision = e.revision.unwrap_or(0);
+    match e.kind.severity() {
+        Severity::Info => tracing::info!(kind = e.kind.as_str(), revision, "{e}"),
+        Severity::Warning => tracing::warn!(kind = e.kind.as_str(), revision, "{e}"),
+        Severity::Error => tracing::error!(kind = e.kind.as_str(), revision, "{e}"),
+    }
 }
 
 fn record(out: &mut Outcome, s: &Step, r: Result<(), String>) {
@@ -218,6 +298,16 @@ async fn run_step<E: Engine>(
             id, grace, signal, ..
         } => engine.stop_container(id, *grace, signal.as_deref()).await,
         Action::Remove { id, .. } => engine.remove_container(id).await,
+        Action::Rename { id, to, .. } => engine.rename_container(id, to).await,
+        Action::Pin {
+            image_id,
+            repo,
+            tag,
+        } => engine.tag_image(image_id, repo, tag).await,
+        Action::Unpin { reference } => match engine.remove_image_tag(reference).await {
+            Err(EngineError::Conflict { .. }) => Ok(()),
+            r => r,
+        },
     };
     let r = match r {
         Err(e) if e.is_already_done() && !matches!(s.action, Action::Create { .. }) => Ok(()),

@@ -27,6 +27,8 @@ pub struct Candidate {
     pub health: Health,
     /// berth's readiness probe verdict; `None` when the service has no readiness probe.
     pub probe: Option<ProbeStatus>,
+    /// How often Docker restarted it (its restart policy at work: it crashed).
+    pub restarts: u32,
 }
 
 /// What the caller keeps between rounds for one candidate.
@@ -64,17 +66,26 @@ pub fn evaluate(policy: &RolloutPolicy, c: &Candidate, mem: &mut GateMemory, now
             reason: format!("exited with code {code} before becoming ready"),
         };
     }
+    if c.restarts > 0 {
+        mem.ready_since = None;
+        return Verdict::Failed {
+            reason: format!(
+                "crashed and was restarted by Docker {} time(s) before becoming ready",
+                c.restarts
+            ),
+        };
+    }
+    // Docker says unhealthy only after `retries` failed checks past `start_period`: final.
+    if c.state == RunState::Running && c.health == Health::Unhealthy {
+        mem.ready_since = None;
+        return Verdict::Failed {
+            reason: "Docker healthcheck reports unhealthy".into(),
+        };
+    }
     let missing = if c.state != RunState::Running {
         Some("not running yet".to_string())
-    } else if matches!(c.health, Health::Starting | Health::Unhealthy) {
-        Some(format!(
-            "Docker healthcheck is {}",
-            if c.health == Health::Starting {
-                "starting"
-            } else {
-                "unhealthy"
-            }
-        ))
+    } else if c.health == Health::Starting {
+        Some("Docker healthcheck is starting".to_string())
     } else {
         match c.probe {
             Some(ProbeStatus::Passing) | None => None,
@@ -137,6 +148,7 @@ mod tests {
             exit_code: None,
             health,
             probe,
+            restarts: 0,
         }
     }
 
@@ -239,14 +251,14 @@ mod tests {
         let v = run(
             &p,
             &[
-                (10, running(Health::Unhealthy, None)),
-                (30, running(Health::Unhealthy, None)),
+                (10, running(Health::Starting, None)),
+                (30, running(Health::Starting, None)),
             ],
         );
         assert_eq!(
             v[1],
             Verdict::Failed {
-                reason: "not ready within progress_deadline (30s): Docker healthcheck is unhealthy"
+                reason: "not ready within progress_deadline (30s): Docker healthcheck is starting"
                     .into()
             }
         );
@@ -266,11 +278,33 @@ mod tests {
             exit_code: Some(1),
             health: Health::None,
             probe: None,
+            restarts: 0,
         };
         assert_eq!(
             run(&p, &[(2, dead)]),
             [Verdict::Failed {
                 reason: "exited with code 1 before becoming ready".into()
+            }]
+        );
+    }
+
+    #[test]
+    fn unhealthy_and_crash_loops_fail_at_once() {
+        let p = policy(5, 300);
+        assert_eq!(
+            run(&p, &[(2, running(Health::Unhealthy, None))]),
+            [Verdict::Failed {
+                reason: "Docker healthcheck reports unhealthy".into()
+            }]
+        );
+        let looping = Candidate {
+            restarts: 2,
+            ..running(Health::None, None)
+        };
+        assert_eq!(
+            run(&p, &[(2, looping)]),
+            [Verdict::Failed {
+                reason: "crashed and was restarted by Docker 2 time(s) before becoming ready".into()
             }]
         );
     }

@@ -5,9 +5,12 @@
 //! only code here that talks to the engine or to containers.
 
 pub mod container_spec;
+pub mod event;
 pub mod execute;
 pub mod gate;
 pub mod observe;
 pub mod observed;
 pub mod plan;
 pub mod probe;
+pub mod prober;
+pub mod rollout;

@@ -3,11 +3,13 @@
 //!
 //! IO (engine calls), no decisions: what to do with what is seen is `plan`'s job.
 
-use super::observed::ObservedState;
+use std::collections::BTreeMap;
+
+use super::observed::{ObservedState, ProbeVerdicts};
 use super::plan::{Plan, PlanOptions, Records, plan};
 use crate::desired::DesiredState;
 use crate::engine::labels::compose;
-use crate::engine::{Engine, EngineResult};
+use crate::engine::{Engine, EngineError, EngineResult};
 
 /// Every container with a compose project label: berth's own (it writes compose's labels too)
 /// and those `docker compose` made, for take-over. One call.
@@ -30,19 +32,49 @@ pub async fn add_inventory<E: Engine>(
 }
 
 /// Observes and plans one round: containers first; when that plan creates anything, the
-/// inventory is listed and the round planned again with it. A no-op round is one engine call.
+/// inventory is listed and the round planned again with it; when a readiness gate needs the
+/// restart counts of its candidates, they are inspected and the round planned again. A no-op
+/// round is one engine call. `probes` are the prober's verdicts; `now` is unix seconds.
 pub async fn observe_and_plan<E: Engine>(
     engine: &E,
     desired: &DesiredState,
     records: &Records,
     opts: PlanOptions,
+    now: u64,
+    probes: &BTreeMap<String, ProbeVerdicts>,
 ) -> EngineResult<(ObservedState, Plan)> {
-    let observed = observe_containers(engine).await?;
-    let first = plan(desired, &observed, records, opts);
-    if !first.creates_anything() {
-        return Ok((observed, first));
+    let mut observed = observe_containers(engine).await?;
+    observed.probes = probes.clone();
+    let mut p = plan(desired, &observed, records, opts, now);
+    for _ in 0..2 {
+        let mut again = false;
+        if p.creates_anything() && observed.inventory.is_none() {
+            observed = add_inventory(engine, observed).await?;
+            again = true;
+        }
+        let missing: Vec<String> = p
+            .inspect
+            .iter()
+            .filter(|id| !observed.restart_counts.contains_key(*id))
+            .cloned()
+            .collect();
+        for id in missing {
+            match engine.inspect_container(&id).await {
+                Ok(d) => {
+                    observed.restart_counts.insert(id, d.restart_count);
+                    again = true;
+                }
+                // Gone since the list: the next round sees that.
+                Err(EngineError::NotFound { .. }) => {
+                    observed.restart_counts.insert(id, 0);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        if !again {
+            break;
+        }
+        p = plan(desired, &observed, records, opts, now);
     }
-    let observed = add_inventory(engine, observed).await?;
-    let p = plan(desired, &observed, records, opts);
     Ok((observed, p))
 }

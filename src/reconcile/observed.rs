@@ -6,6 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::probe::ProbeStatus;
 use crate::engine::labels::{self, Identity};
 use crate::engine::{
     ContainerSummary, Health, ImageSummary, NetworkSummary, RunState, VolumeSummary,
@@ -50,6 +51,21 @@ pub struct ObservedState {
     pub containers: Vec<ObservedContainer>,
     /// `None` when not listed (nothing needed it).
     pub inventory: Option<Inventory>,
+    /// berth's probe verdicts by container ID (from the prober, for running containers of
+    /// services with probes).
+    pub probes: BTreeMap<String, ProbeVerdicts>,
+    /// Docker restart counts by container ID, inspected for containers under a readiness
+    /// gate only (see `Plan::inspect`).
+    pub restart_counts: BTreeMap<String, u32>,
+}
+
+/// berth's probe verdicts for one container.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ProbeVerdicts {
+    /// Readiness (`None`: not probed yet or no readiness probe).
+    pub readiness: Option<ProbeStatus>,
+    /// Liveness (`None`: not probed yet or no liveness probe).
+    pub liveness: Option<ProbeStatus>,
 }
 
 impl ObservedState {
@@ -74,7 +90,7 @@ impl ObservedState {
             .collect();
         ObservedState {
             containers,
-            inventory: None,
+            ..ObservedState::default()
         }
     }
 

@@ -12,6 +12,8 @@ use std::fmt;
 use std::time::Duration;
 
 use super::container_spec::container_create;
+use super::event::Event;
+use super::rollout;
 use super::observed::{ObservedContainer, ObservedState, normalize_reference};
 use crate::desired::model::{Condition, DesiredState, Project, Service};
 use crate::engine::labels::{self, Role};
@@ -78,6 +80,29 @@ pub enum Action {
         /// Name, for display.
         name: String,
     },
+    /// Rename a container (a kept old one out of the way, a candidate into its name).
+    Rename {
+        /// ID.
+        id: String,
+        /// Current name, for display.
+        name: String,
+        /// New name.
+        to: String,
+    },
+    /// Tag an image ID so that nothing prunes it (a revision's pin).
+    Pin {
+        /// Image ID.
+        image_id: String,
+        /// Repository of the tag.
+        repo: String,
+        /// Tag.
+        tag: String,
+    },
+    /// Remove a pin tag (never the image while something else references it).
+    Unpin {
+        /// `repo:tag`.
+        reference: String,
+    },
 }
 
 impl fmt::Display for Action {
@@ -90,6 +115,17 @@ impl fmt::Display for Action {
             Action::Start { name, .. } => write!(f, "start {name}"),
             Action::Stop { name, .. } => write!(f, "stop {name}"),
             Action::Remove { name, .. } => write!(f, "remove {name}"),
+            Action::Rename { name, to, .. } => write!(f, "rename {name} -> {to}"),
+            Action::Pin {
+                image_id,
+                repo,
+                tag,
+            } => write!(
+                f,
+                "pin {} as {repo}:{tag}",
+                short(image_id.trim_start_matches("sha256:"))
+            ),
+            Action::Unpin { reference } => write!(f, "unpin {reference}"),
         }
     }
 }
@@ -139,6 +175,15 @@ pub enum Note {
         /// Why.
         reason: String,
     },
+    /// The service is held (`x-berth.hold`, `berth hold`, `berth rollback`): informational.
+    Held {
+        /// Project.
+        project: String,
+        /// Service.
+        service: String,
+        /// By what.
+        reason: String,
+    },
     /// A project runs but is no longer desired; `--prune` removes it.
     Orphan {
         /// Project.
@@ -166,6 +211,11 @@ impl fmt::Display for Note {
                 service: None,
                 reason,
             } => write!(f, "{project}  blocked: {reason}"),
+            Note::Held {
+                project,
+                service,
+                reason,
+            } => write!(f, "{project}/{service}  held: {reason}"),
             Note::Orphan {
                 project,
                 containers,
@@ -183,19 +233,29 @@ impl fmt::Display for Note {
 pub struct Plan {
     /// Engine calls.
     pub steps: Vec<Step>,
-    /// Waits, blocks, orphans.
+    /// Waits, blocks, orphans, holds.
     pub notes: Vec<Note>,
+    /// Records changed by this round's decisions, saved before the steps of their service.
+    pub records: BTreeMap<(String, String), ServiceRecord>,
+    /// Events this round's decisions produce.
+    pub events: Vec<Event>,
+    /// Containers under a readiness gate whose restart count is needed: observe inspects them
+    /// and plans again.
+    pub inspect: Vec<String>,
+    /// The image list was needed but not given: observe lists it and plans again.
+    pub needs_inventory: bool,
 }
 
 impl Plan {
-    /// No engine call to make.
+    /// No engine call to make and no record to save.
     pub fn is_empty(&self) -> bool {
-        self.steps.is_empty()
+        self.steps.is_empty() && self.records.is_empty()
     }
 
     /// True when a step creates something (the planner then needs the inventory lists).
     pub fn creates_anything(&self) -> bool {
-        self.steps.iter().any(|s| {
+        self.needs_inventory
+            || self.steps.iter().any(|s| {
             matches!(
                 s.action,
                 Action::Create { .. }
@@ -259,10 +319,12 @@ pub fn plan(
     observed: &ObservedState,
     records: &Records,
     opts: PlanOptions,
+    now: u64,
 ) -> Plan {
     let mut p = Planner {
         observed,
         records,
+        now,
         plan: Plan::default(),
         pulls: BTreeSet::new(),
         pending: BTreeSet::new(),
@@ -309,6 +371,7 @@ pub fn plan(
 struct Planner<'a> {
     observed: &'a ObservedState,
     records: &'a Records,
+    now: u64,
     plan: Plan,
     pulls: BTreeSet<String>,
     /// Services (`project/service`) that have steps or waits this round: not ready for
@@ -472,13 +535,12 @@ impl<'a> Planner<'a> {
             self.observed.service(&project.name, &svc.name).collect();
         // Dependencies first: if one is not in its condition now, the service waits — nothing
         // running is stopped for it.
-        let mut steps = Vec::new();
-        let mut job_note = None;
-        if svc.job {
-            job_note = self.job_steps(project, svc, &mine, &mut steps);
-        } else {
-            self.replica_steps(project, svc, &mine, &mut steps);
+        if !svc.job {
+            self.long_running(project, svc, mine);
+            return;
         }
+        let mut steps = Vec::new();
+        let job_note = self.job_steps(project, svc, &mine, &mut steps);
         let needs_start = steps
             .iter()
             .any(|(a, _)| matches!(a, Action::Create { .. } | Action::Start { .. }));
@@ -523,6 +585,108 @@ impl<'a> Planner<'a> {
         }
     }
 
+    /// A long-running service: the rollout state machine decides (see `rollout`).
+    fn long_running(&mut self, project: &Project, svc: &Service, mine: Vec<&ObservedContainer>) {
+        let scope = format!("{}/{}", project.name, svc.name);
+        let key = (project.name.clone(), svc.name.clone());
+        let empty = ServiceRecord::default();
+        let record = self.records.get(&key).unwrap_or(&empty);
+        let jobs_ran = svc
+            .depends_on
+            .keys()
+            .filter_map(|dep| {
+                let target = project.services.get(dep).filter(|t| t.job)?;
+                let code = self.job_record(&project.name, target)?;
+                Some(format!("{dep} (exit {code})"))
+            })
+            .collect();
+        let out = rollout::plan_service(&rollout::Input {
+            project,
+            svc,
+            containers: mine,
+            record,
+            images: self.observed.inventory.as_ref().map(|i| &i.images),
+            probes: &self.observed.probes,
+            restart_counts: &self.observed.restart_counts,
+            jobs_ran,
+            now: self.now,
+        });
+        let starts = out
+            .steps
+            .iter()
+            .any(|(a, _)| matches!(a, Action::Create { .. } | Action::Start { .. }));
+        if starts && let Some(reason) = self.unmet_dependency(project, svc) {
+            // Nothing moves (not even the record) until the dependency is in its condition.
+            let blocked = reason.starts_with("blocked: ");
+            let reason = reason.trim_start_matches("blocked: ").to_string();
+            for (action, cause) in out.steps {
+                if matches!(action, Action::Stop { .. } | Action::Remove { .. })
+                    && cause.starts_with("scale down")
+                {
+                    self.step(&project.name, Some(&svc.name), action, cause);
+                }
+            }
+            self.pending.insert(scope);
+            self.plan.notes.push(if blocked {
+                Note::Blocked {
+                    project: project.name.clone(),
+                    service: Some(svc.name.clone()),
+                    reason,
+                }
+            } else {
+                Note::Wait {
+                    project: project.name.clone(),
+                    service: svc.name.clone(),
+                    reason,
+                }
+            });
+            return;
+        }
+        if out.pending() {
+            self.pending.insert(scope);
+        }
+        for reference in &out.pulls {
+            if self.pulls.insert(normalize_reference(reference)) {
+                self.step(
+                    &project.name,
+                    Some(&svc.name),
+                    Action::Pull {
+                        reference: reference.clone(),
+                    },
+                    "image not present locally",
+                );
+            }
+        }
+        self.plan.needs_inventory |= out.needs_inventory;
+        self.plan.inspect.extend(out.inspect);
+        self.plan.events.extend(out.events);
+        if let Some(r) = out.record {
+            self.plan.records.insert(key, r);
+        }
+        for hold in out.holds {
+            self.plan.notes.push(match hold {
+                rollout::Hold::Wait(reason) => Note::Wait {
+                    project: project.name.clone(),
+                    service: svc.name.clone(),
+                    reason,
+                },
+                rollout::Hold::Blocked(reason) => Note::Blocked {
+                    project: project.name.clone(),
+                    service: Some(svc.name.clone()),
+                    reason,
+                },
+                rollout::Hold::Held(reason) => Note::Held {
+                    project: project.name.clone(),
+                    service: svc.name.clone(),
+                    reason,
+                },
+            });
+        }
+        for (action, cause) in out.steps {
+            self.step(&project.name, Some(&svc.name), action, cause);
+        }
+    }
+
     /// The image's ID if present; else a pull step (once per reference).
     fn image_source(&mut self, project: &str, service: &str, reference: &str) -> ImageSource {
         let key = normalize_reference(reference);
@@ -545,78 +709,6 @@ impl<'a> Planner<'a> {
             );
         }
         ImageSource::Pulled(reference.to_string())
-    }
-
-    fn replica_steps(
-        &self,
-        project: &Project,
-        svc: &Service,
-        mine: &[&ObservedContainer],
-        steps: &mut Vec<(Action, String)>,
-    ) {
-        let (grace, signal) = stop_params(svc);
-        let mut by_number: BTreeMap<u32, Vec<&ObservedContainer>> = BTreeMap::new();
-        for c in mine {
-            by_number.entry(c.identity.number).or_default().push(c);
-        }
-        for n in 1..=svc.replicas {
-            let cs = by_number.remove(&n).unwrap_or_default();
-            let (good, old): (Vec<&ObservedContainer>, Vec<&ObservedContainer>) =
-                cs.into_iter().partition(|c| {
-                    c.identity.managed
-                        && c.identity.spec_hash == svc.spec_hash
-                        && c.identity.role == Role::Replica
-                });
-            if let Some((keep, extra)) = good.split_first() {
-                for c in extra.iter().chain(old.iter()) {
-                    push_removal(
-                        steps,
-                        c,
-                        grace,
-                        signal.clone(),
-                        &format!("duplicate of replica {n}"),
-                    );
-                }
-                match keep.state {
-                    RunState::Running | RunState::Paused | RunState::Removing => {}
-                    RunState::Created => {
-                        steps.push((start(keep), "created but not started".into()))
-                    }
-                    RunState::Exited => steps.push((
-                        start(keep),
-                        match keep.exit_code {
-                            Some(code) => format!("exited with code {code}; restarting"),
-                            None => "stopped; restarting".into(),
-                        },
-                    )),
-                }
-                continue;
-            }
-            let cause = match old.first() {
-                None => format!("replica {n} of {} missing", svc.replicas),
-                Some(c) if !c.identity.managed => "taking over from docker compose".to_string(),
-                Some(c) => format!(
-                    "spec changed: {} -> {}",
-                    short(&c.identity.spec_hash),
-                    short(&svc.spec_hash)
-                ),
-            };
-            for c in &old {
-                push_removal(steps, c, grace, signal.clone(), &cause);
-            }
-            push_create_start(steps, project, svc, n, Role::Replica, cause);
-        }
-        for (n, cs) in by_number {
-            for c in cs {
-                push_removal(
-                    steps,
-                    c,
-                    grace,
-                    signal.clone(),
-                    &format!("scale down to {} (removing replica {n})", svc.replicas),
-                );
-            }
-        }
     }
 
     /// The recorded run of `svc`'s current revision, if any.

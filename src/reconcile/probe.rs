@@ -434,6 +434,7 @@ mod tests {
 
     fn details(ips: &[(&str, &str)], ports: &[(u16, Option<&str>, u16)]) -> ContainerDetails {
         ContainerDetails {
+            restart_count: 0,
             id: "c1".into(),
             name: "shop-web-1".into(),
             state: RunState::Running,

@@ -27,6 +27,7 @@ pub const BERTH_KEYS: &[&str] = &[
     "progress_deadline",
     "auto_revert",
     "smoke",
+    "pre_deploy",
     "hold",
 ];
 
@@ -311,6 +312,7 @@ pub fn read_berth(
         None => true,
     };
     let smoke = get("smoke").and_then(|n| read_smoke(r, n, &w("smoke")));
+    let pre_deploy = get("pre_deploy").and_then(|n| read_smoke(r, n, &w("pre_deploy")));
     let hold = get("hold")
         .and_then(|n| r.bool(n, &w("hold")))
         .unwrap_or(false);
@@ -320,6 +322,7 @@ pub fn read_berth(
             liveness,
             auto_revert,
             smoke,
+            pre_deploy,
             hold,
         },
         min_ready,
@@ -515,7 +518,7 @@ fn read_smoke(r: &mut Reader<'_>, n: &Node, what: &str) -> Option<Smoke> {
         None => {
             r.error(
                 &n.loc,
-                format!("{what} needs command: (what the smoke test runs)"),
+                format!("{what} needs command: (what the one-shot container runs)"),
             );
             return None;
         }

@@ -80,7 +80,7 @@ pub struct Revision {
 
 /// What a rollout is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", tag = "kind")]
+#[serde(rename_all = "snake_case")]
 pub enum RolloutKind {
     /// Towards the desired state.
     Update,
@@ -123,7 +123,6 @@ pub struct Rollout {
     /// The revision being rolled out (or reverted/rolled back to).
     pub revision: u64,
     /// Why.
-    #[serde(flatten)]
     pub kind: RolloutKind,
     /// When it began (unix seconds).
     pub started_at: u64,
@@ -501,14 +500,6 @@ struct Header {
     version: u64,
 }
 
-#[derive(Deserialize)]
-struct FileIn {
-    #[serde(rename = "version")]
-    _version: u64,
-    #[serde(flatten)]
-    record: ServiceRecord,
-}
-
 /// The revision store of one data directory: `DATA_DIR/state/`.
 #[derive(Debug, Clone)]
 pub struct Store {
@@ -552,9 +543,8 @@ impl Store {
     pub fn load_control(&self, project: &str, service: &str) -> Result<Control, StoreError> {
         let path = self.control_path(project, service)?;
         match fs::read(&path) {
-            Ok(bytes) => {
-                serde_json::from_slice(&bytes).map_err(|source| StoreError::Corrupt { path, source })
-            }
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map_err(|source| StoreError::Corrupt { path, source }),
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(Control::default()),
             Err(source) => Err(StoreError::Io {
                 op: "read",
@@ -585,7 +575,10 @@ impl Store {
     pub fn control_path(&self, project: &str, service: &str) -> Result<PathBuf, StoreError> {
         check_project(project)?;
         check_service(service)?;
-        Ok(self.dir.join(project).join(format!("{service}.control.json")))
+        Ok(self
+            .dir
+            .join(project)
+            .join(format!("{service}.control.json")))
     }
 
     /// The services that have a record, as (project, service), sorted.
@@ -645,10 +638,16 @@ impl Store {
                 found: header.version,
             });
         }
-        match serde_json::from_slice::<FileIn>(&bytes) {
-            Ok(file) => Ok(file.record),
-            Err(source) => Err(StoreError::Corrupt { path, source }),
+        // Through a `Value` rather than `#[serde(flatten)]`: flattening buffers the content in
+        // a form that cannot turn the string keys of `slots` back into numbers.
+        let mut value: serde_json::Value = match serde_json::from_slice(&bytes) {
+            Ok(v) => v,
+            Err(source) => return Err(StoreError::Corrupt { path, source }),
+        };
+        if let Some(map) = value.as_object_mut() {
+            map.remove("version");
         }
+        serde_json::from_value(value).map_err(|source| StoreError::Corrupt { path, source })
     }
 
     /// Saves `project`/`service`'s record atomically: a crash leaves either the old file or the
@@ -1035,6 +1034,55 @@ mod tests {
             .unwrap();
         rec.record_job("m", 0, T0 + 5);
         rec
+    }
+
+    #[test]
+    fn a_record_mid_rollout_round_trips() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let mut rec = record(&[("a", true), ("b", false)]);
+        let mut slots = std::collections::BTreeMap::new();
+        slots.insert(
+            2,
+            Slot {
+                started_at: T0,
+                ready_since: Some(T0 + 1),
+                passed_at: None,
+                failed: false,
+            },
+        );
+        rec.active = Some(Rollout {
+            revision: 1,
+            kind: RolloutKind::Revert { failed: 2 },
+            started_at: T0,
+            slots,
+            pre_deploy: Some(GateRun {
+                started_at: T0,
+                exit_code: Some(0),
+            }),
+            smoke: None,
+            paused: None,
+        });
+        rec.degraded = Some(Degraded {
+            since: T0,
+            reason: "x".into(),
+            spec_hash: "b".into(),
+        });
+        rec.restarts = vec![T0, T0 + 2];
+        store.save("shop", "web", &rec).unwrap();
+        assert_eq!(store.load("shop", "web").unwrap(), rec);
+        let control = Control {
+            hold: Some(T0),
+            rollback_to: Some(1),
+            retry_at: None,
+        };
+        store.save_control("shop", "web", &control).unwrap();
+        let loaded = store.load("shop", "web").unwrap();
+        assert_eq!(loaded.control, control);
+        assert_eq!(
+            store.services().unwrap(),
+            vec![("shop".to_string(), "web".to_string())]
+        );
     }
 
     #[test]

@@ -29,6 +29,9 @@ pub struct Config {
     pub ready_after: Duration,
     /// `NEVER_READY=1`: /health always answers 503.
     pub never_ready: bool,
+    /// `SICK_AFTER`: /health answers 503 again once this much time has passed (a service that
+    /// turns unhealthy after its rollout, for self-heal tests).
+    pub sick_after: Option<Duration>,
     /// `APP_MODE=db`: the directory (`APP_DATA_DIR`) the app proves it can write to.
     pub db_dir: Option<PathBuf>,
 }
@@ -47,6 +50,7 @@ impl Config {
             started: Instant::now(),
             ready_after: config::env_seconds(env, "READY_AFTER")?.unwrap_or(Duration::ZERO),
             never_ready: env_flag(env, "NEVER_READY")?,
+            sick_after: config::env_seconds(env, "SICK_AFTER")?,
             db_dir,
         })
     }
@@ -239,6 +243,12 @@ fn route(app: &App, method: &str, path: &str) -> (u16, String) {
     let version = &config.version;
     match path {
         "/health" => match config.ready_at() {
+            _ if config
+                .sick_after
+                .is_some_and(|d| config.started.elapsed() >= d) =>
+            {
+                (503, format!("sick {version}\n"))
+            }
             Some(at) if Instant::now() >= at => (200, format!("ok {version}\n")),
             Some(_) => (503, format!("starting {version}\n")),
             None => (503, format!("never ready {version}\n")),

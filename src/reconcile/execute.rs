@@ -99,6 +99,7 @@ pub async fn execute<E: Engine>(
         let Ok((step, reference, r)) = joined else {
             continue;
         };
+        fault_point(&describe(&step));
         match r {
             Ok(id) => {
                 pulled.insert(reference, id);
@@ -146,6 +147,22 @@ pub async fn execute<E: Engine>(
                 record: changed,
                 mut events,
             } = group;
+            // Pins first, before the record that says they exist: a crash in between only
+            // repeats an idempotent pin.
+            let (pins, steps): (Vec<Step>, Vec<Step>) = steps
+                .into_iter()
+                .partition(|s| matches!(s.action, Action::Pin { .. }));
+            for s in &pins {
+                let r = run_step(engine.as_ref(), s, &pulled).await;
+                if r.is_err() {
+                    // Without the pin, the previous revision is not safe to replace.
+                    let skipped = steps.len();
+                    record(&mut out, s, r);
+                    out.skipped += skipped;
+                    return out;
+                }
+                record(&mut out, s, r);
+            }
             if let (Some(store), Some((p, svc, rec))) = (&store, &changed) {
                 let saved = {
                     let (store, p, svc, rec) = (store.clone(), p.clone(), svc.clone(), rec.clone());
@@ -156,6 +173,7 @@ pub async fn execute<E: Engine>(
                     Ok(Err(e)) => Some(error_chain(&e)),
                     Err(e) => Some(format!("task failed: {e}")),
                 };
+                fault_point(&format!("{scope}  save record"));
                 if let Some(error) = err {
                     // Without the record written first, acting would be unrecoverable.
                     out.failed.push(Failure {
@@ -219,6 +237,64 @@ pub async fn execute<E: Engine>(
     out
 }
 
+/// The label that marks a pin container, with the pin reference as its value.
+pub const PIN_LABEL: &str = "berth.pin";
+
+/// The name of the container that holds pin `reference` (`berth-pin/p/s:r3` →
+/// `berth-pin.p.s.r3`).
+pub fn pin_container_name(reference: &str) -> String {
+    reference.replace(['/', ':'], ".")
+}
+
+/// Pins an image two ways: a tag (so a person sees why it is there) and a container created
+/// from it that is never started — `docker image prune -a` removes every image no container
+/// uses, tagged or not, so only a container keeps it.
+async fn pin<E: Engine>(
+    engine: &E,
+    image_id: &str,
+    repo: &str,
+    tag: &str,
+) -> Result<(), EngineError> {
+    engine.tag_image(image_id, repo, tag).await?;
+    let reference = format!("{repo}:{tag}");
+    let mut labels = std::collections::BTreeMap::new();
+    labels.insert(
+        crate::engine::labels::MANAGED.to_string(),
+        "true".to_string(),
+    );
+    labels.insert(PIN_LABEL.to_string(), reference.clone());
+    let spec = crate::engine::ContainerCreate {
+        name: pin_container_name(&reference),
+        image: image_id.to_string(),
+        // Never started; a command is only needed because images without one cannot be
+        // created from.
+        command: Some(vec!["berth-pin".to_string()]),
+        labels,
+        network_mode: Some("none".to_string()),
+        restart: "no".to_string(),
+        ..Default::default()
+    };
+    match engine.create_container(&spec).await {
+        Ok(_) | Err(EngineError::Conflict { .. }) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Removes a pin: its container, then its tag (never the image while something uses it).
+async fn unpin<E: Engine>(engine: &E, reference: &str) -> Result<(), EngineError> {
+    match engine
+        .remove_container(&pin_container_name(reference))
+        .await
+    {
+        Ok(()) | Err(EngineError::NotFound { .. }) => {}
+        Err(e) => return Err(e),
+    }
+    match engine.remove_image_tag(reference).await {
+        Ok(()) | Err(EngineError::NotFound { .. }) | Err(EngineError::Conflict { .. }) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
 /// One service's share of a plan.
 #[derive(Default)]
 struct Group {
@@ -237,7 +313,26 @@ fn log_event(e: &Event) {
     }
 }
 
+/// Fault injection for the crash-safety tests: with `BERTH_FAULT_ABORT_AFTER=<text>` set,
+/// the process aborts (like `kill -9`: no cleanup, no flush) right after the first step or
+/// record save whose description contains `<text>`. Unset in production.
+fn fault_point(description: &str) {
+    static PATTERN: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    let pattern = PATTERN.get_or_init(|| {
+        std::env::var("BERTH_FAULT_ABORT_AFTER")
+            .ok()
+            .filter(|p| !p.is_empty())
+    });
+    if let Some(p) = pattern
+        && description.contains(p.as_str())
+    {
+        eprintln!("berth: BERTH_FAULT_ABORT_AFTER matched {description:?}; aborting");
+        std::process::abort();
+    }
+}
+
 fn record(out: &mut Outcome, s: &Step, r: Result<(), String>) {
+    fault_point(&describe(s));
     match r {
         Ok(()) => out.done.push(describe(s)),
         Err(error) => out.failed.push(Failure {
@@ -303,11 +398,8 @@ async fn run_step<E: Engine>(
             image_id,
             repo,
             tag,
-        } => engine.tag_image(image_id, repo, tag).await,
-        Action::Unpin { reference } => match engine.remove_image_tag(reference).await {
-            Err(EngineError::Conflict { .. }) => Ok(()),
-            r => r,
-        },
+        } => pin(engine, image_id, repo, tag).await,
+        Action::Unpin { reference } => unpin(engine, reference).await,
     };
     let r = match r {
         Err(e) if e.is_already_done() && !matches!(s.action, Action::Create { .. }) => Ok(()),

@@ -388,10 +388,7 @@ fn scale_down(input: &Input<'_>, out: &mut Output) {
                 out,
                 c,
                 input.svc,
-                &format!(
-                    "scale down to {n} (removing replica {})",
-                    c.identity.number
-                ),
+                &format!("scale down to {n} (removing replica {})", c.identity.number),
             );
         }
     }
@@ -424,8 +421,7 @@ fn begin(input: &Input<'_>, rec: &mut ServiceRecord, target: &Target, out: &mut 
             let reference = svc.image.clone().unwrap_or_default();
             let Some(images) = input.images else {
                 out.needs_inventory = true;
-                out.holds
-                    .push(Hold::Wait("looking up the image".into()));
+                out.holds.push(Hold::Wait("looking up the image".into()));
                 return false;
             };
             let Some(id) = images.get(&normalize_reference(&reference)) else {
@@ -484,7 +480,10 @@ fn begin(input: &Input<'_>, rec: &mut ServiceRecord, target: &Target, out: &mut 
             order(svc).1
         ),
         RolloutKind::Revert { failed } => {
-            format!("reverting to r{number} ({}) after r{failed} failed", short(&target.hash))
+            format!(
+                "reverting to r{number} ({}) after r{failed} failed",
+                short(&target.hash)
+            )
         }
         RolloutKind::Rollback => format!("rolling back to r{number} ({})", short(&target.hash)),
     };
@@ -587,7 +586,11 @@ fn advance(input: &Input<'_>, rec: &mut ServiceRecord, out: &mut Output) -> Flow
             .iter()
             .any(|c| c.identity.spec_hash == target.hash);
         if !any {
-            return fail(input, rec, &mut a, out,
+            return fail(
+                input,
+                rec,
+                &mut a,
+                out,
                 None,
                 format!(
                     "r{} has no kept container and no recorded template to recreate it from",
@@ -598,6 +601,9 @@ fn advance(input: &Input<'_>, rec: &mut ServiceRecord, out: &mut Output) -> Flow
     }
     let pol = policy(svc, a.kind);
     let mine = replicas(input);
+    if a.kind != RolloutKind::Update {
+        remove_gates(input, out, "the rollout it gated is over");
+    }
     let replacing = mine.iter().any(|c| c.identity.spec_hash != target.hash);
 
     // pre_deploy: before the first replacement of an update.
@@ -618,11 +624,7 @@ fn advance(input: &Input<'_>, rec: &mut ServiceRecord, out: &mut Output) -> Flow
 
     let (ord, why) = order(svc);
     let parallelism = pol.update.parallelism.max(1) as usize;
-    let mut in_flight = a
-        .slots
-        .values()
-        .filter(|s| s.passed_at.is_none())
-        .count();
+    let mut in_flight = a.slots.values().filter(|s| s.passed_at.is_none()).count();
     let last_pass = a.slots.values().filter_map(|s| s.passed_at).max();
     let batch_open = last_pass.is_none_or(|t| now >= t + pol.update.delay.as_secs());
     let failed_hash = match a.kind {
@@ -666,7 +668,10 @@ fn advance(input: &Input<'_>, rec: &mut ServiceRecord, out: &mut Output) -> Flow
                 match tc {
                     None => create_start(out, &target, input, n, &canonical, &cause),
                     Some(c) if matches!(c.state, RunState::Exited | RunState::Created) => {
-                        out.steps.push((start(c), format!("{cause}: exited after passing; restarting")))
+                        out.steps.push((
+                            start(c),
+                            format!("{cause}: exited after passing; restarting"),
+                        ))
                     }
                     _ => {}
                 }
@@ -674,9 +679,15 @@ fn advance(input: &Input<'_>, rec: &mut ServiceRecord, out: &mut Output) -> Flow
             (None, Some(s)) => {
                 let deadline = s.started_at + pol.progress_deadline.as_secs();
                 if now >= deadline {
-                    return fail(input, rec, &mut a, out,
+                    return fail(
+                        input,
+                        rec,
+                        &mut a,
+                        out,
                         None,
-                        format!("replica {n}'s new container could not be created or started (see the failed steps)"),
+                        format!(
+                            "replica {n}'s new container could not be created or started (see the failed steps)"
+                        ),
                     );
                 }
                 make_room(out, svc, &olds, &canonical, &keep, &cause);
@@ -741,8 +752,7 @@ fn advance(input: &Input<'_>, rec: &mut ServiceRecord, out: &mut Output) -> Flow
                         in_flight += 1;
                     }
                     let old_running = olds.iter().any(|o| o.state == RunState::Running);
-                    if !(ord == Order::StartFirst && old_running && a.kind == RolloutKind::Update)
-                    {
+                    if !(ord == Order::StartFirst && old_running && a.kind == RolloutKind::Update) {
                         make_room(out, svc, &olds, &canonical, &keep, &cause);
                         if c.name != canonical {
                             out.steps.push((rename(c, &canonical), cause.clone()));
@@ -755,7 +765,8 @@ fn advance(input: &Input<'_>, rec: &mut ServiceRecord, out: &mut Output) -> Flow
             }
             (Some(c), Some(mut s)) => {
                 if c.state == RunState::Created {
-                    out.steps.push((start(c), format!("{cause}: created, not started")));
+                    out.steps
+                        .push((start(c), format!("{cause}: created, not started")));
                     waits.push(format!("replica {n}: starting"));
                     continue;
                 }
@@ -793,9 +804,9 @@ fn advance(input: &Input<'_>, rec: &mut ServiceRecord, out: &mut Output) -> Flow
                         waits.push(format!("replica {n}: {reason}"));
                     }
                     Verdict::Failed { reason } => {
-                        let ratio = f64::from(
-                            a.slots.values().filter(|s| s.failed).count() as u32 + 1,
-                        ) / f64::from(svc.replicas.max(1));
+                        let ratio =
+                            f64::from(a.slots.values().filter(|s| s.failed).count() as u32 + 1)
+                                / f64::from(svc.replicas.max(1));
                         let tolerated = a.kind == RolloutKind::Update
                             && (pol.update.failure_action == FailureAction::Continue
                                 || ratio <= pol.update.max_failure_ratio);
@@ -817,7 +828,11 @@ fn advance(input: &Input<'_>, rec: &mut ServiceRecord, out: &mut Output) -> Flow
                             });
                             continue;
                         }
-                        return fail(input, rec, &mut a, out,
+                        return fail(
+                            input,
+                            rec,
+                            &mut a,
+                            out,
                             Some(c.id.clone()),
                             format!("replica {n}: {reason}"),
                         );
@@ -883,10 +898,14 @@ fn make_room(
     for o in olds {
         if keep(o) {
             if matches!(o.state, RunState::Running | RunState::Paused) {
-                out.steps.push((stop(o, svc), format!("{cause}: stop (kept for a revert)")));
+                out.steps
+                    .push((stop(o, svc), format!("{cause}: stop (kept for a revert)")));
             }
             if o.name == canonical {
-                out.steps.push((rename(o, &retired_name(canonical, o)), format!("{cause}: keep the old container under another name")));
+                out.steps.push((
+                    rename(o, &retired_name(canonical, o)),
+                    format!("{cause}: keep the old container under another name"),
+                ));
             }
         } else {
             removal(out, o, svc, cause);
@@ -908,7 +927,8 @@ fn swap(
     make_room(out, svc, olds, canonical, keep, cause);
     if let Some(c) = tc {
         if c.name != canonical {
-            out.steps.push((rename(c, canonical), format!("{cause}: takes the name")));
+            out.steps
+                .push((rename(c, canonical), format!("{cause}: takes the name")));
         }
     }
 }
@@ -1029,26 +1049,33 @@ fn one_shot(
             if c.state == RunState::Created {
                 out.steps.push((start(c), cause));
             }
-            out.holds
-                .push(Hold::Wait(format!("{what} gate running")));
+            out.holds.push(Hold::Wait(format!("{what} gate running")));
             GateState::Waiting
         }
         (_, _) => {
-            for c in mine.iter().filter(|c| Some(c.id.as_str()) != current.map(|c| c.id.as_str())) {
+            for c in mine
+                .iter()
+                .filter(|c| Some(c.id.as_str()) != current.map(|c| c.id.as_str()))
+            {
                 removal(out, c, svc, &format!("{cause}: left over"));
             }
             let image = match &gate.image {
                 None => target.image_id.clone().unwrap_or_default(),
-                Some(reference) => match input.images.and_then(|i| i.get(&normalize_reference(reference))) {
+                Some(reference) => match input
+                    .images
+                    .and_then(|i| i.get(&normalize_reference(reference)))
+                {
                     Some(id) => id.clone(),
                     None if input.images.is_none() => {
                         out.needs_inventory = true;
-                        out.holds.push(Hold::Wait(format!("{what} gate: looking up its image")));
+                        out.holds
+                            .push(Hold::Wait(format!("{what} gate: looking up its image")));
                         return GateState::Waiting;
                     }
                     None => {
                         out.pulls.push(reference.clone());
-                        out.holds.push(Hold::Wait(format!("{what} gate: pulling {reference}")));
+                        out.holds
+                            .push(Hold::Wait(format!("{what} gate: pulling {reference}")));
                         return GateState::Waiting;
                     }
                 },
@@ -1061,8 +1088,10 @@ fn one_shot(
             spec.healthcheck = None;
             spec.restart = "no".into();
             spec.restart_max = None;
-            spec.labels.insert(labels::ROLE.into(), role.as_str().into());
-            spec.labels.insert(labels::compose::ONEOFF.into(), "True".into());
+            spec.labels
+                .insert(labels::ROLE.into(), role.as_str().into());
+            spec.labels
+                .insert(labels::compose::ONEOFF.into(), "True".into());
             if let Some(c) = current {
                 removal(out, c, svc, &format!("{cause}: restarting the gate"));
             }
@@ -1112,7 +1141,14 @@ fn fail(
                     Some(p) => format!("reverting to r{p}"),
                     None => "no earlier stable revision to revert to; left as is".into(),
                 };
-                push_event(out, input, EventKind::RolloutFailed, n, logs_of, format!("r{n} ({}) failed: {reason}; {then}", short(&svc.spec_hash)));
+                push_event(
+                    out,
+                    input,
+                    EventKind::RolloutFailed,
+                    n,
+                    logs_of,
+                    format!("r{n} ({}) failed: {reason}; {then}", short(&svc.spec_hash)),
+                );
                 rec.active = target.map(|p| Rollout {
                     revision: p,
                     kind: RolloutKind::Revert { failed: n },
@@ -1125,17 +1161,42 @@ fn fail(
             } else {
                 a.paused = Some(reason.clone());
                 rec.active = Some(a.clone());
-                push_event(out, input, EventKind::RolloutPaused, n, logs_of, format!("r{n} ({}) failed: {reason}; paused (failure_action {:?}, auto_revert {})", short(&svc.spec_hash), pol.failure_action, svc.berth.auto_revert));
+                push_event(
+                    out,
+                    input,
+                    EventKind::RolloutPaused,
+                    n,
+                    logs_of,
+                    format!(
+                        "r{n} ({}) failed: {reason}; paused (failure_action {:?}, auto_revert {})",
+                        short(&svc.spec_hash),
+                        pol.failure_action,
+                        svc.berth.auto_revert
+                    ),
+                );
             }
         }
         RolloutKind::Revert { failed } => {
             rec.degraded = Some(Degraded {
                 since: now,
-                reason: format!("r{failed} failed and the revert to r{} failed too: {reason}", a.revision),
+                reason: format!(
+                    "r{failed} failed and the revert to r{} failed too: {reason}",
+                    a.revision
+                ),
                 spec_hash: svc.spec_hash.clone(),
             });
             rec.active = None;
-            push_event(out, input, EventKind::Degraded, a.revision, logs_of, format!("revert to r{} failed: {reason}; DEGRADED — berth keeps what runs and waits for a human", a.revision));
+            push_event(
+                out,
+                input,
+                EventKind::Degraded,
+                a.revision,
+                logs_of,
+                format!(
+                    "revert to r{} failed: {reason}; DEGRADED — berth keeps what runs and waits for a human",
+                    a.revision
+                ),
+            );
         }
         RolloutKind::Rollback => {
             rec.degraded = Some(Degraded {
@@ -1144,7 +1205,14 @@ fn fail(
                 spec_hash: svc.spec_hash.clone(),
             });
             rec.active = None;
-            push_event(out, input, EventKind::Degraded, a.revision, logs_of, format!("rollback to r{} failed: {reason}; DEGRADED", a.revision));
+            push_event(
+                out,
+                input,
+                EventKind::Degraded,
+                a.revision,
+                logs_of,
+                format!("rollback to r{} failed: {reason}; DEGRADED", a.revision),
+            );
         }
     }
     Flow::Again
@@ -1177,7 +1245,12 @@ fn complete(
     let n = a.revision;
     let message = match a.kind {
         RolloutKind::Update => {
-            let first = a.slots.values().filter_map(|s| s.passed_at).min().unwrap_or(now);
+            let first = a
+                .slots
+                .values()
+                .filter_map(|s| s.passed_at)
+                .min()
+                .unwrap_or(now);
             let _ = rec.mark_ready(n, first);
             let _ = rec.mark_stable(n);
             let failed = a.slots.values().filter(|s| s.failed).count();
@@ -1186,7 +1259,13 @@ fn complete(
             } else {
                 String::new()
             };
-            (EventKind::RolloutSucceeded, format!("r{n} ({}) is ready and stable{tolerated}", short(&target.hash)))
+            (
+                EventKind::RolloutSucceeded,
+                format!(
+                    "r{n} ({}) is ready and stable{tolerated}",
+                    short(&target.hash)
+                ),
+            )
         }
         RolloutKind::Revert { failed } => {
             let _ = rec.mark_reverted(failed);
@@ -1202,11 +1281,20 @@ fn complete(
                     input.jobs_ran.join(", ")
                 )
             };
-            (EventKind::Reverted, format!("r{failed} failed ({reason}); r{n} runs again and is ready{jobs}"))
+            (
+                EventKind::Reverted,
+                format!("r{failed} failed ({reason}); r{n} runs again and is ready{jobs}"),
+            )
         }
         RolloutKind::Rollback => {
             let _ = rec.mark_current(n);
-            (EventKind::RolloutSucceeded, format!("rolled back to r{n} ({}); held there until `berth release`", short(&target.hash)))
+            (
+                EventKind::RolloutSucceeded,
+                format!(
+                    "rolled back to r{n} ({}); held there until `berth release`",
+                    short(&target.hash)
+                ),
+            )
         }
     };
     rec.active = None;
@@ -1222,18 +1310,28 @@ fn complete(
     // The kept containers of other revisions are no longer needed.
     for c in replicas(input) {
         if c.identity.spec_hash != target.hash && c.identity.number <= svc.replicas {
-            removal(out, c, svc, &format!("r{n} is stable; the old container is no longer needed"));
+            removal(
+                out,
+                c,
+                svc,
+                &format!("r{n} is stable; the old container is no longer needed"),
+            );
         }
     }
-    out.events
-        .push(event(input, message.0, Some(n), message.1));
+    out.events.push(event(input, message.0, Some(n), message.1));
 }
 
 /// The target runs: restart or recreate what died, vanished or is unhealthy; clean leftovers.
-fn self_heal(input: &Input<'_>, rec: &mut ServiceRecord, target: &Target, out: &mut Output) -> Flow {
+fn self_heal(
+    input: &Input<'_>,
+    rec: &mut ServiceRecord,
+    target: &Target,
+    out: &mut Output,
+) -> Flow {
     let svc = input.svc;
     let now = input.now;
     let mine = replicas(input);
+    remove_gates(input, out, "the rollout it gated is over");
     let mut heals: Vec<(u32, String)> = Vec::new();
     for n in 1..=svc.replicas {
         let canonical = target.canonical(input, n);
@@ -1256,23 +1354,42 @@ fn self_heal(input: &Input<'_>, rec: &mut ServiceRecord, target: &Target, out: &
             removal(out, o, svc, &cause);
         }
         match tcs.first() {
-            None => heals.push((n, format!("replica {n} is missing (removed by hand?); recreating"))),
+            None => heals.push((
+                n,
+                format!("replica {n} is missing (removed by hand?); recreating"),
+            )),
             Some(c) => {
                 if c.name != canonical && !mine.iter().any(|o| o.name == canonical) {
-                    out.steps.push((rename(c, &canonical), format!("replica {n} takes its name")));
+                    out.steps
+                        .push((rename(c, &canonical), format!("replica {n} takes its name")));
                 }
                 let liveness = input.probes.get(&c.id).and_then(|p| p.liveness);
                 match c.state {
-                    RunState::Created => heals.push((n, format!("replica {n} was created but not started"))),
+                    RunState::Created => {
+                        heals.push((n, format!("replica {n} was created but not started")))
+                    }
                     RunState::Exited => heals.push((
                         n,
                         match c.exit_code {
-                            Some(code) => format!("replica {n} exited with code {code}; restarting"),
+                            Some(code) => {
+                                format!("replica {n} exited with code {code}; restarting")
+                            }
                             None => format!("replica {n} is stopped; restarting"),
                         },
                     )),
-                    RunState::Running if c.health == Health::Unhealthy => heals.push((n, format!("replica {n} is unhealthy (Docker healthcheck); restarting"))),
-                    RunState::Running if svc.berth.liveness.is_some() && liveness == Some(ProbeStatus::Failing) => heals.push((n, format!("replica {n} fails its liveness probe; restarting"))),
+                    RunState::Running if c.health == Health::Unhealthy => heals.push((
+                        n,
+                        format!("replica {n} is unhealthy (Docker healthcheck); restarting"),
+                    )),
+                    RunState::Running
+                        if svc.berth.liveness.is_some()
+                            && liveness == Some(ProbeStatus::Failing) =>
+                    {
+                        heals.push((
+                            n,
+                            format!("replica {n} fails its liveness probe; restarting"),
+                        ))
+                    }
                     _ => {}
                 }
             }
@@ -1294,8 +1411,12 @@ fn self_heal(input: &Input<'_>, rec: &mut ServiceRecord, target: &Target, out: &
             reason: reason.clone(),
             spec_hash: svc.spec_hash.clone(),
         });
-        out.events
-            .push(event(input, EventKind::Degraded, target.revision, format!("{reason}; DEGRADED")));
+        out.events.push(event(
+            input,
+            EventKind::Degraded,
+            target.revision,
+            format!("{reason}; DEGRADED"),
+        ));
         return Flow::Again;
     }
     if let Some(last) = rec.restarts.last() {
@@ -1330,6 +1451,17 @@ fn self_heal(input: &Input<'_>, rec: &mut ServiceRecord, target: &Target, out: &
             .push(event(input, EventKind::SelfHeal, target.revision, cause));
     }
     Flow::Done
+}
+
+/// Removes `pre_deploy` and `smoke` containers (their result is in the record).
+fn remove_gates(input: &Input<'_>, out: &mut Output, cause: &str) {
+    for c in input
+        .containers
+        .iter()
+        .filter(|c| matches!(c.identity.role, Role::Smoke | Role::PreDeploy))
+    {
+        removal(out, c, input.svc, cause);
+    }
 }
 
 fn event(input: &Input<'_>, kind: EventKind, revision: Option<u64>, message: String) -> Event {
@@ -1369,7 +1501,11 @@ fn rename(c: &ObservedContainer, to: &str) -> Action {
 }
 
 fn removal(out: &mut Output, c: &ObservedContainer, svc: &Service, cause: &str) {
-    if out.steps.iter().any(|(a, _)| matches!(a, Action::Remove { id, .. } if *id == c.id)) {
+    if out
+        .steps
+        .iter()
+        .any(|(a, _)| matches!(a, Action::Remove { id, .. } if *id == c.id))
+    {
         return;
     }
     if matches!(c.state, RunState::Running | RunState::Paused) {

@@ -107,6 +107,28 @@ impl Drop for TestProject {
             args.extend(ids);
             docker(&args);
         }
+        // berth's image pins: a never-started container and a tag per pinned revision.
+        let pins = docker(&[
+            "ps",
+            "-a",
+            "--filter",
+            "label=berth.pin",
+            "--format",
+            "{{.Names}}",
+        ]);
+        let prefix = format!("berth-pin.{}.", self.name);
+        for n in pins.split_whitespace().filter(|n| n.starts_with(&prefix)) {
+            docker(&["rm", "-f", n]);
+        }
+        let tags = docker(&[
+            "images",
+            "--format",
+            "{{.Repository}}:{{.Tag}}",
+            &format!("berth-pin/{}/*", self.name),
+        ]);
+        for t in tags.split_whitespace() {
+            docker(&["rmi", t]);
+        }
         for kind in ["network", "volume"] {
             let names = docker(&[kind, "ls", "-q", "--filter", &filter]);
             for n in names.split_whitespace() {

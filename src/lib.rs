@@ -20,6 +20,9 @@
 //!   or failed) for health-gated rollouts.
 //! - [`apply`]: one pass to convergence (`berth apply`), round after round.
 //! - [`controller`]: the long-running loop (`berth run`): triggers, resync, backoff.
+//! - [`control`]: the operator's manual controls (`berth history`, `retry`, `hold`, `release`,
+//!   `rollback`): pure decisions on a service's record and the `history` table; `main.rs`
+//!   writes the control file and wakes `berth run` with SIGHUP.
 //! - [`lock`]: one berth per data directory.
 //! - [`report`]: summaries of a load for `berth validate`.
 //! - [`store`]: the revision store in `DATA_DIR/state/` (pure `ServiceRecord` rules for
@@ -35,6 +38,7 @@
 //! ```
 
 pub mod apply;
+pub mod control;
 pub mod controller;
 pub mod desired;
 pub mod engine;

@@ -72,13 +72,25 @@ impl DataDirLock {
             }
             Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
         }
-        let me = format!("{what} (pid {})", std::process::id());
+        let me = holder_text(what, std::process::id());
         file.set_len(0).map_err(io)?;
         file.seek(SeekFrom::Start(0)).map_err(io)?;
         file.write_all(me.as_bytes()).map_err(io)?;
         file.sync_all().map_err(io)?;
         Ok(DataDirLock { _file: file, path })
     }
+}
+
+/// What a holder writes about itself: `berth run (pid 42)`.
+fn holder_text(what: &str, pid: u32) -> String {
+    format!("{what} (pid {pid})")
+}
+
+/// Reads what a holder wrote back: (`berth run`, 42). The text stays after the holder exits,
+/// so it names the last holder, not necessarily a live one.
+pub fn parse_holder(text: &str) -> Option<(&str, u32)> {
+    let (what, pid) = text.trim().strip_suffix(')')?.rsplit_once(" (pid ")?;
+    Some((what, pid.parse().ok()?))
 }
 
 #[cfg(test)]
@@ -97,5 +109,20 @@ mod tests {
         );
         drop(first);
         DataDirLock::acquire(t.path(), "berth apply").unwrap();
+    }
+
+    #[test]
+    fn holder_text_parses_back() {
+        assert_eq!(
+            parse_holder(&holder_text("berth run", 42)),
+            Some(("berth run", 42))
+        );
+        assert_eq!(
+            parse_holder("berth apply (pid 7)\n"),
+            Some(("berth apply", 7))
+        );
+        for bad in ["", "a process", "berth run (pid x)", "berth run (pid 7"] {
+            assert_eq!(parse_holder(bad), None, "{bad:?}");
+        }
     }
 }

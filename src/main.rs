@@ -10,12 +10,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
-use berth::apply::{self, ApplyOptions, Progress};
+use berth::apply::{self, ApplyOptions, Progress, unix_now};
+use berth::control::{self, Change, ControlError, ServiceRef};
 use berth::controller;
 use berth::desired::{self, DesiredState, LoadOptions};
 use berth::engine::Engine;
 use berth::engine::docker::DockerEngine;
-use berth::lock::DataDirLock;
+use berth::lock::{self, DataDirLock};
 use berth::reconcile::observe::observe_and_plan;
 use berth::reconcile::plan::{PlanOptions, Records};
 use berth::report;
@@ -123,9 +124,53 @@ enum Command {
     /// The controller: keep the engine converged to DIR, reacting to engine events and
     /// re-reading DIR at every reconcile (and at least every --resync).
     #[command(
-        after_help = "Example:\n  berth run --dir /srv/stacks --data-dir /var/lib/berth\n\nSIGTERM or SIGINT finish the current step and exit 0."
+        after_help = "Example:\n  berth run --dir /srv/stacks --data-dir /var/lib/berth\n\nSIGTERM or SIGINT finish the current step and exit 0; SIGHUP reconciles now (`berth hold`, `release`, `rollback` and `retry` send it)."
     )]
     Run(RunArgs),
+    /// Show a service's revisions, quarantines, rollout in progress and operator control.
+    #[command(
+        after_help = "Example:\n  berth history shop/web --data-dir /var/lib/berth\n\nReads berth's records only (no Docker needed). Exit status: 0 ok, 1 no record of the service."
+    )]
+    History {
+        #[command(flatten)]
+        target: ServiceArgs,
+        /// Print the record as JSON (container templates left out: they hold secrets).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Try quarantined revisions again and lift a degraded state (what failed until now).
+    #[command(after_help = CONTROL_HELP)]
+    Retry(ServiceArgs),
+    /// Keep a service exactly as it runs: no rollout, no revert, until `berth release`.
+    #[command(after_help = CONTROL_HELP)]
+    Hold(ServiceArgs),
+    /// End a `berth hold` or `berth rollback`: the service follows the desired state again.
+    #[command(after_help = CONTROL_HELP)]
+    Release(ServiceArgs),
+    /// Roll a service back to a stable revision (through the readiness gate) and hold it there
+    /// until `berth release`.
+    #[command(after_help = CONTROL_HELP)]
+    Rollback {
+        #[command(flatten)]
+        target: ServiceArgs,
+        /// The revision (N or rN, see `berth history`); default: the newest stable revision
+        /// older than the current one.
+        #[arg(long, value_name = "REV", value_parser = control::parse_revision)]
+        to: Option<u64>,
+    },
+}
+
+const CONTROL_HELP: &str = "Writes only the service's control file in the data dir (no Docker needed) and wakes a running `berth run` with SIGHUP; without one, the change takes effect at the next `berth apply` or `berth run`.\n\nExit status: 0 ok, 1 refused or failed, 2 usage error.";
+
+/// The service a manual control acts on.
+#[derive(Args)]
+struct ServiceArgs {
+    /// The service, as PROJECT/SERVICE (e.g. shop/web).
+    #[arg(value_name = "PROJECT/SERVICE")]
+    service: ServiceRef,
+    /// berth's state directory (the one `berth run`/`apply` use).
+    #[arg(long, value_name = "DIR", default_value_os_t = default_data_dir())]
+    data_dir: PathBuf,
 }
 
 /// `berth run`'s arguments.
@@ -224,6 +269,19 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Run(args) => run_controller(args),
         Command::Validate { source, format } => validate(&source, format),
+        Command::History { target, json } => history(&target, json),
+        Command::Retry(target) => control_command(&target, |rec| {
+            Ok(control::retry(&target.service, rec, unix_now()))
+        }),
+        Command::Hold(target) => control_command(&target, |rec| {
+            Ok(control::hold(&target.service, rec, unix_now()))
+        }),
+        Command::Release(target) => {
+            control_command(&target, |rec| Ok(control::release(&target.service, rec)))
+        }
+        Command::Rollback { target, to } => {
+            control_command(&target, |rec| control::rollback(&target.service, rec, to))
+        }
         Command::Plan {
             source,
             engine,
@@ -245,17 +303,16 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
                 } else {
                     Records::new()
                 };
-                let (_, plan) =
-                    observe_and_plan(
-                        &engine,
-                        &desired,
-                        &records,
-                        PlanOptions { prune },
-                        berth::apply::unix_now(),
-                        &Default::default(),
-                    )
-                        .await
-                        .context("failed to observe the engine")?;
+                let (_, plan) = observe_and_plan(
+                    &engine,
+                    &desired,
+                    &records,
+                    PlanOptions { prune },
+                    unix_now(),
+                    &Default::default(),
+                )
+                .await
+                .context("failed to observe the engine")?;
                 let mut out = std::io::stdout().lock();
                 if plan.is_empty() && plan.notes.is_empty() {
                     writeln!(out, "No changes: the engine is in the desired state.")?;
@@ -326,17 +383,33 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
 }
 
 fn run_controller(args: RunArgs) -> anyhow::Result<ExitCode> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let rt = runtime()?;
+    // The handlers go in before the lock is taken: `berth hold` & co. send SIGHUP to the lock's
+    // holder, and SIGHUP's default action would end this process.
+    let (mut term, mut hup) = {
+        let _rt = rt.enter();
+        (
+            signal(SignalKind::terminate()).context("failed to install the SIGTERM handler")?,
+            signal(SignalKind::hangup()).context("failed to install the SIGHUP handler")?,
+        )
+    };
     let _lock = DataDirLock::acquire(&args.data_dir, "berth run")?;
     let store = Store::open(&args.data_dir).context("failed to open berth's records")?;
-    let rt = runtime()?;
     rt.block_on(async {
-        let engine = Arc::new(connect(&args.engine).await?);
         let stop = Arc::new(AtomicBool::new(false));
         let wakeups = controller::Wakeups::new();
         let handle = wakeups.handle();
+        // SIGHUP: an operator changed a control file (`berth hold|release|rollback|retry`).
+        let on_hup = wakeups.handle();
+        tokio::spawn(async move {
+            while hup.recv().await.is_some() {
+                tracing::info!("SIGHUP: reconciling now");
+                on_hup.trigger();
+            }
+        });
+        let engine = Arc::new(connect(&args.engine).await?);
         let on_signal = stop.clone();
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .context("failed to install the SIGTERM handler")?;
         tokio::spawn(async move {
             tokio::select! {
                 _ = tokio::signal::ctrl_c() => {}
@@ -477,4 +550,161 @@ fn validate(source: &Source, format: Format) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
+}
+
+/// `berth history`: reads the record, prints the table (or JSON).
+fn history(target: &ServiceArgs, json: bool) -> anyhow::Result<ExitCode> {
+    let (_, rec) = open_record(target)?;
+    let mut out = std::io::stdout().lock();
+    if json {
+        serde_json::to_writer_pretty(&mut out, &control::history_json(&target.service, &rec))
+            .context("failed to write the record")?;
+        writeln!(out)?;
+    } else {
+        write!(
+            out,
+            "{}",
+            control::history(&target.service, &rec, unix_now())
+        )?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The manual controls: decide on the record, write the control file (never the record: the
+/// running controller owns it), wake the controller.
+fn control_command(
+    target: &ServiceArgs,
+    decide: impl FnOnce(&berth::store::ServiceRecord) -> Result<Change, ControlError>,
+) -> anyhow::Result<ExitCode> {
+    let (store, rec) = open_record(target)?;
+    let change = decide(&rec)?;
+    println!("{}", change.message);
+    if change.control == rec.control {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let ServiceRef { project, service } = &target.service;
+    store
+        .save_control(project, service, &change.control)
+        .with_context(|| format!("failed to write the control file of {}", target.service))?;
+    match wake_controller(&target.data_dir) {
+        Wake::Woken(pid) => println!("woke berth run (pid {pid}): it reconciles now"),
+        Wake::NotRunning => println!(
+            "no berth run holds {}: the change takes effect at the next `berth apply` or `berth run`",
+            target.data_dir.display()
+        ),
+        Wake::Other(holder) => println!(
+            "{holder} holds {} and read the records when it started: the change takes effect at the next `berth apply` or `berth run`",
+            target.data_dir.display()
+        ),
+        Wake::Failed(pid, why) => eprintln!(
+            "berth: warning: failed to wake berth run (pid {pid}): {why:#}; it reads the change at its next resync"
+        ),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The store and `target`'s record; a service without a record file is an error that lists
+/// the services that have one. Creates nothing in the data dir.
+fn open_record(target: &ServiceArgs) -> anyhow::Result<(Store, berth::store::ServiceRecord)> {
+    let ServiceRef { project, service } = &target.service;
+    let state = target.data_dir.join("state");
+    let no_record = |known| ControlError::NoRecord {
+        service: target.service.to_string(),
+        dir: state.clone(),
+        known,
+    };
+    if !state.is_dir() {
+        return Err(no_record(Vec::new()).into());
+    }
+    let store = Store::open(&target.data_dir).context("failed to open berth's records")?;
+    let path = store.path(project, service)?;
+    if !path.is_file() {
+        let known = store
+            .services()
+            .context("failed to list berth's records")?
+            .into_iter()
+            .map(|(p, s)| format!("{p}/{s}"))
+            .collect();
+        return Err(no_record(known).into());
+    }
+    let rec = store
+        .load(project, service)
+        .with_context(|| format!("failed to read the record of {}", target.service))?;
+    Ok((store, rec))
+}
+
+/// What waking the controller came to.
+enum Wake {
+    /// SIGHUP sent to this `berth run`.
+    Woken(u32),
+    /// Nobody holds the data dir's lock (or its last holder is gone).
+    NotRunning,
+    /// Another berth (e.g. `berth apply`) holds it: not signalled.
+    Other(String),
+    /// A `berth run` seems to hold it but could not be checked or signalled.
+    Failed(u32, anyhow::Error),
+}
+
+/// Sends SIGHUP to the `berth run` holding `data_dir`'s lock, if one does. The lock file names
+/// its last holder; that process is signalled only if it is alive, is a `berth run`, and has
+/// this lock file open (so a stale name or a reused pid is never signalled).
+fn wake_controller(data_dir: &Path) -> Wake {
+    let path = data_dir.join("berth.lock");
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        return Wake::NotRunning;
+    };
+    let Some((what, pid)) = lock::parse_holder(&text) else {
+        return Wake::NotRunning;
+    };
+    match holds_lock(pid, &path) {
+        Ok(None) => Wake::NotRunning,
+        Ok(Some(args)) if what == "berth run" && args.iter().any(|a| a == "run") => {
+            // SAFETY: kill(2) with a pid and a signal number; no memory is shared.
+            let rc = unsafe { libc::kill(pid as libc::pid_t, libc::SIGHUP) };
+            if rc == 0 {
+                Wake::Woken(pid)
+            } else {
+                Wake::Failed(pid, std::io::Error::last_os_error().into())
+            }
+        }
+        Ok(Some(_)) => Wake::Other(format!("{what} (pid {pid})")),
+        Err(e) => Wake::Failed(pid, e),
+    }
+}
+
+/// Whether process `pid` is a berth with `lock` open, from Linux's /proc: its arguments if so.
+fn holds_lock(pid: u32, lock: &Path) -> anyhow::Result<Option<Vec<String>>> {
+    let proc = PathBuf::from(format!("/proc/{pid}"));
+    let cmdline = match std::fs::read(proc.join("cmdline")) {
+        Ok(c) => c,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => {
+            return Err(
+                anyhow::Error::new(e).context(format!("failed to read {}/cmdline", proc.display()))
+            );
+        }
+    };
+    let args: Vec<String> = cmdline
+        .split(|b| *b == 0)
+        .filter(|a| !a.is_empty())
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect();
+    let is_berth = args
+        .first()
+        .and_then(|a| Path::new(a).file_name())
+        .is_some_and(|n| n.to_string_lossy().starts_with("berth"));
+    if !is_berth {
+        return Ok(None);
+    }
+    let lock = std::fs::canonicalize(lock)
+        .with_context(|| format!("failed to resolve {}", lock.display()))?;
+    let fds = proc.join("fd");
+    let entries =
+        std::fs::read_dir(&fds).with_context(|| format!("failed to list {}", fds.display()))?;
+    for fd in entries.flatten() {
+        if std::fs::read_link(fd.path()).is_ok_and(|target| target == lock) {
+            return Ok(Some(args[1..].to_vec()));
+        }
+    }
+    Ok(None)
 }

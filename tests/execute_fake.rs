@@ -1,5 +1,10 @@
 //! The executor and the apply loop on the in-memory engine: call counts, ordering, failures
 //! that stay within their service, and jobs.
+//!
+//! `apply` reads the wall clock, so every project here sets `x-berth: {min_ready: 0s}`: a
+//! started container passes the readiness gate on the next round instead of after 5 s.
+//! A stable revision's image is pinned by a never-started container (`berth.pin` label);
+//! [`replicas`] leaves those out.
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -9,7 +14,8 @@ use berth::apply::{ApplyOptions, ApplyReport, apply};
 use berth::desired::model::DesiredState;
 use berth::desired::{LoadOptions, load_inline};
 use berth::engine::RunState;
-use berth::engine::fake::{FakeEngine, Fault};
+use berth::engine::fake::{FakeContainer, FakeEngine, Fault};
+use berth::reconcile::execute::PIN_LABEL;
 
 fn desired(yaml: &str) -> DesiredState {
     let l = load_inline(yaml, &LoadOptions::default());
@@ -38,16 +44,49 @@ async fn run(engine: &Arc<FakeEngine>, d: &DesiredState) -> ApplyReport {
     .expect("apply")
 }
 
+/// The engine's containers except pin containers.
+fn replicas(engine: &FakeEngine) -> Vec<FakeContainer> {
+    engine
+        .containers()
+        .into_iter()
+        .filter(|c| !c.spec.labels.contains_key(PIN_LABEL))
+        .collect()
+}
+
+/// `yaml` (a project) with readiness holds of zero (see the module doc).
+fn desired_fast(yaml: &str) -> DesiredState {
+    desired(&format!("x-berth: {{min_ready: 0s}}\n{yaml}"))
+}
+
 const STACK: &str =
     "name: shop\nservices:\n  a: {image: 'app:1'}\n  b: {image: 'app:1'}\n  c: {image: 'tool:2'}\n";
+
+async fn run_with(
+    engine: &Arc<FakeEngine>,
+    d: &DesiredState,
+    store: &berth::store::Store,
+) -> ApplyReport {
+    apply(
+        engine,
+        d,
+        opts(),
+        &Arc::new(AtomicBool::new(false)),
+        Some(store),
+        |_| {},
+    )
+    .await
+    .expect("apply")
+}
 
 #[tokio::test]
 async fn cold_deploy_pulls_once_per_image_and_a_converged_round_costs_one_call() {
     let engine = Arc::new(FakeEngine::new());
     engine.add_remote_image("app:1", "sha256:app1");
     engine.add_remote_image("tool:2", "sha256:tool2");
-    let d = desired(STACK);
-    let r = run(&engine, &d).await;
+    let data = tempfile::tempdir().unwrap();
+    let store = berth::store::Store::open(data.path()).unwrap();
+    let d = desired_fast(STACK);
+    let r = run_with(&engine, &d, &store).await;
     assert!(r.ok(), "{r:?}");
     let calls = engine.calls();
     assert_eq!(
@@ -67,12 +106,9 @@ async fn cold_deploy_pulls_once_per_image_and_a_converged_round_costs_one_call()
         last_pull < first_container,
         "every pull happens before any container: {calls:?}"
     );
-    assert!(
-        engine
-            .containers()
-            .iter()
-            .all(|c| c.state == RunState::Running)
-    );
+    let running = replicas(&engine);
+    assert_eq!(running.len(), 3);
+    assert!(running.iter().all(|c| c.state == RunState::Running));
     assert!(
         engine
             .containers()
@@ -80,10 +116,26 @@ async fn cold_deploy_pulls_once_per_image_and_a_converged_round_costs_one_call()
             .all(|c| c.spec.image.starts_with("sha256:")),
         "created from image IDs"
     );
+    // Each service's stable revision is pinned: a container that is never started.
+    let pins: Vec<(String, RunState)> = engine
+        .containers()
+        .into_iter()
+        .filter(|c| c.spec.labels.contains_key(PIN_LABEL))
+        .map(|c| (c.name, c.state))
+        .collect();
+    assert_eq!(
+        pins,
+        [
+            ("berth-pin.shop.a.r1".to_string(), RunState::Created),
+            ("berth-pin.shop.b.r1".to_string(), RunState::Created),
+            ("berth-pin.shop.c.r1".to_string(), RunState::Created),
+        ]
+    );
 
+    // The next pass reads the records the first one saved: nothing to do or to record.
     engine.clear_calls();
-    let r = run(&engine, &d).await;
-    assert!(r.ok() && r.steps == 0);
+    let r = run_with(&engine, &d, &store).await;
+    assert!(r.ok() && r.steps == 0, "{r:?}");
     assert_eq!(
         engine.calls(),
         ["list_containers"],
@@ -100,7 +152,7 @@ async fn a_failing_service_does_not_stop_the_others() {
         "create_container shop-b-1",
         Fault::Failed("disk full".into()),
     );
-    let r = run(&engine, &desired(STACK)).await;
+    let r = run(&engine, &desired_fast(STACK)).await;
     assert!(!r.ok());
     assert_eq!(r.failures.len(), 1, "{r:?}");
     assert_eq!(r.failures[0].step, "shop/b  create shop-b-1");
@@ -109,13 +161,13 @@ async fn a_failing_service_does_not_stop_the_others() {
         "{}",
         r.failures[0].error
     );
-    let names: Vec<String> = engine.containers().into_iter().map(|c| c.name).collect();
+    let names: Vec<String> = replicas(&engine).into_iter().map(|c| c.name).collect();
     assert!(
         names.contains(&"shop-a-1".to_string()) && names.contains(&"shop-c-1".to_string()),
         "{names:?}"
     );
     // The next apply finishes the job.
-    let r = run(&engine, &desired(STACK)).await;
+    let r = run(&engine, &desired_fast(STACK)).await;
     assert!(r.ok(), "{r:?}");
 }
 
@@ -123,22 +175,28 @@ async fn a_failing_service_does_not_stop_the_others() {
 async fn a_failed_pull_stops_nothing_and_is_reported() {
     let engine = Arc::new(FakeEngine::new());
     engine.add_image("app:1", "sha256:app1");
-    let old = desired("name: shop\nservices:\n  a: {image: 'app:1'}\n");
-    assert!(run(&engine, &old).await.ok());
-    // app:2 cannot be pulled: the running app:1 container must stay.
-    let new = desired("name: shop\nservices:\n  a: {image: 'app:2'}\n");
-    let r = run(&engine, &new).await;
+    let data = tempfile::tempdir().unwrap();
+    let store = berth::store::Store::open(data.path()).unwrap();
+    let old = desired_fast("name: shop\nservices:\n  a: {image: 'app:1'}\n");
+    assert!(run_with(&engine, &old, &store).await.ok());
+    // app:2 cannot be pulled: the running app:1 container must stay, untouched.
+    let new = desired_fast("name: shop\nservices:\n  a: {image: 'app:2'}\n");
+    engine.clear_calls();
+    let r = run_with(&engine, &new, &store).await;
     assert!(!r.ok());
-    assert!(
-        r.failures.iter().any(|f| f.step == "shop/a  pull app:2"),
-        "{r:?}"
-    );
-    assert!(
-        r.failures
-            .iter()
-            .any(|f| f.error.contains("nothing of this service was changed")),
-        "{r:?}"
-    );
+    assert_eq!(r.failures.len(), 1, "{r:?}");
+    assert_eq!(r.failures[0].step, "shop/a  pull app:2", "{r:?}");
+    let changes: Vec<String> = engine
+        .calls()
+        .into_iter()
+        .filter(|c| {
+            ["create_", "start_", "stop_", "remove_", "rename_"]
+                .iter()
+                .any(|op| c.starts_with(op))
+        })
+        .collect();
+    assert!(changes.is_empty(), "nothing changed: {changes:?}");
+    assert_eq!(replicas(&engine).len(), 1);
     let a = engine.container("shop-a-1").expect("still there");
     assert_eq!(
         (a.state, a.spec.image.as_str()),
@@ -194,7 +252,7 @@ async fn an_empty_desired_state_is_refused_while_managed_containers_run() {
     let engine = Arc::new(FakeEngine::new());
     engine.add_image("app:1", "sha256:app1");
     engine.add_image("tool:2", "sha256:tool2");
-    assert!(run(&engine, &desired(STACK)).await.ok());
+    assert!(run(&engine, &desired_fast(STACK)).await.ok());
     let empty = desired("name: shop\nservices: {}\n");
     let e = apply(
         &engine,
@@ -207,7 +265,7 @@ async fn an_empty_desired_state_is_refused_while_managed_containers_run() {
     .await
     .unwrap_err();
     assert!(e.to_string().contains("refusing to remove them all"), "{e}");
-    assert_eq!(engine.containers().len(), 3, "nothing was removed");
+    assert_eq!(replicas(&engine).len(), 3, "nothing was removed");
     let allowed = ApplyOptions {
         allow_empty: true,
         ..opts()
@@ -223,7 +281,7 @@ async fn an_empty_desired_state_is_refused_while_managed_containers_run() {
     .await
     .unwrap();
     assert!(r.ok(), "{r:?}");
-    assert!(engine.containers().is_empty());
+    assert!(replicas(&engine).is_empty());
 }
 
 #[tokio::test]
@@ -232,7 +290,7 @@ async fn a_job_run_outlives_its_container_through_the_store() {
     engine.add_image("app:1", "sha256:app1");
     let data = tempfile::tempdir().unwrap();
     let store = berth::store::Store::open(data.path()).unwrap();
-    let d = desired(
+    let d = desired_fast(
         "name: shop\nservices:\n  migrate: {image: 'app:1', restart: 'no'}\n  web:\n    image: 'app:1'\n    depends_on: {migrate: {condition: service_completed_successfully}}\n",
     );
     let stop = Arc::new(AtomicBool::new(false));

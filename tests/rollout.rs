@@ -1,0 +1,1348 @@
+//! The rollout state machine (`reconcile::rollout`, DESIGN §4) through the pure planner,
+//! round after round, against a simulated engine: start-first and stop-first updates, the
+//! readiness gate, revert and quarantine, batches, pre-deploy and smoke gates, self-heal, and
+//! crashes between (and inside) rounds.
+//!
+//! The simulation is the controller's loop without IO: observe the [`World`], `plan()` with
+//! berth's records and `now`, save the plan's records, apply its steps one by one as Docker
+//! would (strictly: a taken name or a step on a missing container panics), one second passes.
+//! How a started container behaves is decided by its image ([`Behaviour`]), so a "bad release"
+//! is an image ID that crashes, turns unhealthy, is restarted by Docker, or never gets ready.
+
+use berth::desired::model::DesiredState;
+use berth::desired::{LoadOptions, load_inline};
+use berth::engine::labels::{self, compose};
+use berth::engine::{ContainerSummary, Health, ImageSummary, NetworkSummary, RunState};
+use berth::reconcile::event::EventKind;
+use berth::reconcile::observed::{ObservedState, ProbeVerdicts};
+use berth::reconcile::plan::{Action, ImageSource, Note, Plan, PlanOptions, Records, plan, short};
+use berth::reconcile::probe::ProbeStatus;
+use berth::store::{Outcome, RolloutKind, ServiceRecord};
+use indoc::indoc;
+use proptest::prelude::*;
+use std::collections::BTreeMap;
+
+const T0: u64 = 1_700_000_000;
+
+fn desired(yaml: &str) -> DesiredState {
+    let l = load_inline(yaml, &LoadOptions::default());
+    l.state.unwrap_or_else(|| panic!("{}", l.diagnostics))
+}
+
+/// Project `shop` with one service `web` running `image`; `extra` is more of web's YAML
+/// (indented four spaces), e.g. `"    ports: ['8080:80']\n"`.
+fn web(image: &str, extra: &str) -> DesiredState {
+    desired(&format!(
+        "name: shop\nservices:\n  web:\n    image: '{image}'\n{extra}"
+    ))
+}
+
+fn hash(d: &DesiredState) -> String {
+    d.projects["shop"].services["web"].spec_hash.clone()
+}
+
+fn h12(d: &DesiredState) -> String {
+    short(&hash(d)).to_string()
+}
+
+/// How a container started from an image behaves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Behaviour {
+    /// Runs; healthy when it has a healthcheck.
+    Good,
+    /// Exits with code 1 as soon as it starts.
+    Crashes,
+    /// Runs, and its Docker healthcheck reports unhealthy.
+    Unhealthy,
+    /// Runs, after Docker's restart policy restarted it once.
+    Restarted,
+    /// Runs, and its Docker healthcheck never leaves `starting`.
+    NeverReady,
+}
+
+/// A replica as the tests compare it: (name, short spec hash, state).
+type Replica = (String, String, RunState);
+
+/// A simulated engine.
+#[derive(Clone, Default)]
+struct World {
+    containers: Vec<ContainerSummary>,
+    restart_counts: BTreeMap<String, u32>,
+    probes: BTreeMap<String, ProbeVerdicts>,
+    /// Reference (tag or pin) → image ID.
+    images: BTreeMap<String, String>,
+    /// Image ID → behaviour; `Good` when absent.
+    behaviour: BTreeMap<String, Behaviour>,
+    /// Exit code of the one-shot gate containers by role (`smoke`, `pre-deploy`); 0 if absent.
+    gate_exit: BTreeMap<String, i64>,
+    /// Containers (by name) that crash when started, whatever their image.
+    crash_names: Vec<String>,
+    created: usize,
+}
+
+impl World {
+    /// Images `app:1` ... `app:9`, each with ID `sha256:appN`, all good.
+    fn new() -> Self {
+        let mut w = World::default();
+        for n in 1..=9 {
+            w.images
+                .insert(format!("app:{n}"), format!("sha256:app{n}"));
+        }
+        w
+    }
+
+    fn bad(mut self, reference: &str, b: Behaviour) -> Self {
+        let id = self.images[reference].clone();
+        self.behaviour.insert(id, b);
+        self
+    }
+
+    fn observed(&self) -> ObservedState {
+        let mut o = ObservedState::from_lists(self.containers.clone()).with_inventory(
+            vec![NetworkSummary {
+                id: "n1".into(),
+                name: "shop_default".into(),
+                labels: BTreeMap::new(),
+            }],
+            vec![],
+            self.images
+                .iter()
+                .map(|(r, id)| ImageSummary {
+                    id: id.clone(),
+                    tags: vec![r.clone()],
+                    digests: vec![],
+                })
+                .collect(),
+        );
+        o.probes = self.probes.clone();
+        o.restart_counts = self
+            .containers
+            .iter()
+            .map(|c| {
+                (
+                    c.id.clone(),
+                    self.restart_counts.get(&c.id).copied().unwrap_or(0),
+                )
+            })
+            .collect();
+        o
+    }
+
+    fn find(&mut self, key: &str) -> &mut ContainerSummary {
+        self.containers
+            .iter_mut()
+            .find(|c| c.id == key || c.name == key)
+            .unwrap_or_else(|| panic!("no container {key}"))
+    }
+
+    /// Applies one step the way Docker would.
+    fn step(&mut self, action: &Action) {
+        match action {
+            Action::CreateNetwork(_) | Action::CreateVolume(_) => {}
+            Action::Pull { reference } => {
+                let id = format!("sha256:{reference}");
+                self.images.insert(reference.clone(), id);
+            }
+            Action::Create { spec, image } => {
+                assert!(
+                    !self.containers.iter().any(|c| c.name == spec.name),
+                    "create {}: the name is taken",
+                    spec.name
+                );
+                let key = |l: &BTreeMap<String, String>| {
+                    [
+                        labels::SERVICE,
+                        labels::ROLE,
+                        compose::NUMBER,
+                        labels::SPEC_HASH,
+                    ]
+                    .map(|k| l.get(k).cloned().unwrap_or_default())
+                };
+                let same = key(&spec.labels);
+                assert!(
+                    !self.containers.iter().any(|c| key(&c.labels) == same),
+                    "create {}: a container with the same service, role, number and hash exists (a duplicate)",
+                    spec.name
+                );
+                let image_id = match image {
+                    ImageSource::Id(id) => id.clone(),
+                    ImageSource::Pulled(r) => self.images[r].clone(),
+                };
+                assert!(
+                    self.images.values().any(|i| *i == image_id),
+                    "create {}: no image {image_id}",
+                    spec.name
+                );
+                self.created += 1;
+                let mut l = spec.labels.clone();
+                if spec.healthcheck.is_some() {
+                    l.insert("test.healthcheck".into(), "yes".into());
+                }
+                self.containers.push(ContainerSummary {
+                    id: format!("c{}", self.created),
+                    name: spec.name.clone(),
+                    image_id,
+                    labels: l,
+                    state: RunState::Created,
+                    health: Health::None,
+                    exit_code: None,
+                    networks: vec![],
+                    created: 0,
+                });
+            }
+            Action::Start { target, .. } => {
+                let gate_exit = self.gate_exit.clone();
+                let crash = self.crash_names.clone();
+                let behaviour = self.behaviour.clone();
+                let c = self.find(target);
+                assert_ne!(c.state, RunState::Running, "start {}: running", c.name);
+                let role = c.labels.get(labels::ROLE).cloned().unwrap_or_default();
+                let checked = c.labels.contains_key("test.healthcheck");
+                c.exit_code = None;
+                c.state = RunState::Running;
+                c.health = if checked {
+                    Health::Healthy
+                } else {
+                    Health::None
+                };
+                let b = if crash.contains(&c.name) {
+                    Behaviour::Crashes
+                } else {
+                    behaviour
+                        .get(&c.image_id)
+                        .copied()
+                        .unwrap_or(Behaviour::Good)
+                };
+                let id = c.id.clone();
+                match role.as_str() {
+                    "smoke" | "pre-deploy" => {
+                        c.state = RunState::Exited;
+                        c.exit_code = Some(gate_exit.get(&role).copied().unwrap_or(0));
+                    }
+                    "job" => {
+                        c.state = RunState::Exited;
+                        c.exit_code = Some(0);
+                    }
+                    _ => match b {
+                        Behaviour::Good => {}
+                        Behaviour::Crashes => {
+                            c.state = RunState::Exited;
+                            c.exit_code = Some(1);
+                            c.health = Health::None;
+                        }
+                        Behaviour::Unhealthy => c.health = Health::Unhealthy,
+                        Behaviour::NeverReady => c.health = Health::Starting,
+                        Behaviour::Restarted => {
+                            self.restart_counts.insert(id, 1);
+                        }
+                    },
+                }
+            }
+            Action::Stop { id, .. } => {
+                // Stopping a stopped container is Docker's 304, which the executor counts as
+                // done.
+                let c = self.find(id);
+                c.state = RunState::Exited;
+                c.exit_code = Some(0);
+                c.health = Health::None;
+            }
+            Action::Remove { id, .. } => {
+                let c = self.find(id);
+                assert_ne!(c.state, RunState::Running, "remove {}: running", c.name);
+                self.containers.retain(|c| &c.id != id);
+            }
+            Action::Rename { id, to, .. } => {
+                assert!(
+                    !self.containers.iter().any(|c| &c.name == to),
+                    "rename to {to}: the name is taken"
+                );
+                self.find(id).name = to.clone();
+            }
+            Action::Pin {
+                image_id,
+                repo,
+                tag,
+            } => {
+                assert!(
+                    self.images.values().any(|i| i == image_id),
+                    "pin: no image {image_id}"
+                );
+                self.images
+                    .insert(format!("{repo}:{tag}"), image_id.clone());
+            }
+            Action::Unpin { reference } => {
+                self.images.remove(reference);
+            }
+        }
+    }
+
+    /// Replicas of web, in creation order.
+    fn web(&self) -> Vec<Replica> {
+        self.containers
+            .iter()
+            .filter(|c| {
+                c.labels.get(labels::SERVICE).map(String::as_str) == Some("web")
+                    && c.labels.get(labels::ROLE).map(String::as_str) == Some("replica")
+            })
+            .map(|c| {
+                (
+                    c.name.clone(),
+                    short(&c.labels[labels::SPEC_HASH]).to_string(),
+                    c.state,
+                )
+            })
+            .collect()
+    }
+
+    /// Running replicas of web that a client could use: running and not unhealthy.
+    fn serving(&self) -> usize {
+        self.containers
+            .iter()
+            .filter(|c| {
+                c.labels.get(labels::ROLE).map(String::as_str) == Some("replica")
+                    && c.state == RunState::Running
+                    && c.health != Health::Unhealthy
+            })
+            .count()
+    }
+}
+
+/// The world and berth across rounds: records, clock, and everything that happened.
+#[derive(Clone)]
+struct Sim {
+    w: World,
+    records: Records,
+    now: u64,
+    /// Every plan so far, in order.
+    plans: Vec<Plan>,
+}
+
+impl Sim {
+    fn new(w: World) -> Self {
+        Sim {
+            w,
+            records: Records::new(),
+            now: T0,
+            plans: Vec::new(),
+        }
+    }
+
+    fn plan(&self, d: &DesiredState) -> Plan {
+        plan(
+            d,
+            &self.w.observed(),
+            &self.records,
+            PlanOptions::default(),
+            self.now,
+        )
+    }
+
+    /// One round; `check` sees the world before the first step and after every step.
+    fn round_checked(&mut self, d: &DesiredState, check: &mut dyn FnMut(&World)) -> Plan {
+        let p = self.plan(d);
+        self.records
+            .extend(p.records.iter().map(|(k, r)| (k.clone(), r.clone())));
+        check(&self.w);
+        for s in &p.steps {
+            self.w.step(&s.action);
+            check(&self.w);
+        }
+        self.now += 1;
+        self.plans.push(p.clone());
+        p
+    }
+
+    fn round(&mut self, d: &DesiredState) -> Plan {
+        self.round_checked(d, &mut |_| {})
+    }
+
+    /// Rounds until nothing is left to do or wait for; panics after 60.
+    fn converge_checked(&mut self, d: &DesiredState, check: &mut dyn FnMut(&World)) -> Plan {
+        for _ in 0..60 {
+            let p = self.round_checked(d, check);
+            if settled(&p) {
+                return p;
+            }
+        }
+        panic!("no convergence within 60 rounds:\n{}", self.plan(d));
+    }
+
+    fn converge(&mut self, d: &DesiredState) -> Plan {
+        self.converge_checked(d, &mut |_| {})
+    }
+
+    fn record(&self) -> ServiceRecord {
+        self.records
+            .get(&("shop".to_string(), "web".to_string()))
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Events of every plan so far, as `Kind: message`.
+    fn events(&self) -> Vec<String> {
+        self.plans
+            .iter()
+            .flat_map(|p| p.events.iter())
+            .map(|e| format!("{:?}: {}", e.kind, e.message))
+            .collect()
+    }
+}
+
+/// Nothing to do and nothing to wait for.
+fn settled(p: &Plan) -> bool {
+    p.is_empty() && p.waits().next().is_none()
+}
+
+/// A sim where `d` was deployed and has converged.
+fn deployed(w: World, d: &DesiredState) -> Sim {
+    let mut sim = Sim::new(w);
+    sim.converge(d);
+    sim
+}
+
+/// The web replicas' IDs, by name.
+fn ids(w: &World) -> BTreeMap<String, String> {
+    w.containers
+        .iter()
+        .filter(|c| c.labels.get(labels::ROLE).map(String::as_str) == Some("replica"))
+        .map(|c| (c.name.clone(), c.id.clone()))
+        .collect()
+}
+
+/// Every replica of web runs `d`'s revision under its canonical name, and nothing else exists.
+fn assert_runs(w: &World, d: &DesiredState, replicas: u32) {
+    let h = h12(d);
+    let want: Vec<Replica> = (1..=replicas)
+        .map(|n| (format!("shop-web-{n}"), h.clone(), RunState::Running))
+        .collect();
+    let mut got = w.web();
+    got.sort();
+    assert_eq!(got, want);
+    assert_eq!(w.containers.len(), replicas as usize, "no leftovers");
+}
+
+const FAST: &str = "    x-berth: {min_ready: 0s}\n";
+const PORT: &str = "    ports: ['8080:80']\n    x-berth: {min_ready: 0s}\n";
+
+#[test]
+fn a_good_start_first_update_keeps_the_old_container_serving_until_the_candidate_passed() {
+    let x = "    x-berth: {min_ready: 2s}\n";
+    let (d1, d2) = (web("app:1", x), web("app:2", x));
+    let mut sim = deployed(World::new(), &d1);
+    let old = ids(&sim.w)["shop-web-1"].clone();
+    let (a, b) = (h12(&d1), h12(&d2));
+    let mut passed = false;
+    let mut texts = Vec::new();
+    for _ in 0..5 {
+        // Does this round's decision say the candidate passed?
+        passed |= sim
+            .plan(&d2)
+            .records
+            .values()
+            .any(|r| r.current().is_some_and(|c| c.spec_hash == hash(&d2)));
+        let p = sim.round_checked(&d2, &mut |w| {
+            // Never a moment without a running, not unhealthy replica.
+            assert!(w.serving() >= 1, "nothing serves: {:?}", w.web());
+            // The old container runs until the round in which the candidate passed.
+            if !passed {
+                let o = w.containers.iter().find(|c| c.id == old).unwrap();
+                assert_eq!(o.state, RunState::Running, "{:?}", w.web());
+            }
+        });
+        texts.push(p.to_string());
+    }
+    // The old container is stopped twice in the last round (the swap, then the removal of
+    // what is no longer needed): the second stop is Docker's 304, counted as done.
+    assert_eq!(
+        texts,
+        [
+            format!(
+                "shop/web  create shop-web-1-{b}  r2 replica 1: start-first (new beside old)\n\
+                 shop/web  start shop-web-1-{b}   r2 replica 1: start-first (new beside old)\n\
+                 shop/web  waits: replica 1: starting\n"
+            ),
+            "shop/web  waits: replica 1: ready, holding for min_ready (0s of 2s)\n".to_string(),
+            "shop/web  waits: replica 1: ready, holding for min_ready (1s of 2s)\n".to_string(),
+            format!(
+                "shop/web  stop shop-web-1                               r2 replica 1: start-first (new beside old): stop (kept for a revert)\n\
+                 shop/web  rename shop-web-1 -> shop-web-1-{a}  r2 replica 1: start-first (new beside old): keep the old container under another name\n\
+                 shop/web  rename shop-web-1-{b} -> shop-web-1  r2 replica 1: start-first (new beside old): takes the name\n\
+                 shop/web  pin app2 as berth-pin/shop/web:r2             keep r2's image for a revert (docker image prune cannot remove it)\n\
+                 shop/web  stop shop-web-1                               r2 is stable; the old container is no longer needed\n\
+                 shop/web  remove shop-web-1                             r2 is stable; the old container is no longer needed\n"
+            ),
+            String::new(),
+        ]
+    );
+    assert!(passed);
+    assert_runs(&sim.w, &d2, 1);
+    let rec = sim.record();
+    let r2 = rec.current().unwrap();
+    assert_eq!(
+        (r2.number, r2.stable, r2.pin.as_deref()),
+        (2, true, Some("berth-pin/shop/web:r2"))
+    );
+    assert_eq!(sim.w.images["berth-pin/shop/web:r1"], "sha256:app1");
+    assert_eq!(sim.w.images["berth-pin/shop/web:r2"], "sha256:app2");
+}
+
+#[test]
+fn stop_first_with_a_published_port_stops_and_renames_the_old_one_before_creating() {
+    let (d1, d2) = (web("app:1", PORT), web("app:2", PORT));
+    let mut sim = deployed(World::new(), &d1);
+    let (a, why) = (
+        h12(&d1),
+        "r2 replica 1: stop-first (publishes host port 8080, which cannot be bound twice)",
+    );
+    let p = sim.round_checked(&d2, &mut |w| {
+        let running = w.web().iter().filter(|c| c.2 == RunState::Running).count();
+        assert!(running <= 1, "host port 8080 bound twice: {:?}", w.web());
+    });
+    assert_eq!(
+        p.to_string(),
+        format!(
+            "shop/web  stop shop-web-1                               {why}: stop (kept for a revert)\n\
+             shop/web  rename shop-web-1 -> shop-web-1-{a}  {why}: keep the old container under another name\n\
+             shop/web  create shop-web-1                             {why}\n\
+             shop/web  start shop-web-1                              {why}\n\
+             shop/web  waits: replica 1: starting\n"
+        )
+    );
+    sim.converge(&d2);
+    assert_runs(&sim.w, &d2, 1);
+}
+
+/// Bad releases, one per way a candidate fails the gate, and the reason each is quarantined
+/// for.
+fn bad_releases() -> Vec<(Behaviour, &'static str, &'static str)> {
+    vec![
+        (
+            Behaviour::Crashes,
+            "",
+            "replica 1: exited with code 1 before becoming ready",
+        ),
+        (
+            Behaviour::Unhealthy,
+            "    healthcheck: {test: [CMD, ok]}\n",
+            "replica 1: Docker healthcheck reports unhealthy",
+        ),
+        (
+            Behaviour::Restarted,
+            "",
+            "replica 1: crashed and was restarted by Docker 1 time(s) before becoming ready",
+        ),
+        (
+            Behaviour::NeverReady,
+            "    healthcheck: {test: [CMD, ok]}\n",
+            "replica 1: not ready within progress_deadline (5s): Docker healthcheck is starting",
+        ),
+    ]
+}
+
+#[test]
+fn every_kind_of_gate_failure_reverts_in_the_round_it_is_seen_and_quarantines_the_revision() {
+    for (behaviour, extra, reason) in bad_releases() {
+        let x = format!("{extra}    x-berth: {{min_ready: 0s, progress_deadline: 5s}}\n");
+        let (d1, d2) = (web("app:1", &x), web("app:2", &x));
+        let mut sim = deployed(World::new().bad("app:2", behaviour), &d1);
+        let old = ids(&sim.w)["shop-web-1"].clone();
+        let mut rounds = 0;
+        loop {
+            rounds += 1;
+            assert!(rounds < 20, "{behaviour:?}: no failure seen");
+            let p = sim.round_checked(&d2, &mut |w| {
+                let o = w.containers.iter().find(|c| c.id == old).unwrap();
+                assert_eq!(
+                    o.state,
+                    RunState::Running,
+                    "{behaviour:?}: the old one stopped"
+                );
+            });
+            let failed = p.events.iter().any(|e| e.kind == EventKind::RolloutFailed);
+            if failed {
+                // The same round reverts: the candidate goes, the revert completes.
+                assert!(
+                    p.events.iter().any(|e| e.kind == EventKind::Reverted),
+                    "{behaviour:?}: {:?}",
+                    p.events
+                );
+                let removed: Vec<String> = p.steps.iter().map(|s| s.action.to_string()).collect();
+                assert_eq!(
+                    removed.last().map(String::as_str),
+                    Some(format!("remove shop-web-1-{}", h12(&d2)).as_str()),
+                    "{behaviour:?}: {removed:?}"
+                );
+                break;
+            }
+        }
+        let rec = sim.record();
+        assert_eq!(rec.quarantined.len(), 1, "{behaviour:?}");
+        assert_eq!(rec.quarantined[0].spec_hash, hash(&d2));
+        assert_eq!(rec.quarantined[0].reason, reason, "{behaviour:?}");
+        let r2 = rec.revision(2).unwrap();
+        assert_eq!((r2.outcome, r2.stable), (Outcome::Reverted, false));
+        assert!(rec.active.is_none() && rec.degraded.is_none());
+        assert_runs(&sim.w, &d1, 1);
+        assert_eq!(
+            ids(&sim.w)["shop-web-1"],
+            old,
+            "{behaviour:?}: the same container"
+        );
+    }
+}
+
+#[test]
+fn the_revert_round_of_a_start_first_update_removes_the_candidate_and_says_why() {
+    let (d1, d2) = (web("app:1", FAST), web("app:2", FAST));
+    let mut sim = deployed(World::new().bad("app:2", Behaviour::Crashes), &d1);
+    let b = h12(&d2);
+    sim.round(&d2);
+    assert_eq!(
+        sim.round(&d2).to_string(),
+        format!(
+            "shop/web  remove shop-web-1-{b}  revert to r1 (r2 failed) replica 1\n\
+             shop/web  blocked: revision {b} failed and is quarantined (replica 1: exited with code 1 before becoming ready); the previous revision runs; change the desired state or `berth retry`\n"
+        )
+    );
+    let events = sim.events();
+    assert_eq!(
+        events[events.len() - 2..],
+        [
+            format!(
+                "RolloutFailed: r2 ({b}) failed: replica 1: exited with code 1 before becoming ready; reverting to r1"
+            ),
+            "Reverted: r2 failed (replica 1: exited with code 1 before becoming ready); r1 runs again and is ready".to_string(),
+        ]
+    );
+}
+
+#[test]
+fn the_revert_round_of_a_stop_first_update_renames_the_kept_container_back_and_starts_it() {
+    let (d1, d2) = (web("app:1", PORT), web("app:2", PORT));
+    let mut sim = deployed(World::new().bad("app:2", Behaviour::Crashes), &d1);
+    let old = ids(&sim.w)["shop-web-1"].clone();
+    let a = h12(&d1);
+    sim.round(&d2);
+    // The failed candidate holds the canonical name; the kept one gets it back. (Steps act on
+    // IDs; `start` shows the name the container had when the round was planned.)
+    assert_eq!(
+        sim.round(&d2).to_string(),
+        format!(
+            "shop/web  remove shop-web-1                             revert to r1 (r2 failed) replica 1\n\
+             shop/web  rename shop-web-1-{a} -> shop-web-1  revert to r1 (r2 failed) replica 1\n\
+             shop/web  start shop-web-1-{a}                 revert to r1 (r2 failed) replica 1\n\
+             shop/web  waits: replica 1: starting\n"
+        )
+    );
+    sim.converge(&d2);
+    assert_runs(&sim.w, &d1, 1);
+    assert_eq!(
+        ids(&sim.w)["shop-web-1"],
+        old,
+        "the kept container, not a new one"
+    );
+}
+
+#[test]
+fn a_quarantined_revision_is_not_retried_until_the_desired_state_changes() {
+    let (d1, d2, d3) = (web("app:1", FAST), web("app:2", FAST), web("app:3", FAST));
+    let mut sim = deployed(World::new().bad("app:2", Behaviour::Crashes), &d1);
+    sim.converge(&d2);
+    let reverted = sim.record();
+    // Same desired state, much later: nothing is tried again, and the note says why.
+    sim.now += 3600;
+    for _ in 0..5 {
+        let p = sim.round(&d2);
+        assert!(p.is_empty(), "{p}");
+        let blocked: Vec<String> = p.blocks().map(ToString::to_string).collect();
+        assert_eq!(blocked.len(), 1, "{p}");
+        assert!(
+            blocked[0].contains(&format!("revision {} failed and is quarantined", h12(&d2))),
+            "{}",
+            blocked[0]
+        );
+    }
+    assert_eq!(sim.record(), reverted);
+    // A new desired state lifts the quarantine and rolls out.
+    let p = sim.round(&d3);
+    assert!(
+        p.events
+            .iter()
+            .any(|e| e.kind == EventKind::QuarantineLifted
+                && e.message
+                    == format!(
+                        "revision {} may be tried again: the desired state changed",
+                        h12(&d2)
+                    )),
+        "{:?}",
+        p.events
+    );
+    sim.converge(&d3);
+    assert!(sim.record().quarantined.is_empty());
+    assert_runs(&sim.w, &d3, 1);
+    assert_eq!(sim.record().current().unwrap().number, 3);
+}
+
+#[test]
+fn berth_retry_lifts_the_quarantine_and_the_same_revision_is_tried_again() {
+    let (d1, d2) = (web("app:1", FAST), web("app:2", FAST));
+    let mut sim = deployed(World::new().bad("app:2", Behaviour::Crashes), &d1);
+    sim.converge(&d2);
+    // The operator fixed what app:2 needed and says `berth retry`.
+    sim.w.behaviour.clear();
+    let key = ("shop".to_string(), "web".to_string());
+    sim.records.get_mut(&key).unwrap().control.retry_at = Some(sim.now);
+    sim.converge(&d2);
+    assert_runs(&sim.w, &d2, 1);
+    let rec = sim.record();
+    assert!(rec.quarantined.is_empty());
+    assert_eq!(rec.current().unwrap().spec_hash, hash(&d2));
+}
+
+#[test]
+fn a_revert_targets_the_newest_stable_revision_never_a_failed_one_nor_one_with_the_failed_hash() {
+    let (d1, d2, d3) = (web("app:1", FAST), web("app:2", FAST), web("app:3", FAST));
+    let mut w = World::new().bad("app:3", Behaviour::Crashes);
+    // app:1 will later name a broken image (the tag moved): same spec hash, other image.
+    w.images
+        .insert("app:1-broken".into(), "sha256:broken".into());
+    w.behaviour
+        .insert("sha256:broken".into(), Behaviour::Crashes);
+    let mut sim = deployed(w, &d1);
+    sim.converge(&d2); // r2 stable
+    sim.converge(&d3); // r3 fails: reverts to r2
+    sim.w.images.insert("app:1".into(), "sha256:broken".into());
+    sim.converge(&d1); // r4 = d1's hash again, broken: must revert to r2, not r1
+    let rec = sim.record();
+    let summary: Vec<(u64, &str, Outcome, bool)> = rec
+        .revisions
+        .iter()
+        .map(|r| (r.number, r.image_id.as_str(), r.outcome, r.stable))
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (1, "sha256:app1", Outcome::Superseded, true),
+            (2, "sha256:app2", Outcome::Succeeded, true),
+            (3, "sha256:app3", Outcome::Reverted, false),
+            (4, "sha256:broken", Outcome::Reverted, false),
+        ]
+    );
+    let reverts: Vec<String> = sim
+        .events()
+        .into_iter()
+        .filter(|e| e.starts_with("Reverted"))
+        .collect();
+    assert_eq!(reverts.len(), 2);
+    assert!(
+        reverts.iter().all(|e| e.contains("r2 runs again")),
+        "{reverts:?}"
+    );
+    assert_runs(&sim.w, &d2, 1);
+    // Every revert that was ever active aimed at a stable revision of another hash.
+    for p in &sim.plans {
+        for r in p.records.values() {
+            assert_revert_target_ok(r);
+        }
+    }
+}
+
+/// A record's active revert aims at a stable revision whose hash is not the failed one.
+fn assert_revert_target_ok(r: &ServiceRecord) {
+    if let Some(a) = &r.active
+        && let RolloutKind::Revert { failed } = a.kind
+    {
+        let target = r.revision(a.revision).expect("target in the history");
+        let failed = r.revision(failed).expect("failed in the history");
+        assert!(target.stable, "revert to non-stable r{}", target.number);
+        assert_ne!(
+            target.spec_hash, failed.spec_hash,
+            "revert to the failed hash"
+        );
+    }
+}
+
+#[test]
+fn when_the_revert_target_fails_too_the_service_is_degraded_and_nothing_more_happens() {
+    let (d1, d2) = (web("app:1", PORT), web("app:2", PORT));
+    let mut sim = deployed(World::new().bad("app:2", Behaviour::Crashes), &d1);
+    // What r1 needs broke meanwhile: its kept container will not come back either.
+    sim.w
+        .behaviour
+        .insert("sha256:app1".into(), Behaviour::Crashes);
+    sim.converge(&d2);
+    assert!(
+        sim.events().last().unwrap().starts_with("Degraded: revert to r1 failed: replica 1: exited with code 1 before becoming ready; DEGRADED"),
+        "{:?}",
+        sim.events()
+    );
+    let world = sim.w.web();
+    let rec = sim.record();
+    sim.now += 3600;
+    for _ in 0..10 {
+        let p = sim.round(&d2);
+        assert!(p.is_empty(), "{p}");
+        assert_eq!(
+            p.to_string(),
+            "shop/web  blocked: degraded: r2 failed and the revert to r1 failed too: replica 1: exited with code 1 before becoming ready; berth keeps what runs and changes nothing until the desired state changes or `berth retry`\n"
+        );
+    }
+    assert_eq!(sim.w.web(), world);
+    assert_eq!(sim.record(), rec);
+}
+
+const THREE: &str =
+    "    deploy: {replicas: 3, update_config: {parallelism: 1}}\n    x-berth: {min_ready: 0s}\n";
+
+/// Candidates of `d` not yet under their canonical name: the ones in flight.
+fn in_flight(w: &World, d: &DesiredState) -> usize {
+    let h = h12(d);
+    w.web()
+        .iter()
+        .filter(|(name, hash, _)| *hash == h && name.ends_with(&h))
+        .count()
+}
+
+#[test]
+fn three_replicas_with_parallelism_1_roll_one_at_a_time() {
+    let (d1, d2) = (web("app:1", THREE), web("app:2", THREE));
+    let mut sim = deployed(World::new(), &d1);
+    let mut rounds = 0;
+    loop {
+        let p = sim.round_checked(&d2, &mut |w| {
+            assert!(in_flight(w, &d2) <= 1, "{:?}", w.web());
+            assert!(
+                w.serving() >= 3,
+                "start-first keeps 3 serving: {:?}",
+                w.web()
+            );
+        });
+        for r in p.records.values() {
+            let unpassed = r.active.as_ref().map_or(0, |a| {
+                a.slots.values().filter(|s| s.passed_at.is_none()).count()
+            });
+            assert!(unpassed <= 1, "{:?}", r.active);
+        }
+        if settled(&p) {
+            break;
+        }
+        rounds += 1;
+        assert!(rounds < 30);
+    }
+    assert_runs(&sim.w, &d2, 3);
+}
+
+#[test]
+fn a_failing_second_batch_reverts_the_first_one_too() {
+    let (d1, d2) = (web("app:1", THREE), web("app:2", THREE));
+    let (a, b) = (h12(&d1), h12(&d2));
+    let mut sim = deployed(World::new(), &d1);
+    let before = ids(&sim.w);
+    sim.w.crash_names.push(format!("shop-web-2-{b}"));
+    sim.round(&d2); // replica 1's candidate
+    sim.round(&d2); // it passed: swapped in
+    sim.round(&d2); // replica 2's candidate, which crashes
+    assert_eq!(
+        sim.round(&d2).to_string(),
+        format!(
+            "shop/web  stop shop-web-1                               revert to r1 (r2 failed) replica 1\n\
+             shop/web  remove shop-web-1                             revert to r1 (r2 failed) replica 1\n\
+             shop/web  rename shop-web-1-{a} -> shop-web-1  revert to r1 (r2 failed) replica 1\n\
+             shop/web  start shop-web-1-{a}                 revert to r1 (r2 failed) replica 1\n\
+             shop/web  remove shop-web-2-{b}                revert to r1 (r2 failed) replica 2\n\
+             shop/web  waits: replica 1: starting\n"
+        )
+    );
+    sim.converge(&d2);
+    assert_runs(&sim.w, &d1, 3);
+    assert_eq!(ids(&sim.w), before, "the same three containers run again");
+}
+
+#[test]
+fn a_failing_pre_deploy_gate_stops_nothing() {
+    let x = "    x-berth: {min_ready: 0s, pre_deploy: {command: [backup]}}\n";
+    let (d1, d2) = (web("app:1", x), web("app:2", x));
+    let mut sim = deployed(World::new(), &d1);
+    let before = ids(&sim.w);
+    sim.w.gate_exit.insert("pre-deploy".into(), 1);
+    let b = h12(&d2);
+    assert_eq!(
+        sim.round(&d2).to_string(),
+        indoc! {"
+            shop/web  create shop-web-pre-deploy  r2 pre-deploy gate
+            shop/web  start shop-web-pre-deploy   r2 pre-deploy gate
+            shop/web  waits: pre-deploy gate running
+        "}
+    );
+    sim.converge_checked(&d2, &mut |w| {
+        assert_eq!(
+            w.web(),
+            [("shop-web-1".to_string(), h12(&d1), RunState::Running)]
+        );
+    });
+    assert!(
+        sim.plans
+            .iter()
+            .flat_map(|p| &p.steps)
+            .all(|s| !matches!(s.action, Action::Stop { .. })),
+        "nothing was stopped"
+    );
+    assert_eq!(ids(&sim.w), before);
+    assert_eq!(sim.w.containers.len(), 1, "the gate container is gone too");
+    assert_eq!(
+        sim.record().quarantined[0].reason,
+        "pre_deploy exited with code 1"
+    );
+    assert!(sim.plan(&d2).to_string().contains(&format!(
+        "revision {b} failed and is quarantined (pre_deploy exited with code 1)"
+    )));
+}
+
+#[test]
+fn a_failing_smoke_test_reverts_to_the_kept_container() {
+    let x = "    x-berth: {min_ready: 0s, smoke: {command: [check]}}\n";
+    let (d1, d2) = (web("app:1", x), web("app:2", x));
+    let mut sim = deployed(World::new(), &d1);
+    let before = ids(&sim.w);
+    sim.w.gate_exit.insert("smoke".into(), 1);
+    sim.converge(&d2);
+    let events = sim.events();
+    assert_eq!(
+        events[events.len() - 2..],
+        [
+            format!(
+                "RolloutFailed: r2 ({}) failed: smoke test exited with code 1; reverting to r1",
+                h12(&d2)
+            ),
+            "Reverted: r2 failed (smoke test exited with code 1); r1 runs again and is ready"
+                .to_string(),
+        ]
+    );
+    // The smoke gate ran after the swap, so the revert renamed the kept container back.
+    assert!(
+        sim.plans.iter().flat_map(|p| &p.steps).any(
+            |s| s.action.to_string() == format!("rename shop-web-1-{} -> shop-web-1", h12(&d1))
+        ),
+    );
+    assert_runs(&sim.w, &d1, 1);
+    assert_eq!(ids(&sim.w), before);
+    assert!(sim.record().is_quarantined(&hash(&d2)));
+}
+
+#[test]
+fn failure_action_pause_stops_the_rollout_where_it_failed() {
+    let x = "    deploy: {update_config: {failure_action: pause}}\n    x-berth: {min_ready: 0s}\n";
+    let (d1, d2) = (web("app:1", x), web("app:2", x));
+    let mut sim = deployed(World::new().bad("app:2", Behaviour::Crashes), &d1);
+    sim.converge(&d2);
+    let p = sim.round(&d2);
+    assert_eq!(
+        p.to_string(),
+        "shop/web  blocked: rollout paused after a failure: replica 1: exited with code 1 before becoming ready; change the desired state or `berth retry`\n"
+    );
+    // Nothing reverted: the old one still runs, the failed candidate is kept for a look.
+    assert_eq!(
+        sim.w.web(),
+        [
+            ("shop-web-1".to_string(), h12(&d1), RunState::Running),
+            (
+                format!("shop-web-1-{}", h12(&d2)),
+                h12(&d2),
+                RunState::Exited
+            ),
+        ]
+    );
+    assert!(!sim.events().iter().any(|e| e.starts_with("Reverted")));
+}
+
+#[test]
+fn self_heal_backs_off_exponentially_then_gives_up_as_degraded() {
+    let d = web("app:1", FAST);
+    let mut sim = deployed(World::new(), &d);
+    let t0 = sim.now;
+    let mut starts = Vec::new();
+    for _ in 0..60 {
+        // The replica dies whenever it runs.
+        for c in &mut sim.w.containers {
+            if c.state == RunState::Running {
+                c.state = RunState::Exited;
+                c.exit_code = Some(2);
+            }
+        }
+        let now = sim.now;
+        let p = sim.round(&d);
+        if p.steps
+            .iter()
+            .any(|s| matches!(s.action, Action::Start { .. }))
+        {
+            assert_eq!(
+                p.to_string(),
+                "shop/web  start shop-web-1  replica 1 exited with code 2; restarting\n"
+            );
+            starts.push(now - t0);
+        } else {
+            assert!(p.steps.is_empty(), "{p}");
+        }
+    }
+    // Restarts 2, 4, 8 and 16 s apart; the sixth would exceed the limit of 5 per 10 minutes.
+    assert_eq!(starts, [0, 2, 6, 14, 30]);
+    let rec = sim.record();
+    assert_eq!(rec.restarts.len(), 5);
+    let degraded = rec.degraded.expect("degraded");
+    assert_eq!(degraded.since, t0 + 31);
+    assert_eq!(
+        sim.plan(&d).to_string(),
+        "shop/web  blocked: degraded: restarted 5 times within 10m; giving up on self-heal (replica 1 exited with code 2; restarting); berth keeps what runs and changes nothing until the desired state changes or `berth retry`\n"
+    );
+}
+
+#[test]
+fn a_failing_liveness_probe_or_docker_health_restarts_the_replica() {
+    let x = "    healthcheck: {test: [CMD, ok]}\n    x-berth: {min_ready: 0s, liveness: {tcp: {port: 80}}}\n";
+    let d = web("app:1", x);
+    let mut sim = deployed(World::new(), &d);
+    let id = ids(&sim.w)["shop-web-1"].clone();
+    sim.w.probes.insert(
+        id.clone(),
+        ProbeVerdicts {
+            readiness: None,
+            liveness: Some(ProbeStatus::Failing),
+        },
+    );
+    assert_eq!(
+        sim.round(&d).to_string(),
+        indoc! {"
+            shop/web  stop shop-web-1   replica 1 fails its liveness probe; restarting
+            shop/web  start shop-web-1  replica 1 fails its liveness probe; restarting
+        "}
+    );
+    sim.w.probes.clear();
+    sim.now += 60;
+    sim.w.find(&id).health = Health::Unhealthy;
+    assert_eq!(
+        sim.round(&d).to_string(),
+        indoc! {"
+            shop/web  stop shop-web-1   replica 1 is unhealthy (Docker healthcheck); restarting
+            shop/web  start shop-web-1  replica 1 is unhealthy (Docker healthcheck); restarting
+        "}
+    );
+    assert_eq!(ids(&sim.w)["shop-web-1"], id, "restarted, not recreated");
+}
+
+/// Regression test for a bug in `reconcile::rollout` (reported, not fixed here): replicas
+/// added by a scale-up are made by self-heal ("missing (removed by hand?)"): they skip the
+/// readiness gate and count as restarts, so the sixth scale-up within 10 minutes marks a
+/// healthy service Degraded, and it stays so (the spec hash does not change with replicas).
+#[test]
+#[ignore = "rollout bug: a scale-up is planned as self-heal and counts against its restart limit"]
+fn scaling_up_is_not_self_heal_and_never_degrades_a_healthy_service() {
+    let r = |n: u32| web("app:1", &format!("    deploy: {{replicas: {n}}}\n{FAST}"));
+    let mut sim = deployed(World::new(), &r(1));
+    for n in 2..=7 {
+        sim.now += 60;
+        let p = sim.round(&r(n));
+        assert!(
+            !p.steps.iter().any(|s| s.cause.contains("removed by hand")),
+            "{p}"
+        );
+        sim.converge(&r(n));
+        let rec = sim.record();
+        assert!(rec.degraded.is_none() && rec.restarts.is_empty(), "{rec:?}");
+    }
+    assert_runs(&sim.w, &r(7), 7);
+}
+
+#[test]
+fn min_ready_holds_the_gate_and_a_break_starts_the_hold_again() {
+    let x = "    x-berth: {min_ready: 3s, readiness: {tcp: {port: 80}}}\n";
+    let d = web("app:1", x);
+    let mut sim = Sim::new(World::new());
+    let probe = |sim: &mut Sim, status: Option<ProbeStatus>| {
+        let id = ids(&sim.w)["shop-web-1"].clone();
+        sim.w.probes.insert(
+            id,
+            ProbeVerdicts {
+                readiness: status,
+                liveness: None,
+            },
+        );
+    };
+    let mut waits = Vec::new();
+    let mut note = |p: &Plan| {
+        waits.push(
+            p.notes
+                .iter()
+                .map(|n| match n {
+                    Note::Wait { reason, .. } => reason.clone(),
+                    other => format!("{other}"),
+                })
+                .collect::<Vec<_>>()
+                .join("; "),
+        )
+    };
+    note(&sim.round(&d));
+    note(&sim.round(&d)); // not probed yet
+    probe(&mut sim, Some(ProbeStatus::Passing));
+    note(&sim.round(&d));
+    note(&sim.round(&d));
+    probe(&mut sim, Some(ProbeStatus::Failing));
+    note(&sim.round(&d));
+    probe(&mut sim, Some(ProbeStatus::Passing));
+    for _ in 0..4 {
+        note(&sim.round(&d));
+    }
+    assert_eq!(
+        waits,
+        [
+            "replica 1: starting",
+            "replica 1: readiness probe has not passed yet",
+            "replica 1: ready, holding for min_ready (0s of 3s)",
+            "replica 1: ready, holding for min_ready (1s of 3s)",
+            "replica 1: readiness probe is failing",
+            "replica 1: ready, holding for min_ready (0s of 3s)",
+            "replica 1: ready, holding for min_ready (1s of 3s)",
+            "replica 1: ready, holding for min_ready (2s of 3s)",
+            "",
+        ]
+    );
+    assert_eq!(sim.record().current().map(|r| r.number), Some(1));
+}
+
+/// One crash-test scenario: `from` is deployed (if any), `then` changes the world, `to` is
+/// desired.
+struct Scenario {
+    name: &'static str,
+    world: World,
+    from: Option<DesiredState>,
+    then: fn(&mut World),
+    to: DesiredState,
+}
+
+fn scenarios() -> Vec<Scenario> {
+    let two = "    deploy: {replicas: 2, update_config: {parallelism: 1}}\n    x-berth: {min_ready: 1s}\n";
+    let smoke = "    x-berth: {min_ready: 0s, smoke: {command: [check]}}\n";
+    let nothing: fn(&mut World) = |_| {};
+    vec![
+        Scenario {
+            name: "first deploy",
+            world: World::new(),
+            from: None,
+            then: nothing,
+            to: web("app:1", two),
+        },
+        Scenario {
+            name: "start-first, good, 2 replicas",
+            world: World::new(),
+            from: Some(web("app:1", two)),
+            then: nothing,
+            to: web("app:2", two),
+        },
+        Scenario {
+            name: "start-first, bad, 2 replicas",
+            world: World::new().bad("app:2", Behaviour::Unhealthy),
+            from: Some(web(
+                "app:1",
+                &format!("    healthcheck: {{test: [CMD, ok]}}\n{two}"),
+            )),
+            then: nothing,
+            to: web(
+                "app:2",
+                &format!("    healthcheck: {{test: [CMD, ok]}}\n{two}"),
+            ),
+        },
+        Scenario {
+            name: "stop-first, good",
+            world: World::new(),
+            from: Some(web("app:1", PORT)),
+            then: nothing,
+            to: web("app:2", PORT),
+        },
+        Scenario {
+            name: "stop-first, bad",
+            world: World::new().bad("app:2", Behaviour::Crashes),
+            from: Some(web("app:1", PORT)),
+            then: nothing,
+            to: web("app:2", PORT),
+        },
+        Scenario {
+            name: "smoke fails",
+            world: World::new(),
+            from: Some(web("app:1", smoke)),
+            then: |w| {
+                w.gate_exit.insert("smoke".into(), 1);
+            },
+            to: web("app:2", smoke),
+        },
+    ]
+}
+
+/// What a converged run leaves.
+#[derive(Debug, PartialEq)]
+struct End {
+    /// Web's replicas, sorted.
+    replicas: Vec<Replica>,
+    /// The record's revisions and their outcomes.
+    revisions: Vec<(u64, Outcome)>,
+    quarantined: usize,
+    degraded: bool,
+}
+
+fn outcome(sim: &Sim) -> End {
+    let mut replicas = sim.w.web();
+    replicas.sort();
+    let rec = sim.record();
+    End {
+        replicas,
+        revisions: rec
+            .revisions
+            .iter()
+            .map(|r| (r.number, r.outcome))
+            .collect(),
+        quarantined: rec.quarantined.len(),
+        degraded: rec.degraded.is_some(),
+    }
+}
+
+/// Whether a crash after `j` steps of `p` hits the known bug below: a revert round that
+/// restarts a kept, stopped container, interrupted before its `start` ran.
+fn kept_container_not_restarted_yet(p: &Plan, j: usize) -> bool {
+    p.steps.iter().enumerate().any(|(i, s)| {
+        i >= j && matches!(s.action, Action::Start { .. }) && s.cause.starts_with("revert to")
+    })
+}
+
+/// For every scenario, every round and every point in it (after the record was saved, after
+/// each step): berth dies there and starts again. No create may duplicate a container (the
+/// world panics), and the run must end where the uninterrupted one ended. Crash points for
+/// which `skip` is true are left out.
+fn crash_everywhere(skip: fn(&Plan, usize) -> bool) {
+    for s in scenarios() {
+        let mut reference = match &s.from {
+            Some(d) => deployed(s.world.clone(), d),
+            None => Sim::new(s.world.clone()),
+        };
+        (s.then)(&mut reference.w);
+        // The uninterrupted run, with what berth and the world were before each round.
+        let mut before = Vec::new();
+        loop {
+            before.push(reference.clone());
+            let p = reference.round(&s.to);
+            if settled(&p) {
+                break;
+            }
+        }
+        let want = outcome(&reference);
+        for (k, start) in before.iter().enumerate() {
+            let p = start.plan(&s.to);
+            // Planning again from the same record and world decides the same.
+            assert_eq!(p, start.plan(&s.to), "{}: round {k}", s.name);
+            // berth dies after saving the round's record and after `j` of its steps (j = 0:
+            // the record of round k with the world of round k-1).
+            for j in 0..=p.steps.len() {
+                if skip(&p, j) {
+                    continue;
+                }
+                let mut crashed = start.clone();
+                crashed
+                    .records
+                    .extend(p.records.iter().map(|(k, r)| (k.clone(), r.clone())));
+                for step in &p.steps[..j] {
+                    crashed.w.step(&step.action);
+                }
+                crashed.now += 1;
+                crashed.converge(&s.to);
+                assert_eq!(
+                    outcome(&crashed),
+                    want,
+                    "{}: crash in round {k} after {j} step(s) of\n{p}",
+                    s.name
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn a_crash_anywhere_in_a_round_never_plans_duplicates_and_converges_to_the_same_end() {
+    crash_everywhere(kept_container_not_restarted_yet);
+}
+
+/// Regression test for a bug in `reconcile::rollout` (reported, not fixed here): the revert
+/// round saves a slot for the kept container and plans its `start`; if berth dies before that
+/// start runs (or the start fails), the next round runs the readiness gate on the still
+/// stopped container, reads `Exited` as a failure, and marks the service Degraded with
+/// nothing running.
+#[test]
+#[ignore = "rollout bug: a kept container whose restart was planned but never ran is judged failed"]
+fn a_crash_before_the_kept_container_is_restarted_does_not_degrade_the_service() {
+    crash_everywhere(|_, _| false);
+}
+
+/// A `web` of `replicas` replicas running `app:{image}`, rolled out stop-first or start-first
+/// `parallelism` at a time.
+fn service(image: u32, replicas: u32, parallelism: u32, stop_first: bool) -> DesiredState {
+    let order = if stop_first {
+        "stop-first"
+    } else {
+        "start-first"
+    };
+    web(
+        &format!("app:{image}"),
+        &format!(
+            "    deploy: {{replicas: {replicas}, update_config: {{parallelism: {parallelism}, order: {order}}}}}\n    x-berth: {{min_ready: 1s}}\n"
+        ),
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Random sequences of good and bad releases: after each one settles, exactly the replicas
+    /// run, all on the new revision (good) or on the last good one (bad), and no revert ever
+    /// aimed at anything but a stable revision of another hash.
+    #[test]
+    fn good_releases_roll_out_and_bad_ones_revert_to_the_last_good_one(
+        replicas in 1u32..=3,
+        parallelism in 1u32..=3,
+        stop_first in any::<bool>(),
+        releases in prop::collection::vec(prop::option::of(prop::sample::select(vec![
+            Behaviour::Crashes, Behaviour::Unhealthy, Behaviour::Restarted,
+        ])), 1..6),
+    ) {
+        let mut w = World::new();
+        for (i, bad) in releases.iter().enumerate() {
+            if let Some(b) = bad {
+                w = w.bad(&format!("app:{}", i + 2), *b);
+            }
+        }
+        let first = service(1, replicas, parallelism, stop_first);
+        let mut sim = deployed(w, &first);
+        let mut last_good = first;
+        for (i, bad) in releases.iter().enumerate() {
+            let d = service(i as u32 + 2, replicas, parallelism, stop_first);
+            let mut rounds = 0;
+            loop {
+                let p = sim.round(&d);
+                for r in p.records.values() {
+                    assert_revert_target_ok(r);
+                }
+                if settled(&p) {
+                    break;
+                }
+                rounds += 1;
+                prop_assert!(rounds < 60, "release {} does not settle:\n{}", i + 2, p);
+            }
+            if bad.is_none() {
+                last_good = d;
+            }
+            let h = h12(&last_good);
+            let mut got = sim.w.web();
+            got.sort();
+            let want: Vec<Replica> = (1..=replicas)
+                .map(|n| (format!("shop-web-{n}"), h.clone(), RunState::Running))
+                .collect();
+            prop_assert_eq!(got, want, "after release {} ({:?})", i + 2, bad);
+            prop_assert_eq!(sim.w.containers.len(), replicas as usize);
+        }
+    }
+}

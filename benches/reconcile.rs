@@ -67,7 +67,8 @@ fn main() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path().join("benchrec");
     std::fs::create_dir_all(&dir).unwrap();
-    let mut yaml = String::from("services:\n");
+    // No readiness hold: the bench measures berth's overhead over create+start, not a gate.
+    let mut yaml = String::from("x-berth: {min_ready: 0s}\nservices:\n");
     for i in 0..N {
         yaml.push_str(&format!(
             "  s{i:03}:\n    image: {IMAGE}\n    stop_grace_period: 1s\n"
@@ -147,33 +148,47 @@ fn main() {
             ..ApplyOptions::default()
         };
         let t = Instant::now();
-        let report = apply(&engine, &desired, opts, &stop, None, |_| {})
+        let store = berth::store::Store::open(&tmp.path().join("data")).expect("store");
+        let report = apply(&engine, &desired, opts, &stop, Some(&store), |_| {})
             .await
             .expect("apply");
         let cold = t.elapsed();
         assert!(report.ok(), "cold apply did not converge: {report:?}");
 
-        let records = berth::reconcile::plan::Records::new();
+        let records = berth::apply::load_records(&store, &desired).expect("records");
+        let now = berth::apply::unix_now();
         // 3. No-op reconciles: observe + plan, time and engine calls per round.
         let mut times = Vec::new();
         let mut calls = Vec::new();
         for _ in 0..30 {
             let before = engine.calls_made();
             let t = Instant::now();
-            let (_, plan) =
-                observe_and_plan(engine.as_ref(), &desired, &records, PlanOptions::default())
-                    .await
-                    .expect("observe");
+            let (_, plan) = observe_and_plan(
+                engine.as_ref(),
+                &desired,
+                &records,
+                PlanOptions::default(),
+                now,
+                &Default::default(),
+            )
+            .await
+            .expect("observe");
             times.push(t.elapsed());
             calls.push(engine.calls_made() - before);
             assert!(plan.is_empty(), "not a no-op:\n{plan}");
         }
         times.sort();
         let plan_only = {
-            let (observed, _) =
-                observe_and_plan(engine.as_ref(), &desired, &records, PlanOptions::default())
-                    .await
-                    .unwrap();
+            let (observed, _) = observe_and_plan(
+                engine.as_ref(),
+                &desired,
+                &records,
+                PlanOptions::default(),
+                now,
+                &Default::default(),
+            )
+            .await
+            .unwrap();
             let t = Instant::now();
             for _ in 0..100 {
                 std::hint::black_box(berth::reconcile::plan::plan(
@@ -181,6 +196,7 @@ fn main() {
                     &observed,
                     &records,
                     PlanOptions::default(),
+                    now,
                 ));
             }
             t.elapsed() / 100

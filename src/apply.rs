@@ -14,7 +14,7 @@ use crate::engine::{Engine, EngineError};
 use crate::reconcile::event::Event;
 use crate::reconcile::execute::{self, Failure};
 use crate::reconcile::observe::observe_and_plan;
-use crate::reconcile::observed::ObservedState;
+use crate::reconcile::observed::{Feedback, ObservedState};
 use crate::reconcile::plan::{Action, Note, Plan, PlanOptions, Records, record_jobs};
 use crate::reconcile::prober::Prober;
 use crate::store::{Store, StoreError};
@@ -172,6 +172,7 @@ pub async fn apply<E: Engine>(
         None => Records::new(),
     };
     let prober = Prober::new(None);
+    let mut step_errors = std::collections::BTreeMap::new();
     let result = loop {
         if stop.load(Ordering::Relaxed) {
             report.interrupted = true;
@@ -184,7 +185,10 @@ pub async fn apply<E: Engine>(
             &records,
             opts.plan,
             now,
-            &prober.verdicts(),
+            &Feedback {
+                probes: prober.verdicts(),
+                step_errors: std::mem::take(&mut step_errors),
+            },
         )
         .await
         {
@@ -232,6 +236,7 @@ pub async fn apply<E: Engine>(
             progress(Progress::Executing(&plan));
         }
         let out = execute::execute(engine, &plan, opts.parallelism, stop, store).await;
+        step_errors = out.step_errors();
         for (k, r) in &plan.records {
             records.insert(k.clone(), r.clone());
         }
@@ -255,7 +260,12 @@ pub async fn apply<E: Engine>(
             report.waiting = plan.waits().cloned().collect();
             break Ok(());
         }
-        if waiting && !plan.steps.iter().any(|s| !matches!(s.action, Action::Pull { .. })) {
+        if waiting
+            && !plan
+                .steps
+                .iter()
+                .any(|s| !matches!(s.action, Action::Pull { .. }))
+        {
             tokio::time::sleep(opts.poll).await;
         }
     };

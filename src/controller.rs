@@ -19,6 +19,7 @@ use crate::desired::{DesiredState, Loaded};
 use crate::engine::{Engine, EngineEvent};
 use crate::reconcile::execute;
 use crate::reconcile::observe::observe_and_plan;
+use crate::reconcile::observed::Feedback;
 use crate::reconcile::plan::PlanOptions;
 use crate::reconcile::plan::Records;
 use crate::reconcile::prober::Prober;
@@ -132,6 +133,7 @@ pub async fn run<E: Engine>(
     })));
     let mut last_good: Option<DesiredState> = None;
     let mut memory = Records::new();
+    let mut step_errors = std::collections::BTreeMap::new();
     let mut failures: u32 = 0;
     let mut round: u64 = 0;
     while !stop.load(Ordering::Relaxed) {
@@ -149,14 +151,18 @@ pub async fn run<E: Engine>(
         let next = match &last_good {
             None => Next::AwaitChange,
             Some(desired) => {
+                let mut carry = Carry {
+                    prober: &prober,
+                    memory: &mut memory,
+                    step_errors: &mut step_errors,
+                };
                 let r = reconcile_once(
                     engine.clone(),
                     desired,
                     &opts,
                     &stop,
                     store.as_ref(),
-                    &prober,
-                    &mut memory,
+                    &mut carry,
                 )
                 .instrument(span)
                 .await;
@@ -208,6 +214,14 @@ enum Round {
     Failed,
 }
 
+/// What one round hands the next: probe verdicts, records (when there is no store) and
+/// step errors.
+struct Carry<'a> {
+    prober: &'a Prober,
+    memory: &'a mut Records,
+    step_errors: &'a mut std::collections::BTreeMap<String, String>,
+}
+
 /// One reconcile round.
 async fn reconcile_once<E: Engine + 'static>(
     engine: Arc<E>,
@@ -215,9 +229,13 @@ async fn reconcile_once<E: Engine + 'static>(
     opts: &RunOptions,
     stop: &Arc<AtomicBool>,
     store: Option<&Store>,
-    prober: &Prober,
-    memory: &mut Records,
+    carry: &mut Carry<'_>,
 ) -> Result<Round, String> {
+    let Carry {
+        prober,
+        memory,
+        step_errors,
+    } = carry;
     // Records are read at each round: cheap (one small file per service), never stale, and
     // they carry the operator's control files (berth hold/rollback/retry).
     let mut records = match store {
@@ -231,7 +249,10 @@ async fn reconcile_once<E: Engine + 'static>(
         &records,
         opts.plan,
         now,
-        &prober.verdicts(),
+        &Feedback {
+            probes: prober.verdicts(),
+            step_errors: std::mem::take(step_errors),
+        },
     )
     .await
     .map_err(|e| format!("{e:#}"))?;
@@ -251,7 +272,7 @@ async fn reconcile_once<E: Engine + 'static>(
     }
     let waiting = plan.waits().next().is_some();
     if plan.is_empty() {
-        *memory = records;
+        **memory = records;
         return Ok(if waiting {
             Round::Progressing
         } else {
@@ -262,10 +283,11 @@ async fn reconcile_once<E: Engine + 'static>(
         tracing::info!("plan: {line}");
     }
     let out = execute::execute(&engine, &plan, opts.parallelism, stop, store).await;
+    **step_errors = out.step_errors();
     for (k, r) in &plan.records {
         records.insert(k.clone(), r.clone());
     }
-    *memory = records;
+    **memory = records;
     for f in &out.failed {
         tracing::error!(step = %f.step, error = %f.error, "step failed");
     }

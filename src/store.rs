@@ -604,10 +604,11 @@ impl Store {
                 let f = f.map_err(io(&p.path()))?;
                 let name = f.file_name();
                 let Some(name) = name.to_str() else { continue };
-                if let Some(service) = name.strip_suffix(".json") {
-                    if !service.starts_with('.') && !service.ends_with(".control") {
-                        out.push((project.clone(), service.to_string()));
-                    }
+                if let Some(service) = name.strip_suffix(".json")
+                    && !service.starts_with('.')
+                    && !service.ends_with(".control")
+                {
+                    out.push((project.clone(), service.to_string()));
                 }
             }
         }

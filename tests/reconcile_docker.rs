@@ -14,8 +14,9 @@ fn berth(p: &TestProject, args: &[&str]) -> Output {
     let data = p.dir.parent().unwrap().join("data");
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_berth"));
     cmd.args(args);
+    cmd.arg("--data-dir").arg(&data);
     if args[0] == "apply" {
-        cmd.arg("--data-dir").arg(&data).args(["--timeout", "90s"]);
+        cmd.args(["--timeout", "90s"]);
     }
     cmd.arg(&p.dir);
     cmd.output().expect("run berth")
@@ -103,7 +104,11 @@ fn an_image_change_recreates_and_compose_lists_the_containers() {
     ));
     let plan = berth(&p, &["plan", "--exit-code"]);
     assert_eq!(plan.status.code(), Some(2), "{}", text(&plan));
-    assert!(text(&plan).contains("spec changed"), "{}", text(&plan));
+    assert!(
+        text(&plan).contains("stop-first (publishes host port"),
+        "{}",
+        text(&plan)
+    );
     apply_ok(&p);
     assert_eq!(p.states(), ["web-1=running"]);
     assert_eq!(http_get(port, "/health", 10_000).unwrap().1.trim(), "ok 2");
@@ -173,7 +178,7 @@ fn containers_removed_or_stopped_by_hand_are_restored_and_unmanaged_ones_untouch
     let out = apply_ok(&p);
     assert!(
         out.contains(&format!(
-            "{}/a  create {}-a-1  replica 1 of 1 missing",
+            "{}/a  create {}-a-1  replica 1 is missing (removed by hand?); recreating",
             p.name, p.name
         )),
         "{out}"

@@ -44,6 +44,23 @@ pub struct Failure {
 }
 
 impl Outcome {
+    /// Failed create/start steps by `project/service` (the first error of each), for the next
+    /// round's planner.
+    pub fn step_errors(&self) -> BTreeMap<String, String> {
+        let mut errors = BTreeMap::new();
+        for f in &self.failed {
+            let Some((scope, action)) = f.step.split_once("  ") else {
+                continue;
+            };
+            if action.starts_with("create ") || action.starts_with("start ") {
+                errors
+                    .entry(scope.to_string())
+                    .or_insert_with(|| format!("{action}: {}", f.error));
+            }
+        }
+        errors
+    }
+
     fn merge(&mut self, other: Outcome) {
         self.done.extend(other.done);
         self.failed.extend(other.failed);

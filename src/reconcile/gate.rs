@@ -304,7 +304,8 @@ mod tests {
         assert_eq!(
             run(&p, &[(2, looping)]),
             [Verdict::Failed {
-                reason: "crashed and was restarted by Docker 2 time(s) before becoming ready".into()
+                reason: "crashed and was restarted by Docker 2 time(s) before becoming ready"
+                    .into()
             }]
         );
     }

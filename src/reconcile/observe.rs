@@ -3,9 +3,7 @@
 //!
 //! IO (engine calls), no decisions: what to do with what is seen is `plan`'s job.
 
-use std::collections::BTreeMap;
-
-use super::observed::{ObservedState, ProbeVerdicts};
+use super::observed::{Feedback, ObservedState};
 use super::plan::{Plan, PlanOptions, Records, plan};
 use crate::desired::DesiredState;
 use crate::engine::labels::compose;
@@ -34,17 +32,19 @@ pub async fn add_inventory<E: Engine>(
 /// Observes and plans one round: containers first; when that plan creates anything, the
 /// inventory is listed and the round planned again with it; when a readiness gate needs the
 /// restart counts of its candidates, they are inspected and the round planned again. A no-op
-/// round is one engine call. `probes` are the prober's verdicts; `now` is unix seconds.
+/// round is one engine call. `feedback` carries the prober's verdicts and the previous
+/// round's step errors; `now` is unix seconds.
 pub async fn observe_and_plan<E: Engine>(
     engine: &E,
     desired: &DesiredState,
     records: &Records,
     opts: PlanOptions,
     now: u64,
-    probes: &BTreeMap<String, ProbeVerdicts>,
+    feedback: &Feedback,
 ) -> EngineResult<(ObservedState, Plan)> {
     let mut observed = observe_containers(engine).await?;
-    observed.probes = probes.clone();
+    observed.probes = feedback.probes.clone();
+    observed.step_errors = feedback.step_errors.clone();
     let mut p = plan(desired, &observed, records, opts, now);
     for _ in 0..2 {
         let mut again = false;

@@ -57,6 +57,18 @@ pub struct ObservedState {
     /// Docker restart counts by container ID, inspected for containers under a readiness
     /// gate only (see `Plan::inspect`).
     pub restart_counts: BTreeMap<String, u32>,
+    /// What the engine answered when the previous round's create or start of a service
+    /// (`project/service`) failed: a rollout fails on it at once instead of at its deadline.
+    pub step_errors: BTreeMap<String, String>,
+}
+
+/// What the previous round learnt besides the engine lists: probe verdicts and step errors.
+#[derive(Debug, Clone, Default)]
+pub struct Feedback {
+    /// berth's probe verdicts by container ID.
+    pub probes: BTreeMap<String, ProbeVerdicts>,
+    /// Failed create/start steps by `project/service`.
+    pub step_errors: BTreeMap<String, String>,
 }
 
 /// berth's probe verdicts for one container.

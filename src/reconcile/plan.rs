@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use super::container_spec::container_create;
 use super::event::Event;
-use super::rollout;
 use super::observed::{ObservedContainer, ObservedState, normalize_reference};
+use super::rollout;
 use crate::desired::model::{Condition, DesiredState, Project, Service};
 use crate::engine::labels::{self, Role};
 use crate::engine::{ContainerCreate, Health, NetworkCreate, RunState, VolumeCreate};
@@ -256,14 +256,14 @@ impl Plan {
     pub fn creates_anything(&self) -> bool {
         self.needs_inventory
             || self.steps.iter().any(|s| {
-            matches!(
-                s.action,
-                Action::Create { .. }
-                    | Action::CreateNetwork(_)
-                    | Action::CreateVolume(_)
-                    | Action::Pull { .. }
-            )
-        })
+                matches!(
+                    s.action,
+                    Action::Create { .. }
+                        | Action::CreateNetwork(_)
+                        | Action::CreateVolume(_)
+                        | Action::Pull { .. }
+                )
+            })
     }
 
     /// Services waiting for a dependency.
@@ -608,6 +608,7 @@ impl<'a> Planner<'a> {
             images: self.observed.inventory.as_ref().map(|i| &i.images),
             probes: &self.observed.probes,
             restart_counts: &self.observed.restart_counts,
+            step_error: self.observed.step_errors.get(&scope).map(String::as_str),
             jobs_ran,
             now: self.now,
         });

@@ -69,6 +69,8 @@ pub struct Input<'a> {
     pub probes: &'a BTreeMap<String, ProbeVerdicts>,
     /// Docker restart counts of gated containers.
     pub restart_counts: &'a BTreeMap<String, u32>,
+    /// The engine's answer when this service's create or start failed in the previous round.
+    pub step_error: Option<&'a str>,
     /// Jobs this service depends on that already ran, as `name (exit N)`: named in a revert
     /// event (their effects, such as a migration, are not undone).
     pub jobs_ran: Vec<String>,
@@ -315,10 +317,10 @@ fn target(input: &Input<'_>, rec: &ServiceRecord, out: &mut Output) -> Option<Ta
         };
     }
     if rec.is_quarantined(d) {
-        if let Some(a) = &rec.active {
-            if let (RolloutKind::Revert { .. }, Some(r)) = (a.kind, rec.revision(a.revision)) {
-                return Some(stored(r, a.kind));
-            }
+        if let Some(a) = &rec.active
+            && let (RolloutKind::Revert { .. }, Some(r)) = (a.kind, rec.revision(a.revision))
+        {
+            return Some(stored(r, a.kind));
         }
         let failed = rec
             .revisions
@@ -456,10 +458,10 @@ fn begin(input: &Input<'_>, rec: &mut ServiceRecord, target: &Target, out: &mut 
         }
     };
     // The revision that runs now is what a failure comes back to: pin its image first.
-    if let Some(cur) = rec.current().map(|r| r.number) {
-        if cur != number {
-            pin(input, rec, cur, out);
-        }
+    if let Some(cur) = rec.current().map(|r| r.number)
+        && cur != number
+    {
+        pin(input, rec, cur, out);
     }
     rec.active = Some(Rollout {
         revision: number,
@@ -607,17 +609,19 @@ fn advance(input: &Input<'_>, rec: &mut ServiceRecord, out: &mut Output) -> Flow
     let replacing = mine.iter().any(|c| c.identity.spec_hash != target.hash);
 
     // pre_deploy: before the first replacement of an update.
-    if a.kind == RolloutKind::Update && replacing && a.slots.is_empty() {
-        if let Some(gate) = &svc.berth.pre_deploy {
-            match one_shot(input, &target, &mut a, Role::PreDeploy, gate, out) {
-                GateState::Passed => {}
-                GateState::Waiting => {
-                    rec.active = Some(a);
-                    return Flow::Done;
-                }
-                GateState::Failed(reason, id) => {
-                    return fail(input, rec, &mut a, out, id, format!("pre_deploy {reason}"));
-                }
+    if a.kind == RolloutKind::Update
+        && replacing
+        && a.slots.is_empty()
+        && let Some(gate) = &svc.berth.pre_deploy
+    {
+        match one_shot(input, &target, &mut a, Role::PreDeploy, gate, out) {
+            GateState::Passed => {}
+            GateState::Waiting => {
+                rec.active = Some(a);
+                return Flow::Done;
+            }
+            GateState::Failed(reason, id) => {
+                return fail(input, rec, &mut a, out, id, format!("pre_deploy {reason}"));
             }
         }
     }
@@ -655,12 +659,28 @@ fn advance(input: &Input<'_>, rec: &mut ServiceRecord, out: &mut Output) -> Flow
         let slot = a.slots.get(&n).copied();
         let cause = match a.kind {
             RolloutKind::Update if olds.is_empty() => format!("r{} replica {n}", rev.number),
+            RolloutKind::Update if olds.iter().any(|c| !c.identity.managed) => format!(
+                "r{} replica {n}: taking over from docker compose, {why}",
+                rev.number
+            ),
             RolloutKind::Update => format!("r{} replica {n}: {why}", rev.number),
             RolloutKind::Revert { failed } => {
                 format!("revert to r{} (r{failed} failed) replica {n}", rev.number)
             }
             RolloutKind::Rollback => format!("rollback to r{} replica {n}", rev.number),
         };
+        if let (Some(err), Some(s)) = (input.step_error, slot)
+            && s.passed_at.is_none()
+        {
+            return fail(
+                input,
+                rec,
+                &mut a,
+                out,
+                tc.map(|c| c.id.clone()),
+                format!("replica {n}'s new container could not be started: {err}"),
+            );
+        }
         match (tc, slot) {
             (_, Some(s)) if s.passed_at.is_some() => {
                 // Passed: finish the swap; a passed replica that died is self-heal territory.
@@ -847,17 +867,17 @@ fn advance(input: &Input<'_>, rec: &mut ServiceRecord, out: &mut Output) -> Flow
         return Flow::Done;
     }
     // Every replica passed. Smoke gate for updates and rollbacks.
-    if !matches!(a.kind, RolloutKind::Revert { .. }) {
-        if let Some(gate) = &svc.berth.smoke {
-            match one_shot(input, &target, &mut a, Role::Smoke, gate, out) {
-                GateState::Passed => {}
-                GateState::Waiting => {
-                    rec.active = Some(a);
-                    return Flow::Done;
-                }
-                GateState::Failed(reason, id) => {
-                    return fail(input, rec, &mut a, out, id, format!("smoke test {reason}"));
-                }
+    if !matches!(a.kind, RolloutKind::Revert { .. })
+        && let Some(gate) = &svc.berth.smoke
+    {
+        match one_shot(input, &target, &mut a, Role::Smoke, gate, out) {
+            GateState::Passed => {}
+            GateState::Waiting => {
+                rec.active = Some(a);
+                return Flow::Done;
+            }
+            GateState::Failed(reason, id) => {
+                return fail(input, rec, &mut a, out, id, format!("smoke test {reason}"));
             }
         }
     }
@@ -925,11 +945,11 @@ fn swap(
     cause: &str,
 ) {
     make_room(out, svc, olds, canonical, keep, cause);
-    if let Some(c) = tc {
-        if c.name != canonical {
-            out.steps
-                .push((rename(c, canonical), format!("{cause}: takes the name")));
-        }
+    if let Some(c) = tc
+        && c.name != canonical
+    {
+        out.steps
+            .push((rename(c, canonical), format!("{cause}: takes the name")));
     }
 }
 

@@ -658,6 +658,7 @@ mod tests {
                         ready_since: Some(T0 + 1810),
                         passed_at: Some(T0 + 1820),
                         failed: false,
+                        seen_running: false,
                     },
                 ),
                 (

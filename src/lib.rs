@@ -13,11 +13,15 @@
 //! - [`engine`]: the Docker boundary — the [`engine::Engine`] trait and its engine-neutral
 //!   types, `docker` (bollard, production), `fake` (in memory, tests), `labels` (ownership
 //!   labels and compose-compatible names).
-//! - [`reconcile`]: `observed` (what exists), `plan` (pure: desired × observed → steps with
-//!   causes), `container_spec` (pure: a service → what a create sends), `observe` and
-//!   `execute` (the only code here that calls the engine), `probe` (berth's HTTP/TCP/exec
-//!   probes and their threshold tracker) and `gate` (pure: is a candidate ready, progressing
-//!   or failed) for health-gated rollouts.
+//! - [`reconcile`]: `observed` (what exists), `plan` (pure: desired × observed × records ×
+//!   now → steps with causes, record changes, events), `rollout` (pure: the state machine of
+//!   one long-running service — begin, start-first/stop-first replicas through the gate,
+//!   revert, quarantine, pins, smoke/pre-deploy gates, self-heal), `gate` (pure: is a
+//!   candidate ready, progressing or failed), `event` (what a person should hear about),
+//!   `container_spec` (pure: a service → what a create sends), `observe` and `execute` (the
+//!   only code here that calls the engine; `execute` saves records before steps), `probe`
+//!   (berth's HTTP/TCP/exec probes and their threshold tracker) and `prober` (runs them in
+//!   the background per container).
 //! - [`apply`]: one pass to convergence (`berth apply`), round after round.
 //! - [`controller`]: the long-running loop (`berth run`): triggers, resync, backoff.
 //! - [`control`]: the operator's manual controls (`berth history`, `retry`, `hold`, `release`,
@@ -31,10 +35,13 @@
 //!
 //! # Data flow
 //! ```text
-//! DIR ─► desired::load ─► DesiredState ─┐
-//! engine ─► observe ─► ObservedState ───┼─► plan (pure) ─► Plan ─► execute ─► engine
-//!                                       │                         (the only mutations)
-//!        apply: rounds until converged ─┘   controller: on events, resync, wake-ups
+//! DIR ─► desired::load ─► DesiredState ───┐
+//! engine ─► observe ─► ObservedState ─────┤   (+ prober verdicts, last round's step errors)
+//! store ─► records (+ operator control) ──┼─► plan (pure, takes now) ─► Plan
+//!                                         │        │ records ─► store (saved first)
+//!                                         │        │ steps   ─► execute ─► engine
+//!        apply: rounds until converged ───┘        └ events  ─► logs
+//!        controller: on events, resync, probe changes, SIGHUP, wake-ups
 //! ```
 
 pub mod apply;

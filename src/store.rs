@@ -106,6 +106,10 @@ pub struct Slot {
     /// It failed and the failure was tolerated (`failure_action: continue`,
     /// `max_failure_ratio`).
     pub failed: bool,
+    /// Its candidate was seen running: an exit after this is a failure; one before it (a kept
+    /// container whose start a crash interrupted) only means "start it again".
+    #[serde(default)]
+    pub seen_running: bool,
 }
 
 /// A one-shot gate container's run (`x-berth.pre_deploy`, `x-berth.smoke`).
@@ -1050,6 +1054,7 @@ mod tests {
                 ready_since: Some(T0 + 1),
                 passed_at: None,
                 failed: false,
+                seen_running: false,
             },
         );
         rec.active = Some(Rollout {

@@ -405,9 +405,19 @@ fn begin(input: &Input<'_>, rec: &mut ServiceRecord, target: &Target, out: &mut 
     // records, or made by docker compose): it becomes the stable revision a failure reverts
     // to. Its template is unknown, so its container is the only way back: it is kept.
     if rec.current().is_none() {
+        // Only what runs and is not known to be bad: not unhealthy or still starting, and
+        // not a revision berth recorded (a failed first deploy is no revert target).
         let olds: Vec<&&ObservedContainer> = mine
             .iter()
-            .filter(|c| c.identity.spec_hash != target.hash && c.state == RunState::Running)
+            .filter(|c| {
+                c.identity.spec_hash != target.hash
+                    && c.state == RunState::Running
+                    && matches!(c.health, Health::Healthy | Health::None)
+                    && !rec
+                        .revisions
+                        .iter()
+                        .any(|r| r.spec_hash == c.identity.spec_hash)
+            })
             .collect();
         if let Some(o) = olds.first() {
             let hash = o.identity.spec_hash.clone();
@@ -789,6 +799,29 @@ fn advance(input: &Input<'_>, rec: &mut ServiceRecord, out: &mut Output) -> Flow
                         .push((start(c), format!("{cause}: created, not started")));
                     waits.push(format!("replica {n}: starting"));
                     continue;
+                }
+                // Stopped before it ever ran here: berth's own start did not happen (a crash
+                // between the record and the step) — start it again rather than judge it.
+                // An exit code other than a stop's means it ran and failed.
+                if c.state == RunState::Exited
+                    && !s.seen_running
+                    && matches!(c.exit_code, None | Some(0 | 137 | 143))
+                    && now < s.started_at + pol.progress_deadline.as_secs()
+                {
+                    let old_running = olds.iter().any(|o| o.state == RunState::Running);
+                    if !(ord == Order::StartFirst && old_running && a.kind == RolloutKind::Update) {
+                        make_room(out, svc, &olds, &canonical, &keep, &cause);
+                        if c.name != canonical {
+                            out.steps.push((rename(c, &canonical), cause.clone()));
+                        }
+                    }
+                    out.steps.push((start(c), format!("{cause}: start again")));
+                    waits.push(format!("replica {n}: starting"));
+                    continue;
+                }
+                if c.state == RunState::Running && !s.seen_running {
+                    s.seen_running = true;
+                    a.slots.insert(n, s);
                 }
                 let probe = svc.berth.readiness.as_ref().map(|_| {
                     input
@@ -1374,10 +1407,14 @@ fn self_heal(
             removal(out, o, svc, &cause);
         }
         match tcs.first() {
-            None => heals.push((
-                n,
-                format!("replica {n} is missing (removed by hand?); recreating"),
-            )),
+            // Missing (removed by hand, or a scale-up): recreated at once; not a crash, so
+            // it neither backs off nor counts towards the restart limit.
+            None => {
+                let cause = format!("replica {n} is missing; creating it");
+                create_start(out, target, input, n, &canonical, &cause);
+                out.events
+                    .push(event(input, EventKind::SelfHeal, target.revision, cause));
+            }
             Some(c) => {
                 if c.name != canonical && !mine.iter().any(|o| o.name == canonical) {
                     out.steps
@@ -1528,7 +1565,11 @@ fn removal(out: &mut Output, c: &ObservedContainer, svc: &Service, cause: &str) 
     {
         return;
     }
-    if matches!(c.state, RunState::Running | RunState::Paused) {
+    let stopped = out
+        .steps
+        .iter()
+        .any(|(a, _)| matches!(a, Action::Stop { id, .. } if *id == c.id));
+    if matches!(c.state, RunState::Running | RunState::Paused) && !stopped {
         out.steps.push((stop(c, svc), cause.to_string()));
     }
     out.steps.push((

@@ -121,12 +121,22 @@ pub fn check_not_empty(
     Ok(())
 }
 
-/// The records of every desired service (missing files read as empty records).
+/// The records of every desired service (missing files read as empty records), and of
+/// services no longer desired that still hold image pins.
 pub fn load_records(store: &Store, desired: &DesiredState) -> Result<Records, StoreError> {
     let mut records = Records::new();
     for p in desired.projects.values() {
         for s in p.services.keys() {
             records.insert((p.name.clone(), s.clone()), store.load(&p.name, s)?);
+        }
+    }
+    // Services no longer desired still hold pins until their containers are gone.
+    for (p, s) in store.services()? {
+        if let std::collections::btree_map::Entry::Vacant(e) = records.entry((p, s)) {
+            let rec = store.load(&e.key().0, &e.key().1)?;
+            if rec.revisions.iter().any(|r| r.pin.is_some()) {
+                e.insert(rec);
+            }
         }
     }
     Ok(records)

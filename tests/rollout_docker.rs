@@ -546,3 +546,69 @@ fn crash_mid_revert() {
     // The revert's first step removes the failed candidate.
     crash_at("web  remove", true);
 }
+
+#[test]
+fn a_removed_service_releases_its_pins_once_its_containers_are_gone() {
+    let p = TestProject::new(
+        "unpin",
+        "services:\n  a:\n    image: berth-demo:1\n    x-berth: {min_ready: 0s}\n  b:\n    image: berth-test-busybox:1\n    x-berth: {min_ready: 0s}\n",
+    );
+    apply_ok(&p);
+    let holder = format!("berth-pin.{}.a.r1", p.name);
+    let tag = format!("berth-pin/{}/a:r1", p.name);
+    assert_eq!(inspect(&holder, "{{.State.Status}}"), "created");
+    p.write("services:\n  b:\n    image: berth-test-busybox:1\n    x-berth: {min_ready: 0s}\n");
+    let out = apply_ok(&p);
+    assert!(out.contains("service removed from the project"), "{out}");
+    assert!(out.contains(&format!("unpin {tag}")), "{out}");
+    assert_eq!(inspect(&holder, "{{.State.Status}}"), "");
+    assert_eq!(inspect(&tag, "{{.Id}}"), "");
+    assert_eq!(p.states(), ["b-1=running"]);
+}
+
+#[test]
+fn kill_9_while_the_candidate_holds_min_ready_then_restart_converges() {
+    let yaml = format!(
+        "services:\n  web:\n    image: berth-demo:${{TAG:-1}}\n    {HEALTH}\n    x-berth: {{min_ready: 6s, progress_deadline: 60s}}\n"
+    );
+    let p = TestProject::new("k9", &yaml);
+    env(&p, "TAG=1\n");
+    apply_ok(&p);
+    env(&p, "TAG=2\n");
+    let mut child = apply_cmd(&p)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // The candidate is ready and holding min_ready: the record says so.
+    wait_until(
+        "the candidate to hold min_ready",
+        Duration::from_secs(40),
+        || {
+            record(&p, "web")
+                .active
+                .is_some_and(|a| a.slots.values().any(|s| s.ready_since.is_some()))
+        },
+    );
+    let pid = child.id().to_string();
+    Command::new("kill").args(["-9", &pid]).status().unwrap();
+    let _ = child.wait();
+    // Two containers exist now (old and candidate); a restarted berth finishes the job.
+    let out = apply_ok(&p);
+    assert_eq!(p.states(), ["web-1=running"], "{out}");
+    assert_eq!(
+        inspect(&format!("{}-web-1", p.name), "{{.Image}}"),
+        inspect("berth-demo:2", "{{.Id}}")
+    );
+    let r = record(&p, "web");
+    assert_eq!(
+        outcomes(&r),
+        [(1, Outcome::Superseded), (2, Outcome::Succeeded)]
+    );
+    assert!(r.active.is_none());
+}
+
+#[test]
+fn crash_after_the_candidate_is_started() {
+    crash_at("web  start", false);
+}

@@ -359,6 +359,7 @@ pub fn plan(
             });
         }
     }
+    p.release_pins(desired);
     // Execution order: project objects first, then pulls, then containers (stable otherwise).
     p.plan.steps.sort_by_key(|s| match s.action {
         Action::CreateNetwork(_) | Action::CreateVolume(_) => 0,
@@ -582,6 +583,36 @@ impl<'a> Planner<'a> {
                 a => a,
             };
             self.step(&project.name, Some(&svc.name), action, cause);
+        }
+    }
+
+    /// Services that left the desired state keep their image pins until their last container
+    /// is gone; then the pins go.
+    fn release_pins(&mut self, desired: &DesiredState) {
+        for ((project, service), rec) in self.records {
+            let desired_now = desired
+                .projects
+                .get(project)
+                .is_some_and(|p| p.services.contains_key(service));
+            if desired_now || self.observed.service(project, service).next().is_some() {
+                continue;
+            }
+            let mut changed = rec.clone();
+            for r in &mut changed.revisions {
+                if let Some(reference) = r.pin.take() {
+                    self.step(
+                        project,
+                        Some(service),
+                        Action::Unpin { reference },
+                        format!("r{}: the service is no longer desired", r.number),
+                    );
+                }
+            }
+            if changed != *rec {
+                self.plan
+                    .records
+                    .insert((project.clone(), service.clone()), changed);
+            }
         }
     }
 

@@ -450,11 +450,17 @@ fn removed_services_are_removed_and_stopped_ones_restarted() {
     let c = sim.w.named("shop-a-1");
     c.state = RunState::Exited;
     c.exit_code = Some(137);
+    // b's container is gone now, so its image pin is released too (once).
     assert_eq!(
         sim.round(&only_a).to_string(),
-        "shop/a  start shop-a-1  replica 1 exited with code 137; restarting\n"
+        indoc! {"
+            shop/a  start shop-a-1             replica 1 exited with code 137; restarting
+            shop/b  unpin berth-pin/shop/b:r1  r1: the service is no longer desired
+        "}
     );
     assert_eq!(sim.w.named("shop-a-1").state, RunState::Running);
+    let p = sim.plan(&only_a);
+    assert!(p.is_empty(), "{p}");
 }
 
 #[test]

@@ -178,7 +178,7 @@ fn containers_removed_or_stopped_by_hand_are_restored_and_unmanaged_ones_untouch
     let out = apply_ok(&p);
     assert!(
         out.contains(&format!(
-            "{}/a  create {}-a-1  replica 1 is missing (removed by hand?); recreating",
+            "{}/a  create {}-a-1  replica 1 is missing; creating it",
             p.name, p.name
         )),
         "{out}"

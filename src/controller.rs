@@ -17,9 +17,12 @@ use tracing::Instrument;
 use crate::apply::{check_not_empty, load_records, unix_now, update_records};
 use crate::desired::{DesiredState, Loaded};
 use crate::engine::{Engine, EngineEvent};
-use crate::reconcile::execute;
+use crate::reconcile::event::Event;
+use crate::reconcile::execute::{self, Failure};
 use crate::reconcile::observe::observe_and_plan;
 use crate::reconcile::observed::Feedback;
+use crate::reconcile::observed::ObservedState;
+use crate::reconcile::plan::Plan;
 use crate::reconcile::plan::PlanOptions;
 use crate::reconcile::plan::Records;
 use crate::reconcile::prober::Prober;
@@ -114,9 +117,60 @@ impl Default for Wakeups {
     }
 }
 
+/// How a round ended, for observers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RoundResult {
+    /// Nothing to do, nothing waiting.
+    Settled,
+    /// Waiting for a gate, a dependency or a backoff.
+    Progressing,
+    /// A step failed.
+    Failed,
+    /// berth could not do its job this round (engine unreachable, unreadable records).
+    Error(String),
+    /// No valid desired state has been loaded yet.
+    NoDesiredState,
+}
+
+/// Everything one round saw and did: what the status model, metrics and event log are built
+/// from (see `crate::telemetry`).
+pub struct RoundReport<'a> {
+    /// Round number, from 1.
+    pub round: u64,
+    /// When it started.
+    pub started: SystemTime,
+    /// How long it took.
+    pub duration: Duration,
+    /// What the load said this round: the diagnostics (empty when valid) and whether the
+    /// desired state loaded.
+    pub loaded: &'a Loaded,
+    /// The desired state applied (the last good one).
+    pub desired: Option<&'a DesiredState>,
+    /// What the engine showed.
+    pub observed: Option<&'a ObservedState>,
+    /// berth's records after the round.
+    pub records: Option<&'a Records>,
+    /// The round's plan.
+    pub plan: Option<&'a Plan>,
+    /// Rollout events, with log lines.
+    pub events: &'a [Event],
+    /// Failed steps.
+    pub failures: &'a [Failure],
+    /// How it ended.
+    pub result: RoundResult,
+}
+
+/// Something that wants to know about every round (telemetry). Called on the controller's
+/// task: keep it quick and never block on IO.
+pub trait RoundObserver: Send + Sync {
+    /// One round finished.
+    fn round(&self, report: &RoundReport<'_>);
+}
+
 /// Runs until `stop` is set (set it, then wake the controller through a handle). `load`
 /// re-reads the desired state at every reconcile; when it is invalid, the last good state
-/// keeps being applied. `store` keeps berth's records (job runs) across restarts.
+/// keeps being applied. `store` keeps berth's records (job runs) across restarts; `observer`
+/// hears about every round.
 pub async fn run<E: Engine>(
     engine: Arc<E>,
     load: impl Fn() -> Loaded,
@@ -124,6 +178,7 @@ pub async fn run<E: Engine>(
     stop: Arc<AtomicBool>,
     wakeups: Wakeups,
     store: Option<Store>,
+    observer: Option<Arc<dyn RoundObserver>>,
 ) {
     let Wakeups { tx, mut rx } = wakeups;
     spawn_event_watch(engine.clone(), tx.clone(), stop.clone());
@@ -139,8 +194,10 @@ pub async fn run<E: Engine>(
     while !stop.load(Ordering::Relaxed) {
         round += 1;
         let span = tracing::info_span!("reconcile", round);
-        let loaded = span.in_scope(&load);
-        match loaded.state {
+        let started = SystemTime::now();
+        let clock = std::time::Instant::now();
+        let mut loaded = span.in_scope(&load);
+        match loaded.state.take() {
             Some(s) => last_good = Some(s),
             None => tracing::error!(
                 errors = loaded.diagnostics.errors(),
@@ -149,7 +206,24 @@ pub async fn run<E: Engine>(
             ),
         }
         let next = match &last_good {
-            None => Next::AwaitChange,
+            None => {
+                if let Some(o) = &observer {
+                    o.round(&RoundReport {
+                        round,
+                        started,
+                        duration: clock.elapsed(),
+                        loaded: &loaded,
+                        desired: None,
+                        observed: None,
+                        records: None,
+                        plan: None,
+                        events: &[],
+                        failures: &[],
+                        result: RoundResult::NoDesiredState,
+                    });
+                }
+                Next::AwaitChange
+            }
             Some(desired) => {
                 let mut carry = Carry {
                     prober: &prober,
@@ -166,7 +240,26 @@ pub async fn run<E: Engine>(
                 )
                 .instrument(span)
                 .await;
-                match r {
+                if let Some(o) = &observer {
+                    let (done, result) = match &r {
+                        Ok(d) => (Some(d), d.result()),
+                        Err(e) => (None, RoundResult::Error(e.clone())),
+                    };
+                    o.round(&RoundReport {
+                        round,
+                        started,
+                        duration: clock.elapsed(),
+                        loaded: &loaded,
+                        desired: Some(desired),
+                        observed: done.map(|d| &d.observed),
+                        records: done.map(|d| &d.records),
+                        plan: done.map(|d| &d.plan),
+                        events: done.map_or(&[][..], |d| &d.events[..]),
+                        failures: done.map_or(&[][..], |d| &d.failures[..]),
+                        result,
+                    });
+                }
+                match r.map(|d| d.round) {
                     Ok(Round::Settled) => {
                         failures = 0;
                         Next::AwaitChange
@@ -204,7 +297,28 @@ pub async fn run<E: Engine>(
     prober.shutdown();
 }
 
+/// What a round did (kept for the observer).
+struct Done {
+    round: Round,
+    observed: ObservedState,
+    plan: Plan,
+    records: Records,
+    events: Vec<Event>,
+    failures: Vec<Failure>,
+}
+
+impl Done {
+    fn result(&self) -> RoundResult {
+        match self.round {
+            Round::Settled => RoundResult::Settled,
+            Round::Progressing => RoundResult::Progressing,
+            Round::Failed => RoundResult::Failed,
+        }
+    }
+}
+
 /// How a round ended.
+#[derive(Debug, Clone, Copy)]
 enum Round {
     /// Nothing to do, nothing waiting.
     Settled,
@@ -230,7 +344,7 @@ async fn reconcile_once<E: Engine + 'static>(
     stop: &Arc<AtomicBool>,
     store: Option<&Store>,
     carry: &mut Carry<'_>,
-) -> Result<Round, String> {
+) -> Result<Done, String> {
     let Carry {
         prober,
         memory,
@@ -272,11 +386,18 @@ async fn reconcile_once<E: Engine + 'static>(
     }
     let waiting = plan.waits().next().is_some();
     if plan.is_empty() {
-        **memory = records;
-        return Ok(if waiting {
-            Round::Progressing
-        } else {
-            Round::Settled
+        **memory = records.clone();
+        return Ok(Done {
+            round: if waiting {
+                Round::Progressing
+            } else {
+                Round::Settled
+            },
+            observed,
+            plan,
+            records,
+            events: Vec::new(),
+            failures: Vec::new(),
         });
     }
     for line in plan.to_string().lines() {
@@ -287,14 +408,21 @@ async fn reconcile_once<E: Engine + 'static>(
     for (k, r) in &plan.records {
         records.insert(k.clone(), r.clone());
     }
-    **memory = records;
+    **memory = records.clone();
     for f in &out.failed {
         tracing::error!(step = %f.step, error = %f.error, "step failed");
     }
-    Ok(if !out.failed.is_empty() {
-        Round::Failed
-    } else {
-        Round::Progressing
+    Ok(Done {
+        round: if out.failed.is_empty() {
+            Round::Progressing
+        } else {
+            Round::Failed
+        },
+        observed,
+        plan,
+        records,
+        events: out.events,
+        failures: out.failed,
     })
 }
 

@@ -436,6 +436,7 @@ fn run_controller(args: RunArgs) -> anyhow::Result<ExitCode> {
             stop,
             wakeups,
             Some(store),
+            None,
         )
         .await;
         tracing::info!("stopped");

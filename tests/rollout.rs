@@ -955,6 +955,50 @@ fn failure_action_pause_stops_the_rollout_where_it_failed() {
 }
 
 #[test]
+fn max_failure_ratio_tolerates_that_share_of_failed_replicas_and_reverts_beyond_it() {
+    let x = "    deploy:\n      replicas: 3\n      update_config: {parallelism: 1, max_failure_ratio: 0.34}\n    x-berth: {min_ready: 0s}\n";
+    let (d1, d2) = (web("app:1", x), web("app:2", x));
+    let mut sim = deployed(World::new().bad("app:2", Behaviour::Crashes), &d1);
+    sim.converge(&d2);
+    let events = sim.events();
+    // The first failure (1 of 3) is tolerated, the second (2 of 3) is not.
+    assert_eq!(
+        events.iter().filter(|e| e.contains("tolerated")).count(),
+        1,
+        "{events:#?}"
+    );
+    let r = sim.record();
+    assert_eq!(
+        r.revisions.last().unwrap().outcome,
+        Outcome::Reverted,
+        "{r:?}"
+    );
+    assert_runs(&sim.w, &d1, 3);
+}
+
+#[test]
+fn failure_action_continue_rolls_on_past_failed_replicas() {
+    let x = "    deploy:\n      replicas: 2\n      update_config: {failure_action: continue}\n    x-berth: {min_ready: 0s}\n";
+    let (d1, d2) = (web("app:1", x), web("app:2", x));
+    let mut sim = deployed(World::new().bad("app:2", Behaviour::Crashes), &d1);
+    sim.converge(&d2);
+    let r = sim.record();
+    assert_eq!(
+        r.revisions.last().unwrap().outcome,
+        Outcome::Succeeded,
+        "{r:?}"
+    );
+    assert!(r.quarantined.is_empty());
+    let events = sim.events();
+    assert!(
+        events
+            .iter()
+            .any(|e| e.contains("2 replica(s) failed, tolerated")),
+        "{events:#?}"
+    );
+}
+
+#[test]
 fn self_heal_backs_off_exponentially_then_gives_up_as_degraded() {
     let d = web("app:1", FAST);
     let mut sim = deployed(World::new(), &d);

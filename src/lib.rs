@@ -31,6 +31,9 @@
 //! - [`report`]: summaries of a load for `berth validate`.
 //! - [`store`]: the revision store in `DATA_DIR/state/` (pure `ServiceRecord` rules for
 //!   revisions, revert targets, quarantine, pruning, job runs; atomic JSON files per service).
+//! - [`telemetry`]: observability — the hub the controller reports every round to, the
+//!   status model (`berth status`, `/api/v1/status`), Prometheus metrics, the event log
+//!   (ring + `events.jsonl`), notification webhooks, and the HTTP server (`--listen`).
 //! - `main.rs`: the CLI.
 //!
 //! # Data flow
@@ -53,3 +56,4 @@ pub mod lock;
 pub mod reconcile;
 pub mod report;
 pub mod store;
+pub mod telemetry;

@@ -95,6 +95,8 @@ pub struct DockerEngine {
     client: Arc<OnceCell<Docker>>,
     /// API calls made through [`DockerEngine::call`] (benchmarks and metrics read it).
     calls: Arc<std::sync::atomic::AtomicU64>,
+    /// Failed calls by operation (`berth_docker_api_errors_total{op}`).
+    errors: Arc<std::sync::Mutex<BTreeMap<String, u64>>>,
 }
 
 impl DockerEngine {
@@ -142,6 +144,7 @@ impl DockerEngine {
             pull_timeout: DEFAULT_PULL_TIMEOUT,
             client: Arc::new(OnceCell::new()),
             calls: Arc::new(std::sync::atomic::AtomicU64::new(0)),
+            errors: Arc::default(),
         })
     }
 
@@ -203,6 +206,7 @@ impl DockerEngine {
                     outcome = outcome(&result),
                     "engine call"
                 );
+                self.count_error(&result);
                 result
             })
             .await;
@@ -222,6 +226,23 @@ impl DockerEngine {
     /// version negotiation.
     pub fn calls_made(&self) -> u64 {
         self.calls.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Failed API calls so far by operation (this engine and its clones), not counting
+    /// already-done outcomes (404 on a remove, 304 on a start): running totals for the
+    /// `docker_api_errors_total` metric.
+    pub fn api_errors(&self) -> Vec<(String, u64)> {
+        let errors = self.errors.lock().unwrap_or_else(|p| p.into_inner());
+        errors.iter().map(|(op, n)| (op.clone(), *n)).collect()
+    }
+
+    fn count_error<T>(&self, result: &EngineResult<T>) {
+        if let Err(e) = result
+            && !e.is_already_done()
+        {
+            let mut errors = self.errors.lock().unwrap_or_else(|p| p.into_inner());
+            *errors.entry(e.op().to_owned()).or_default() += 1;
+        }
     }
 
     /// The negotiated API version (after the first call).
@@ -258,6 +279,7 @@ impl DockerEngine {
             outcome = outcome(&result),
             "engine call"
         );
+        self.count_error(&result);
         result
     }
 

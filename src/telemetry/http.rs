@@ -1,0 +1,406 @@
+//! berth's HTTP server (hyper 1, HTTP/1.1) on `--listen` (default `127.0.0.1:9469`):
+//!
+//! | route | answer |
+//! |---|---|
+//! | `GET /metrics` | OpenMetrics text (`application/openmetrics-text`); Prometheus text 0.0.4 when the client asks for `text/plain` only |
+//! | `GET /healthz` | 200 `ok` while the process serves |
+//! | `GET /readyz` | 200 when the desired state is loaded and the engine answered at the last round, else 503 with the reason |
+//! | `GET /api/v1/status` | the status model as JSON (see `status`) |
+//! | `GET /api/v1/events?since=N\|TIME\|DURATION&limit=N` | `{"events": [...], "next_seq": N}` |
+//! | `POST /hooks/git` | handed to the [`GitHook`] when one is set (404 otherwise) |
+//!
+//! Limits: request headers within 16 KiB and 5 s, a body within 1 MiB (413 beyond), a whole
+//! request within 10 s (503), at most 64 connections at once (further ones wait to be
+//! accepted), only GET/HEAD (and POST on the hook). Nothing secret is in any answer: status
+//! and events carry names, revisions, images and reasons, never environment values or
+//! container logs. Shutdown is graceful: [`Server::shutdown`] stops accepting, lets requests in
+//! flight finish within a grace period, then closes what is left.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderMap, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinSet;
+
+use super::Telemetry;
+use super::events::Since;
+
+/// The webhook handler for `POST /hooks/git` (issue 5's source): called with the request's
+/// headers and body (already read, within the body limit); answers `(status code, body text)`.
+/// It runs on the server's task under the request time limit, so it should only verify the
+/// request and trigger a fetch, not do the fetch itself.
+pub type GitHook = Arc<
+    dyn Fn(HeaderMap, Bytes) -> Pin<Box<dyn Future<Output = (u16, String)> + Send>> + Send + Sync,
+>;
+
+/// A webhook handler that takes the headers as `(lower-case name, value)` pairs and the body
+/// as bytes; [`hook_from_pairs`] makes a [`GitHook`] of it.
+pub type PairsHook = Arc<
+    dyn Fn(Vec<(String, String)>, Vec<u8>) -> Pin<Box<dyn Future<Output = (u16, String)> + Send>>
+        + Send
+        + Sync,
+>;
+
+/// A [`GitHook`] from a [`PairsHook`] (header values that are not text are left out).
+pub fn hook_from_pairs(f: PairsHook) -> GitHook {
+    Arc::new(move |headers: HeaderMap, body: Bytes| {
+        let pairs = headers
+            .iter()
+            .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
+            .collect();
+        f(pairs, body.to_vec())
+    })
+}
+
+/// The OpenMetrics content type.
+pub const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+/// The classic Prometheus text content type.
+pub const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// Server limits and the optional webhook.
+#[derive(Clone)]
+pub struct ServerOptions {
+    /// Largest request body.
+    pub max_body: usize,
+    /// Time to receive a request's headers.
+    pub header_timeout: Duration,
+    /// Time for a whole request, answer included.
+    pub request_timeout: Duration,
+    /// Connections served at once.
+    pub max_connections: usize,
+    /// Events returned per query at most.
+    pub max_events: usize,
+    /// `POST /hooks/git`.
+    pub git_hook: Option<GitHook>,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        ServerOptions {
+            max_body: 1 << 20,
+            header_timeout: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(10),
+            max_connections: 64,
+            max_events: 1000,
+            git_hook: None,
+        }
+    }
+}
+
+/// A running server.
+pub struct Server {
+    addr: SocketAddr,
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Server {
+    /// Binds `addr` and serves `telemetry` until [`Server::shutdown`].
+    pub async fn bind(
+        addr: SocketAddr,
+        telemetry: Arc<Telemetry>,
+        opts: ServerOptions,
+    ) -> std::io::Result<Server> {
+        let listener = TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
+        let (stop, stopped) = watch::channel(false);
+        let task = tokio::spawn(accept_loop(listener, telemetry, opts, stopped));
+        Ok(Server { addr, stop, task })
+    }
+
+    /// Where it listens.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops accepting, lets requests in flight finish within `grace`, closes the rest.
+    pub async fn shutdown(self, grace: Duration) {
+        let _ = self.stop.send(true);
+        let mut task = self.task;
+        if tokio::time::timeout(grace, &mut task).await.is_err() {
+            task.abort();
+        }
+    }
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    telemetry: Arc<Telemetry>,
+    opts: ServerOptions,
+    mut stopped: watch::Receiver<bool>,
+) {
+    let slots = Arc::new(Semaphore::new(opts.max_connections.max(1)));
+    let mut conns = JoinSet::new();
+    let opts = Arc::new(opts);
+    loop {
+        let permit = tokio::select! {
+            p = slots.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
+            _ = stopped.changed() => break,
+        };
+        let (stream, peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            _ = stopped.changed() => break,
+        };
+        // Reap finished connections so the set does not grow.
+        while conns.try_join_next().is_some() {}
+        let tel = telemetry.clone();
+        let opts = opts.clone();
+        let mut stop = stopped.clone();
+        let header_timeout = opts.header_timeout;
+        conns.spawn(async move {
+            let _permit = permit;
+            let service = hyper::service::service_fn(move |req| {
+                let tel = tel.clone();
+                let opts = opts.clone();
+                async move { Ok::<_, Infallible>(handle(req, &tel, &opts).await) }
+            });
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            builder
+                .timer(TokioTimer::new())
+                .header_read_timeout(header_timeout)
+                .max_buf_size(16 * 1024)
+                .keep_alive(true);
+            let conn = builder.serve_connection(TokioIo::new(stream), service);
+            tokio::pin!(conn);
+            tokio::select! {
+                r = conn.as_mut() => {
+                    if let Err(e) = r {
+                        tracing::debug!(%peer, error = %e, "HTTP connection ended with an error");
+                    }
+                }
+                _ = stop.changed() => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = conn.await;
+                }
+            }
+        });
+    }
+    drop(listener);
+    // Requests in flight finish (the caller bounds this with its grace period).
+    while conns.join_next().await.is_some() {}
+}
+
+type Body = Full<Bytes>;
+
+fn text(code: StatusCode, body: impl Into<String>) -> Response<Body> {
+    let mut r = Response::new(Full::new(Bytes::from(body.into())));
+    *r.status_mut() = code;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
+}
+
+fn json(code: StatusCode, value: &impl serde::Serialize) -> Response<Body> {
+    match serde_json::to_vec_pretty(value) {
+        Ok(mut body) => {
+            body.push(b'\n');
+            let mut r = Response::new(Full::new(Bytes::from(body)));
+            *r.status_mut() = code;
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            r
+        }
+        Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")),
+    }
+}
+
+async fn handle(req: Request<Incoming>, tel: &Telemetry, opts: &ServerOptions) -> Response<Body> {
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let head = method == Method::HEAD;
+    let answer = tokio::time::timeout(opts.request_timeout, route(req, tel, opts)).await;
+    let mut resp = answer.unwrap_or_else(|_| {
+        text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "request took too long; try again\n",
+        )
+    });
+    tracing::debug!(%method, %path, status = resp.status().as_u16(), "HTTP request");
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if head {
+        *resp.body_mut() = Full::new(Bytes::new());
+    }
+    resp
+}
+
+async fn route(req: Request<Incoming>, tel: &Telemetry, opts: &ServerOptions) -> Response<Body> {
+    let path = req.uri().path().to_string();
+    let get = matches!(*req.method(), Method::GET | Method::HEAD);
+    let allow = |methods: &'static str| {
+        let mut r = text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
+        r.headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static(methods));
+        r
+    };
+    match path.as_str() {
+        "/metrics" | "/healthz" | "/readyz" | "/api/v1/status" | "/api/v1/events" if !get => {
+            allow("GET, HEAD")
+        }
+        "/metrics" => metrics(req.headers(), tel),
+        "/healthz" => text(StatusCode::OK, "ok\n"),
+        "/readyz" => match tel.readiness() {
+            Ok(()) => text(StatusCode::OK, "ready\n"),
+            Err(why) => text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("not ready: {why}\n"),
+            ),
+        },
+        "/api/v1/status" => match tel.status() {
+            Some(s) => json(StatusCode::OK, &s),
+            None => text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "no reconcile round has finished yet\n",
+            ),
+        },
+        "/api/v1/events" => events(req.uri().query().unwrap_or(""), tel, opts),
+        "/hooks/git" => match &opts.git_hook {
+            None => text(StatusCode::NOT_FOUND, "not found\n"),
+            Some(_) if *req.method() != Method::POST => allow("POST"),
+            Some(hook) => {
+                let hook = hook.clone();
+                git_hook(req, hook, opts.max_body).await
+            }
+        },
+        _ => text(StatusCode::NOT_FOUND, "not found\n"),
+    }
+}
+
+fn metrics(headers: &HeaderMap, tel: &Telemetry) -> Response<Body> {
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    // Prometheus asks for OpenMetrics; a client that asks only for text/plain gets 0.0.4.
+    let classic = accept.contains("text/plain") && !accept.contains("application/openmetrics-text");
+    let (body, content_type) = if classic {
+        (tel.metrics_text(false), PROMETHEUS_TEXT)
+    } else {
+        (tel.metrics_text(true), OPENMETRICS)
+    };
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    r
+}
+
+fn events(query: &str, tel: &Telemetry, opts: &ServerOptions) -> Response<Body> {
+    let mut since = Since::All;
+    let mut limit = opts.max_events;
+    for (k, v) in query.split('&').filter_map(|kv| kv.split_once('=')) {
+        let v = percent_decode(v);
+        match k {
+            "since" => match Since::parse(&v, crate::apply::unix_now()) {
+                Ok(s) => since = s,
+                Err(e) => return text(StatusCode::BAD_REQUEST, format!("{e}\n")),
+            },
+            "limit" => match v.parse::<usize>() {
+                Ok(n) => limit = n.min(opts.max_events),
+                Err(_) => {
+                    return text(
+                        StatusCode::BAD_REQUEST,
+                        format!("limit={v}: not a number\n"),
+                    );
+                }
+            },
+            _ => {}
+        }
+    }
+    let events = tel.events_since(since, limit);
+    let next_seq = tel.next_event_seq();
+    json(
+        StatusCode::OK,
+        &serde_json::json!({ "events": events, "next_seq": next_seq }),
+    )
+}
+
+async fn git_hook(req: Request<Incoming>, hook: GitHook, max_body: usize) -> Response<Body> {
+    let too_large = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .is_some_and(|n| n > max_body as u64);
+    if too_large {
+        return text(StatusCode::PAYLOAD_TOO_LARGE, "request body too large\n");
+    }
+    let (parts, body) = req.into_parts();
+    let body = match Limited::new(body, max_body).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(e)
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
+            return text(StatusCode::PAYLOAD_TOO_LARGE, "request body too large\n");
+        }
+        Err(e) => {
+            return text(
+                StatusCode::BAD_REQUEST,
+                format!("failed to read the body: {e}\n"),
+            );
+        }
+    };
+    let (code, message) = hook(parts.headers, body).await;
+    let code = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    text(code, message)
+}
+
+/// `%XX` and `+` decoding of a query value.
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let hex = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'%' if i + 2 < b.len() => match (hex(b[i + 1]), hex(b[i + 2])) {
+                (Some(h), Some(l)) => {
+                    out.push(h << 4 | l);
+                    i += 3;
+                    continue;
+                }
+                _ => out.push(b'%'),
+            },
+            b'+' => out.push(b' '),
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::percent_decode;
+
+    #[test]
+    fn query_values_are_decoded() {
+        assert_eq!(
+            percent_decode("2024-05-01T12%3A00%3A00Z"),
+            "2024-05-01T12:00:00Z"
+        );
+        assert_eq!(percent_decode("a+b%"), "a b%");
+    }
+}

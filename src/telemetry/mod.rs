@@ -1,0 +1,531 @@
+//! Observability (DESIGN §6): what berth tells people and machines about what it does.
+//!
+//! [`Telemetry`] is the hub, shared as an `Arc`: the controller calls it after every round
+//! ([`RoundObserver`]) and it updates, under one short lock and without IO:
+//! - the status model (`status`: per service desired/running/ready/phase/conditions, the
+//!   source's validity), served at `/api/v1/status` and printed by `berth status`;
+//! - the metrics (`metrics`, prometheus-client), served at `/metrics`;
+//! - the event log (`events`: a bounded ring plus `events.jsonl` in the data dir, written by
+//!   its own thread), served at `/api/v1/events`, read by `berth events`;
+//! - notifications (`notify`): meaningful transitions handed to bounded per-receiver queues
+//!   that their own tasks deliver, so a slow or dead receiver never delays a round.
+//!
+//! `http` is the server (hyper 1) for all of it, plus the `POST /hooks/git` route for the
+//! git source's webhook ([`http::GitHook`]). `time` formats timestamps.
+//!
+//! Events come from two places: the rollout events of the round (`reconcile::event`, already
+//! logged by the executor) and transitions this hub notices itself — the desired state turned
+//! invalid or valid again, a round failed to reach the engine or succeeded again, a service
+//! left `Degraded` or became `Blocked` (those are logged here).
+
+pub mod events;
+pub mod http;
+pub mod metrics;
+pub mod notify;
+pub mod status;
+pub mod time;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::controller::{RoundObserver, RoundReport, RoundResult};
+use crate::reconcile::event::{Event, EventKind, Severity};
+use crate::reconcile::probe::ProbeStatus;
+use events::{EventLog, EventRecord, NewEvent, Since};
+use metrics::Metrics;
+use notify::{Notifier, NotifyOptions};
+pub use status::SourceInfo;
+use status::{Phase, RoundInfo, Status, StatusInput};
+
+/// How the hub is set up.
+#[derive(Debug, Clone)]
+pub struct TelemetryOptions {
+    /// Where `events.jsonl` lives (`None`: events in memory only).
+    pub data_dir: Option<PathBuf>,
+    /// The desired-state source.
+    pub source: SourceInfo,
+    /// Events kept in memory.
+    pub event_capacity: usize,
+    /// Size at which `events.jsonl` is rotated.
+    pub event_file_limit: u64,
+    /// Notification receivers.
+    pub notify: Vec<notify::Target>,
+    /// Delivery settings.
+    pub notify_options: NotifyOptions,
+}
+
+impl Default for TelemetryOptions {
+    fn default() -> Self {
+        TelemetryOptions {
+            data_dir: None,
+            source: SourceInfo::default(),
+            event_capacity: events::DEFAULT_CAPACITY,
+            event_file_limit: events::DEFAULT_FILE_LIMIT,
+            notify: Vec::new(),
+            notify_options: NotifyOptions::default(),
+        }
+    }
+}
+
+/// Running totals of failed engine calls by operation (see `DockerEngine::api_errors`).
+pub type ErrorTotals = Box<dyn Fn() -> Vec<(String, u64)> + Send + Sync>;
+
+/// What the hub remembers between rounds.
+struct State {
+    source: SourceInfo,
+    status: Option<Status>,
+    ready: Result<(), String>,
+    last_valid: Option<bool>,
+    last_error: Option<String>,
+    /// Last probe verdicts by (container ID, probe kind).
+    probes: HashMap<(String, &'static str), ProbeStatus>,
+    /// When the rollout in progress of (project, service) started.
+    rollout_started: HashMap<(String, String), u64>,
+}
+
+/// The observability hub.
+pub struct Telemetry {
+    state: Mutex<State>,
+    metrics: Metrics,
+    events: EventLog,
+    notifier: Option<Notifier>,
+    engine_errors: Mutex<Option<ErrorTotals>>,
+}
+
+impl Telemetry {
+    /// A hub; with notification targets it must be created inside a tokio runtime (their
+    /// delivery tasks start here).
+    pub fn new(opts: TelemetryOptions) -> Arc<Telemetry> {
+        let events = match &opts.data_dir {
+            Some(dir) => EventLog::open(dir, opts.event_capacity, opts.event_file_limit),
+            None => EventLog::in_memory(opts.event_capacity),
+        };
+        let notifier = (!opts.notify.is_empty())
+            .then(|| Notifier::start(opts.notify.clone(), opts.notify_options));
+        Arc::new(Telemetry {
+            state: Mutex::new(State {
+                source: opts.source,
+                status: None,
+                ready: Err("no reconcile round has finished yet".into()),
+                last_valid: None,
+                last_error: None,
+                probes: HashMap::new(),
+                rollout_started: HashMap::new(),
+            }),
+            metrics: Metrics::new(),
+            events,
+            notifier,
+            engine_errors: Mutex::new(None),
+        })
+    }
+
+    /// The source changed (e.g. the git source checked out a new commit); the next round's
+    /// status and `desired_state_info` carry it.
+    pub fn set_source(&self, source: SourceInfo) {
+        self.lock().source = source;
+    }
+
+    /// Where `docker_api_errors_total` comes from.
+    pub fn set_engine_errors(&self, totals: ErrorTotals) {
+        *self.engine_errors.lock().unwrap_or_else(|p| p.into_inner()) = Some(totals);
+    }
+
+    /// The status after the last round (`None` before the first).
+    pub fn status(&self) -> Option<Status> {
+        self.lock().status.clone()
+    }
+
+    /// Ready: the desired state is loaded and the engine answered at the last round.
+    pub fn readiness(&self) -> Result<(), String> {
+        self.lock().ready.clone()
+    }
+
+    /// Events admitted by `since`, oldest first, at most `limit`.
+    pub fn events_since(&self, since: Since, limit: usize) -> Vec<EventRecord> {
+        self.events.since(since, limit)
+    }
+
+    /// The sequence number the next event gets (a client's next `since`).
+    pub fn next_event_seq(&self) -> u64 {
+        self.events.next_seq()
+    }
+
+    /// The metrics as OpenMetrics text, or as Prometheus text 0.0.4.
+    pub fn metrics_text(&self, openmetrics: bool) -> String {
+        let totals = self
+            .engine_errors
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .map(|f| f());
+        if let Some(t) = totals {
+            self.metrics.docker_errors(&t);
+        }
+        if openmetrics {
+            self.metrics.openmetrics()
+        } else {
+            self.metrics.prometheus_text()
+        }
+    }
+
+    /// Delivers what is queued (notifications, event file lines) within `limit`.
+    pub async fn shutdown(&self, limit: Duration) {
+        if let Some(n) = &self.notifier
+            && !n.flush(limit).await
+        {
+            tracing::warn!("some notifications were not delivered before the stop");
+        }
+        self.events.flush(Duration::from_secs(1));
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Takes in one round at `now` (unix seconds).
+    pub fn observe(&self, r: &RoundReport<'_>, now: u64) {
+        let _span = tracing::info_span!("reconcile", round = r.round).entered();
+        let (result, error) = match &r.result {
+            RoundResult::Settled => ("settled", None),
+            RoundResult::Progressing => ("progressing", None),
+            RoundResult::Failed => ("failed", None),
+            RoundResult::Error(e) => ("error", Some(e.clone())),
+            RoundResult::NoDesiredState => ("no_desired_state", None),
+        };
+        let valid = !r.loaded.diagnostics.has_errors();
+        let mut out: Vec<NewEvent> = Vec::new();
+        let mut st = self.lock();
+        let input = StatusInput {
+            now,
+            round: Some(RoundInfo {
+                number: r.round,
+                duration: r.duration,
+                result,
+                error: error.clone(),
+            }),
+            source: &st.source,
+            diagnostics: &r.loaded.diagnostics,
+            desired: r.desired,
+            observed: r.observed,
+            records: r.records,
+            plan: r.plan,
+            probes_tracked: true,
+        };
+        let status = status::build(&input, st.status.as_ref());
+
+        // The desired state's validity.
+        if st.last_valid != Some(valid) {
+            if !valid {
+                let first = r
+                    .loaded
+                    .diagnostics
+                    .sorted()
+                    .into_iter()
+                    .find(|d| d.severity == crate::desired::Severity::Error)
+                    .map(|d| format!(" (first: {d})"))
+                    .unwrap_or_default();
+                out.push(berth_event(
+                    "desired_state_invalid",
+                    "load_errors",
+                    format!(
+                        "the desired state has {} error(s){first}; {}",
+                        r.loaded.diagnostics.errors(),
+                        if r.desired.is_some() {
+                            "the last good one keeps being applied"
+                        } else {
+                            "nothing is applied until it is fixed"
+                        }
+                    ),
+                    "error",
+                ));
+            } else if st.last_valid == Some(false) {
+                out.push(berth_event(
+                    "recovered",
+                    "desired_state_valid",
+                    "the desired state is valid again and is applied".into(),
+                    "info",
+                ));
+            }
+            st.last_valid = Some(valid);
+        }
+        // Whether berth could do its job.
+        match (&error, &st.last_error) {
+            (Some(e), None) => {
+                out.push(berth_event(
+                    "reconcile_error",
+                    "reconcile_failed",
+                    format!("berth cannot reconcile: {e}"),
+                    "error",
+                ));
+                st.last_error = Some(e.clone());
+            }
+            (None, Some(_)) if r.observed.is_some() => {
+                out.push(berth_event(
+                    "recovered",
+                    "reconcile_ok",
+                    "berth reconciles again: the engine answered".into(),
+                    "info",
+                ));
+                st.last_error = None;
+            }
+            _ => {}
+        }
+        // Service transitions the rollout events do not cover.
+        if let Some(prev) = &st.status {
+            let before: BTreeMap<(&str, &str), Phase> = prev
+                .services
+                .iter()
+                .map(|s| ((s.project.as_str(), s.service.as_str()), s.phase))
+                .collect();
+            for s in &status.services {
+                let Some(&was) = before.get(&(s.project.as_str(), s.service.as_str())) else {
+                    continue;
+                };
+                if was == Phase::Degraded && s.phase != Phase::Degraded {
+                    out.push(service_event(
+                        &s.project,
+                        &s.service,
+                        "recovered",
+                        "service_recovered",
+                        format!("no longer degraded: {}", s.phase.as_str()),
+                        s.desired.revision,
+                        "info",
+                    ));
+                }
+                if was != Phase::Blocked && s.phase == Phase::Blocked {
+                    out.push(service_event(
+                        &s.project,
+                        &s.service,
+                        "blocked",
+                        "blocked",
+                        s.reason.clone(),
+                        s.desired.revision,
+                        "warning",
+                    ));
+                }
+            }
+        }
+        for e in &out {
+            log_event(e);
+        }
+        // The round's rollout events (the executor logged them).
+        for e in r.events {
+            out.push(self.rollout_event(&mut st, e, now));
+        }
+        // Probe verdicts that turned failing.
+        if let Some(obs) = r.observed {
+            let owner: HashMap<&str, (&str, &str)> = obs
+                .containers
+                .iter()
+                .map(|c| {
+                    (
+                        c.id.as_str(),
+                        (c.identity.project.as_str(), c.identity.service.as_str()),
+                    )
+                })
+                .collect();
+            let mut seen = HashMap::new();
+            for (id, v) in &obs.probes {
+                for (kind, verdict) in [("readiness", v.readiness), ("liveness", v.liveness)] {
+                    let Some(verdict) = verdict else { continue };
+                    let key = (id.clone(), kind);
+                    let was = st.probes.get(&key).copied();
+                    if verdict == ProbeStatus::Failing
+                        && was != Some(ProbeStatus::Failing)
+                        && let Some((p, s)) = owner.get(id.as_str())
+                    {
+                        self.metrics.probe_failure(p, s, kind);
+                    }
+                    seen.insert(key, verdict);
+                }
+            }
+            st.probes = seen;
+        }
+
+        // Metrics.
+        self.metrics.round(
+            result,
+            r.duration,
+            (r.result == RoundResult::Settled).then_some(now),
+        );
+        self.metrics.source(
+            valid,
+            &status.source.kind,
+            status.source.revision.as_deref(),
+        );
+        if let (Some(desired), Some(_)) = (r.desired, r.observed) {
+            let probes: BTreeMap<(String, String), BTreeSet<&'static str>> = desired
+                .projects
+                .values()
+                .flat_map(|p| p.services.values().map(move |s| (p, s)))
+                .map(|(p, s)| {
+                    let mut kinds = BTreeSet::new();
+                    if s.berth.readiness.is_some() {
+                        kinds.insert("readiness");
+                    }
+                    if s.berth.liveness.is_some() {
+                        kinds.insert("liveness");
+                    }
+                    ((p.name.clone(), s.name.clone()), kinds)
+                })
+                .collect();
+            self.metrics.services(&status.services, &probes);
+        }
+
+        st.ready = match (&r.result, r.desired) {
+            (RoundResult::Error(e), _) => Err(format!("the last round failed: {e}")),
+            (_, None) => Err("no valid desired state has been loaded".into()),
+            _ => Ok(()),
+        };
+        st.status = Some(status);
+        drop(st);
+
+        for e in out {
+            let rec = self.events.push(e, now);
+            if let Some(n) = &self.notifier {
+                n.send(&rec);
+            }
+        }
+    }
+
+    /// A rollout event as an event record; updates the rollout metrics.
+    fn rollout_event(&self, st: &mut State, e: &Event, now: u64) -> NewEvent {
+        let key = (e.project.clone(), e.service.clone());
+        let took = |st: &mut State| {
+            st.rollout_started
+                .remove(&key)
+                .map(|t| Duration::from_secs(now.saturating_sub(t)))
+        };
+        match e.kind {
+            EventKind::RolloutStarted => {
+                st.rollout_started.insert(key.clone(), now);
+            }
+            EventKind::RolloutSucceeded => {
+                let d = took(st);
+                self.metrics.rollout(&e.project, &e.service, "succeeded", d);
+            }
+            EventKind::RolloutFailed if e.message.contains("tolerated by") => {}
+            EventKind::RolloutFailed | EventKind::RolloutPaused => {
+                let d = took(st);
+                self.metrics.rollout(&e.project, &e.service, "failed", d);
+            }
+            EventKind::Reverted => {
+                st.rollout_started.remove(&key);
+                self.metrics
+                    .rollout(&e.project, &e.service, "reverted", None);
+            }
+            EventKind::Degraded => {
+                st.rollout_started.remove(&key);
+            }
+            EventKind::SelfHeal => {
+                self.metrics
+                    .self_heal(&e.project, &e.service, metrics::heal_reason(&e.message));
+            }
+            EventKind::QuarantineLifted => {}
+        }
+        NewEvent {
+            project: e.project.clone(),
+            service: e.service.clone(),
+            kind: e.kind.as_str().to_string(),
+            reason: event_reason(e.kind, &e.message).to_string(),
+            message: e.message.clone(),
+            revision: e.revision,
+            severity: match e.kind.severity() {
+                Severity::Info => "info",
+                Severity::Warning => "warning",
+                Severity::Error => "error",
+            },
+        }
+    }
+}
+
+impl RoundObserver for Telemetry {
+    fn round(&self, report: &RoundReport<'_>) {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        self.observe(report, now);
+    }
+}
+
+fn berth_event(kind: &str, reason: &str, message: String, severity: &'static str) -> NewEvent {
+    service_event("", "", kind, reason, message, None, severity)
+}
+
+fn service_event(
+    project: &str,
+    service: &str,
+    kind: &str,
+    reason: &str,
+    message: String,
+    revision: Option<u64>,
+    severity: &'static str,
+) -> NewEvent {
+    NewEvent {
+        project: project.to_string(),
+        service: service.to_string(),
+        kind: kind.to_string(),
+        reason: reason.to_string(),
+        message,
+        revision,
+        severity,
+    }
+}
+
+fn log_event(e: &NewEvent) {
+    let scope = if e.project.is_empty() {
+        "berth".to_string()
+    } else {
+        format!("{}/{}", e.project, e.service)
+    };
+    match e.severity {
+        "error" => {
+            tracing::error!(kind = %e.kind, reason = %e.reason, "{scope} {}: {}", e.kind, e.message)
+        }
+        "warning" => {
+            tracing::warn!(kind = %e.kind, reason = %e.reason, "{scope} {}: {}", e.kind, e.message)
+        }
+        _ => {
+            tracing::info!(kind = %e.kind, reason = %e.reason, "{scope} {}: {}", e.kind, e.message)
+        }
+    }
+}
+
+/// One word on why, from a rollout event's kind and message.
+pub fn event_reason(kind: EventKind, message: &str) -> &'static str {
+    match kind {
+        EventKind::SelfHeal => metrics::heal_reason(message),
+        EventKind::RolloutStarted if message.starts_with("reverting") => "revert",
+        EventKind::RolloutStarted if message.starts_with("rolling back") => "rollback",
+        EventKind::RolloutStarted => "update",
+        EventKind::RolloutSucceeded => "ready",
+        EventKind::QuarantineLifted if message.contains("berth retry") => "retry",
+        EventKind::QuarantineLifted => "desired_state_changed",
+        EventKind::RolloutFailed
+        | EventKind::RolloutPaused
+        | EventKind::Reverted
+        | EventKind::Degraded => failure_reason(message),
+    }
+}
+
+fn failure_reason(m: &str) -> &'static str {
+    if m.contains("giving up on self-heal") {
+        "self_heal_limit"
+    } else if m.contains("progress_deadline") {
+        "deadline"
+    } else if m.contains("exited with code") {
+        "exited"
+    } else if m.contains("crashed") {
+        "crashed"
+    } else if m.contains("unhealthy") {
+        "unhealthy"
+    } else if m.contains("smoke") {
+        "smoke_failed"
+    } else if m.contains("pre_deploy") {
+        "pre_deploy_failed"
+    } else {
+        "failed"
+    }
+}

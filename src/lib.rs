@@ -29,11 +29,12 @@
 //!   writes the control file and wakes `berth run` with SIGHUP.
 //! - [`lock`]: one berth per data directory.
 //! - [`report`]: summaries of a load for `berth validate`.
+//! - [`source`]: where `berth run` reads the desired state: `dir` (notify-debounced watch,
+//!   fingerprint of each re-load), `git` (a bare clone driven by the git CLI, fetched on an
+//!   interval and on webhook, each commit in its own tree, switched atomically), `webhook`
+//!   (signature checks and the `POST /hooks/git` handler).
 //! - [`store`]: the revision store in `DATA_DIR/state/` (pure `ServiceRecord` rules for
 //!   revisions, revert targets, quarantine, pruning, job runs; atomic JSON files per service).
-//! - [`telemetry`]: observability — the hub the controller reports every round to, the
-//!   status model (`berth status`, `/api/v1/status`), Prometheus metrics, the event log
-//!   (ring + `events.jsonl`), notification webhooks, and the HTTP server (`--listen`).
 //! - `main.rs`: the CLI.
 //!
 //! # Data flow
@@ -55,5 +56,5 @@ pub mod engine;
 pub mod lock;
 pub mod reconcile;
 pub mod report;
+pub mod source;
 pub mod store;
-pub mod telemetry;

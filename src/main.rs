@@ -20,6 +20,7 @@ use berth::lock::{self, DataDirLock};
 use berth::reconcile::observe::observe_and_plan;
 use berth::reconcile::plan::{PlanOptions, Records};
 use berth::report;
+use berth::source::{self, dir::DirOptions, git::GitAuth, git::GitOptions, webhook};
 use berth::store::Store;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
@@ -47,13 +48,68 @@ enum LogFormat {
 #[derive(Args)]
 struct Source {
     /// A project directory, or a directory whose subdirectories are projects.
-    dir: PathBuf,
+    #[arg(required_unless_present = "git", conflicts_with = "git")]
+    dir: Option<PathBuf>,
+    #[command(flatten)]
+    git: GitArgs,
     /// Activate a Compose profile (repeatable); `*` activates all.
     #[arg(long = "profile", value_name = "NAME")]
     profiles: Vec<String>,
     /// Directory of host-side variables: DIR/<project>.env feeds interpolation.
     #[arg(long, value_name = "DIR")]
     env_dir: Option<PathBuf>,
+}
+
+/// A git repository as the desired state (see docs/sources.md).
+#[derive(Args)]
+struct GitArgs {
+    /// Read the desired state from this git repository (URL or path) instead of a directory.
+    #[arg(long, value_name = "URL")]
+    git: Option<String>,
+    /// Branch, tag or full commit SHA to follow (default: the remote's default branch).
+    #[arg(long = "ref", value_name = "REF", requires = "git")]
+    reference: Option<String>,
+    /// The desired-state directory inside the repository (default: its root).
+    #[arg(long, value_name = "SUBDIR", requires = "git")]
+    path: Option<PathBuf>,
+    /// SSH private key (a deploy key) for the repository; without it git's own ssh
+    /// settings and GIT_SSH_COMMAND apply.
+    #[arg(long, value_name = "FILE", requires = "git")]
+    git_ssh_key: Option<PathBuf>,
+    /// File holding an HTTPS token for the repository (re-read at each fetch); else the
+    /// BERTH_GIT_TOKEN environment variable. Never logged.
+    #[arg(long, value_name = "FILE", requires = "git")]
+    git_token_file: Option<PathBuf>,
+    /// User name sent with the HTTPS token.
+    #[arg(long, value_name = "NAME", default_value = "x-access-token")]
+    git_username: String,
+    /// Refuse commits whose signature `git verify-commit` does not accept (GPG, or SSH with
+    /// an allowed-signers file); the last good commit keeps running.
+    #[arg(long, requires = "git")]
+    verify_signatures: bool,
+    /// Allowed-signers file for SSH commit signatures (git's gpg.ssh.allowedSignersFile).
+    #[arg(long, value_name = "FILE", requires = "verify_signatures")]
+    git_allowed_signers: Option<PathBuf>,
+}
+
+impl GitArgs {
+    /// The git source's options, when --git is given.
+    fn options(&self, interval: Duration) -> Option<GitOptions> {
+        Some(GitOptions {
+            url: self.git.clone()?,
+            reference: self.reference.clone(),
+            path: self.path.clone(),
+            interval,
+            verify_signatures: self.verify_signatures,
+            allowed_signers: self.git_allowed_signers.clone(),
+            auth: GitAuth {
+                ssh_key: self.git_ssh_key.clone(),
+                token_file: self.git_token_file.clone(),
+                token: std::env::var("BERTH_GIT_TOKEN").ok(),
+                username: self.git_username.clone(),
+            },
+        })
+    }
 }
 
 /// How to reach the engine.
@@ -176,9 +232,27 @@ struct ServiceArgs {
 /// `berth run`'s arguments.
 #[derive(Args)]
 struct RunArgs {
-    /// The desired-state directory (a project, or a directory of projects).
-    #[arg(long, value_name = "DIR")]
-    dir: PathBuf,
+    /// The desired-state directory (a project, or a directory of projects), watched for
+    /// changes.
+    #[arg(
+        long,
+        value_name = "DIR",
+        required_unless_present = "git",
+        conflicts_with = "git"
+    )]
+    dir: Option<PathBuf>,
+    #[command(flatten)]
+    git: GitArgs,
+    /// Fetch the git repository at least this often (and on webhook pushes).
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    interval: Duration,
+    /// Wait for this much quiet after a file change in DIR before re-reading it.
+    #[arg(long, default_value = "500ms", value_parser = parse_duration)]
+    debounce: Duration,
+    /// File holding the secret of the git webhook (POST /hooks/git); else the
+    /// BERTH_WEBHOOK_SECRET environment variable. Without a secret the webhook is off.
+    #[arg(long, value_name = "FILE", requires = "git")]
+    webhook_secret_file: Option<PathBuf>,
     /// Activate a Compose profile (repeatable); `*` activates all.
     #[arg(long = "profile", value_name = "NAME")]
     profiles: Vec<String>,
@@ -427,11 +501,13 @@ fn run_controller(args: RunArgs) -> anyhow::Result<ExitCode> {
             ..controller::RunOptions::default()
         };
         let load_opts = load_options(&args.profiles, &args.env_dir);
-        let dir = args.dir.clone();
-        tracing::info!(dir = %dir.display(), resync = ?args.resync, "berth run: watching");
+        let running = start_source(&args, load_opts, wakeups.handle())?;
+        // `POST /hooks/git` (served by the HTTP listener) pokes the git source's fetch.
+        let _git_hook = git_webhook(&args, &running)?;
+        tracing::info!(source = %running.status().snapshot().location, resync = ?args.resync, "berth run: watching");
         controller::run(
             engine,
-            move || desired::load(&dir, &load_opts),
+            move || running.load(),
             opts,
             stop,
             wakeups,
@@ -442,6 +518,50 @@ fn run_controller(args: RunArgs) -> anyhow::Result<ExitCode> {
         tracing::info!("stopped");
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// Starts `berth run`'s desired-state source: the watched directory or the git repository.
+fn start_source(
+    args: &RunArgs,
+    load_opts: LoadOptions,
+    wake: controller::Controller,
+) -> anyhow::Result<source::Running> {
+    let spec = match (args.git.options(args.interval), &args.dir) {
+        (Some(git), _) => source::Spec::Git(git),
+        (None, Some(dir)) => source::Spec::Dir(DirOptions {
+            dir: dir.clone(),
+            debounce: args.debounce,
+            resync: args.resync,
+        }),
+        (None, None) => anyhow::bail!("give --dir DIR or --git URL"),
+    };
+    let load: source::LoadFn = Arc::new(move |root: &Path| desired::load(root, &load_opts));
+    source::Running::start(spec, &args.data_dir, load, Arc::new(move || wake.trigger()))
+        .context("failed to start the desired-state source")
+}
+
+/// The git webhook handler, when the source is git and a secret is configured.
+fn git_webhook(
+    args: &RunArgs,
+    running: &source::Running,
+) -> anyhow::Result<Option<webhook::GitHook>> {
+    let Some(git) = running.git() else {
+        return Ok(None);
+    };
+    let secret = match &args.webhook_secret_file {
+        Some(f) => webhook::Secret::from_file(f)
+            .with_context(|| format!("failed to read the webhook secret {}", f.display()))?
+            .with_context(|| format!("the webhook secret file {} is empty", f.display()))?,
+        None => match webhook::Secret::from_env() {
+            Some(s) => s,
+            None => return Ok(None),
+        },
+    };
+    Ok(Some(webhook::hook(
+        secret,
+        args.git.reference.clone(),
+        git.poker(),
+    )))
 }
 
 fn print_report(r: &apply::ApplyReport) {
@@ -500,19 +620,36 @@ fn load_options(profiles: &[String], env_dir: &Option<PathBuf>) -> LoadOptions {
     }
 }
 
+/// Where a one-shot command reads from: DIR, or a fresh checkout of --git (removed when the
+/// returned guard drops); prints the commit checked out.
+fn source_root(source: &Source) -> anyhow::Result<(PathBuf, Option<source::git::TempCheckout>)> {
+    let Some(opts) = source.git.options(source::git::DEFAULT_INTERVAL) else {
+        let dir = source.dir.clone().context("give DIR or --git URL")?;
+        return Ok((dir, None));
+    };
+    let co = source::git::checkout_once(&opts)
+        .with_context(|| format!("failed to check out {}", opts.location()))?;
+    eprintln!(
+        "{}: commit {} by {}: {}",
+        opts.location(),
+        &co.commit.sha[..co.commit.sha.len().min(12)],
+        co.commit.author,
+        co.commit.subject()
+    );
+    Ok((co.root.clone(), Some(co)))
+}
+
 /// Loads the desired state; prints diagnostics (warnings always, errors when invalid).
 fn load(source: &Source) -> anyhow::Result<Option<DesiredState>> {
-    let loaded = desired::load(
-        &source.dir,
-        &load_options(&source.profiles, &source.env_dir),
-    );
+    let (root, _checkout) = source_root(source)?;
+    let loaded = desired::load(&root, &load_options(&source.profiles, &source.env_dir));
     let mut err = std::io::stderr().lock();
     write!(err, "{}", loaded.diagnostics)?;
     if loaded.state.is_none() {
         writeln!(
             err,
             "{}: invalid desired state ({})",
-            source.dir.display(),
+            root.display(),
             report::counts(&loaded.diagnostics)
         )?;
     }
@@ -520,10 +657,8 @@ fn load(source: &Source) -> anyhow::Result<Option<DesiredState>> {
 }
 
 fn validate(source: &Source, format: Format) -> anyhow::Result<ExitCode> {
-    let loaded = desired::load(
-        &source.dir,
-        &load_options(&source.profiles, &source.env_dir),
-    );
+    let (root, _checkout) = source_root(source)?;
+    let loaded = desired::load(&root, &load_options(&source.profiles, &source.env_dir));
     let mut out = std::io::stdout().lock();
     match format {
         Format::Json => {
@@ -540,7 +675,7 @@ fn validate(source: &Source, format: Format) -> anyhow::Result<ExitCode> {
                 writeln!(
                     err,
                     "{}: invalid desired state ({})",
-                    source.dir.display(),
+                    root.display(),
                     report::counts(&loaded.diagnostics)
                 )?;
             }

@@ -35,6 +35,9 @@
 //!   (signature checks and the `POST /hooks/git` handler).
 //! - [`store`]: the revision store in `DATA_DIR/state/` (pure `ServiceRecord` rules for
 //!   revisions, revert targets, quarantine, pruning, job runs; atomic JSON files per service).
+//! - [`telemetry`]: observability — the hub the controller reports every round to, the
+//!   status model (`berth status`, `/api/v1/status`), Prometheus metrics, the event log
+//!   (ring + `events.jsonl`), notification webhooks, and the HTTP server (`--listen`).
 //! - `main.rs`: the CLI.
 //!
 //! # Data flow
@@ -58,3 +61,4 @@ pub mod reconcile;
 pub mod report;
 pub mod source;
 pub mod store;
+pub mod telemetry;

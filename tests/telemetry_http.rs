@@ -1,0 +1,340 @@
+//! berth's HTTP server and notification delivery, in process on 127.0.0.1: routes and
+//! methods, content negotiation of /metrics, the git webhook route and its body limit,
+//! slow-client and slow-handler limits, graceful shutdown; notifications retried on 5xx, not
+//! on 4xx, and a full queue dropping its oldest message while the receiver is slow.
+
+mod support {
+    pub mod receiver;
+}
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use berth::telemetry::events::{EventRecord, NewEvent};
+use berth::telemetry::http::{GitHook, Server, ServerOptions};
+use berth::telemetry::notify::{Notifier, NotifyOptions, Target};
+use berth::telemetry::time::Timestamp;
+use berth::telemetry::{Telemetry, TelemetryOptions};
+use support::receiver::{Behaviour, Receiver};
+
+/// One raw HTTP/1.1 exchange: (status, headers+body text).
+fn raw(addr: SocketAddr, request: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(request.as_bytes()).unwrap();
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    let code = out
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (code, out)
+}
+
+fn get(addr: SocketAddr, path: &str, extra: &str) -> (u16, String) {
+    raw(
+        addr,
+        &format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{extra}\r\n"),
+    )
+}
+
+fn post(addr: SocketAddr, path: &str, body: &str) -> (u16, String) {
+    raw(
+        addr,
+        &format!(
+            "POST {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-Hub-Signature-256: sha256=abc\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        ),
+    )
+}
+
+async fn serve(opts: ServerOptions) -> (Arc<Telemetry>, Server) {
+    let tel = Telemetry::new(TelemetryOptions::default());
+    let server = Server::bind("127.0.0.1:0".parse().unwrap(), tel.clone(), opts)
+        .await
+        .unwrap();
+    (tel, server)
+}
+
+/// Runs blocking client code off the runtime's threads.
+async fn client<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    tokio::task::spawn_blocking(f).await.unwrap()
+}
+
+fn echo_hook(delay: Duration) -> GitHook {
+    Arc::new(move |headers, body| {
+        Box::pin(async move {
+            tokio::time::sleep(delay).await;
+            let sig = headers
+                .get("x-hub-signature-256")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("-")
+                .to_string();
+            (202, format!("sig={sig} bytes={}\n", body.len()))
+        })
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn routes_methods_and_metrics_negotiation() {
+    let (_tel, server) = serve(ServerOptions::default()).await;
+    let a = server.local_addr();
+    let r = client(move || {
+        [
+            get(a, "/healthz", ""),
+            get(a, "/readyz", ""),
+            get(a, "/api/v1/status", ""),
+            get(a, "/metrics", ""),
+            get(a, "/metrics", "Accept: text/plain;version=0.0.4\r\n"),
+            get(
+                a,
+                "/metrics",
+                "Accept: application/openmetrics-text;version=1.0.0,text/plain;q=0.5\r\n",
+            ),
+            get(a, "/nope", ""),
+            post(a, "/metrics", ""),
+            post(a, "/hooks/git", "{}"),
+            get(a, "/api/v1/events?since=tomorrow", ""),
+            get(a, "/api/v1/events?since=0&limit=5", ""),
+            raw(
+                a,
+                "HEAD /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            ),
+        ]
+    })
+    .await;
+    assert_eq!(r[0].0, 200);
+    assert_eq!(r[1].0, 503, "not ready before a round: {}", r[1].1);
+    assert!(r[1].1.contains("no reconcile round"));
+    assert_eq!(r[2].0, 503);
+    assert_eq!(r[3].0, 200);
+    assert!(
+        r[3].1
+            .contains("content-type: application/openmetrics-text; version=1.0.0")
+    );
+    assert!(r[3].1.trim_end().ends_with("# EOF"));
+    assert!(r[4].1.contains("content-type: text/plain; version=0.0.4"));
+    assert!(r[4].1.contains("# TYPE berth_reconcile_total counter"));
+    assert!(!r[4].1.contains("# EOF"));
+    assert!(r[5].1.contains("application/openmetrics-text"));
+    assert_eq!(r[6].0, 404);
+    assert_eq!(r[7].0, 405);
+    assert!(r[7].1.contains("allow: GET, HEAD"));
+    assert_eq!(r[8].0, 404, "no hook configured: {}", r[8].1);
+    assert_eq!(r[9].0, 400);
+    assert_eq!(r[10].0, 200);
+    assert!(r[10].1.contains("\"next_seq\": 1"), "{}", r[10].1);
+    assert_eq!(r[11].0, 200);
+    assert!(
+        r[11].1.ends_with("\r\n\r\n"),
+        "HEAD has no body: {:?}",
+        r[11].1
+    );
+    server.shutdown(Duration::from_secs(5)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_git_hook_gets_headers_and_body_within_the_limit() {
+    let (_tel, server) = serve(ServerOptions {
+        max_body: 1000,
+        git_hook: Some(echo_hook(Duration::ZERO)),
+        ..ServerOptions::default()
+    })
+    .await;
+    let a = server.local_addr();
+    let r = client(move || {
+        let big = "x".repeat(5000);
+        [
+            post(a, "/hooks/git", "{\"ref\":\"refs/heads/main\"}"),
+            get(a, "/hooks/git", ""),
+            post(a, "/hooks/git", &big),
+            // Chunked, so no Content-Length to refuse it up front.
+            raw(
+                a,
+                &format!(
+                    "POST /hooks/git HTTP/1.1\r\nHost: x\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n{big}\r\n0\r\n\r\n",
+                    big.len()
+                ),
+            ),
+        ]
+    })
+    .await;
+    assert_eq!(r[0].0, 202, "{}", r[0].1);
+    assert!(r[0].1.contains("sig=sha256=abc bytes=25"), "{}", r[0].1);
+    assert_eq!(r[1].0, 405);
+    assert!(r[1].1.contains("allow: POST"));
+    assert_eq!(r[2].0, 413, "{}", r[2].1);
+    assert_eq!(r[3].0, 413, "{}", r[3].1);
+    server.shutdown(Duration::from_secs(5)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_clients_and_slow_handlers_are_cut_off() {
+    let (_tel, server) = serve(ServerOptions {
+        header_timeout: Duration::from_millis(300),
+        request_timeout: Duration::from_millis(300),
+        git_hook: Some(echo_hook(Duration::from_secs(30))),
+        ..ServerOptions::default()
+    })
+    .await;
+    let a = server.local_addr();
+    let (closed_after, slow_handler) = client(move || {
+        // Headers that never end: the server closes the connection.
+        let mut s = TcpStream::connect(a).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+            .unwrap();
+        let start = Instant::now();
+        let mut buf = Vec::new();
+        let _ = s.read_to_end(&mut buf);
+        (start.elapsed(), post(a, "/hooks/git", "{}"))
+    })
+    .await;
+    assert!(
+        closed_after < Duration::from_secs(5),
+        "a client that never finishes its headers is dropped (took {closed_after:?})"
+    );
+    assert_eq!(slow_handler.0, 503, "{}", slow_handler.1);
+    server.shutdown(Duration::from_secs(5)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_lets_requests_in_flight_finish_then_refuses_new_ones() {
+    let (_tel, server) = serve(ServerOptions {
+        git_hook: Some(echo_hook(Duration::from_millis(500))),
+        ..ServerOptions::default()
+    })
+    .await;
+    let a = server.local_addr();
+    let in_flight = tokio::task::spawn_blocking(move || post(a, "/hooks/git", "{}"));
+    // The request is being handled (the hook sleeps) when the shutdown starts.
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    server.shutdown(Duration::from_secs(5)).await;
+    let r = in_flight.await.unwrap();
+    assert_eq!(r.0, 202, "{}", r.1);
+    assert!(TcpStream::connect(a).is_err(), "no longer listening");
+}
+
+fn record(seq: u64, kind: &str) -> EventRecord {
+    let log = berth::telemetry::events::EventLog::in_memory(10);
+    let mut e = log.push(
+        NewEvent {
+            project: "shop".into(),
+            service: "web".into(),
+            kind: kind.into(),
+            reason: "deadline".into(),
+            message: format!("event {seq}"),
+            revision: Some(2),
+            severity: "error",
+        },
+        1_700_000_000,
+    );
+    e.seq = seq;
+    e.time = Timestamp(1_700_000_000);
+    e
+}
+
+fn fast() -> NotifyOptions {
+    NotifyOptions {
+        queue: 16,
+        attempts: 3,
+        backoff: Duration::from_millis(50),
+        timeout: Duration::from_secs(2),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notifications_retry_server_errors_and_not_refusals() {
+    let flaky = Receiver::start(Behaviour::Answer, &[500, 503, 200], Duration::ZERO);
+    let refusing = Receiver::start(Behaviour::Answer, &[400], Duration::ZERO);
+    let targets: Vec<Target> = vec![
+        format!("http://127.0.0.1:{}/hook", flaky.port)
+            .parse()
+            .unwrap(),
+        format!("slack+http://127.0.0.1:{}/slack", refusing.port)
+            .parse()
+            .unwrap(),
+    ];
+    let n = Notifier::start(targets, fast());
+    n.send(&record(1, "rollout_started")); // not meaningful: never sent
+    n.send(&record(2, "reverted"));
+    assert!(n.flush(Duration::from_secs(10)).await);
+    let got = flaky.received();
+    assert_eq!(got.len(), 3, "two failures, then delivered: {got:#?}");
+    let e: serde_json::Value = serde_json::from_str(&got[2].body).unwrap();
+    assert_eq!(
+        (e["seq"].as_u64(), e["kind"].as_str()),
+        (Some(2), Some("reverted"))
+    );
+    assert!(
+        got[2]
+            .headers
+            .contains(&("content-type".into(), "application/json".into()))
+    );
+    let refused = refusing.received();
+    assert_eq!(refused.len(), 1, "a 4xx is final: {refused:#?}");
+    assert_eq!(
+        refused[0].body,
+        r#"{"text":":rotating_light: *shop/web* reverted: event 2"}"#
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_receiver_only_delays_its_own_queue_which_drops_its_oldest() {
+    let slow = Receiver::start(Behaviour::Answer, &[200], Duration::from_millis(400));
+    let silent = Receiver::start(Behaviour::Silent, &[], Duration::ZERO);
+    let dead_port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let quick = Receiver::start(Behaviour::Answer, &[200], Duration::ZERO);
+    let opts = NotifyOptions {
+        queue: 2,
+        attempts: 1,
+        ..fast()
+    };
+    let slow_n = Notifier::start(
+        vec![format!("http://127.0.0.1:{}/", slow.port).parse().unwrap()],
+        opts,
+    );
+    let others = Notifier::start(
+        vec![
+            format!("http://127.0.0.1:{}/", silent.port)
+                .parse()
+                .unwrap(),
+            format!("http://127.0.0.1:{dead_port}/").parse().unwrap(),
+            format!("http://127.0.0.1:{}/", quick.port).parse().unwrap(),
+        ],
+        NotifyOptions {
+            queue: 64,
+            ..fast()
+        },
+    );
+    slow_n.send(&record(1, "rollout_failed"));
+    // 1 is in flight at the slow receiver; 2..5 arrive while it answers.
+    slow.wait_for("the first message", Duration::from_secs(5), |r| {
+        r.len() == 1
+    });
+    for seq in 2..=5 {
+        slow_n.send(&record(seq, "rollout_failed"));
+    }
+    // Meanwhile the silent and the dead receivers do not hold up the quick one.
+    for seq in 1..=3 {
+        others.send(&record(seq, "degraded"));
+    }
+    quick.wait_for("three messages", Duration::from_secs(5), |r| r.len() == 3);
+    assert!(slow_n.flush(Duration::from_secs(10)).await);
+    let seqs: Vec<u64> = slow
+        .received()
+        .iter()
+        .map(|r| {
+            serde_json::from_str::<serde_json::Value>(&r.body).unwrap()["seq"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(seqs, [1, 4, 5], "the queue of 2 kept the newest");
+}

@@ -157,10 +157,12 @@ impl Worker {
         let handler = move |res: DebounceEventResult| {
             let wake = match res {
                 Ok(events) => {
-                    if !events
-                        .iter()
-                        .any(|e| e.paths.iter().any(|p| matters(&dir, p)))
-                    {
+                    // Reads (open, close-without-write) change nothing; counting them would
+                    // make every load of the tree trigger the next one.
+                    let relevant = |e: &notify_debouncer_full::DebouncedEvent| {
+                        !e.kind.is_access() && e.paths.iter().any(|p| matters(&dir, p))
+                    };
+                    if !events.iter().any(relevant) {
                         return;
                     }
                     Wake::Events

@@ -24,6 +24,8 @@ use berth::source::{self, dir::DirOptions, git::GitAuth, git::GitOptions, webhoo
 use berth::store::Store;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+mod cli_observe;
+
 /// berth keeps a Docker host in the state a directory of Compose files describes.
 #[derive(Parser)]
 #[command(name = "berth", version, about, propagate_version = true)]
@@ -214,6 +216,18 @@ enum Command {
         #[arg(long, value_name = "REV", value_parser = control::parse_revision)]
         to: Option<u64>,
     },
+    /// What runs and why: per service the desired and running revisions, ready replicas,
+    /// phase, since when, and the reason.
+    #[command(
+        after_help = "Examples:\n  berth status                      ask the berth run on 127.0.0.1:9469\n  berth status --server http://127.0.0.1:9469 --json\n  berth status /srv/stacks          no berth run: observe the engine and read the data dir\n\nExit status: 0 shown, 1 no berth run answered (and no DIR) or the engine failed."
+    )]
+    Status(cli_observe::StatusArgs),
+    /// berth's events (rollouts, reverts, degradations, self-heals, invalid desired state),
+    /// from a running berth (--server) or the data dir's event file.
+    #[command(
+        after_help = "Examples:\n  berth events --since 1h\n  berth events --follow --server http://127.0.0.1:9469\n\nExit status: 0 ok, 1 the server or the file could not be read."
+    )]
+    Events(cli_observe::EventsArgs),
 }
 
 const CONTROL_HELP: &str = "Writes only the service's control file in the data dir (no Docker needed) and wakes a running `berth run` with SIGHUP; without one, the change takes effect at the next `berth apply` or `berth run`.\n\nExit status: 0 ok, 1 refused or failed, 2 usage error.";
@@ -276,6 +290,8 @@ struct RunArgs {
     /// Services worked on at once.
     #[arg(long, default_value_t = 8)]
     parallelism: usize,
+    #[command(flatten)]
+    telemetry: cli_observe::TelemetryArgs,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -342,6 +358,8 @@ fn init_logs(format: LogFormat, verbose: u8) {
 fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Run(args) => run_controller(args),
+        Command::Status(args) => cli_observe::status(args),
+        Command::Events(args) => cli_observe::events(args),
         Command::Validate { source, format } => validate(&source, format),
         Command::History { target, json } => history(&target, json),
         Command::Retry(target) => control_command(&target, |rec| {
@@ -505,16 +523,31 @@ fn run_controller(args: RunArgs) -> anyhow::Result<ExitCode> {
         // `POST /hooks/git` (served by the HTTP listener) pokes the git source's fetch.
         let _git_hook = git_webhook(&args, &running)?;
         tracing::info!(source = %running.status().snapshot().location, resync = ?args.resync, "berth run: watching");
+        let telemetry = cli_observe::start(
+            &args.telemetry,
+            &args.data_dir,
+            cli_observe::source_info(&running.status().snapshot()),
+            &engine,
+            _git_hook.map(berth::telemetry::http::hook_from_pairs),
+        )
+        .await;
+        let observer = telemetry.observer();
+        let hub = telemetry.telemetry.clone();
         controller::run(
             engine,
-            move || running.load(),
+            move || {
+                let loaded = running.load();
+                hub.set_source(cli_observe::source_info(&running.status().snapshot()));
+                loaded
+            },
             opts,
             stop,
             wakeups,
             Some(store),
-            None,
+            Some(observer),
         )
         .await;
+        telemetry.stop().await;
         tracing::info!("stopped");
         Ok(ExitCode::SUCCESS)
     })

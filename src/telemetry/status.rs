@@ -802,7 +802,7 @@ impl Status {
                 );
             }
             None => {
-                let _ = writeln!(out, "engine: {engine}; no berth run answered: observed now");
+                let _ = writeln!(out, "engine: {engine}; built by observing the engine now");
             }
         }
         out.push('\n');

@@ -24,11 +24,41 @@ use berth::source::{self, dir::DirOptions, git::GitAuth, git::GitOptions, webhoo
 use berth::store::Store;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+mod cli_docs;
 mod cli_observe;
+
+/// berth's version and the commit it was built from (build.rs; `unknown` without git).
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("BERTH_BUILD_COMMIT"),
+    ")"
+);
+
+const TOP_HELP: &str = "Examples:
+  berth validate /srv/berth              check the desired state; errors as file:line:col
+  berth plan /srv/berth                  what apply would do now, one step per line
+  berth apply /srv/berth                 converge once and wait for the rollouts
+  berth run --dir /srv/berth             the controller (deploy/berth.service runs it)
+  berth run --git https://git.example/ops/state.git --ref main
+  berth status                           what runs and why (asks the running berth)
+  berth history shop/web                 revisions, quarantine, pins of one service
+  berth rollback shop/web                back to the previous stable revision, held
+  berth completions bash > /etc/bash_completion.d/berth
+  berth man | man -l -
+
+Exit status: 0 ok, 1 failure or invalid desired state, 2 usage error.
+Guides: docs/getting-started.md, docs/operations.md, docs/troubleshooting.md.";
 
 /// berth keeps a Docker host in the state a directory of Compose files describes.
 #[derive(Parser)]
-#[command(name = "berth", version, about, propagate_version = true)]
+#[command(
+    name = "berth",
+    version = VERSION,
+    about,
+    after_help = TOP_HELP,
+    propagate_version = true
+)]
 struct Cli {
     /// Log format on stderr.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human)]
@@ -137,7 +167,7 @@ enum Command {
     },
     /// Show what `apply` would do now against the engine, one line per step with its cause.
     #[command(
-        after_help = "Services whose dependencies are not ready yet show as `waits:`; apply plans them in a later round.\n\nExit status: 0 ok, 1 invalid state or engine error; with --exit-code, 2 when changes are pending."
+        after_help = "Examples:\n  berth plan /srv/berth\n  berth plan /srv/berth --exit-code --data-dir /var/lib/berth   exit 2 when something would change\n\nServices whose dependencies are not ready yet show as `waits:`; apply plans them in a later round.\n\nExit status: 0 ok, 1 invalid state or engine error; with --exit-code, 2 when changes are pending."
     )]
     Plan {
         #[command(flatten)]
@@ -156,7 +186,7 @@ enum Command {
     },
     /// Converge the engine to the desired state once, and wait for it.
     #[command(
-        after_help = "Exit status: 0 converged, 1 invalid state, a failed step, a blocked service (failed job) or timeout."
+        after_help = "Examples:\n  berth apply examples/quickstart --data-dir /tmp/berth-data\n  berth apply /srv/berth --timeout 10m --prune\n\nExit status: 0 converged, 1 invalid state, a failed step, a blocked service (failed job) or timeout."
     )]
     Apply {
         #[command(flatten)]
@@ -228,9 +258,19 @@ enum Command {
         after_help = "Examples:\n  berth events --since 1h\n  berth events --follow --server http://127.0.0.1:9469\n\nExit status: 0 ok, 1 the server or the file could not be read."
     )]
     Events(cli_observe::EventsArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    #[command(
+        after_help = "Examples:\n  berth completions bash > /etc/bash_completion.d/berth\n  berth completions zsh > \"${fpath[1]}/_berth\"\n  berth completions fish > ~/.config/fish/completions/berth.fish"
+    )]
+    Completions(cli_docs::CompletionsArgs),
+    /// Print the manual page berth(1), or write all pages into a directory.
+    #[command(
+        after_help = "Examples:\n  berth man | man -l -\n  berth man --dir /usr/local/share/man/man1 && mandb"
+    )]
+    Man(cli_docs::ManArgs),
 }
 
-const CONTROL_HELP: &str = "Writes only the service's control file in the data dir (no Docker needed) and wakes a running `berth run` with SIGHUP; without one, the change takes effect at the next `berth apply` or `berth run`.\n\nExit status: 0 ok, 1 refused or failed, 2 usage error.";
+const CONTROL_HELP: &str = "Examples:\n  berth hold shop/db              freeze it as it runs\n  berth rollback shop/web --to 3  back to r3 (see `berth history`), held there\n  berth release shop/web          follow the desired state again\n  berth retry shop/web            try a quarantined revision again\n\nWrites only the service's control file in the data dir (no Docker needed) and wakes a running `berth run` with SIGHUP; without one, the change takes effect at the next `berth apply` or `berth run`.\n\nExit status: 0 ok, 1 refused or failed, 2 usage error.";
 
 /// The service a manual control acts on.
 #[derive(Args)]
@@ -360,6 +400,8 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Run(args) => run_controller(args),
         Command::Status(args) => cli_observe::status(args),
         Command::Events(args) => cli_observe::events(args),
+        Command::Completions(args) => cli_docs::completions(args),
+        Command::Man(args) => cli_docs::man(args),
         Command::Validate { source, format } => validate(&source, format),
         Command::History { target, json } => history(&target, json),
         Command::Retry(target) => control_command(&target, |rec| {

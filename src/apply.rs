@@ -41,7 +41,7 @@ impl Default for ApplyOptions {
             allow_empty: false,
             timeout: Duration::from_secs(300),
             parallelism: 8,
-            poll: Duration::from_millis(250),
+            poll: Duration::from_millis(100),
         }
     }
 }

@@ -451,8 +451,9 @@ fn a_good_start_first_update_keeps_the_old_container_serving_until_the_candidate
         });
         texts.push(p.to_string());
     }
-    // In the last round the old container is stopped and renamed by the swap, then removed
-    // (the revision is stable at once): one stop, not two.
+    // In the last round the pin comes first (it runs before the record is saved); the old
+    // container is stopped and renamed by the swap, then removed under its new name (the
+    // revision is stable at once): one stop, not two.
     assert_eq!(
         texts,
         [
@@ -464,11 +465,11 @@ fn a_good_start_first_update_keeps_the_old_container_serving_until_the_candidate
             "shop/web  waits: replica 1: ready, holding for min_ready (0s of 2s)\n".to_string(),
             "shop/web  waits: replica 1: ready, holding for min_ready (1s of 2s)\n".to_string(),
             format!(
-                "shop/web  stop shop-web-1                               r2 replica 1: start-first (new beside old): stop (kept for a revert)\n\
+                "shop/web  pin app2 as berth-pin/shop/web:r2             keep r2's image for a revert (docker image prune cannot remove it)\n\
+                 shop/web  stop shop-web-1                               r2 replica 1: start-first (new beside old): stop (kept for a revert)\n\
                  shop/web  rename shop-web-1 -> shop-web-1-{a}  r2 replica 1: start-first (new beside old): keep the old container under another name\n\
                  shop/web  rename shop-web-1-{b} -> shop-web-1  r2 replica 1: start-first (new beside old): takes the name\n\
-                 shop/web  pin app2 as berth-pin/shop/web:r2             keep r2's image for a revert (docker image prune cannot remove it)\n\
-                 shop/web  remove shop-web-1                             r2 is stable; the old container is no longer needed\n"
+                 shop/web  remove shop-web-1-{a}                r2 is stable; the old container is no longer needed\n"
             ),
             String::new(),
         ]

@@ -201,14 +201,16 @@ pub async fn execute<E: Engine>(
                     return out;
                 }
             }
+            // The logs first (a step may remove their container); the events are logged
+            // once the steps that carry them out have run.
             for e in &mut events {
                 if let Some(id) = &e.logs_of {
                     e.logs = engine.logs_tail(id, 20).await.ok();
                 }
-                log_event(e);
             }
             out.events = events;
             if steps.is_empty() {
+                out.events.iter().for_each(log_event);
                 return out;
             }
             // Pull first, change second: if an image this service needs did not arrive,
@@ -227,6 +229,7 @@ pub async fn execute<E: Engine>(
                     ),
                 });
                 out.skipped += steps.len();
+                out.events.iter().for_each(log_event);
                 return out;
             }
             let mut failed = false;
@@ -239,6 +242,7 @@ pub async fn execute<E: Engine>(
                 failed = r.is_err();
                 record(&mut out, s, r);
             }
+            out.events.iter().for_each(log_event);
             out
         });
     }

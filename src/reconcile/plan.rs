@@ -714,7 +714,12 @@ impl<'a> Planner<'a> {
                 },
             });
         }
-        for (action, cause) in out.steps {
+        // Pins run first (before the record is saved; see `execute`): show them that way.
+        let (pins, rest): (Vec<_>, Vec<_>) = out
+            .steps
+            .into_iter()
+            .partition(|(a, _)| matches!(a, Action::Pin { .. }));
+        for (action, cause) in pins.into_iter().chain(rest) {
             self.step(&project.name, Some(&svc.name), action, cause);
         }
     }

@@ -646,11 +646,17 @@ fn advance(input: &Input<'_>, rec: &mut ServiceRecord, out: &mut Output) -> Flow
         _ => None,
     };
     let keep = |c: &ObservedContainer| {
-        Some(&c.identity.spec_hash) != failed_hash.as_ref()
-            && rec
-                .revisions
-                .iter()
-                .any(|r| r.stable && r.spec_hash == c.identity.spec_hash)
+        if Some(&c.identity.spec_hash) == failed_hash.as_ref() {
+            Fate::Discard
+        } else if rec
+            .revisions
+            .iter()
+            .any(|r| r.stable && r.spec_hash == c.identity.spec_hash)
+        {
+            Fate::Keep
+        } else {
+            Fate::Remove
+        }
     };
     let mut waits: Vec<String> = Vec::new();
     for n in 1..=svc.replicas {
@@ -918,18 +924,29 @@ fn advance(input: &Input<'_>, rec: &mut ServiceRecord, out: &mut Output) -> Flow
     Flow::Done
 }
 
+/// What becomes of an old container when its replica is replaced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fate {
+    /// A stable revision's: stopped and kept (renamed away) until the rollout is over.
+    Keep,
+    /// Stopped (with its grace period) and removed.
+    Remove,
+    /// The failed revision's: killed and removed at once.
+    Discard,
+}
+
 /// Keeps at most one container per kept revision in a slot; removes the rest.
 fn dedupe_olds<'a>(
     out: &mut Output,
     svc: &Service,
     mut olds: Vec<&'a ObservedContainer>,
-    keep: &dyn Fn(&ObservedContainer) -> bool,
+    keep: &dyn Fn(&ObservedContainer) -> Fate,
 ) -> Vec<&'a ObservedContainer> {
     olds.sort_by_key(|c| (c.identity.spec_hash.clone(), c.state != RunState::Running));
     let mut seen = std::collections::BTreeSet::new();
     let mut kept = Vec::new();
     for c in olds {
-        if keep(c) && !seen.insert(c.identity.spec_hash.clone()) {
+        if keep(c) == Fate::Keep && !seen.insert(c.identity.spec_hash.clone()) {
             removal(out, c, svc, "duplicate of a kept container");
             continue;
         }
@@ -945,11 +962,13 @@ fn make_room(
     svc: &Service,
     olds: &[&ObservedContainer],
     canonical: &str,
-    keep: &dyn Fn(&ObservedContainer) -> bool,
+    keep: &dyn Fn(&ObservedContainer) -> Fate,
     cause: &str,
 ) {
     for o in olds {
-        if keep(o) {
+        if keep(o) == Fate::Discard {
+            discard(out, o, svc, cause);
+        } else if keep(o) == Fate::Keep {
             if matches!(o.state, RunState::Running | RunState::Paused) {
                 out.steps
                     .push((stop(o, svc), format!("{cause}: stop (kept for a revert)")));
@@ -974,7 +993,7 @@ fn swap(
     tc: Option<&ObservedContainer>,
     olds: &[&ObservedContainer],
     canonical: &str,
-    keep: &dyn Fn(&ObservedContainer) -> bool,
+    keep: &dyn Fn(&ObservedContainer) -> Fate,
     cause: &str,
 ) {
     make_room(out, svc, olds, canonical, keep, cause);
@@ -1572,11 +1591,38 @@ fn removal(out: &mut Output, c: &ObservedContainer, svc: &Service, cause: &str) 
     if matches!(c.state, RunState::Running | RunState::Paused) && !stopped {
         out.steps.push((stop(c, svc), cause.to_string()));
     }
+    // The name it has by then: a rename earlier in this round may have changed it.
+    let name = out
+        .steps
+        .iter()
+        .rev()
+        .find_map(|(a, _)| match a {
+            Action::Rename { id, to, .. } if *id == c.id => Some(to.clone()),
+            _ => None,
+        })
+        .unwrap_or_else(|| c.name.clone());
     out.steps.push((
         Action::Remove {
             id: c.id.clone(),
-            name: c.name.clone(),
+            name,
         },
         cause.to_string(),
     ));
+}
+
+/// Removes a container that failed its gate: no grace period (it is not serving, and a
+/// revert should not wait for it).
+fn discard(out: &mut Output, c: &ObservedContainer, svc: &Service, cause: &str) {
+    if matches!(c.state, RunState::Running | RunState::Paused) {
+        out.steps.push((
+            Action::Stop {
+                id: c.id.clone(),
+                name: c.name.clone(),
+                grace: Duration::ZERO,
+                signal: None,
+            },
+            cause.to_string(),
+        ));
+    }
+    removal(out, c, svc, cause);
 }

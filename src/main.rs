@@ -80,7 +80,7 @@ enum LogFormat {
 #[derive(Args)]
 struct Source {
     /// A project directory, or a directory whose subdirectories are projects.
-    #[arg(required_unless_present = "git", conflicts_with = "git")]
+    #[arg(required_unless_present = "git")]
     dir: Option<PathBuf>,
     #[command(flatten)]
     git: GitArgs,
@@ -288,12 +288,7 @@ struct ServiceArgs {
 struct RunArgs {
     /// The desired-state directory (a project, or a directory of projects), watched for
     /// changes.
-    #[arg(
-        long,
-        value_name = "DIR",
-        required_unless_present = "git",
-        conflicts_with = "git"
-    )]
+    #[arg(long, value_name = "DIR", required_unless_present = "git")]
     dir: Option<PathBuf>,
     #[command(flatten)]
     git: GitArgs,
@@ -362,6 +357,13 @@ fn default_data_dir() -> PathBuf {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    match &cli.command {
+        Command::Run(a) => exclusive_source(&a.dir, &a.git),
+        Command::Validate { source, .. }
+        | Command::Plan { source, .. }
+        | Command::Apply { source, .. } => exclusive_source(&source.dir, &source.git),
+        _ => {}
+    }
     // The controller reports what it does; one-shot commands print results instead.
     let verbose = if matches!(cli.command, Command::Run(_)) {
         cli.verbose.max(1)
@@ -375,6 +377,20 @@ fn main() -> ExitCode {
             eprintln!("berth: {e:#}");
             ExitCode::from(1)
         }
+    }
+}
+
+/// A directory and `--git` exclude each other. Checked here rather than declared to clap: a
+/// declared conflict with `--git` would also silence `requires = "git"` on the git options.
+fn exclusive_source(dir: &Option<PathBuf>, git: &GitArgs) {
+    if dir.is_some() && git.git.is_some() {
+        use clap::CommandFactory;
+        Cli::command()
+            .error(
+                clap::error::ErrorKind::ArgumentConflict,
+                "give either a directory or --git URL, not both",
+            )
+            .exit();
     }
 }
 
@@ -423,7 +439,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             prune,
             data_dir,
         } => {
-            let Some(desired) = load(&source)? else {
+            let Some(desired) = load(&source, Some(&data_dir))? else {
                 return Ok(ExitCode::from(1));
             };
             let rt = runtime()?;
@@ -469,7 +485,12 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             timeout,
             parallelism,
         } => {
-            let Some(desired) = load(&source)? else {
+            if source.git.git.is_some() {
+                anyhow::bail!(
+                    "berth apply reads a directory; for a git repository use `berth run --git` (containers mount files from its checkout, which must outlive the command)"
+                );
+            }
+            let Some(desired) = load(&source, None)? else {
                 return Ok(ExitCode::from(1));
             };
             let _lock = DataDirLock::acquire(&data_dir, "berth apply")?;
@@ -610,7 +631,13 @@ fn start_source(
         }),
         (None, None) => anyhow::bail!("give --dir DIR or --git URL"),
     };
-    let load: source::LoadFn = Arc::new(move |root: &Path| desired::load(root, &load_opts));
+    let load: source::LoadFn = Arc::new(move |root: &Path, run_root: Option<&Path>| {
+        let opts = LoadOptions {
+            run_root: run_root.map(Path::to_path_buf),
+            ..load_opts.clone()
+        };
+        desired::load(root, &opts)
+    });
     source::Running::start(spec, &args.data_dir, load, Arc::new(move || wake.trigger()))
         .context("failed to start the desired-state source")
 }
@@ -714,10 +741,19 @@ fn source_root(source: &Source) -> anyhow::Result<(PathBuf, Option<source::git::
     Ok((co.root.clone(), Some(co)))
 }
 
-/// Loads the desired state; prints diagnostics (warnings always, errors when invalid).
-fn load(source: &Source) -> anyhow::Result<Option<DesiredState>> {
+/// Loads the desired state; prints diagnostics (warnings always, errors when invalid). With
+/// --git and `data_dir`, paths are resolved as `berth run --git` with that data dir resolves
+/// them (so a plan matches what it applied).
+fn load(source: &Source, data_dir: Option<&Path>) -> anyhow::Result<Option<DesiredState>> {
     let (root, _checkout) = source_root(source)?;
-    let loaded = desired::load(&root, &load_options(&source.profiles, &source.env_dir));
+    let run_root = data_dir
+        .zip(source.git.options(source::git::DEFAULT_INTERVAL))
+        .map(|(d, git)| git.run_root(d));
+    let opts = LoadOptions {
+        run_root,
+        ..load_options(&source.profiles, &source.env_dir)
+    };
+    let loaded = desired::load(&root, &opts);
     let mut err = std::io::stderr().lock();
     write!(err, "{}", loaded.diagnostics)?;
     if loaded.state.is_none() {

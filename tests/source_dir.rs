@@ -33,7 +33,7 @@ fn compose(image: &str) -> String {
 fn watch(dir: &Path, debounce: Duration) -> Watched {
     let loads = Arc::new(AtomicU64::new(0));
     let l = loads.clone();
-    let load: LoadFn = Arc::new(move |root: &Path| {
+    let load: LoadFn = Arc::new(move |root: &Path, _run_root: Option<&Path>| {
         l.fetch_add(1, Ordering::Relaxed);
         desired::load(root, &LoadOptions::default())
     });

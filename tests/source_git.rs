@@ -31,7 +31,13 @@ fn options(remote: &Remote) -> GitOptions {
 }
 
 fn loader() -> LoadFn {
-    Arc::new(|root: &Path| desired::load(root, &LoadOptions::default()))
+    Arc::new(|root: &Path, run_root: Option<&Path>| {
+        let opts = LoadOptions {
+            run_root: run_root.map(Path::to_path_buf),
+            ..LoadOptions::default()
+        };
+        desired::load(root, &opts)
+    })
 }
 
 struct Started {
@@ -388,4 +394,43 @@ fn checkout_once_gives_validate_and_plan_a_tree_and_cleans_up() {
     missing.reference = Some("nope".into());
     let err = checkout_once(&missing).err().unwrap().to_string();
     assert!(err.contains("nope not found on the remote"), "{err}");
+}
+
+#[test]
+fn relative_bind_mounts_keep_one_path_and_revision_across_commits() {
+    let remote = Remote::new();
+    let compose = "services:\n  web:\n    image: busybox:1\n    env_file: web.env\n    volumes: [\"./conf:/etc/conf:ro\"]\n";
+    let one = remote.commit(
+        "one",
+        &[
+            ("app/compose.yaml", compose),
+            ("app/conf/site.conf", "v1"),
+            ("app/web.env", "A=1\n"),
+        ],
+    );
+    let s = start(options(&remote));
+    wait_until("commit one", || serves(&s, &one));
+    let web = |l: &Loaded| l.state.as_ref().unwrap().projects["app"].services["web"].clone();
+    let first = web(&s.source.load());
+    let good = s.data.join("git/good");
+    assert_eq!(
+        first.volumes[0].source.as_deref(),
+        Some(good.join("app/conf").to_str().unwrap()),
+        "mounted through the good symlink, not the commit's tree"
+    );
+    // Only the mounted file's content changes: same path, same revision (as with compose).
+    let two = remote.commit("two", &[("app/conf/site.conf", "v2")]);
+    poke_until(&s, "commit two", || serves(&s, &two));
+    let second = web(&s.source.load());
+    assert_eq!(second.volumes, first.volumes);
+    assert_eq!(second.spec_hash, first.spec_hash);
+    assert_eq!(
+        std::fs::read_to_string(good.join("app/conf/site.conf")).unwrap(),
+        "v2",
+        "the symlink names the new tree"
+    );
+    // An env file change is a new revision.
+    let three = remote.commit("three", &[("app/web.env", "A=2\n")]);
+    poke_until(&s, "commit three", || serves(&s, &three));
+    assert_ne!(web(&s.source.load()).spec_hash, first.spec_hash);
 }

@@ -25,6 +25,13 @@ pub struct LoadOptions {
     pub env_dir: Option<PathBuf>,
     /// The process environment (injected so tests do not depend on the real one).
     pub env: BTreeMap<String, String>,
+    /// Where the root is reached when containers are created, when that differs from where it
+    /// is read: the git source reads a commit's own tree but containers mount through
+    /// `DATA_DIR/git/good`, a symlink that follows the commits, so that a relative bind mount
+    /// keeps one path (and the service its revision) across commits. Project directories and
+    /// every path resolved against them (bind mounts, env files, secret and config files)
+    /// start here instead of at the resolved root.
+    pub run_root: Option<PathBuf>,
 }
 
 impl LoadOptions {
@@ -105,7 +112,15 @@ fn load_project(
     opts: &LoadOptions,
     diags: &mut Diagnostics,
 ) -> Option<Project> {
-    let rel = |p: &Path| root.rel(p);
+    // Paths under the run root show relative to the root, like the others.
+    let rel = |p: &Path| match opts.run_root.as_deref().map(|r| p.strip_prefix(r)) {
+        Some(Ok(inner)) => root.rel(&root.canonical.join(inner)),
+        _ => root.rel(p),
+    };
+    let run_dir = opts.run_root.as_ref().map(|r| match pf.rel_dir.as_str() {
+        "" => r.clone(),
+        d => r.join(d),
+    });
     let process = |k: &str| opts.env.get(k).cloned();
     let dotenv = read_env_file(
         root,
@@ -130,7 +145,7 @@ fn load_project(
     }
     let read_file = |p: &Path, loc: &Loc, d: &mut Diagnostics| discover::read_limited(p, loc, d);
     let source = Source {
-        dir: &pf.dir,
+        dir: run_dir.as_deref().unwrap_or(&pf.dir),
         dir_name: &pf.dir_name,
         files: pf.files.iter().map(|f| rel(f)).collect(),
         read_file: &read_file,

@@ -22,7 +22,6 @@ use notify_debouncer_full::notify::{RecommendedWatcher, RecursiveMode};
 use notify_debouncer_full::{DebounceEventResult, Debouncer, RecommendedCache, new_debouncer};
 
 use super::{Fingerprint, Refusal, Revision, SourceKind, StatusHandle, fingerprint, now_secs};
-use crate::desired::Loaded;
 
 /// Default quiet time before a burst of events is handled.
 pub const DEFAULT_DEBOUNCE: Duration = Duration::from_millis(500);
@@ -63,7 +62,7 @@ impl DirWatcher {
     /// once; it does not call `on_change` (the controller loads at its start anyway).
     pub fn start(
         opts: DirOptions,
-        load: Arc<dyn Fn(&Path) -> Loaded + Send + Sync>,
+        load: super::LoadFn,
         on_change: Arc<dyn Fn() + Send + Sync>,
     ) -> DirWatcher {
         let dir = std::path::absolute(&opts.dir).unwrap_or_else(|_| opts.dir.clone());
@@ -140,7 +139,7 @@ struct Worker {
     parent: Option<PathBuf>,
     watched: Option<Watched>,
     debouncer: Option<Debouncer<RecommendedWatcher, RecommendedCache>>,
-    load: Arc<dyn Fn(&Path) -> Loaded + Send + Sync>,
+    load: super::LoadFn,
     on_change: Arc<dyn Fn() + Send + Sync>,
     status: StatusHandle,
     last: Option<Fingerprint>,
@@ -239,7 +238,7 @@ impl Worker {
             }
             self.watched = now;
         }
-        let loaded = (self.load)(&self.dir);
+        let loaded = (self.load)(&self.dir, None);
         let fp = fingerprint(&loaded);
         if self.last.as_ref() == Some(&fp) {
             return;

@@ -157,6 +157,13 @@ impl GitOptions {
         s
     }
 
+    /// Where `berth run --git` with this data dir lets containers reach the desired state's
+    /// root (`DATA_DIR/git/good`, plus `--path`): `berth plan --git` loads with it so that its
+    /// plan matches what `berth run` applied.
+    pub fn run_root(&self, data_dir: &Path) -> PathBuf {
+        self.root_in(&data_dir.join("git").join("good"))
+    }
+
     fn root_in(&self, tree: &Path) -> PathBuf {
         match &self.path {
             Some(p) => tree.join(p),
@@ -603,7 +610,9 @@ pub struct GitSource {
     served_valid: AtomicBool,
     poke: mpsc::SyncSender<()>,
     stop: Arc<AtomicBool>,
-    load: Arc<dyn Fn(&Path) -> Loaded + Send + Sync>,
+    load: super::LoadFn,
+    /// `DATA_DIR/git/good`: the path containers mount the desired state's files through.
+    good_link: PathBuf,
 }
 
 /// Paths under `DATA_DIR/git/`.
@@ -633,7 +642,7 @@ impl GitSource {
     pub fn start(
         opts: GitOptions,
         data_dir: &Path,
-        load: Arc<dyn Fn(&Path) -> Loaded + Send + Sync>,
+        load: super::LoadFn,
         on_change: Arc<dyn Fn() + Send + Sync>,
     ) -> Result<Arc<GitSource>, GitError> {
         opts.check()?;
@@ -674,6 +683,7 @@ impl GitSource {
             poke,
             stop: Arc::new(AtomicBool::new(false)),
             load,
+            good_link: layout.link("good"),
         });
         let s = source.clone();
         std::thread::Builder::new()
@@ -737,7 +747,13 @@ impl GitSource {
                 root: PathBuf::from(super::redact_url(&self.opts.url)),
             };
         };
-        let loaded = (self.load)(&self.opts.root_in(&current.tree));
+        // A valid tree is the `good` one: containers reach it through the `good` symlink.
+        let good_root = self.opts.root_in(&self.good_link);
+        let is_good = good.as_ref().map(|g| &g.commit.sha) == Some(&current.commit.sha);
+        let loaded = (self.load)(
+            &self.opts.root_in(&current.tree),
+            is_good.then_some(good_root.as_path()),
+        );
         if loaded.state.is_some() {
             self.served_valid.store(true, Ordering::Relaxed);
             return loaded;
@@ -745,7 +761,7 @@ impl GitSource {
         if !self.served_valid.load(Ordering::Relaxed)
             && let Some(good) = good.filter(|g| g.commit.sha != current.commit.sha)
         {
-            let fallback = (self.load)(&self.opts.root_in(&good.tree));
+            let fallback = (self.load)(&self.opts.root_in(&good.tree), Some(&good_root));
             if fallback.state.is_some() {
                 tracing::warn!(
                     invalid = %short(&current.commit.sha),
@@ -880,12 +896,18 @@ impl GitSource {
             repo.checkout(&sha, &tree)?;
         }
         let checkout = Checkout { tree, commit };
-        let loaded = (self.load)(&self.opts.root_in(&checkout.tree));
+        // Checked where it is (the `good` symlink still names the last good tree).
+        let loaded = (self.load)(&self.opts.root_in(&checkout.tree), None);
         let valid = loaded.state.is_some();
         let rewritten = current
             .as_ref()
             .is_some_and(|c| !repo.is_ancestor(&c.commit.sha, &sha));
-        // Switch: from here on every load reads the new tree.
+        // The symlinks first (containers created from the new state mount through `good`),
+        // then the switch: from here on every load reads the new tree.
+        set_link(&layout.link("current"), &sha);
+        if valid {
+            set_link(&layout.link("good"), &sha);
+        }
         {
             let mut s = self.served.write().unwrap_or_else(|e| e.into_inner());
             s.previous = s.current.as_ref().map(|c| c.commit.sha.clone());
@@ -894,11 +916,9 @@ impl GitSource {
                 s.good = Some(checkout.clone());
             }
         }
-        set_link(&layout.link("current"), &sha);
         let rev = checkout.revision();
         let c = &checkout.commit;
         if valid {
-            set_link(&layout.link("good"), &sha);
             tracing::info!(
                 commit = %short(&sha),
                 author = %c.author,

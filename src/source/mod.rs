@@ -27,8 +27,10 @@ use sha2::{Digest, Sha256};
 
 use crate::desired::Loaded;
 
-/// Reads the desired state from a root directory (the loader with the run's options).
-pub type LoadFn = Arc<dyn Fn(&Path) -> Loaded + Send + Sync>;
+/// Reads the desired state from a root directory (the loader with the run's options); the
+/// second argument is the loader's `run_root` (where containers reach the root, when that is
+/// not where it is read: see `LoadOptions::run_root`).
+pub type LoadFn = Arc<dyn Fn(&Path, Option<&Path>) -> Loaded + Send + Sync>;
 
 /// Which source `berth run` uses.
 #[derive(Debug, Clone)]
@@ -77,7 +79,7 @@ impl Running {
     /// The desired state now (called by the controller at every reconcile).
     pub fn load(&self) -> Loaded {
         match self {
-            Running::Dir { root, load, .. } => load(root),
+            Running::Dir { root, load, .. } => load(root, None),
             Running::Git(g) => g.load(),
         }
     }

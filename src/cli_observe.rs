@@ -288,6 +288,13 @@ pub fn events(args: EventsArgs) -> anyhow::Result<ExitCode> {
         Some(s) => Since::parse(s, unix_now()).map_err(anyhow::Error::msg)?,
         None => Since::All,
     };
+    if args.server.is_none() && !args.data_dir.join(events::FILE_NAME).exists() {
+        eprintln!(
+            "berth: no {} in {} yet (no berth run has recorded an event there)",
+            events::FILE_NAME,
+            args.data_dir.display()
+        );
+    }
     loop {
         let batch = match &args.server {
             Some(server) => rt.block_on(events_from(server, since))?,

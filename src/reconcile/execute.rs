@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use tokio::sync::Semaphore;
+use tracing::Instrument;
 
 use super::event::{Event, Severity};
 use super::plan::{Action, ImageSource, Plan, Step};
@@ -105,11 +106,14 @@ pub async fn execute<E: Engine>(
         };
         let (engine, sem, step, reference) =
             (engine.clone(), sem.clone(), s.clone(), reference.clone());
-        pulls_set.spawn(async move {
-            let _permit = sem.acquire_owned().await;
-            let r = engine.pull_image(&reference).await;
-            (step, reference, r)
-        });
+        pulls_set.spawn(
+            async move {
+                let _permit = sem.acquire_owned().await;
+                let r = engine.pull_image(&reference).await;
+                (step, reference, r)
+            }
+            .instrument(tracing::Span::current()),
+        );
     }
     let mut pulled = BTreeMap::new();
     while let Some(joined) = pulls_set.join_next().await {
@@ -156,95 +160,99 @@ pub async fn execute<E: Engine>(
             stop.clone(),
             store.clone(),
         );
-        set.spawn(async move {
-            let _permit = sem.acquire_owned().await;
-            let mut out = Outcome::default();
-            let Group {
-                steps,
-                record: changed,
-                mut events,
-            } = group;
-            // Pins first, before the record that says they exist: a crash in between only
-            // repeats an idempotent pin.
-            let (pins, steps): (Vec<Step>, Vec<Step>) = steps
-                .into_iter()
-                .partition(|s| matches!(s.action, Action::Pin { .. }));
-            for s in &pins {
-                let r = run_step(engine.as_ref(), s, &pulled).await;
-                if r.is_err() {
-                    // Without the pin, the previous revision is not safe to replace.
-                    let skipped = steps.len();
+        set.spawn(
+            async move {
+                let _permit = sem.acquire_owned().await;
+                let mut out = Outcome::default();
+                let Group {
+                    steps,
+                    record: changed,
+                    mut events,
+                } = group;
+                // Pins first, before the record that says they exist: a crash in between only
+                // repeats an idempotent pin.
+                let (pins, steps): (Vec<Step>, Vec<Step>) = steps
+                    .into_iter()
+                    .partition(|s| matches!(s.action, Action::Pin { .. }));
+                for s in &pins {
+                    let r = run_step(engine.as_ref(), s, &pulled).await;
+                    if r.is_err() {
+                        // Without the pin, the previous revision is not safe to replace.
+                        let skipped = steps.len();
+                        record(&mut out, s, r);
+                        out.skipped += skipped;
+                        return out;
+                    }
                     record(&mut out, s, r);
-                    out.skipped += skipped;
+                }
+                if let (Some(store), Some((p, svc, rec))) = (&store, &changed) {
+                    let saved = {
+                        let (store, p, svc, rec) =
+                            (store.clone(), p.clone(), svc.clone(), rec.clone());
+                        tokio::task::spawn_blocking(move || store.save(&p, &svc, &rec)).await
+                    };
+                    let err = match saved {
+                        Ok(Ok(())) => None,
+                        Ok(Err(e)) => Some(error_chain(&e)),
+                        Err(e) => Some(format!("task failed: {e}")),
+                    };
+                    fault_point(&format!("{scope}  save record"));
+                    if let Some(error) = err {
+                        // Without the record written first, acting would be unrecoverable.
+                        out.failed.push(Failure {
+                            step: format!("{scope}  save record"),
+                            error,
+                        });
+                        out.skipped += steps.len();
+                        return out;
+                    }
+                }
+                // The logs first (a step may remove their container); the events are logged
+                // once the steps that carry them out have run.
+                for e in &mut events {
+                    if let Some(id) = &e.logs_of {
+                        e.logs = engine.logs_tail(id, 20).await.ok();
+                    }
+                }
+                out.events = events;
+                if steps.is_empty() {
+                    out.events.iter().for_each(log_event);
                     return out;
                 }
-                record(&mut out, s, r);
-            }
-            if let (Some(store), Some((p, svc, rec))) = (&store, &changed) {
-                let saved = {
-                    let (store, p, svc, rec) = (store.clone(), p.clone(), svc.clone(), rec.clone());
-                    tokio::task::spawn_blocking(move || store.save(&p, &svc, &rec)).await
-                };
-                let err = match saved {
-                    Ok(Ok(())) => None,
-                    Ok(Err(e)) => Some(error_chain(&e)),
-                    Err(e) => Some(format!("task failed: {e}")),
-                };
-                fault_point(&format!("{scope}  save record"));
-                if let Some(error) = err {
-                    // Without the record written first, acting would be unrecoverable.
+                // Pull first, change second: if an image this service needs did not arrive,
+                // nothing of the service is touched (its running containers stay).
+                if let Some(missing) = steps.iter().find_map(|s| match &s.action {
+                    Action::Create {
+                        image: ImageSource::Pulled(r),
+                        ..
+                    } if !pulled.contains_key(r) => Some(r.clone()),
+                    _ => None,
+                }) {
                     out.failed.push(Failure {
-                        step: format!("{scope}  save record"),
-                        error,
-                    });
-                    out.skipped += steps.len();
-                    return out;
-                }
-            }
-            // The logs first (a step may remove their container); the events are logged
-            // once the steps that carry them out have run.
-            for e in &mut events {
-                if let Some(id) = &e.logs_of {
-                    e.logs = engine.logs_tail(id, 20).await.ok();
-                }
-            }
-            out.events = events;
-            if steps.is_empty() {
-                out.events.iter().for_each(log_event);
-                return out;
-            }
-            // Pull first, change second: if an image this service needs did not arrive,
-            // nothing of the service is touched (its running containers stay).
-            if let Some(missing) = steps.iter().find_map(|s| match &s.action {
-                Action::Create {
-                    image: ImageSource::Pulled(r),
-                    ..
-                } if !pulled.contains_key(r) => Some(r.clone()),
-                _ => None,
-            }) {
-                out.failed.push(Failure {
                     step: format!("{}  (all steps)", steps[0].scope()),
                     error: format!(
                         "image {missing} could not be pulled; nothing of this service was changed"
                     ),
                 });
-                out.skipped += steps.len();
-                out.events.iter().for_each(log_event);
-                return out;
-            }
-            let mut failed = false;
-            for s in &steps {
-                if failed || stop.load(Ordering::Relaxed) {
-                    out.skipped += 1;
-                    continue;
+                    out.skipped += steps.len();
+                    out.events.iter().for_each(log_event);
+                    return out;
                 }
-                let r = run_step(engine.as_ref(), s, &pulled).await;
-                failed = r.is_err();
-                record(&mut out, s, r);
+                let mut failed = false;
+                for s in &steps {
+                    if failed || stop.load(Ordering::Relaxed) {
+                        out.skipped += 1;
+                        continue;
+                    }
+                    let r = run_step(engine.as_ref(), s, &pulled).await;
+                    failed = r.is_err();
+                    record(&mut out, s, r);
+                }
+                out.events.iter().for_each(log_event);
+                out
             }
-            out.events.iter().for_each(log_event);
-            out
-        });
+            .instrument(tracing::Span::current()),
+        );
     }
     while let Some(joined) = set.join_next().await {
         match joined {

@@ -23,7 +23,7 @@ pub struct CompletionsArgs {
 /// `berth man`'s arguments.
 #[derive(Args)]
 pub struct ManArgs {
-    /// Write berth.1 and one page per command (berth-apply.1, …) into this directory instead
+    /// Write berth.1 and one page per command (berth-apply.1, ...) into this directory instead
     /// of printing berth(1) on stdout.
     #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,
@@ -61,7 +61,7 @@ pub fn man(args: ManArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// A page with berth's title line (`BERTH(1) … berth 0.1.0 (commit …)`).
+/// A page with berth's title line (`berth(1) ... berth 0.1.0 (commit ...)`).
 fn page(cmd: clap::Command) -> clap_mangen::Man {
     clap_mangen::Man::new(cmd)
         .source(format!("berth {}", super::VERSION))

@@ -212,12 +212,12 @@ enum Command {
     /// The controller: keep the engine converged to DIR, reacting to engine events and
     /// re-reading DIR at every reconcile (and at least every --resync).
     #[command(
-        after_help = "Example:\n  berth run --dir /srv/stacks --data-dir /var/lib/berth\n\nSIGTERM or SIGINT finish the current step and exit 0; SIGHUP reconciles now (`berth hold`, `release`, `rollback` and `retry` send it)."
+        after_help = "Examples:\n  berth run --dir /srv/berth --env-dir /etc/berth/env\n  berth run --git https://git.example/ops/state.git --ref main --webhook-secret-file /etc/berth/webhook-secret\n  berth run --dir /srv/berth --notify slack+http://127.0.0.1:9470/slack\n\nSIGTERM or SIGINT finish the current step and exit 0; SIGHUP reconciles now (`berth hold`, `release`, `rollback` and `retry` send it)."
     )]
     Run(RunArgs),
     /// Show a service's revisions, quarantines, rollout in progress and operator control.
     #[command(
-        after_help = "Example:\n  berth history shop/web --data-dir /var/lib/berth\n\nReads berth's records only (no Docker needed). Exit status: 0 ok, 1 no record of the service."
+        after_help = "Examples:\n  berth history shop/web\n  berth history shop/web --json --data-dir /var/lib/berth\n\nReads berth's records only (no Docker needed). Exit status: 0 ok, 1 no record of the service."
     )]
     History {
         #[command(flatten)]

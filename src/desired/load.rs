@@ -147,6 +147,8 @@ fn load_project(
     let source = Source {
         dir: run_dir.as_deref().unwrap_or(&pf.dir),
         dir_name: &pf.dir_name,
+        read_dir: &pf.dir,
+        root: Some(&root.canonical),
         files: pf.files.iter().map(|f| rel(f)).collect(),
         read_file: &read_file,
         display_path: &rel,
@@ -161,6 +163,10 @@ fn load_project(
 struct Source<'a> {
     dir: &'a Path,
     dir_name: &'a str,
+    /// Where the project's files are read (differs from `dir` under a run root).
+    read_dir: &'a Path,
+    /// The desired-state root (canonical), when there is one.
+    root: Option<&'a Path>,
     files: Vec<String>,
     read_file: &'a dyn Fn(&Path, &Loc, &mut Diagnostics) -> Option<String>,
     display_path: &'a dyn Fn(&Path) -> String,
@@ -211,6 +217,8 @@ fn build_project(
     }
     let ctx = Ctx {
         project_dir: src.dir,
+        read_dir: src.read_dir,
+        root: src.root,
         lookup: &lookup,
         read_file: src.read_file,
         display_path: src.display_path,
@@ -245,6 +253,8 @@ pub fn load_inline(text: &str, opts: &LoadOptions) -> Loaded {
             let source = Source {
                 dir: &dir,
                 dir_name: "project",
+                read_dir: &dir,
+                root: None,
                 files: vec![file.to_string()],
                 read_file: &read_file,
                 display_path: &display,

@@ -7,6 +7,7 @@
 //! `load` runs them all. Every stage records problems in one [`Diagnostics`] instead of
 //! stopping, so one run reports everything.
 
+pub mod context;
 pub mod convert;
 pub mod diag;
 pub mod discover;

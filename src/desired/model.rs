@@ -55,7 +55,7 @@ pub struct Service {
     pub field_locs: BTreeMap<String, Loc>,
     /// The image reference as written (after interpolation).
     pub image: Option<String>,
-    /// `build:` as written; berth does not build images yet.
+    /// `build:`: the image is built from the repository.
     pub build: Option<Build>,
     /// Overrides the image's CMD.
     pub command: Option<Vec<String>>,
@@ -151,13 +151,34 @@ pub struct EnvValue {
     pub secret: bool,
 }
 
-/// `build:` (kept so that a later issue can build; berth refuses build-only services today).
+/// `build:`: how berth builds the service's image from the desired-state repository.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Build {
     /// Build context, as written.
     pub context: String,
-    /// Dockerfile path, as written.
+    /// The context directory where it is read (absolute, symlinks resolved; inside the
+    /// desired-state root). In a git source: inside the checked-out commit.
+    pub context_dir: PathBuf,
+    /// Dockerfile path relative to the context, as written (`Dockerfile` when unset).
     pub dockerfile: Option<String>,
+    /// `dockerfile_inline`: the Dockerfile's text (wins over `dockerfile`).
+    pub dockerfile_inline: Option<String>,
+    /// Build arguments (`args`); a key without a value takes it from the variables.
+    pub args: BTreeMap<String, String>,
+    /// Target stage.
+    pub target: Option<String>,
+    /// Labels set on the built image.
+    pub labels: BTreeMap<String, String>,
+    /// Network mode for `RUN` steps.
+    pub network: Option<String>,
+    /// `/etc/hosts` entries for `RUN` steps, as (host, ip).
+    pub extra_hosts: Vec<(String, String)>,
+    /// `/dev/shm` size for `RUN` steps, in bytes.
+    pub shm_size: Option<u64>,
+    /// The content hash of the context after `.dockerignore`, the Dockerfile, args, target,
+    /// labels and the `image:` name (64 hex digits; empty for inline documents, which have no
+    /// files). See [`crate::desired::context`].
+    pub content_hash: String,
 }
 
 /// Transport protocol of a port.

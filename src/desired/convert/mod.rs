@@ -20,6 +20,11 @@ pub use toplevel::convert_project;
 pub struct Ctx<'a> {
     /// The project directory (absolute): relative paths resolve against it.
     pub project_dir: &'a Path,
+    /// Where the project's files are read, when that differs from `project_dir` (a git
+    /// source reads a commit's tree): build contexts resolve against it.
+    pub read_dir: &'a Path,
+    /// The desired-state root (canonical); a build context must stay inside it.
+    pub root: Option<&'a Path>,
     /// Variables for `environment` entries without a value (process env, then `.env`).
     pub lookup: &'a dyn Fn(&str) -> Option<String>,
     /// Reads a text file (env files); `None` after recording why not.

@@ -10,10 +10,10 @@ use super::Ctx;
 use super::policy;
 use super::read::Reader;
 use crate::desired::diag::{Diagnostics, Loc};
-use crate::desired::envfile;
 use crate::desired::model::*;
 use crate::desired::node::{Key, Node, Value};
 use crate::desired::syntax::{image_ref, names, ports, volumes};
+use crate::desired::{context, envfile};
 
 /// Keys berth reads.
 const KNOWN: &[&str] = &[
@@ -146,7 +146,19 @@ pub fn convert_service(
         check_image(&mut r, n, &s);
         Some(s)
     });
-    let build = at("build").map(|n| read_build(&mut r, n, &what("build")));
+    let build = at("build").and_then(|n| {
+        let mut b = read_build(&mut r, n, &what("build"), ctx)?;
+        if ctx.root.is_some() {
+            match context::build_hash(&b, image.as_deref()) {
+                Ok(h) => b.content_hash = h,
+                Err(e) => r.error(
+                    &n.loc,
+                    format!("build context {}: {}", b.context, chain(&e)),
+                ),
+            }
+        }
+        Some(b)
+    });
     if image.is_none() && build.is_some() {
         r.error(
             &at("build")
@@ -372,22 +384,149 @@ fn check_image(r: &mut Reader<'_>, n: &Node, s: &str) {
     }
 }
 
-fn read_build(r: &mut Reader<'_>, n: &Node, what: &str) -> Build {
-    match &n.value {
-        Value::Map(_) => Build {
-            context: n
-                .get("context")
-                .and_then(|c| r.string(c, &format!("{what}.context")))
-                .unwrap_or_else(|| ".".into()),
-            dockerfile: n
-                .get("dockerfile")
-                .and_then(|c| r.string(c, &format!("{what}.dockerfile"))),
-        },
-        _ => Build {
-            context: r.string(n, what).unwrap_or_default(),
-            dockerfile: None,
-        },
+/// Keys of `build:` (long form).
+const BUILD_KNOWN: &[&str] = &[
+    "context",
+    "dockerfile",
+    "dockerfile_inline",
+    "args",
+    "target",
+    "labels",
+    "network",
+    "extra_hosts",
+    "shm_size",
+];
+
+/// Keys of `build:` that berth reads but does not act on.
+const BUILD_IGNORED: &[&str] = &[
+    "cache_from",
+    "cache_to",
+    "no_cache",
+    "pull",
+    "platforms",
+    "tags",
+    "ssh",
+    "secrets",
+    "isolation",
+    "privileged",
+    "ulimits",
+    "additional_contexts",
+    "entitlements",
+    "provenance",
+    "sbom",
+];
+
+fn read_build(r: &mut Reader<'_>, n: &Node, what: &str, ctx: &Ctx<'_>) -> Option<Build> {
+    let (context, context_node) = match &n.value {
+        Value::Map(entries) => {
+            r.check_keys(entries, what, BUILD_KNOWN, BUILD_IGNORED);
+            match n.get("context") {
+                Some(c) => (r.string(c, &format!("{what}.context"))?, c),
+                None => (".".to_string(), n),
+            }
+        }
+        _ => (r.string(n, what)?, n),
+    };
+    let context_dir = build_context_dir(r, context_node, &context, ctx)?;
+    let get = |k: &str| n.get(k).filter(|_| matches!(n.value, Value::Map(_)));
+    let args = get("args")
+        .map(|a| {
+            r.key_values(a, &format!("{what}.args"), &['='])
+                .into_iter()
+                .filter_map(|(k, (v, _))| {
+                    let v = v.or_else(|| (ctx.lookup)(&k))?;
+                    Some((k, v))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let dockerfile = get("dockerfile").and_then(|d| r.string(d, &format!("{what}.dockerfile")));
+    if let (Some(d), Some(df)) = (get("dockerfile"), &dockerfile) {
+        let full = normalize(&context_dir.join(df));
+        if ctx.root.is_some_and(|root| !full.starts_with(root)) {
+            r.error(
+                &d.loc,
+                format!("{what}.dockerfile {df:?} is outside the desired-state root"),
+            );
+        }
     }
+    Some(Build {
+        context,
+        context_dir,
+        dockerfile,
+        dockerfile_inline: get("dockerfile_inline")
+            .and_then(|d| r.string(d, &format!("{what}.dockerfile_inline"))),
+        args,
+        target: get("target").and_then(|d| r.string(d, &format!("{what}.target"))),
+        labels: get("labels")
+            .map(|d| r.string_map(d, &format!("{what}.labels")))
+            .unwrap_or_default(),
+        network: get("network").and_then(|d| r.string(d, &format!("{what}.network"))),
+        extra_hosts: get("extra_hosts")
+            .map(|d| {
+                r.key_values(d, &format!("{what}.extra_hosts"), &['=', ':'])
+                    .into_iter()
+                    .map(|(h, (ip, _))| (h, ip.unwrap_or_default()))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        shm_size: get("shm_size").and_then(|d| r.size(d, &format!("{what}.shm_size"))),
+        content_hash: String::new(),
+    })
+}
+
+/// The build context's directory where it is read: relative to the project directory,
+/// symlinks resolved, inside the desired-state root. Remote contexts are refused.
+fn build_context_dir(
+    r: &mut Reader<'_>,
+    n: &Node,
+    context: &str,
+    ctx: &Ctx<'_>,
+) -> Option<PathBuf> {
+    if context.contains("://") || context.starts_with("git@") {
+        r.error(
+            &n.loc,
+            format!(
+                "build context {context:?} is remote: berth builds only from the desired-state \
+                 repository, so that a revision is what the repository holds"
+            ),
+        );
+        return None;
+    }
+    let lexical = resolve(ctx.read_dir, context);
+    let Ok(dir) = lexical.canonicalize() else {
+        if ctx.root.is_none() {
+            // An inline document has no files to build from; keep the path as written.
+            return Some(lexical);
+        }
+        r.error(
+            &n.loc,
+            format!("build context {} not found", (ctx.display_path)(&lexical)),
+        );
+        return None;
+    };
+    if let Some(root) = ctx.root
+        && !dir.starts_with(root)
+    {
+        r.error(
+            &n.loc,
+            format!(
+                "build context {context:?} resolves to {}, outside the desired-state root {}: \
+                 a build may only read files the repository holds",
+                dir.display(),
+                root.display()
+            ),
+        );
+        return None;
+    }
+    if !dir.is_dir() {
+        r.error(
+            &n.loc,
+            format!("build context {context:?} is not a directory"),
+        );
+        return None;
+    }
+    Some(dir)
 }
 
 /// `env_file` first, then `environment` on top; keys without value come from the lookup.
@@ -1227,4 +1366,15 @@ fn file_mode(r: &mut Reader<'_>, n: &Node, what: &str) -> Option<u32> {
             None
         }
     }
+}
+
+/// An error and its sources, `: `-joined.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(&format!(": {c}"));
+        cur = c.source();
+    }
+    s
 }

@@ -46,21 +46,22 @@ use bollard::models::{
     RestartPolicyNameEnum, VolumeCreateRequest,
 };
 use bollard::query_parameters::{
-    CreateContainerOptionsBuilder, CreateImageOptionsBuilder, EventsOptionsBuilder,
-    InspectContainerOptions, KillContainerOptionsBuilder, ListContainersOptionsBuilder,
-    ListImagesOptions, ListNetworksOptions, ListVolumesOptions, LogsOptionsBuilder,
-    RemoveContainerOptionsBuilder, RemoveImageOptionsBuilder, RenameContainerOptionsBuilder,
-    StartContainerOptions, StopContainerOptionsBuilder, TagImageOptionsBuilder,
-    WaitContainerOptionsBuilder,
+    BuildImageOptionsBuilder, CreateContainerOptionsBuilder, CreateImageOptionsBuilder,
+    EventsOptionsBuilder, InspectContainerOptions, KillContainerOptionsBuilder,
+    ListContainersOptionsBuilder, ListImagesOptions, ListNetworksOptions, ListVolumesOptions,
+    LogsOptionsBuilder, RemoveContainerOptionsBuilder, RemoveImageOptionsBuilder,
+    RenameContainerOptionsBuilder, StartContainerOptions, StopContainerOptionsBuilder,
+    TagImageOptionsBuilder, WaitContainerOptionsBuilder,
 };
 use bollard::{API_DEFAULT_VERSION, BollardRequest, ClientVersion, Docker};
 use futures_util::StreamExt;
 use tokio::sync::{OnceCell, mpsc};
 
 use super::{
-    ContainerCreate, ContainerDetails, ContainerSummary, EXEC_OUTPUT_LIMIT, Engine, EngineError,
-    EngineEvent, EngineInfo, EngineResult, ExecOutcome, Health, ImageSummary, MountSpec,
-    NetworkCreate, NetworkSummary, PortBinding, RunState, VolumeCreate, VolumeSummary,
+    BUILD_LOG_TAIL, BuildSpec, ContainerCreate, ContainerDetails, ContainerSummary,
+    EXEC_OUTPUT_LIMIT, Engine, EngineError, EngineEvent, EngineInfo, EngineResult, ExecOutcome,
+    Health, ImageSummary, MountSpec, NetworkCreate, NetworkSummary, PortBinding, RunState,
+    VolumeCreate, VolumeSummary,
 };
 
 /// Where Docker listens when neither `host` nor `DOCKER_HOST` says otherwise.
@@ -1043,6 +1044,87 @@ impl Engine for DockerEngine {
         })
     }
 
+    async fn build_image(&self, spec: &BuildSpec) -> EngineResult<String> {
+        let docker = self.client("build image").await?;
+        let (dockerfile, inline) = match &spec.dockerfile_inline {
+            Some(text) => (INLINE_DOCKERFILE.to_string(), Some(text.clone())),
+            None => (spec.dockerfile.clone(), None),
+        };
+        let mut options = BuildImageOptionsBuilder::new()
+            .dockerfile(&dockerfile)
+            .t(&spec.tag)
+            .rm(true)
+            .forcerm(true)
+            .buildargs(&spec.args.clone().into_iter().collect())
+            .labels(&spec.labels.clone().into_iter().collect());
+        if let Some(t) = &spec.target {
+            options = options.target(t);
+        }
+        if let Some(n) = &spec.network {
+            options = options.networkmode(n);
+        }
+        if !spec.extra_hosts.is_empty() {
+            let hosts: Vec<String> = spec
+                .extra_hosts
+                .iter()
+                .map(|(h, ip)| format!("{h}:{ip}"))
+                .collect();
+            options = options.extrahosts(&hosts.join(","));
+        }
+        if let Some(size) = spec.shm_size {
+            options = options.shmsize(i32::try_from(size).unwrap_or(i32::MAX));
+        }
+        let body = bollard::body_try_stream(tar_stream(
+            spec.context_dir.clone(),
+            dockerfile.clone(),
+            inline,
+        ));
+        let tag = spec.tag.clone();
+        let build = async {
+            let mut tail: std::collections::VecDeque<String> = Default::default();
+            let mut progress = docker.build_image(options.build(), None, Some(body));
+            while let Some(item) = progress.next().await {
+                let info = match item {
+                    Ok(i) => i,
+                    Err(BollardError::DockerStreamError { error }) => {
+                        return Ok(Err(build_failure(&tag, &error, &tail)));
+                    }
+                    Err(e) => return Err(e),
+                };
+                for line in info.stream.iter().flat_map(|s| s.lines()) {
+                    let line = line.trim_end();
+                    if line.is_empty() {
+                        continue;
+                    }
+                    tracing::debug!(image = %tag, "build: {line}");
+                    if tail.len() == BUILD_LOG_TAIL {
+                        tail.pop_front();
+                    }
+                    tail.push_back(line.to_string());
+                }
+                if let Some(err) = info.error_detail.and_then(|d| d.message) {
+                    return Ok(Err(build_failure(&tag, &err, &tail)));
+                }
+            }
+            Ok(Ok(()))
+        };
+        self.call("build image", &spec.tag, spec.timeout, build)
+            .await??;
+        let image = self
+            .call(
+                "inspect image",
+                &spec.tag,
+                self.timeout,
+                docker.inspect_image(&spec.tag),
+            )
+            .await?;
+        image.id.ok_or_else(|| EngineError::Failed {
+            op: "inspect image".into(),
+            target: spec.tag.clone(),
+            message: "the engine returned no image ID".into(),
+        })
+    }
+
     async fn create_network(&self, spec: &NetworkCreate) -> EngineResult<String> {
         let docker = self.client("create network").await?;
         let request = NetworkCreateRequest {
@@ -1356,6 +1438,102 @@ impl Engine for DockerEngine {
         });
         Ok(rx)
     }
+}
+
+/// The name a `dockerfile_inline` text has in the build's tar stream.
+const INLINE_DOCKERFILE: &str = ".berth-inline.Dockerfile";
+
+/// A failed build: the engine's message, then the last lines of the build log.
+fn build_failure(tag: &str, error: &str, tail: &std::collections::VecDeque<String>) -> EngineError {
+    let mut message = error.trim().to_string();
+    if !tail.is_empty() {
+        message.push('\n');
+        message.push_str(&tail.iter().cloned().collect::<Vec<_>>().join("\n"));
+    }
+    EngineError::Failed {
+        op: "build image".into(),
+        target: tag.to_string(),
+        message,
+    }
+}
+
+/// A `Write` that hands 64 KiB chunks to an async receiver (the tar writer runs on a blocking
+/// thread; the request body reads the other end), so the context is never all in memory.
+struct ChunkWriter {
+    buf: Vec<u8>,
+    tx: mpsc::Sender<std::io::Result<bytes::Bytes>>,
+}
+
+const TAR_CHUNK: usize = 64 * 1024;
+
+impl ChunkWriter {
+    fn send(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = bytes::Bytes::from(std::mem::replace(
+            &mut self.buf,
+            Vec::with_capacity(TAR_CHUNK),
+        ));
+        self.tx
+            .blocking_send(Ok(chunk))
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "build request ended"))
+    }
+}
+
+impl std::io::Write for ChunkWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= TAR_CHUNK {
+            self.send()?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.send()
+    }
+}
+
+/// The context as a tar stream: the files `.dockerignore` lets through (plus the Dockerfile
+/// and `.dockerignore`), symlinks kept as links, and an inline Dockerfile when given.
+fn tar_stream(
+    dir: std::path::PathBuf,
+    dockerfile: String,
+    inline: Option<String>,
+) -> impl futures_util::Stream<Item = std::io::Result<bytes::Bytes>> + Send + 'static {
+    let (tx, rx) = mpsc::channel::<std::io::Result<bytes::Bytes>>(4);
+    let err_tx = tx.clone();
+    tokio::task::spawn_blocking(move || {
+        let write = || -> std::io::Result<()> {
+            let w = ChunkWriter {
+                buf: Vec::with_capacity(TAR_CHUNK),
+                tx,
+            };
+            let mut b = tar::Builder::new(w);
+            b.follow_symlinks(false);
+            b.mode(tar::HeaderMode::Deterministic);
+            let always = [dockerfile.as_str(), ".dockerignore"];
+            let entries =
+                crate::desired::context::entries(&dir, &always).map_err(std::io::Error::other)?;
+            for e in entries {
+                b.append_path_with_name(dir.join(&e.rel), &e.rel)?;
+            }
+            if let Some(text) = inline {
+                let mut h = tar::Header::new_gnu();
+                h.set_size(text.len() as u64);
+                h.set_mode(0o644);
+                h.set_cksum();
+                b.append_data(&mut h, &dockerfile, text.as_bytes())?;
+            }
+            let mut w = b.into_inner()?;
+            std::io::Write::flush(&mut w)
+        };
+        if let Err(e) = write() {
+            let _ = err_tx.blocking_send(Err(e));
+        }
+    });
+    futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|c| (c, rx)) })
 }
 
 #[cfg(test)]

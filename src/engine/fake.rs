@@ -26,9 +26,9 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 use super::{
-    ContainerCreate, ContainerDetails, ContainerSummary, EXEC_OUTPUT_LIMIT, Engine, EngineError,
-    EngineEvent, EngineInfo, EngineResult, ExecOutcome, Health, ImageSummary, NetworkCreate,
-    NetworkSummary, RunState, VolumeCreate, VolumeSummary,
+    BuildSpec, ContainerCreate, ContainerDetails, ContainerSummary, EXEC_OUTPUT_LIMIT, Engine,
+    EngineError, EngineEvent, EngineInfo, EngineResult, ExecOutcome, Health, ImageSummary,
+    NetworkCreate, NetworkSummary, RunState, VolumeCreate, VolumeSummary,
 };
 
 /// The error [`FakeEngine::fail_next`] makes a call fail with.
@@ -618,6 +618,14 @@ impl Engine for FakeEngine {
                 target: reference.into(),
             })?;
         add_local_image(&mut s, reference, &id);
+        Ok(id)
+    }
+
+    async fn build_image(&self, spec: &BuildSpec) -> EngineResult<String> {
+        let mut s = self.lock();
+        s.enter("build_image", Some(&spec.tag))?;
+        let id = s.new_id('i');
+        add_local_image(&mut s, &spec.tag, &id);
         Ok(id)
     }
 

@@ -382,6 +382,37 @@ pub struct EngineEvent {
     pub time: i64,
 }
 
+/// One image build (`build_image`): what `build:` asks for, resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuildSpec {
+    /// The context directory (absolute); sent as a tar stream of the files `.dockerignore`
+    /// lets through.
+    pub context_dir: std::path::PathBuf,
+    /// Dockerfile path relative to the context.
+    pub dockerfile: String,
+    /// `dockerfile_inline`: sent in the tar under a name of its own instead of `dockerfile`.
+    pub dockerfile_inline: Option<String>,
+    /// The reference the built image is tagged with (`repo:tag`).
+    pub tag: String,
+    /// Build arguments.
+    pub args: BTreeMap<String, String>,
+    /// Target stage.
+    pub target: Option<String>,
+    /// Labels set on the image.
+    pub labels: BTreeMap<String, String>,
+    /// Network mode for `RUN` steps.
+    pub network: Option<String>,
+    /// `/etc/hosts` entries for `RUN` steps, as (host, ip).
+    pub extra_hosts: Vec<(String, String)>,
+    /// `/dev/shm` size for `RUN` steps, in bytes.
+    pub shm_size: Option<u64>,
+    /// The whole build's limit.
+    pub timeout: Duration,
+}
+
+/// How many of a failed build's last log lines its error carries.
+pub const BUILD_LOG_TAIL: usize = 20;
+
 /// How an engine call failed, classified so callers can treat idempotent outcomes as done.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -490,6 +521,10 @@ pub trait Engine: Send + Sync + 'static {
     fn list_images(&self) -> impl Future<Output = EngineResult<Vec<ImageSummary>>> + Send;
     /// Pulls `reference` (`repo:tag` or `repo@digest`) and returns the local image ID.
     fn pull_image(&self, reference: &str) -> impl Future<Output = EngineResult<String>> + Send;
+    /// Builds an image from `spec` (the context tarred in-process and streamed) and tags it
+    /// `spec.tag`; returns the image ID. Build output goes to the logs at debug level; a failed
+    /// build's `Failed` message ends with its last [`BUILD_LOG_TAIL`] log lines.
+    fn build_image(&self, spec: &BuildSpec) -> impl Future<Output = EngineResult<String>> + Send;
     /// Creates a network; returns its ID.
     fn create_network(
         &self,

@@ -321,3 +321,40 @@ async fn a_job_run_outlives_its_container_through_the_store() {
         engine.calls()
     );
 }
+
+#[tokio::test]
+async fn a_pin_holder_left_by_a_lost_data_dir_is_replaced_not_trusted() {
+    use berth::engine::{ContainerCreate, Engine};
+    let engine = Arc::new(FakeEngine::new());
+    engine.add_image("app:1", "sha256:app1");
+    engine.add_image("app:0", "sha256:older");
+    // A holder of the name r1's pin will use, from before the data dir was lost, holding
+    // another image.
+    engine
+        .create_container(&ContainerCreate {
+            name: "berth-pin.shop.web.r1".into(),
+            image: "sha256:older".into(),
+            ..ContainerCreate::default()
+        })
+        .await
+        .unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let store = berth::store::Store::open(data.path()).unwrap();
+    let d = desired_fast("name: shop\nservices:\n  web: {image: 'app:1'}\n");
+    let r = apply(
+        &engine,
+        &d,
+        opts(),
+        &Arc::new(AtomicBool::new(false)),
+        Some(&store),
+        |_| {},
+    )
+    .await
+    .unwrap();
+    assert!(r.ok(), "{r:?}");
+    let holder = engine
+        .inspect_container("berth-pin.shop.web.r1")
+        .await
+        .unwrap();
+    assert_eq!(holder.image_id, "sha256:app1");
+}

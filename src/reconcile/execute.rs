@@ -304,7 +304,17 @@ async fn pin<E: Engine>(
         ..Default::default()
     };
     match engine.create_container(&spec).await {
-        Ok(_) | Err(EngineError::Conflict { .. }) => Ok(()),
+        Ok(_) => Ok(()),
+        Err(EngineError::Conflict { .. }) => {
+            // A holder of that name exists: fine if it holds this image. One left by a lost
+            // data dir may hold another revision's image: replace it.
+            let held = engine.inspect_container(&spec.name).await?;
+            if held.image_id == image_id {
+                return Ok(());
+            }
+            engine.remove_container(&spec.name).await?;
+            engine.create_container(&spec).await.map(|_| ())
+        }
         Err(e) => Err(e),
     }
 }

@@ -1157,6 +1157,11 @@ fn one_shot(
             spec.image = image.clone();
             spec.command = Some(gate.command.clone());
             spec.ports.clear();
+            // Not under the service's name: its name must resolve to the service only.
+            for n in &mut spec.networks {
+                n.aliases.clear();
+            }
+            spec.hostname = None;
             spec.healthcheck = None;
             spec.restart = "no".into();
             spec.restart_max = None;

@@ -585,6 +585,17 @@ fn run_controller(args: RunArgs) -> anyhow::Result<ExitCode> {
         let running = start_source(&args, load_opts, wakeups.handle())?;
         // `POST /hooks/git` (served by the HTTP listener) pokes the git source's fetch.
         let _git_hook = git_webhook(&args, &running)?;
+        // SIGHUP (`systemctl reload berth`) also fetches now.
+        if let Some(git) = running.git() {
+            let poke = git.poker();
+            let mut hup = signal(SignalKind::hangup())
+                .context("failed to install the SIGHUP handler")?;
+            tokio::spawn(async move {
+                while hup.recv().await.is_some() {
+                    poke();
+                }
+            });
+        }
         tracing::info!(source = %running.status().snapshot().location, resync = ?args.resync, "berth run: watching");
         let telemetry = cli_observe::start(
             &args.telemetry,

@@ -1,8 +1,9 @@
 //! `berth run` with its sources against the real engine: a git repository (`file://`) whose
 //! commits are applied on webhook pushes (good, bad and missing signatures over real HTTP on
-//! 127.0.0.1), a bad commit that keeps the last good state and the fix that follows it; and a
-//! watched directory where an editor-style save is applied without any resync and a burst of
-//! writes costs one or two reconciles. Bounded waits; traffic to 127.0.0.1 only.
+//! 127.0.0.1) and on SIGHUP, a bad commit that keeps the last good state and the fix that
+//! follows it; and a watched directory where an editor-style save is applied without any
+//! resync and a burst of writes costs one or two reconciles. Bounded waits; traffic to
+//! 127.0.0.1 only.
 
 mod support {
     pub mod gitrepo;
@@ -210,6 +211,11 @@ fn git_pushes_are_applied_on_signed_webhooks_and_bad_commits_keep_the_last_good_
     remote.commit("fix", &[(&file, &compose("3"))]);
     assert_eq!(post_hook(port, PUSH, Some(sign(PUSH, SECRET))), 202);
     wait_until("v3 running", &berth, || version(&p) == "3");
+    // SIGHUP (systemctl reload) fetches too.
+    remote.commit("v4", &[(&file, &compose("4"))]);
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe { libc::kill(berth.child.id() as libc::pid_t, libc::SIGHUP) };
+    wait_until("v4 running", &berth, || version(&p) == "4");
     // The secret never shows in the log.
     assert_eq!(berth.count(SECRET), 0);
 }

@@ -10,7 +10,9 @@
 //!
 //! Reports numbers, asserts none about time; checks that the hash did (or did not) change.
 //!
-//! Run: `cargo bench --bench build_context`.
+//! Run: `cargo bench --bench build_context`. On the issue-8 machine (load average ~7 from
+//! other work): no-op load of the 10,000-file context 34 ms median (cold 116 ms); the load
+//! that sees a one-file change in the 50 MB context 1.1 ms.
 
 use std::path::Path;
 use std::time::{Duration, Instant};

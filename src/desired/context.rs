@@ -154,16 +154,16 @@ fn walk(
     out: &mut Vec<Entry>,
 ) -> Result<(), ContextError> {
     let dir = base.join(rel);
-    let mut names: Vec<_> = fs::read_dir(&dir)
-        .map_err(io_err(&dir))?
-        .map(|e| e.map(|e| e.file_name()))
-        .collect::<Result<_, _>>()
-        .map_err(io_err(&dir))?;
-    names.sort();
-    for name in names {
+    let mut items: Vec<(std::ffi::OsString, fs::Metadata)> = Vec::new();
+    for e in fs::read_dir(&dir).map_err(io_err(&dir))? {
+        let e = e.map_err(io_err(&dir))?;
+        // DirEntry::metadata is an lstat relative to the open directory.
+        let md = e.metadata().map_err(io_err(&e.path()))?;
+        items.push((e.file_name(), md));
+    }
+    items.sort_by(|a, b| a.0.cmp(&b.0));
+    for (name, md) in items {
         let r = rel.join(&name);
-        let full = base.join(&r);
-        let md = fs::symlink_metadata(&full).map_err(io_err(&full))?;
         let ft = md.file_type();
         let rel_s = r.to_string_lossy().replace('\\', "/");
         let ignored = rules.ignored(&r, ft.is_dir()) && !always.contains(&rel_s.as_str());

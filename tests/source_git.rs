@@ -144,14 +144,20 @@ fn a_new_commit_is_served_with_its_author_time_and_message() {
     assert_eq!(link, Path::new("trees").join(&second));
     let third = remote.commit_image("v3", "busybox:3");
     poke_until(&s, "the third commit", || serves(&s, &third));
-    let mut trees: Vec<String> = std::fs::read_dir(s.data.join("git/trees"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    trees.sort();
     let mut want = vec![second.clone(), third.clone()];
     want.sort();
-    assert_eq!(trees, want, "the first tree is collected");
+    let trees = || {
+        let mut t: Vec<String> = std::fs::read_dir(s.data.join("git/trees"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        t.sort();
+        t
+    };
+    // The old tree is removed right after the switch, not in the same instant: wait for it
+    // (bounded), then check nothing else went.
+    wait_until("the first tree to be collected", || trees() == want);
+    assert_eq!(trees(), want, "the first tree is collected");
 }
 
 #[test]

@@ -274,7 +274,7 @@ pub async fn apply<E: Engine>(
             && !plan
                 .steps
                 .iter()
-                .any(|s| !matches!(s.action, Action::Pull { .. }))
+                .any(|s| !matches!(s.action, Action::Pull { .. } | Action::Build { .. }))
         {
             tokio::time::sleep(opts.poll).await;
         }

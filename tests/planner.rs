@@ -579,7 +579,7 @@ fn apply(w: &mut World, p: &Plan) {
         match &s.action {
             Action::CreateNetwork(n) => w.networks.push(n.name.clone()),
             Action::CreateVolume(v) => w.volumes.push(v.name.clone()),
-            Action::Pull { reference } => w
+            Action::Pull { reference } | Action::Build { reference, .. } => w
                 .images
                 .push((reference.clone(), format!("sha256:{reference}"))),
             Action::Create { spec, .. } => {

@@ -139,7 +139,7 @@ impl World {
     fn step(&mut self, action: &Action) {
         match action {
             Action::CreateNetwork(_) | Action::CreateVolume(_) => {}
-            Action::Pull { reference } => {
+            Action::Pull { reference } | Action::Build { reference, .. } => {
                 let id = format!("sha256:{reference}");
                 self.images.insert(reference.clone(), id);
             }

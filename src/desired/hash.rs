@@ -14,7 +14,8 @@
 //!
 //! Out (changing them never recreates a container): replicas, depends_on, profiles,
 //! stop_grace_period (passed at stop time), `deploy.update_config`/`rollback_config`,
-//! everything in `x-berth` (probes, timings, smoke, hold), `build`.
+//! everything in `x-berth` (probes, timings, smoke, hold). `build:` is in through its
+//! content hash (context after `.dockerignore`, Dockerfile, args, target, labels, `image:`).
 
 use std::collections::BTreeMap;
 
@@ -61,6 +62,10 @@ struct HashInput<'a> {
     configs: Vec<(&'a FileMount, Option<&'a FileObject>)>,
     container_name: &'a Option<String>,
     limits: &'a Limits,
+    /// The build's content hash (`build:` only; absent otherwise, so that the hashes of
+    /// services without `build:` stay what they were).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    build: Option<&'a str>,
 }
 
 /// The spec hash of `svc` in `project`, as 64 hex digits.
@@ -122,6 +127,11 @@ pub fn spec_hash(project: &Project, svc: &Service) -> String {
         configs: files(&svc.configs, &project.configs),
         container_name: &svc.container_name,
         limits: &svc.limits,
+        build: svc
+            .build
+            .as_ref()
+            .map(|b| b.content_hash.as_str())
+            .filter(|h| !h.is_empty()),
     };
     // Serialising plain data into a Vec cannot fail (no maps with non-string keys, no IO).
     let bytes = serde_json::to_vec(&input).unwrap_or_default();
@@ -136,9 +146,28 @@ fn files<'x>(
     mounts.iter().map(|m| (m, objs.get(&m.source))).collect()
 }
 
-/// Fills `spec_hash` of every service.
+/// The reference berth tags a built image with: `berth-build/<project>/<service>:<hash12>`
+/// (the service's own `image:` name, when set, is part of the content hash instead, so that a
+/// build never overwrites a registry tag).
+pub fn built_reference(project: &str, service: &str, content_hash: &str) -> String {
+    format!(
+        "berth-build/{project}/{}:{}",
+        service.to_ascii_lowercase(),
+        &content_hash[..content_hash.len().min(12)]
+    )
+}
+
+/// Fills `spec_hash` of every service; a service that builds runs its built reference.
 pub fn hash_all(state: &mut DesiredState) {
     for p in state.projects.values_mut() {
+        let pname = p.name.clone();
+        for s in p.services.values_mut() {
+            if let Some(b) = &s.build
+                && !b.content_hash.is_empty()
+            {
+                s.image = Some(built_reference(&pname, &s.name, &b.content_hash));
+            }
+        }
         let hashes: Vec<(String, String)> = p
             .services
             .values()

@@ -86,7 +86,7 @@ pub async fn execute<E: Engine>(
         .partition(|s| matches!(s.action, Action::CreateNetwork(_) | Action::CreateVolume(_)));
     let (pulls, services): (Vec<&Step>, Vec<&Step>) = rest
         .into_iter()
-        .partition(|s| matches!(s.action, Action::Pull { .. }));
+        .partition(|s| matches!(s.action, Action::Pull { .. } | Action::Build { .. }));
 
     for s in objects {
         if stop.load(Ordering::Relaxed) {
@@ -101,15 +101,19 @@ pub async fn execute<E: Engine>(
     let sem = Arc::new(Semaphore::new(parallelism.max(1)));
     let mut pulls_set = tokio::task::JoinSet::new();
     for s in pulls {
-        let Action::Pull { reference } = &s.action else {
-            continue;
+        let (reference, build) = match &s.action {
+            Action::Pull { reference } => (reference.clone(), None),
+            Action::Build { reference, spec } => (reference.clone(), Some(spec.clone())),
+            _ => continue,
         };
-        let (engine, sem, step, reference) =
-            (engine.clone(), sem.clone(), s.clone(), reference.clone());
+        let (engine, sem, step) = (engine.clone(), sem.clone(), s.clone());
         pulls_set.spawn(
             async move {
                 let _permit = sem.acquire_owned().await;
-                let r = engine.pull_image(&reference).await;
+                let r = match build {
+                    Some(spec) => engine.build_image(&spec).await,
+                    None => engine.pull_image(&reference).await,
+                };
                 (step, reference, r)
             }
             .instrument(tracing::Span::current()),
@@ -411,6 +415,7 @@ async fn run_step<E: Engine>(
         },
         Action::CreateVolume(v) => engine.create_volume(v).await,
         Action::Pull { reference } => engine.pull_image(reference).await.map(|_| ()),
+        Action::Build { spec, .. } => engine.build_image(spec).await.map(|_| ()),
         Action::Create { spec, image } => {
             let id = match image {
                 ImageSource::Id(id) => id.clone(),

@@ -48,6 +48,13 @@ pub enum Action {
         /// The reference as written in the Compose file.
         reference: String,
     },
+    /// Build an image from the desired-state repository (`build:`) and tag it `reference`.
+    Build {
+        /// The built image's reference (`berth-build/<project>/<service>:<hash12>`).
+        reference: String,
+        /// What to build.
+        spec: Box<crate::engine::BuildSpec>,
+    },
     /// Create a container.
     Create {
         /// What to create; `spec.image` is empty until the image is known.
@@ -111,6 +118,7 @@ impl fmt::Display for Action {
             Action::CreateNetwork(n) => write!(f, "create network {}", n.name),
             Action::CreateVolume(v) => write!(f, "create volume {}", v.name),
             Action::Pull { reference } => write!(f, "pull {reference}"),
+            Action::Build { reference, .. } => write!(f, "build {reference}"),
             Action::Create { spec, .. } => write!(f, "create {}", spec.name),
             Action::Start { name, .. } => write!(f, "start {name}"),
             Action::Stop { name, .. } => write!(f, "stop {name}"),
@@ -262,6 +270,7 @@ impl Plan {
                         | Action::CreateNetwork(_)
                         | Action::CreateVolume(_)
                         | Action::Pull { .. }
+                        | Action::Build { .. }
                 )
             })
     }
@@ -363,7 +372,7 @@ pub fn plan(
     // Execution order: project objects first, then pulls, then containers (stable otherwise).
     p.plan.steps.sort_by_key(|s| match s.action {
         Action::CreateNetwork(_) | Action::CreateVolume(_) => 0,
-        Action::Pull { .. } => 1,
+        Action::Pull { .. } | Action::Build { .. } => 1,
         _ => 2,
     });
     p.plan
@@ -577,7 +586,7 @@ impl<'a> Planner<'a> {
             let action = match action {
                 Action::Create { spec, .. } => {
                     let reference = svc.image.clone().unwrap_or_default();
-                    let image = self.image_source(&project.name, &svc.name, &reference);
+                    let image = self.image_source(&project.name, svc, &reference);
                     Action::Create { spec, image }
                 }
                 a => a,
@@ -679,14 +688,8 @@ impl<'a> Planner<'a> {
         }
         for reference in &out.pulls {
             if self.pulls.insert(normalize_reference(reference)) {
-                self.step(
-                    &project.name,
-                    Some(&svc.name),
-                    Action::Pull {
-                        reference: reference.clone(),
-                    },
-                    "image not present locally",
-                );
+                let (action, cause) = fetch(svc, reference);
+                self.step(&project.name, Some(&svc.name), action, cause);
             }
         }
         self.plan.needs_inventory |= out.needs_inventory;
@@ -725,7 +728,7 @@ impl<'a> Planner<'a> {
     }
 
     /// The image's ID if present; else a pull step (once per reference).
-    fn image_source(&mut self, project: &str, service: &str, reference: &str) -> ImageSource {
+    fn image_source(&mut self, project: &str, svc: &Service, reference: &str) -> ImageSource {
         let key = normalize_reference(reference);
         if let Some(id) = self
             .observed
@@ -736,14 +739,8 @@ impl<'a> Planner<'a> {
             return ImageSource::Id(id.clone());
         }
         if self.pulls.insert(key) {
-            self.step(
-                project,
-                Some(service),
-                Action::Pull {
-                    reference: reference.to_string(),
-                },
-                "image not present locally",
-            );
+            let (action, cause) = fetch(svc, reference);
+            self.step(project, Some(&svc.name), action, cause);
         }
         ImageSource::Pulled(reference.to_string())
     }
@@ -1018,3 +1015,37 @@ fn topo_order(project: &Project) -> Vec<String> {
     }
     out
 }
+
+/// How a missing image is fetched: built when the service builds it (`build:`), else pulled.
+fn fetch(svc: &Service, reference: &str) -> (Action, &'static str) {
+    match &svc.build {
+        Some(b) if svc.image.as_deref() == Some(reference) => (
+            Action::Build {
+                reference: reference.to_string(),
+                spec: Box::new(crate::engine::BuildSpec {
+                    context_dir: b.context_dir.clone(),
+                    dockerfile: crate::desired::context::dockerfile_rel(b),
+                    dockerfile_inline: b.dockerfile_inline.clone(),
+                    tag: reference.to_string(),
+                    args: b.args.clone(),
+                    target: b.target.clone(),
+                    labels: b.labels.clone(),
+                    network: b.network.clone(),
+                    extra_hosts: b.extra_hosts.clone(),
+                    shm_size: b.shm_size,
+                    timeout: BUILD_TIMEOUT,
+                }),
+            },
+            "image not built yet (new build context content)",
+        ),
+        _ => (
+            Action::Pull {
+                reference: reference.to_string(),
+            },
+            "image not present locally",
+        ),
+    }
+}
+
+/// The limit of one image build.
+pub const BUILD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30 * 60);

@@ -159,17 +159,7 @@ pub fn convert_service(
         }
         Some(b)
     });
-    if image.is_none() && build.is_some() {
-        r.error(
-            &at("build")
-                .map(|n| n.loc.clone())
-                .unwrap_or_else(|| key.loc.clone()),
-            format!(
-                "service {name:?} has build: but no image: berth deploys images and does not \
-                 build them; build and push the image in CI and set image: to its tag"
-            ),
-        );
-    } else if image.is_none() {
+    if image.is_none() && build.is_none() {
         r.error(
             &key.loc,
             format!("service {name:?} has no image: set image: to what it runs"),

@@ -1,0 +1,165 @@
+//! `build:` end to end on the real engine (issue 8): `berth apply` builds a build-only
+//! service and deploys it; nothing is rebuilt when nothing changed or only an ignored file
+//! changed; a changed file is a new revision rolled out; a broken Dockerfile stops nothing.
+//! Offline: `FROM scratch` plus Debian's static busybox copied into the context. The guard
+//! removes the project's containers (TestProject) and then its `berth-build/<project>/*` images.
+
+mod support {
+    pub mod world;
+}
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use support::world::{TestProject, docker, free_port, http_get};
+
+/// Removes the test's built images after its containers are gone (declare it first).
+struct BuiltImages(String);
+
+impl Drop for BuiltImages {
+    fn drop(&mut self) {
+        let tags = docker(&[
+            "images",
+            "--format",
+            "{{.Repository}}:{{.Tag}}",
+            &format!("berth-build/{}/*", self.0),
+        ]);
+        for t in tags.split_whitespace() {
+            docker(&["rmi", "-f", t]);
+        }
+    }
+}
+
+fn apply(p: &TestProject, timeout: &str) -> (i32, String) {
+    let data: PathBuf = p.dir.parent().unwrap().join("data");
+    let o = Command::new(env!("CARGO_BIN_EXE_berth"))
+        .args(["apply", "--timeout", timeout, "--data-dir"])
+        .arg(&data)
+        .arg(&p.dir)
+        .output()
+        .expect("run berth apply");
+    (
+        o.status.code().unwrap_or(-1),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        ),
+    )
+}
+
+fn write(p: &TestProject, rel: &str, text: &str) {
+    let f = p.dir.join(rel);
+    std::fs::create_dir_all(f.parent().unwrap()).unwrap();
+    std::fs::write(f, text).unwrap();
+}
+
+const DOCKERFILE: &str = "FROM scratch\nCOPY busybox /bin/busybox\nCOPY www /www\n\
+    CMD [\"/bin/busybox\", \"httpd\", \"-f\", \"-p\", \"8080\", \"-h\", \"/www\"]\n";
+
+fn version(port: u16) -> String {
+    http_get(port, "/version", 15_000)
+        .map(|(_, b)| b.trim().to_string())
+        .unwrap_or_default()
+}
+
+#[test]
+fn build_only_service_builds_deploys_and_rebuilds_only_on_change() {
+    let port = free_port();
+    let yaml = format!(
+        "services:\n  web:\n    build:\n      context: app\n      labels:\n        \
+         berthtest.build: \"{{name}}\"\n    ports: [\"127.0.0.1:{port}:8080\"]\n"
+    );
+    let p = TestProject::new("bld", &yaml);
+    let _images = BuiltImages(p.name.clone());
+    std::fs::create_dir_all(p.dir.join("app")).unwrap();
+    std::fs::copy("/bin/busybox", p.dir.join("app/busybox")).unwrap();
+    write(&p, "app/Dockerfile", DOCKERFILE);
+    write(&p, "app/.dockerignore", "*.log\n");
+    write(&p, "app/www/version", "v1\n");
+    write(&p, "app/notes.log", "a");
+
+    let (code, out) = apply(&p, "120s");
+    assert_eq!(code, 0, "{out}");
+    let built = format!("build berth-build/{}/web:", p.name);
+    assert!(out.contains(&built), "first build shown:\n{out}");
+    assert_eq!(version(port), "v1");
+
+    let (code, out) = apply(&p, "60s");
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        !out.contains(&built),
+        "nothing changed, nothing built:\n{out}"
+    );
+
+    write(&p, "app/notes.log", "b");
+    let (code, out) = apply(&p, "60s");
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        !out.contains(&built),
+        "only an ignored file changed:\n{out}"
+    );
+
+    write(&p, "app/www/version", "v2\n");
+    let (code, out) = apply(&p, "120s");
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains(&built), "changed file, new build:\n{out}");
+    assert_eq!(version(port), "v2");
+
+    write(
+        &p,
+        "app/Dockerfile",
+        "FROM scratch\nCOPY busybox /bin/busybox\nCOPY missing-file /x\n",
+    );
+    let (code, out) = apply(&p, "20s");
+    assert_ne!(code, 0, "a failed build fails the apply:\n{out}");
+    assert!(
+        out.contains("missing-file"),
+        "the build's error lines:\n{out}"
+    );
+    assert_eq!(version(port), "v2", "nothing stopped");
+    let running = docker(&[
+        "ps",
+        "--filter",
+        &format!("label=com.docker.compose.project={}", p.name),
+        "--format",
+        "{{.Names}}",
+    ]);
+    assert_eq!(running.split_whitespace().count(), 1, "{running}");
+}
+
+#[test]
+fn a_built_image_that_never_gets_ready_is_reverted_to_the_previous_build() {
+    let port = free_port();
+    let yaml = format!(
+        "services:\n  web:\n    build: app\n    ports: [\"127.0.0.1:{port}:8080\"]\n    \
+         x-berth:\n      readiness: {{http: {{port: 8080, path: /health}}, interval: 500ms}}\n      \
+         min_ready: 1s\n      progress_deadline: 15s\n"
+    );
+    let p = TestProject::new("bldrev", &yaml);
+    let _images = BuiltImages(p.name.clone());
+    std::fs::create_dir_all(p.dir.join("app")).unwrap();
+    std::fs::copy("/bin/busybox", p.dir.join("app/busybox")).unwrap();
+    write(&p, "app/Dockerfile", DOCKERFILE);
+    write(&p, "app/www/version", "v1\n");
+    write(&p, "app/www/health", "ok\n");
+    let (code, out) = apply(&p, "120s");
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(version(port), "v1");
+    let v1_image = running_image(&p);
+
+    // The next build has no /health: never ready, reverted to the v1 build.
+    write(&p, "app/www/version", "v2\n");
+    std::fs::remove_file(p.dir.join("app/www/health")).unwrap();
+    let (code, out) = apply(&p, "120s");
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("rollout_failed"), "{out}");
+    assert_eq!(version(port), "v1", "{out}");
+    assert_eq!(running_image(&p), v1_image, "the v1 build runs again");
+}
+
+fn running_image(p: &TestProject) -> String {
+    docker(&["inspect", "-f", "{{.Image}}", &format!("{}-web-1", p.name)])
+        .trim()
+        .to_string()
+}

@@ -623,17 +623,9 @@ fn advance(input: &Input<'_>, rec: &mut ServiceRecord, out: &mut Output) -> Flow
         && replacing
         && a.slots.is_empty()
         && let Some(gate) = &svc.berth.pre_deploy
+        && let Some(flow) = gate_step(input, rec, &mut a, &target, Role::PreDeploy, gate, out)
     {
-        match one_shot(input, &target, &mut a, Role::PreDeploy, gate, out) {
-            GateState::Passed => {}
-            GateState::Waiting => {
-                rec.active = Some(a);
-                return Flow::Done;
-            }
-            GateState::Failed(reason, id) => {
-                return fail(input, rec, &mut a, out, id, format!("pre_deploy {reason}"));
-            }
-        }
+        return flow;
     }
 
     let (ord, why) = order(svc);
@@ -908,17 +900,9 @@ fn advance(input: &Input<'_>, rec: &mut ServiceRecord, out: &mut Output) -> Flow
     // Every replica passed. Smoke gate for updates and rollbacks.
     if !matches!(a.kind, RolloutKind::Revert { .. })
         && let Some(gate) = &svc.berth.smoke
+        && let Some(flow) = gate_step(input, rec, &mut a, &target, Role::Smoke, gate, out)
     {
-        match one_shot(input, &target, &mut a, Role::Smoke, gate, out) {
-            GateState::Passed => {}
-            GateState::Waiting => {
-                rec.active = Some(a);
-                return Flow::Done;
-            }
-            GateState::Failed(reason, id) => {
-                return fail(input, rec, &mut a, out, id, format!("smoke test {reason}"));
-            }
-        }
+        return flow;
     }
     complete(input, rec, a, &target, out);
     Flow::Done
@@ -1040,6 +1024,34 @@ fn create_start(
         },
         cause.to_string(),
     ));
+}
+
+/// Runs a one-shot gate of the active rollout `a`; `Some(flow)` when the rollout cannot go on
+/// this round (the gate runs, or it failed and `fail` decided what comes next).
+fn gate_step(
+    input: &Input<'_>,
+    rec: &mut ServiceRecord,
+    a: &mut Rollout,
+    target: &Target,
+    role: Role,
+    gate: &Smoke,
+    out: &mut Output,
+) -> Option<Flow> {
+    match one_shot(input, target, a, role, gate, out) {
+        GateState::Passed => None,
+        GateState::Waiting => {
+            rec.active = Some(a.clone());
+            Some(Flow::Done)
+        }
+        GateState::Failed(reason, id) => {
+            let what = if role == Role::Smoke {
+                "smoke test"
+            } else {
+                "pre_deploy"
+            };
+            Some(fail(input, rec, a, out, id, format!("{what} {reason}")))
+        }
+    }
 }
 
 enum GateState {

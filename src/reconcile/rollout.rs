@@ -438,8 +438,13 @@ fn begin(input: &Input<'_>, rec: &mut ServiceRecord, target: &Target, out: &mut 
             };
             let Some(id) = images.get(&normalize_reference(&reference)) else {
                 out.pulls.push(reference.clone());
+                let how = if svc.build.is_some() {
+                    "building"
+                } else {
+                    "pulling"
+                };
                 out.holds.push(Hold::Wait(format!(
-                    "pulling {reference} before anything is stopped"
+                    "{how} {reference} before anything is stopped"
                 )));
                 return false;
             };

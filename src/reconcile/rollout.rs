@@ -658,17 +658,8 @@ fn advance(input: &Input<'_>, rec: &mut ServiceRecord, out: &mut Output) -> Flow
     let mut waits: Vec<String> = Vec::new();
     for n in 1..=svc.replicas {
         let canonical = target.canonical(input, n);
-        let (mut tcs, olds): (Vec<&ObservedContainer>, Vec<&ObservedContainer>) = mine
-            .iter()
-            .copied()
-            .filter(|c| c.identity.number == n)
-            .partition(|c| c.identity.spec_hash == target.hash);
-        tcs.sort_by_key(|c| (c.state != RunState::Running, c.name != canonical));
-        for extra in tcs.iter().skip(1) {
-            removal(out, extra, svc, &format!("duplicate of replica {n}"));
-        }
+        let (tc, olds) = split_slot(out, svc, &mine, &target.hash, n, &canonical);
         let olds = dedupe_olds(out, svc, olds, &keep);
-        let tc = tcs.first().copied();
         let slot = a.slots.get(&n).copied();
         let cause = match a.kind {
             RolloutKind::Update if olds.is_empty() => format!("r{} replica {n}", rev.number),
@@ -911,6 +902,28 @@ fn advance(input: &Input<'_>, rec: &mut ServiceRecord, out: &mut Output) -> Flow
     }
     complete(input, rec, a, &target, out);
     Flow::Done
+}
+
+/// Replica `n`'s containers: the one of the target revision to keep (running first, then the
+/// one with the canonical name; other duplicates are removed) and the others.
+fn split_slot<'a>(
+    out: &mut Output,
+    svc: &Service,
+    mine: &[&'a ObservedContainer],
+    target_hash: &str,
+    n: u32,
+    canonical: &str,
+) -> (Option<&'a ObservedContainer>, Vec<&'a ObservedContainer>) {
+    let (mut tcs, olds): (Vec<&ObservedContainer>, Vec<&ObservedContainer>) = mine
+        .iter()
+        .copied()
+        .filter(|c| c.identity.number == n)
+        .partition(|c| c.identity.spec_hash == target_hash);
+    tcs.sort_by_key(|c| (c.state != RunState::Running, c.name != canonical));
+    for extra in tcs.iter().skip(1) {
+        removal(out, extra, svc, &format!("duplicate of replica {n}"));
+    }
+    (tcs.first().copied(), olds)
 }
 
 /// What becomes of an old container when its replica is replaced.
@@ -1429,15 +1442,7 @@ fn self_heal(
     let mut heals: Vec<(u32, String)> = Vec::new();
     for n in 1..=svc.replicas {
         let canonical = target.canonical(input, n);
-        let (mut tcs, olds): (Vec<&ObservedContainer>, Vec<&ObservedContainer>) = mine
-            .iter()
-            .copied()
-            .filter(|c| c.identity.number == n)
-            .partition(|c| c.identity.spec_hash == target.hash);
-        tcs.sort_by_key(|c| (c.state != RunState::Running, c.name != canonical));
-        for extra in tcs.iter().skip(1) {
-            removal(out, extra, svc, &format!("duplicate of replica {n}"));
-        }
+        let (tc, olds) = split_slot(out, svc, &mine, &target.hash, n, &canonical);
         // What remains of earlier revisions: the rollout that kept them is over.
         for o in &olds {
             let cause = if o.identity.managed {
@@ -1447,7 +1452,7 @@ fn self_heal(
             };
             removal(out, o, svc, &cause);
         }
-        match tcs.first() {
+        match tc {
             // Missing (removed by hand, or a scale-up): recreated at once; not a crash, so
             // it neither backs off nor counts towards the restart limit.
             None => {

@@ -183,6 +183,7 @@ pub async fn apply<E: Engine>(
     };
     let prober = Prober::new(None);
     let mut step_errors = std::collections::BTreeMap::new();
+    let mut build_failures = std::collections::BTreeMap::new();
     let result = loop {
         if stop.load(Ordering::Relaxed) {
             report.interrupted = true;
@@ -198,6 +199,7 @@ pub async fn apply<E: Engine>(
             &Feedback {
                 probes: prober.verdicts(),
                 step_errors: std::mem::take(&mut step_errors),
+                build_failures: std::mem::take(&mut build_failures),
             },
         )
         .await
@@ -247,6 +249,7 @@ pub async fn apply<E: Engine>(
         }
         let out = execute::execute(engine, &plan, opts.parallelism, stop, store).await;
         step_errors = out.step_errors();
+        build_failures = out.build_failures.clone();
         for (k, r) in &plan.records {
             records.insert(k.clone(), r.clone());
         }

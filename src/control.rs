@@ -730,6 +730,7 @@ mod tests {
             spec_hash: hash('e'),
             since: T0 + 10,
             reason: "smoke exited 2".into(),
+            log: None,
         });
         rec.restarts = vec![T0 + 3000, T0 + 3060];
         rec.control = Control {

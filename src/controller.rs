@@ -189,6 +189,7 @@ pub async fn run<E: Engine>(
     let mut last_good: Option<DesiredState> = None;
     let mut memory = Records::new();
     let mut step_errors = std::collections::BTreeMap::new();
+    let mut build_failures = std::collections::BTreeMap::new();
     let mut failures: u32 = 0;
     let mut round: u64 = 0;
     while !stop.load(Ordering::Relaxed) {
@@ -229,6 +230,7 @@ pub async fn run<E: Engine>(
                     prober: &prober,
                     memory: &mut memory,
                     step_errors: &mut step_errors,
+                    build_failures: &mut build_failures,
                 };
                 let r = reconcile_once(
                     engine.clone(),
@@ -328,12 +330,13 @@ enum Round {
     Failed,
 }
 
-/// What one round hands the next: probe verdicts, records (when there is no store) and
-/// step errors.
+/// What one round hands the next: probe verdicts, records (when there is no store), step
+/// errors and failed builds.
 struct Carry<'a> {
     prober: &'a Prober,
     memory: &'a mut Records,
     step_errors: &'a mut std::collections::BTreeMap<String, String>,
+    build_failures: &'a mut std::collections::BTreeMap<String, String>,
 }
 
 /// One reconcile round.
@@ -349,6 +352,7 @@ async fn reconcile_once<E: Engine + 'static>(
         prober,
         memory,
         step_errors,
+        build_failures,
     } = carry;
     // Records are read at each round: cheap (one small file per service), never stale, and
     // they carry the operator's control files (berth hold/rollback/retry).
@@ -366,6 +370,7 @@ async fn reconcile_once<E: Engine + 'static>(
         &Feedback {
             probes: prober.verdicts(),
             step_errors: std::mem::take(step_errors),
+            build_failures: std::mem::take(build_failures),
         },
     )
     .await
@@ -405,6 +410,7 @@ async fn reconcile_once<E: Engine + 'static>(
     }
     let out = execute::execute(&engine, &plan, opts.parallelism, stop, store).await;
     **step_errors = out.step_errors();
+    **build_failures = out.build_failures.clone();
     for (k, r) in &plan.records {
         records.insert(k.clone(), r.clone());
     }

@@ -76,6 +76,10 @@ pub struct Revision {
     /// environment, which is why state files are written readable by their owner only.
     #[serde(default)]
     pub template: Option<ContainerCreate>,
+    /// For a built image (`build:`): the digests of what it was built from, so that the next
+    /// build can say what changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build: Option<crate::desired::model::BuildParts>,
 }
 
 /// What a rollout is for.
@@ -182,6 +186,10 @@ pub struct Quarantine {
     pub since: u64,
     /// Why the revision failed.
     pub reason: String,
+    /// The last lines of the output of the failed step, when it has any (a failed image
+    /// build's log).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log: Option<String>,
 }
 
 /// A one-shot job that ran to completion for a spec hash. Kept so the job is not run again
@@ -260,6 +268,7 @@ impl ServiceRecord {
                 reason: None,
                 pin: None,
                 template: None,
+                build: None,
             });
         }
         self.revisions
@@ -324,6 +333,7 @@ impl ServiceRecord {
                 spec_hash,
                 since: now,
                 reason: reason.to_string(),
+                log: None,
             });
         }
         Ok(())
@@ -906,7 +916,8 @@ mod tests {
             vec![Quarantine {
                 spec_hash: "b".into(),
                 since: T0 + 30,
-                reason: "unhealthy".into()
+                reason: "unhealthy".into(),
+                log: None,
             }]
         );
 

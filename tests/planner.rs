@@ -656,7 +656,9 @@ fn apply(w: &mut World, p: &Plan) {
                 repo,
                 tag,
             } => w.images.push((format!("{repo}:{tag}"), image_id.clone())),
-            Action::Unpin { reference } => w.images.retain(|(r, _)| r != reference),
+            Action::Unpin { reference } | Action::RemoveImage { reference } => {
+                w.images.retain(|(r, _)| r != reference)
+            }
         }
     }
 }

@@ -77,6 +77,12 @@ struct World {
     gate_exit: BTreeMap<String, i64>,
     /// Containers (by name) that crash when started, whatever their image.
     crash_names: Vec<String>,
+    /// Image references whose build fails, with the engine's error.
+    failing_builds: BTreeMap<String, String>,
+    /// Builds that failed in the last round (what the executor hands the next round).
+    build_failures: BTreeMap<String, String>,
+    /// Every build step run, by reference.
+    builds: Vec<String>,
     created: usize,
 }
 
@@ -115,6 +121,7 @@ impl World {
                 .collect(),
         );
         o.probes = self.probes.clone();
+        o.build_failures = self.build_failures.clone();
         o.restart_counts = self
             .containers
             .iter()
@@ -139,7 +146,15 @@ impl World {
     fn step(&mut self, action: &Action) {
         match action {
             Action::CreateNetwork(_) | Action::CreateVolume(_) => {}
+            Action::Build { reference, .. } if self.failing_builds.contains_key(reference) => {
+                self.builds.push(reference.clone());
+                let error = self.failing_builds[reference].clone();
+                self.build_failures.insert(reference.clone(), error);
+            }
             Action::Pull { reference } | Action::Build { reference, .. } => {
+                if matches!(action, Action::Build { .. }) {
+                    self.builds.push(reference.clone());
+                }
                 let id = format!("sha256:{reference}");
                 self.images.insert(reference.clone(), id);
             }
@@ -273,6 +288,16 @@ impl World {
             Action::Unpin { reference } => {
                 self.images.remove(reference);
             }
+            Action::RemoveImage { reference } => {
+                // As Docker: the last reference of an image a container uses is a conflict.
+                if let Some(id) = self.images.remove(reference) {
+                    let last = !self.images.values().any(|i| *i == id);
+                    assert!(
+                        !(last && self.containers.iter().any(|c| c.image_id == id)),
+                        "remove image {reference}: a container uses it"
+                    );
+                }
+            }
         }
     }
 
@@ -342,6 +367,8 @@ impl Sim {
         let p = self.plan(d);
         self.records
             .extend(p.records.iter().map(|(k, r)| (k.clone(), r.clone())));
+        // A build failure is reported to the round after it, once.
+        self.w.build_failures.clear();
         check(&self.w);
         for s in &p.steps {
             self.w.step(&s.action);

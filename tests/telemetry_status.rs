@@ -90,6 +90,7 @@ fn revision(number: u64, spec_hash: &str, image: &str, outcome: Outcome, at: u64
         reason: None,
         pin: None,
         template: None,
+        build: None,
     }
 }
 
@@ -129,6 +130,7 @@ fn world(d: &DesiredState) -> (ObservedState, Records) {
                 spec_hash: hash(d, "api"),
                 since: T0 - 700,
                 reason: "not ready within progress_deadline (2m): Docker health is starting".into(),
+                log: None,
             }],
             ..ServiceRecord::default()
         },

@@ -25,7 +25,7 @@ use ignore::gitignore::{Gitignore, GitignoreBuilder};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use super::model::Build;
+use super::model::{Build, BuildParts};
 
 /// Bumped when what is hashed changes.
 const SCHEME: &str = "berth-build-v1";
@@ -261,8 +261,12 @@ struct Meta<'a> {
     labels: &'a BTreeMap<String, String>,
 }
 
-/// The content hash of `build` (64 hex digits), for a service whose `image:` is `image`.
-pub fn build_hash(build: &Build, image: Option<&str>) -> Result<String, ContextError> {
+/// The content hash of `build` (64 hex digits), for a service whose `image:` is `image`, and
+/// the digests of its parts (what changed between two builds).
+pub fn build_hash(
+    build: &Build,
+    image: Option<&str>,
+) -> Result<(String, BuildParts), ContextError> {
     let dir = &build.context_dir;
     let df_rel = dockerfile_rel(build);
     let dockerfile_text = match &build.dockerfile_inline {
@@ -285,6 +289,14 @@ pub fn build_hash(build: &Build, image: Option<&str>) -> Result<String, ContextE
         labels: &build.labels,
     };
     h.update(serde_json::to_vec(&meta).unwrap_or_default());
+    let dockerfile_part = digest16(&[df_rel.as_bytes(), &[0], dockerfile_text.as_bytes()]);
+    let settings_part =
+        digest16(&[
+            &serde_json::to_vec(&(image, &build.args, &build.target, &build.labels))
+                .unwrap_or_default(),
+        ]);
+    // The files part: fed the same bytes as the content hash after its metadata.
+    let mut files = Sha256::new();
     let previous = cache()
         .lock()
         .map(|mut c| c.remove(dir))
@@ -292,17 +304,25 @@ pub fn build_hash(build: &Build, image: Option<&str>) -> Result<String, ContextE
         .unwrap_or_default();
     let mut next = HashMap::with_capacity(list.len());
     for e in &list {
-        h.update(e.rel.as_bytes());
-        h.update([0]);
-        h.update(e.mode.to_le_bytes());
+        // The Dockerfile is its own part: editing it is "Dockerfile changed", not "context".
+        let in_files = e.rel != df_rel;
+        let mut both = |bytes: &[u8]| {
+            h.update(bytes);
+            if in_files {
+                files.update(bytes);
+            }
+        };
+        both(e.rel.as_bytes());
+        both(&[0]);
+        both(&e.mode.to_le_bytes());
         match e.kind {
-            Kind::Dir => h.update(b"d"),
+            Kind::Dir => both(b"d"),
             Kind::Symlink => {
                 let full = dir.join(&e.rel);
                 let target = fs::read_link(&full).map_err(io_err(&full))?;
-                h.update(b"l");
-                h.update(target.to_string_lossy().as_bytes());
-                h.update([0]);
+                both(b"l");
+                both(target.to_string_lossy().as_bytes());
+                both(&[0]);
             }
             Kind::File => {
                 let digest = match previous.get(&e.rel) {
@@ -310,15 +330,33 @@ pub fn build_hash(build: &Build, image: Option<&str>) -> Result<String, ContextE
                     _ => file_digest(&dir.join(&e.rel))?,
                 };
                 next.insert(e.rel.clone(), (e.stamp, digest));
-                h.update(b"f");
-                h.update(digest);
+                both(b"f");
+                both(&digest);
             }
         }
     }
     if let Ok(mut c) = cache().lock() {
         c.insert(dir.clone(), next);
     }
-    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
+    let parts = BuildParts {
+        dockerfile: dockerfile_part,
+        files: hex(&files.finalize()[..8]),
+        settings: settings_part,
+    };
+    Ok((hex(&h.finalize()), parts))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The first 16 hex digits of the SHA-256 of `pieces`, concatenated.
+fn digest16(pieces: &[&[u8]]) -> String {
+    let mut h = Sha256::new();
+    for p in pieces {
+        h.update(p);
+    }
+    hex(&h.finalize()[..8])
 }
 
 #[cfg(test)]

@@ -157,6 +157,11 @@ pub fn built_reference(project: &str, service: &str, content_hash: &str) -> Stri
     )
 }
 
+/// Whether `reference` names an image berth built (see [`built_reference`]).
+pub fn is_built_reference(reference: &str) -> bool {
+    reference.starts_with("berth-build/")
+}
+
 /// Fills `spec_hash` of every service; a service that builds runs its built reference.
 pub fn hash_all(state: &mut DesiredState) {
     for p in state.projects.values_mut() {

@@ -179,6 +179,20 @@ pub struct Build {
     /// labels and the `image:` name (64 hex digits; empty for inline documents, which have no
     /// files). See [`crate::desired::context`].
     pub content_hash: String,
+    /// Digests of the parts of that hash, to say what changed between two builds.
+    pub parts: BuildParts,
+}
+
+/// Digests (16 hex digits each) of the three parts of a build's identity: what `berth plan`
+/// compares with the running revision's to say why an image is built.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct BuildParts {
+    /// The Dockerfile: its path and text (or `dockerfile_inline`).
+    pub dockerfile: String,
+    /// Every path the context sends (after `.dockerignore`): names, modes, contents.
+    pub files: String,
+    /// Build args, target, labels and the `image:` name.
+    pub settings: String,
 }
 
 /// Transport protocol of a port.

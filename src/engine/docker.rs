@@ -1389,7 +1389,9 @@ impl Engine for DockerEngine {
         let docker = self.client("remove image tag").await?;
         let options = RemoveImageOptionsBuilder::new()
             .force(false)
-            .noprune(true)
+            // As `docker rmi`: a deleted built image takes its untagged build parents along
+            // (the engine keeps any that another image still needs).
+            .noprune(false)
             .build();
         self.call(
             "remove image tag",

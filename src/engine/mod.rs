@@ -588,7 +588,8 @@ pub trait Engine: Send + Sync + 'static {
     /// Removes the tag `reference` (`repo:tag`), never forcing: an image with other references
     /// keeps them and stays; when it was the image's last reference, the image is deleted too
     /// unless a container (even a stopped one) uses it, which is a `Conflict` and leaves the
-    /// tag in place. A missing tag is `NotFound` (already done).
+    /// tag in place; a deleted built image takes its untagged build parents along, as
+    /// `docker rmi` does. A missing tag is `NotFound` (already done).
     fn remove_image_tag(&self, reference: &str) -> impl Future<Output = EngineResult<()>> + Send;
     /// Engine events since `since` (unix seconds) for containers carrying `label_filter`;
     /// the stream ends when the connection drops.

@@ -33,6 +33,11 @@ pub struct Outcome {
     pub skipped: usize,
     /// The plan's events, with log lines filled in.
     pub events: Vec<Event>,
+    /// Builds that ran and failed (the Dockerfile, a `RUN` step, the timeout), by image
+    /// reference, with the engine's error and the build's last log lines: the next round's
+    /// planner quarantines those revisions. A build the engine could not even be asked for
+    /// (unreachable) is not here: that is berth's problem, not the revision's.
+    pub build_failures: BTreeMap<String, String>,
 }
 
 /// One failed step.
@@ -67,6 +72,7 @@ impl Outcome {
         self.failed.extend(other.failed);
         self.skipped += other.skipped;
         self.events.extend(other.events);
+        self.build_failures.extend(other.build_failures);
     }
 }
 
@@ -130,10 +136,18 @@ pub async fn execute<E: Engine>(
                 pulled.insert(reference, id);
                 out.done.push(describe(&step));
             }
-            Err(e) => out.failed.push(Failure {
-                step: describe(&step),
-                error: error_chain(&e),
-            }),
+            Err(e) => {
+                let error = error_chain(&e);
+                if matches!(step.action, Action::Build { .. })
+                    && !matches!(e, EngineError::Unreachable { .. })
+                {
+                    out.build_failures.insert(reference, error.clone());
+                }
+                out.failed.push(Failure {
+                    step: describe(&step),
+                    error,
+                });
+            }
         }
     }
 
@@ -444,6 +458,11 @@ async fn run_step<E: Engine>(
             tag,
         } => pin(engine, image_id, repo, tag).await,
         Action::Unpin { reference } => unpin(engine, reference).await,
+        Action::RemoveImage { reference } => match engine.remove_image_tag(reference).await {
+            // Still in use (a container of a revision berth no longer tracks): left in place.
+            Err(EngineError::Conflict { .. }) => Ok(()),
+            r => r,
+        },
     };
     let r = match r {
         Err(e) if e.is_already_done() && !matches!(s.action, Action::Create { .. }) => Ok(()),

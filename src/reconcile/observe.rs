@@ -45,6 +45,7 @@ pub async fn observe_and_plan<E: Engine>(
     let mut observed = observe_containers(engine).await?;
     observed.probes = feedback.probes.clone();
     observed.step_errors = feedback.step_errors.clone();
+    observed.build_failures = feedback.build_failures.clone();
     let mut p = plan(desired, &observed, records, opts, now);
     for _ in 0..2 {
         let mut again = false;

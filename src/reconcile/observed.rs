@@ -60,6 +60,9 @@ pub struct ObservedState {
     /// What the engine answered when the previous round's create or start of a service
     /// (`project/service`) failed: a rollout fails on it at once instead of at its deadline.
     pub step_errors: BTreeMap<String, String>,
+    /// Builds that failed in the previous round, by image reference: the engine's error and
+    /// the build's last log lines. The revision that needed the image is quarantined.
+    pub build_failures: BTreeMap<String, String>,
 }
 
 /// What the previous round learnt besides the engine lists: probe verdicts and step errors.
@@ -69,6 +72,8 @@ pub struct Feedback {
     pub probes: BTreeMap<String, ProbeVerdicts>,
     /// Failed create/start steps by `project/service`.
     pub step_errors: BTreeMap<String, String>,
+    /// Failed builds by image reference (see [`ObservedState::build_failures`]).
+    pub build_failures: BTreeMap<String, String>,
 }
 
 /// berth's probe verdicts for one container.

@@ -110,6 +110,12 @@ pub enum Action {
         /// `repo:tag`.
         reference: String,
     },
+    /// Remove a built image's tag (`berth-build/...`) that no revision in the history uses
+    /// any more; the image goes with it unless something else still references it.
+    RemoveImage {
+        /// `repo:tag`.
+        reference: String,
+    },
 }
 
 impl fmt::Display for Action {
@@ -134,6 +140,7 @@ impl fmt::Display for Action {
                 short(image_id.trim_start_matches("sha256:"))
             ),
             Action::Unpin { reference } => write!(f, "unpin {reference}"),
+            Action::RemoveImage { reference } => write!(f, "remove image {reference}"),
         }
     }
 }
@@ -549,6 +556,11 @@ impl<'a> Planner<'a> {
             self.long_running(project, svc, mine);
             return;
         }
+        if let Some(note) = self.job_build_failure(project, svc) {
+            self.pending.insert(scope);
+            self.plan.notes.push(note);
+            return;
+        }
         let mut steps = Vec::new();
         let job_note = self.job_steps(project, svc, &mine, &mut steps);
         let needs_start = steps
@@ -618,6 +630,22 @@ impl<'a> Planner<'a> {
                 }
             }
             if changed != *rec {
+                let built: BTreeSet<&str> = rec
+                    .revisions
+                    .iter()
+                    .map(|r| r.image_ref.as_str())
+                    .filter(|r| crate::desired::hash::is_built_reference(r))
+                    .collect();
+                for reference in built {
+                    self.step(
+                        project,
+                        Some(service),
+                        Action::RemoveImage {
+                            reference: reference.to_string(),
+                        },
+                        "built image of a service that is no longer desired",
+                    );
+                }
                 self.plan
                     .records
                     .insert((project.clone(), service.clone()), changed);
@@ -649,6 +677,11 @@ impl<'a> Planner<'a> {
             probes: &self.observed.probes,
             restart_counts: &self.observed.restart_counts,
             step_error: self.observed.step_errors.get(&scope).map(String::as_str),
+            build_failure: svc
+                .image
+                .as_ref()
+                .and_then(|r| self.observed.build_failures.get(r))
+                .map(String::as_str),
             jobs_ran,
             now: self.now,
         });
@@ -688,7 +721,7 @@ impl<'a> Planner<'a> {
         }
         for reference in &out.pulls {
             if self.pulls.insert(normalize_reference(reference)) {
-                let (action, cause) = fetch(svc, reference);
+                let (action, cause) = fetch(svc, reference, record);
                 self.step(&project.name, Some(&svc.name), action, cause);
             }
         }
@@ -727,6 +760,63 @@ impl<'a> Planner<'a> {
         }
     }
 
+    /// A job whose image build failed does not run: its revision is quarantined (recorded,
+    /// with an event carrying the build's last lines) until the desired state changes or
+    /// `berth retry`; its dependents wait. Returns the note that blocks it.
+    fn job_build_failure(&mut self, project: &Project, svc: &Service) -> Option<Note> {
+        svc.build.as_ref()?;
+        let key = (project.name.clone(), svc.name.clone());
+        let empty = ServiceRecord::default();
+        let rec = self.records.get(&key).unwrap_or(&empty);
+        let mut changed = rec.clone();
+        changed.clear_quarantine_unless(&svc.spec_hash);
+        if let Some(t) = changed.control.retry_at {
+            changed.quarantined.retain(|q| q.since > t);
+        }
+        let reference = svc.image.as_deref().unwrap_or_default();
+        if let Some(error) = self.observed.build_failures.get(reference)
+            && !changed.is_quarantined(&svc.spec_hash)
+        {
+            let (summary, tail) = rollout::split_build_error(reference, error);
+            let reason = format!("image build failed: {summary}");
+            changed.quarantined.push(crate::store::Quarantine {
+                spec_hash: svc.spec_hash.clone(),
+                since: self.now,
+                reason: reason.clone(),
+                log: tail.clone(),
+            });
+            self.plan.events.push(Event {
+                project: project.name.clone(),
+                service: svc.name.clone(),
+                kind: super::event::EventKind::RolloutFailed,
+                revision: None,
+                message: format!(
+                    "job revision {} not run: {reason}; its dependents wait; change the desired state or `berth retry`",
+                    short(&svc.spec_hash)
+                ),
+                logs_of: None,
+                logs: tail,
+            });
+        }
+        let note = changed
+            .quarantined
+            .iter()
+            .find(|q| q.spec_hash == svc.spec_hash)
+            .map(|q| Note::Blocked {
+                project: project.name.clone(),
+                service: Some(svc.name.clone()),
+                reason: format!(
+                    "job revision {} not run: {}; change the desired state or `berth retry`",
+                    short(&svc.spec_hash),
+                    q.reason
+                ),
+            });
+        if changed != *rec {
+            self.plan.records.insert(key, changed);
+        }
+        note
+    }
+
     /// The image's ID if present; else a pull step (once per reference).
     fn image_source(&mut self, project: &str, svc: &Service, reference: &str) -> ImageSource {
         let key = normalize_reference(reference);
@@ -739,7 +829,12 @@ impl<'a> Planner<'a> {
             return ImageSource::Id(id.clone());
         }
         if self.pulls.insert(key) {
-            let (action, cause) = fetch(svc, reference);
+            let empty = ServiceRecord::default();
+            let record = self
+                .records
+                .get(&(project.to_string(), svc.name.clone()))
+                .unwrap_or(&empty);
+            let (action, cause) = fetch(svc, reference, record);
             self.step(project, Some(&svc.name), action, cause);
         }
         ImageSource::Pulled(reference.to_string())
@@ -1016,8 +1111,9 @@ fn topo_order(project: &Project) -> Vec<String> {
     out
 }
 
-/// How a missing image is fetched: built when the service builds it (`build:`), else pulled.
-fn fetch(svc: &Service, reference: &str) -> (Action, &'static str) {
+/// How a missing image is fetched: built when the service builds it (`build:`), else pulled;
+/// with the cause (for a build: what changed since the running revision's build).
+fn fetch(svc: &Service, reference: &str, record: &ServiceRecord) -> (Action, String) {
     match &svc.build {
         Some(b) if svc.image.as_deref() == Some(reference) => (
             Action::Build {
@@ -1036,14 +1132,45 @@ fn fetch(svc: &Service, reference: &str) -> (Action, &'static str) {
                     timeout: BUILD_TIMEOUT,
                 }),
             },
-            "image not built yet (new build context content)",
+            if svc.job {
+                // Jobs keep no revisions to compare with.
+                format!("job image not built yet ({})", short(&b.content_hash))
+            } else {
+                build_cause(b, record)
+            },
         ),
         _ => (
             Action::Pull {
                 reference: reference.to_string(),
             },
-            "image not present locally",
+            "image not present locally".to_string(),
         ),
+    }
+}
+
+/// Why a service's image is built: what differs from the build of the revision that runs
+/// (else the newest one built), or that there is none.
+fn build_cause(build: &crate::desired::model::Build, record: &ServiceRecord) -> String {
+    let previous = record
+        .current()
+        .filter(|r| r.build.is_some())
+        .or_else(|| record.revisions.iter().rev().find(|r| r.build.is_some()));
+    let Some((n, was)) = previous.and_then(|r| Some((r.number, r.build.as_ref()?))) else {
+        return "first build of this service's image".to_string();
+    };
+    let now = &build.parts;
+    let changed: Vec<&str> = [
+        (was.dockerfile != now.dockerfile, "Dockerfile"),
+        (was.files != now.files, "build context"),
+        (was.settings != now.settings, "build args/target/labels"),
+    ]
+    .into_iter()
+    .filter_map(|(differs, what)| differs.then_some(what))
+    .collect();
+    match changed.as_slice() {
+        [] => format!("image missing (removed since r{n} was built from the same inputs)"),
+        [one] => format!("{one} changed since r{n}"),
+        [init @ .., last] => format!("{} and {last} changed since r{n}", init.join(", ")),
     }
 }
 

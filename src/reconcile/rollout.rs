@@ -71,6 +71,9 @@ pub struct Input<'a> {
     pub restart_counts: &'a BTreeMap<String, u32>,
     /// The engine's answer when this service's create or start failed in the previous round.
     pub step_error: Option<&'a str>,
+    /// The engine's error (and the build's last log lines) when the previous round's build of
+    /// this service's desired image failed.
+    pub build_failure: Option<&'a str>,
     /// Jobs this service depends on that already ran, as `name (exit N)`: named in a revert
     /// event (their effects, such as a migration, are not undone).
     pub jobs_ran: Vec<String>,
@@ -270,10 +273,12 @@ fn pass(input: &Input<'_>, rec: &mut ServiceRecord, out: &mut Output) -> Flow {
     } else if established(rec, &target) {
         rec.active = None;
         self_heal(input, rec, &target, out)
-    } else if begin(input, rec, &target, out) {
-        advance(input, rec, out)
     } else {
-        Flow::Done
+        match begin(input, rec, &target, out) {
+            Begin::Started => advance(input, rec, out),
+            Begin::NotYet => Flow::Done,
+            Begin::Failed => Flow::Again,
+        }
     };
     if matches!(flow, Flow::Done) && rec.is_quarantined(&svc.spec_hash) && rec.active.is_none() {
         let why = rec
@@ -396,8 +401,19 @@ fn scale_down(input: &Input<'_>, out: &mut Output) {
     }
 }
 
-/// Starts a rollout towards `target`; false when it cannot start yet (image missing).
-fn begin(input: &Input<'_>, rec: &mut ServiceRecord, target: &Target, out: &mut Output) -> bool {
+/// How [`begin`] ended.
+enum Begin {
+    /// The rollout is active: advance it.
+    Started,
+    /// It cannot start yet (image missing, being looked up), or there was nothing to roll.
+    NotYet,
+    /// It failed before any container changed (the image build failed): the failure is
+    /// recorded and the next pass acts on it.
+    Failed,
+}
+
+/// Starts a rollout towards `target`.
+fn begin(input: &Input<'_>, rec: &mut ServiceRecord, target: &Target, out: &mut Output) -> Begin {
     let svc = input.svc;
     let now = input.now;
     let mine = replicas(input);
@@ -434,9 +450,15 @@ fn begin(input: &Input<'_>, rec: &mut ServiceRecord, target: &Target, out: &mut 
             let Some(images) = input.images else {
                 out.needs_inventory = true;
                 out.holds.push(Hold::Wait("looking up the image".into()));
-                return false;
+                return Begin::NotYet;
             };
             let Some(id) = images.get(&normalize_reference(&reference)) else {
+                if svc.build.is_some()
+                    && let Some(error) = input.build_failure
+                {
+                    build_failed(input, rec, target, &reference, error, out);
+                    return Begin::Failed;
+                }
                 out.pulls.push(reference.clone());
                 let how = if svc.build.is_some() {
                     "building"
@@ -446,7 +468,7 @@ fn begin(input: &Input<'_>, rec: &mut ServiceRecord, target: &Target, out: &mut 
                 out.holds.push(Hold::Wait(format!(
                     "{how} {reference} before anything is stopped"
                 )));
-                return false;
+                return Begin::NotYet;
             };
             // Containers already running this revision (berth restarted without its record,
             // or adopted): the revision is adopted as stable when all replicas run.
@@ -462,12 +484,13 @@ fn begin(input: &Input<'_>, rec: &mut ServiceRecord, target: &Target, out: &mut 
             let template = container_create(input.project, svc, 1, Role::Replica, id);
             if let Some(r) = rec.revision_mut(n) {
                 r.template = Some(template);
+                r.build = svc.build.as_ref().map(|b| b.parts.clone());
             }
             if all_there && !others {
                 let _ = rec.mark_ready(n, now);
                 let _ = rec.mark_stable(n);
                 pin(input, rec, n, out);
-                return false;
+                return Begin::NotYet;
             }
             n
         }
@@ -506,7 +529,69 @@ fn begin(input: &Input<'_>, rec: &mut ServiceRecord, target: &Target, out: &mut 
     };
     out.events
         .push(event(input, EventKind::RolloutStarted, Some(number), what));
-    true
+    Begin::Started
+}
+
+/// The build of the desired revision's image failed (in the previous round): nothing ran it
+/// yet and nothing running changed. The revision is recorded (so `berth history` shows it)
+/// and fails like a rollout: quarantined, and the service goes back to its last stable
+/// revision (which usually never stopped) or pauses, as its failure policy says. The event
+/// carries the build's last log lines.
+fn build_failed(
+    input: &Input<'_>,
+    rec: &mut ServiceRecord,
+    target: &Target,
+    reference: &str,
+    error: &str,
+    out: &mut Output,
+) {
+    let (summary, tail) = split_build_error(reference, error);
+    let n = rec.begin(&target.hash, reference, "", input.now).number;
+    if let Some(r) = rec.revision_mut(n) {
+        r.build = input.svc.build.as_ref().map(|b| b.parts.clone());
+    }
+    let mut a = Rollout {
+        revision: n,
+        kind: RolloutKind::Update,
+        started_at: input.now,
+        slots: BTreeMap::new(),
+        pre_deploy: None,
+        smoke: None,
+        paused: None,
+    };
+    let mark = out.events.len();
+    let _ = fail(
+        input,
+        rec,
+        &mut a,
+        out,
+        None,
+        format!("image build failed: {summary}; nothing running was changed"),
+    );
+    for e in &mut out.events[mark..] {
+        e.logs = tail.clone();
+    }
+    if let Some(q) = rec
+        .quarantined
+        .iter_mut()
+        .find(|q| q.spec_hash == target.hash)
+    {
+        q.log = tail;
+    }
+}
+
+/// A failed build's error as (its first line without the `failed to build image REF: `
+/// prefix, the build's last log lines).
+pub fn split_build_error(reference: &str, error: &str) -> (String, Option<String>) {
+    let (first, rest) = error.split_once('\n').unwrap_or((error, ""));
+    let prefix = format!("failed to build image {reference}: ");
+    let summary = first
+        .strip_prefix(&prefix)
+        .unwrap_or(first)
+        .trim()
+        .to_string();
+    let tail = Some(rest.trim_end().to_string()).filter(|t| !t.trim().is_empty());
+    (summary, tail)
 }
 
 /// Pins revision `n`'s image with a berth tag (idempotent on the engine).
@@ -1388,9 +1473,15 @@ fn complete(
                     input.jobs_ran.join(", ")
                 )
             };
+            // A revision whose image was never built never replaced anything.
+            let again = if rec.revision(failed).is_some_and(|r| r.image_id.is_empty()) {
+                "still runs"
+            } else {
+                "runs again"
+            };
             (
                 EventKind::Reverted,
-                format!("r{failed} failed ({reason}); r{n} runs again and is ready{jobs}"),
+                format!("r{failed} failed ({reason}); r{n} {again} and is ready{jobs}"),
             )
         }
         RolloutKind::Rollback => {
@@ -1406,10 +1497,13 @@ fn complete(
     };
     rec.active = None;
     pin(input, rec, n, out);
-    for r in rec.prune_history(DEFAULT_HISTORY_LIMIT) {
-        if let Some(reference) = r.pin {
+    let pruned = rec.prune_history(DEFAULT_HISTORY_LIMIT);
+    for r in &pruned {
+        if let Some(reference) = &r.pin {
             out.steps.push((
-                Action::Unpin { reference },
+                Action::Unpin {
+                    reference: reference.clone(),
+                },
                 format!("r{} left the history", r.number),
             ));
         }
@@ -1423,6 +1517,23 @@ fn complete(
                 svc,
                 &format!("r{n} is stable; the old container is no longer needed"),
             );
+        }
+    }
+    // Built images of revisions that left the history go last (after their pins and any
+    // container that used them), unless a revision still in the history or the desired
+    // state itself uses the same build.
+    let mut gone = std::collections::BTreeSet::new();
+    for r in &pruned {
+        let reference = r.image_ref.as_str();
+        let used = svc.image.as_deref() == Some(reference)
+            || rec.revisions.iter().any(|k| k.image_ref == reference);
+        if crate::desired::hash::is_built_reference(reference) && !used && gone.insert(reference) {
+            out.steps.push((
+                Action::RemoveImage {
+                    reference: reference.to_string(),
+                },
+                format!("r{}'s built image left the history", r.number),
+            ));
         }
     }
     out.events.push(event(input, message.0, Some(n), message.1));

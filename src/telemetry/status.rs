@@ -665,20 +665,27 @@ impl Ctx<'_> {
                 .rev()
                 .find(|r| r.spec_hash == s.spec_hash);
             let n = failed.map_or(String::new(), |r| format!("r{} ", r.number));
+            // The failed build's last lines follow on lines of their own (the table shows
+            // them under the services; the JSON carries them in the reason).
+            let log = q
+                .log
+                .as_deref()
+                .map(|l| format!("\nlast build output:\n{l}"))
+                .unwrap_or_default();
             if failed.is_some_and(|r| r.outcome == Outcome::Reverted) {
                 let current = rec
                     .current()
                     .map_or(String::new(), |c| format!("; r{} runs", c.number));
                 return (
                     Phase::Reverted,
-                    format!("{n}failed: {}{current}", q.reason),
+                    format!("{n}failed: {}{current}{log}", q.reason),
                     Some(q.since),
                 );
             }
             return (
                 Phase::Blocked,
                 format!(
-                    "{n}failed: {}; quarantined until the desired state changes or `berth retry`",
+                    "{n}failed: {}; quarantined until the desired state changes or `berth retry`{log}",
                     q.reason
                 ),
                 Some(q.since),
@@ -854,6 +861,16 @@ impl Status {
         }
         if self.services.is_empty() {
             let _ = writeln!(out, "(no services)");
+        }
+        // A reason's further lines (a failed build's last output) under the table.
+        for s in &self.services {
+            let mut extra = s.reason.lines().skip(1).peekable();
+            if extra.peek().is_some() {
+                let _ = writeln!(out, "\n{}/{}:", s.project, s.service);
+                for l in extra {
+                    let _ = writeln!(out, "  {l}");
+                }
+            }
         }
         for o in &self.orphans {
             let _ = writeln!(

@@ -150,7 +150,10 @@ pub fn convert_service(
         let mut b = read_build(&mut r, n, &what("build"), ctx)?;
         if ctx.root.is_some() {
             match context::build_hash(&b, image.as_deref()) {
-                Ok(h) => b.content_hash = h,
+                Ok((h, parts)) => {
+                    b.content_hash = h;
+                    b.parts = parts;
+                }
                 Err(e) => r.error(
                     &n.loc,
                     format!("build context {}: {}", b.context, chain(&e)),
@@ -462,6 +465,7 @@ fn read_build(r: &mut Reader<'_>, n: &Node, what: &str, ctx: &Ctx<'_>) -> Option
             .unwrap_or_default(),
         shm_size: get("shm_size").and_then(|d| r.size(d, &format!("{what}.shm_size"))),
         content_hash: String::new(),
+        parts: Default::default(),
     })
 }
 

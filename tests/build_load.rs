@@ -88,6 +88,23 @@ fn context_escaping_the_root_is_refused_with_its_position() {
 }
 
 #[test]
+fn a_refused_build_only_service_gets_one_error_not_also_no_image() {
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().join("root");
+    write(
+        &root,
+        "compose.yaml",
+        "services:\n  web:\n    build:\n      context: ../elsewhere\n",
+    );
+    std::fs::create_dir_all(t.path().join("elsewhere")).unwrap();
+    let l = load(&root, &LoadOptions::default());
+    assert_eq!(l.diagnostics.errors(), 1, "{}", l.diagnostics);
+    let d = l.diagnostics.to_string();
+    assert!(d.contains("outside the desired-state root"), "{d}");
+    assert!(!d.contains("has no image"), "{d}");
+}
+
+#[test]
 fn context_escaping_through_a_symlink_is_refused() {
     let t = tempfile::tempdir().unwrap();
     let root = t.path().join("root");

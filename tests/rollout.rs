@@ -370,7 +370,21 @@ impl Sim {
         // A build failure is reported to the round after it, once.
         self.w.build_failures.clear();
         check(&self.w);
+        // As the executor: a service whose image did not arrive (a failed build) is left
+        // untouched this round.
+        let mut untouched = std::collections::BTreeSet::new();
         for s in &p.steps {
+            if let Action::Create {
+                image: ImageSource::Pulled(r),
+                ..
+            } = &s.action
+                && !self.w.images.contains_key(r)
+            {
+                untouched.insert(s.scope());
+            }
+            if untouched.contains(&s.scope()) {
+                continue;
+            }
             self.w.step(&s.action);
             check(&self.w);
         }
@@ -1414,4 +1428,322 @@ proptest! {
             prop_assert_eq!(sim.w.containers.len(), replicas as usize);
         }
     }
+}
+
+/// A project `shop` on disk whose service `web` builds its image (`build: .`) from a context
+/// holding a Dockerfile and `app.txt`; `migrate`, when asked for, is a one-shot job built
+/// from `./migrate` that web waits for.
+struct BuiltProject {
+    dir: tempfile::TempDir,
+}
+
+impl BuiltProject {
+    fn new(with_job: bool) -> Self {
+        let p = BuiltProject {
+            dir: tempfile::tempdir().unwrap(),
+        };
+        let mut compose = String::from("name: shop\nservices:\n  web:\n    build: .\n");
+        if with_job {
+            compose.push_str(
+                "    depends_on: {migrate: {condition: service_completed_successfully}}\n  \
+                 migrate:\n    build: ./migrate\n    restart: 'no'\n",
+            );
+            p.write("migrate/Dockerfile", "FROM scratch\nCOPY run /\n");
+            p.write("migrate/run", "v1");
+        }
+        p.write("compose.yaml", &compose);
+        // The compose file is in web's context: keep it out of the image.
+        p.write(".dockerignore", "compose.yaml\n");
+        p.write("Dockerfile", "FROM scratch\nCOPY app.txt /\n");
+        p.write("app.txt", "v1");
+        p
+    }
+
+    fn write(&self, rel: &str, text: &str) {
+        let f = self.dir.path().join(rel);
+        std::fs::create_dir_all(f.parent().unwrap()).unwrap();
+        std::fs::write(f, text).unwrap();
+    }
+
+    fn desired(&self) -> DesiredState {
+        let l = berth::desired::load(self.dir.path(), &LoadOptions::default());
+        l.state.unwrap_or_else(|| panic!("{}", l.diagnostics))
+    }
+}
+
+/// The image reference `d` builds for `service`.
+fn built_ref(d: &DesiredState, service: &str) -> String {
+    d.projects["shop"].services[service].image.clone().unwrap()
+}
+
+/// The cause of the plan's build step.
+fn build_cause(p: &Plan) -> String {
+    let causes: Vec<&str> = p
+        .steps
+        .iter()
+        .filter(|s| matches!(s.action, Action::Build { .. }))
+        .map(|s| s.cause.as_str())
+        .collect();
+    assert_eq!(causes.len(), 1, "one build step expected:\n{p}");
+    causes[0].to_string()
+}
+
+const BUILD_ERROR: &str = "COPY failed: file not found in build context or excluded by .dockerignore: stat app.txt: file does not exist";
+
+/// What the engine answers for a broken build: the error, then the build's last lines.
+fn build_error(reference: &str) -> String {
+    format!(
+        "failed to build image {reference}: {BUILD_ERROR}\nStep 1/2 : FROM scratch\n ---> \nStep 2/2 : COPY app.txt /"
+    )
+}
+
+#[test]
+fn a_build_step_says_what_changed_since_the_running_revision() {
+    let proj = BuiltProject::new(false);
+    let d1 = proj.desired();
+    let mut sim = Sim::new(World::new());
+    let p = sim.round(&d1);
+    assert_eq!(
+        p.to_string().lines().next().unwrap(),
+        format!(
+            "shop/web  build {}  first build of this service's image",
+            built_ref(&d1, "web")
+        )
+    );
+    sim.converge(&d1);
+
+    proj.write("app.txt", "v2");
+    let d2 = proj.desired();
+    assert_eq!(
+        build_cause(&sim.round(&d2)),
+        "build context changed since r1"
+    );
+    sim.converge(&d2);
+
+    proj.write("Dockerfile", "FROM scratch\nCOPY app.txt /app\n");
+    let d3 = proj.desired();
+    assert_eq!(build_cause(&sim.round(&d3)), "Dockerfile changed since r2");
+    sim.converge(&d3);
+
+    proj.write("Dockerfile", "FROM scratch\nCOPY app.txt /srv/\n");
+    proj.write("extra.txt", "x");
+    let d4 = proj.desired();
+    assert_eq!(
+        build_cause(&sim.round(&d4)),
+        "Dockerfile and build context changed since r3"
+    );
+    sim.converge(&d4);
+    assert_runs(&sim.w, &d4, 1);
+
+    proj.write(
+        "compose.yaml",
+        "name: shop\nservices:\n  web:\n    build: {context: ., args: {A: '1'}}\n",
+    );
+    let d5 = proj.desired();
+    assert_eq!(
+        build_cause(&sim.round(&d5)),
+        "build args/target/labels changed since r4"
+    );
+}
+
+#[test]
+fn a_failed_build_is_quarantined_reported_with_its_last_lines_and_not_retried() {
+    let proj = BuiltProject::new(false);
+    let d1 = proj.desired();
+    let mut sim = deployed(World::new(), &d1);
+    let before = ids(&sim.w);
+
+    proj.write("app.txt", "v2 (broken)");
+    let d2 = proj.desired();
+    let r2 = built_ref(&d2, "web");
+    sim.w.failing_builds.insert(r2.clone(), build_error(&r2));
+    let mut after = Vec::new();
+    sim.converge_checked(&d2, &mut |w| after.push(ids(w)));
+
+    // Built once, never retried; nothing running changed at any point.
+    assert_eq!(sim.w.builds.iter().filter(|b| **b == r2).count(), 1);
+    assert!(after.iter().all(|i| *i == before), "web was touched");
+    assert_runs(&sim.w, &d1, 1);
+    for _ in 0..5 {
+        let p = sim.round(&d2);
+        assert!(settled(&p), "{p}");
+    }
+    assert_eq!(sim.w.builds.iter().filter(|b| **b == r2).count(), 1);
+
+    let rec = sim.record();
+    let r = rec.revision(2).expect("the failed build is recorded as r2");
+    assert_eq!(r.outcome, Outcome::Reverted);
+    assert_eq!(r.image_id, "");
+    assert_eq!(r.image_ref, r2);
+    assert_eq!(rec.current().map(|c| c.number), Some(1));
+    let q = &rec.quarantined[0];
+    assert_eq!(q.spec_hash, hash(&d2));
+    assert_eq!(
+        q.reason,
+        format!("image build failed: {BUILD_ERROR}; nothing running was changed")
+    );
+    assert_eq!(
+        q.log.as_deref(),
+        Some("Step 1/2 : FROM scratch\n ---> \nStep 2/2 : COPY app.txt /")
+    );
+
+    let failed = sim
+        .plans
+        .iter()
+        .flat_map(|p| &p.events)
+        .find(|e| e.kind == EventKind::RolloutFailed)
+        .expect("a rollout_failed event");
+    assert_eq!(
+        failed.message,
+        format!(
+            "r2 ({}) failed: image build failed: {BUILD_ERROR}; nothing running was changed; reverting to r1",
+            h12(&d2)
+        )
+    );
+    assert_eq!(failed.logs, q.log);
+    assert!(
+        sim.events().iter().any(
+            |e| e.starts_with("Reverted: r2 failed (image build failed:")
+                && e.ends_with("r1 still runs and is ready")
+        ),
+        "{:#?}",
+        sim.events()
+    );
+
+    // A fix is a new revision: the quarantine lifts and it rolls out.
+    proj.write("app.txt", "v3");
+    let d3 = proj.desired();
+    sim.converge(&d3);
+    assert_runs(&sim.w, &d3, 1);
+    assert!(sim.record().quarantined.is_empty());
+}
+
+#[test]
+fn berth_retry_builds_a_quarantined_revision_again() {
+    let proj = BuiltProject::new(false);
+    let d1 = proj.desired();
+    let mut sim = deployed(World::new(), &d1);
+    proj.write("app.txt", "v2");
+    let d2 = proj.desired();
+    let r2 = built_ref(&d2, "web");
+    sim.w.failing_builds.insert(r2.clone(), build_error(&r2));
+    sim.converge(&d2);
+    assert_eq!(sim.w.builds.iter().filter(|b| **b == r2).count(), 1);
+
+    // The base image it needed is there now; the operator says `berth retry`.
+    sim.w.failing_builds.clear();
+    sim.now += 10;
+    let key = ("shop".to_string(), "web".to_string());
+    sim.records.get_mut(&key).unwrap().control.retry_at = Some(sim.now);
+    sim.now += 1;
+    sim.converge(&d2);
+    assert_eq!(sim.w.builds.iter().filter(|b| **b == r2).count(), 2);
+    assert_runs(&sim.w, &d2, 1);
+    assert_eq!(sim.record().current().map(|c| c.number), Some(3));
+}
+
+#[test]
+fn a_first_deploy_whose_build_fails_runs_nothing_and_is_blocked() {
+    let proj = BuiltProject::new(false);
+    let d1 = proj.desired();
+    let r1 = built_ref(&d1, "web");
+    let mut w = World::new();
+    w.failing_builds.insert(r1.clone(), build_error(&r1));
+    let mut sim = Sim::new(w);
+    let p = sim.converge(&d1);
+    assert!(sim.w.web().is_empty());
+    assert_eq!(sim.w.builds, vec![r1]);
+    let blocked: Vec<String> = p.blocks().map(|n| n.to_string()).collect();
+    assert_eq!(
+        blocked,
+        vec![format!(
+            "shop/web  blocked: revision {} failed and is quarantined; there is no earlier stable revision to revert to, so what runs is left as is; change the desired state or `berth retry`",
+            h12(&d1)
+        )]
+    );
+}
+
+#[test]
+fn built_images_that_leave_the_history_are_removed() {
+    let proj = BuiltProject::new(false);
+    let mut refs = Vec::new();
+    let mut sim = Sim::new(World::new());
+    for v in 1..=8 {
+        proj.write("app.txt", &format!("v{v}"));
+        let d = proj.desired();
+        refs.push(built_ref(&d, "web"));
+        sim.converge(&d);
+        assert_runs(&sim.w, &d, 1);
+    }
+    let kept: Vec<String> = sim
+        .record()
+        .revisions
+        .iter()
+        .map(|r| r.image_ref.clone())
+        .collect();
+    assert_eq!(kept, refs[3..].to_vec(), "the newest 5 revisions are kept");
+    let built: Vec<&String> = sim
+        .w
+        .images
+        .keys()
+        .filter(|r| r.starts_with("berth-build/"))
+        .collect();
+    assert_eq!(built.len(), 5, "{built:?}");
+    assert!(kept.iter().all(|r| sim.w.images.contains_key(r)));
+    let removals: Vec<String> = sim
+        .plans
+        .iter()
+        .flat_map(|p| &p.steps)
+        .filter(|s| matches!(s.action, Action::RemoveImage { .. }))
+        .map(|s| format!("{}  {}", s.action, s.cause))
+        .collect();
+    assert_eq!(
+        removals,
+        (1..=3)
+            .map(|n| format!(
+                "remove image {}  r{n}'s built image left the history",
+                refs[n - 1]
+            ))
+            .collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn a_job_whose_build_fails_blocks_its_dependents_until_its_context_changes() {
+    let proj = BuiltProject::new(true);
+    let d1 = proj.desired();
+    let job = built_ref(&d1, "migrate");
+    let mut w = World::new();
+    w.failing_builds.insert(job.clone(), build_error(&job));
+    let mut sim = Sim::new(w);
+    let p = sim.converge(&d1);
+    assert!(sim.w.containers.is_empty(), "nothing runs");
+    assert_eq!(sim.w.builds.iter().filter(|b| **b == job).count(), 1);
+    let blocked: Vec<String> = p.blocks().map(|n| n.to_string()).collect();
+    assert!(
+        blocked.iter().any(|b| b.starts_with(&format!(
+            "shop/migrate  blocked: job revision {} not run: image build failed: {BUILD_ERROR}",
+            short(&d1.projects["shop"].services["migrate"].spec_hash)
+        ))),
+        "{blocked:#?}"
+    );
+    let failed = sim
+        .plans
+        .iter()
+        .flat_map(|p| &p.events)
+        .find(|e| e.service == "migrate" && e.kind == EventKind::RolloutFailed)
+        .expect("an event for the job");
+    assert!(failed.logs.as_deref().unwrap().contains("COPY app.txt"));
+    for _ in 0..3 {
+        assert!(settled(&sim.round(&d1)));
+    }
+    assert_eq!(sim.w.builds.iter().filter(|b| **b == job).count(), 1);
+
+    proj.write("migrate/run", "v2");
+    let d2 = proj.desired();
+    sim.converge(&d2);
+    assert_eq!(
+        sim.w.web(),
+        vec![("shop-web-1".to_string(), h12(&d2), RunState::Running)]
+    );
 }

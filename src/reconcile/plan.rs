@@ -925,6 +925,16 @@ impl<'a> Planner<'a> {
                 .filter(|c| c.identity.managed && c.identity.spec_hash == target.spec_hash)
                 .collect();
             let pending = self.pending.contains(&format!("{}/{dep}", project.name));
+            let key = (project.name.clone(), dep.clone());
+            let build_failed = self
+                .plan
+                .records
+                .get(&key)
+                .or_else(|| self.records.get(&key))
+                .is_some_and(|r| target.build.is_some() && r.is_quarantined(&target.spec_hash));
+            if target.job && build_failed {
+                return Some(format!("blocked: job {dep}'s image build failed"));
+            }
             if target.job {
                 let done = containers.iter().find(|c| c.state == RunState::Exited);
                 let exit = done

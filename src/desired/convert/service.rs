@@ -162,7 +162,8 @@ pub fn convert_service(
         }
         Some(b)
     });
-    if image.is_none() && build.is_none() {
+    // A `build:` that was refused has its own error; "no image" would only mislead.
+    if image.is_none() && at("build").is_none() {
         r.error(
             &key.loc,
             format!("service {name:?} has no image: set image: to what it runs"),

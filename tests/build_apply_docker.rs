@@ -83,6 +83,7 @@ fn build_only_service_builds_deploys_and_rebuilds_only_on_change() {
     assert_eq!(code, 0, "{out}");
     let built = format!("build berth-build/{}/web:", p.name);
     assert!(out.contains(&built), "first build shown:\n{out}");
+    assert!(out.contains("first build of this service's image"), "{out}");
     assert_eq!(version(port), "v1");
 
     let (code, out) = apply(&p, "60s");
@@ -104,6 +105,7 @@ fn build_only_service_builds_deploys_and_rebuilds_only_on_change() {
     let (code, out) = apply(&p, "120s");
     assert_eq!(code, 0, "{out}");
     assert!(out.contains(&built), "changed file, new build:\n{out}");
+    assert!(out.contains("build context changed since r1"), "{out}");
     assert_eq!(version(port), "v2");
 
     write(
@@ -113,11 +115,34 @@ fn build_only_service_builds_deploys_and_rebuilds_only_on_change() {
     );
     let (code, out) = apply(&p, "20s");
     assert_ne!(code, 0, "a failed build fails the apply:\n{out}");
+    assert!(out.contains("Dockerfile changed since r2"), "{out}");
     assert!(
-        out.contains("missing-file"),
-        "the build's error lines:\n{out}"
+        out.contains("rollout_failed: r3") && out.contains("image build failed"),
+        "the failure is an event:\n{out}"
+    );
+    assert!(
+        out.contains("last log lines:") && out.contains(": COPY missing-file /x"),
+        "the event carries the build's last lines:\n{out}"
     );
     assert_eq!(version(port), "v2", "nothing stopped");
+
+    // The failed revision is quarantined: status says so with the build's lines, and the
+    // next apply does not build it again.
+    let status = status(&p);
+    assert!(
+        status.contains("Reverted") && status.contains("r3 failed: image build failed"),
+        "{status}"
+    );
+    assert!(
+        status.contains("last build output:") && status.contains("COPY missing-file /x"),
+        "{status}"
+    );
+    let (_, out) = apply(&p, "20s");
+    assert!(
+        !out.contains(&built),
+        "a quarantined build is not retried:\n{out}"
+    );
+    assert_eq!(version(port), "v2");
     let running = docker(&[
         "ps",
         "--filter",
@@ -158,8 +183,85 @@ fn a_built_image_that_never_gets_ready_is_reverted_to_the_previous_build() {
     assert_eq!(running_image(&p), v1_image, "the v1 build runs again");
 }
 
+/// `berth status DIR` without a controller (engine + data dir).
+fn status(p: &TestProject) -> String {
+    let data: PathBuf = p.dir.parent().unwrap().join("data");
+    let o = Command::new(env!("CARGO_BIN_EXE_berth"))
+        .args(["status", "--data-dir"])
+        .arg(&data)
+        .arg(&p.dir)
+        .output()
+        .expect("run berth status");
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
 fn running_image(p: &TestProject) -> String {
     docker(&["inspect", "-f", "{{.Image}}", &format!("{}-web-1", p.name)])
         .trim()
         .to_string()
+}
+
+#[test]
+fn built_images_and_pins_of_a_service_that_left_the_desired_state_are_removed() {
+    let port = free_port();
+    let other = "  other:\n    image: berth-test-busybox:1\n    command: [sleep, '3600']\n    \
+                 network_mode: none\n    stop_signal: SIGKILL\n";
+    let yaml = format!(
+        "services:\n  web:\n    build: app\n    ports: [\"127.0.0.1:{port}:8080\"]\n{other}"
+    );
+    let p = TestProject::new("bldgc", &yaml);
+    let _images = BuiltImages(p.name.clone());
+    std::fs::create_dir_all(p.dir.join("app")).unwrap();
+    std::fs::copy("/bin/busybox", p.dir.join("app/busybox")).unwrap();
+    write(&p, "app/Dockerfile", DOCKERFILE);
+    write(&p, "app/www/version", "v1\n");
+    let (code, out) = apply(&p, "120s");
+    assert_eq!(code, 0, "{out}");
+    write(&p, "app/www/version", "v2\n");
+    let (code, out) = apply(&p, "120s");
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(version(port), "v2");
+    let built = |p: &TestProject| {
+        docker(&[
+            "images",
+            "--format",
+            "{{.Repository}}:{{.Tag}}",
+            &format!("berth-build/{}/*", p.name),
+        ])
+    };
+    assert_eq!(built(&p).split_whitespace().count(), 2, "{}", built(&p));
+    let ids: Vec<String> = built(&p)
+        .split_whitespace()
+        .map(|r| {
+            docker(&["image", "inspect", "-f", "{{.Id}}", r])
+                .trim()
+                .to_string()
+        })
+        .collect();
+
+    // web leaves the project: its container goes, then its pins and built images.
+    write(&p, "compose.yaml", &format!("services:\n{other}"));
+    let (code, out) = apply(&p, "60s");
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("remove image berth-build/"), "{out}");
+    assert_eq!(built(&p).trim(), "", "built images removed:\n{out}");
+    let pins = docker(&[
+        "ps",
+        "-a",
+        "--filter",
+        &format!("name=berth-pin.{}.web", p.name),
+        "--format",
+        "{{.Names}}",
+    ]);
+    assert_eq!(pins.trim(), "", "pin containers removed");
+    for id in ids {
+        let gone = Command::new("docker")
+            .args(["image", "inspect", &id])
+            .output()
+            .unwrap();
+        assert!(
+            !gone.status.success(),
+            "image {id} deleted, not only untagged"
+        );
+    }
 }

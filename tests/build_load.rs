@@ -250,3 +250,54 @@ fn missing_dockerfile_is_a_positioned_error() {
         "{d}"
     );
 }
+
+#[test]
+fn build_timeout_is_read_from_x_berth_with_a_default_and_zero_is_refused() {
+    let t = tempfile::tempdir().unwrap();
+    write(t.path(), "Dockerfile", "FROM scratch\n");
+    write(
+        t.path(),
+        "compose.yaml",
+        "name: shop\nx-berth: {build_timeout: 5m}\nservices:\n  a: {build: .}\n  \
+         b: {build: ., x-berth: {build_timeout: 90s}}\n  c: {image: 'app:1'}\n",
+    );
+    let l = load(t.path(), &LoadOptions::default());
+    let state = l.state.unwrap_or_else(|| panic!("{}", l.diagnostics));
+    let s = &state.projects["shop"].services;
+    assert_eq!(
+        s["a"].berth.build_timeout,
+        std::time::Duration::from_secs(300)
+    );
+    assert_eq!(
+        s["b"].berth.build_timeout,
+        std::time::Duration::from_secs(90)
+    );
+
+    write(
+        t.path(),
+        "compose.yaml",
+        "name: shop\nservices:\n  a:\n    build: .\n    x-berth: {build_timeout: 0s}\n",
+    );
+    let d = load(t.path(), &LoadOptions::default())
+        .diagnostics
+        .to_string();
+    assert!(
+        d.starts_with(
+            "compose.yaml:5:30: error: services.a.x-berth.build_timeout must be longer than 0"
+        ),
+        "{d}"
+    );
+
+    write(
+        t.path(),
+        "compose.yaml",
+        "name: shop\nservices:\n  a: {build: .}\n",
+    );
+    let l = load(t.path(), &LoadOptions::default());
+    assert_eq!(
+        l.state.unwrap().projects["shop"].services["a"]
+            .berth
+            .build_timeout,
+        std::time::Duration::from_secs(30 * 60)
+    );
+}

@@ -358,3 +358,109 @@ async fn a_pin_holder_left_by_a_lost_data_dir_is_replaced_not_trusted() {
         .unwrap();
     assert_eq!(holder.image_id, "sha256:app1");
 }
+
+/// Project `shop` on disk with built services `a`, `b`, `c` (each `build: ./<name>`).
+fn built_stack() -> (tempfile::TempDir, DesiredState) {
+    let t = tempfile::tempdir().unwrap();
+    let mut yaml = String::from("name: shop\nx-berth: {min_ready: 0s}\nservices:\n");
+    for s in ["a", "b", "c"] {
+        yaml.push_str(&format!("  {s}: {{build: ./{s}}}\n"));
+        std::fs::create_dir_all(t.path().join(s)).unwrap();
+        std::fs::write(
+            t.path().join(s).join("Dockerfile"),
+            format!("FROM scratch\nLABEL s={s}\n"),
+        )
+        .unwrap();
+    }
+    std::fs::write(t.path().join("compose.yaml"), yaml).unwrap();
+    let l = berth::desired::load(t.path(), &LoadOptions::default());
+    let d = l.state.unwrap_or_else(|| panic!("{}", l.diagnostics));
+    (t, d)
+}
+
+#[tokio::test]
+async fn builds_run_two_at_a_time_whatever_the_service_parallelism() {
+    let (_t, d) = built_stack();
+    let engine = Arc::new(FakeEngine::new());
+    engine.set_build_time(Duration::from_millis(100));
+    let report = apply(
+        &engine,
+        &d,
+        ApplyOptions {
+            timeout: Duration::from_secs(5),
+            parallelism: 8,
+            ..opts()
+        },
+        &Arc::new(AtomicBool::new(false)),
+        None,
+        |_| {},
+    )
+    .await
+    .expect("apply");
+    assert!(report.converged, "{report:?}");
+    let builds = engine
+        .calls()
+        .iter()
+        .filter(|c| c.starts_with("build_image"))
+        .count();
+    assert_eq!(builds, 3);
+    assert_eq!(
+        engine.builds_peak(),
+        berth::reconcile::execute::BUILD_PARALLELISM
+    );
+}
+
+#[tokio::test]
+async fn a_failed_build_is_quarantined_through_the_store_and_not_built_again() {
+    let (_t, d) = built_stack();
+    let data = tempfile::tempdir().unwrap();
+    let store = berth::store::Store::open(data.path()).unwrap();
+    let engine = Arc::new(FakeEngine::new());
+    let a = d.projects["shop"].services["a"].image.clone().unwrap();
+    engine.fail_next(
+        &format!("build_image {a}"),
+        Fault::Failed("COPY failed: no such file\nStep 1/2 : FROM scratch".into()),
+    );
+    let report = run_with(&engine, &d, &store).await;
+    assert!(!report.converged);
+    let failed = report
+        .events
+        .iter()
+        .find(|e| e.service == "a" && e.kind == berth::reconcile::event::EventKind::RolloutFailed)
+        .unwrap_or_else(|| panic!("{:#?}", report.events));
+    assert!(
+        failed
+            .message
+            .contains("image build failed: COPY failed: no such file"),
+        "{}",
+        failed.message
+    );
+    assert_eq!(failed.logs.as_deref(), Some("Step 1/2 : FROM scratch"));
+    let names: Vec<String> = replicas(&engine).into_iter().map(|c| c.name).collect();
+    assert_eq!(
+        names,
+        vec!["shop-b-1", "shop-c-1"],
+        "b and c run; a has nothing"
+    );
+
+    // A later apply (a new process: only the store remembers) does not build it again.
+    engine.clear_calls();
+    let report = run_with(&engine, &d, &store).await;
+    assert!(
+        !engine.calls().iter().any(|c| c.starts_with("build_image")),
+        "{:#?}",
+        engine.calls()
+    );
+    assert!(
+        report
+            .blocked
+            .iter()
+            .any(|(n, _)| n.to_string().starts_with("shop/a  blocked: revision"))
+    );
+    assert!(
+        store
+            .load("shop", "a")
+            .unwrap()
+            .is_quarantined(&d.projects["shop"].services["a"].spec_hash)
+    );
+}

@@ -450,6 +450,9 @@ pub struct BerthPolicy {
     pub pre_deploy: Option<Smoke>,
     /// Keep the service exactly as it runs now.
     pub hold: bool,
+    /// The limit of one build of the service's image (`build:`); a build that takes longer
+    /// fails.
+    pub build_timeout: Duration,
 }
 
 /// What a probe checks.

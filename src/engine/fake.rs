@@ -232,6 +232,11 @@ struct State {
     faults: Vec<(String, Fault)>,
     events: Vec<EngineEvent>,
     subscribers: Vec<Subscriber>,
+    /// How long a build takes.
+    build_time: std::time::Duration,
+    /// Builds under way now, and the most there ever were at once.
+    builds_running: usize,
+    builds_peak: usize,
 }
 
 impl State {
@@ -416,6 +421,16 @@ impl FakeEngine {
         self.lock()
             .registry
             .insert(reference.to_owned(), id.to_owned());
+    }
+
+    /// Makes every build take `time` (to see how many run at once).
+    pub fn set_build_time(&self, time: std::time::Duration) {
+        self.lock().build_time = time;
+    }
+
+    /// The most builds that ever ran at once.
+    pub fn builds_peak(&self) -> usize {
+        self.lock().builds_peak
     }
 
     /// Makes the next call whose log line starts with `op_prefix` (`"start_container"`,
@@ -622,8 +637,18 @@ impl Engine for FakeEngine {
     }
 
     async fn build_image(&self, spec: &BuildSpec) -> EngineResult<String> {
+        let time = {
+            let mut s = self.lock();
+            s.enter("build_image", Some(&spec.tag))?;
+            s.builds_running += 1;
+            s.builds_peak = s.builds_peak.max(s.builds_running);
+            s.build_time
+        };
+        if !time.is_zero() {
+            tokio::time::sleep(time).await;
+        }
         let mut s = self.lock();
-        s.enter("build_image", Some(&spec.tag))?;
+        s.builds_running -= 1;
         let id = s.new_id('i');
         add_local_image(&mut s, &spec.tag, &id);
         Ok(id)

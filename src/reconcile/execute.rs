@@ -1,10 +1,11 @@
 //! Carries a [`Plan`] out against the engine — the only code that changes Docker.
 //!
-//! Order: project objects (networks, volumes), then pulls in parallel, then each service in
-//! parallel up to a bound: first its changed record is saved (write-ahead: a crash after this
-//! point replays the decision, never loses it), then the last log lines of containers its
-//! events are about are fetched (before a step removes them), then its steps in order. A
-//! failing step stops the rest of its own service only; every other service goes on.
+//! Order: project objects (networks, volumes), then pulls and builds in parallel (builds at
+//! most [`BUILD_PARALLELISM`] at a time), then each service in parallel up to a bound: first
+//! its changed record is saved (write-ahead: a crash after this point replays the decision,
+//! never loses it), then the last log lines of containers its events are about are fetched
+//! (before a step removes them), then its steps in order. A failing step stops the rest of its
+//! own service only; every other service goes on.
 //! Idempotent outcomes (404 on remove/stop, 304 on start/stop) count as done. Between steps a
 //! stop request is honoured, so a signal never leaves a half-made container (at worst a
 //! created one, which the next round starts).
@@ -21,6 +22,9 @@ use super::event::{Event, Severity};
 use super::plan::{Action, ImageSource, Plan, Step};
 use crate::engine::{Engine, EngineError};
 use crate::store::{ServiceRecord, Store};
+
+/// Image builds run at once at most (pulls are bounded by the service parallelism).
+pub const BUILD_PARALLELISM: usize = 2;
 
 /// What happened.
 #[derive(Debug, Default)]
@@ -103,8 +107,10 @@ pub async fn execute<E: Engine>(
         record(&mut out, s, r);
     }
 
-    // Pulls: all in parallel (bounded), before any container is touched.
+    // Pulls and builds: in parallel (bounded; builds, which load the host's CPU and disk, by
+    // their own smaller bound), before any container is touched.
     let sem = Arc::new(Semaphore::new(parallelism.max(1)));
+    let builds = Arc::new(Semaphore::new(BUILD_PARALLELISM));
     let mut pulls_set = tokio::task::JoinSet::new();
     for s in pulls {
         let (reference, build) = match &s.action {
@@ -112,7 +118,8 @@ pub async fn execute<E: Engine>(
             Action::Build { reference, spec } => (reference.clone(), Some(spec.clone())),
             _ => continue,
         };
-        let (engine, sem, step) = (engine.clone(), sem.clone(), s.clone());
+        let bound = if build.is_some() { &builds } else { &sem };
+        let (engine, sem, step) = (engine.clone(), bound.clone(), s.clone());
         pulls_set.spawn(
             async move {
                 let _permit = sem.acquire_owned().await;

@@ -1139,7 +1139,7 @@ fn fetch(svc: &Service, reference: &str, record: &ServiceRecord) -> (Action, Str
                     network: b.network.clone(),
                     extra_hosts: b.extra_hosts.clone(),
                     shm_size: b.shm_size,
-                    timeout: BUILD_TIMEOUT,
+                    timeout: svc.berth.build_timeout,
                 }),
             },
             if svc.job {
@@ -1183,6 +1183,3 @@ fn build_cause(build: &crate::desired::model::Build, record: &ServiceRecord) -> 
         [init @ .., last] => format!("{} and {last} changed since r{n}", init.join(", ")),
     }
 }
-
-/// The limit of one image build.
-pub const BUILD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30 * 60);

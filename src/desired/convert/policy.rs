@@ -29,7 +29,11 @@ pub const BERTH_KEYS: &[&str] = &[
     "smoke",
     "pre_deploy",
     "hold",
+    "build_timeout",
 ];
+
+/// Default limit of one image build (`x-berth.build_timeout`).
+pub const DEFAULT_BUILD_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 
 /// What `deploy:` says.
 pub struct Deploy {
@@ -316,6 +320,20 @@ pub fn read_berth(
     let hold = get("hold")
         .and_then(|n| r.bool(n, &w("hold")))
         .unwrap_or(false);
+    let build_timeout = match get("build_timeout") {
+        Some(n) => match r.duration(n, &w("build_timeout")) {
+            Some(d) if d.is_zero() => {
+                r.error(
+                    &n.loc,
+                    format!("{} must be longer than 0", w("build_timeout")),
+                );
+                DEFAULT_BUILD_TIMEOUT
+            }
+            Some(d) => d,
+            None => DEFAULT_BUILD_TIMEOUT,
+        },
+        None => DEFAULT_BUILD_TIMEOUT,
+    };
     BerthRead {
         policy: BerthPolicy {
             readiness,
@@ -324,6 +342,7 @@ pub fn read_berth(
             smoke,
             pre_deploy,
             hold,
+            build_timeout,
         },
         min_ready,
         progress_deadline,

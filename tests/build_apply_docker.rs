@@ -265,3 +265,21 @@ fn built_images_and_pins_of_a_service_that_left_the_desired_state_are_removed() 
         );
     }
 }
+
+#[test]
+fn a_dockerfile_beside_the_context_is_built() {
+    let port = free_port();
+    let yaml = format!(
+        "services:\n  web:\n    build: {{context: app, dockerfile: ../web.Dockerfile}}\n    \
+         ports: [\"127.0.0.1:{port}:8080\"]\n"
+    );
+    let p = TestProject::new("bldbeside", &yaml);
+    let _images = BuiltImages(p.name.clone());
+    std::fs::create_dir_all(p.dir.join("app")).unwrap();
+    std::fs::copy("/bin/busybox", p.dir.join("app/busybox")).unwrap();
+    write(&p, "web.Dockerfile", DOCKERFILE);
+    write(&p, "app/www/version", "beside\n");
+    let (code, out) = apply(&p, "120s");
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(version(port), "beside");
+}

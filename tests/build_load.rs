@@ -301,3 +301,37 @@ fn build_timeout_is_read_from_x_berth_with_a_default_and_zero_is_refused() {
         std::time::Duration::from_secs(30 * 60)
     );
 }
+
+#[test]
+fn a_dockerfile_beside_the_context_is_sent_by_its_text_and_one_outside_the_root_is_refused() {
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().join("root");
+    write(&root, "app/main.txt", "x");
+    write(&root, "Dockerfile.web", "FROM scratch\nCOPY main.txt /\n");
+    write(
+        &root,
+        "compose.yaml",
+        "services:\n  web:\n    build:\n      context: app\n      dockerfile: ../Dockerfile.web\n",
+    );
+    let b = build_of(&root, "web");
+    assert_eq!(
+        b.dockerfile_inline.as_deref(),
+        Some("FROM scratch\nCOPY main.txt /\n")
+    );
+
+    // A symlink in the context that leads out of the root is refused, not followed.
+    write(t.path(), "outside/Dockerfile", "FROM scratch\n");
+    std::os::unix::fs::symlink(t.path().join("outside/Dockerfile"), root.join("app/Df")).unwrap();
+    write(
+        &root,
+        "compose.yaml",
+        "services:\n  web:\n    build:\n      context: app\n      dockerfile: Df\n",
+    );
+    let d = load(&root, &LoadOptions::default()).diagnostics.to_string();
+    assert!(
+        d.starts_with(
+            "compose.yaml:5:19: error: services.web.build.dockerfile \"Df\" is outside the desired-state root"
+        ),
+        "{d}"
+    );
+}

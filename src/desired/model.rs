@@ -161,7 +161,9 @@ pub struct Build {
     pub context_dir: PathBuf,
     /// Dockerfile path relative to the context, as written (`Dockerfile` when unset).
     pub dockerfile: Option<String>,
-    /// `dockerfile_inline`: the Dockerfile's text (wins over `dockerfile`).
+    /// `dockerfile_inline`: the Dockerfile's text (wins over `dockerfile`). Also the text of
+    /// a `dockerfile` that lies outside the context (inside the root): the engine only sees
+    /// the context, so such a Dockerfile is sent by its text.
     pub dockerfile_inline: Option<String>,
     /// Build arguments (`args`); a key without a value takes it from the variables.
     pub args: BTreeMap<String, String>,

@@ -435,21 +435,36 @@ fn read_build(r: &mut Reader<'_>, n: &Node, what: &str, ctx: &Ctx<'_>) -> Option
         })
         .unwrap_or_default();
     let dockerfile = get("dockerfile").and_then(|d| r.string(d, &format!("{what}.dockerfile")));
-    if let (Some(d), Some(df)) = (get("dockerfile"), &dockerfile) {
+    let mut dockerfile_inline =
+        get("dockerfile_inline").and_then(|d| r.string(d, &format!("{what}.dockerfile_inline")));
+    if let (Some(d), Some(df), Some(root)) = (get("dockerfile"), &dockerfile, ctx.root) {
         let full = normalize(&context_dir.join(df));
-        if ctx.root.is_some_and(|root| !full.starts_with(root)) {
+        // Through symlinks too: the engine could not read such a file, and berth must not.
+        let resolved = full.canonicalize().ok();
+        if !full.starts_with(root) || resolved.as_ref().is_some_and(|p| !p.starts_with(root)) {
             r.error(
                 &d.loc,
                 format!("{what}.dockerfile {df:?} is outside the desired-state root"),
             );
+        } else if let Some(path) = resolved.filter(|p| !p.starts_with(&context_dir))
+            && dockerfile_inline.is_none()
+        {
+            // The engine sees only the context; a Dockerfile beside it (compose allows that)
+            // is sent by its text, as `dockerfile_inline` is.
+            match std::fs::read_to_string(&path) {
+                Ok(text) => dockerfile_inline = Some(text),
+                Err(e) => r.error(
+                    &d.loc,
+                    format!("failed to read {what}.dockerfile {df:?}: {e}"),
+                ),
+            }
         }
     }
     Some(Build {
         context,
         context_dir,
         dockerfile,
-        dockerfile_inline: get("dockerfile_inline")
-            .and_then(|d| r.string(d, &format!("{what}.dockerfile_inline"))),
+        dockerfile_inline,
         args,
         target: get("target").and_then(|d| r.string(d, &format!("{what}.target"))),
         labels: get("labels")

@@ -366,7 +366,12 @@ pub fn history(name: &ServiceRef, rec: &ServiceRecord, now: u64) -> String {
             ]);
         }
         table(&mut out, &rows);
-        for r in rec.revisions.iter().filter(|r| r.template.is_none()) {
+        // A revision whose image build failed has neither image nor template: nothing to say.
+        for r in rec
+            .revisions
+            .iter()
+            .filter(|r| r.template.is_none() && !r.image_id.is_empty())
+        {
             let _ = writeln!(
                 out,
                 "  r{}: no recorded template (adopted from containers berth did not create): a rollback to it works only while its kept container exists",

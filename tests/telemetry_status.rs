@@ -117,8 +117,10 @@ fn world(d: &DesiredState) -> (ObservedState, Records) {
         },
     );
     let mut failed = revision(2, &hash(d, "api"), "api:3", Outcome::Reverted, T0 - 900);
-    failed.reason =
-        Some("not ready within progress_deadline (2m): Docker health is starting".to_string());
+    failed.reason = Some(
+        "image build failed: COPY failed: stat missing: file does not exist; nothing running was changed"
+            .to_string(),
+    );
     records.insert(
         key("api"),
         ServiceRecord {
@@ -129,8 +131,8 @@ fn world(d: &DesiredState) -> (ObservedState, Records) {
             quarantined: vec![Quarantine {
                 spec_hash: hash(d, "api"),
                 since: T0 - 700,
-                reason: "not ready within progress_deadline (2m): Docker health is starting".into(),
-                log: None,
+                reason: "image build failed: COPY failed: stat missing: file does not exist; nothing running was changed".into(),
+                log: Some("Step 1/2 : FROM scratch\n ---> \nStep 2/2 : COPY missing /x".into()),
             }],
             ..ServiceRecord::default()
         },

@@ -862,22 +862,23 @@ impl Status {
         if self.services.is_empty() {
             let _ = writeln!(out, "(no services)");
         }
-        // A reason's further lines (a failed build's last output) under the table.
-        for s in &self.services {
-            let mut extra = s.reason.lines().skip(1).peekable();
-            if extra.peek().is_some() {
-                let _ = writeln!(out, "\n{}/{}:", s.project, s.service);
-                for l in extra {
-                    let _ = writeln!(out, "  {l}");
-                }
-            }
-        }
+
         for o in &self.orphans {
             let _ = writeln!(
                 out,
                 "{}: orphaned, {} container(s) of a project no longer in the desired state (--prune removes them)",
                 o.project, o.containers
             );
+        }
+        // A reason's further lines (a failed build's last output) under the table.
+        for s in &self.services {
+            let mut extra = s.reason.lines().skip(1).peekable();
+            if extra.peek().is_some() {
+                let _ = writeln!(out, "\n{}/{}:", s.project, s.service);
+                for l in extra {
+                    let _ = writeln!(out, "  {}", l.trim_end());
+                }
+            }
         }
         if !src.diagnostics.is_empty() {
             out.push('\n');

@@ -206,8 +206,11 @@ fn built_images_and_pins_of_a_service_that_left_the_desired_state_are_removed() 
     let port = free_port();
     let other = "  other:\n    image: berth-test-busybox:1\n    command: [sleep, '3600']\n    \
                  network_mode: none\n    stop_signal: SIGKILL\n";
+    // The label makes the images this test's own: identical builds elsewhere would share
+    // their image IDs (the engine's build cache), and those must not count here.
     let yaml = format!(
-        "services:\n  web:\n    build: app\n    ports: [\"127.0.0.1:{port}:8080\"]\n{other}"
+        "services:\n  web:\n    build:\n      context: app\n      labels:\n        \
+         berthtest.build: \"{{name}}\"\n    ports: [\"127.0.0.1:{port}:8080\"]\n{other}"
     );
     let p = TestProject::new("bldgc", &yaml);
     let _images = BuiltImages(p.name.clone());

@@ -220,8 +220,10 @@ impl Stamp {
     }
 }
 
-/// Per context directory: each file's stamp and content digest from the last hash.
-type Cache = HashMap<PathBuf, HashMap<String, (Stamp, [u8; 32])>>;
+/// Per context directory: each file's stamp and content digest from the last hash. Shared
+/// (`Arc`), so that two loads hashing one context at once (the source watcher's and the
+/// controller's) both start from it instead of one of them re-reading every file.
+type Cache = HashMap<PathBuf, std::sync::Arc<HashMap<String, (Stamp, [u8; 32])>>>;
 
 fn cache() -> &'static Mutex<Cache> {
     static CACHE: OnceLock<Mutex<Cache>> = OnceLock::new();
@@ -299,8 +301,8 @@ pub fn build_hash(
     let mut files = Sha256::new();
     let previous = cache()
         .lock()
-        .map(|mut c| c.remove(dir))
-        .unwrap_or_default()
+        .ok()
+        .and_then(|c| c.get(dir).cloned())
         .unwrap_or_default();
     let mut next = HashMap::with_capacity(list.len());
     for e in &list {
@@ -336,7 +338,7 @@ pub fn build_hash(
         }
     }
     if let Ok(mut c) = cache().lock() {
-        c.insert(dir.clone(), next);
+        c.insert(dir.clone(), std::sync::Arc::new(next));
     }
     let parts = BuildParts {
         dockerfile: dockerfile_part,

@@ -123,20 +123,22 @@ pub async fn execute<E: Engine>(
         pulls_set.spawn(
             async move {
                 let _permit = sem.acquire_owned().await;
+                let started = Instant::now();
                 let r = match build {
                     Some(spec) => engine.build_image(&spec).await,
                     None => engine.pull_image(&reference).await,
                 };
-                (step, reference, r)
+                (step, reference, r, started.elapsed().as_millis() as u64)
             }
             .instrument(tracing::Span::current()),
         );
     }
     let mut pulled = BTreeMap::new();
     while let Some(joined) = pulls_set.join_next().await {
-        let Ok((step, reference, r)) = joined else {
+        let Ok((step, reference, r, ms)) = joined else {
             continue;
         };
+        tracing::info!(step = %describe(&step), cause = %step.cause, ms, ok = r.is_ok(), "step");
         fault_point(&describe(&step));
         match r {
             Ok(id) => {

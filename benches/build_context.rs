@@ -12,7 +12,8 @@
 //!
 //! Run: `cargo bench --bench build_context`. On the issue-8 machine (load average ~7 from
 //! other work): no-op load of the 10,000-file context 34 ms median (cold 116 ms); the load
-//! that sees a one-file change in the 50 MB context 1.1 ms.
+//! that sees a one-file change in the 50 MB context 1.1 ms. Again after the build-parts
+//! digests were added (load average ~1.5): 30.2 ms median (max 32.1, cold 89.2), 1.3 ms.
 
 use std::path::Path;
 use std::time::{Duration, Instant};

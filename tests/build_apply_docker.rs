@@ -286,3 +286,117 @@ fn a_dockerfile_beside_the_context_is_built() {
     assert_eq!(code, 0, "{out}");
     assert_eq!(version(port), "beside");
 }
+
+/// `berth run`, killed on drop.
+struct Running(std::process::Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn wait_until(what: &str, limit: std::time::Duration, mut f: impl FnMut() -> bool) {
+    let start = std::time::Instant::now();
+    while start.elapsed() < limit {
+        if f() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("timed out after {limit:?} waiting for {what}");
+}
+
+#[test]
+fn the_controller_quarantines_a_failed_build_and_builds_the_fix() {
+    use std::time::Duration;
+    let port = free_port();
+    let listen = free_port();
+    let yaml = format!(
+        "services:\n  web:\n    build:\n      context: app\n      labels:\n        \
+         berthtest.build: \"{{name}}\"\n    ports: [\"127.0.0.1:{port}:8080\"]\n    \
+         x-berth: {{min_ready: 0s}}\n"
+    );
+    let p = TestProject::new("bldrun", &yaml);
+    let _images = BuiltImages(p.name.clone());
+    std::fs::create_dir_all(p.dir.join("app")).unwrap();
+    std::fs::copy("/bin/busybox", p.dir.join("app/busybox")).unwrap();
+    write(&p, "app/Dockerfile", DOCKERFILE);
+    write(&p, "app/www/version", "v1\n");
+    let data: PathBuf = p.dir.parent().unwrap().join("data");
+    let child = Command::new(env!("CARGO_BIN_EXE_berth"))
+        .args([
+            "run",
+            "--resync",
+            "1s",
+            "--listen",
+            &format!("127.0.0.1:{listen}"),
+        ])
+        .arg("--dir")
+        .arg(&p.dir)
+        .arg("--data-dir")
+        .arg(&data)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut running = Running(child);
+    let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let stderr = running.0.stderr.take().unwrap();
+    let sink = log.clone();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            sink.lock().unwrap().push(line);
+        }
+    });
+    wait_until("v1 to serve", Duration::from_secs(90), || {
+        version(port) == "v1"
+    });
+
+    // Break the build: the controller builds it once, quarantines it and keeps v1.
+    let mark = log.lock().unwrap().len();
+    write(
+        &p,
+        "app/Dockerfile",
+        "FROM scratch\nCOPY busybox /bin/busybox\nCOPY missing-file /x\n",
+    );
+    let since = |mark: usize, needle: &str| {
+        log.lock().unwrap()[mark..]
+            .iter()
+            .filter(|l| l.contains(needle))
+            .count()
+    };
+    wait_until("the reverted event", Duration::from_secs(60), || {
+        since(mark, "reverted: r2 failed (image build failed") == 1
+    });
+    // Several resyncs later: still one build of it, and v1 serves.
+    std::thread::sleep(Duration::from_secs(4));
+    let plans: Vec<String> = log.lock().unwrap()[mark..]
+        .iter()
+        .filter(|l| l.contains("plan: ") && l.contains(" build berth-build/"))
+        .cloned()
+        .collect();
+    assert_eq!(plans.len(), 1, "built once, not retried: {plans:#?}");
+    assert_eq!(version(port), "v1");
+    let status = Command::new(env!("CARGO_BIN_EXE_berth"))
+        .args(["status", "--server", &format!("http://127.0.0.1:{listen}")])
+        .output()
+        .unwrap();
+    let status = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        status.contains("Reverted") && status.contains("last build output:"),
+        "{status}"
+    );
+
+    // The fix is a new revision: built and rolled out.
+    write(&p, "app/Dockerfile", DOCKERFILE);
+    write(&p, "app/www/version", "v3\n");
+    wait_until("v3 to serve", Duration::from_secs(90), || {
+        version(port) == "v3"
+    });
+}

@@ -11,7 +11,7 @@ mod support {
 use std::path::PathBuf;
 use std::process::Command;
 
-use support::world::{TestProject, docker, free_port, http_get};
+use support::world::{BerthProcess, TestProject, docker, free_port, http_get, wait_until};
 
 /// Removes the test's built images after its containers are gone (declare it first).
 struct BuiltImages(String);
@@ -287,27 +287,6 @@ fn a_dockerfile_beside_the_context_is_built() {
     assert_eq!(version(port), "beside");
 }
 
-/// `berth run`, killed on drop.
-struct Running(std::process::Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn wait_until(what: &str, limit: std::time::Duration, mut f: impl FnMut() -> bool) {
-    let start = std::time::Instant::now();
-    while start.elapsed() < limit {
-        if f() {
-            return;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    panic!("timed out after {limit:?} waiting for {what}");
-}
-
 #[test]
 fn the_controller_quarantines_a_failed_build_and_builds_the_fix() {
     use std::time::Duration;
@@ -325,61 +304,39 @@ fn the_controller_quarantines_a_failed_build_and_builds_the_fix() {
     write(&p, "app/Dockerfile", DOCKERFILE);
     write(&p, "app/www/version", "v1\n");
     let data: PathBuf = p.dir.parent().unwrap().join("data");
-    let child = Command::new(env!("CARGO_BIN_EXE_berth"))
-        .args([
-            "run",
-            "--resync",
-            "1s",
-            "--listen",
-            &format!("127.0.0.1:{listen}"),
-        ])
-        .arg("--dir")
-        .arg(&p.dir)
-        .arg("--data-dir")
-        .arg(&data)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut running = Running(child);
-    let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
-    let stderr = running.0.stderr.take().unwrap();
-    let sink = log.clone();
-    std::thread::spawn(move || {
-        use std::io::BufRead;
-        for line in std::io::BufReader::new(stderr)
-            .lines()
-            .map_while(Result::ok)
-        {
-            sink.lock().unwrap().push(line);
-        }
-    });
+    let listen_at = format!("127.0.0.1:{listen}");
+    let run = BerthProcess::spawn([
+        "run",
+        "--resync",
+        "1s",
+        "--listen",
+        &listen_at,
+        "--dir",
+        p.dir.to_str().unwrap(),
+        "--data-dir",
+        data.to_str().unwrap(),
+    ]);
     wait_until("v1 to serve", Duration::from_secs(90), || {
         version(port) == "v1"
     });
 
     // Break the build: the controller builds it once, quarantines it and keeps v1.
-    let mark = log.lock().unwrap().len();
+    let mark = run.lines();
     write(
         &p,
         "app/Dockerfile",
         "FROM scratch\nCOPY busybox /bin/busybox\nCOPY missing-file /x\n",
     );
-    let since = |mark: usize, needle: &str| {
-        log.lock().unwrap()[mark..]
-            .iter()
-            .filter(|l| l.contains(needle))
-            .count()
-    };
     wait_until("the reverted event", Duration::from_secs(60), || {
-        since(mark, "reverted: r2 failed (image build failed") == 1
+        !run.since(mark, "reverted: r2 failed (image build failed")
+            .is_empty()
     });
     // Several resyncs later: still one build of it, and v1 serves.
     std::thread::sleep(Duration::from_secs(4));
-    let plans: Vec<String> = log.lock().unwrap()[mark..]
-        .iter()
-        .filter(|l| l.contains("plan: ") && l.contains(" build berth-build/"))
-        .cloned()
+    let plans: Vec<String> = run
+        .since(mark, "plan: ")
+        .into_iter()
+        .filter(|l| l.contains(" build berth-build/"))
         .collect();
     assert_eq!(plans.len(), 1, "built once, not retried: {plans:#?}");
     assert_eq!(version(port), "v1");

@@ -16,9 +16,9 @@ mod support {
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use support::world::{TestProject, docker, free_port, http_get};
+use support::world::{TestProject, docker, free_port, http_get, wait_until};
 
 /// A project plus everything berth builds and pins for it, removed on drop: containers first,
 /// then the images they held.
@@ -205,17 +205,6 @@ fn version(port: u16) -> String {
     http_get(port, "/version", 10_000)
         .map(|(_, b)| b.trim().to_string())
         .unwrap_or_default()
-}
-
-fn wait_until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while start.elapsed() < limit {
-        if f() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("timed out after {limit:?} waiting for {what}");
 }
 
 /// Names of all containers (any project) created from image `id`, sorted.

@@ -7,31 +7,10 @@ mod support {
 }
 
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output};
+use std::time::Duration;
 
-use support::world::TestProject;
-
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn wait_until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !f() {
-        assert!(
-            start.elapsed() < limit,
-            "timed out after {limit:?} waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
+use support::world::{BerthProcess, TestProject, wait_until};
 
 fn berth(args: &[&str], data: &Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_berth"))
@@ -62,29 +41,18 @@ fn outcomes(service: &str, data: &Path) -> Vec<String> {
 fn hold_wakes_the_controller_keeps_the_service_and_release_rolls_out() {
     let p = TestProject::new("ctl", "services:\n  a:\n    image: berth-test-busybox:1\n");
     let data = p.dir.parent().unwrap().join("data");
-    let child = Command::new(env!("CARGO_BIN_EXE_berth"))
-        .args(["-vv", "run", "--resync", "600s", "--dir"])
-        .arg(&p.dir)
-        .arg("--data-dir")
-        .arg(&data)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut running = Running(child);
-    let pid = running.0.id();
-    let log = Arc::new(Mutex::new(Vec::<String>::new()));
-    let stderr = running.0.stderr.take().unwrap();
-    let sink = log.clone();
-    std::thread::spawn(move || {
-        use std::io::BufRead;
-        for line in std::io::BufReader::new(stderr)
-            .lines()
-            .map_while(Result::ok)
-        {
-            sink.lock().unwrap().push(line);
-        }
-    });
+    let mut running = BerthProcess::spawn([
+        "-vv",
+        "run",
+        "--resync",
+        "600s",
+        "--dir",
+        p.dir.to_str().unwrap(),
+        "--data-dir",
+        data.to_str().unwrap(),
+    ]);
+    let pid = running.child.id();
+    let log = running.log.clone();
     // The position of the first line containing `what` after line `from`.
     let find = |what: &str, from: usize| {
         log.lock()
@@ -152,5 +120,8 @@ fn hold_wakes_the_controller_keeps_the_service_and_release_rolls_out() {
     wait_until("r2 alone to run", Duration::from_secs(30), || {
         p.states() == ["a-1=running"]
     });
-    assert!(running.0.try_wait().unwrap().is_none(), "berth run exited");
+    assert!(
+        running.child.try_wait().unwrap().is_none(),
+        "berth run exited"
+    );
 }

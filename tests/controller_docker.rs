@@ -5,59 +5,26 @@ mod support {
     pub mod world;
 }
 
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
-use support::world::{TestProject, docker};
-
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn wait_until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) -> Duration {
-    let start = Instant::now();
-    while start.elapsed() < limit {
-        if f() {
-            return start.elapsed();
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("timed out after {limit:?} waiting for {what}");
-}
+use support::world::{BerthProcess, TestProject, docker, wait_until};
 
 #[test]
 fn the_controller_heals_follows_changes_holds_the_lock_and_stops_cleanly() {
     let p = TestProject::new("run", "services:\n  a:\n    image: berth-test-busybox:1\n");
     let data = p.dir.parent().unwrap().join("data");
     let bin = env!("CARGO_BIN_EXE_berth");
-    let child = Command::new(bin)
-        .args(["run", "--resync", "2s", "--dir"])
-        .arg(&p.dir)
-        .arg("--data-dir")
-        .arg(&data)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut running = Running(child);
-    // Collect the controller's log lines (also keeps the pipe drained).
-    let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
-    let stderr = running.0.stderr.take().unwrap();
-    let sink = log.clone();
-    std::thread::spawn(move || {
-        use std::io::BufRead;
-        for line in std::io::BufReader::new(stderr)
-            .lines()
-            .map_while(Result::ok)
-        {
-            sink.lock().unwrap().push(line);
-        }
-    });
+    let mut running = BerthProcess::spawn([
+        "run",
+        "--resync",
+        "2s",
+        "--dir",
+        p.dir.to_str().unwrap(),
+        "--data-dir",
+        data.to_str().unwrap(),
+    ]);
+    let log = running.log.clone();
     let rejected = |log: &std::sync::Mutex<Vec<String>>| {
         log.lock()
             .unwrap()
@@ -79,7 +46,7 @@ fn the_controller_heals_follows_changes_holds_the_lock_and_stops_cleanly() {
     assert_eq!(second.status.code(), Some(1));
     let msg = String::from_utf8_lossy(&second.stderr);
     assert!(
-        msg.contains(&format!("berth run (pid {})", running.0.id())),
+        msg.contains(&format!("berth run (pid {})", running.child.id())),
         "{msg}"
     );
 
@@ -121,11 +88,11 @@ fn the_controller_heals_follows_changes_holds_the_lock_and_stops_cleanly() {
     );
 
     // SIGTERM: exits 0 promptly.
-    let pid = running.0.id().to_string();
+    let pid = running.child.id().to_string();
     Command::new("kill").args(["-TERM", &pid]).status().unwrap();
     let mut status = None;
     wait_until("berth run to exit", Duration::from_secs(15), || {
-        status = running.0.try_wait().unwrap();
+        status = running.child.try_wait().unwrap();
         status.is_some()
     });
     assert_eq!(status.and_then(|s| s.code()), Some(0));

@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use berth::store::{Outcome, ServiceRecord, Store};
-use support::world::{TestProject, docker, free_port, http_get};
+use support::world::{TestProject, docker, free_port, http_get, wait_until};
 
 fn data_dir(p: &TestProject) -> PathBuf {
     p.dir.parent().unwrap().join("data")
@@ -74,17 +74,6 @@ fn version(port: u16) -> String {
     http_get(port, "/version", 10_000)
         .map(|(_, b)| b.trim().to_string())
         .unwrap_or_default()
-}
-
-fn wait_until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while start.elapsed() < limit {
-        if f() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("timed out after {limit:?} waiting for {what}");
 }
 
 /// Samples, every 50 ms until stopped, how many of the project's containers run with Docker

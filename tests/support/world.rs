@@ -187,3 +187,79 @@ pub fn http_get(port: u16, path: &str, deadline_ms: u64) -> Option<(u16, String)
         }
     }
 }
+
+/// Polls `f` every 100 ms until it holds and returns how long that took; panics naming `what`
+/// after `limit`.
+pub fn wait_until(
+    what: &str,
+    limit: std::time::Duration,
+    mut f: impl FnMut() -> bool,
+) -> std::time::Duration {
+    let start = std::time::Instant::now();
+    while start.elapsed() < limit {
+        if f() {
+            return start.elapsed();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("timed out after {limit:?} waiting for {what}");
+}
+
+/// A `berth` process (`berth run`, usually) whose stderr lines are collected as they come
+/// (which also keeps the pipe drained); killed and reaped on drop.
+pub struct BerthProcess {
+    /// The process.
+    pub child: std::process::Child,
+    /// Every stderr line so far.
+    pub log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl BerthProcess {
+    /// Starts berth with `args` (stdout discarded, stderr collected).
+    pub fn spawn<I, S>(args: I) -> BerthProcess
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_berth"))
+            .args(args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("start berth");
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                sink.lock().unwrap().push(line);
+            }
+        });
+        BerthProcess { child, log }
+    }
+
+    /// How many lines so far (a mark for [`Self::since`]).
+    pub fn lines(&self) -> usize {
+        self.log.lock().unwrap().len()
+    }
+
+    /// The lines after `mark` that contain `needle`.
+    pub fn since(&self, mark: usize, needle: &str) -> Vec<String> {
+        self.log.lock().unwrap()[mark..]
+            .iter()
+            .filter(|l| l.contains(needle))
+            .cloned()
+            .collect()
+    }
+}
+
+impl Drop for BerthProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -11,7 +11,7 @@ mod support {
 use std::path::PathBuf;
 use std::process::Command;
 
-use support::world::{BerthProcess, TestProject, docker, free_port, http_get, wait_until};
+use support::world::{BerthProcess, TestProject, docker, free_port, version, wait_until};
 
 /// Removes the test's built images after its containers are gone (declare it first).
 struct BuiltImages(String);
@@ -56,12 +56,6 @@ fn write(p: &TestProject, rel: &str, text: &str) {
 
 const DOCKERFILE: &str = "FROM scratch\nCOPY busybox /bin/busybox\nCOPY www /www\n\
     CMD [\"/bin/busybox\", \"httpd\", \"-f\", \"-p\", \"8080\", \"-h\", \"/www\"]\n";
-
-fn version(port: u16) -> String {
-    http_get(port, "/version", 15_000)
-        .map(|(_, b)| b.trim().to_string())
-        .unwrap_or_default()
-}
 
 #[test]
 fn build_only_service_builds_deploys_and_rebuilds_only_on_change() {

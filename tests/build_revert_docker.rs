@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
-use support::world::{TestProject, docker, free_port, http_get, wait_until};
+use support::world::{TestProject, docker, free_port, inspect, version, wait_until};
 
 /// A project plus everything berth builds and pins for it, removed on drop: containers first,
 /// then the images they held.
@@ -195,16 +195,6 @@ fn context_at(dir: &Path, version: &str, healthy: bool) {
     } else if health.exists() {
         std::fs::remove_file(health).unwrap();
     }
-}
-
-fn inspect(what: &str, format: &str) -> String {
-    docker(&["inspect", "-f", format, what]).trim().to_string()
-}
-
-fn version(port: u16) -> String {
-    http_get(port, "/version", 10_000)
-        .map(|(_, b)| b.trim().to_string())
-        .unwrap_or_default()
 }
 
 /// Names of all containers (any project) created from image `id`, sorted.

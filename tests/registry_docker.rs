@@ -17,7 +17,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use berth::store::{Outcome, ServiceRecord, Store};
 use support::registry::Registry;
-use support::world::{TestProject, docker, free_port, http_get};
+use support::world::{TestProject, docker, free_port, inspect, version};
 
 fn data_dir(p: &TestProject) -> PathBuf {
     p.dir.parent().unwrap().join("data")
@@ -65,21 +65,11 @@ fn outcomes(r: &ServiceRecord) -> Vec<(u64, Outcome)> {
     r.revisions.iter().map(|v| (v.number, v.outcome)).collect()
 }
 
-fn inspect(name: &str, format: &str) -> String {
-    docker(&["inspect", "-f", format, name]).trim().to_string()
-}
-
 /// The local image ID of `reference`, empty when the engine does not have it.
 fn image_id(reference: &str) -> String {
     docker(&["image", "inspect", "-f", "{{.Id}}", reference])
         .trim()
         .to_string()
-}
-
-fn version(port: u16) -> String {
-    http_get(port, "/version", 10_000)
-        .map(|(_, b)| b.trim().to_string())
-        .unwrap_or_default()
 }
 
 fn unix_now() -> f64 {

@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use berth::store::{Outcome, ServiceRecord, Store};
-use support::world::{TestProject, docker, free_port, http_get, wait_until};
+use support::world::{TestProject, docker, free_port, inspect, version, wait_until};
 
 fn data_dir(p: &TestProject) -> PathBuf {
     p.dir.parent().unwrap().join("data")
@@ -64,16 +64,6 @@ fn record(p: &TestProject, service: &str) -> ServiceRecord {
 
 fn outcomes(r: &ServiceRecord) -> Vec<(u64, Outcome)> {
     r.revisions.iter().map(|v| (v.number, v.outcome)).collect()
-}
-
-fn inspect(name: &str, format: &str) -> String {
-    docker(&["inspect", "-f", format, name]).trim().to_string()
-}
-
-fn version(port: u16) -> String {
-    http_get(port, "/version", 10_000)
-        .map(|(_, b)| b.trim().to_string())
-        .unwrap_or_default()
 }
 
 /// Samples, every 50 ms until stopped, how many of the project's containers run with Docker

@@ -263,3 +263,16 @@ impl Drop for BerthProcess {
         let _ = self.child.wait();
     }
 }
+
+/// What the demo app (or a test's busybox httpd) serves at `/version` on `port` (127.0.0.1),
+/// trimmed; empty when nothing answers within 10 s.
+pub fn version(port: u16) -> String {
+    http_get(port, "/version", 10_000)
+        .map(|(_, b)| b.trim().to_string())
+        .unwrap_or_default()
+}
+
+/// `docker inspect -f FORMAT WHAT`, trimmed.
+pub fn inspect(what: &str, format: &str) -> String {
+    docker(&["inspect", "-f", format, what]).trim().to_string()
+}

@@ -54,8 +54,25 @@ fn write(p: &TestProject, rel: &str, text: &str) {
     std::fs::write(f, text).unwrap();
 }
 
-const DOCKERFILE: &str = "FROM scratch\nCOPY busybox /bin/busybox\nCOPY www /www\n\
-    CMD [\"/bin/busybox\", \"httpd\", \"-f\", \"-p\", \"8080\", \"-h\", \"/www\"]\n";
+/// The test app's Dockerfile, its layers the project's own: a `LABEL` naming the project comes
+/// right after `FROM`. Identical steps would share the engine's build cache with the tests
+/// running beside it, whose clean-up (`docker rmi`, which also deletes untagged parents) could
+/// delete a cached layer in the middle of this test's build ("unknown parent image ID").
+fn dockerfile(p: &TestProject) -> String {
+    format!(
+        "FROM scratch\nLABEL berthtest.cache=\"{}\"\nCOPY busybox /bin/busybox\nCOPY www /www\n\
+         CMD [\"/bin/busybox\", \"httpd\", \"-f\", \"-p\", \"8080\", \"-h\", \"/www\"]\n",
+        p.name
+    )
+}
+
+/// A Dockerfile whose build fails (`COPY` of a file that is not there), layers as above.
+fn broken_dockerfile(p: &TestProject) -> String {
+    format!(
+        "FROM scratch\nLABEL berthtest.cache=\"{}\"\nCOPY busybox /bin/busybox\nCOPY missing-file /x\n",
+        p.name
+    )
+}
 
 #[test]
 fn build_only_service_builds_deploys_and_rebuilds_only_on_change() {
@@ -68,7 +85,7 @@ fn build_only_service_builds_deploys_and_rebuilds_only_on_change() {
     let _images = BuiltImages(p.name.clone());
     std::fs::create_dir_all(p.dir.join("app")).unwrap();
     std::fs::copy("/bin/busybox", p.dir.join("app/busybox")).unwrap();
-    write(&p, "app/Dockerfile", DOCKERFILE);
+    write(&p, "app/Dockerfile", &dockerfile(&p));
     write(&p, "app/.dockerignore", "*.log\n");
     write(&p, "app/www/version", "v1\n");
     write(&p, "app/notes.log", "a");
@@ -102,11 +119,7 @@ fn build_only_service_builds_deploys_and_rebuilds_only_on_change() {
     assert!(out.contains("build context changed since r1"), "{out}");
     assert_eq!(version(port), "v2");
 
-    write(
-        &p,
-        "app/Dockerfile",
-        "FROM scratch\nCOPY busybox /bin/busybox\nCOPY missing-file /x\n",
-    );
+    write(&p, "app/Dockerfile", &broken_dockerfile(&p));
     let (code, out) = apply(&p, "20s");
     assert_ne!(code, 0, "a failed build fails the apply:\n{out}");
     assert!(out.contains("Dockerfile changed since r2"), "{out}");
@@ -159,7 +172,7 @@ fn a_built_image_that_never_gets_ready_is_reverted_to_the_previous_build() {
     let _images = BuiltImages(p.name.clone());
     std::fs::create_dir_all(p.dir.join("app")).unwrap();
     std::fs::copy("/bin/busybox", p.dir.join("app/busybox")).unwrap();
-    write(&p, "app/Dockerfile", DOCKERFILE);
+    write(&p, "app/Dockerfile", &dockerfile(&p));
     write(&p, "app/www/version", "v1\n");
     write(&p, "app/www/health", "ok\n");
     let (code, out) = apply(&p, "120s");
@@ -210,7 +223,7 @@ fn built_images_and_pins_of_a_service_that_left_the_desired_state_are_removed() 
     let _images = BuiltImages(p.name.clone());
     std::fs::create_dir_all(p.dir.join("app")).unwrap();
     std::fs::copy("/bin/busybox", p.dir.join("app/busybox")).unwrap();
-    write(&p, "app/Dockerfile", DOCKERFILE);
+    write(&p, "app/Dockerfile", &dockerfile(&p));
     write(&p, "app/www/version", "v1\n");
     let (code, out) = apply(&p, "120s");
     assert_eq!(code, 0, "{out}");
@@ -274,7 +287,7 @@ fn a_dockerfile_beside_the_context_is_built() {
     let _images = BuiltImages(p.name.clone());
     std::fs::create_dir_all(p.dir.join("app")).unwrap();
     std::fs::copy("/bin/busybox", p.dir.join("app/busybox")).unwrap();
-    write(&p, "web.Dockerfile", DOCKERFILE);
+    write(&p, "web.Dockerfile", &dockerfile(&p));
     write(&p, "app/www/version", "beside\n");
     let (code, out) = apply(&p, "120s");
     assert_eq!(code, 0, "{out}");
@@ -295,7 +308,7 @@ fn the_controller_quarantines_a_failed_build_and_builds_the_fix() {
     let _images = BuiltImages(p.name.clone());
     std::fs::create_dir_all(p.dir.join("app")).unwrap();
     std::fs::copy("/bin/busybox", p.dir.join("app/busybox")).unwrap();
-    write(&p, "app/Dockerfile", DOCKERFILE);
+    write(&p, "app/Dockerfile", &dockerfile(&p));
     write(&p, "app/www/version", "v1\n");
     let data: PathBuf = p.dir.parent().unwrap().join("data");
     let listen_at = format!("127.0.0.1:{listen}");
@@ -316,11 +329,7 @@ fn the_controller_quarantines_a_failed_build_and_builds_the_fix() {
 
     // Break the build: the controller builds it once, quarantines it and keeps v1.
     let mark = run.lines();
-    write(
-        &p,
-        "app/Dockerfile",
-        "FROM scratch\nCOPY busybox /bin/busybox\nCOPY missing-file /x\n",
-    );
+    write(&p, "app/Dockerfile", &broken_dockerfile(&p));
     wait_until("the reverted event", Duration::from_secs(60), || {
         !run.since(mark, "reverted: r2 failed (image build failed")
             .is_empty()
@@ -345,7 +354,7 @@ fn the_controller_quarantines_a_failed_build_and_builds_the_fix() {
     );
 
     // The fix is a new revision: built and rolled out.
-    write(&p, "app/Dockerfile", DOCKERFILE);
+    write(&p, "app/Dockerfile", &dockerfile(&p));
     write(&p, "app/www/version", "v3\n");
     wait_until("v3 to serve", Duration::from_secs(90), || {
         version(port) == "v3"

@@ -50,7 +50,7 @@ impl World {
     /// A context under the project directory: the static busybox, a Dockerfile serving `/www`
     /// with busybox httpd, `www/version` = `version` and, when `healthy`, `www/health`.
     fn context(&self, rel: &str, version: &str, healthy: bool) {
-        context_at(&self.p.dir.join(rel), version, healthy);
+        context_at(&self.p.dir.join(rel), &self.p.name, version, healthy);
     }
 
     fn berth(&self, args: &[&str]) -> Command {
@@ -181,13 +181,21 @@ fn write(path: &Path, text: &str) {
     std::fs::write(path, text).unwrap();
 }
 
-const DOCKERFILE: &str = "FROM scratch\nCOPY busybox /bin/busybox\nCOPY www /www\n\
-    CMD [\"/bin/busybox\", \"httpd\", \"-f\", \"-p\", \"8080\", \"-h\", \"/www\"]\n";
+/// The test app's Dockerfile, its layers `owner`'s own: a `LABEL` comes right after `FROM`.
+/// Identical steps would share the engine's build cache with the test running beside it, whose
+/// clean-up (`docker rmi`, which also deletes untagged parents) could delete a cached layer in
+/// the middle of this test's build ("unknown parent image ID").
+fn dockerfile(owner: &str) -> String {
+    format!(
+        "FROM scratch\nLABEL berthtest.cache=\"{owner}\"\nCOPY busybox /bin/busybox\nCOPY www /www\n\
+         CMD [\"/bin/busybox\", \"httpd\", \"-f\", \"-p\", \"8080\", \"-h\", \"/www\"]\n"
+    )
+}
 
-fn context_at(dir: &Path, version: &str, healthy: bool) {
+fn context_at(dir: &Path, owner: &str, version: &str, healthy: bool) {
     std::fs::create_dir_all(dir).unwrap();
     std::fs::copy("/bin/busybox", dir.join("busybox")).unwrap();
-    write(&dir.join("Dockerfile"), DOCKERFILE);
+    write(&dir.join("Dockerfile"), &dockerfile(owner));
     write(&dir.join("www/version"), &format!("{version}\n"));
     let health = dir.join("www/health");
     if healthy {
@@ -361,7 +369,7 @@ fn a_context_that_escapes_the_root_is_refused_and_nothing_running_changes() {
 
     // A valid context, but outside the project directory (the root berth was given).
     let elsewhere = p.dir.parent().unwrap().join("elsewhere");
-    context_at(&elsewhere, "evil", true);
+    context_at(&elsewhere, &w.p.name, "evil", true);
     std::os::unix::fs::symlink(&elsewhere, p.dir.join("outside")).unwrap();
 
     for context in ["../elsewhere", "outside"] {

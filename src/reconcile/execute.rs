@@ -467,6 +467,9 @@ async fn run_step<E: Engine>(
             tag,
         } => pin(engine, image_id, repo, tag).await,
         Action::Unpin { reference } => unpin(engine, reference).await,
+        // Removals run with the service steps, after every build of the round has ended: a
+        // deleted image's untagged build parents can never be a cache layer that one of
+        // berth's own builds is using at that moment.
         Action::RemoveImage { reference } => match engine.remove_image_tag(reference).await {
             // Still in use (a container of a revision berth no longer tracks): left in place.
             Err(EngineError::Conflict { .. }) => Ok(()),

@@ -1747,3 +1747,41 @@ fn a_job_whose_build_fails_blocks_its_dependents_until_its_context_changes() {
         vec![("shop-web-1".to_string(), h12(&d2), RunState::Running)]
     );
 }
+
+#[test]
+fn a_build_superseded_before_its_rollout_began_is_removed_later() {
+    let proj = BuiltProject::new(false);
+    let d1 = proj.desired();
+    let mut sim = deployed(World::new(), &d1);
+    let r1 = built_ref(&d1, "web");
+
+    // v2 is built, but v3 arrives before v2's rollout begins: v2 never becomes a revision.
+    proj.write("app.txt", "v2");
+    let d2 = proj.desired();
+    let r2 = built_ref(&d2, "web");
+    sim.round(&d2);
+    assert!(sim.w.images.contains_key(&r2), "v2 was built");
+    proj.write("app.txt", "v3");
+    let d3 = proj.desired();
+    sim.converge(&d3);
+    assert_runs(&sim.w, &d3, 1);
+
+    assert!(
+        !sim.w.images.contains_key(&r2),
+        "the stray v2 build is removed"
+    );
+    assert!(sim.w.images.contains_key(&r1), "r1 is in the history: kept");
+    let removal: Vec<String> = sim
+        .plans
+        .iter()
+        .flat_map(|p| &p.steps)
+        .filter(|s| matches!(s.action, Action::RemoveImage { .. }))
+        .map(|s| format!("{}  {}", s.action, s.cause))
+        .collect();
+    assert_eq!(
+        removal,
+        vec![format!(
+            "remove image {r2}  built image that no revision in the history uses"
+        )]
+    );
+}

@@ -151,10 +151,15 @@ fn files<'x>(
 /// build never overwrites a registry tag).
 pub fn built_reference(project: &str, service: &str, content_hash: &str) -> String {
     format!(
-        "berth-build/{project}/{}:{}",
-        service.to_ascii_lowercase(),
+        "{}:{}",
+        built_repository(project, service),
         &content_hash[..content_hash.len().min(12)]
     )
+}
+
+/// The repository of a service's built images: `berth-build/<project>/<service>`.
+pub fn built_repository(project: &str, service: &str) -> String {
+    format!("berth-build/{project}/{}", service.to_ascii_lowercase())
 }
 
 /// Whether `reference` names an image berth built (see [`built_reference`]).

@@ -728,6 +728,17 @@ impl<'a> Planner<'a> {
         self.plan.needs_inventory |= out.needs_inventory;
         self.plan.inspect.extend(out.inspect);
         self.plan.events.extend(out.events);
+        // The built images the (updated) history uses, for the sweep below.
+        let history: Option<BTreeSet<String>> =
+            (svc.build.is_some() && self.observed.inventory.is_some()).then(|| {
+                out.record
+                    .as_ref()
+                    .unwrap_or(record)
+                    .revisions
+                    .iter()
+                    .map(|r| r.image_ref.clone())
+                    .collect()
+            });
         if let Some(r) = out.record {
             self.plan.records.insert(key, r);
         }
@@ -757,6 +768,44 @@ impl<'a> Planner<'a> {
             .partition(|(a, _)| matches!(a, Action::Pin { .. }));
         for (action, cause) in pins.into_iter().chain(rest) {
             self.step(&project.name, Some(&svc.name), action, cause);
+        }
+        if let Some(history) = history {
+            self.sweep_built_images(project, svc, &history);
+        }
+    }
+
+    /// Built images of the service that neither the desired state nor a revision in the history
+    /// uses (built, then superseded by another change before their rollout began) are removed
+    /// when the image list is at hand anyway; the history's own are removed as revisions leave
+    /// it (see `rollout`).
+    fn sweep_built_images(&mut self, project: &Project, svc: &Service, history: &BTreeSet<String>) {
+        let Some(inv) = &self.observed.inventory else {
+            return;
+        };
+        let prefix = format!(
+            "{}:",
+            crate::desired::hash::built_repository(&project.name, &svc.name)
+        );
+        let stray: Vec<String> = inv
+            .images
+            .keys()
+            .filter(|r| r.starts_with(&prefix))
+            .filter(|r| svc.image.as_deref() != Some(r.as_str()))
+            .filter(|r| !history.contains(*r))
+            .filter(|r| {
+                !self.plan.steps.iter().any(
+                    |s| matches!(&s.action, Action::RemoveImage { reference } if reference == *r),
+                )
+            })
+            .cloned()
+            .collect();
+        for reference in stray {
+            self.step(
+                &project.name,
+                Some(&svc.name),
+                Action::RemoveImage { reference },
+                "built image that no revision in the history uses",
+            );
         }
     }
 

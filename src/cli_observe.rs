@@ -333,10 +333,15 @@ fn line(e: &EventRecord) -> String {
         (p, s) => format!("{p}/{s}"),
     };
     let rev = e.revision.map(|r| format!(" r{r}")).unwrap_or_default();
-    format!(
+    let mut line = format!(
         "{}  #{}  {scope}  {}{rev} ({}): {}",
         e.time, e.seq, e.kind, e.reason, e.message
-    )
+    );
+    for l in e.logs.iter().flat_map(|l| l.lines()) {
+        line.push_str("\n  | ");
+        line.push_str(l.trim_end());
+    }
+    line
 }
 
 async fn events_from(server: &str, since: Since) -> anyhow::Result<Vec<EventRecord>> {

@@ -352,6 +352,16 @@ fn the_controller_quarantines_a_failed_build_and_builds_the_fix() {
         status.contains("Reverted") && status.contains("last build output:"),
         "{status}"
     );
+    let events = Command::new(env!("CARGO_BIN_EXE_berth"))
+        .args(["events", "--server", &format!("http://127.0.0.1:{listen}")])
+        .output()
+        .unwrap();
+    let events = String::from_utf8_lossy(&events.stdout);
+    assert!(
+        events.contains("rollout_failed r2 (build_failed): r2")
+            && events.contains(" : COPY missing-file /x\n"),
+        "the event carries the build's last lines:\n{events}"
+    );
 
     // The fix is a new revision: built and rolled out.
     write(&p, "app/Dockerfile", &dockerfile(&p));

@@ -229,6 +229,7 @@ fn record(seq: u64, kind: &str) -> EventRecord {
             message: format!("event {seq}"),
             revision: Some(2),
             severity: "error",
+            logs: None,
         },
         1_700_000_000,
     );

@@ -53,6 +53,10 @@ pub struct EventRecord {
     pub revision: Option<u64>,
     /// `info`, `warning` or `error`.
     pub severity: String,
+    /// The last lines of output of what failed (the candidate container's log, or a failed
+    /// image build's), when the event carries them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logs: Option<String>,
 }
 
 /// An event before it gets its number and time.
@@ -72,6 +76,8 @@ pub struct NewEvent {
     pub revision: Option<u64>,
     /// Severity.
     pub severity: &'static str,
+    /// Last lines of output (see [`EventRecord::logs`]).
+    pub logs: Option<String>,
 }
 
 /// Which events a query wants.
@@ -198,6 +204,7 @@ impl EventLog {
                 message: e.message,
                 revision: e.revision,
                 severity: e.severity.to_string(),
+                logs: e.logs,
             };
             ring.next_seq += 1;
             if ring.events.len() >= self.capacity {
@@ -327,6 +334,7 @@ mod tests {
             message: "m".into(),
             revision: Some(1),
             severity: "info",
+            logs: None,
         }
     }
 

@@ -437,6 +437,7 @@ impl Telemetry {
                 Severity::Warning => "warning",
                 Severity::Error => "error",
             },
+            logs: e.logs.clone().filter(|l| !l.trim().is_empty()),
         }
     }
 }
@@ -471,6 +472,7 @@ fn service_event(
         message,
         revision,
         severity,
+        logs: None,
     }
 }
 
@@ -511,7 +513,9 @@ pub fn event_reason(kind: EventKind, message: &str) -> &'static str {
 }
 
 fn failure_reason(m: &str) -> &'static str {
-    if m.contains("giving up on self-heal") {
+    if m.contains("image build failed") {
+        "build_failed"
+    } else if m.contains("giving up on self-heal") {
         "self_heal_limit"
     } else if m.contains("progress_deadline") {
         "deadline"

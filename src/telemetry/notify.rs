@@ -173,7 +173,10 @@ pub fn payload(format: Format, e: &EventRecord) -> String {
                 (p, s) => format!("{p}/{s}"),
             };
             let what = e.kind.replace('_', " ");
-            let text = format!("{icon} *{scope}* {what}: {}", e.message);
+            let mut text = format!("{icon} *{scope}* {what}: {}", e.message);
+            if let Some(logs) = &e.logs {
+                text.push_str(&format!("\n```\n{logs}\n```"));
+            }
             serde_json::json!({ "text": text }).to_string()
         }
     }
@@ -426,12 +429,45 @@ mod tests {
             message: "r2 failed; r1 runs again".into(),
             revision: Some(1),
             severity: "error".into(),
+            logs: None,
         };
         assert_eq!(
             payload(Format::Slack, &e),
             r#"{"text":":rotating_light: *shop/web* reverted: r2 failed; r1 runs again"}"#
         );
         assert!(payload(Format::Json, &e).contains(r#""kind":"reverted""#));
+        assert!(
+            !payload(Format::Json, &e).contains("logs"),
+            "no logs, no field"
+        );
         assert!(meaningful("reverted") && !meaningful("rollout_started"));
+    }
+
+    #[test]
+    fn the_last_output_lines_travel_with_the_event() {
+        let e = EventRecord {
+            seq: 4,
+            time: Timestamp(0),
+            project: "shop".into(),
+            service: "web".into(),
+            kind: "rollout_failed".into(),
+            reason: "build_failed".into(),
+            message: "r3 failed: image build failed: COPY failed".into(),
+            revision: Some(3),
+            severity: "error".into(),
+            logs: Some("Step 2/2 : COPY missing /x".into()),
+        };
+        assert_eq!(
+            payload(Format::Slack, &e),
+            r#"{"text":":rotating_light: *shop/web* rollout failed: r3 failed: image build failed: COPY failed\n```\nStep 2/2 : COPY missing /x\n```"}"#
+        );
+        assert!(payload(Format::Json, &e).contains(r#""logs":"Step 2/2 : COPY missing /x""#));
+        assert_eq!(
+            crate::telemetry::event_reason(
+                crate::reconcile::event::EventKind::RolloutFailed,
+                &e.message
+            ),
+            "build_failed"
+        );
     }
 }

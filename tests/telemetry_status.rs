@@ -346,7 +346,8 @@ fn event(service: &str, kind: EventKind, revision: u64, message: &str) -> Event 
         kind,
         revision: Some(revision),
         message: message.into(),
-        logs_of: None,
+        // A container's log lines, as the executor fills them in.
+        logs_of: Some("c0ffee".into()),
         logs: Some("secret-looking log line".into()),
     }
 }
@@ -445,6 +446,7 @@ fn the_hub_turns_rounds_into_events_metrics_and_readiness() {
     // Container logs never leave berth's own log.
     let json = serde_json::to_string(&events).unwrap();
     assert!(!json.contains("secret-looking"), "{json}");
+    assert!(events.iter().all(|e| e.logs.is_none()));
     assert_eq!(tel.events_since(Since::Seq(4), 100).len(), 2);
 
     let m = tel.metrics_text(true);
@@ -519,4 +521,49 @@ fn the_hub_turns_rounds_into_events_metrics_and_readiness() {
         result: RoundResult::Settled,
     });
     assert_eq!(tel.status().unwrap().round.unwrap().number, 6);
+}
+
+#[test]
+fn a_failed_builds_output_travels_with_its_event() {
+    let tel = Telemetry::new(TelemetryOptions {
+        source: source(),
+        ..TelemetryOptions::default()
+    });
+    let d = desired();
+    let (observed, records) = world(&d);
+    let p = plan(&d, &observed, &records, PlanOptions::default(), T0);
+    let ok = loaded(Diagnostics::default());
+    let failed = Event {
+        logs_of: None,
+        logs: Some("Step 2/2 : COPY missing /x".into()),
+        ..event(
+            "api",
+            EventKind::RolloutFailed,
+            3,
+            "r3 (abc) failed: image build failed: COPY failed: stat missing: file does not exist; nothing running was changed; reverting to r1",
+        )
+    };
+    tel.observe(
+        &RoundReport {
+            round: 1,
+            started: SystemTime::UNIX_EPOCH,
+            duration: Duration::from_millis(5),
+            loaded: &ok,
+            desired: Some(&d),
+            observed: Some(&observed),
+            records: Some(&records),
+            plan: Some(&p),
+            events: &[failed],
+            failures: &[],
+            result: RoundResult::Progressing,
+        },
+        T0 + 1,
+    );
+    let events = tel.events_since(Since::All, 10);
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0].reason, "build_failed");
+    assert_eq!(
+        events[0].logs.as_deref(),
+        Some("Step 2/2 : COPY missing /x")
+    );
 }

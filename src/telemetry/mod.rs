@@ -437,7 +437,12 @@ impl Telemetry {
                 Severity::Warning => "warning",
                 Severity::Error => "error",
             },
-            logs: e.logs.clone().filter(|l| !l.trim().is_empty()),
+            // A container's log may print anything its environment holds (secrets): it stays in
+            // berth's own log. A failed build's output is the repository's, and travels on.
+            logs: e
+                .logs
+                .clone()
+                .filter(|l| e.logs_of.is_none() && !l.trim().is_empty()),
         }
     }
 }

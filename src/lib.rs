@@ -9,19 +9,20 @@
 //!   - `convert/` builds the typed `model` field by field (`syntax/` holds the small string
 //!     grammars: durations, sizes, ports, volumes, image references, names),
 //!   - `validate` cross-checks services and projects, `hash` gives each service its revision
-//!     identity, `load` runs the pipeline, `diag` carries positioned diagnostics.
+//!     identity, `context` the files a `build:` sends (`.dockerignore`) and their incremental
+//!     content hash, `load` runs the pipeline, `diag` carries positioned diagnostics.
 //! - [`engine`]: the Docker boundary — the [`engine::Engine`] trait and its engine-neutral
 //!   types, `docker` (bollard, production), `fake` (in memory, tests), `labels` (ownership
 //!   labels and compose-compatible names).
 //! - [`reconcile`]: `observed` (what exists), `plan` (pure: desired × observed × records ×
 //!   now → steps with causes, record changes, events), `rollout` (pure: the state machine of
 //!   one long-running service — begin, start-first/stop-first replicas through the gate,
-//!   revert, quarantine, pins, smoke/pre-deploy gates, self-heal), `gate` (pure: is a
-//!   candidate ready, progressing or failed), `event` (what a person should hear about),
-//!   `container_spec` (pure: a service → what a create sends), `observe` and `execute` (the
-//!   only code here that calls the engine; `execute` saves records before steps), `probe`
-//!   (berth's HTTP/TCP/exec probes and their threshold tracker) and `prober` (runs them in
-//!   the background per container).
+//!   revert, quarantine, pins, smoke/pre-deploy gates, self-heal, failed builds), `gate`
+//!   (pure: is a candidate ready, progressing or failed), `event` (what a person should hear
+//!   about), `container_spec` (pure: a service → what a create sends), `observe` and
+//!   `execute` (the only code here that calls the engine; `execute` saves records before
+//!   steps), `probe` (berth's HTTP/TCP/exec probes and their threshold tracker) and `prober`
+//!   (runs them in the background per container).
 //! - [`apply`]: one pass to convergence (`berth apply`), round after round.
 //! - [`controller`]: the long-running loop (`berth run`): triggers, resync, backoff.
 //! - [`control`]: the operator's manual controls (`berth history`, `retry`, `hold`, `release`,
@@ -43,10 +44,12 @@
 //! # Data flow
 //! ```text
 //! DIR ─► desired::load ─► DesiredState ───┐
-//! engine ─► observe ─► ObservedState ─────┤   (+ prober verdicts, last round's step errors)
+//! engine ─► observe ─► ObservedState ─────┤   (+ prober verdicts, last round's step errors
+//!                                         │      and failed builds)
 //! store ─► records (+ operator control) ──┼─► plan (pure, takes now) ─► Plan
 //!                                         │        │ records ─► store (saved first)
 //!                                         │        │ steps   ─► execute ─► engine
+//!                                         │        │   (pulls and builds first, then services)
 //!        apply: rounds until converged ───┘        └ events  ─► logs
 //!        controller: on events, resync, probe changes, SIGHUP, wake-ups
 //! ```

@@ -1785,3 +1785,22 @@ fn a_build_superseded_before_its_rollout_began_is_removed_later() {
         )]
     );
 }
+
+#[test]
+fn a_jobs_earlier_built_image_is_removed_once_a_new_revision_ran() {
+    let proj = BuiltProject::new(true);
+    let d1 = proj.desired();
+    let old = built_ref(&d1, "migrate");
+    let mut sim = Sim::new(World::new());
+    sim.converge(&d1);
+    assert!(sim.w.images.contains_key(&old));
+
+    proj.write("migrate/run", "v2");
+    let d2 = proj.desired();
+    sim.converge(&d2);
+    assert!(sim.w.images.contains_key(&built_ref(&d2, "migrate")));
+    assert!(
+        !sim.w.images.contains_key(&old),
+        "the job's v1 image is removed"
+    );
+}

@@ -605,6 +605,8 @@ impl<'a> Planner<'a> {
             };
             self.step(&project.name, Some(&svc.name), action, cause);
         }
+        // A job keeps no history: only the image of its current revision is needed.
+        self.sweep_built_images(project, svc, &BTreeSet::new());
     }
 
     /// Services that left the desired state keep their image pins until their last container
@@ -775,13 +777,16 @@ impl<'a> Planner<'a> {
     }
 
     /// Built images of the service that neither the desired state nor a revision in the history
-    /// uses (built, then superseded by another change before their rollout began) are removed
-    /// when the image list is at hand anyway; the history's own are removed as revisions leave
-    /// it (see `rollout`).
+    /// uses (built, then superseded by another change before their rollout began; a job's
+    /// earlier revisions) are removed when the image list is at hand anyway; the history's own
+    /// are removed as revisions leave it (see `rollout`).
     fn sweep_built_images(&mut self, project: &Project, svc: &Service, history: &BTreeSet<String>) {
         let Some(inv) = &self.observed.inventory else {
             return;
         };
+        if svc.build.is_none() {
+            return;
+        }
         let prefix = format!(
             "{}:",
             crate::desired::hash::built_repository(&project.name, &svc.name)
@@ -799,13 +804,14 @@ impl<'a> Planner<'a> {
             })
             .cloned()
             .collect();
+        // Not through `step`: a clean-up does not keep the service's dependents waiting.
         for reference in stray {
-            self.step(
-                &project.name,
-                Some(&svc.name),
-                Action::RemoveImage { reference },
-                "built image that no revision in the history uses",
-            );
+            self.plan.steps.push(Step {
+                project: project.name.clone(),
+                service: Some(svc.name.clone()),
+                action: Action::RemoveImage { reference },
+                cause: "built image that no revision in the history uses".into(),
+            });
         }
     }
 

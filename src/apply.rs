@@ -142,13 +142,7 @@ pub fn load_records(store: &Store, desired: &DesiredState) -> Result<Records, St
     Ok(records)
 }
 
-/// Unix seconds now.
-pub fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
+pub use crate::util::time::unix_now;
 
 /// Records finished job runs seen in `observed` and saves what changed.
 pub fn update_records(

@@ -16,6 +16,8 @@ use std::str::FromStr;
 use serde_json::Value;
 
 use crate::store::{Control, Outcome, Revision, RolloutKind, ServiceRecord};
+use crate::util::id::short;
+use crate::util::time::Civil;
 
 /// A service named on the command line as `PROJECT/SERVICE`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -565,29 +567,12 @@ fn outcome(o: Outcome) -> &'static str {
     }
 }
 
-fn short(hash: &str) -> &str {
-    hash.get(..12).unwrap_or(hash)
-}
-
 /// Unix seconds as `YYYY-MM-DD HH:MM:SS` (UTC).
 pub fn utc(secs: u64) -> String {
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    // Howard Hinnant's days-to-civil, for the proleptic Gregorian calendar.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
+    let c = Civil::from_unix(secs);
     format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
+        c.year, c.month, c.day, c.hour, c.minute, c.second
     )
 }
 

@@ -9,7 +9,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use tokio::sync::mpsc;
 use tracing::Instrument;
@@ -432,17 +432,10 @@ async fn reconcile_once<E: Engine + 'static>(
     })
 }
 
-fn now_secs() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
-
 /// Forwards relevant engine events as triggers; reconnects with backoff and `since`.
 fn spawn_event_watch<E: Engine>(engine: Arc<E>, tx: mpsc::Sender<()>, stop: Arc<AtomicBool>) {
     tokio::spawn(async move {
-        let mut since = now_secs();
+        let mut since = i64::try_from(unix_now()).unwrap_or(i64::MAX);
         let mut failures: u32 = 0;
         while !stop.load(Ordering::Relaxed) {
             match engine.events(since, "berth.managed=true").await {

@@ -39,6 +39,8 @@
 //! - [`telemetry`]: observability — the hub the controller reports every round to, the
 //!   status model (`berth status`, `/api/v1/status`), Prometheus metrics, the event log
 //!   (ring + `events.jsonl`), notification webhooks, and the HTTP server (`--listen`).
+//! - [`util`]: what several modules share, written once: `id::short`, and `time` (the wall
+//!   clock read, civil dates).
 //! - `main.rs`: the CLI.
 //!
 //! # Data flow
@@ -65,3 +67,4 @@ pub mod report;
 pub mod source;
 pub mod store;
 pub mod telemetry;
+pub mod util;

@@ -25,6 +25,8 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
+use crate::util::time::Civil;
+
 use super::{
     BuildSpec, ContainerCreate, ContainerDetails, ContainerSummary, EXEC_OUTPUT_LIMIT, Engine,
     EngineError, EngineEvent, EngineInfo, EngineResult, ExecOutcome, Health, ImageSummary,
@@ -345,25 +347,12 @@ impl State {
     }
 }
 
-/// Unix seconds as RFC 3339 UTC (`2023-11-14T22:13:20Z`).
+/// The fake's clock (unix seconds) as RFC 3339 UTC (`2023-11-14T22:13:20Z`).
 fn rfc3339(secs: i64) -> String {
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
+    let c = Civil::from_unix(u64::try_from(secs).unwrap_or(0));
     format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+        c.year, c.month, c.day, c.hour, c.minute, c.second
     )
 }
 

@@ -1149,10 +1149,7 @@ pub fn record_jobs(
     changed
 }
 
-/// First 12 hex digits, as in `docker ps`.
-pub fn short(hash: &str) -> &str {
-    hash.get(..12).unwrap_or(hash)
-}
+pub use crate::util::id::short;
 
 /// Services in dependency order (dependencies first), ties by name. Validation guarantees
 /// there is no cycle; a cycle would still terminate (visited set).

@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 
 use super::{Commit, Fetch, Refusal, Revision, SourceKind, StatusHandle, now_secs, redact_text};
 use crate::desired::{Diagnostics, Loaded, Loc};
+use crate::util::id::short;
 
 /// Default fetch interval.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
@@ -965,10 +966,6 @@ impl GitSource {
         );
         Ok(true)
     }
-}
-
-fn short(sha: &str) -> &str {
-    &sha[..sha.len().min(12)]
 }
 
 /// The tree name a `current`/`good` symlink points at.

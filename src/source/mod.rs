@@ -20,7 +20,6 @@ pub mod webhook;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -133,7 +132,7 @@ pub struct Revision {
 impl Revision {
     /// The id shortened for logs: 12 hex digits.
     pub fn short(&self) -> &str {
-        &self.id[..self.id.len().min(12)]
+        crate::util::id::short(&self.id)
     }
 }
 
@@ -273,10 +272,7 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
 
 /// Seconds since the Unix epoch.
 pub(crate) fn now_secs() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
+    i64::try_from(crate::util::time::unix_now()).unwrap_or(i64::MAX)
 }
 
 /// Removes credentials from a URL (`https://user:token@host/x` → `https://host/x`), so that

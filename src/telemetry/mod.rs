@@ -1,4 +1,4 @@
-//! Observability (DESIGN §6): what berth tells people and machines about what it does.
+//! Observability (docs/observability.md): what berth tells people and machines about what it does.
 //!
 //! [`Telemetry`] is the hub, shared as an `Arc`: the controller calls it after every round
 //! ([`RoundObserver`]) and it updates, under one short lock and without IO:
@@ -28,7 +28,7 @@ pub mod time;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use crate::controller::{RoundObserver, RoundReport, RoundResult};
 use crate::reconcile::event::{Event, EventKind, Severity};
@@ -449,10 +449,7 @@ impl Telemetry {
 
 impl RoundObserver for Telemetry {
     fn round(&self, report: &RoundReport<'_>) {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        self.observe(report, now);
+        self.observe(report, crate::util::time::unix_now());
     }
 }
 

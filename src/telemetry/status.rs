@@ -24,6 +24,7 @@ use crate::reconcile::observed::{ObservedContainer, ObservedState};
 use crate::reconcile::plan::{Note, Plan, Records};
 use crate::reconcile::probe::ProbeStatus;
 use crate::store::{Outcome, RolloutKind, ServiceRecord};
+use crate::util::id::short;
 
 /// Most diagnostics carried in a status (the rest are counted).
 const MAX_DIAGNOSTICS: usize = 50;
@@ -729,10 +730,6 @@ fn outcome(o: Outcome) -> &'static str {
         Outcome::Reverted => "reverted",
         Outcome::Superseded => "superseded",
     }
-}
-
-fn short(hash: &str) -> &str {
-    hash.get(..12).unwrap_or(hash)
 }
 
 /// A condition whose transition time is kept from `previous` while its status holds.

@@ -1,0 +1,6 @@
+//! Small helpers the rest of the crate shares, each written once: the short form of an ID
+//! (`id`) and the clock and calendar (`time`). Pure, except [`time::unix_now`], the one place
+//! that reads the wall clock for the modules that take `now` from their caller.
+
+pub mod id;
+pub mod time;

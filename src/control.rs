@@ -1,5 +1,5 @@
-//! The operator's manual controls (DESIGN §7): `berth history`, `retry`, `hold`, `release` and
-//! `rollback`, each on one service's revision record.
+//! The operator's manual controls (docs/rollouts.md#manual-control): `berth history`, `retry`,
+//! `hold`, `release` and `rollback`, each on one service's revision record.
 //!
 //! Pure: every command is a function of the service's [`ServiceRecord`] (which carries its
 //! current [`Control`]) and `now` (unix seconds), returning the new `Control` with what to tell

@@ -1,4 +1,4 @@
-//! The rollout state machine (`reconcile::rollout`, DESIGN §4) through the pure planner,
+//! The rollout state machine (`reconcile::rollout`, docs/rollouts.md) through the pure planner,
 //! round after round, against a simulated engine: start-first and stop-first updates, the
 //! readiness gate, revert and quarantine, batches, pre-deploy and smoke gates, self-heal, and
 //! crashes between (and inside) rounds.

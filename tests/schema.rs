@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use jsonschema::{Retrieve, Uri, Validator};
 use serde_json::Value;
 
-/// Compose file names berth reads (DESIGN §2.1) and their override files.
+/// Compose file names berth reads (docs/format.md#layout) and their override files.
 const COMPOSE_FILES: [&str; 8] = [
     "compose.yaml",
     "compose.yml",
@@ -187,7 +187,7 @@ fn every_shipped_compose_file_passes_the_overlay() {
 fn the_documented_example_and_every_value_form_pass() {
     let schema = berth_schema();
     let ok = [
-        // DESIGN §2.2, as written there.
+        // docs/format.md#x-berth, as written there.
         r#"
 readiness:
   http: { port: 8080, path: /health, status: "200-399", body_contains: "ok" }

@@ -1,7 +1,7 @@
 //! Finds the Compose projects under the desired-state root and reads their files safely.
 //!
 //! The only IO of the loader. `DIR` is one project when it holds a Compose file, otherwise
-//! every direct subdirectory holding one is a project (DESIGN §2.1). File names and the
+//! every direct subdirectory holding one is a project (docs/format.md#layout). File names and the
 //! override file follow compose's defaults. Reads refuse what would surprise a person at 3 a.m.:
 //! files over 10 MB, binary or non-UTF-8 text, and symlinks that lead outside the root.
 

@@ -181,8 +181,9 @@ fn build_project(
     opts: &LoadOptions,
     diags: &mut Diagnostics,
 ) -> Option<Project> {
-    // Variables: process env over --env-dir over the project's .env (DESIGN §2.1; the host's
-    // own secrets must win over the repository's defaults).
+    // Variables: process env over --env-dir over the project's .env
+    // (docs/format.md#interpolation; the host's own secrets must win over the repository's
+    // defaults).
     let process = |k: &str| opts.env.get(k).cloned();
     // The name decides which --env-dir file applies, so read it before interpolating the rest.
     let pre_lookup = |k: &str| process(k).or_else(|| dotenv.get(k).cloned());

@@ -417,7 +417,7 @@ pub struct UpdatePolicy {
     pub parallelism: u32,
     /// Pause between batches.
     pub delay: Duration,
-    /// Explicit order; `None` = berth chooses (see DESIGN §4).
+    /// Explicit order; `None` = berth chooses (docs/rollouts.md#one-rollout-step-by-step).
     pub order: Option<Order>,
     /// On failure.
     pub failure_action: FailureAction,

@@ -1,5 +1,5 @@
 //! Ownership labels and names: what berth writes on every object it creates, and how it
-//! recognises them again (DESIGN §3).
+//! recognises them again (docs/concepts.md#projects-and-ownership).
 //!
 //! Pure. berth writes its own `berth.*` labels plus the `com.docker.compose.*` labels and
 //! compose's names, so that `docker compose -p NAME ps|logs|exec` keep working.

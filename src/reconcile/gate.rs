@@ -1,4 +1,4 @@
-//! The readiness gate of a rollout (DESIGN §4): is a candidate container ready, still
+//! The readiness gate of a rollout (docs/concepts.md#the-readiness-gate): is a candidate container ready, still
 //! progressing, or failed?
 //!
 //! Pure: it takes what was observed of the candidate (engine state, Docker health, the verdict

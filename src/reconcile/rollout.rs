@@ -1,4 +1,4 @@
-//! The rollout state machine of one long-running service (DESIGN §4): which revision it should
+//! Rollout state machine of one long-running service (docs/rollouts.md): which revision it should
 //! run (the desired one, the previous stable one after a failure, or the one an operator rolled
 //! back to), and the next engine calls that move its replicas there through the readiness gate.
 //!

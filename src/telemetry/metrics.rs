@@ -1,4 +1,4 @@
-//! berth's Prometheus metrics (DESIGN §6), with prometheus-client.
+//! berth's Prometheus metrics (docs/observability.md#metrics), with prometheus-client.
 //!
 //! Names, labels and units are the contract: `berth_reconcile_total{result}`,
 //! `berth_reconcile_duration_seconds`, `berth_desired_state_valid`,

@@ -3,7 +3,7 @@
 //! `x-berth` defaults.
 //!
 //! Pure. Compose ignores `update_config`/`rollback_config` outside Swarm; berth gives them a
-//! single-host meaning (DESIGN §4): `monitor` becomes `min_ready`, `failure_action: rollback`
+//! single-host meaning (docs/format.md#rollout-policy): `monitor` becomes `min_ready`, `failure_action: rollback`
 //! becomes `auto_revert`, `order` and `parallelism`/`delay` drive the rollout.
 
 use std::time::Duration;

@@ -5,6 +5,7 @@
 //! removes the project's containers (TestProject) and then its `berth-build/<project>/*` images.
 
 mod support {
+    pub mod tier;
     pub mod world;
 }
 

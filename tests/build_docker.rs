@@ -4,6 +4,10 @@
 //! Debian's static busybox copied into the context. Each test tags its own images
 //! (`berthtest-build-<pid>-<n>`) and removes them when it ends.
 
+mod support {
+    pub mod tier;
+}
+
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
@@ -35,6 +39,7 @@ struct Tag(String);
 
 impl Tag {
     fn new() -> Tag {
+        support::tier::require_engine();
         let n = NEXT.fetch_add(1, Ordering::SeqCst);
         Tag(format!("berthtest-build-{}-{n}:t", std::process::id()))
     }

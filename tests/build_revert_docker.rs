@@ -11,6 +11,7 @@
 //! `berth-build/<project>/*` and `berth-pin/<project>/*` tags and its labelled images.
 
 mod support {
+    pub mod tier;
     pub mod world;
 }
 
@@ -248,7 +249,7 @@ fn a_failed_built_revision_reverts_to_the_previous_build_after_image_prune_all()
         inspect(&v1_image, "{{index .Config.Labels \"berthtest.owner\"}}"),
         p.name
     );
-    // The stable built revision is pinned (issue 8 §3, DESIGN §4): a tag and a holder.
+    // The stable built revision is pinned (issue 8 §3, docs/rollouts.md#built-images-build): a tag and a holder.
     let pin_tag = format!("berth-pin/{}/web:r1", p.name);
     let holder = format!("berth-pin.{}.web.r1", p.name);
     assert_eq!(inspect(&pin_tag, "{{.Id}}"), v1_image, "pin tag after r1");

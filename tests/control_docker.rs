@@ -3,6 +3,7 @@
 //! and the release rolls the change out. Bounded waits throughout.
 
 mod support {
+    pub mod tier;
     pub mod world;
 }
 

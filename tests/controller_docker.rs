@@ -2,6 +2,7 @@
 //! up, one berth per data dir, clean exit on SIGTERM. Bounded waits throughout.
 
 mod support {
+    pub mod tier;
     pub mod world;
 }
 

@@ -3,8 +3,8 @@
 //! Each test works in its own [`Scope`]: objects named `berthtest-<pid>-<n>-...` and labelled
 //! `berthtest.scope=<that prefix>`, all removed by the scope's `Drop` through the docker CLI
 //! (containers with `rm -f`, then networks and volumes). Every wait has a deadline. Images
-//! are built locally (`support/images.rs`); the pull test runs its own `docker-registry` and
-//! is skipped where that is not installed.
+//! are built locally (`support/images.rs`); the pull test runs its own `docker-registry`
+//! (`support/registry.rs`). Engine tier: each test fails, saying why, when no engine answers.
 //!
 //! What Docker 20.10 (API 1.41) does, as these tests pin it:
 //! - starting a running container and stopping a stopped one answer 304, which bollard passes
@@ -30,6 +30,11 @@
 
 #[path = "support/images.rs"]
 mod images;
+mod support {
+    pub mod registry;
+    pub mod tier;
+    pub mod world;
+}
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -61,6 +66,7 @@ struct Scope {
 
 impl Scope {
     fn new() -> Self {
+        support::tier::require_engine();
         Scope {
             prefix: format!(
                 "berthtest-{}-{}",
@@ -241,27 +247,6 @@ async fn connects_and_negotiates_the_engine_api_version() {
     if std::env::var_os("DOCKER_HOST").is_none() {
         assert_eq!(info.endpoint, "unix:///var/run/docker.sock");
     }
-}
-
-#[tokio::test]
-async fn a_missing_socket_is_unreachable() {
-    let engine = DockerEngine::connect(Some("unix:///nonexistent.sock")).unwrap();
-    let err = engine.info().await.unwrap_err();
-    assert!(
-        matches!(&err, EngineError::Unreachable { endpoint, .. } if endpoint == "unix:///nonexistent.sock"),
-        "{err:?}"
-    );
-    let err = engine.list_containers(&[]).await.unwrap_err();
-    assert!(matches!(err, EngineError::Unreachable { .. }), "{err:?}");
-    assert_eq!(err.op(), "list containers");
-}
-
-#[tokio::test]
-async fn a_closed_tcp_port_is_unreachable() {
-    let port = free_port();
-    let engine = DockerEngine::connect(Some(&format!("tcp://127.0.0.1:{port}"))).unwrap();
-    let err = engine.info().await.unwrap_err();
-    assert!(matches!(err, EngineError::Unreachable { .. }), "{err:?}");
 }
 
 #[tokio::test]
@@ -808,103 +793,14 @@ async fn pulling_an_unknown_image_fails() {
     assert_eq!(err.op(), "pull image");
 }
 
-/// A throwaway `docker-registry` (Debian's distribution/registry) on 127.0.0.1, which Docker
-/// trusts without TLS. Stopped (by its process, which the test started) on drop.
-struct Registry {
-    child: std::process::Child,
-    addr: String,
-    _storage: tempfile::TempDir,
-}
-
-impl Registry {
-    /// `None` when `docker-registry` is not installed.
-    fn start() -> Option<Registry> {
-        let storage = tempfile::tempdir().unwrap();
-        let addr = format!("127.0.0.1:{}", free_port());
-        let config = storage.path().join("config.yml");
-        std::fs::write(
-            &config,
-            format!(
-                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {addr}\n",
-                storage.path().join("data").display()
-            ),
-        )
-        .unwrap();
-        let child = Command::new("docker-registry")
-            .arg("serve")
-            .arg(&config)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .ok()?;
-        Some(Registry {
-            child,
-            addr,
-            _storage: storage,
-        })
-    }
-
-    async fn wait_ready(&self) {
-        until(
-            "the registry to listen",
-            Duration::from_secs(15),
-            || async { std::net::TcpStream::connect(&self.addr).ok().map(|_| ()) },
-        )
-        .await;
-    }
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Untags the references it holds on drop (the image itself stays under its other tag).
-struct Tags(Vec<String>);
-
-impl Drop for Tags {
-    fn drop(&mut self) {
-        for t in &self.0 {
-            docker(&["rmi", t]);
-        }
-    }
-}
-
 #[tokio::test]
 async fn pull_fetches_from_a_registry_and_returns_the_image_id() {
-    let Some(registry) = Registry::start() else {
-        eprintln!("skipped: docker-registry is not installed (apt-get install docker-registry)");
-        return;
-    };
-    registry.wait_ready().await;
+    let registry = support::registry::Registry::start();
     let engine = engine();
     let id = images::busybox();
-    let remote = format!(
-        "{}/berthtest-{}/busybox:1",
-        registry.addr,
-        std::process::id()
-    );
-    let mut tags = Tags(vec![remote.clone()]);
-    assert_eq!(
-        Command::new("docker")
-            .args(["tag", images::BUSYBOX, &remote])
-            .status()
-            .unwrap()
-            .code(),
-        Some(0)
-    );
-    let pushed = Command::new("docker")
-        .args(["push", &remote])
-        .output()
-        .unwrap();
-    assert!(
-        pushed.status.success(),
-        "{}",
-        String::from_utf8_lossy(&pushed.stderr)
-    );
-    docker(&["rmi", &remote]);
+    let name = format!("berthtest-{}/busybox:1", std::process::id());
+    assert_eq!(registry.push(images::BUSYBOX, &name), id);
+    let remote = registry.reference(&name);
     assert!(images::image_id(&remote).is_none());
 
     assert_eq!(engine.pull_image(&remote).await.unwrap(), id);
@@ -914,12 +810,11 @@ async fn pull_fetches_from_a_registry_and_returns_the_image_id() {
     let digest = image
         .digests
         .iter()
-        .find(|d| d.starts_with(&registry.addr))
+        .find(|d| d.starts_with(&registry.host()))
         .unwrap_or_else(|| panic!("no digest from the registry: {image:?}"))
         .clone();
-    tags.0.push(digest.clone());
 
-    // By digest, and a tag the registry does not have.
+    // By digest, and a tag the registry does not have. The registry's guard untags both.
     assert_eq!(engine.pull_image(&digest).await.unwrap(), id);
     let missing = format!("{}2", remote.trim_end_matches('1'));
     let err = engine.pull_image(&missing).await.unwrap_err();

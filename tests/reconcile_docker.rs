@@ -3,6 +3,7 @@
 //! (scripts/build-images); traffic goes to 127.0.0.1 only.
 
 mod support {
+    pub mod tier;
     pub mod world;
 }
 

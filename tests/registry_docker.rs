@@ -8,6 +8,7 @@
 
 mod support {
     pub mod registry;
+    pub mod tier;
     pub mod world;
 }
 

@@ -6,6 +6,7 @@
 //! goes to 127.0.0.1 and to the test's own containers only.
 
 mod support {
+    pub mod tier;
     pub mod world;
 }
 

@@ -8,6 +8,7 @@
 //! goes to 127.0.0.1 and to the test's own containers only.
 
 mod support {
+    pub mod tier;
     pub mod world;
 }
 
@@ -166,14 +167,7 @@ fn berth_in_a_container_applies_a_project_through_the_socket() {
 
 #[test]
 fn deploy_compose_runs_berth_which_keeps_sibling_containers_running() {
-    if Command::new("docker-compose")
-        .arg("version")
-        .output()
-        .is_err()
-    {
-        eprintln!("docker-compose is not installed: skipped (CI installs it)");
-        return;
-    }
+    support::tier::require_tool("docker-compose", "docker-compose");
     let image = BerthImage::acquire();
     let p = TestProject::new("shiprun", PROJECT);
     let (state, data) = dirs(&p);

@@ -1,7 +1,7 @@
 //! The shipped documentation holds together (issue 7): every relative link in README.md,
 //! docs/, examples/ and deploy/ points at a file that exists, and every `#anchor` at a
 //! heading of that file (GitHub's slug rules); the guides the README promises are there and
-//! linked from it.
+//! linked from it; the test tiers the README describes are the ones `Cargo.toml` declares.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -171,4 +171,33 @@ fn slugs_follow_github() {
         "4-the-same-stack-from-git"
     );
     assert_eq!(slug(" Limits (known)"), "limits-known");
+}
+
+/// `[[test]]` targets declared `test = false` in Cargo.toml: the engine tier.
+fn engine_tier_targets() -> BTreeSet<String> {
+    let manifest = std::fs::read_to_string(Path::new(ROOT).join("Cargo.toml")).unwrap();
+    manifest
+        .split("[[")
+        .filter_map(|table| table.strip_prefix("test]]"))
+        .filter(|t| t.lines().any(|l| l.replace(' ', "") == "test=false"))
+        .filter_map(|t| {
+            t.lines()
+                .find_map(|l| l.strip_prefix("name = "))
+                .map(|n| n.trim_matches('"').to_string())
+        })
+        .collect()
+}
+
+#[test]
+fn every_docker_test_file_is_in_the_engine_tier_and_only_those() {
+    let files: BTreeSet<String> = std::fs::read_dir(Path::new(ROOT).join("tests"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter_map(|n| n.strip_suffix(".rs").map(str::to_string))
+        .filter(|n| n.ends_with("_docker"))
+        .collect();
+    assert!(files.len() >= 10, "{files:?}");
+    // A `*_docker` file missing here would run in plain `cargo test` and fail there without an
+    // engine; any other name here would drop out of both tiers' commands.
+    assert_eq!(engine_tier_targets(), files);
 }

@@ -7,6 +7,7 @@
 
 mod support {
     pub mod gitrepo;
+    pub mod tier;
     pub mod world;
 }
 

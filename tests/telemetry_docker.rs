@@ -8,6 +8,7 @@
 
 mod support {
     pub mod receiver;
+    pub mod tier;
     pub mod world;
 }
 
@@ -111,6 +112,7 @@ fn stdout(o: &Output) -> String {
 
 /// A Prometheus on 127.0.0.1 scraping `target` every second; killed on drop.
 fn prometheus(dir: &Path, target: u16) -> (Running, u16) {
+    support::tier::require_tool("prometheus", "prometheus");
     let port = free_port();
     let config = dir.join("prometheus.yml");
     std::fs::write(
@@ -131,7 +133,7 @@ fn prometheus(dir: &Path, target: u16) -> (Running, u16) {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .expect("prometheus not found: install Debian's prometheus package (.ci/run does)");
+        .expect("run prometheus");
     (Running(child), port)
 }
 
@@ -147,6 +149,8 @@ fn encode(q: &str) -> String {
 
 #[test]
 fn prometheus_scrapes_berth_and_the_cli_shows_what_runs() {
+    support::tier::require_tool("prometheus", "prometheus");
+    support::tier::require_tool("promtool", "prometheus");
     let p = TestProject::new(
         "obs",
         "services:\n  web:\n    image: berth-test-busybox:1\n",
@@ -170,7 +174,7 @@ fn prometheus_scrapes_berth_and_the_cli_shows_what_runs() {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("promtool not found: install Debian's prometheus package (.ci/run does)");
+        .expect("run promtool");
     lint.stdin
         .take()
         .unwrap()

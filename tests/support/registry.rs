@@ -3,7 +3,7 @@
 //! local tag that names it. Docker allows plain HTTP to 127.0.0.0/8 registries by default, so
 //! nothing needs configuring and nothing leaves the machine.
 //!
-//! Include with `mod support { pub mod registry; pub mod world; }`.
+//! Include with `mod support { pub mod registry; pub mod tier; pub mod world; }`.
 
 #![allow(dead_code)] // Each test binary uses a different subset of these helpers.
 
@@ -34,13 +34,8 @@ pub struct Registry {
 impl Registry {
     /// Starts a registry on a free port and waits (bounded) until it answers.
     pub fn start() -> Self {
-        assert!(
-            Command::new(BINARY)
-                .arg("--version")
-                .output()
-                .is_ok_and(|o| o.status.success()),
-            "`{BINARY}` is not installed: install Debian's docker-registry (.ci/run does)"
-        );
+        super::tier::require_engine();
+        super::tier::require_tool(BINARY, "docker-registry");
         let dir = tempfile::tempdir().expect("registry temp dir");
         let mut r = Registry {
             port: 0,

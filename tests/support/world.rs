@@ -1,5 +1,8 @@
-//! Real-engine test support: local images built once, a unique project per test, and a guard
-//! that removes everything the project created, whatever the test's outcome.
+//! Real-engine test support (the engine tier): local images built once, a unique project per
+//! test, and a guard that removes everything the project created, whatever the test's outcome.
+//! Every entry point first checks that an engine answers ([`super::tier::require_engine`]).
+//!
+//! Include with `mod support { pub mod tier; pub mod world; }`.
 
 #![allow(dead_code)] // Each test binary uses a different subset of these helpers.
 
@@ -13,6 +16,7 @@ static NEXT: AtomicU32 = AtomicU32::new(0);
 
 /// Builds the demo and busybox images (idempotent, fast when nothing changed).
 pub fn ensure_images() {
+    super::tier::require_engine();
     IMAGES.call_once(|| {
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
         let status = Command::new(root.join("scripts/build-images"))

@@ -10,6 +10,7 @@
 //! waits; traffic to 127.0.0.1 and the test's own containers only.
 
 mod support {
+    pub mod tier;
     pub mod world;
 }
 

@@ -8,15 +8,19 @@
 
 use berth::desired::model::DesiredState;
 use berth::desired::{LoadOptions, load_inline};
+mod support {
+    pub mod sim;
+}
+
+use berth::engine::fake::{OnStart, Started};
 use berth::engine::labels::{self, compose};
-use berth::engine::{
-    ContainerSummary, Health, ImageSummary, NetworkSummary, RunState, VolumeSummary,
-};
+use berth::engine::{ContainerSummary, Health, RunState};
 use berth::reconcile::observed::ObservedState;
 use berth::reconcile::plan::{Action, Plan, PlanOptions, Records, plan, record_jobs, short};
 use indoc::indoc;
 use proptest::prelude::*;
 use std::collections::BTreeMap;
+use support::sim::Host;
 
 const T0: u64 = 1_700_000_000;
 
@@ -31,31 +35,73 @@ fn hash(d: &DesiredState, service: &str) -> String {
         .clone()
 }
 
-/// A small world: containers, networks, volumes, images.
-#[derive(Clone, Default)]
+/// A small world: the simulated host (`support/sim.rs`, the in-memory engine) where every
+/// started container turns healthy at once and every job exits 0, plus builders for what
+/// exists before a test begins. `clone` copies the whole world.
+#[derive(Clone)]
 struct World {
-    containers: Vec<ContainerSummary>,
-    networks: Vec<String>,
-    volumes: Vec<String>,
-    images: Vec<(String, String)>,
-    created: usize,
+    host: Host,
+}
+
+impl Default for World {
+    fn default() -> Self {
+        let host = Host::new();
+        host.engine.on_start(
+            Started::Label(format!("{}=job", labels::ROLE)),
+            OnStart::Exits(0),
+        );
+        host.engine.on_start(
+            Started::Label(labels::MANAGED.to_string()),
+            OnStart::Reports(Health::Healthy),
+        );
+        World { host }
+    }
+}
+
+/// A container of `project/service` as berth would have labelled it.
+fn summary(
+    project: &str,
+    service: &str,
+    n: u32,
+    spec_hash: &str,
+    state: RunState,
+    health: Health,
+) -> ContainerSummary {
+    let mut l = BTreeMap::new();
+    l.insert(labels::MANAGED.to_string(), "true".to_string());
+    l.insert(labels::PROJECT.to_string(), project.to_string());
+    l.insert(labels::SERVICE.to_string(), service.to_string());
+    l.insert(labels::SPEC_HASH.to_string(), spec_hash.to_string());
+    l.insert(labels::ROLE.to_string(), "replica".to_string());
+    l.insert(compose::NUMBER.to_string(), n.to_string());
+    ContainerSummary {
+        id: format!("id-{service}-{n}-{}", short(spec_hash)),
+        name: labels::container_name(project, service, n),
+        image_id: "sha256:img".into(),
+        labels: l,
+        state,
+        health,
+        exit_code: (state == RunState::Exited).then_some(0),
+        networks: vec![format!("{project}_default")],
+        created: 0,
+    }
 }
 
 impl World {
-    fn image(mut self, reference: &str, id: &str) -> Self {
-        self.images.push((reference.into(), id.into()));
+    fn image(self, reference: &str, id: &str) -> Self {
+        self.host.image(reference, id);
         self
     }
-    fn network(mut self, n: &str) -> Self {
-        self.networks.push(n.into());
+    fn network(self, n: &str) -> Self {
+        self.host.network(n);
         self
     }
-    fn volume(mut self, n: &str) -> Self {
-        self.volumes.push(n.into());
+    fn volume(self, n: &str) -> Self {
+        self.host.volume(n);
         self
     }
     fn container(
-        mut self,
+        self,
         project: &str,
         service: &str,
         n: u32,
@@ -63,70 +109,36 @@ impl World {
         state: RunState,
         health: Health,
     ) -> Self {
-        let mut l = BTreeMap::new();
-        l.insert(labels::MANAGED.to_string(), "true".to_string());
-        l.insert(labels::PROJECT.to_string(), project.to_string());
-        l.insert(labels::SERVICE.to_string(), service.to_string());
-        l.insert(labels::SPEC_HASH.to_string(), spec_hash.to_string());
-        l.insert(labels::ROLE.to_string(), "replica".to_string());
-        l.insert(compose::NUMBER.to_string(), n.to_string());
-        self.containers.push(ContainerSummary {
-            id: format!("id-{service}-{n}-{}", short(spec_hash)),
-            name: labels::container_name(project, service, n),
-            image_id: "sha256:img".into(),
-            labels: l,
-            state,
-            health,
-            exit_code: (state == RunState::Exited).then_some(0),
-            networks: vec![format!("{project}_default")],
-            created: 0,
-        });
+        let c = summary(project, service, n, spec_hash, state, health);
+        self.host.engine.insert_container(c);
         self
     }
-    fn job(mut self, project: &str, service: &str, spec_hash: &str, exit: Option<i64>) -> Self {
+    fn job(self, project: &str, service: &str, spec_hash: &str, exit: Option<i64>) -> Self {
         let state = if exit.is_some() {
             RunState::Exited
         } else {
             RunState::Running
         };
-        self = self.container(project, service, 1, spec_hash, state, Health::None);
-        let c = self.containers.last_mut().unwrap();
+        let mut c = summary(project, service, 1, spec_hash, state, Health::None);
         c.labels.insert(labels::ROLE.into(), "job".into());
         c.exit_code = exit;
+        self.host.engine.insert_container(c);
         self
     }
     fn observed(&self) -> ObservedState {
-        ObservedState::from_lists(self.containers.clone()).with_inventory(
-            self.networks
-                .iter()
-                .map(|n| NetworkSummary {
-                    id: n.clone(),
-                    name: n.clone(),
-                    labels: BTreeMap::new(),
-                })
-                .collect(),
-            self.volumes
-                .iter()
-                .map(|n| VolumeSummary {
-                    name: n.clone(),
-                    labels: BTreeMap::new(),
-                })
-                .collect(),
-            self.images
-                .iter()
-                .map(|(r, id)| ImageSummary {
-                    id: id.clone(),
-                    tags: vec![r.clone()],
-                    digests: vec![],
-                })
-                .collect(),
-        )
+        self.host.observed()
     }
-    fn named(&mut self, name: &str) -> &mut ContainerSummary {
-        self.containers
-            .iter_mut()
-            .find(|c| c.name == name)
-            .unwrap_or_else(|| panic!("no container {name}"))
+    fn containers(&self) -> Vec<ContainerSummary> {
+        self.host.containers()
+    }
+    /// Replaces every container by what `f` makes of it (in place, as if someone recreated
+    /// them all by hand).
+    fn edit_containers(&self, f: impl Fn(&mut ContainerSummary)) {
+        for mut c in self.containers() {
+            self.host.engine.remove_by_hand(&c.id);
+            f(&mut c);
+            self.host.engine.insert_container(c);
+        }
     }
 }
 
@@ -241,7 +253,8 @@ fn cold_deploy_creates_objects_pulls_and_starts_what_has_no_unmet_dependency() {
     );
     let p = sim.converge(&d);
     assert!(p.notes.is_empty(), "{p}");
-    let names: Vec<&str> = sim.w.containers.iter().map(|c| c.name.as_str()).collect();
+    let containers = sim.w.containers();
+    let names: Vec<&str> = containers.iter().map(|c| c.name.as_str()).collect();
     assert_eq!(names, ["shop-db-1", "shop-migrate-1", "shop-web-1"]);
 }
 
@@ -274,7 +287,7 @@ fn a_job_runs_once_its_dependency_is_healthy_and_dependents_follow_its_success()
         sim.plan(&d).to_string(),
         "shop/migrate  waits: db is not healthy yet\nshop/web  waits: migrate has not completed successfully yet\n"
     );
-    sim.w.named("shop-db-1").health = Health::Healthy;
+    sim.w.host.engine.set_health("shop-db-1", Health::Healthy);
     let h = short(&hash(&d, "migrate")).to_string();
     assert_eq!(
         sim.plan(&d).to_string(),
@@ -388,9 +401,8 @@ fn an_image_change_rolls_out_start_first_and_the_new_container_takes_the_name() 
         )
     );
     sim.converge(&new);
-    let web: Vec<(&str, &str, RunState)> = sim
-        .w
-        .containers
+    let containers = sim.w.containers();
+    let web: Vec<(&str, &str, RunState)> = containers
         .iter()
         .map(|c| {
             (
@@ -421,7 +433,8 @@ fn scaling_up_and_down() {
         ]
     );
     up.converge(&three);
-    let names: Vec<&str> = up.w.containers.iter().map(|c| c.name.as_str()).collect();
+    let containers = up.w.containers();
+    let names: Vec<&str> = containers.iter().map(|c| c.name.as_str()).collect();
     assert_eq!(names, ["shop-w-1", "shop-w-2", "shop-w-3"]);
 
     let mut down = adopted(&three);
@@ -447,9 +460,7 @@ fn removed_services_are_removed_and_stopped_ones_restarted() {
         sim.round(&only_a).to_string(),
         "shop/b  stop shop-b-1    service removed from the project\nshop/b  remove shop-b-1  service removed from the project\n"
     );
-    let c = sim.w.named("shop-a-1");
-    c.state = RunState::Exited;
-    c.exit_code = Some(137);
+    sim.w.host.engine.kill("shop-a-1", 137);
     // b's container is gone now, so its image pin is released too (once).
     assert_eq!(
         sim.round(&only_a).to_string(),
@@ -458,7 +469,7 @@ fn removed_services_are_removed_and_stopped_ones_restarted() {
             shop/b  unpin berth-pin/shop/b:r1  r1: the service is no longer desired
         "}
     );
-    assert_eq!(sim.w.named("shop-a-1").state, RunState::Running);
+    assert_eq!(sim.w.host.named("shop-a-1").state, RunState::Running);
     let p = sim.plan(&only_a);
     assert!(p.is_empty(), "{p}");
 }
@@ -466,17 +477,19 @@ fn removed_services_are_removed_and_stopped_ones_restarted() {
 #[test]
 fn compose_containers_are_taken_over_and_unrelated_ones_ignored() {
     let d = desired("name: shop\nservices:\n  web: {image: 'app:1'}\n");
-    let mut w = converged(&d);
-    let c = &mut w.containers[0];
-    c.labels.retain(|k, _| k.starts_with("com.docker.compose"));
-    c.labels.insert(compose::PROJECT.into(), "shop".into());
-    c.labels.insert(compose::SERVICE.into(), "web".into());
+    let w = converged(&d);
+    w.edit_containers(|c| {
+        c.labels.retain(|k, _| k.starts_with("com.docker.compose"));
+        c.labels.insert(compose::PROJECT.into(), "shop".into());
+        c.labels.insert(compose::SERVICE.into(), "web".into());
+    });
+    let c = w.containers()[0].clone();
     let compose_id = c.id.clone();
-    let mut unrelated = w.containers[0].clone();
+    let mut unrelated = c;
     unrelated.labels = BTreeMap::from([("app".to_string(), "mine".to_string())]);
     unrelated.name = "someone-elses".into();
     unrelated.id = "someone-elses-id".into();
-    w.containers.push(unrelated);
+    w.host.engine.insert_container(unrelated);
     let mut sim = Sim::new(w);
     let h = short(&hash(&d, "web")).to_string();
     // What compose made is recorded as the revision a failure would return to, and kept
@@ -503,12 +516,13 @@ fn compose_containers_are_taken_over_and_unrelated_ones_ignored() {
     );
     sim.converge(&d);
     assert!(
-        !sim.w.containers.iter().any(|c| c.id == compose_id),
+        !sim.w.containers().iter().any(|c| c.id == compose_id),
         "compose's container was replaced"
     );
-    let names: Vec<&str> = sim.w.containers.iter().map(|c| c.name.as_str()).collect();
+    let containers = sim.w.containers();
+    let names: Vec<&str> = containers.iter().map(|c| c.name.as_str()).collect();
     assert_eq!(names, ["someone-elses", "shop-web-1"]);
-    let unrelated = &sim.w.containers[0];
+    let unrelated = &containers[0];
     assert_eq!(unrelated.state, RunState::Running, "never touched");
 }
 
@@ -521,10 +535,10 @@ fn projects_that_left_the_desired_state_need_prune() {
     assert!(p.to_string().contains("shop  orphaned: 1 container(s) of a project no longer in the desired state; --prune removes them"), "{p}");
     assert!(!p.steps.iter().any(|s| s.project == "shop"));
     // A compose project berth never managed is not an orphan, even with --prune.
-    let mut w2 = w.clone();
-    for c in &mut w2.containers {
+    let w2 = w.clone();
+    w2.edit_containers(|c| {
         c.labels.remove(labels::MANAGED);
-    }
+    });
     let p2 = plan(
         &other,
         &w2.observed(),
@@ -563,103 +577,20 @@ fn held_services_are_left_alone() {
     let d = desired("name: shop\nservices:\n  web: {image: 'app:2', x-berth: {hold: true}}\n");
     let old = desired("name: shop\nservices:\n  web: {image: 'app:1'}\n");
     let mut sim = adopted(&old);
-    let before = sim.w.containers.clone();
+    let before = sim.w.containers();
     for _ in 0..3 {
         let p = sim.round(&d);
         assert!(p.is_empty(), "{p}");
     }
-    assert_eq!(sim.w.containers, before);
+    assert_eq!(sim.w.containers(), before);
 }
 
-/// Applies a plan to a world the way the engine would, with every started container
-/// becoming healthy and every job exiting 0. Strict like Docker: a step on a container that
-/// does not exist, a taken name, or removing a running container panics.
+/// Applies a plan to a world the way the executor would (`support/sim.rs`), with every
+/// started container becoming healthy and every job exiting 0. Strict like Docker: a step on
+/// a container that does not exist, a taken name, or removing a running container panics.
 fn apply(w: &mut World, p: &Plan) {
     for s in &p.steps {
-        match &s.action {
-            Action::CreateNetwork(n) => w.networks.push(n.name.clone()),
-            Action::CreateVolume(v) => w.volumes.push(v.name.clone()),
-            Action::Pull { reference } | Action::Build { reference, .. } => w
-                .images
-                .push((reference.clone(), format!("sha256:{reference}"))),
-            Action::Create { spec, .. } => {
-                assert!(
-                    !w.containers.iter().any(|c| c.name == spec.name),
-                    "name {} is taken",
-                    spec.name
-                );
-                w.created += 1;
-                w.containers.push(ContainerSummary {
-                    id: format!("new-{}", w.created),
-                    name: spec.name.clone(),
-                    image_id: spec.image.clone(),
-                    labels: spec.labels.clone(),
-                    state: RunState::Created,
-                    health: Health::None,
-                    exit_code: None,
-                    networks: spec.networks.iter().map(|n| n.network.clone()).collect(),
-                    created: 0,
-                });
-            }
-            Action::Start { target, .. } => {
-                let c = w
-                    .containers
-                    .iter_mut()
-                    .find(|c| &c.id == target || &c.name == target)
-                    .expect("start target exists");
-                let job = c.labels.get(labels::ROLE).is_some_and(|r| r == "job");
-                c.state = if job {
-                    RunState::Exited
-                } else {
-                    RunState::Running
-                };
-                c.exit_code = job.then_some(0);
-                c.health = Health::Healthy;
-            }
-            Action::Stop { id, .. } => {
-                let c = w
-                    .containers
-                    .iter_mut()
-                    .find(|c| &c.id == id)
-                    .expect("stop target exists");
-                c.state = RunState::Exited;
-                c.exit_code = Some(0);
-            }
-            Action::Remove { id, .. } => {
-                let c = w
-                    .containers
-                    .iter()
-                    .find(|c| &c.id == id)
-                    .expect("remove target exists");
-                assert_ne!(
-                    c.state,
-                    RunState::Running,
-                    "remove {} while running",
-                    c.name
-                );
-                w.containers.retain(|c| &c.id != id);
-            }
-            Action::Rename { id, to, .. } => {
-                assert!(
-                    !w.containers.iter().any(|c| &c.name == to),
-                    "name {to} is taken"
-                );
-                let c = w
-                    .containers
-                    .iter_mut()
-                    .find(|c| &c.id == id)
-                    .expect("rename target exists");
-                c.name = to.clone();
-            }
-            Action::Pin {
-                image_id,
-                repo,
-                tag,
-            } => w.images.push((format!("{repo}:{tag}"), image_id.clone())),
-            Action::Unpin { reference } | Action::RemoveImage { reference } => {
-                w.images.retain(|(r, _)| r != reference)
-            }
-        }
+        w.host.step(&s.action);
     }
 }
 
@@ -708,8 +639,9 @@ proptest! {
             // Converged means: exactly the desired containers, each on its current revision,
             // under its canonical name.
             let proj = d.projects.values().next().unwrap();
+            let containers = sim.w.containers();
             for svc in proj.services.values() {
-                let mine: Vec<&ContainerSummary> = sim.w.containers.iter().filter(|c| c.labels.get(labels::SERVICE) == Some(&svc.name)).collect();
+                let mine: Vec<&ContainerSummary> = containers.iter().filter(|c| c.labels.get(labels::SERVICE) == Some(&svc.name)).collect();
                 let want = if svc.job { 1 } else { svc.replicas as usize };
                 prop_assert_eq!(mine.len(), want, "service {}", svc.name);
                 prop_assert!(mine.iter().all(|c| c.labels.get(labels::SPEC_HASH) == Some(&svc.spec_hash)));
@@ -721,7 +653,7 @@ proptest! {
                     prop_assert!(mine.iter().all(|c| c.state == RunState::Running));
                 }
             }
-            prop_assert_eq!(sim.w.containers.len(), proj.services.values().map(|s| if s.job { 1 } else { s.replicas as usize }).sum::<usize>());
+            prop_assert_eq!(containers.len(), proj.services.values().map(|s| if s.job { 1 } else { s.replicas as usize }).sum::<usize>());
             // Idempotent: later rounds make no engine call and wait for nothing; the record
             // may forget self-heal restarts that left their window, once.
             sim.now += 3600;

@@ -16,8 +16,16 @@
 //! [`FakeEngine::set_health`], make the next call of an op fail with [`FakeEngine::fail_next`],
 //! and read back every call in order from [`FakeEngine::calls`] (`"create_container shop-web-1"`).
 //!
+//! What a container does once started is the test's to say, before or after: by default it
+//! runs, and reports [`Health::Starting`] when it has a healthcheck ([`FakeEngine::set_start_health`]
+//! changes that); [`FakeEngine::on_start`] makes containers of an image, a name or a label exit,
+//! turn unhealthy or count restarts as soon as they start. [`FakeEngine::set_build_result`]
+//! decides what building a tag gives (an image ID, or a failure with Docker's message), and
+//! [`FakeEngine::insert_container`] puts a container someone else made (compose, a person) in
+//! place.
+//!
 //! What it does not do: restart policies, pausing, healthchecks running by themselves (health
-//! changes only through `set_health`), ports clashing. A clean stop exits 0.
+//! changes only through `set_health` and the start rules), ports clashing. A clean stop exits 0.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -86,6 +94,33 @@ impl Fault {
             },
         }
     }
+}
+
+/// What a container does by itself as soon as it starts ([`FakeEngine::on_start`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnStart {
+    /// Keeps running; its health is what [`FakeEngine::set_start_health`] says when it has a
+    /// healthcheck, else none.
+    Runs,
+    /// Exits at once with this code (a crash, or a one-shot container that finished).
+    Exits(i64),
+    /// Keeps running, and Docker reports this health for it, healthcheck or not.
+    Reports(Health),
+    /// Keeps running, after Docker's restart policy restarted it this many times.
+    Restarted(u32),
+}
+
+/// Which started containers an [`OnStart`] rule is for. When several rules match, a label
+/// rule wins over a name rule, which wins over an image rule; among rules of one kind, the
+/// first set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Started {
+    /// Containers carrying this label (`key=value`, or a bare `key`).
+    Label(String),
+    /// The container of this (current) name.
+    Name(String),
+    /// Containers of this image ID.
+    Image(String),
 }
 
 /// One container as the fake keeps it.
@@ -215,12 +250,13 @@ impl FakeContainer {
     }
 }
 
+#[derive(Clone)]
 struct Subscriber {
     label: String,
     tx: mpsc::Sender<EngineResult<EngineEvent>>,
 }
 
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct State {
     now: i64,
     next_id: u64,
@@ -239,9 +275,30 @@ struct State {
     /// Builds under way now, and the most there ever were at once.
     builds_running: usize,
     builds_peak: usize,
+    /// What started containers do, by rule.
+    on_start: Vec<(Started, OnStart)>,
+    /// The health a container with a healthcheck reports when it starts.
+    start_health: Option<Health>,
+    /// What building a tag gives, when a test said so: an image ID, or a failure's message.
+    build_results: BTreeMap<String, Result<String, String>>,
 }
 
 impl State {
+    /// What the container at `i` does now that it started: the most specific matching rule.
+    fn start_rule(&self, i: usize) -> OnStart {
+        let c = &self.containers[i];
+        let rank = |which: &Started| match which {
+            Started::Label(l) => label_matches(&c.spec.labels, l).then_some(0),
+            Started::Name(n) => (*n == c.name).then_some(1),
+            Started::Image(id) => (*id == c.spec.image).then_some(2),
+        };
+        self.on_start
+            .iter()
+            .filter_map(|(which, what)| rank(which).map(|r| (r, *what)))
+            .min_by_key(|(r, _)| *r)
+            .map_or(OnStart::Runs, |(_, what)| what)
+    }
+
     fn tick(&mut self) -> i64 {
         self.now += 1;
         self.now
@@ -415,6 +472,87 @@ impl FakeEngine {
     /// Makes every build take `time` (to see how many run at once).
     pub fn set_build_time(&self, time: std::time::Duration) {
         self.lock().build_time = time;
+    }
+
+    /// From now on, containers `which` selects do `what` as soon as they start (replacing an
+    /// earlier rule for the same `which`).
+    pub fn on_start(&self, which: Started, what: OnStart) {
+        let mut s = self.lock();
+        match s.on_start.iter_mut().find(|(w, _)| *w == which) {
+            Some(rule) => rule.1 = what,
+            None => s.on_start.push((which, what)),
+        }
+    }
+
+    /// An independent copy of the engine as it is now (containers, images, rules, clock, the
+    /// calls so far), without its event subscribers: a world to try something on and drop.
+    pub fn snapshot(&self) -> FakeEngine {
+        let mut copy = self.lock().clone();
+        copy.subscribers.clear();
+        FakeEngine {
+            state: Arc::new(Mutex::new(copy)),
+        }
+    }
+
+    /// Forgets every [`FakeEngine::on_start`] rule: started containers run.
+    pub fn clear_start_rules(&self) {
+        self.lock().on_start.clear();
+    }
+
+    /// The health a container with a healthcheck reports once started (default:
+    /// [`Health::Starting`], until a test calls [`FakeEngine::set_health`]).
+    pub fn set_start_health(&self, health: Health) {
+        self.lock().start_health = Some(health);
+    }
+
+    /// What building `tag` gives from now on: `Ok(image ID)`, or `Err(message)`, a failed
+    /// build whose `Failed` error carries that message. Without one, a build makes a new ID.
+    pub fn set_build_result(&self, tag: &str, result: Result<String, String>) {
+        self.lock().build_results.insert(tag.to_owned(), result);
+    }
+
+    /// The outside world: a container someone else created (compose, a person), as the list
+    /// call shows it. Its ID and name are the summary's; its networks need not exist here, and
+    /// its image is added (untagged) when missing, as Docker keeps an image a container uses.
+    pub fn insert_container(&self, c: ContainerSummary) {
+        let mut s = self.lock();
+        if !s.images.iter().any(|i| i.id == c.image_id) {
+            s.images.push(ImageSummary {
+                id: c.image_id.clone(),
+                tags: Vec::new(),
+                digests: Vec::new(),
+            });
+        }
+        let networks = c
+            .networks
+            .iter()
+            .map(|n| super::NetworkAttach {
+                network: n.clone(),
+                aliases: Vec::new(),
+                ipv4_address: None,
+                ipv6_address: None,
+            })
+            .collect();
+        let running = c.state == RunState::Running;
+        s.containers.push(FakeContainer {
+            id: c.id,
+            name: c.name.clone(),
+            spec: ContainerCreate {
+                name: c.name,
+                image: c.image_id,
+                labels: c.labels,
+                networks,
+                ..ContainerCreate::default()
+            },
+            state: c.state,
+            health: c.health,
+            exit_code: c.exit_code,
+            created: c.created,
+            logs: String::new(),
+            exec: None,
+            started: running.then_some(c.created),
+            restart_count: 0,
+        });
     }
 
     /// The most builds that ever ran at once.
@@ -638,7 +776,17 @@ impl Engine for FakeEngine {
         }
         let mut s = self.lock();
         s.builds_running -= 1;
-        let id = s.new_id('i');
+        let id = match s.build_results.get(&spec.tag).cloned() {
+            Some(Err(message)) => {
+                return Err(EngineError::Failed {
+                    op: "build image".into(),
+                    target: spec.tag.clone(),
+                    message,
+                });
+            }
+            Some(Ok(id)) => id,
+            None => s.new_id('i'),
+        };
         add_local_image(&mut s, &spec.tag, &id);
         Ok(id)
     }
@@ -739,8 +887,8 @@ impl Engine for FakeEngine {
         s.enter("start_container", Some(&shown))?;
         let i = s.container("start container", id)?;
         let now = s.now;
-        let c = &mut s.containers[i];
-        match c.state {
+        let state = s.containers[i].state;
+        match state {
             RunState::Running => Err(EngineError::NotModified {
                 op: "start container".into(),
                 target: id.into(),
@@ -748,18 +896,33 @@ impl Engine for FakeEngine {
             RunState::Paused | RunState::Removing => Err(EngineError::Conflict {
                 op: "start container".into(),
                 target: id.into(),
-                message: format!("container {} is {:?}", c.name, c.state),
+                message: format!("container {} is {state:?}", s.containers[i].name),
             }),
             RunState::Created | RunState::Exited => {
+                let start_health = s.start_health.unwrap_or(Health::Starting);
+                let rule = s.start_rule(i);
+                let c = &mut s.containers[i];
                 c.state = RunState::Running;
                 c.started = Some(now);
                 c.exit_code = None;
                 c.health = if c.has_healthcheck() {
-                    Health::Starting
+                    start_health
                 } else {
                     Health::None
                 };
                 s.emit("start", i);
+                let c = &mut s.containers[i];
+                match rule {
+                    OnStart::Runs => {}
+                    OnStart::Reports(health) => c.health = health,
+                    OnStart::Restarted(count) => c.restart_count = count,
+                    OnStart::Exits(code) => {
+                        c.state = RunState::Exited;
+                        c.exit_code = Some(code);
+                        c.health = Health::None;
+                        s.emit("die", i);
+                    }
+                }
                 Ok(())
             }
         }
@@ -1350,5 +1513,114 @@ mod tests {
         e.create_container(&spec("shop-web-1")).await.unwrap();
         e.set_logs("shop-web-1", "one\ntwo\nthree\n");
         assert_eq!(e.logs_tail("shop-web-1", 2).await.unwrap(), "two\nthree\n");
+    }
+
+    #[tokio::test]
+    async fn start_rules_go_by_label_then_name_then_image() {
+        let e = engine();
+        e.set_start_health(Health::Healthy);
+        e.on_start(Started::Image(IMAGE.into()), OnStart::Exits(1));
+        e.on_start(Started::Name("shop-web-2".into()), OnStart::Restarted(2));
+        e.on_start(Started::Label("berth.role=smoke".into()), OnStart::Exits(3));
+        let mut checked = spec("shop-web-1");
+        checked.healthcheck = Some(HealthcheckSpec {
+            test: vec!["CMD".into(), "true".into()],
+            interval: None,
+            timeout: None,
+            retries: None,
+            start_period: None,
+            start_interval: None,
+        });
+        let mut smoke = spec("shop-web-2");
+        smoke.labels.insert("berth.role".into(), "smoke".into());
+        for s in [&checked, &smoke] {
+            e.create_container(s).await.unwrap();
+            e.start_container(&s.name).await.unwrap();
+        }
+        let c = e.container("shop-web-1").unwrap();
+        assert_eq!((c.state, c.exit_code), (RunState::Exited, Some(1)));
+        let c = e.container("shop-web-2").unwrap();
+        assert_eq!((c.state, c.exit_code), (RunState::Exited, Some(3)));
+
+        e.on_start(Started::Image(IMAGE.into()), OnStart::Runs);
+        e.start_container("shop-web-1").await.unwrap();
+        let c = e.container("shop-web-1").unwrap();
+        assert_eq!((c.state, c.health), (RunState::Running, Health::Healthy));
+        e.clear_start_rules();
+        e.on_start(
+            Started::Name("shop-web-2".into()),
+            OnStart::Reports(Health::Unhealthy),
+        );
+        e.start_container("shop-web-2").await.unwrap();
+        let c = e.container("shop-web-2").unwrap();
+        assert_eq!((c.state, c.health), (RunState::Running, Health::Unhealthy));
+    }
+
+    #[tokio::test]
+    async fn build_results_give_the_set_id_or_fail_with_the_message() {
+        let e = FakeEngine::new();
+        let spec = |tag: &str| BuildSpec {
+            context_dir: std::path::PathBuf::from("/nonexistent"),
+            dockerfile: "Dockerfile".into(),
+            dockerfile_inline: None,
+            tag: tag.into(),
+            args: BTreeMap::new(),
+            target: None,
+            labels: BTreeMap::new(),
+            network: None,
+            extra_hosts: Vec::new(),
+            shm_size: None,
+            timeout: GRACE,
+        };
+        e.set_build_result("app:1", Ok("sha256:app1".into()));
+        e.set_build_result("app:2", Err("step 2/3: exit code 1".into()));
+        assert_eq!(e.build_image(&spec("app:1")).await.unwrap(), "sha256:app1");
+        let err = e.build_image(&spec("app:2")).await.unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "failed to build image app:2: step 2/3: exit code 1"
+        );
+        assert!(
+            e.build_image(&spec("app:3"))
+                .await
+                .unwrap()
+                .starts_with('i')
+        );
+        let tags: Vec<String> = e
+            .list_images()
+            .await
+            .unwrap()
+            .into_iter()
+            .flat_map(|i| i.tags)
+            .collect();
+        assert_eq!(tags, ["app:1", "app:3"]);
+    }
+
+    #[tokio::test]
+    async fn inserted_containers_are_listed_as_given_and_snapshots_diverge() {
+        let e = engine();
+        let made = ContainerSummary {
+            id: "compose-made".into(),
+            name: "shop-web-1".into(),
+            image_id: "sha256:other".into(),
+            labels: BTreeMap::from([("com.docker.compose.project".into(), "shop".into())]),
+            state: RunState::Running,
+            health: Health::Healthy,
+            exit_code: None,
+            networks: vec!["shop_default".into()],
+            created: 7,
+        };
+        e.insert_container(made.clone());
+        assert_eq!(e.list_containers(&[]).await.unwrap(), [made]);
+        let copy = e.snapshot();
+        copy.kill("shop-web-1", 137);
+        assert_eq!(e.container("shop-web-1").unwrap().state, RunState::Running);
+        assert_eq!(
+            copy.container("shop-web-1").unwrap().state,
+            RunState::Exited
+        );
+        e.stop_container("compose-made", GRACE, None).await.unwrap();
+        e.remove_container("shop-web-1").await.unwrap();
+        assert!(e.list_containers(&[]).await.unwrap().is_empty());
     }
 }

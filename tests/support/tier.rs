@@ -22,7 +22,7 @@ pub fn require_engine() {
             "engine tier: no Docker engine answers at {where_}: {why}\n\
              These tests run against a real engine and cannot pass without one. Start it with \
              scripts/deps engine (or run scripts/test, which does), or run plain `cargo test` for \
-             the tiers that need no engine.",
+             the tier that needs none.",
             where_ = std::env::var("DOCKER_HOST")
                 .unwrap_or_else(|_| "unix:///var/run/docker.sock".into()),
         );

@@ -590,7 +590,9 @@ fn held_services_are_left_alone() {
 /// a container that does not exist, a taken name, or removing a running container panics.
 fn apply(w: &mut World, p: &Plan) {
     for s in &p.steps {
-        w.host.step(&s.action);
+        w.host
+            .step(&s.action)
+            .unwrap_or_else(|e| panic!("{}: {e}", s.action));
     }
 }
 

@@ -4,15 +4,21 @@
 //! crashes between (and inside) rounds.
 //!
 //! The simulation is the controller's loop without IO: observe the [`World`], `plan()` with
-//! berth's records and `now`, save the plan's records, apply its steps one by one as Docker
-//! would (strictly: a taken name or a step on a missing container panics), one second passes.
-//! How a started container behaves is decided by its image ([`Behaviour`]), so a "bad release"
-//! is an image ID that crashes, turns unhealthy, is restarted by Docker, or never gets ready.
+//! berth's records and `now`, save the plan's records, apply its steps one by one to the
+//! in-memory engine as the executor would (`support/sim.rs`; strictly: a taken name or a step
+//! on a missing container panics), one second passes. How a started container behaves is
+//! decided by its image ([`Behaviour`], the engine's start rules), so a "bad release" is an
+//! image ID that crashes, turns unhealthy, is restarted by Docker, or never gets ready.
 
 use berth::desired::model::DesiredState;
 use berth::desired::{LoadOptions, load_inline};
+mod support {
+    pub mod sim;
+}
+
+use berth::engine::fake::{OnStart, Started};
 use berth::engine::labels::{self, compose};
-use berth::engine::{ContainerSummary, Health, ImageSummary, NetworkSummary, RunState};
+use berth::engine::{ContainerSummary, Health, RunState};
 use berth::reconcile::event::EventKind;
 use berth::reconcile::observed::{ObservedState, ProbeVerdicts};
 use berth::reconcile::plan::{Action, ImageSource, Note, Plan, PlanOptions, Records, plan, short};
@@ -21,6 +27,7 @@ use berth::store::{Outcome, RolloutKind, ServiceRecord};
 use indoc::indoc;
 use proptest::prelude::*;
 use std::collections::BTreeMap;
+use support::sim::Host;
 
 const T0: u64 = 1_700_000_000;
 
@@ -63,107 +70,112 @@ enum Behaviour {
 /// A replica as the tests compare it: (name, short spec hash, state).
 type Replica = (String, String, RunState);
 
-/// A simulated engine.
-#[derive(Clone, Default)]
+/// The simulated host (the in-memory engine, `support/sim.rs`) and what berth's prober and
+/// executor hand a round beside it. `clone` copies the whole world.
+#[derive(Clone)]
 struct World {
-    containers: Vec<ContainerSummary>,
-    restart_counts: BTreeMap<String, u32>,
+    host: Host,
+    /// Probe verdicts by container ID (what the prober reports).
     probes: BTreeMap<String, ProbeVerdicts>,
-    /// Reference (tag or pin) → image ID.
-    images: BTreeMap<String, String>,
-    /// Image ID → behaviour; `Good` when absent.
-    behaviour: BTreeMap<String, Behaviour>,
-    /// Exit code of the one-shot gate containers by role (`smoke`, `pre-deploy`); 0 if absent.
-    gate_exit: BTreeMap<String, i64>,
-    /// Containers (by name) that crash when started, whatever their image.
-    crash_names: Vec<String>,
-    /// Image references whose build fails, with the engine's error.
-    failing_builds: BTreeMap<String, String>,
     /// Builds that failed in the last round (what the executor hands the next round).
     build_failures: BTreeMap<String, String>,
-    /// Every build step run, by reference.
-    builds: Vec<String>,
-    created: usize,
 }
 
 impl World {
-    /// Images `app:1` ... `app:9`, each with ID `sha256:appN`, all good.
+    /// Images `app:1` ... `app:9`, each with ID `sha256:appN`, all good; the project's network;
+    /// a started container with a healthcheck is healthy at once, and the one-shot gate and
+    /// job containers exit 0.
     fn new() -> Self {
-        let mut w = World::default();
+        let host = Host::new();
         for n in 1..=9 {
-            w.images
-                .insert(format!("app:{n}"), format!("sha256:app{n}"));
+            host.image(&format!("app:{n}"), &format!("sha256:app{n}"));
+        }
+        host.network("shop_default");
+        host.engine.set_start_health(Health::Healthy);
+        let w = World {
+            host,
+            probes: BTreeMap::new(),
+            build_failures: BTreeMap::new(),
+        };
+        for role in ["smoke", "pre-deploy", "job"] {
+            w.gate_exit(role, 0);
         }
         w
     }
 
-    fn bad(mut self, reference: &str, b: Behaviour) -> Self {
-        let id = self.images[reference].clone();
-        self.behaviour.insert(id, b);
+    fn bad(self, reference: &str, b: Behaviour) -> Self {
+        let id = self.images()[reference].clone();
+        self.behave(&id, b);
         self
     }
 
-    fn observed(&self) -> ObservedState {
-        let mut o = ObservedState::from_lists(self.containers.clone()).with_inventory(
-            vec![NetworkSummary {
-                id: "n1".into(),
-                name: "shop_default".into(),
-                labels: BTreeMap::new(),
-            }],
-            vec![],
-            self.images
-                .iter()
-                .map(|(r, id)| ImageSummary {
-                    id: id.clone(),
-                    tags: vec![r.clone()],
-                    digests: vec![],
-                })
-                .collect(),
+    /// Containers of image `id` behave as `b` once started.
+    fn behave(&self, id: &str, b: Behaviour) {
+        let what = match b {
+            Behaviour::Good => OnStart::Runs,
+            Behaviour::Crashes => OnStart::Exits(1),
+            Behaviour::Unhealthy => OnStart::Reports(Health::Unhealthy),
+            Behaviour::Restarted => OnStart::Restarted(1),
+            Behaviour::NeverReady => OnStart::Reports(Health::Starting),
+        };
+        self.host
+            .engine
+            .on_start(Started::Image(id.to_owned()), what);
+    }
+
+    /// The one-shot containers of `role` (`smoke`, `pre-deploy`, `job`) exit with `code`.
+    fn gate_exit(&self, role: &str, code: i64) {
+        self.host.engine.on_start(
+            Started::Label(format!("{}={role}", labels::ROLE)),
+            OnStart::Exits(code),
         );
+    }
+
+    /// The container named `name` crashes when started, whatever its image.
+    fn crash(&self, name: &str) {
+        self.host
+            .engine
+            .on_start(Started::Name(name.to_owned()), OnStart::Exits(1));
+    }
+
+    /// Building `reference` fails with the engine's `message`.
+    fn fail_build(&self, reference: &str, message: String) {
+        self.host.engine.set_build_result(reference, Err(message));
+    }
+
+    /// Building `reference` works again.
+    fn fix_build(&self, reference: &str) {
+        self.host
+            .engine
+            .set_build_result(reference, Ok(format!("sha256:{reference}")));
+    }
+
+    fn containers(&self) -> Vec<ContainerSummary> {
+        self.host.containers()
+    }
+
+    /// Local images: reference → ID.
+    fn images(&self) -> BTreeMap<String, String> {
+        self.host.images()
+    }
+
+    /// Every build run, by reference.
+    fn builds(&self) -> Vec<String> {
+        self.host.builds()
+    }
+
+    fn observed(&self) -> ObservedState {
+        let mut o = self.host.observed();
         o.probes = self.probes.clone();
         o.build_failures = self.build_failures.clone();
-        o.restart_counts = self
-            .containers
-            .iter()
-            .map(|c| {
-                (
-                    c.id.clone(),
-                    self.restart_counts.get(&c.id).copied().unwrap_or(0),
-                )
-            })
-            .collect();
         o
     }
 
-    fn find(&mut self, key: &str) -> &mut ContainerSummary {
-        self.containers
-            .iter_mut()
-            .find(|c| c.id == key || c.name == key)
-            .unwrap_or_else(|| panic!("no container {key}"))
-    }
-
-    /// Applies one step the way Docker would.
+    /// Applies one step the way Docker would; a plan never starts a running container nor
+    /// creates a second container for one service, role, number and hash.
     fn step(&mut self, action: &Action) {
         match action {
-            Action::CreateNetwork(_) | Action::CreateVolume(_) => {}
-            Action::Build { reference, .. } if self.failing_builds.contains_key(reference) => {
-                self.builds.push(reference.clone());
-                let error = self.failing_builds[reference].clone();
-                self.build_failures.insert(reference.clone(), error);
-            }
-            Action::Pull { reference } | Action::Build { reference, .. } => {
-                if matches!(action, Action::Build { .. }) {
-                    self.builds.push(reference.clone());
-                }
-                let id = format!("sha256:{reference}");
-                self.images.insert(reference.clone(), id);
-            }
-            Action::Create { spec, image } => {
-                assert!(
-                    !self.containers.iter().any(|c| c.name == spec.name),
-                    "create {}: the name is taken",
-                    spec.name
-                );
+            Action::Create { spec, .. } => {
                 let key = |l: &BTreeMap<String, String>| {
                     [
                         labels::SERVICE,
@@ -175,135 +187,32 @@ impl World {
                 };
                 let same = key(&spec.labels);
                 assert!(
-                    !self.containers.iter().any(|c| key(&c.labels) == same),
+                    !self.containers().iter().any(|c| key(&c.labels) == same),
                     "create {}: a container with the same service, role, number and hash exists (a duplicate)",
                     spec.name
                 );
-                let image_id = match image {
-                    ImageSource::Id(id) => id.clone(),
-                    ImageSource::Pulled(r) => self.images[r].clone(),
-                };
-                assert!(
-                    self.images.values().any(|i| *i == image_id),
-                    "create {}: no image {image_id}",
-                    spec.name
-                );
-                self.created += 1;
-                let mut l = spec.labels.clone();
-                if spec.healthcheck.is_some() {
-                    l.insert("test.healthcheck".into(), "yes".into());
-                }
-                self.containers.push(ContainerSummary {
-                    id: format!("c{}", self.created),
-                    name: spec.name.clone(),
-                    image_id,
-                    labels: l,
-                    state: RunState::Created,
-                    health: Health::None,
-                    exit_code: None,
-                    networks: vec![],
-                    created: 0,
-                });
             }
             Action::Start { target, .. } => {
-                let gate_exit = self.gate_exit.clone();
-                let crash = self.crash_names.clone();
-                let behaviour = self.behaviour.clone();
-                let c = self.find(target);
+                let c = self
+                    .containers()
+                    .into_iter()
+                    .find(|c| c.id == *target || c.name == *target)
+                    .unwrap_or_else(|| panic!("no container {target}"));
                 assert_ne!(c.state, RunState::Running, "start {}: running", c.name);
-                let role = c.labels.get(labels::ROLE).cloned().unwrap_or_default();
-                let checked = c.labels.contains_key("test.healthcheck");
-                c.exit_code = None;
-                c.state = RunState::Running;
-                c.health = if checked {
-                    Health::Healthy
-                } else {
-                    Health::None
-                };
-                let b = if crash.contains(&c.name) {
-                    Behaviour::Crashes
-                } else {
-                    behaviour
-                        .get(&c.image_id)
-                        .copied()
-                        .unwrap_or(Behaviour::Good)
-                };
-                let id = c.id.clone();
-                match role.as_str() {
-                    "smoke" | "pre-deploy" => {
-                        c.state = RunState::Exited;
-                        c.exit_code = Some(gate_exit.get(&role).copied().unwrap_or(0));
-                    }
-                    "job" => {
-                        c.state = RunState::Exited;
-                        c.exit_code = Some(0);
-                    }
-                    _ => match b {
-                        Behaviour::Good => {}
-                        Behaviour::Crashes => {
-                            c.state = RunState::Exited;
-                            c.exit_code = Some(1);
-                            c.health = Health::None;
-                        }
-                        Behaviour::Unhealthy => c.health = Health::Unhealthy,
-                        Behaviour::NeverReady => c.health = Health::Starting,
-                        Behaviour::Restarted => {
-                            self.restart_counts.insert(id, 1);
-                        }
-                    },
-                }
             }
-            Action::Stop { id, .. } => {
-                // Stopping a stopped container is Docker's 304, which the executor counts as
-                // done.
-                let c = self.find(id);
-                c.state = RunState::Exited;
-                c.exit_code = Some(0);
-                c.health = Health::None;
-            }
-            Action::Remove { id, .. } => {
-                let c = self.find(id);
-                assert_ne!(c.state, RunState::Running, "remove {}: running", c.name);
-                self.containers.retain(|c| &c.id != id);
-            }
-            Action::Rename { id, to, .. } => {
-                assert!(
-                    !self.containers.iter().any(|c| &c.name == to),
-                    "rename to {to}: the name is taken"
-                );
-                self.find(id).name = to.clone();
-            }
-            Action::Pin {
-                image_id,
-                repo,
-                tag,
-            } => {
-                assert!(
-                    self.images.values().any(|i| i == image_id),
-                    "pin: no image {image_id}"
-                );
-                self.images
-                    .insert(format!("{repo}:{tag}"), image_id.clone());
-            }
-            Action::Unpin { reference } => {
-                self.images.remove(reference);
-            }
-            Action::RemoveImage { reference } => {
-                // As Docker: the last reference of an image a container uses is a conflict.
-                if let Some(id) = self.images.remove(reference) {
-                    let last = !self.images.values().any(|i| *i == id);
-                    assert!(
-                        !(last && self.containers.iter().any(|c| c.image_id == id)),
-                        "remove image {reference}: a container uses it"
-                    );
-                }
-            }
+            _ => {}
+        }
+        if let Err(e) = self.host.step(action) {
+            let Action::Build { reference, .. } = action else {
+                unreachable!("only a build fails without a panic");
+            };
+            self.build_failures.insert(reference.clone(), e.to_string());
         }
     }
 
     /// Replicas of web, in creation order.
     fn web(&self) -> Vec<Replica> {
-        self.containers
+        self.containers()
             .iter()
             .filter(|c| {
                 c.labels.get(labels::SERVICE).map(String::as_str) == Some("web")
@@ -321,7 +230,7 @@ impl World {
 
     /// Running replicas of web that a client could use: running and not unhealthy.
     fn serving(&self) -> usize {
-        self.containers
+        self.containers()
             .iter()
             .filter(|c| {
                 c.labels.get(labels::ROLE).map(String::as_str) == Some("replica")
@@ -378,7 +287,7 @@ impl Sim {
                 image: ImageSource::Pulled(r),
                 ..
             } = &s.action
-                && !self.w.images.contains_key(r)
+                && !self.w.images().contains_key(r)
             {
                 untouched.insert(s.scope());
             }
@@ -443,8 +352,8 @@ fn deployed(w: World, d: &DesiredState) -> Sim {
 
 /// The web replicas' IDs, by name.
 fn ids(w: &World) -> BTreeMap<String, String> {
-    w.containers
-        .iter()
+    w.containers()
+        .into_iter()
         .filter(|c| c.labels.get(labels::ROLE).map(String::as_str) == Some("replica"))
         .map(|c| (c.name.clone(), c.id.clone()))
         .collect()
@@ -459,7 +368,7 @@ fn assert_runs(w: &World, d: &DesiredState, replicas: u32) {
     let mut got = w.web();
     got.sort();
     assert_eq!(got, want);
-    assert_eq!(w.containers.len(), replicas as usize, "no leftovers");
+    assert_eq!(w.containers().len(), replicas as usize, "no leftovers");
 }
 
 const FAST: &str = "    x-berth: {min_ready: 0s}\n";
@@ -486,7 +395,7 @@ fn a_good_start_first_update_keeps_the_old_container_serving_until_the_candidate
             assert!(w.serving() >= 1, "nothing serves: {:?}", w.web());
             // The old container runs until the round in which the candidate passed.
             if !passed {
-                let o = w.containers.iter().find(|c| c.id == old).unwrap();
+                let o = w.containers().into_iter().find(|c| c.id == old).unwrap();
                 assert_eq!(o.state, RunState::Running, "{:?}", w.web());
             }
         });
@@ -523,8 +432,8 @@ fn a_good_start_first_update_keeps_the_old_container_serving_until_the_candidate
         (r2.number, r2.stable, r2.pin.as_deref()),
         (2, true, Some("berth-pin/shop/web:r2"))
     );
-    assert_eq!(sim.w.images["berth-pin/shop/web:r1"], "sha256:app1");
-    assert_eq!(sim.w.images["berth-pin/shop/web:r2"], "sha256:app2");
+    assert_eq!(sim.w.images()["berth-pin/shop/web:r1"], "sha256:app1");
+    assert_eq!(sim.w.images()["berth-pin/shop/web:r2"], "sha256:app2");
 }
 
 #[test]
@@ -592,7 +501,7 @@ fn every_kind_of_gate_failure_reverts_in_the_round_it_is_seen_and_quarantines_th
             rounds += 1;
             assert!(rounds < 20, "{behaviour:?}: no failure seen");
             let p = sim.round_checked(&d2, &mut |w| {
-                let o = w.containers.iter().find(|c| c.id == old).unwrap();
+                let o = w.containers().into_iter().find(|c| c.id == old).unwrap();
                 assert_eq!(
                     o.state,
                     RunState::Running,
@@ -730,7 +639,7 @@ fn berth_retry_lifts_the_quarantine_and_the_same_revision_is_tried_again() {
     let mut sim = deployed(World::new().bad("app:2", Behaviour::Crashes), &d1);
     sim.converge(&d2);
     // The operator fixed what app:2 needed and says `berth retry`.
-    sim.w.behaviour.clear();
+    sim.w.behave("sha256:app2", Behaviour::Good);
     let key = ("shop".to_string(), "web".to_string());
     sim.records.get_mut(&key).unwrap().control.retry_at = Some(sim.now);
     sim.converge(&d2);
@@ -743,16 +652,14 @@ fn berth_retry_lifts_the_quarantine_and_the_same_revision_is_tried_again() {
 #[test]
 fn a_revert_targets_the_newest_stable_revision_never_a_failed_one_nor_one_with_the_failed_hash() {
     let (d1, d2, d3) = (web("app:1", FAST), web("app:2", FAST), web("app:3", FAST));
-    let mut w = World::new().bad("app:3", Behaviour::Crashes);
+    let w = World::new().bad("app:3", Behaviour::Crashes);
     // app:1 will later name a broken image (the tag moved): same spec hash, other image.
-    w.images
-        .insert("app:1-broken".into(), "sha256:broken".into());
-    w.behaviour
-        .insert("sha256:broken".into(), Behaviour::Crashes);
+    w.host.image("app:1-broken", "sha256:broken");
+    w.behave("sha256:broken", Behaviour::Crashes);
     let mut sim = deployed(w, &d1);
     sim.converge(&d2); // r2 stable
     sim.converge(&d3); // r3 fails: reverts to r2
-    sim.w.images.insert("app:1".into(), "sha256:broken".into());
+    sim.w.host.image("app:1", "sha256:broken");
     sim.converge(&d1); // r4 = d1's hash again, broken: must revert to r2, not r1
     let rec = sim.record();
     let summary: Vec<(u64, &str, Outcome, bool)> = rec
@@ -808,9 +715,7 @@ fn when_the_revert_target_fails_too_the_service_is_degraded_and_nothing_more_hap
     let (d1, d2) = (web("app:1", PORT), web("app:2", PORT));
     let mut sim = deployed(World::new().bad("app:2", Behaviour::Crashes), &d1);
     // What r1 needs broke meanwhile: its kept container will not come back either.
-    sim.w
-        .behaviour
-        .insert("sha256:app1".into(), Behaviour::Crashes);
+    sim.w.behave("sha256:app1", Behaviour::Crashes);
     sim.converge(&d2);
     assert!(
         sim.events().last().unwrap().starts_with("Degraded: revert to r1 failed: replica 1: exited with code 1 before becoming ready; DEGRADED"),
@@ -879,7 +784,7 @@ fn a_failing_second_batch_reverts_the_first_one_too() {
     let (a, b) = (h12(&d1), h12(&d2));
     let mut sim = deployed(World::new(), &d1);
     let before = ids(&sim.w);
-    sim.w.crash_names.push(format!("shop-web-2-{b}"));
+    sim.w.crash(&format!("shop-web-2-{b}"));
     sim.round(&d2); // replica 1's candidate
     sim.round(&d2); // it passed: swapped in
     sim.round(&d2); // replica 2's candidate, which crashes
@@ -905,7 +810,7 @@ fn a_failing_pre_deploy_gate_stops_nothing() {
     let (d1, d2) = (web("app:1", x), web("app:2", x));
     let mut sim = deployed(World::new(), &d1);
     let before = ids(&sim.w);
-    sim.w.gate_exit.insert("pre-deploy".into(), 1);
+    sim.w.gate_exit("pre-deploy", 1);
     let b = h12(&d2);
     assert_eq!(
         sim.round(&d2).to_string(),
@@ -929,7 +834,11 @@ fn a_failing_pre_deploy_gate_stops_nothing() {
         "nothing was stopped"
     );
     assert_eq!(ids(&sim.w), before);
-    assert_eq!(sim.w.containers.len(), 1, "the gate container is gone too");
+    assert_eq!(
+        sim.w.containers().len(),
+        1,
+        "the gate container is gone too"
+    );
     assert_eq!(
         sim.record().quarantined[0].reason,
         "pre_deploy exited with code 1"
@@ -945,7 +854,7 @@ fn a_failing_smoke_test_reverts_to_the_kept_container() {
     let (d1, d2) = (web("app:1", x), web("app:2", x));
     let mut sim = deployed(World::new(), &d1);
     let before = ids(&sim.w);
-    sim.w.gate_exit.insert("smoke".into(), 1);
+    sim.w.gate_exit("smoke", 1);
     sim.converge(&d2);
     let events = sim.events();
     assert_eq!(
@@ -1048,10 +957,9 @@ fn self_heal_backs_off_exponentially_then_gives_up_as_degraded() {
     let mut starts = Vec::new();
     for _ in 0..60 {
         // The replica dies whenever it runs.
-        for c in &mut sim.w.containers {
+        for c in sim.w.containers() {
             if c.state == RunState::Running {
-                c.state = RunState::Exited;
-                c.exit_code = Some(2);
+                sim.w.host.engine.kill(&c.id, 2);
             }
         }
         let now = sim.now;
@@ -1103,7 +1011,7 @@ fn a_failing_liveness_probe_or_docker_health_restarts_the_replica() {
     );
     sim.w.probes.clear();
     sim.now += 60;
-    sim.w.find(&id).health = Health::Unhealthy;
+    sim.w.host.engine.set_health(&id, Health::Unhealthy);
     assert_eq!(
         sim.round(&d).to_string(),
         indoc! {"
@@ -1253,7 +1161,7 @@ fn scenarios() -> Vec<Scenario> {
             world: World::new(),
             from: Some(web("app:1", smoke)),
             then: |w| {
-                w.gate_exit.insert("smoke".into(), 1);
+                w.gate_exit("smoke", 1);
             },
             to: web("app:2", smoke),
         },
@@ -1425,7 +1333,7 @@ proptest! {
                 .map(|n| (format!("shop-web-{n}"), h.clone(), RunState::Running))
                 .collect();
             prop_assert_eq!(got, want, "after release {} ({:?})", i + 2, bad);
-            prop_assert_eq!(sim.w.containers.len(), replicas as usize);
+            prop_assert_eq!(sim.w.containers().len(), replicas as usize);
         }
     }
 }
@@ -1490,11 +1398,10 @@ fn build_cause(p: &Plan) -> String {
 
 const BUILD_ERROR: &str = "COPY failed: file not found in build context or excluded by .dockerignore: stat app.txt: file does not exist";
 
-/// What the engine answers for a broken build: the error, then the build's last lines.
-fn build_error(reference: &str) -> String {
-    format!(
-        "failed to build image {reference}: {BUILD_ERROR}\nStep 1/2 : FROM scratch\n ---> \nStep 2/2 : COPY app.txt /"
-    )
+/// What the engine says of a broken build: the error, then the build's last lines (the
+/// executor hands it on as `failed to build image <reference>: <this>`).
+fn build_error() -> String {
+    format!("{BUILD_ERROR}\nStep 1/2 : FROM scratch\n ---> \nStep 2/2 : COPY app.txt /")
 }
 
 #[test]
@@ -1556,19 +1463,19 @@ fn a_failed_build_is_quarantined_reported_with_its_last_lines_and_not_retried() 
     proj.write("app.txt", "v2 (broken)");
     let d2 = proj.desired();
     let r2 = built_ref(&d2, "web");
-    sim.w.failing_builds.insert(r2.clone(), build_error(&r2));
+    sim.w.fail_build(&r2, build_error());
     let mut after = Vec::new();
     sim.converge_checked(&d2, &mut |w| after.push(ids(w)));
 
     // Built once, never retried; nothing running changed at any point.
-    assert_eq!(sim.w.builds.iter().filter(|b| **b == r2).count(), 1);
+    assert_eq!(sim.w.builds().iter().filter(|b| **b == r2).count(), 1);
     assert!(after.iter().all(|i| *i == before), "web was touched");
     assert_runs(&sim.w, &d1, 1);
     for _ in 0..5 {
         let p = sim.round(&d2);
         assert!(settled(&p), "{p}");
     }
-    assert_eq!(sim.w.builds.iter().filter(|b| **b == r2).count(), 1);
+    assert_eq!(sim.w.builds().iter().filter(|b| **b == r2).count(), 1);
 
     let rec = sim.record();
     let r = rec.revision(2).expect("the failed build is recorded as r2");
@@ -1626,18 +1533,18 @@ fn berth_retry_builds_a_quarantined_revision_again() {
     proj.write("app.txt", "v2");
     let d2 = proj.desired();
     let r2 = built_ref(&d2, "web");
-    sim.w.failing_builds.insert(r2.clone(), build_error(&r2));
+    sim.w.fail_build(&r2, build_error());
     sim.converge(&d2);
-    assert_eq!(sim.w.builds.iter().filter(|b| **b == r2).count(), 1);
+    assert_eq!(sim.w.builds().iter().filter(|b| **b == r2).count(), 1);
 
     // The base image it needed is there now; the operator says `berth retry`.
-    sim.w.failing_builds.clear();
+    sim.w.fix_build(&r2);
     sim.now += 10;
     let key = ("shop".to_string(), "web".to_string());
     sim.records.get_mut(&key).unwrap().control.retry_at = Some(sim.now);
     sim.now += 1;
     sim.converge(&d2);
-    assert_eq!(sim.w.builds.iter().filter(|b| **b == r2).count(), 2);
+    assert_eq!(sim.w.builds().iter().filter(|b| **b == r2).count(), 2);
     assert_runs(&sim.w, &d2, 1);
     assert_eq!(sim.record().current().map(|c| c.number), Some(3));
 }
@@ -1647,12 +1554,12 @@ fn a_first_deploy_whose_build_fails_runs_nothing_and_is_blocked() {
     let proj = BuiltProject::new(false);
     let d1 = proj.desired();
     let r1 = built_ref(&d1, "web");
-    let mut w = World::new();
-    w.failing_builds.insert(r1.clone(), build_error(&r1));
+    let w = World::new();
+    w.fail_build(&r1, build_error());
     let mut sim = Sim::new(w);
     let p = sim.converge(&d1);
     assert!(sim.w.web().is_empty());
-    assert_eq!(sim.w.builds, vec![r1]);
+    assert_eq!(sim.w.builds(), vec![r1]);
     let blocked: Vec<String> = p.blocks().map(|n| n.to_string()).collect();
     assert_eq!(
         blocked,
@@ -1682,14 +1589,13 @@ fn built_images_that_leave_the_history_are_removed() {
         .map(|r| r.image_ref.clone())
         .collect();
     assert_eq!(kept, refs[3..].to_vec(), "the newest 5 revisions are kept");
-    let built: Vec<&String> = sim
-        .w
-        .images
+    let images = sim.w.images();
+    let built: Vec<&String> = images
         .keys()
         .filter(|r| r.starts_with("berth-build/"))
         .collect();
     assert_eq!(built.len(), 5, "{built:?}");
-    assert!(kept.iter().all(|r| sim.w.images.contains_key(r)));
+    assert!(kept.iter().all(|r| sim.w.images().contains_key(r)));
     let removals: Vec<String> = sim
         .plans
         .iter()
@@ -1713,12 +1619,12 @@ fn a_job_whose_build_fails_blocks_its_dependents_until_its_context_changes() {
     let proj = BuiltProject::new(true);
     let d1 = proj.desired();
     let job = built_ref(&d1, "migrate");
-    let mut w = World::new();
-    w.failing_builds.insert(job.clone(), build_error(&job));
+    let w = World::new();
+    w.fail_build(&job, build_error());
     let mut sim = Sim::new(w);
     let p = sim.converge(&d1);
-    assert!(sim.w.containers.is_empty(), "nothing runs");
-    assert_eq!(sim.w.builds.iter().filter(|b| **b == job).count(), 1);
+    assert!(sim.w.containers().is_empty(), "nothing runs");
+    assert_eq!(sim.w.builds().iter().filter(|b| **b == job).count(), 1);
     let blocked: Vec<String> = p.blocks().map(|n| n.to_string()).collect();
     assert!(
         blocked.iter().any(|b| b.starts_with(&format!(
@@ -1737,7 +1643,7 @@ fn a_job_whose_build_fails_blocks_its_dependents_until_its_context_changes() {
     for _ in 0..3 {
         assert!(settled(&sim.round(&d1)));
     }
-    assert_eq!(sim.w.builds.iter().filter(|b| **b == job).count(), 1);
+    assert_eq!(sim.w.builds().iter().filter(|b| **b == job).count(), 1);
 
     proj.write("migrate/run", "v2");
     let d2 = proj.desired();
@@ -1760,17 +1666,20 @@ fn a_build_superseded_before_its_rollout_began_is_removed_later() {
     let d2 = proj.desired();
     let r2 = built_ref(&d2, "web");
     sim.round(&d2);
-    assert!(sim.w.images.contains_key(&r2), "v2 was built");
+    assert!(sim.w.images().contains_key(&r2), "v2 was built");
     proj.write("app.txt", "v3");
     let d3 = proj.desired();
     sim.converge(&d3);
     assert_runs(&sim.w, &d3, 1);
 
     assert!(
-        !sim.w.images.contains_key(&r2),
+        !sim.w.images().contains_key(&r2),
         "the stray v2 build is removed"
     );
-    assert!(sim.w.images.contains_key(&r1), "r1 is in the history: kept");
+    assert!(
+        sim.w.images().contains_key(&r1),
+        "r1 is in the history: kept"
+    );
     let removal: Vec<String> = sim
         .plans
         .iter()
@@ -1793,14 +1702,14 @@ fn a_jobs_earlier_built_image_is_removed_once_a_new_revision_ran() {
     let old = built_ref(&d1, "migrate");
     let mut sim = Sim::new(World::new());
     sim.converge(&d1);
-    assert!(sim.w.images.contains_key(&old));
+    assert!(sim.w.images().contains_key(&old));
 
     proj.write("migrate/run", "v2");
     let d2 = proj.desired();
     sim.converge(&d2);
-    assert!(sim.w.images.contains_key(&built_ref(&d2, "migrate")));
+    assert!(sim.w.images().contains_key(&built_ref(&d2, "migrate")));
     assert!(
-        !sim.w.images.contains_key(&old),
+        !sim.w.images().contains_key(&old),
         "the job's v1 image is removed"
     );
 }

@@ -511,6 +511,11 @@ impl FakeEngine {
         self.lock().build_results.insert(tag.to_owned(), result);
     }
 
+    /// What building `tag` gives, if a test said ([`FakeEngine::set_build_result`]).
+    pub fn build_result(&self, tag: &str) -> Option<Result<String, String>> {
+        self.lock().build_results.get(tag).cloned()
+    }
+
     /// The outside world: a container someone else created (compose, a person), as the list
     /// call shows it. Its ID and name are the summary's; its networks need not exist here, and
     /// its image is added (untagged) when missing, as Docker keeps an image a container uses.

@@ -4,10 +4,11 @@
 //! and read back as an `ObservedState` the way `observe` reads it.
 //!
 //! Strict: a step the engine refuses (a taken name, a missing container or image, removing a
-//! running container) panics naming the step; "already done" answers (stopping a stopped
-//! container, removing a missing tag) pass, as in the executor. How started containers behave
-//! is the fake's start rules ([`FakeEngine::on_start`]). The fake answers at once, so its calls
-//! are polled to completion here without a runtime.
+//! running container) panics naming the step, except a failed build, which the executor hands
+//! to the next round; "already done" answers (stopping a stopped container, removing a missing
+//! tag) pass, as in the executor. How started containers behave is the fake's start rules
+//! ([`FakeEngine::on_start`]); what a build gives, its build results. The fake answers at once,
+//! so its calls are polled to completion here without a runtime.
 
 #![allow(dead_code)] // Each test binary uses a different subset of these helpers.
 
@@ -16,7 +17,7 @@ use std::future::Future;
 
 use berth::engine::fake::FakeEngine;
 use berth::engine::{
-    BuildSpec, ContainerSummary, Engine, EngineResult, NetworkCreate, VolumeCreate,
+    BuildSpec, ContainerSummary, Engine, EngineError, EngineResult, NetworkCreate, VolumeCreate,
 };
 use berth::reconcile::observed::ObservedState;
 use berth::reconcile::plan::{Action, ImageSource};
@@ -123,9 +124,29 @@ impl Host {
             .map(|i| i.id)
     }
 
-    /// Carries out one step as the executor would. A pull or build of `reference` gives the
-    /// image `sha256:<reference>`.
-    pub fn step(&self, action: &Action) {
+    /// Local images: reference (tag) → image ID.
+    pub fn images(&self) -> BTreeMap<String, String> {
+        now(self.engine.list_images())
+            .expect("list images")
+            .into_iter()
+            .flat_map(|i| i.tags.into_iter().map(move |t| (t, i.id.clone())))
+            .collect()
+    }
+
+    /// Every build run so far, by reference, in order.
+    pub fn builds(&self) -> Vec<String> {
+        self.engine
+            .calls()
+            .iter()
+            .filter_map(|c| c.strip_prefix("build_image "))
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// Carries out one step as the executor would; `Err` only for a failed build. A pull of
+    /// `reference` gives the image `sha256:<reference>`, and so does a build unless the test
+    /// set another result ([`FakeEngine::set_build_result`]).
+    pub fn step(&self, action: &Action) -> Result<(), EngineError> {
         let e = &self.engine;
         let result = match action {
             Action::CreateNetwork(n) => now(e.create_network(n)).map(drop),
@@ -135,12 +156,18 @@ impl Host {
                 now(e.pull_image(reference)).map(drop)
             }
             Action::Build { reference, spec } => {
-                e.set_build_result(reference, Ok(format!("sha256:{reference}")));
+                if e.build_result(reference).is_none() {
+                    e.set_build_result(reference, Ok(format!("sha256:{reference}")));
+                }
                 let spec = BuildSpec {
                     tag: reference.clone(),
                     ..(**spec).clone()
                 };
-                now(e.build_image(&spec)).map(drop)
+                let built = now(e.build_image(&spec));
+                if let Err(err @ EngineError::Failed { .. }) = built {
+                    return Err(err);
+                }
+                built.map(drop)
             }
             Action::Create { spec, image } => {
                 let mut spec = (**spec).clone();
@@ -170,5 +197,6 @@ impl Host {
         if let Err(err) = result {
             assert!(err.is_already_done(), "{action}: {err}");
         }
+        Ok(())
     }
 }

@@ -745,7 +745,7 @@ fn source_root(source: &Source) -> anyhow::Result<(PathBuf, Option<source::git::
     eprintln!(
         "{}: commit {} by {}: {}",
         opts.location(),
-        &co.commit.sha[..co.commit.sha.len().min(12)],
+        berth::util::id::short(&co.commit.sha),
         co.commit.author,
         co.commit.subject()
     );

@@ -153,7 +153,7 @@ pub fn built_reference(project: &str, service: &str, content_hash: &str) -> Stri
     format!(
         "{}:{}",
         built_repository(project, service),
-        &content_hash[..content_hash.len().min(12)]
+        crate::util::id::short(content_hash)
     )
 }
 

@@ -1088,7 +1088,7 @@ impl Engine for FakeEngine {
                 message: format!(
                     "conflict: unable to remove repository reference \"{reference}\" (must \
                      force) - container {} is using its referenced image {}",
-                    &c.id[..12],
+                    crate::util::id::short(&c.id),
                     &image.id
                 ),
             });

@@ -155,6 +155,7 @@ fn inspect(id: &str, format: &str) -> String {
 }
 
 fn engine() -> DockerEngine {
+    support::tier::require_engine();
     DockerEngine::connect(None).expect("docker endpoint")
 }
 

@@ -45,6 +45,7 @@ struct BerthImage {
 
 impl BerthImage {
     fn acquire() -> BerthImage {
+        support::tier::require_engine();
         let tag = format!("berth-ship-test:{}", std::process::id());
         let mut users = IMAGE.lock().unwrap_or_else(|e| e.into_inner());
         if *users == 0 {

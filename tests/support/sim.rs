@@ -1,7 +1,7 @@
-//! The simulated host of the pure planner tests: the in-memory engine (`berth::engine::fake`,
-//! the one the fake-engine tests use and the engine contract holds to Docker's answers),
-//! driven by a plan's steps the way the executor drives Docker — one engine call per step —
-//! and read back as an `ObservedState` the way `observe` reads it.
+//! The simulated host of the pure planner and rollout tests: the in-memory engine
+//! (`berth::engine::fake`, the one the fake-engine tests use and the engine contract holds to
+//! Docker's answers), driven by a plan's steps the way the executor drives Docker — one engine
+//! call per step — and read back as an `ObservedState` the way `observe` reads it.
 //!
 //! Strict: a step the engine refuses (a taken name, a missing container or image, removing a
 //! running container) panics naming the step, except a failed build, which the executor hands

@@ -16,6 +16,8 @@ use crate::reconcile::execute::Failure;
 use crate::reconcile::observed::ObservedState;
 use crate::reconcile::plan::{Action, Note, Plan, PlanOptions, Records};
 use crate::reconcile::prober::Prober;
+/// Unix seconds now (the rounds' clock; kept here for its callers).
+pub use crate::reconcile::round::unix_now;
 use crate::reconcile::round::{
     self, Carry, Mode, Outcome, RecordsAt, Round, RoundError, RoundOptions, load_records,
 };
@@ -91,14 +93,6 @@ impl ApplyReport {
 
 /// Why `apply` refused or could not work.
 pub type ApplyError = RoundError;
-
-/// Unix seconds now.
-pub fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
 
 /// Converges once. `stop` ends it between steps. `store` keeps berth's records (job runs);
 /// without one, nothing outlives the process.

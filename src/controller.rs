@@ -14,7 +14,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::mpsc;
 use tracing::Instrument;
 
-use crate::apply::unix_now;
 use crate::desired::{DesiredState, Loaded};
 use crate::engine::{Engine, EngineEvent};
 use crate::reconcile::event::Event;
@@ -23,7 +22,7 @@ use crate::reconcile::observed::ObservedState;
 use crate::reconcile::plan::{Plan, PlanOptions, Records};
 use crate::reconcile::prober::Prober;
 use crate::reconcile::round::{
-    self, Carry, Done, Mode, Outcome, RecordsAt, Round, RoundError, RoundOptions,
+    self, Carry, Done, Mode, Outcome, RecordsAt, Round, RoundError, RoundOptions, unix_now,
 };
 use crate::store::Store;
 

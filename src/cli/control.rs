@@ -6,9 +6,9 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use berth::apply::unix_now;
 use berth::control::{self, Change, ControlError, ServiceRef};
 use berth::lock::{self, Wake};
+use berth::reconcile::round::unix_now;
 use berth::store::{ServiceRecord, Store};
 
 use super::args::{HistoryArgs, RollbackArgs, ServiceArgs};

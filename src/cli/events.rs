@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
-use berth::apply::unix_now;
+use berth::reconcile::round::unix_now;
 use berth::telemetry::events::{self, EventRecord, Since};
 
 use super::args::EventsArgs;

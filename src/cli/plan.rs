@@ -5,9 +5,9 @@ use std::io::Write;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use berth::apply::unix_now;
 use berth::reconcile::plan::PlanOptions;
 use berth::reconcile::round;
+use berth::reconcile::round::unix_now;
 
 use super::args::PlanArgs;
 use super::setup::{connect, load, records_read_only, runtime};

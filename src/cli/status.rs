@@ -6,10 +6,10 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
-use berth::apply::unix_now;
 use berth::desired;
 use berth::reconcile::plan::PlanOptions;
 use berth::reconcile::round;
+use berth::reconcile::round::unix_now;
 use berth::telemetry::status::{self, SourceInfo, Status, StatusInput};
 
 use super::args::{DEFAULT_SERVER, StatusArgs};

@@ -283,6 +283,14 @@ pub async fn plan_only<E: Engine + 'static>(
     run(&round, &mut carry, now, |_| {}).await
 }
 
+/// Unix seconds now: the `now` a round is run at.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
 /// The records of every desired service (missing files read as empty records), and of
 /// services no longer desired that still hold image pins.
 pub fn load_records(store: &Store, desired: &DesiredState) -> Result<Records, StoreError> {

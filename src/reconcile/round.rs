@@ -217,6 +217,9 @@ pub async fn run<E: Engine + 'static>(
             "the round's scope missed what the planner needs; observing it next round"
         );
         carry.widen = lacking;
+        // Nothing acted on the last round's feedback yet: the next round gets it again.
+        carry.step_errors = observed.step_errors.clone();
+        carry.build_failures = observed.build_failures.clone();
         Outcome::Unobserved
     } else if plan.is_empty() && plan.waits().next().is_some() {
         Outcome::Waiting

@@ -155,3 +155,144 @@ fn gated<'a>(
         })
         .map(|c| c.id.clone())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::desired::{LoadOptions, load_inline};
+    use crate::engine::ContainerSummary;
+    use crate::engine::labels::{self, compose};
+    use crate::store::{Rollout, RolloutKind};
+
+    fn desired(yaml: &str) -> DesiredState {
+        let l = load_inline(yaml, &LoadOptions::default());
+        l.state.unwrap_or_else(|| panic!("{}", l.diagnostics))
+    }
+
+    fn web(d: &DesiredState) -> &Service {
+        &d.projects["shop"].services["web"]
+    }
+
+    /// Replica `n` of shop/web with `hash`, in `state`.
+    fn replica(n: u32, hash: &str, state: RunState) -> ContainerSummary {
+        let l: BTreeMap<String, String> = [
+            (labels::MANAGED, "true"),
+            (labels::PROJECT, "shop"),
+            (labels::SERVICE, "web"),
+            (labels::SPEC_HASH, hash),
+            (labels::ROLE, "replica"),
+            (compose::NUMBER, &n.to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        ContainerSummary {
+            id: format!("id-{n}-{}", &hash[..8]),
+            name: labels::container_name("shop", "web", n),
+            image_id: "sha256:img".into(),
+            labels: l,
+            state,
+            health: Health::None,
+            exit_code: None,
+            networks: Vec::new(),
+            created: 0,
+        }
+    }
+
+    /// shop/web's record with `hash` as its current, stable revision.
+    fn records(hash: &str) -> Records {
+        let mut rec = ServiceRecord::default();
+        let n = rec.begin(hash, "app:1", "sha256:img", 1).number;
+        rec.mark_ready(n, 1).unwrap();
+        rec.mark_stable(n).unwrap();
+        Records::from([(("shop".to_string(), "web".to_string()), rec)])
+    }
+
+    const TWO: &str = "name: shop\nservices:\n  web: {image: 'app:1', deploy: {replicas: 2}}\n";
+
+    #[test]
+    fn a_settled_service_needs_nothing_beyond_the_containers() {
+        let d = desired(TWO);
+        let h = web(&d).spec_hash.clone();
+        let o = ObservedState::from_lists(vec![
+            replica(1, &h, RunState::Running),
+            replica(2, &h, RunState::Running),
+        ]);
+        assert!(scope(&d, &o, &records(&h)).is_empty());
+    }
+
+    #[test]
+    fn a_missing_exited_or_outdated_replica_needs_the_inventory() {
+        let d = desired(TWO);
+        let h = web(&d).spec_hash.clone();
+        let old = "0".repeat(64);
+        for (containers, records) in [
+            (vec![replica(1, &h, RunState::Running)], records(&h)),
+            (
+                vec![
+                    replica(1, &h, RunState::Running),
+                    replica(2, &h, RunState::Exited),
+                ],
+                records(&h),
+            ),
+            (
+                vec![
+                    replica(1, &old, RunState::Running),
+                    replica(2, &old, RunState::Running),
+                ],
+                records(&old),
+            ),
+            // No record: berth never ran it (or lost its data dir).
+            (
+                vec![
+                    replica(1, &h, RunState::Running),
+                    replica(2, &h, RunState::Running),
+                ],
+                Records::new(),
+            ),
+        ] {
+            let o = ObservedState::from_lists(containers);
+            assert!(scope(&d, &o, &records).inventory, "{o:?}");
+        }
+    }
+
+    #[test]
+    fn a_rollout_in_progress_inspects_the_running_replicas_it_may_gate() {
+        let d = desired(TWO);
+        let new = web(&d).spec_hash.clone();
+        let old = "0".repeat(64);
+        let mut recs = records(&old);
+        let rec = recs.values_mut().next().unwrap();
+        let n = rec.begin(&new, "app:1", "sha256:img", 2).number;
+        rec.active = Some(Rollout {
+            revision: n,
+            kind: RolloutKind::Update,
+            started_at: 2,
+            slots: BTreeMap::new(),
+            pre_deploy: None,
+            smoke: None,
+            paused: None,
+        });
+        let o = ObservedState::from_lists(vec![
+            replica(1, &old, RunState::Running),
+            replica(2, &old, RunState::Exited),
+            replica(1, &new, RunState::Running),
+        ]);
+        let s = scope(&d, &o, &recs);
+        assert!(s.inventory);
+        // The candidate, and the running old replica a same-round revert would gate.
+        assert_eq!(
+            s.inspect,
+            BTreeSet::from([format!("id-1-{}", &new[..8]), format!("id-1-{}", &old[..8])])
+        );
+    }
+
+    #[test]
+    fn a_held_service_is_left_out() {
+        let d = desired("name: shop\nservices:\n  web: {image: 'app:1', x-berth: {hold: true}}\n");
+        let o = ObservedState::default();
+        assert!(scope(&d, &o, &Records::new()).is_empty());
+    }
+}

@@ -16,8 +16,8 @@ use berth::apply::{ApplyOptions, apply};
 use berth::desired::{LoadOptions, load};
 use berth::engine::docker::DockerEngine;
 use berth::engine::{ContainerCreate, Engine};
-use berth::reconcile::observe::observe_and_plan;
 use berth::reconcile::plan::PlanOptions;
+use berth::reconcile::round::{load_records, plan_only};
 
 const N: usize = 100;
 const IMAGE: &str = "berth-test-busybox:1";
@@ -155,7 +155,7 @@ fn main() {
         let cold = t.elapsed();
         assert!(report.ok(), "cold apply did not converge: {report:?}");
 
-        let records = berth::apply::load_records(&store, &desired).expect("records");
+        let records = load_records(&store, &desired).expect("records");
         let now = berth::apply::unix_now();
         // 3. No-op reconciles: observe + plan, time and engine calls per round.
         let mut times = Vec::new();
@@ -163,32 +163,32 @@ fn main() {
         for _ in 0..30 {
             let before = engine.calls_made();
             let t = Instant::now();
-            let (_, plan) = observe_and_plan(
-                engine.as_ref(),
+            let plan = plan_only(
+                &engine,
                 &desired,
-                &records,
+                records.clone(),
                 PlanOptions::default(),
                 now,
-                &Default::default(),
             )
             .await
-            .expect("observe");
+            .expect("observe")
+            .plan;
             times.push(t.elapsed());
             calls.push(engine.calls_made() - before);
             assert!(plan.is_empty(), "not a no-op:\n{plan}");
         }
         times.sort();
         let plan_only = {
-            let (observed, _) = observe_and_plan(
-                engine.as_ref(),
+            let observed = plan_only(
+                &engine,
                 &desired,
-                &records,
+                records.clone(),
                 PlanOptions::default(),
                 now,
-                &Default::default(),
             )
             .await
-            .unwrap();
+            .unwrap()
+            .observed;
             let t = Instant::now();
             for _ in 0..100 {
                 std::hint::black_box(berth::reconcile::plan::plan(

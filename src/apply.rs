@@ -1,23 +1,27 @@
-//! One pass to convergence (`berth apply`): observe → plan → execute, round after round,
-//! until nothing is left to do, something fails, something is blocked, or time runs out.
+//! One pass to convergence (`berth apply`): round after round (see `reconcile::round`) until
+//! nothing is left to do, something fails, something is blocked, or time runs out.
 //!
-//! The loop (IO) lives here; every decision is the pure planner's. Rounds are needed because
-//! dependencies are level-triggered: a dependent is planned only once its dependency is in
-//! the required condition on the engine.
+//! The loop and its stopping rules live here; every decision is the pure planner's. Rounds
+//! are needed because dependencies are level-triggered: a dependent is planned only once its
+//! dependency is in the required condition on the engine.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::desired::DesiredState;
-use crate::engine::{Engine, EngineError};
+use crate::engine::Engine;
 use crate::reconcile::event::Event;
-use crate::reconcile::execute::{self, Failure};
-use crate::reconcile::observe::observe_and_plan;
-use crate::reconcile::observed::{Feedback, ObservedState};
-use crate::reconcile::plan::{Action, Note, Plan, PlanOptions, Records, record_jobs};
+use crate::reconcile::execute::Failure;
+use crate::reconcile::observed::ObservedState;
+use crate::reconcile::plan::{Action, Note, Plan, PlanOptions, Records};
 use crate::reconcile::prober::Prober;
-use crate::store::{Store, StoreError};
+/// Unix seconds now (the rounds' clock; kept here for its callers).
+pub use crate::reconcile::round::unix_now;
+use crate::reconcile::round::{
+    self, Carry, Mode, Outcome, RecordsAt, Round, RoundError, RoundOptions, load_records,
+};
+use crate::store::Store;
 
 /// How `apply` runs.
 #[derive(Debug, Clone, Copy)]
@@ -88,80 +92,11 @@ impl ApplyReport {
 }
 
 /// Why `apply` refused or could not work.
-#[derive(Debug, thiserror::Error)]
-pub enum ApplyError {
-    /// The engine failed in a way that is not a step failure (observing).
-    #[error("failed to observe the engine")]
-    Engine(#[from] EngineError),
-    /// berth's records could not be read or written.
-    #[error("failed to use berth's records")]
-    Store(#[from] StoreError),
-    /// The desired state is empty while managed containers run.
-    #[error(
-        "the desired state has no services, but {0} berth-managed container(s) run; refusing to remove them all (use --allow-empty if that is really what you want)"
-    )]
-    Empty(usize),
-}
-
-/// Refuses an empty desired state while managed containers run (a mistake, not a wish).
-pub fn check_not_empty(
-    desired: &DesiredState,
-    observed: &ObservedState,
-    allow_empty: bool,
-) -> Result<(), ApplyError> {
-    let services: usize = desired.projects.values().map(|p| p.services.len()).sum();
-    let managed = observed
-        .containers
-        .iter()
-        .filter(|c| c.identity.managed)
-        .count();
-    if services == 0 && managed > 0 && !allow_empty {
-        return Err(ApplyError::Empty(managed));
-    }
-    Ok(())
-}
-
-/// The records of every desired service (missing files read as empty records), and of
-/// services no longer desired that still hold image pins.
-pub fn load_records(store: &Store, desired: &DesiredState) -> Result<Records, StoreError> {
-    let mut records = Records::new();
-    for p in desired.projects.values() {
-        for s in p.services.keys() {
-            records.insert((p.name.clone(), s.clone()), store.load(&p.name, s)?);
-        }
-    }
-    // Services no longer desired still hold pins until their containers are gone.
-    for (p, s) in store.services()? {
-        if let std::collections::btree_map::Entry::Vacant(e) = records.entry((p, s)) {
-            let rec = store.load(&e.key().0, &e.key().1)?;
-            if rec.revisions.iter().any(|r| r.pin.is_some()) {
-                e.insert(rec);
-            }
-        }
-    }
-    Ok(records)
-}
-
-pub use crate::util::time::unix_now;
-
-/// Records finished job runs seen in `observed` and saves what changed.
-pub fn update_records(
-    store: Option<&Store>,
-    records: &mut Records,
-    desired: &DesiredState,
-    observed: &ObservedState,
-) -> Result<(), StoreError> {
-    for key in record_jobs(records, desired, observed, unix_now()) {
-        if let (Some(store), Some(rec)) = (store, records.get(&key)) {
-            store.save(&key.0, &key.1, rec)?;
-        }
-    }
-    Ok(())
-}
+pub type ApplyError = RoundError;
 
 /// Converges once. `stop` ends it between steps. `store` keeps berth's records (job runs);
 /// without one, nothing outlives the process.
-pub async fn apply<E: Engine>(
+pub async fn apply<E: Engine + 'static>(
     engine: &Arc<E>,
     desired: &DesiredState,
     opts: ApplyOptions,
@@ -171,104 +106,91 @@ pub async fn apply<E: Engine>(
 ) -> Result<ApplyReport, ApplyError> {
     let deadline = Instant::now() + opts.timeout;
     let mut report = ApplyReport::default();
-    let mut records = match store {
+    // Read once: this pass owns the records until it ends.
+    let mut carry = Carry::with_records(match store {
         Some(s) => load_records(s, desired)?,
         None => Records::new(),
-    };
+    });
     let prober = Prober::new(None);
-    let mut step_errors = std::collections::BTreeMap::new();
-    let mut build_failures = std::collections::BTreeMap::new();
+    let round = Round {
+        engine,
+        desired,
+        opts: RoundOptions {
+            plan: opts.plan,
+            allow_empty: opts.allow_empty,
+            parallelism: opts.parallelism,
+        },
+        records: RecordsAt::Memory { save: store },
+        prober: Some(&prober),
+        mode: Mode::Execute { stop },
+    };
     let result = loop {
         if stop.load(Ordering::Relaxed) {
             report.interrupted = true;
             break Ok(());
         }
-        let now = unix_now();
-        let (observed, plan) = match observe_and_plan(
-            engine.as_ref(),
-            desired,
-            &records,
-            opts.plan,
-            now,
-            &Feedback {
-                probes: prober.verdicts(),
-                step_errors: std::mem::take(&mut step_errors),
-                build_failures: std::mem::take(&mut build_failures),
-            },
-        )
+        let done = match round::run(&round, &mut carry, unix_now(), |plan| {
+            if !plan.steps.is_empty() {
+                report.rounds += 1;
+                progress(Progress::Executing(plan));
+            }
+        })
         .await
         {
-            Ok(r) => r,
-            Err(e) => break Err(e.into()),
+            Ok(d) => d,
+            Err(e) => break Err(e),
         };
-        prober.sync(engine, desired, &observed);
-        if let Err(e) = update_records(store, &mut records, desired, &observed) {
-            break Err(e.into());
-        }
-        // A job that just finished changes what may run: plan again with the new record.
-        let plan = if plan.is_empty() {
-            crate::reconcile::plan::plan(desired, &observed, &records, opts.plan, now)
-        } else {
-            plan
-        };
-        if let Err(e) = check_not_empty(desired, &observed, opts.allow_empty) {
-            break Err(e);
-        }
-        report.orphans = plan
+        report.orphans = done
+            .plan
             .notes
             .iter()
             .filter(|n| matches!(n, Note::Orphan { .. }))
             .cloned()
             .collect();
-        let waiting = plan.waits().next().is_some();
-        if plan.is_empty() {
-            if waiting {
+        let waiting = done.waiting();
+        match done.outcome {
+            Outcome::Unobserved => continue,
+            Outcome::Waiting => {
                 if Instant::now() >= deadline {
-                    report.waiting = plan.waits().cloned().collect();
+                    report.waiting = done.plan.waits().cloned().collect();
                     break Ok(());
                 }
                 tokio::time::sleep(opts.poll).await;
                 continue;
             }
-            for n in plan.blocks() {
-                let logs = job_logs(engine.as_ref(), &observed, n).await;
-                report.blocked.push((n.clone(), logs));
+            Outcome::Settled => {
+                for n in done.plan.blocks() {
+                    let logs = job_logs(engine.as_ref(), &done.observed, n).await;
+                    report.blocked.push((n.clone(), logs));
+                }
+                report.converged = report.blocked.is_empty();
+                break Ok(());
             }
-            report.converged = report.blocked.is_empty();
-            break Ok(());
+            Outcome::Progressed | Outcome::Failed | Outcome::Planned => {}
         }
-        if !plan.steps.is_empty() {
-            report.rounds += 1;
-            progress(Progress::Executing(&plan));
-        }
-        let out = execute::execute(engine, &plan, opts.parallelism, stop, store).await;
-        step_errors = out.step_errors();
-        build_failures = out.build_failures.clone();
-        for (k, r) in &plan.records {
-            records.insert(k.clone(), r.clone());
-        }
-        report.steps += out.done.len();
-        for e in &out.events {
+        report.steps += done.steps;
+        for e in &done.events {
             progress(Progress::Event(e));
         }
-        report.events.extend(out.events);
-        for f in &out.failed {
+        report.events.extend(done.events);
+        for f in &done.failures {
             progress(Progress::Failed(f));
         }
-        let pull_failed = out.failed.iter().any(|f| f.step.contains("  pull "));
-        let failed = !out.failed.is_empty();
-        report.failures.extend(out.failed);
+        let pull_failed = done.failures.iter().any(|f| f.step.contains("  pull "));
+        let failed = !done.failures.is_empty();
+        report.failures.extend(done.failures);
         // A failed pull changed nothing: report it now. Other failures inside a rollout are
         // the rollout's to resolve (its deadline, then a revert): keep going.
         if pull_failed || (failed && !waiting) {
             break Ok(());
         }
         if Instant::now() >= deadline {
-            report.waiting = plan.waits().cloned().collect();
+            report.waiting = done.plan.waits().cloned().collect();
             break Ok(());
         }
         if waiting
-            && !plan
+            && !done
+                .plan
                 .steps
                 .iter()
                 .any(|s| !matches!(s.action, Action::Pull { .. } | Action::Build { .. }))

@@ -4,9 +4,9 @@
 //! Pure: every command is a function of the service's [`ServiceRecord`] (which carries its
 //! current [`Control`]) and `now` (unix seconds), returning the new `Control` with what to tell
 //! the operator, or a refusal; [`history`] renders a record as the table `berth history`
-//! prints. `main.rs` does the IO: it loads the record, writes only the control file
-//! ([`crate::store::Store::save_control`] — the running controller owns the record itself) and
-//! wakes a running `berth run` with SIGHUP. The controller reads the control file at every
+//! prints. The CLI (`cli/control.rs`) does the IO: it loads the record, writes only the control
+//! file ([`crate::store::Store::save_control`] — the running controller owns the record itself)
+//! and wakes a running `berth run` with SIGHUP ([`crate::lock::wake_controller`]). The controller reads the control file at every
 //! round; the rules it applies live in `reconcile::rollout`.
 
 use std::fmt::{self, Write as _};

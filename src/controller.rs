@@ -14,18 +14,16 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::mpsc;
 use tracing::Instrument;
 
-use crate::apply::{check_not_empty, load_records, unix_now, update_records};
 use crate::desired::{DesiredState, Loaded};
 use crate::engine::{Engine, EngineEvent};
 use crate::reconcile::event::Event;
-use crate::reconcile::execute::{self, Failure};
-use crate::reconcile::observe::observe_and_plan;
-use crate::reconcile::observed::Feedback;
+use crate::reconcile::execute::Failure;
 use crate::reconcile::observed::ObservedState;
-use crate::reconcile::plan::Plan;
-use crate::reconcile::plan::PlanOptions;
-use crate::reconcile::plan::Records;
+use crate::reconcile::plan::{Plan, PlanOptions, Records};
 use crate::reconcile::prober::Prober;
+use crate::reconcile::round::{
+    self, Carry, Done, Mode, Outcome, RecordsAt, Round, RoundError, RoundOptions, unix_now,
+};
 use crate::store::Store;
 
 /// Events that mean the host may have drifted.
@@ -187,9 +185,7 @@ pub async fn run<E: Engine>(
         let _ = wake_tx.try_send(());
     })));
     let mut last_good: Option<DesiredState> = None;
-    let mut memory = Records::new();
-    let mut step_errors = std::collections::BTreeMap::new();
-    let mut build_failures = std::collections::BTreeMap::new();
+    let mut carry = Carry::default();
     let mut failures: u32 = 0;
     let mut round: u64 = 0;
     while !stop.load(Ordering::Relaxed) {
@@ -226,26 +222,21 @@ pub async fn run<E: Engine>(
                 Next::AwaitChange
             }
             Some(desired) => {
-                let mut carry = Carry {
-                    prober: &prober,
-                    memory: &mut memory,
-                    step_errors: &mut step_errors,
-                    build_failures: &mut build_failures,
-                };
-                let r = reconcile_once(
-                    engine.clone(),
+                let r = reconcile(
+                    &engine,
                     desired,
                     &opts,
                     &stop,
                     store.as_ref(),
+                    &prober,
                     &mut carry,
                 )
                 .instrument(span)
                 .await;
                 if let Some(o) = &observer {
                     let (done, result) = match &r {
-                        Ok(d) => (Some(d), d.result()),
-                        Err(e) => (None, RoundResult::Error(e.clone())),
+                        Ok(d) => (Some(d), round_result(d.outcome)),
+                        Err(e) => (None, RoundResult::Error(error_text(e))),
                     };
                     o.round(&RoundReport {
                         round,
@@ -261,24 +252,12 @@ pub async fn run<E: Engine>(
                         result,
                     });
                 }
-                match r.map(|d| d.round) {
-                    Ok(Round::Settled) => {
-                        failures = 0;
-                        Next::AwaitChange
-                    }
-                    // A rollout or a dependency in progress: look again soon, no backoff.
-                    Ok(Round::Progressing) => {
-                        failures = 0;
-                        Next::Requeue(opts.wait_poll)
-                    }
-                    Ok(Round::Failed) => {
-                        failures += 1;
-                        Next::Requeue(backoff(failures).max(opts.wait_poll))
-                    }
+                match &r {
+                    Ok(d) => next_after(d.outcome, &mut failures, &opts),
                     Err(e) => {
                         failures += 1;
-                        tracing::error!(error = %e, "reconcile failed");
-                        Next::Requeue(backoff(failures).max(Duration::from_secs(1)))
+                        tracing::error!(error = %error_text(e), "reconcile failed");
+                        error_policy(e, failures)
                     }
                 }
             }
@@ -299,137 +278,101 @@ pub async fn run<E: Engine>(
     prober.shutdown();
 }
 
-/// What a round did (kept for the observer).
-struct Done {
-    round: Round,
-    observed: ObservedState,
-    plan: Plan,
-    records: Records,
-    events: Vec<Event>,
-    failures: Vec<Failure>,
-}
-
-impl Done {
-    fn result(&self) -> RoundResult {
-        match self.round {
-            Round::Settled => RoundResult::Settled,
-            Round::Progressing => RoundResult::Progressing,
-            Round::Failed => RoundResult::Failed,
+/// The next wake-up after a round that did its job, from how it ended; `failures` counts the
+/// rounds in a row whose steps failed.
+fn next_after(outcome: Outcome, failures: &mut u32, opts: &RunOptions) -> Next {
+    match outcome {
+        Outcome::Settled => {
+            *failures = 0;
+            Next::AwaitChange
+        }
+        // A rollout or a dependency in progress: look again soon, no backoff.
+        Outcome::Waiting | Outcome::Progressed | Outcome::Planned => {
+            *failures = 0;
+            Next::Requeue(opts.wait_poll)
+        }
+        // Nothing was done: the next round observes what this one missed, at once.
+        Outcome::Unobserved => Next::Requeue(Duration::ZERO),
+        Outcome::Failed => {
+            *failures += 1;
+            Next::Requeue(backoff(*failures).max(opts.wait_poll))
         }
     }
 }
 
-/// How a round ended.
-#[derive(Debug, Clone, Copy)]
-enum Round {
-    /// Nothing to do, nothing waiting.
-    Settled,
-    /// Waiting for a gate, a dependency or a backoff: look again soon.
-    Progressing,
-    /// A step failed: back off.
-    Failed,
+/// The next wake-up after a round that could not do its job (engine unreachable, unreadable
+/// records), `attempt` such rounds or failed ones in a row: back off, at least a second.
+pub fn error_policy(_error: &RoundError, attempt: u32) -> Next {
+    Next::Requeue(backoff(attempt).max(Duration::from_secs(1)))
 }
 
-/// What one round hands the next: probe verdicts, records (when there is no store), step
-/// errors and failed builds.
-struct Carry<'a> {
-    prober: &'a Prober,
-    memory: &'a mut Records,
-    step_errors: &'a mut std::collections::BTreeMap<String, String>,
-    build_failures: &'a mut std::collections::BTreeMap<String, String>,
+/// How a round ended, for observers.
+fn round_result(outcome: Outcome) -> RoundResult {
+    match outcome {
+        Outcome::Settled => RoundResult::Settled,
+        Outcome::Waiting | Outcome::Progressed | Outcome::Planned | Outcome::Unobserved => {
+            RoundResult::Progressing
+        }
+        Outcome::Failed => RoundResult::Failed,
+    }
 }
 
-/// One reconcile round.
-async fn reconcile_once<E: Engine + 'static>(
-    engine: Arc<E>,
+/// A round error as the status API and the log show it.
+fn error_text(e: &RoundError) -> String {
+    match e {
+        RoundError::Engine(e) => format!("{e:#}"),
+        RoundError::Store(e) => format!("{e:#}"),
+        RoundError::Empty(_) => e.to_string(),
+    }
+}
+
+/// One reconcile round of the controller, logged.
+async fn reconcile<E: Engine + 'static>(
+    engine: &Arc<E>,
     desired: &DesiredState,
     opts: &RunOptions,
     stop: &Arc<AtomicBool>,
     store: Option<&Store>,
-    carry: &mut Carry<'_>,
-) -> Result<Done, String> {
-    let Carry {
-        prober,
-        memory,
-        step_errors,
-        build_failures,
-    } = carry;
-    // Records are read at each round: cheap (one small file per service), never stale, and
-    // they carry the operator's control files (berth hold/rollback/retry).
-    let mut records = match store {
-        Some(s) => load_records(s, desired).map_err(|e| format!("{e:#}"))?,
-        None => memory.clone(),
-    };
-    let now = unix_now();
-    let (observed, plan) = observe_and_plan(
-        engine.as_ref(),
+    prober: &Prober,
+    carry: &mut Carry,
+) -> Result<Done, RoundError> {
+    let round = Round {
+        engine,
         desired,
-        &records,
-        opts.plan,
-        now,
-        &Feedback {
-            probes: prober.verdicts(),
-            step_errors: std::mem::take(step_errors),
-            build_failures: std::mem::take(build_failures),
+        opts: RoundOptions {
+            plan: opts.plan,
+            allow_empty: opts.allow_empty,
+            parallelism: opts.parallelism,
         },
-    )
-    .await
-    .map_err(|e| format!("{e:#}"))?;
-    prober.sync(&engine, desired, &observed);
-    update_records(store, &mut records, desired, &observed).map_err(|e| format!("{e:#}"))?;
-    // A job that just finished changes what may run: plan again with the new record.
-    let plan = if plan.is_empty() {
-        crate::reconcile::plan::plan(desired, &observed, &records, opts.plan, now)
-    } else {
-        plan
+        // Records are read at each round: cheap (one small file per service), never stale,
+        // and they carry the operator's control files (berth hold/rollback/retry).
+        records: match store {
+            Some(s) => RecordsAt::Store(s),
+            None => RecordsAt::Memory { save: None },
+        },
+        prober: Some(prober),
+        mode: Mode::Execute { stop },
     };
-    if let Err(e) = check_not_empty(desired, &observed, opts.allow_empty) {
-        return Err(e.to_string());
+    let mut logged = false;
+    let done = round::run(&round, carry, unix_now(), |plan| {
+        for n in &plan.notes {
+            tracing::debug!("{n}");
+        }
+        for line in plan.to_string().lines() {
+            tracing::info!("plan: {line}");
+        }
+        logged = true;
+    })
+    .await?;
+    if !logged {
+        for n in &done.plan.notes {
+            tracing::debug!("{n}");
+        }
     }
-    for n in &plan.notes {
-        tracing::debug!("{n}");
-    }
-    let waiting = plan.waits().next().is_some();
-    if plan.is_empty() {
-        **memory = records.clone();
-        return Ok(Done {
-            round: if waiting {
-                Round::Progressing
-            } else {
-                Round::Settled
-            },
-            observed,
-            plan,
-            records,
-            events: Vec::new(),
-            failures: Vec::new(),
-        });
-    }
-    for line in plan.to_string().lines() {
-        tracing::info!("plan: {line}");
-    }
-    let out = execute::execute(&engine, &plan, opts.parallelism, stop, store).await;
-    **step_errors = out.step_errors();
-    **build_failures = out.build_failures.clone();
-    for (k, r) in &plan.records {
-        records.insert(k.clone(), r.clone());
-    }
-    **memory = records.clone();
-    for f in &out.failed {
+    for f in &done.failures {
         tracing::error!(step = %f.step, error = %f.error, "step failed");
     }
-    Ok(Done {
-        round: if out.failed.is_empty() {
-            Round::Progressing
-        } else {
-            Round::Failed
-        },
-        observed,
-        plan,
-        records,
-        events: out.events,
-        failures: out.failed,
-    })
+    Ok(done)
 }
 
 /// Forwards relevant engine events as triggers; reconnects with backoff and `since`.
@@ -484,5 +427,36 @@ mod tests {
         assert_eq!(backoff(3), Duration::from_secs(1));
         assert_eq!(backoff(4), Duration::from_secs(2));
         assert_eq!(backoff(20), Duration::from_secs(60));
+    }
+
+    #[test]
+    fn the_next_wake_up_follows_how_the_round_ended() {
+        let opts = RunOptions::default();
+        let mut failures = 5;
+        assert_eq!(
+            next_after(Outcome::Settled, &mut failures, &opts),
+            Next::AwaitChange
+        );
+        assert_eq!(failures, 0);
+        assert_eq!(
+            next_after(Outcome::Waiting, &mut failures, &opts),
+            Next::Requeue(opts.wait_poll)
+        );
+        assert_eq!(
+            next_after(Outcome::Unobserved, &mut failures, &opts),
+            Next::Requeue(Duration::ZERO)
+        );
+        for _ in 0..4 {
+            next_after(Outcome::Failed, &mut failures, &opts);
+        }
+        assert_eq!(failures, 4);
+        assert_eq!(
+            next_after(Outcome::Failed, &mut failures, &opts),
+            Next::Requeue(backoff(5))
+        );
+        // An error backs off too, never below a second.
+        let e = RoundError::Empty(1);
+        assert_eq!(error_policy(&e, 1), Next::Requeue(Duration::from_secs(1)));
+        assert_eq!(error_policy(&e, 6), Next::Requeue(backoff(6)));
     }
 }

@@ -19,16 +19,20 @@
 //!   one long-running service — begin, start-first/stop-first replicas through the gate,
 //!   revert, quarantine, pins, smoke/pre-deploy gates, self-heal, failed builds), `gate`
 //!   (pure: is a candidate ready, progressing or failed), `event` (what a person should hear
-//!   about), `container_spec` (pure: a service → what a create sends), `observe` and
-//!   `execute` (the only code here that calls the engine; `execute` saves records before
-//!   steps), `probe` (berth's HTTP/TCP/exec probes and their threshold tracker) and `prober`
-//!   (runs them in the background per container).
-//! - [`apply`]: one pass to convergence (`berth apply`), round after round.
-//! - [`controller`]: the long-running loop (`berth run`): triggers, resync, backoff.
+//!   about), `container_spec` (pure: a service → what a create sends), `scope` (pure: what a
+//!   round observes besides the containers — the inventory unless every service is settled,
+//!   the restart counts of gated replicas), `observe` and `execute` (the only code here that
+//!   calls the engine; `execute` saves records before steps), `round` (one reconcile round,
+//!   the only place that strings records → observe → plan → execute together; a typed
+//!   `Outcome`), `probe` (berth's HTTP/TCP/exec probes and their threshold tracker) and
+//!   `prober` (runs them in the background per container).
+//! - [`apply`]: one pass to convergence (`berth apply`), round after round, and when to stop.
+//! - [`controller`]: the long-running loop (`berth run`): triggers, resync, one round per
+//!   wake-up, the next wake-up from the round's outcome (`error_policy` when it failed).
 //! - [`control`]: the operator's manual controls (`berth history`, `retry`, `hold`, `release`,
-//!   `rollback`): pure decisions on a service's record and the `history` table; `main.rs`
-//!   writes the control file and wakes `berth run` with SIGHUP.
-//! - [`lock`]: one berth per data directory.
+//!   `rollback`): pure decisions on a service's record and the `history` table; the CLI
+//!   writes the control file and wakes `berth run` ([`lock::wake_controller`]).
+//! - [`lock`]: one berth per data directory, and waking (SIGHUP) the `berth run` holding it.
 //! - [`report`]: summaries of a load for `berth validate`.
 //! - [`source`]: where `berth run` reads the desired state: `dir` (notify-debounced watch,
 //!   fingerprint of each re-load), `git` (a bare clone driven by the git CLI, fetched on an
@@ -41,19 +45,30 @@
 //!   (ring + `events.jsonl`), notification webhooks, and the HTTP server (`--listen`).
 //! - [`util`]: what several modules share, written once: `id::short`, and `time` (the wall
 //!   clock read, civil dates).
-//! - `main.rs`: the CLI.
+//! - The binary: `main.rs` parses the arguments (`cli/args.rs`, clap) and dispatches to
+//!   `cli/`, one file per command (`validate`, `plan`, `apply`, `run`, `status`, `events`,
+//!   `control`: history/retry/hold/release/rollback, `completions`, `man`), with `setup`
+//!   (runtime, engine connection, loading), `client` (asking a running berth) and
+//!   `telemetry` (`berth run`'s hub and HTTP server).
 //!
 //! # Data flow
+//! One round (`reconcile::round`), the same for `apply`, `run`, `plan` and `status DIR`:
 //! ```text
-//! DIR ─► desired::load ─► DesiredState ───┐
-//! engine ─► observe ─► ObservedState ─────┤   (+ prober verdicts, last round's step errors
-//!                                         │      and failed builds)
-//! store ─► records (+ operator control) ──┼─► plan (pure, takes now) ─► Plan
-//!                                         │        │ records ─► store (saved first)
-//!                                         │        │ steps   ─► execute ─► engine
-//!                                         │        │   (pulls and builds first, then services)
-//!        apply: rounds until converged ───┘        └ events  ─► logs
-//!        controller: on events, resync, probe changes, SIGHUP, wake-ups
+//! DIR ─► desired::load ─► DesiredState ────────────────────────────────────┐
+//! store ─► records (+ operator control) ─┐                                  │
+//! engine ─► containers ──────────────────┼─► record job runs ─► records ────┤
+//!   (+ prober verdicts, last round's     │                                  │
+//!    step errors and failed builds)      └─► scope (pure) ─► inventory,     │
+//!                                                restart counts ─► observed ┤
+//!                                                                           ▼
+//!                                          plan (pure, once a round, takes now) ─► Plan
+//!                                                  │ records ─► store (saved first)
+//!                                                  │ steps   ─► execute ─► engine
+//!                                                  │   (pulls and builds first, then services)
+//!                                                  └ events  ─► logs ─► Outcome
+//!  apply: rounds until converged, failed or timed out; plan, status DIR: one round, not
+//!  executed; controller: a round per wake-up (engine events, resync, probe changes,
+//!  SIGHUP), the next wake-up from the Outcome (or error_policy)
 //! ```
 
 pub mod apply;

@@ -2,7 +2,8 @@
 //!
 //! `observed` and `plan` are pure; `container_spec` builds what a create sends. `observe`,
 //! `execute` and `probe` (berth's own readiness/liveness checks, for the rollout gate) are the
-//! only code here that talks to the engine or to containers.
+//! only code here that talks to the engine or to containers; `round` strings one reconcile
+//! round together (records → observe, with `scope` saying what → plan → execute).
 
 pub mod container_spec;
 pub mod event;
@@ -14,3 +15,5 @@ pub mod plan;
 pub mod probe;
 pub mod prober;
 pub mod rollout;
+pub mod round;
+pub mod scope;

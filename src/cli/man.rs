@@ -1,46 +1,17 @@
-//! Documentation generated from the CLI definition itself: `berth completions SHELL` (shell
-//! completion scripts, clap_complete) and `berth man` (roff manual pages, clap_mangen). Both
-//! read the same `clap` command that parses the arguments, so they cannot drift from it.
+//! `berth man`: the roff manual pages (clap_mangen), generated from the same clap definition
+//! that parses the arguments, so they cannot drift from it.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::{Args, CommandFactory};
-use clap_complete::Shell;
+use clap::CommandFactory;
 
-use super::Cli;
-
-/// `berth completions`'s arguments.
-#[derive(Args)]
-pub struct CompletionsArgs {
-    /// The shell to write a completion script for.
-    #[arg(value_enum)]
-    pub shell: Shell,
-}
-
-/// `berth man`'s arguments.
-#[derive(Args)]
-pub struct ManArgs {
-    /// Write berth.1 and one page per command (berth-apply.1, ...) into this directory instead
-    /// of printing berth(1) on stdout.
-    #[arg(long, value_name = "DIR")]
-    pub dir: Option<PathBuf>,
-}
-
-/// Prints the completion script for `args.shell` on stdout.
-pub fn completions(args: CompletionsArgs) -> anyhow::Result<ExitCode> {
-    let mut cmd = Cli::command();
-    let mut out = std::io::stdout().lock();
-    clap_complete::generate(args.shell, &mut cmd, "berth", &mut out);
-    out.flush()
-        .context("failed to write the completion script")?;
-    Ok(ExitCode::SUCCESS)
-}
+use super::args::{Cli, ManArgs, VERSION};
 
 /// Prints berth(1), or writes every page into `args.dir`.
-pub fn man(args: ManArgs) -> anyhow::Result<ExitCode> {
+pub fn run(args: ManArgs) -> anyhow::Result<ExitCode> {
     let cmd = Cli::command();
     match args.dir {
         None => {
@@ -64,7 +35,7 @@ pub fn man(args: ManArgs) -> anyhow::Result<ExitCode> {
 /// A page with berth's title line (`berth(1) ... berth 0.1.0 (commit ...)`).
 fn page(cmd: clap::Command) -> clap_mangen::Man {
     clap_mangen::Man::new(cmd)
-        .source(format!("berth {}", super::VERSION))
+        .source(format!("berth {}", VERSION))
         .manual("berth manual")
 }
 

@@ -1,0 +1,94 @@
+//! `berth apply`: converge once and wait for it (`berth::apply`), holding the data dir's
+//! lock; prints each round's plan, failures and a closing report.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::Context;
+use berth::apply::{self, ApplyOptions, ApplyReport, Progress};
+use berth::lock::DataDirLock;
+use berth::reconcile::plan::PlanOptions;
+use berth::store::Store;
+
+use super::args::ApplyArgs;
+use super::setup::{connect, load, runtime};
+
+/// Runs `berth apply`: exit 0 when converged.
+pub fn run(args: ApplyArgs) -> anyhow::Result<ExitCode> {
+    if args.source.git.git.is_some() {
+        anyhow::bail!(
+            "berth apply reads a directory; for a git repository use `berth run --git` (containers mount files from its checkout, which must outlive the command)"
+        );
+    }
+    let Some(desired) = load(&args.source, None)? else {
+        return Ok(ExitCode::from(1));
+    };
+    let _lock = DataDirLock::acquire(&args.data_dir, "berth apply")?;
+    let rt = runtime()?;
+    rt.block_on(async {
+        let engine = Arc::new(connect(&args.engine).await?);
+        let stop = Arc::new(AtomicBool::new(false));
+        let on_signal = stop.clone();
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .context("failed to install the SIGTERM handler")?;
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            eprintln!("berth: interrupted; finishing the current steps");
+            on_signal.store(true, Ordering::Relaxed);
+        });
+        let opts = ApplyOptions {
+            plan: PlanOptions { prune: args.prune },
+            allow_empty: args.allow_empty,
+            timeout: args.timeout,
+            parallelism: args.parallelism,
+            ..ApplyOptions::default()
+        };
+        let store = Store::open(&args.data_dir).context("failed to open berth's records")?;
+        let report = apply::apply(&engine, &desired, opts, &stop, Some(&store), |p| match p {
+            Progress::Executing(plan) => print!("{plan}"),
+            Progress::Failed(f) => eprintln!("failed: {}: {}", f.step, f.error),
+            // Events are logged as they happen (see reconcile::execute).
+            Progress::Event(_) => {}
+        })
+        .await?;
+        print_report(&report);
+        Ok(if report.ok() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        })
+    })
+}
+
+fn print_report(r: &ApplyReport) {
+    for n in &r.orphans {
+        eprintln!("{n}");
+    }
+    for (n, logs) in &r.blocked {
+        eprintln!("{n}");
+        if let Some(logs) = logs.as_deref().filter(|l| !l.trim().is_empty()) {
+            eprintln!("  last output:");
+            for line in logs.lines() {
+                eprintln!("    {line}");
+            }
+        }
+    }
+    for n in &r.waiting {
+        eprintln!("{n} (gave up waiting)");
+    }
+    if r.interrupted {
+        eprintln!("interrupted after {} step(s)", r.steps);
+    } else if r.ok() {
+        println!("Converged: {} step(s) in {} round(s).", r.steps, r.rounds);
+    } else {
+        eprintln!(
+            "Not converged: {} step(s) done, {} failed.",
+            r.steps,
+            r.failures.len()
+        );
+    }
+}

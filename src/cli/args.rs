@@ -1,0 +1,460 @@
+//! The command line's definition (clap): every command, flag and help text, and the
+//! defaults they fall back on. No behaviour: `main` dispatches, one file per command runs it.
+//! `berth completions` and `berth man` render this same definition.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use berth::control::{self, ServiceRef};
+use berth::source::git::{GitAuth, GitOptions};
+use berth::telemetry::notify::Target;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap_complete::Shell;
+
+/// berth's version and the commit it was built from (build.rs; `unknown` without git).
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("BERTH_BUILD_COMMIT"),
+    ")"
+);
+
+const TOP_HELP: &str = "Examples:
+  berth validate /srv/berth              check the desired state; errors as file:line:col
+  berth plan /srv/berth                  what apply would do now, one step per line
+  berth apply /srv/berth                 converge once and wait for the rollouts
+  berth run --dir /srv/berth             the controller (deploy/berth.service runs it)
+  berth run --git https://git.example/ops/state.git --ref main
+  berth status                           what runs and why (asks the running berth)
+  berth history shop/web                 revisions, quarantine, pins of one service
+  berth rollback shop/web                back to the previous stable revision, held
+  berth completions bash > /etc/bash_completion.d/berth
+  berth man | man -l -
+
+Exit status: 0 ok, 1 failure or invalid desired state, 2 usage error.
+Guides: docs/getting-started.md, docs/operations.md, docs/troubleshooting.md.";
+
+/// berth keeps a Docker host in the state a directory of Compose files describes.
+#[derive(Parser)]
+#[command(
+    name = "berth",
+    version = VERSION,
+    about,
+    after_help = TOP_HELP,
+    propagate_version = true
+)]
+pub struct Cli {
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human)]
+    pub log_format: LogFormat,
+    /// More logs (-v: info, -vv: debug with every engine call). `RUST_LOG` overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+/// Where the desired state is.
+#[derive(Args)]
+pub struct Source {
+    /// A project directory, or a directory whose subdirectories are projects.
+    #[arg(required_unless_present = "git")]
+    pub dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub git: GitArgs,
+    /// Activate a Compose profile (repeatable); `*` activates all.
+    #[arg(long = "profile", value_name = "NAME")]
+    pub profiles: Vec<String>,
+    /// Directory of host-side variables: DIR/<project>.env feeds interpolation.
+    #[arg(long, value_name = "DIR")]
+    pub env_dir: Option<PathBuf>,
+}
+
+/// A git repository as the desired state (see docs/sources.md).
+#[derive(Args)]
+pub struct GitArgs {
+    /// Read the desired state from this git repository (URL or path) instead of a directory.
+    #[arg(long, value_name = "URL")]
+    pub git: Option<String>,
+    /// Branch, tag or full commit SHA to follow (default: the remote's default branch).
+    #[arg(long = "ref", value_name = "REF", requires = "git")]
+    pub reference: Option<String>,
+    /// The desired-state directory inside the repository (default: its root).
+    #[arg(long, value_name = "SUBDIR", requires = "git")]
+    pub path: Option<PathBuf>,
+    /// SSH private key (a deploy key) for the repository; without it git's own ssh
+    /// settings and GIT_SSH_COMMAND apply.
+    #[arg(long, value_name = "FILE", requires = "git")]
+    pub git_ssh_key: Option<PathBuf>,
+    /// File holding an HTTPS token for the repository (re-read at each fetch); else the
+    /// BERTH_GIT_TOKEN environment variable. Never logged.
+    #[arg(long, value_name = "FILE", requires = "git")]
+    pub git_token_file: Option<PathBuf>,
+    /// User name sent with the HTTPS token.
+    #[arg(long, value_name = "NAME", default_value = "x-access-token")]
+    pub git_username: String,
+    /// Refuse commits whose signature `git verify-commit` does not accept (GPG, or SSH with
+    /// an allowed-signers file); the last good commit keeps running.
+    #[arg(long, requires = "git")]
+    pub verify_signatures: bool,
+    /// Allowed-signers file for SSH commit signatures (git's gpg.ssh.allowedSignersFile).
+    #[arg(long, value_name = "FILE", requires = "verify_signatures")]
+    pub git_allowed_signers: Option<PathBuf>,
+}
+
+impl GitArgs {
+    /// The git source's options, when --git is given.
+    pub fn options(&self, interval: Duration) -> Option<GitOptions> {
+        Some(GitOptions {
+            url: self.git.clone()?,
+            reference: self.reference.clone(),
+            path: self.path.clone(),
+            interval,
+            verify_signatures: self.verify_signatures,
+            allowed_signers: self.git_allowed_signers.clone(),
+            auth: GitAuth {
+                ssh_key: self.git_ssh_key.clone(),
+                token_file: self.git_token_file.clone(),
+                token: std::env::var("BERTH_GIT_TOKEN").ok(),
+                username: self.git_username.clone(),
+            },
+        })
+    }
+}
+
+/// How to reach the engine.
+#[derive(Args)]
+pub struct EngineArgs {
+    /// Docker endpoint (unix:///var/run/docker.sock, tcp://HOST:PORT); default: DOCKER_HOST or the local socket.
+    #[arg(long, value_name = "URL")]
+    pub docker_host: Option<String>,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Load and check the desired state: every problem as file:line:col, or a summary.
+    #[command(
+        after_help = "Examples:\n  berth validate examples/quickstart\n  berth validate /srv/stacks --profile debug --format json\n\nExit status: 0 valid, 1 invalid, 2 usage error."
+    )]
+    Validate(ValidateArgs),
+    /// Show what `apply` would do now against the engine, one line per step with its cause.
+    #[command(
+        after_help = "Examples:\n  berth plan /srv/berth\n  berth plan /srv/berth --exit-code --data-dir /var/lib/berth   exit 2 when something would change\n\nServices whose dependencies are not ready yet show as `waits:`; apply plans them in a later round.\n\nExit status: 0 ok, 1 invalid state or engine error; with --exit-code, 2 when changes are pending."
+    )]
+    Plan(PlanArgs),
+    /// Converge the engine to the desired state once, and wait for it.
+    #[command(
+        after_help = "Examples:\n  berth apply examples/quickstart --data-dir /tmp/berth-data\n  berth apply /srv/berth --timeout 10m --prune\n\nExit status: 0 converged, 1 invalid state, a failed step, a blocked service (failed job) or timeout."
+    )]
+    Apply(ApplyArgs),
+    /// The controller: keep the engine converged to DIR, reacting to engine events and
+    /// re-reading DIR at every reconcile (and at least every --resync).
+    #[command(
+        after_help = "Examples:\n  berth run --dir /srv/berth --env-dir /etc/berth/env\n  berth run --git https://git.example/ops/state.git --ref main --webhook-secret-file /etc/berth/webhook-secret\n  berth run --dir /srv/berth --notify slack+http://127.0.0.1:9470/slack\n\nSIGTERM or SIGINT finish the current step and exit 0; SIGHUP reconciles now (`berth hold`, `release`, `rollback` and `retry` send it)."
+    )]
+    Run(RunArgs),
+    /// Show a service's revisions, quarantines, rollout in progress and operator control.
+    #[command(
+        after_help = "Examples:\n  berth history shop/web\n  berth history shop/web --json --data-dir /var/lib/berth\n\nReads berth's records only (no Docker needed). Exit status: 0 ok, 1 no record of the service."
+    )]
+    History(HistoryArgs),
+    /// Try quarantined revisions again and lift a degraded state (what failed until now).
+    #[command(after_help = CONTROL_HELP)]
+    Retry(ServiceArgs),
+    /// Keep a service exactly as it runs: no rollout, no revert, until `berth release`.
+    #[command(after_help = CONTROL_HELP)]
+    Hold(ServiceArgs),
+    /// End a `berth hold` or `berth rollback`: the service follows the desired state again.
+    #[command(after_help = CONTROL_HELP)]
+    Release(ServiceArgs),
+    /// Roll a service back to a stable revision (through the readiness gate) and hold it there
+    /// until `berth release`.
+    #[command(after_help = CONTROL_HELP)]
+    Rollback(RollbackArgs),
+    /// What runs and why: per service the desired and running revisions, ready replicas,
+    /// phase, since when, and the reason.
+    #[command(
+        after_help = "Examples:\n  berth status                      ask the berth run on 127.0.0.1:9469\n  berth status --server http://127.0.0.1:9469 --json\n  berth status /srv/stacks          no berth run: observe the engine and read the data dir\n\nExit status: 0 shown, 1 no berth run answered (and no DIR) or the engine failed."
+    )]
+    Status(StatusArgs),
+    /// berth's events (rollouts, reverts, degradations, self-heals, invalid desired state),
+    /// from a running berth (--server) or the data dir's event file.
+    #[command(
+        after_help = "Examples:\n  berth events --since 1h\n  berth events --follow --server http://127.0.0.1:9469\n\nExit status: 0 ok, 1 the server or the file could not be read."
+    )]
+    Events(EventsArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    #[command(
+        after_help = "Examples:\n  berth completions bash > /etc/bash_completion.d/berth\n  berth completions zsh > \"${fpath[1]}/_berth\"\n  berth completions fish > ~/.config/fish/completions/berth.fish"
+    )]
+    Completions(CompletionsArgs),
+    /// Print the manual page berth(1), or write all pages into a directory.
+    #[command(
+        after_help = "Examples:\n  berth man | man -l -\n  berth man --dir /usr/local/share/man/man1 && mandb"
+    )]
+    Man(ManArgs),
+}
+
+const CONTROL_HELP: &str = "Examples:\n  berth hold shop/db              freeze it as it runs\n  berth rollback shop/web --to 3  back to r3 (see `berth history`), held there\n  berth release shop/web          follow the desired state again\n  berth retry shop/web            try a quarantined revision again\n\nWrites only the service's control file in the data dir (no Docker needed) and wakes a running `berth run` with SIGHUP; without one, the change takes effect at the next `berth apply` or `berth run`.\n\nExit status: 0 ok, 1 refused or failed, 2 usage error.";
+
+/// The service a manual control acts on.
+#[derive(Args)]
+pub struct ServiceArgs {
+    /// The service, as PROJECT/SERVICE (e.g. shop/web).
+    #[arg(value_name = "PROJECT/SERVICE")]
+    pub service: ServiceRef,
+    /// berth's state directory (the one `berth run`/`apply` use).
+    #[arg(long, value_name = "DIR", default_value_os_t = default_data_dir())]
+    pub data_dir: PathBuf,
+}
+
+/// `berth run`'s arguments.
+#[derive(Args)]
+pub struct RunArgs {
+    /// The desired-state directory (a project, or a directory of projects), watched for
+    /// changes.
+    #[arg(long, value_name = "DIR", required_unless_present = "git")]
+    pub dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub git: GitArgs,
+    /// Fetch the git repository at least this often (and on webhook pushes).
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    pub interval: Duration,
+    /// Wait for this much quiet after a file change in DIR before re-reading it.
+    #[arg(long, default_value = "500ms", value_parser = parse_duration)]
+    pub debounce: Duration,
+    /// File holding the secret of the git webhook (POST /hooks/git); else the
+    /// BERTH_WEBHOOK_SECRET environment variable. Without a secret the webhook is off.
+    #[arg(long, value_name = "FILE", requires = "git")]
+    pub webhook_secret_file: Option<PathBuf>,
+    /// Activate a Compose profile (repeatable); `*` activates all.
+    #[arg(long = "profile", value_name = "NAME")]
+    pub profiles: Vec<String>,
+    /// Directory of host-side variables: DIR/<project>.env feeds interpolation.
+    #[arg(long, value_name = "DIR")]
+    pub env_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub engine: EngineArgs,
+    /// berth's state directory (holds the lock: one berth per engine).
+    #[arg(long, value_name = "DIR", default_value_os_t = default_data_dir())]
+    pub data_dir: PathBuf,
+    /// Full reconcile at least this often, whatever happens (e.g. 60s).
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    pub resync: Duration,
+    /// Remove projects that are no longer in the desired state.
+    #[arg(long)]
+    pub prune: bool,
+    /// Allow a desired state with no services while managed containers run.
+    #[arg(long)]
+    pub allow_empty: bool,
+    /// Services worked on at once.
+    #[arg(long, default_value_t = 8)]
+    pub parallelism: usize,
+    #[command(flatten)]
+    pub telemetry: TelemetryArgs,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    berth::desired::syntax::units::parse_duration(s)
+}
+
+pub fn default_data_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("BERTH_DATA_DIR") {
+        return PathBuf::from(dir);
+    }
+    let root = std::env::var("USER").map(|u| u == "root").unwrap_or(false)
+        || Path::new("/var/lib/berth").exists();
+    if root {
+        return PathBuf::from("/var/lib/berth");
+    }
+    std::env::var_os("XDG_STATE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
+        .unwrap_or_else(std::env::temp_dir)
+        .join("berth")
+}
+
+/// Where berth's HTTP server listens by default.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:9469";
+/// Where `berth status` and `berth events` look for a running berth by default.
+pub const DEFAULT_SERVER: &str = "http://127.0.0.1:9469";
+
+/// `berth run`'s observability flags.
+#[derive(Args)]
+pub struct TelemetryArgs {
+    /// Serve /metrics, /healthz, /readyz, /api/v1/status and /api/v1/events here (`off`: no
+    /// server).
+    #[arg(long, value_name = "ADDR", default_value = DEFAULT_LISTEN, value_parser = parse_listen)]
+    pub listen: Listen,
+    /// POST meaningful transitions (rollout succeeded/failed/reverted, degraded, desired state
+    /// invalid, recovered) to this webhook (repeatable): http://HOST:PORT/PATH sends the event
+    /// as JSON, slack+http://HOST:PORT/PATH a Slack-compatible {"text": ...}. Plain HTTP only.
+    #[arg(long, value_name = "URL", value_parser = parse_target)]
+    pub notify: Vec<Target>,
+}
+
+/// `--listen`: an address, or none.
+#[derive(Debug, Clone, Copy)]
+pub struct Listen(pub Option<SocketAddr>);
+
+fn parse_listen(s: &str) -> Result<Listen, String> {
+    if matches!(s, "off" | "none" | "") {
+        return Ok(Listen(None));
+    }
+    s.parse::<SocketAddr>()
+        .map(|a| Listen(Some(a)))
+        .map_err(|_| format!("{s}: expected IP:PORT (e.g. 127.0.0.1:9469, [::1]:9469) or off"))
+}
+
+fn parse_target(s: &str) -> Result<Target, String> {
+    s.parse()
+}
+
+/// `berth status`'s arguments.
+#[derive(Args)]
+pub struct StatusArgs {
+    /// Build the status from the engine, this desired-state directory and the data dir
+    /// instead of asking a running berth.
+    #[arg(value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// Ask the berth run serving here (default: http://127.0.0.1:9469 when no DIR is given).
+    #[arg(long, value_name = "URL", conflicts_with = "dir")]
+    pub server: Option<String>,
+    /// Print the status as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Activate a Compose profile (repeatable), with DIR.
+    #[arg(long = "profile", value_name = "NAME", requires = "dir")]
+    pub profiles: Vec<String>,
+    /// Directory of host-side variables, with DIR.
+    #[arg(long, value_name = "DIR", requires = "dir")]
+    pub env_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub engine: EngineArgs,
+    /// berth's state directory (its records are read, never written), with DIR.
+    #[arg(long, value_name = "DIR", default_value_os_t = default_data_dir())]
+    pub data_dir: PathBuf,
+}
+
+/// `berth events`'s arguments.
+#[derive(Args)]
+pub struct EventsArgs {
+    /// Ask the berth run serving here instead of reading the data dir's event file.
+    #[arg(long, value_name = "URL")]
+    pub server: Option<String>,
+    /// Only events after this: a sequence number, an RFC 3339 time, or a duration (10m).
+    #[arg(long, value_name = "SINCE")]
+    pub since: Option<String>,
+    /// Keep printing new events as they come (Ctrl-C ends).
+    #[arg(short, long)]
+    pub follow: bool,
+    /// One JSON object a line.
+    #[arg(long)]
+    pub json: bool,
+    /// berth's state directory (holds events.jsonl).
+    #[arg(long, value_name = "DIR", default_value_os_t = default_data_dir())]
+    pub data_dir: PathBuf,
+}
+
+/// `berth completions`'s arguments.
+#[derive(Args)]
+pub struct CompletionsArgs {
+    /// The shell to write a completion script for.
+    #[arg(value_enum)]
+    pub shell: Shell,
+}
+
+/// `berth man`'s arguments.
+#[derive(Args)]
+pub struct ManArgs {
+    /// Write berth.1 and one page per command (berth-apply.1, ...) into this directory instead
+    /// of printing berth(1) on stdout.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+}
+
+/// `berth validate`'s arguments.
+#[derive(Args)]
+pub struct ValidateArgs {
+    #[command(flatten)]
+    pub source: Source,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+/// `berth plan`'s arguments.
+#[derive(Args)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub source: Source,
+    #[command(flatten)]
+    pub engine: EngineArgs,
+    /// Exit 2 when the plan has steps.
+    #[arg(long)]
+    pub exit_code: bool,
+    /// Also plan removing projects that are no longer in the desired state.
+    #[arg(long)]
+    pub prune: bool,
+    /// berth's state directory (its records are read, never written, by plan).
+    #[arg(long, value_name = "DIR", default_value_os_t = default_data_dir())]
+    pub data_dir: PathBuf,
+}
+
+/// `berth apply`'s arguments.
+#[derive(Args)]
+pub struct ApplyArgs {
+    #[command(flatten)]
+    pub source: Source,
+    #[command(flatten)]
+    pub engine: EngineArgs,
+    /// Remove projects that are no longer in the desired state.
+    #[arg(long)]
+    pub prune: bool,
+    /// Allow a desired state with no services while managed containers run.
+    #[arg(long)]
+    pub allow_empty: bool,
+    /// berth's state directory (holds the lock: one berth per engine).
+    #[arg(long, value_name = "DIR", default_value_os_t = default_data_dir())]
+    pub data_dir: PathBuf,
+    /// Give up waiting for dependencies after this long (e.g. 5m).
+    #[arg(long, default_value = "5m", value_parser = parse_duration)]
+    pub timeout: Duration,
+    /// Services worked on at once.
+    #[arg(long, default_value_t = 8)]
+    pub parallelism: usize,
+}
+
+/// `berth history`'s arguments.
+#[derive(Args)]
+pub struct HistoryArgs {
+    #[command(flatten)]
+    pub target: ServiceArgs,
+    /// Print the record as JSON (container templates left out: they hold secrets).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `berth rollback`'s arguments.
+#[derive(Args)]
+pub struct RollbackArgs {
+    #[command(flatten)]
+    pub target: ServiceArgs,
+    /// The revision (N or rN, see `berth history`); default: the newest stable revision
+    /// older than the current one.
+    #[arg(long, value_name = "REV", value_parser = control::parse_revision)]
+    pub to: Option<u64>,
+}

@@ -1,0 +1,103 @@
+//! What several commands share: the async runtime, the engine connection, the load options,
+//! and loading the desired state from a directory or a one-off git checkout.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use berth::desired::{self, DesiredState, LoadOptions};
+use berth::engine::Engine;
+use berth::engine::docker::DockerEngine;
+use berth::report;
+use berth::source;
+
+use super::args::{EngineArgs, Source};
+
+/// A multi-threaded tokio runtime.
+pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("failed to start the async runtime")
+}
+
+/// Connects to the engine and checks that it answers.
+pub async fn connect(args: &EngineArgs) -> anyhow::Result<DockerEngine> {
+    let engine = DockerEngine::connect(args.docker_host.as_deref())
+        .context("failed to connect to the Docker engine")?;
+    let info = engine
+        .info()
+        .await
+        .context("failed to reach the Docker engine")?;
+    tracing::info!(version = %info.version, api = %info.api_version, endpoint = %info.endpoint, "engine");
+    Ok(engine)
+}
+
+/// Load options from the command line, with the process environment for interpolation.
+pub fn load_options(profiles: &[String], env_dir: &Option<PathBuf>) -> LoadOptions {
+    LoadOptions {
+        profiles: profiles.to_vec(),
+        env_dir: env_dir.clone(),
+        ..LoadOptions::from_process_env()
+    }
+}
+
+/// Where a one-shot command reads from: DIR, or a fresh checkout of --git (removed when the
+/// returned guard drops); prints the commit checked out.
+pub fn source_root(
+    source: &Source,
+) -> anyhow::Result<(PathBuf, Option<source::git::TempCheckout>)> {
+    let Some(opts) = source.git.options(source::git::DEFAULT_INTERVAL) else {
+        let dir = source.dir.clone().context("give DIR or --git URL")?;
+        return Ok((dir, None));
+    };
+    let co = source::git::checkout_once(&opts)
+        .with_context(|| format!("failed to check out {}", opts.location()))?;
+    eprintln!(
+        "{}: commit {} by {}: {}",
+        opts.location(),
+        berth::util::id::short(&co.commit.sha),
+        co.commit.author,
+        co.commit.subject()
+    );
+    Ok((co.root.clone(), Some(co)))
+}
+
+/// Loads the desired state; prints diagnostics (warnings always, errors when invalid). With
+/// --git and `data_dir`, paths are resolved as `berth run --git` with that data dir resolves
+/// them (so a plan matches what it applied).
+pub fn load(source: &Source, data_dir: Option<&Path>) -> anyhow::Result<Option<DesiredState>> {
+    let (root, _checkout) = source_root(source)?;
+    let run_root = data_dir
+        .zip(source.git.options(source::git::DEFAULT_INTERVAL))
+        .map(|(d, git)| git.run_root(d));
+    let opts = LoadOptions {
+        run_root,
+        ..load_options(&source.profiles, &source.env_dir)
+    };
+    let loaded = desired::load(&root, &opts);
+    let mut err = std::io::stderr().lock();
+    write!(err, "{}", loaded.diagnostics)?;
+    if loaded.state.is_none() {
+        writeln!(
+            err,
+            "{}: invalid desired state ({})",
+            root.display(),
+            report::counts(&loaded.diagnostics)
+        )?;
+    }
+    Ok(loaded.state)
+}
+
+/// berth's records for a read-only command: read when the data dir has them, else none
+/// (nothing is created).
+pub fn records_read_only(
+    data_dir: &Path,
+    desired: &DesiredState,
+) -> anyhow::Result<berth::reconcile::plan::Records> {
+    if !data_dir.join("state").is_dir() {
+        return Ok(Default::default());
+    }
+    let store = berth::store::Store::open(data_dir).context("failed to open berth's records")?;
+    berth::reconcile::round::load_records(&store, desired).context("failed to read berth's records")
+}

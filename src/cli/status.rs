@@ -1,0 +1,105 @@
+//! `berth status`: what runs and why — asked of a running berth (`/api/v1/status`), or,
+//! given a DIR, built here from one planned round against the engine and the data dir.
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use berth::desired;
+use berth::reconcile::plan::PlanOptions;
+use berth::reconcile::round;
+use berth::reconcile::round::unix_now;
+use berth::telemetry::status::{self, SourceInfo, Status, StatusInput};
+
+use super::args::{DEFAULT_SERVER, StatusArgs};
+use super::client::get;
+use super::setup::{connect, load_options, records_read_only, runtime};
+
+/// Runs `berth status`.
+pub fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
+    let rt = runtime()?;
+    let now = unix_now();
+    let status = match &args.dir {
+        Some(dir) => rt.block_on(status_from_engine(&args, dir, now))?,
+        None => {
+            let server = args.server.as_deref().unwrap_or(DEFAULT_SERVER);
+            let body = rt
+                .block_on(get(server, "/api/v1/status"))
+                .with_context(|| {
+                    if args.server.is_none() {
+                        format!(
+                            "no berth run answers at {DEFAULT_SERVER}; give --server URL, or a DIR to build the status from the engine and the data dir"
+                        )
+                    } else {
+                        format!("failed to ask {server} for the status")
+                    }
+                })?;
+            serde_json::from_slice::<Status>(&body)
+                .with_context(|| format!("{server} answered with something that is not a status"))?
+        }
+    };
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        serde_json::to_writer_pretty(&mut out, &status)?;
+        writeln!(out)?;
+    } else {
+        write!(out, "{}", status.table(now))?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The status without a running berth: one planned round, as `berth plan` does.
+async fn status_from_engine(
+    args: &StatusArgs,
+    dir: &std::path::Path,
+    now: u64,
+) -> anyhow::Result<Status> {
+    let loaded = desired::load(dir, &load_options(&args.profiles, &args.env_dir));
+    let source = SourceInfo {
+        kind: "dir".into(),
+        location: dir.display().to_string(),
+        revision: None,
+    };
+    let engine = Arc::new(connect(&args.engine).await?);
+    let Some(desired) = &loaded.state else {
+        return Ok(status::build(
+            &StatusInput {
+                now,
+                round: None,
+                source: &source,
+                diagnostics: &loaded.diagnostics,
+                desired: None,
+                observed: None,
+                records: None,
+                plan: None,
+                probes_tracked: false,
+            },
+            None,
+        ));
+    };
+    // Read-only: without a state dir there are no records (nothing is created).
+    let records = records_read_only(&args.data_dir, desired)?;
+    let round::Done { observed, plan, .. } = round::plan_only(
+        &engine,
+        desired,
+        records.clone(),
+        PlanOptions::default(),
+        now,
+    )
+    .await?;
+    Ok(status::build(
+        &StatusInput {
+            now,
+            round: None,
+            source: &source,
+            diagnostics: &loaded.diagnostics,
+            desired: Some(desired),
+            observed: Some(&observed),
+            records: Some(&records),
+            plan: Some(&plan),
+            probes_tracked: false,
+        },
+        None,
+    ))
+}

@@ -7,12 +7,14 @@
 //! `load` runs them all. Every stage records problems in one [`Diagnostics`] instead of
 //! stopping, so one run reports everything.
 
+pub mod assemble;
 pub mod context;
 pub mod convert;
 pub mod diag;
 pub mod discover;
 pub mod envfile;
 pub mod hash;
+pub mod identity;
 pub mod interpolate;
 pub mod load;
 pub mod merge;

@@ -47,6 +47,10 @@ const KNOWN: &[&str] = &[
     "stop_grace_period",
     "stop_signal",
     "init",
+    "platform",
+    "runtime",
+    "security_opt",
+    "pull_policy",
     "shm_size",
     "sysctls",
     "secrets",
@@ -98,13 +102,9 @@ const IGNORED: &[&str] = &[
     "oom_kill_disable",
     "oom_score_adj",
     "pid",
-    "platform",
     "post_start",
     "pre_stop",
     "provider",
-    "pull_policy",
-    "runtime",
-    "security_opt",
     "stdin_open",
     "storage_opt",
     "tty",
@@ -132,14 +132,6 @@ pub fn convert_service(
     r.check_keys(entries, &format!("services.{name}"), KNOWN, IGNORED);
     let at = |k: &str| node.get(k);
     let what = |k: &str| format!("services.{name}.{k}");
-
-    if let Some(n) = at("extends") {
-        r.error(
-            &n.loc,
-            "extends is not supported by berth: inline the shared settings \
-             (YAML anchors and <<: merge keys work) so that what is deployed is what you read",
-        );
-    }
 
     let image = at("image").and_then(|n| {
         let s = r.string(n, &what("image"))?;
@@ -253,7 +245,20 @@ pub fn convert_service(
         }
         Some(s)
     });
-    let init = at("init").and_then(|n| r.bool(n, &what("init")));
+    // compose-go reads `init` as a YAML 1.1 boolean too (`yes`, `on`).
+    let init = at("init").and_then(|n| match n.as_str() {
+        Some("yes" | "on" | "y" | "Y" | "Yes" | "YES" | "On" | "ON") => Some(true),
+        Some("no" | "off" | "n" | "N" | "No" | "NO" | "Off" | "OFF") => Some(false),
+        _ => r.bool(n, &what("init")),
+    });
+    let platform = at("platform").and_then(|n| r.string(n, &what("platform")));
+    let runtime = at("runtime").and_then(|n| r.string(n, &what("runtime")));
+    let security_opt = at("security_opt")
+        .map(|n| r.strings(n, &what("security_opt")))
+        .unwrap_or_default();
+    let pull_policy = at("pull_policy")
+        .and_then(|n| read_pull_policy(&mut r, n, &what("pull_policy")))
+        .unwrap_or_default();
     let shm_size = at("shm_size").and_then(|n| r.size(n, &what("shm_size")));
     let sysctls = at("sysctls")
         .map(|n| r.string_map(n, &what("sysctls")))
@@ -342,6 +347,10 @@ pub fn convert_service(
         stop_grace_period,
         stop_signal,
         init,
+        platform,
+        runtime,
+        security_opt,
+        pull_policy,
         shm_size,
         sysctls,
         secrets,
@@ -587,7 +596,17 @@ fn read_environment(
         }
     }
     if let Some(n) = node.get("environment") {
-        for (k, (v, _)) in r.key_values(n, &format!("services.{name}.environment"), &['=']) {
+        for (k, (v, loc)) in r.key_values(n, &format!("services.{name}.environment"), &['=']) {
+            // compose refuses `- DEBUG = true`: the name would be "DEBUG " (with the space).
+            if n.as_seq().is_some() && k.contains(char::is_whitespace) {
+                r.error(
+                    &loc,
+                    format!(
+                        "invalid environment entry: variable name {k:?} contains whitespace; write NAME=value without spaces around ="
+                    ),
+                );
+                continue;
+            }
             let value = match v {
                 Some(v) => Some(EnvValue {
                     value: v,
@@ -783,13 +802,13 @@ fn read_port_long(r: &mut Reader<'_>, n: &Node, what: &str) -> Option<Vec<Port>>
             format!("invalid port mode {m:?}: use host or ingress"),
         );
     }
-    let published: Vec<Option<u16>> = match n.get("published") {
-        None => vec![None],
+    let published: Vec<(Option<u16>, Option<u16>)> = match n.get("published") {
+        None => vec![(None, None)],
         Some(p) => {
             let text = r.string(p, &format!("{what}.published"))?;
             // Reuse the short-syntax parser for `8080` and `8080-8081`.
             match ports::parse_port_short(&format!("{text}:{target}")) {
-                Ok(ps) if ps.len() == 1 => vec![ps[0].published],
+                Ok(ps) if ps.len() == 1 => vec![(ps[0].published, ps[0].published_end)],
                 Ok(_) => {
                     r.error(&p.loc, format!("published {} is a range but target is one port; berth needs one host port per container port", p.shown()));
                     return None;
@@ -804,9 +823,10 @@ fn read_port_long(r: &mut Reader<'_>, n: &Node, what: &str) -> Option<Vec<Port>>
     Some(
         published
             .into_iter()
-            .map(|published| Port {
+            .map(|(published, published_end)| Port {
                 host_ip: host_ip.clone(),
                 published,
+                published_end,
                 target,
                 protocol,
                 loc: n.loc.clone(),
@@ -1387,4 +1407,35 @@ fn chain(e: &dyn std::error::Error) -> String {
         cur = c.source();
     }
     s
+}
+
+/// `pull_policy`: compose's values, `if_not_present` as `missing`, `daily`/`weekly`/
+/// `every_<duration>` as a maximum age.
+fn read_pull_policy(r: &mut Reader<'_>, n: &Node, what: &str) -> Option<PullPolicy> {
+    let s = r.string(n, what)?;
+    let day = std::time::Duration::from_secs(24 * 3600);
+    Some(match s.as_str() {
+        "missing" | "if_not_present" => PullPolicy::Missing,
+        "always" => PullPolicy::Always,
+        "never" => PullPolicy::Never,
+        "build" => PullPolicy::Build,
+        "daily" => PullPolicy::Every(day),
+        "weekly" => PullPolicy::Every(day * 7),
+        other => match other
+            .strip_prefix("every_")
+            .and_then(|d| crate::desired::syntax::units::parse_duration(d).ok())
+        {
+            Some(d) => PullPolicy::Every(d),
+            None => {
+                r.error(
+                    &n.loc,
+                    format!(
+                        "invalid {what} {}: use always, never, missing, build, daily, weekly or every_<duration>",
+                        n.shown()
+                    ),
+                );
+                return None;
+            }
+        },
+    })
 }

@@ -45,6 +45,17 @@ pub fn parse_port_short(s: &str) -> Result<Vec<Port>, String> {
         host => {
             let (host_first, host_last) = parse_range(host, "host").map_err(fail)?;
             let host_count = usize::from(host_last - host_first) + 1;
+            if count == 1 && host_count > 1 {
+                // compose: the engine binds one free port of the host range.
+                return Ok(vec![Port {
+                    host_ip,
+                    published: Some(host_first),
+                    published_end: Some(host_last),
+                    target: first,
+                    protocol,
+                    loc: Default::default(),
+                }]);
+            }
             if host_count != count {
                 return Err(fail(if count == 1 {
                     format!(
@@ -76,6 +87,7 @@ pub fn parse_port_short(s: &str) -> Result<Vec<Port>, String> {
         .map(|i| Port {
             host_ip: host_ip.clone(),
             published: host_first.map(|h| h + i),
+            published_end: None,
             target: first + i,
             protocol,
             loc: Default::default(),

@@ -110,7 +110,72 @@ mod compose_go {
     use berth::desired::{LoadOptions, load};
 
     /// Fixtures where berth deliberately differs from compose-go, with the reason.
-    pub const DELIBERATE: &[(&str, &str)] = &[];
+    pub const DELIBERATE: &[(&str, &str)] = &[
+        // Swarm objects: berth runs on one Engine and has no Swarm secret/config store.
+        (
+            "loader_loader__TestWithoutUnnecessaryResourcesOption_AllResourceKinds",
+            SWARM,
+        ),
+        ("loader_loader__TestXService", SWARM),
+        ("loader_tests_configs__TestServiceConfigs", SWARM),
+        ("loader_tests_secrets__TestServiceSecrets", SWARM),
+        ("loader_tests_template_driver__TestSecretDriver", SWARM),
+        // Checks compose leaves to `up`, which berth makes before deploying anything.
+        (
+            "loader_tests_secrets__TestTopLevelSecrets",
+            "a secret's file: must exist (compose fails at `up`; berth says so at validate)",
+        ),
+        (
+            "loader_loader_yaml__TestParseYAMLFilesMergeOverride",
+            NO_IMAGE,
+        ),
+        (
+            "loader_loader__TestLoadWithRemoteResources",
+            "remote include/extends (git, oci) are not read: the desired state is the repository; the service is then left without image",
+        ),
+        (
+            "loader_override__TestOverrideSelfExtends",
+            "two services publish host port 8091: compose fails at `up`, berth refuses the file",
+        ),
+        (
+            "loader_loader__TestLoadNetworksWarnOnDeprecatedExternalName",
+            NO_SERVICES,
+        ),
+        (
+            "loader_loader__TestLoadSecretsWarnOnDeprecatedExternalName",
+            NO_SERVICES,
+        ),
+        (
+            "loader_loader__TestLoadVolumesWarnOnDeprecatedExternalName",
+            NO_SERVICES,
+        ),
+        ("loader_loader__TestLoadWithNestedResources", NO_SERVICES),
+        // What the Engine API berth speaks (1.41) or the host cannot do.
+        (
+            "loader_testdata_compose-test-extends-with-context-url.yaml",
+            "a build context URL: berth builds only from the desired-state repository, so a revision is what was committed",
+        ),
+        (
+            "loader_tests_volumes__TestImageVolume",
+            "type: image mounts need Engine API 1.47; berth speaks 1.41",
+        ),
+        (
+            "loader_tests_volumes__TestNpipeVolume",
+            "type: npipe is a Windows named pipe; berth runs Linux containers",
+        ),
+        // Unknown keys: berth warns with the key's path and deploys the rest, compose refuses.
+        ("loader_loader__TestInvalidResource", UNKNOWN_KEY),
+        (
+            "loader_loader__TestLoadTmpfsVolumeAdditionalPropertyNotAllowed",
+            UNKNOWN_KEY,
+        ),
+    ];
+    const SWARM: &str = "a service uses an external or driver-backed secret/config: that lives in a Swarm store, which berth (one Engine, no Swarm) does not have";
+    const NO_IMAGE: &str =
+        "a service with neither image nor build: compose fails at `up`, berth refuses the file";
+    const NO_SERVICES: &str = "a project without services deploys nothing: berth reports the file rather than silently running nothing";
+    const UNKNOWN_KEY: &str =
+        "an unknown key is a warning with its path (the rest deploys as written), not an error";
 
     fn corpus() -> PathBuf {
         match std::env::var_os("BERTH_COMPOSE_GO_CORPUS") {
@@ -159,8 +224,7 @@ mod compose_go {
             return;
         };
         let rel = |p: &str| -> Option<PathBuf> {
-            (!p.contains('$') && !p.starts_with('/') && !p.contains("://"))
-                .then(|| dir.join(p))
+            (!p.contains('$') && !p.starts_with('/') && !p.contains("://")).then(|| dir.join(p))
         };
         let touch = |p: PathBuf| {
             if !p.exists() {
@@ -191,7 +255,10 @@ mod compose_go {
                     let ctx = b.get("context").and_then(Node::as_str).unwrap_or(".");
                     if let Some(d) = rel(ctx) {
                         mkdir(d.clone());
-                        let df = b.get("dockerfile").and_then(Node::as_str).unwrap_or("Dockerfile");
+                        let df = b
+                            .get("dockerfile")
+                            .and_then(Node::as_str)
+                            .unwrap_or("Dockerfile");
                         if !df.starts_with('/') && !d.join(df).exists() {
                             std::fs::create_dir_all(d.join(df).parent().unwrap()).unwrap();
                             std::fs::write(d.join(df), "FROM scratch\n").unwrap();
@@ -277,6 +344,11 @@ mod compose_go {
             all.len(),
             deliberate.len()
         );
-        assert!(disagree.is_empty(), "{} disagreements:\n{}", disagree.len(), disagree.join("\n"));
+        assert!(
+            disagree.is_empty(),
+            "{} disagreements:\n{}",
+            disagree.len(),
+            disagree.join("\n")
+        );
     }
 }

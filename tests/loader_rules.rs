@@ -623,7 +623,10 @@ fn min_ready_from_monitor_reaching_the_default_deadline_points_at_monitor() {
 // ---- issue 15: what Compose accepts, with compose's semantics ----
 
 /// A project directory with the given files, loaded from disk.
-fn load_dir(files: &[(&str, &str)], env: &[(&str, &str)]) -> (tempfile::TempDir, berth::desired::Loaded) {
+fn load_dir(
+    files: &[(&str, &str)],
+    env: &[(&str, &str)],
+) -> (tempfile::TempDir, berth::desired::Loaded) {
     let t = tempfile::tempdir().unwrap();
     let dir = t.path().join("shop");
     for (name, text) in files {
@@ -632,7 +635,10 @@ fn load_dir(files: &[(&str, &str)], env: &[(&str, &str)]) -> (tempfile::TempDir,
         std::fs::write(p, text).unwrap();
     }
     let o = LoadOptions {
-        env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        env: env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
         ..LoadOptions::default()
     };
     let l = berth::desired::load(&dir, &o);
@@ -640,24 +646,51 @@ fn load_dir(files: &[(&str, &str)], env: &[(&str, &str)]) -> (tempfile::TempDir,
 }
 
 fn only_project(l: &berth::desired::Loaded) -> &Project {
-    let s = l.state.as_ref().unwrap_or_else(|| panic!("{}", l.diagnostics));
+    let s = l
+        .state
+        .as_ref()
+        .unwrap_or_else(|| panic!("{}", l.diagnostics));
     s.projects.values().next().unwrap()
 }
 
 #[test]
 fn project_name_follows_compose_precedence_and_says_where_it_came_from() {
     let compose = "name: fromfile\nservices:\n  web: {image: app:1}\n";
-    let (_t, l) = load_dir(&[("compose.yaml", "services:\n  web: {image: app:1}\n")], &[]);
-    assert_eq!((only_project(&l).name.as_str(), only_project(&l).name_source), ("shop", NameSource::Directory));
-    let (_t, l) = load_dir(&[("compose.yaml", compose)], &[]);
-    assert_eq!((only_project(&l).name.as_str(), only_project(&l).name_source), ("fromfile", NameSource::NameKey));
-    let (_t, l) = load_dir(&[("compose.yaml", compose), (".env", "COMPOSE_PROJECT_NAME=fromdotenv\n")], &[]);
-    assert_eq!((only_project(&l).name.as_str(), only_project(&l).name_source), ("fromdotenv", NameSource::DotEnv));
     let (_t, l) = load_dir(
-        &[("compose.yaml", compose), (".env", "COMPOSE_PROJECT_NAME=fromdotenv\n")],
+        &[("compose.yaml", "services:\n  web: {image: app:1}\n")],
+        &[],
+    );
+    assert_eq!(
+        (only_project(&l).name.as_str(), only_project(&l).name_source),
+        ("shop", NameSource::Directory)
+    );
+    let (_t, l) = load_dir(&[("compose.yaml", compose)], &[]);
+    assert_eq!(
+        (only_project(&l).name.as_str(), only_project(&l).name_source),
+        ("fromfile", NameSource::NameKey)
+    );
+    let (_t, l) = load_dir(
+        &[
+            ("compose.yaml", compose),
+            (".env", "COMPOSE_PROJECT_NAME=fromdotenv\n"),
+        ],
+        &[],
+    );
+    assert_eq!(
+        (only_project(&l).name.as_str(), only_project(&l).name_source),
+        ("fromdotenv", NameSource::DotEnv)
+    );
+    let (_t, l) = load_dir(
+        &[
+            ("compose.yaml", compose),
+            (".env", "COMPOSE_PROJECT_NAME=fromdotenv\n"),
+        ],
         &[("COMPOSE_PROJECT_NAME", "fromenv")],
     );
-    assert_eq!((only_project(&l).name.as_str(), only_project(&l).name_source), ("fromenv", NameSource::Environment));
+    assert_eq!(
+        (only_project(&l).name.as_str(), only_project(&l).name_source),
+        ("fromenv", NameSource::Environment)
+    );
 }
 
 #[test]
@@ -665,15 +698,24 @@ fn compose_file_and_profiles_come_from_dotenv() {
     let (_t, l) = load_dir(
         &[
             ("compose.yaml", "services:\n  web: {image: app:1}\n"),
-            ("prod.yaml", "services:\n  web: {image: app:2}\n  dbg: {image: dbg:1, profiles: [debug]}\n"),
-            (".env", "COMPOSE_FILE=compose.yaml;prod.yaml\nCOMPOSE_PATH_SEPARATOR=;\nCOMPOSE_PROFILES=debug\n"),
+            (
+                "prod.yaml",
+                "services:\n  web: {image: app:2}\n  dbg: {image: dbg:1, profiles: [debug]}\n",
+            ),
+            (
+                ".env",
+                "COMPOSE_FILE=compose.yaml;prod.yaml\nCOMPOSE_PATH_SEPARATOR=;\nCOMPOSE_PROFILES=debug\n",
+            ),
         ],
         &[],
     );
     let p = only_project(&l);
     assert_eq!(p.services["web"].image.as_deref(), Some("app:2"));
     assert!(p.services.contains_key("dbg"), "{:?}", p.inactive_services);
-    assert_eq!(p.files, ["shop/compose.yaml", "shop/prod.yaml"].map(|f| f.trim_start_matches("shop/")));
+    assert_eq!(
+        p.files,
+        ["shop/compose.yaml", "shop/prod.yaml"].map(|f| f.trim_start_matches("shop/"))
+    );
 }
 
 #[test]
@@ -707,11 +749,20 @@ fn extends_in_the_same_file_and_from_another_file_keeps_positions() {
     assert_eq!(web.environment.keys().collect::<Vec<_>>(), ["A", "B"]);
     let worker = &p.services["worker"];
     assert_eq!(worker.image.as_deref(), Some("worker:1"));
-    assert!(worker.environment.contains_key("FROM_FILE"), "the env file is read relative to common/");
+    assert!(
+        worker.environment.contains_key("FROM_FILE"),
+        "the env file is read relative to common/"
+    );
     assert!(worker.environment.contains_key("C"));
     assert_eq!(worker.ports[0].loc.to_string(), "common/base.yaml:5:13");
     let (_t, l) = load_dir(
-        &[("compose.yaml", "services:\n  web:\n    extends: {file: other.yaml, service: nope}\n"), ("other.yaml", "services:\n  a: {image: a:1}\n")],
+        &[
+            (
+                "compose.yaml",
+                "services:\n  web:\n    extends: {file: other.yaml, service: nope}\n",
+            ),
+            ("other.yaml", "services:\n  a: {image: a:1}\n"),
+        ],
         &[],
     );
     let d = l.diagnostics.to_string();
@@ -725,8 +776,14 @@ fn extends_in_the_same_file_and_from_another_file_keeps_positions() {
 fn include_imports_services_with_their_own_paths_and_positions() {
     let (_t, l) = load_dir(
         &[
-            ("compose.yaml", "include:\n  - db/compose.yaml\nservices:\n  web: {image: app:1, depends_on: [db]}\n"),
-            ("db/compose.yaml", "services:\n  db:\n    image: postgres:${PG}\n    env_file: db.env\nvolumes:\n  data: {}\n"),
+            (
+                "compose.yaml",
+                "include:\n  - db/compose.yaml\nservices:\n  web: {image: app:1, depends_on: [db]}\n",
+            ),
+            (
+                "db/compose.yaml",
+                "services:\n  db:\n    image: postgres:${PG}\n    env_file: db.env\nvolumes:\n  data: {}\n",
+            ),
             ("db/.env", "PG=16\n"),
             ("db/db.env", "POSTGRES_PASSWORD=x\n"),
         ],
@@ -734,7 +791,11 @@ fn include_imports_services_with_their_own_paths_and_positions() {
     );
     let p = only_project(&l);
     assert_eq!(p.services["db"].image.as_deref(), Some("postgres:16"));
-    assert!(p.services["db"].environment.contains_key("POSTGRES_PASSWORD"));
+    assert!(
+        p.services["db"]
+            .environment
+            .contains_key("POSTGRES_PASSWORD")
+    );
     assert!(p.volumes.contains_key("data"));
     assert_eq!(p.services["db"].loc.file.as_ref(), "db/compose.yaml");
 }
@@ -743,15 +804,24 @@ fn include_imports_services_with_their_own_paths_and_positions() {
 fn reset_and_override_tags_follow_compose() {
     let (_t, l) = load_dir(
         &[
-            ("compose.yaml", "services:\n  web:\n    image: app:1\n    ports: ['80:80']\n    environment: {A: '1', B: '2'}\n"),
-            ("compose.override.yaml", "services:\n  web:\n    ports: !reset []\n    environment: !override {C: '3'}\n"),
+            (
+                "compose.yaml",
+                "services:\n  web:\n    image: app:1\n    ports: ['80:80']\n    environment: {A: '1', B: '2'}\n",
+            ),
+            (
+                "compose.override.yaml",
+                "services:\n  web:\n    ports: !reset []\n    environment: !override {C: '3'}\n",
+            ),
         ],
         &[],
     );
     let web = &only_project(&l).services["web"];
     assert!(web.ports.is_empty());
     assert_eq!(web.environment.keys().collect::<Vec<_>>(), ["C"]);
-    assert!(diags("services:\n  web: {image: !custom app:1}\n").contains("compose.yaml:2:24: error: unsupported YAML tag !custom"));
+    assert!(
+        diags("services:\n  web: {image: !custom app:1}\n")
+            .contains("compose.yaml:2:24: error: unsupported YAML tag !custom")
+    );
 }
 
 #[test]
@@ -770,12 +840,24 @@ fn the_alias_budget_counts_expanded_nodes_and_points_at_the_alias() {
     assert_eq!(project(&y).services.len(), 300);
     // 10 × 10 × … expands past 250,000 nodes at the sixth level.
     let mut bomb = String::from("a: &a [x,x,x,x,x,x,x,x,x,x]\n");
-    for (prev, cur) in ["a", "b", "c", "d", "e", "f"].iter().zip(["b", "c", "d", "e", "f", "g"]) {
-        bomb.push_str(&format!("{cur}: &{cur} [{}]\n", vec![format!("*{prev}"); 10].join(",")));
+    for (prev, cur) in ["a", "b", "c", "d", "e", "f"]
+        .iter()
+        .zip(["b", "c", "d", "e", "f", "g"])
+    {
+        bomb.push_str(&format!(
+            "{cur}: &{cur} [{}]\n",
+            vec![format!("*{prev}"); 10].join(",")
+        ));
     }
     let d = diags(&bomb);
-    assert!(d.contains("error: YAML aliases expand to more than 250000 nodes"), "{d}");
-    assert!(d.starts_with("compose.yaml:6:") || d.starts_with("compose.yaml:7:"), "at the alias, not the end: {d}");
+    assert!(
+        d.contains("error: YAML aliases expand to more than 250000 nodes"),
+        "{d}"
+    );
+    assert!(
+        d.starts_with("compose.yaml:6:") || d.starts_with("compose.yaml:7:"),
+        "at the alias, not the end: {d}"
+    );
 }
 
 #[test]
@@ -799,13 +881,36 @@ fn legacy_and_swarm_forms_compose_accepts() {
     "});
     let web = &p.services["web"];
     assert_eq!(web.init, Some(true));
-    assert_eq!((web.ports[0].published, web.ports[0].published_end, web.ports[0].target), (Some(8000), Some(8010), 80));
-    assert_eq!(web.extra_hosts, [("cache".into(), "10.0.0.6".into()), ("db".into(), "10.0.0.5".into())]);
-    assert_eq!((p.networks["old"].name.as_str(), p.networks["old"].external), ("shared", true));
-    assert_eq!((p.volumes["keep"].name.as_str(), p.volumes["keep"].external), ("kept", true));
+    assert_eq!(
+        (
+            web.ports[0].published,
+            web.ports[0].published_end,
+            web.ports[0].target
+        ),
+        (Some(8000), Some(8010), 80)
+    );
+    assert_eq!(
+        web.extra_hosts,
+        [
+            ("cache".into(), "10.0.0.6".into()),
+            ("db".into(), "10.0.0.5".into())
+        ]
+    );
+    assert_eq!(
+        (p.networks["old"].name.as_str(), p.networks["old"].external),
+        ("shared", true)
+    );
+    assert_eq!(
+        (p.volumes["keep"].name.as_str(), p.volumes["keep"].external),
+        ("kept", true)
+    );
     assert_eq!(p.configs["app"].content.as_deref(), Some("port=1"));
-    let d = diags("services:\n  web: {image: app:1, secrets: [s]}\nsecrets:\n  s: {external: true}\n");
-    assert!(d.contains("compose.yaml:2:33: error: service \"web\" uses external secret \"s\""), "{d}");
+    let d =
+        diags("services:\n  web: {image: app:1, secrets: [s]}\nsecrets:\n  s: {external: true}\n");
+    assert!(
+        d.contains("compose.yaml:2:33: error: service \"web\" uses external secret \"s\""),
+        "{d}"
+    );
 }
 
 #[test]
@@ -825,7 +930,10 @@ fn on_failure_jobs_are_retried_jobs() {
               migrate: {condition: service_completed_successfully}
     "});
     assert!(p.services["migrate"].job);
-    assert_eq!(p.services["migrate"].restart, Restart::OnFailure { max: None });
+    assert_eq!(
+        p.services["migrate"].restart,
+        Restart::OnFailure { max: None }
+    );
 }
 
 #[test]

@@ -27,7 +27,12 @@ pub struct Files<'a> {
     /// Reads and parses the file at a project-relative path (already normalised) and
     /// interpolates it with the given extra variables (from an include's env files, under
     /// the project's own); `None` (with a diagnostic at `at`) when it cannot be used.
-    pub load: &'a dyn Fn(&Path, &Loc, &BTreeMap<String, String>, &mut Diagnostics) -> Option<Vec<Document>>,
+    pub load: &'a dyn Fn(
+        &Path,
+        &Loc,
+        &BTreeMap<String, String>,
+        &mut Diagnostics,
+    ) -> Option<Vec<Document>>,
     /// Reads an env file (project-relative path) into variables, for `include.env_file`.
     pub env_file: &'a dyn Fn(&Path, &Loc, &mut Diagnostics) -> Option<BTreeMap<String, String>>,
 }
@@ -42,7 +47,15 @@ pub fn assemble(
     diags: &mut Diagnostics,
 ) {
     let mut chain = vec![file.to_path_buf()];
-    apply_include(doc, tagged, file, files, &mut chain, &BTreeMap::new(), diags);
+    apply_include(
+        doc,
+        tagged,
+        file,
+        files,
+        &mut chain,
+        &BTreeMap::new(),
+        diags,
+    );
     apply_extends(doc, tagged, file, files, diags);
 }
 
@@ -88,7 +101,10 @@ fn apply_include(
         Value::Seq(s) => s,
         Value::Null => Vec::new(),
         _ => {
-            diags.error(&list.loc, format!("include must be a list, found {}", list.kind()));
+            diags.error(
+                &list.loc,
+                format!("include must be a list, found {}", list.kind()),
+            );
             return;
         }
     };
@@ -201,7 +217,10 @@ fn include_entry(item: &Node, diags: &mut Diagnostics) -> Option<IncludeEntry> {
     let Some(map) = item.as_map() else {
         diags.error(
             &item.loc,
-            format!("include entries are a path or a mapping, found {}", item.kind()),
+            format!(
+                "include entries are a path or a mapping, found {}",
+                item.kind()
+            ),
         );
         return None;
     };
@@ -216,7 +235,9 @@ fn include_entry(item: &Node, diags: &mut Diagnostics) -> Option<IncludeEntry> {
             other if other.starts_with("x-") => {}
             other => diags.error(
                 &k.loc,
-                format!("unknown include key {other:?}: expected path, project_directory or env_file"),
+                format!(
+                    "unknown include key {other:?}: expected path, project_directory or env_file"
+                ),
             ),
         }
     }
@@ -290,7 +311,9 @@ fn import_resources(doc: &mut Node, imported: Node, tagged: &[(Vec<String>, Tag,
                             merge::remove_path(&mut def, &p[2..]);
                         }
                     }
-                    let overridden = tagged.iter().any(|(p, t, _)| *t == Tag::Override && p[..] == within[..]);
+                    let overridden = tagged
+                        .iter()
+                        .any(|(p, t, _)| *t == Tag::Override && p[..] == within[..]);
                     to[i].1 = if overridden {
                         own
                     } else {
@@ -372,7 +395,10 @@ fn resolve(
             (s, f, ext.loc.clone())
         }
         (Value::Map(_), None) => {
-            diags.error(&ext.loc, format!("extends of service {name:?} needs service: the service to extend"));
+            diags.error(
+                &ext.loc,
+                format!("extends of service {name:?} needs service: the service to extend"),
+            );
             return None;
         }
         _ => match ext.scalar_text() {
@@ -398,7 +424,10 @@ fn resolve(
             if services.get(&base_name).is_none() {
                 diags.error(
                     &at,
-                    format!("service {name:?} extends {base_name:?}, which is not defined in {}", file.display()),
+                    format!(
+                        "service {name:?} extends {base_name:?}, which is not defined in {}",
+                        file.display()
+                    ),
                 );
                 stack.pop();
                 return None;
@@ -426,17 +455,31 @@ fn resolve(
             }
             let (other, other_tags) = other?;
             let Some(other_services) = other.get("services") else {
-                diags.error(&floc, format!("service {name:?} extends {base_name:?} in {f}, which has no services"));
+                diags.error(
+                    &floc,
+                    format!("service {name:?} extends {base_name:?} in {f}, which has no services"),
+                );
                 stack.pop();
                 return None;
             };
             if other_services.get(&base_name).is_none() {
-                diags.error(&floc, format!("service {name:?} extends {base_name:?}, which is not defined in {f}"));
+                diags.error(
+                    &floc,
+                    format!("service {name:?} extends {base_name:?}, which is not defined in {f}"),
+                );
                 stack.pop();
                 return None;
             }
-            let mut b = resolve(&base_name, other_services, &other_tags, &path, files, stack, diags)
-                .or_else(|| other_services.get(&base_name).cloned())?;
+            let mut b = resolve(
+                &base_name,
+                other_services,
+                &other_tags,
+                &path,
+                files,
+                stack,
+                diags,
+            )
+            .or_else(|| other_services.get(&base_name).cloned())?;
             if let Some(prefix) = relative_to(&parent(&path), &parent(file)) {
                 rebase_service(&mut b, &prefix);
             }
@@ -501,7 +544,11 @@ fn rebase_str(n: &mut Node, prefix: &Path) {
     let Value::Str { text, .. } = &mut n.value else {
         return;
     };
-    if text.starts_with('/') || text.starts_with('~') || text.contains("://") || text.starts_with("git@") {
+    if text.starts_with('/')
+        || text.starts_with('~')
+        || text.contains("://")
+        || text.starts_with("git@")
+    {
         return;
     }
     let joined = normalize(&prefix.join(text.as_str()));
@@ -526,7 +573,13 @@ pub fn rebase_service(svc: &mut Node, prefix: &Path) {
             let loc = m.first().map(|(k, _)| k.loc.clone()).unwrap_or_default();
             let mut ctx = Node::str(".", loc.clone());
             rebase_str(&mut ctx, prefix);
-            m.push((Key { name: "context".into(), loc }, ctx));
+            m.push((
+                Key {
+                    name: "context".into(),
+                    loc,
+                },
+                ctx,
+            ));
         }
     }
     for field in ["env_file", "label_file"] {
@@ -560,7 +613,10 @@ pub fn rebase_service(svc: &mut Node, prefix: &Path) {
                         (Some(s), r) => format!("{s}:{r}"),
                         _ => continue,
                     };
-                    v.value = Value::Str { text: new, raw: None };
+                    v.value = Value::Str {
+                        text: new,
+                        raw: None,
+                    };
                 }
             } else if v.get("type").and_then(Node::as_str) == Some("bind") {
                 if let Some(s) = field_mut(v, "source") {

@@ -31,13 +31,20 @@ pub fn read(
 ) -> Identity {
     let from_process = |k: &str| process.get(k).filter(|v| !v.is_empty());
     let from_dotenv = |k: &str| dotenv.get(k).filter(|v| !v.is_empty());
-    let name = match (single.then(|| from_process("COMPOSE_PROJECT_NAME")).flatten(), from_dotenv("COMPOSE_PROJECT_NAME")) {
+    let name = match (
+        single
+            .then(|| from_process("COMPOSE_PROJECT_NAME"))
+            .flatten(),
+        from_dotenv("COMPOSE_PROJECT_NAME"),
+    ) {
         (Some(n), _) => Some((n.clone(), NameSource::Environment)),
         (None, Some(n)) => Some((n.clone(), NameSource::DotEnv)),
         (None, None) => None,
     };
     let any = |k: &str| from_process(k).or_else(|| from_dotenv(k));
-    let sep = any("COMPOSE_PATH_SEPARATOR").cloned().unwrap_or_else(|| ":".into());
+    let sep = any("COMPOSE_PATH_SEPARATOR")
+        .cloned()
+        .unwrap_or_else(|| ":".into());
     let file_var = match single.then(|| from_process("COMPOSE_FILE")).flatten() {
         Some(f) => Some(f),
         None => from_dotenv("COMPOSE_FILE"),
@@ -101,6 +108,12 @@ mod tests {
         let id = read(&m(&[]), &dot, true);
         assert_eq!(id.files, Some(vec!["a.yaml".into(), "b.yaml".into()]));
         assert_eq!(id.profiles, ["x", "y"]);
-        assert_eq!(read(&m(&[]), &m(&[("COMPOSE_FILE", "a:b")]), true).files.unwrap().len(), 2);
+        assert_eq!(
+            read(&m(&[]), &m(&[("COMPOSE_FILE", "a:b")]), true)
+                .files
+                .unwrap()
+                .len(),
+            2
+        );
     }
 }

@@ -355,14 +355,9 @@ pub fn load_inline(text: &str, opts: &LoadOptions) -> Loaded {
                 .map(|d| (d, PathBuf::from("compose.yaml")))
                 .collect();
             let identity = identity::read(&opts.env, &BTreeMap::new(), true);
-            if let Some(p) = build_project(
-                docs,
-                &BTreeMap::new(),
-                &identity,
-                &source,
-                opts,
-                &mut diags,
-            ) {
+            if let Some(p) =
+                build_project(docs, &BTreeMap::new(), &identity, &source, opts, &mut diags)
+            {
                 listed.push((p.name.clone(), String::new()));
                 state.projects.insert(p.name.clone(), p);
             }

@@ -588,8 +588,33 @@ mod tests {
 
     #[test]
     fn unsupported_tags_are_refused_with_a_position() {
-        let e = p("services:\n  w:\n    ports: !reset []\n").unwrap_err();
+        let e = p("services:\n  w:\n    ports: !custom []\n").unwrap_err();
         assert_eq!(e.loc.line, 3, "{e}");
+        assert!(e.message.contains("!custom"), "{e}");
+    }
+
+    #[test]
+    fn reset_values_are_dropped_and_tagged_paths_recorded() {
+        let docs = parse_documents(
+            &Arc::from("compose.yaml"),
+            "services:\n  w:\n    ports: !reset []\n    environment: !override {A: 1}\n",
+        )
+        .unwrap();
+        let w = docs[0].root.get("services").unwrap().get("w").unwrap();
+        assert!(w.get("ports").is_none());
+        assert!(w.get("environment").is_some());
+        let tags: Vec<(String, Tag)> = docs[0]
+            .tagged
+            .iter()
+            .map(|(p, t, _)| (p.join("."), *t))
+            .collect();
+        assert_eq!(
+            tags,
+            [
+                ("services.w.ports".to_string(), Tag::Reset),
+                ("services.w.environment".to_string(), Tag::Override)
+            ]
+        );
     }
 
     #[test]

@@ -207,12 +207,7 @@ pub fn convert_service(
     let working_dir = at("working_dir").and_then(|n| r.string(n, &what("working_dir")));
     let hostname = at("hostname").and_then(|n| r.string(n, &what("hostname")));
     let extra_hosts = at("extra_hosts")
-        .map(|n| {
-            r.key_values(n, &what("extra_hosts"), &['=', ':'])
-                .into_iter()
-                .map(|(h, (ip, _))| (h, ip.unwrap_or_default()))
-                .collect()
-        })
+        .map(|n| read_extra_hosts(&mut r, n, &what("extra_hosts")))
         .unwrap_or_default();
     let dns = at("dns")
         .map(|n| r.strings(n, &what("dns")))
@@ -246,6 +241,9 @@ pub fn convert_service(
         Some(s)
     });
     // compose-go reads `init` as a YAML 1.1 boolean too (`yes`, `on`).
+    if let Some(d) = at("develop") {
+        check_develop(&mut r, d, &what("develop"));
+    }
     let init = at("init").and_then(|n| match n.as_str() {
         Some("yes" | "on" | "y" | "Y" | "Yes" | "YES" | "On" | "ON") => Some(true),
         Some("no" | "off" | "n" | "N" | "No" | "NO" | "Off" | "OFF") => Some(false),
@@ -423,6 +421,14 @@ fn read_build(r: &mut Reader<'_>, n: &Node, what: &str, ctx: &Ctx<'_>) -> Option
     let (context, context_node) = match &n.value {
         Value::Map(entries) => {
             r.check_keys(entries, what, BUILD_KNOWN, BUILD_IGNORED);
+            if let Some(ssh) = n.get("ssh")
+                && ssh.is_null()
+            {
+                r.error(
+                    &ssh.loc,
+                    format!("{what}.ssh needs a value: a list like [default] or a mapping"),
+                );
+            }
             match n.get("context") {
                 Some(c) => (r.string(c, &format!("{what}.context"))?, c),
                 None => (".".to_string(), n),
@@ -1000,6 +1006,14 @@ fn read_mount_long(r: &mut Reader<'_>, n: &Node, what: &str, ctx: &Ctx<'_>) -> O
         }
     }
     if let Some(t) = n.get("tmpfs") {
+        if let Some(size) = t.get("size")
+            && let Value::Float(_) = size.value
+        {
+            r.error(
+                &size.loc,
+                format!("{what}.tmpfs.size must be a whole number of bytes or a size like 64m, found {}", size.shown()),
+            );
+        }
         if let Some(s) = t
             .get("size")
             .and_then(|p| r.size(p, &format!("{what}.tmpfs.size")))
@@ -1409,6 +1423,17 @@ fn chain(e: &dyn std::error::Error) -> String {
     s
 }
 
+/// compose's `every_<n>` durations: Go durations plus `d` (days) and `w` (weeks) units.
+fn every(d: &str) -> Option<std::time::Duration> {
+    let day = 24 * 3600;
+    for (suffix, secs) in [("d", day), ("w", 7 * day)] {
+        if let Some(n) = d.strip_suffix(suffix).and_then(|n| n.parse::<u64>().ok()) {
+            return Some(std::time::Duration::from_secs(n.checked_mul(secs)?));
+        }
+    }
+    crate::desired::syntax::units::parse_duration(d).ok()
+}
+
 /// `pull_policy`: compose's values, `if_not_present` as `missing`, `daily`/`weekly`/
 /// `every_<duration>` as a maximum age.
 fn read_pull_policy(r: &mut Reader<'_>, n: &Node, what: &str) -> Option<PullPolicy> {
@@ -1421,10 +1446,7 @@ fn read_pull_policy(r: &mut Reader<'_>, n: &Node, what: &str) -> Option<PullPoli
         "build" => PullPolicy::Build,
         "daily" => PullPolicy::Every(day),
         "weekly" => PullPolicy::Every(day * 7),
-        other => match other
-            .strip_prefix("every_")
-            .and_then(|d| crate::desired::syntax::units::parse_duration(d).ok())
-        {
+        other => match other.strip_prefix("every_").and_then(every) {
             Some(d) => PullPolicy::Every(d),
             None => {
                 r.error(
@@ -1438,4 +1460,48 @@ fn read_pull_policy(r: &mut Reader<'_>, n: &Node, what: &str) -> Option<PullPoli
             }
         },
     })
+}
+
+/// `extra_hosts`: a list of `host=ip` / `host:ip`, or a mapping of a host to one address or
+/// a list of them (compose's long syntax: one entry per address).
+fn read_extra_hosts(r: &mut Reader<'_>, n: &Node, what: &str) -> Vec<(String, String)> {
+    if let Some(m) = n.as_map() {
+        let mut out = Vec::new();
+        for (k, v) in m {
+            match v.as_seq() {
+                Some(items) => {
+                    for i in items {
+                        if let Some(ip) = r.string(i, &format!("{what}.{}", k.name)) {
+                            out.push((k.name.clone(), ip));
+                        }
+                    }
+                }
+                None => {
+                    if let Some(ip) = r.string(v, &format!("{what}.{}", k.name)) {
+                        out.push((k.name.clone(), ip));
+                    }
+                }
+            }
+        }
+        return out;
+    }
+    r.key_values(n, what, &['=', ':'])
+        .into_iter()
+        .map(|(h, (ip, _))| (h, ip.unwrap_or_default()))
+        .collect()
+}
+
+/// `develop:` is for `docker compose watch`, which berth ignores; but a file compose refuses
+/// must not deploy: each `watch` entry needs `path` and `action`.
+fn check_develop(r: &mut Reader<'_>, n: &Node, what: &str) {
+    let Some(items) = n.get("watch").and_then(Node::as_seq) else {
+        return;
+    };
+    for w in items.iter().filter(|w| w.as_map().is_some()) {
+        for key in ["path", "action"] {
+            if w.get(key).is_none() {
+                r.error(&w.loc, format!("each entry of {what}.watch needs {key}:"));
+            }
+        }
+    }
 }

@@ -239,11 +239,21 @@ fn read_ipam(r: &mut Reader<'_>, n: &Node, what: &str) -> Option<Ipam> {
             .unwrap_or_default(),
         config: Vec::new(),
     };
-    for c in n.get("config").and_then(|c| r.seq(c, &format!("{what}.config"))).unwrap_or_default() {
+    for c in n
+        .get("config")
+        .and_then(|c| r.seq(c, &format!("{what}.config")))
+        .unwrap_or_default()
+    {
         let w = format!("{what}.config");
         let Some(ce) = r.map(c, &w) else { continue };
-        r.check_keys(ce, &w, &["subnet", "ip_range", "gateway", "aux_addresses"], &[]);
-        let s = |r: &mut Reader<'_>, k: &str| c.get(k).and_then(|x| r.string(x, &format!("{w}.{k}")));
+        r.check_keys(
+            ce,
+            &w,
+            &["subnet", "ip_range", "gateway", "aux_addresses"],
+            &[],
+        );
+        let s =
+            |r: &mut Reader<'_>, k: &str| c.get(k).and_then(|x| r.string(x, &format!("{w}.{k}")));
         ipam.config.push(IpamPool {
             subnet: s(r, "subnet"),
             ip_range: s(r, "ip_range"),
@@ -320,7 +330,8 @@ fn read_file_objects(
                 );
             }
         }
-        if obj.file.is_none() && obj.environment.is_none() && obj.content.is_none() && !obj.external {
+        if obj.file.is_none() && obj.environment.is_none() && obj.content.is_none() && !obj.external
+        {
             r.error(&k.loc, format!("{what} needs file: (a host file) or environment: (a variable); berth has no Swarm secret store"));
         }
         out.insert(k.name.clone(), obj);

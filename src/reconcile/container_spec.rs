@@ -58,10 +58,7 @@ pub fn container_labels(
         .collect();
     l.insert(compose::DEPENDS_ON.into(), deps.join(","));
     l.insert(compose::IMAGE.into(), svc.image.clone().unwrap_or_default());
-    l.insert(
-        compose::VERSION.into(),
-        format!("berth-{}", env!("CARGO_PKG_VERSION")),
-    );
+    l.extend(labels::version_labels());
     l
 }
 

@@ -962,3 +962,34 @@ fn ipam_platform_runtime_security_opt_and_pull_policy_are_carried() {
     assert_eq!(ipam.config[0].subnet.as_deref(), Some("172.28.0.0/16"));
     assert_eq!(ipam.config[0].gateway.as_deref(), Some("172.28.0.1"));
 }
+
+#[test]
+fn the_json_report_lists_every_project_when_one_is_invalid() {
+    let t = tempfile::tempdir().unwrap();
+    for (dir, text) in [
+        ("a", "services:\n  web: {image: app:1}\n"),
+        (
+            "b",
+            "services:\n  web: {image: app:1, restart: sometimes}\n",
+        ),
+        ("c", "services: [\n"),
+    ] {
+        std::fs::create_dir_all(t.path().join(dir)).unwrap();
+        std::fs::write(t.path().join(dir).join("compose.yaml"), text).unwrap();
+    }
+    let l = berth::desired::load(t.path(), &LoadOptions::default());
+    let v = serde_json::to_value(berth::report::json(&l)).unwrap();
+    assert_eq!(v["valid"], false);
+    let got: Vec<(String, u64)> = v["projects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["name"].as_str().unwrap().to_string(),
+                p["errors"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(got, [("a".into(), 0), ("b".into(), 1), ("c".into(), 1)]);
+}

@@ -90,6 +90,11 @@ pub fn load(root: &Path, opts: &LoadOptions) -> Loaded {
     let mut name_dirs: BTreeMap<String, String> = BTreeMap::new();
     for pf in &found {
         let Some(project) = load_project(&root, pf, opts, &mut diags) else {
+            // Listed all the same (by its directory name), so reports show every project.
+            listed.push((
+                names::normalize_project_name(&pf.dir_name),
+                pf.rel_dir.clone(),
+            ));
             continue;
         };
         listed.push((project.name.clone(), pf.rel_dir.clone()));

@@ -22,19 +22,25 @@ use super::node::{Document, Key, Node, Tag, Value};
 /// Includes nested deeper than this are refused (compose refuses cycles; this bounds chains).
 const MAX_INCLUDE_DEPTH: usize = 16;
 
+/// Merge-tag paths of a document (see [`Document::tagged`]).
+type Tagged = Vec<(Vec<String>, Tag, Loc)>;
+
+/// Reads, parses and interpolates a Compose file (see [`Files::load`]).
+pub type LoadFn<'a> =
+    dyn Fn(&Path, &Loc, &BTreeMap<String, String>, &mut Diagnostics) -> Option<Vec<Document>> + 'a;
+
+/// Reads an env file into variables (see [`Files::env_file`]).
+pub type EnvFileFn<'a> =
+    dyn Fn(&Path, &Loc, &mut Diagnostics) -> Option<BTreeMap<String, String>> + 'a;
+
 /// How the assembler reaches other files.
 pub struct Files<'a> {
     /// Reads and parses the file at a project-relative path (already normalised) and
     /// interpolates it with the given extra variables (from an include's env files, under
     /// the project's own); `None` (with a diagnostic at `at`) when it cannot be used.
-    pub load: &'a dyn Fn(
-        &Path,
-        &Loc,
-        &BTreeMap<String, String>,
-        &mut Diagnostics,
-    ) -> Option<Vec<Document>>,
+    pub load: &'a LoadFn<'a>,
     /// Reads an env file (project-relative path) into variables, for `include.env_file`.
-    pub env_file: &'a dyn Fn(&Path, &Loc, &mut Diagnostics) -> Option<BTreeMap<String, String>>,
+    pub env_file: &'a EnvFileFn<'a>,
 }
 
 /// Applies `include` and then `extends` to one document of the file at `file` (a path
@@ -442,7 +448,7 @@ fn resolve(
                 stack.pop();
                 return None;
             };
-            let mut other: Option<(Node, Vec<(Vec<String>, Tag, Loc)>)> = None;
+            let mut other: Option<(Node, Tagged)> = None;
             for d in docs {
                 other = Some(match other {
                     None => (d.root, d.tagged),
@@ -618,10 +624,10 @@ pub fn rebase_service(svc: &mut Node, prefix: &Path) {
                         raw: None,
                     };
                 }
-            } else if v.get("type").and_then(Node::as_str) == Some("bind") {
-                if let Some(s) = field_mut(v, "source") {
-                    rebase_str(s, prefix);
-                }
+            } else if v.get("type").and_then(Node::as_str) == Some("bind")
+                && let Some(s) = field_mut(v, "source")
+            {
+                rebase_str(s, prefix);
             }
         }
     }

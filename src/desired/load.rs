@@ -192,6 +192,9 @@ fn load_project(
     build_project(docs, &dotenv, &identity, &source, opts, diags)
 }
 
+/// Reads a Compose file by project-relative path: its name for positions and its text.
+type ReadComposeFn<'a> = dyn Fn(&Path, &Loc, &mut Diagnostics) -> Option<(Arc<str>, String)> + 'a;
+
 /// Where a project's parsed files came from, and how to reach its other files.
 struct Source<'a> {
     dir: &'a Path,
@@ -204,7 +207,7 @@ struct Source<'a> {
     read_file: &'a dyn Fn(&Path, &Loc, &mut Diagnostics) -> Option<String>,
     /// Reads a Compose file an `include`/`extends` names (path relative to the project
     /// directory): its name for positions and its text.
-    read_compose: &'a dyn Fn(&Path, &Loc, &mut Diagnostics) -> Option<(Arc<str>, String)>,
+    read_compose: &'a ReadComposeFn<'a>,
     display_path: &'a dyn Fn(&Path) -> String,
     read_env_dir: &'a dyn Fn(&Path, &mut Diagnostics) -> BTreeMap<String, String>,
 }

@@ -571,20 +571,6 @@ fn read_smoke(r: &mut Reader<'_>, n: &Node, what: &str) -> Option<Smoke> {
     })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::parse_status;
-
-    #[test]
-    fn status_ranges() {
-        assert_eq!(parse_status("200"), Ok((200, 200)));
-        assert_eq!(parse_status("200-399"), Ok((200, 399)));
-        assert!(parse_status("600-100").is_err());
-        assert!(parse_status("abc").is_err());
-        assert!(parse_status("399-200").is_err());
-    }
-}
-
 /// compose's schema for device requests (berth does not send them, but a file compose
 /// refuses must not deploy): `capabilities` is required, `count` is an integer or `all`,
 /// and `count` and `device_ids` exclude each other.
@@ -620,5 +606,19 @@ fn check_device_requests(r: &mut Reader<'_>, n: &Node, what: &str) {
                 );
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_status;
+
+    #[test]
+    fn status_ranges() {
+        assert_eq!(parse_status("200"), Ok((200, 200)));
+        assert_eq!(parse_status("200-399"), Ok((200, 399)));
+        assert!(parse_status("600-100").is_err());
+        assert!(parse_status("abc").is_err());
+        assert!(parse_status("399-200").is_err());
     }
 }

@@ -31,12 +31,11 @@ pub fn convert_project(
     let top = r.map(doc, "the Compose file")?;
     r.check_keys(top, "", TOP_KEYS, &[]);
     for (k, _) in top {
-        match k.name.as_str() {
-            "version" => r.warning(
+        if k.name == "version" {
+            r.warning(
                 &k.loc,
                 "version is obsolete and ignored, as in docker compose",
-            ),
-            _ => {}
+            );
         }
     }
     let networks = read_networks(&mut r, doc.get("networks"), name);

@@ -993,3 +993,24 @@ fn the_json_report_lists_every_project_when_one_is_invalid() {
         .collect();
     assert_eq!(got, [("a".into(), 0), ("b".into(), 1), ("c".into(), 1)]);
 }
+
+#[test]
+fn an_on_failure_job_is_created_with_the_engine_retrying_it() {
+    use berth::engine::labels::Role;
+    use berth::reconcile::container_spec::container_create;
+    let p = project(indoc! {"
+        services:
+          migrate: {image: app:1, restart: 'on-failure:3'}
+          once: {image: app:1}
+          web:
+            image: app:1
+            restart: on-failure
+            depends_on:
+              migrate: {condition: service_completed_successfully}
+              once: {condition: service_completed_successfully}
+    "});
+    let c = container_create(&p, &p.services["migrate"], 1, Role::Job, "sha256:x");
+    assert_eq!((c.restart.as_str(), c.restart_max), ("on-failure", Some(3)));
+    let c = container_create(&p, &p.services["once"], 1, Role::Job, "sha256:x");
+    assert_eq!((c.restart.as_str(), c.restart_max), ("no", None));
+}

@@ -194,6 +194,9 @@ pub fn container_create(
         }
     };
     let (restart, restart_max) = match (role, svc.restart) {
+        // An on-failure job is retried by the engine until it exits 0, as with compose; the
+        // job runner waits while it restarts and sees it exited only when done or out of tries.
+        (Role::Job, Restart::OnFailure { max }) => ("on-failure", max),
         (Role::Job | Role::Smoke | Role::PreDeploy, _) | (_, Restart::No) => ("no", None),
         (_, Restart::Always) => ("always", None),
         (_, Restart::UnlessStopped) => ("unless-stopped", None),

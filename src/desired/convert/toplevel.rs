@@ -138,6 +138,12 @@ fn read_networks(r: &mut Reader<'_>, n: Option<&Node>, project: &str) -> BTreeMa
             net.ipam = v
                 .get("ipam")
                 .and_then(|i| read_ipam(r, i, &format!("{what}.ipam")));
+            // The network create does not send these yet (see service::NOT_YET_APPLIED).
+            for key in ["ipam", "attachable", "enable_ipv6"] {
+                if let Some(n) = v.get(key) {
+                    r.warning(&n.loc, super::service::not_yet_applied(&format!("{what}.{key}")));
+                }
+            }
         }
         let explicit = v
             .get("name")
@@ -301,6 +307,7 @@ fn read_file_objects(
                 r.error(&c.loc, format!("{what}.content: content is for configs; a secret reads file: or environment:"));
             } else {
                 obj.content = r.string(c, &format!("{what}.content"));
+                r.warning(&c.loc, super::service::not_yet_applied(&format!("{what}.content")));
             }
         }
         if let Some(f) = v.get("file")

@@ -1014,3 +1014,37 @@ fn an_on_failure_job_is_created_with_the_engine_retrying_it() {
     let c = container_create(&p, &p.services["once"], 1, Role::Job, "sha256:x");
     assert_eq!((c.restart.as_str(), c.restart_max), ("no", None));
 }
+
+#[test]
+fn include_cycles_and_missing_files_are_errors_at_the_include() {
+    let (_t, l) = load_dir(
+        &[
+            (
+                "compose.yaml",
+                "include: [a/compose.yaml]\nservices:\n  web: {image: app:1}\n",
+            ),
+            (
+                "a/compose.yaml",
+                "include: [../compose.yaml]\nservices:\n  a: {image: app:1}\n",
+            ),
+        ],
+        &[],
+    );
+    let d = l.diagnostics.to_string();
+    assert!(
+        d.contains("a/compose.yaml:1:11: error: include cycle"),
+        "{d}"
+    );
+    let (_t, l) = load_dir(
+        &[(
+            "compose.yaml",
+            "include: [nope.yaml]\nservices:\n  web: {image: app:1}\n",
+        )],
+        &[],
+    );
+    let d = l.diagnostics.to_string();
+    assert!(
+        d.starts_with("compose.yaml:1:11: error: failed to read nope.yaml"),
+        "{d}"
+    );
+}

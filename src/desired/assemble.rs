@@ -638,3 +638,64 @@ pub fn shown(project_rel_dir: &str, path: &Path) -> Arc<str> {
     let p = normalize(&Path::new(project_rel_dir).join(path));
     Arc::from(p.to_string_lossy().replace('\\', "/"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::desired::node::parse;
+
+    #[test]
+    fn paths_normalise_and_relate() {
+        assert_eq!(normalize(Path::new("a/./b/../c")), PathBuf::from("a/c"));
+        assert_eq!(normalize(Path::new("../x/./y")), PathBuf::from("../x/y"));
+        assert_eq!(
+            relative_to(Path::new("a/b"), Path::new("a")),
+            Some(PathBuf::from("b"))
+        );
+        assert_eq!(
+            relative_to(Path::new("c"), Path::new("a")),
+            Some(PathBuf::from("../c"))
+        );
+        assert_eq!(relative_to(Path::new("a"), Path::new("a")), None);
+    }
+
+    #[test]
+    fn a_service_from_another_directory_keeps_its_paths() {
+        let mut svc = parse(
+            &Arc::from("common/base.yaml"),
+            "build: ./app\nenv_file: [a.env, {path: b.env}]\nvolumes: ['./data:/data', 'named:/n', {type: bind, source: conf, target: /c}, '/abs:/abs']\n",
+        )
+        .unwrap();
+        rebase_service(&mut svc, Path::new("common"));
+        let text = |n: &Node| n.as_str().unwrap().to_string();
+        assert_eq!(text(svc.get("build").unwrap()), "./common/app");
+        let env = svc.get("env_file").unwrap().as_seq().unwrap();
+        assert_eq!(text(&env[0]), "./common/a.env");
+        assert_eq!(text(env[1].get("path").unwrap()), "./common/b.env");
+        let vols = svc.get("volumes").unwrap().as_seq().unwrap();
+        assert_eq!(text(&vols[0]), "./common/data:/data");
+        assert_eq!(text(&vols[1]), "named:/n");
+        assert_eq!(text(vols[2].get("source").unwrap()), "./common/conf");
+        assert_eq!(text(&vols[3]), "/abs:/abs");
+    }
+
+    #[test]
+    fn extends_cycles_are_errors_at_the_extends() {
+        let mut doc = parse(
+            &Arc::from("compose.yaml"),
+            "services:\n  a: {image: x:1, extends: b}\n  b: {image: x:1, extends: a}\n",
+        )
+        .unwrap();
+        let no_files = Files {
+            load: &|_, _, _, _| None,
+            env_file: &|_, _, _| None,
+        };
+        let mut d = Diagnostics::default();
+        assemble(&mut doc, &[], Path::new("compose.yaml"), &no_files, &mut d);
+        let text = d.to_string();
+        assert!(
+            text.contains("compose.yaml:2:28: error: extends cycle: a → b → a"),
+            "{text}"
+        );
+    }
+}

@@ -1519,4 +1519,3 @@ const NOT_YET_APPLIED: &[&str] = &["platform", "runtime", "security_opt", "pull_
 pub(crate) fn not_yet_applied(what: &str) -> String {
     format!("{what} is read but not yet applied to containers by berth; what runs lacks it")
 }
-

@@ -141,7 +141,10 @@ fn read_networks(r: &mut Reader<'_>, n: Option<&Node>, project: &str) -> BTreeMa
             // The network create does not send these yet (see service::NOT_YET_APPLIED).
             for key in ["ipam", "attachable", "enable_ipv6"] {
                 if let Some(n) = v.get(key) {
-                    r.warning(&n.loc, super::service::not_yet_applied(&format!("{what}.{key}")));
+                    r.warning(
+                        &n.loc,
+                        super::service::not_yet_applied(&format!("{what}.{key}")),
+                    );
                 }
             }
         }
@@ -307,7 +310,10 @@ fn read_file_objects(
                 r.error(&c.loc, format!("{what}.content: content is for configs; a secret reads file: or environment:"));
             } else {
                 obj.content = r.string(c, &format!("{what}.content"));
-                r.warning(&c.loc, super::service::not_yet_applied(&format!("{what}.content")));
+                r.warning(
+                    &c.loc,
+                    super::service::not_yet_applied(&format!("{what}.content")),
+                );
             }
         }
         if let Some(f) = v.get("file")

@@ -4,8 +4,11 @@
 //! - [`desired`]: load a directory of Compose projects into a validated
 //!   [`desired::DesiredState`] (pure apart from reading files):
 //!   - `discover` finds projects and reads files (the only IO),
-//!   - `node` parses YAML into positioned trees, `interpolate` + `envfile` substitute
-//!     variables, `merge` applies the override file,
+//!   - `identity` reads the `COMPOSE_*` variables (project name and where it came from,
+//!     files, profiles), `node` parses YAML into positioned trees (several documents, compose's
+//!     `!reset`/`!override` tags), `interpolate` + `envfile` substitute variables, `assemble`
+//!     applies `include` and `extends` (other files read through `discover`), `merge` applies
+//!     the next file or document,
 //!   - `convert/` builds the typed `model` field by field (`syntax/` holds the small string
 //!     grammars: durations, sizes, ports, volumes, image references, names),
 //!   - `validate` cross-checks services and projects, `hash` gives each service its revision

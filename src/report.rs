@@ -69,7 +69,8 @@ fn plural<'a>(n: usize, one: &'a str, many: &'a str) -> &'a str {
 pub struct JsonReport<'a> {
     /// True when there are no errors.
     pub valid: bool,
-    /// Per project (empty when invalid).
+    /// Every project found, also when the desired state is invalid (then without services:
+    /// only valid states are converted in full).
     pub projects: Vec<Summary<'a>>,
     /// Every diagnostic, sorted by position.
     pub diagnostics: Vec<&'a crate::desired::Diagnostic>,
@@ -92,6 +93,8 @@ pub struct Summary<'a> {
     pub networks: usize,
     /// Named volumes declared.
     pub volumes: usize,
+    /// Errors in this project's files.
+    pub errors: usize,
     /// Warnings in this project's files.
     pub warnings: usize,
 }
@@ -130,6 +133,22 @@ impl<'a> Summary<'a> {
             inactive: p.inactive_services.len(),
             networks,
             volumes: p.volumes.len(),
+            errors: d.errors_under(dir),
+            warnings: d.warnings_under(dir),
+        }
+    }
+
+    /// A project of an invalid desired state: its name, directory and diagnostic counts.
+    fn bare(name: &'a str, dir: &'a str, d: &Diagnostics) -> Self {
+        Summary {
+            name,
+            dir: if dir.is_empty() { "." } else { dir },
+            services: Vec::new(),
+            jobs: 0,
+            inactive: 0,
+            networks: 0,
+            volumes: 0,
+            errors: d.errors_under(dir),
             warnings: d.warnings_under(dir),
         }
     }
@@ -147,19 +166,16 @@ fn service_summary(s: &Service) -> ServiceSummary<'_> {
 
 /// Builds the JSON report.
 pub fn json(loaded: &Loaded) -> JsonReport<'_> {
-    let projects = match &loaded.state {
-        Some(state) => loaded
-            .projects
-            .iter()
-            .filter_map(|(name, dir)| {
-                state
-                    .projects
-                    .get(name)
-                    .map(|p| Summary::of(p, dir, &loaded.diagnostics))
-            })
-            .collect(),
-        None => Vec::new(),
-    };
+    let projects = loaded
+        .projects
+        .iter()
+        .map(
+            |(name, dir)| match loaded.state.as_ref().and_then(|s| s.projects.get(name)) {
+                Some(p) => Summary::of(p, dir, &loaded.diagnostics),
+                None => Summary::bare(name, dir, &loaded.diagnostics),
+            },
+        )
+        .collect();
     JsonReport {
         valid: loaded.state.is_some(),
         projects,

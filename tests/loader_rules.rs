@@ -619,3 +619,433 @@ fn min_ready_from_monitor_reaching_the_default_deadline_points_at_monitor() {
         "compose.yaml:6:18: error: service \"web\": min_ready (2m) must be shorter than progress_deadline (2m), or no rollout can ever succeed\n"
     );
 }
+
+// ---- issue 15: what Compose accepts, with compose's semantics ----
+
+/// A project directory with the given files, loaded from disk.
+fn load_dir(
+    files: &[(&str, &str)],
+    env: &[(&str, &str)],
+) -> (tempfile::TempDir, berth::desired::Loaded) {
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().join("shop");
+    for (name, text) in files {
+        let p = dir.join(name);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+    let o = LoadOptions {
+        env: env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        ..LoadOptions::default()
+    };
+    let l = berth::desired::load(&dir, &o);
+    (t, l)
+}
+
+fn only_project(l: &berth::desired::Loaded) -> &Project {
+    let s = l
+        .state
+        .as_ref()
+        .unwrap_or_else(|| panic!("{}", l.diagnostics));
+    s.projects.values().next().unwrap()
+}
+
+#[test]
+fn project_name_follows_compose_precedence_and_says_where_it_came_from() {
+    let compose = "name: fromfile\nservices:\n  web: {image: app:1}\n";
+    let (_t, l) = load_dir(
+        &[("compose.yaml", "services:\n  web: {image: app:1}\n")],
+        &[],
+    );
+    assert_eq!(
+        (only_project(&l).name.as_str(), only_project(&l).name_source),
+        ("shop", NameSource::Directory)
+    );
+    let (_t, l) = load_dir(&[("compose.yaml", compose)], &[]);
+    assert_eq!(
+        (only_project(&l).name.as_str(), only_project(&l).name_source),
+        ("fromfile", NameSource::NameKey)
+    );
+    let (_t, l) = load_dir(
+        &[
+            ("compose.yaml", compose),
+            (".env", "COMPOSE_PROJECT_NAME=fromdotenv\n"),
+        ],
+        &[],
+    );
+    assert_eq!(
+        (only_project(&l).name.as_str(), only_project(&l).name_source),
+        ("fromdotenv", NameSource::DotEnv)
+    );
+    let (_t, l) = load_dir(
+        &[
+            ("compose.yaml", compose),
+            (".env", "COMPOSE_PROJECT_NAME=fromdotenv\n"),
+        ],
+        &[("COMPOSE_PROJECT_NAME", "fromenv")],
+    );
+    assert_eq!(
+        (only_project(&l).name.as_str(), only_project(&l).name_source),
+        ("fromenv", NameSource::Environment)
+    );
+}
+
+#[test]
+fn compose_file_and_profiles_come_from_dotenv() {
+    let (_t, l) = load_dir(
+        &[
+            ("compose.yaml", "services:\n  web: {image: app:1}\n"),
+            (
+                "prod.yaml",
+                "services:\n  web: {image: app:2}\n  dbg: {image: dbg:1, profiles: [debug]}\n",
+            ),
+            (
+                ".env",
+                "COMPOSE_FILE=compose.yaml;prod.yaml\nCOMPOSE_PATH_SEPARATOR=;\nCOMPOSE_PROFILES=debug\n",
+            ),
+        ],
+        &[],
+    );
+    let p = only_project(&l);
+    assert_eq!(p.services["web"].image.as_deref(), Some("app:2"));
+    assert!(p.services.contains_key("dbg"), "{:?}", p.inactive_services);
+    assert_eq!(
+        p.files,
+        ["shop/compose.yaml", "shop/prod.yaml"].map(|f| f.trim_start_matches("shop/"))
+    );
+}
+
+#[test]
+fn extends_in_the_same_file_and_from_another_file_keeps_positions() {
+    let (_t, l) = load_dir(
+        &[
+            (
+                "compose.yaml",
+                indoc! {"
+                    services:
+                      base: {image: app:1, environment: {A: '1'}}
+                      web:
+                        extends: base
+                        environment: {B: '2'}
+                      worker:
+                        extends: {file: common/base.yaml, service: job}
+                        environment: [C=3]
+                "},
+            ),
+            (
+                "common/base.yaml",
+                "services:\n  job:\n    image: worker:1\n    env_file: job.env\n    ports: ['80']\n",
+            ),
+            ("common/job.env", "FROM_FILE=yes\n"),
+        ],
+        &[],
+    );
+    let p = only_project(&l);
+    let web = &p.services["web"];
+    assert_eq!(web.image.as_deref(), Some("app:1"));
+    assert_eq!(web.environment.keys().collect::<Vec<_>>(), ["A", "B"]);
+    let worker = &p.services["worker"];
+    assert_eq!(worker.image.as_deref(), Some("worker:1"));
+    assert!(
+        worker.environment.contains_key("FROM_FILE"),
+        "the env file is read relative to common/"
+    );
+    assert!(worker.environment.contains_key("C"));
+    assert_eq!(worker.ports[0].loc.to_string(), "common/base.yaml:5:13");
+    let (_t, l) = load_dir(
+        &[
+            (
+                "compose.yaml",
+                "services:\n  web:\n    extends: {file: other.yaml, service: nope}\n",
+            ),
+            ("other.yaml", "services:\n  a: {image: a:1}\n"),
+        ],
+        &[],
+    );
+    let d = l.diagnostics.to_string();
+    assert!(
+        d.contains("compose.yaml:3:21: error: service \"web\" extends \"nope\", which is not defined in other.yaml\n"),
+        "{d}"
+    );
+}
+
+#[test]
+fn include_imports_services_with_their_own_paths_and_positions() {
+    let (_t, l) = load_dir(
+        &[
+            (
+                "compose.yaml",
+                "include:\n  - db/compose.yaml\nservices:\n  web: {image: app:1, depends_on: [db]}\n",
+            ),
+            (
+                "db/compose.yaml",
+                "services:\n  db:\n    image: postgres:${PG}\n    env_file: db.env\nvolumes:\n  data: {}\n",
+            ),
+            ("db/.env", "PG=16\n"),
+            ("db/db.env", "POSTGRES_PASSWORD=x\n"),
+        ],
+        &[],
+    );
+    let p = only_project(&l);
+    assert_eq!(p.services["db"].image.as_deref(), Some("postgres:16"));
+    assert!(
+        p.services["db"]
+            .environment
+            .contains_key("POSTGRES_PASSWORD")
+    );
+    assert!(p.volumes.contains_key("data"));
+    assert_eq!(p.services["db"].loc.file.as_ref(), "db/compose.yaml");
+}
+
+#[test]
+fn reset_and_override_tags_follow_compose() {
+    let (_t, l) = load_dir(
+        &[
+            (
+                "compose.yaml",
+                "services:\n  web:\n    image: app:1\n    ports: ['80:80']\n    environment: {A: '1', B: '2'}\n",
+            ),
+            (
+                "compose.override.yaml",
+                "services:\n  web:\n    ports: !reset []\n    environment: !override {C: '3'}\n",
+            ),
+        ],
+        &[],
+    );
+    let web = &only_project(&l).services["web"];
+    assert!(web.ports.is_empty());
+    assert_eq!(web.environment.keys().collect::<Vec<_>>(), ["C"]);
+    assert!(
+        diags("services:\n  web: {image: !custom app:1}\n")
+            .contains("compose.yaml:2:24: error: unsupported YAML tag !custom")
+    );
+}
+
+#[test]
+fn several_documents_in_one_file_merge_and_the_error_has_no_internal_hint() {
+    let p = project("services:\n  web: {image: app:1}\n---\nservices:\n  web: {image: app:2}\n");
+    assert_eq!(p.services["web"].image.as_deref(), Some("app:2"));
+    assert!(!diags("services: [\n---\n").contains("from_str_multiple"));
+}
+
+#[test]
+fn the_alias_budget_counts_expanded_nodes_and_points_at_the_alias() {
+    let mut y = String::from("x-img: &img app:1\nservices:\n");
+    for i in 0..300 {
+        y.push_str(&format!("  s{i}:\n    image: *img\n"));
+    }
+    assert_eq!(project(&y).services.len(), 300);
+    // 10 × 10 × … expands past 250,000 nodes at the sixth level.
+    let mut bomb = String::from("a: &a [x,x,x,x,x,x,x,x,x,x]\n");
+    for (prev, cur) in ["a", "b", "c", "d", "e", "f"]
+        .iter()
+        .zip(["b", "c", "d", "e", "f", "g"])
+    {
+        bomb.push_str(&format!(
+            "{cur}: &{cur} [{}]\n",
+            vec![format!("*{prev}"); 10].join(",")
+        ));
+    }
+    let d = diags(&bomb);
+    assert!(
+        d.contains("error: YAML aliases expand to more than 250000 nodes"),
+        "{d}"
+    );
+    // `f: &f [*e, *e, …]`: each `*e` replays ~111,000 nodes; the second crosses the budget.
+    assert!(
+        d.starts_with("compose.yaml:6:11: error:"),
+        "at the alias, not the end: {d}"
+    );
+}
+
+#[test]
+fn legacy_and_swarm_forms_compose_accepts() {
+    let p = project(indoc! {"
+        services:
+          web:
+            image: app:1
+            init: yes
+            ports: ['8000-8010:80']
+            extra_hosts: ['db=10.0.0.5', 'cache:10.0.0.6']
+            configs: [app]
+        networks:
+          old: {external: {name: shared}}
+        volumes:
+          keep: {external: {name: kept}}
+        secrets:
+          swarm: {external: true}
+        configs:
+          app: {content: 'port=1'}
+    "});
+    let web = &p.services["web"];
+    assert_eq!(web.init, Some(true));
+    assert_eq!(
+        (
+            web.ports[0].published,
+            web.ports[0].published_end,
+            web.ports[0].target
+        ),
+        (Some(8000), Some(8010), 80)
+    );
+    assert_eq!(
+        web.extra_hosts,
+        [
+            ("cache".into(), "10.0.0.6".into()),
+            ("db".into(), "10.0.0.5".into())
+        ]
+    );
+    assert_eq!(
+        (p.networks["old"].name.as_str(), p.networks["old"].external),
+        ("shared", true)
+    );
+    assert_eq!(
+        (p.volumes["keep"].name.as_str(), p.volumes["keep"].external),
+        ("kept", true)
+    );
+    assert_eq!(p.configs["app"].content.as_deref(), Some("port=1"));
+    let d =
+        diags("services:\n  web: {image: app:1, secrets: [s]}\nsecrets:\n  s: {external: true}\n");
+    assert!(
+        d.contains("compose.yaml:2:33: error: service \"web\" uses external secret \"s\""),
+        "{d}"
+    );
+}
+
+#[test]
+fn environment_entries_with_spaces_around_the_equals_are_refused() {
+    let d = diags("services:\n  web:\n    image: app:1\n    environment:\n      - DEBUG = true\n");
+    assert!(d.starts_with("compose.yaml:5:9: error:"), "{d}");
+}
+
+#[test]
+fn on_failure_jobs_are_retried_jobs() {
+    let p = project(indoc! {"
+        services:
+          migrate: {image: app:1, restart: on-failure}
+          web:
+            image: app:1
+            depends_on:
+              migrate: {condition: service_completed_successfully}
+    "});
+    assert!(p.services["migrate"].job);
+    assert_eq!(
+        p.services["migrate"].restart,
+        Restart::OnFailure { max: None }
+    );
+}
+
+#[test]
+fn ipam_platform_runtime_security_opt_and_pull_policy_are_carried() {
+    let p = project(indoc! {"
+        services:
+          web:
+            image: app:1
+            platform: linux/arm64
+            runtime: runc
+            security_opt: ['no-new-privileges:true']
+            pull_policy: always
+            networks:
+              back: {ipv4_address: 172.28.0.10}
+        networks:
+          back:
+            ipam:
+              config: [{subnet: 172.28.0.0/16, gateway: 172.28.0.1}]
+    "});
+    let web = &p.services["web"];
+    assert_eq!(web.platform.as_deref(), Some("linux/arm64"));
+    assert_eq!(web.runtime.as_deref(), Some("runc"));
+    assert_eq!(web.security_opt, ["no-new-privileges:true"]);
+    assert_eq!(web.pull_policy, PullPolicy::Always);
+    let ipam = p.networks["back"].ipam.as_ref().unwrap();
+    assert_eq!(ipam.config[0].subnet.as_deref(), Some("172.28.0.0/16"));
+    assert_eq!(ipam.config[0].gateway.as_deref(), Some("172.28.0.1"));
+}
+
+#[test]
+fn the_json_report_lists_every_project_when_one_is_invalid() {
+    let t = tempfile::tempdir().unwrap();
+    for (dir, text) in [
+        ("a", "services:\n  web: {image: app:1}\n"),
+        (
+            "b",
+            "services:\n  web: {image: app:1, restart: sometimes}\n",
+        ),
+        ("c", "services: [\n"),
+    ] {
+        std::fs::create_dir_all(t.path().join(dir)).unwrap();
+        std::fs::write(t.path().join(dir).join("compose.yaml"), text).unwrap();
+    }
+    let l = berth::desired::load(t.path(), &LoadOptions::default());
+    let v = serde_json::to_value(berth::report::json(&l)).unwrap();
+    assert_eq!(v["valid"], false);
+    let got: Vec<(String, u64)> = v["projects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["name"].as_str().unwrap().to_string(),
+                p["errors"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(got, [("a".into(), 0), ("b".into(), 1), ("c".into(), 1)]);
+}
+
+#[test]
+fn an_on_failure_job_is_created_with_the_engine_retrying_it() {
+    use berth::engine::labels::Role;
+    use berth::reconcile::container_spec::container_create;
+    let p = project(indoc! {"
+        services:
+          migrate: {image: app:1, restart: 'on-failure:3'}
+          once: {image: app:1}
+          web:
+            image: app:1
+            restart: on-failure
+            depends_on:
+              migrate: {condition: service_completed_successfully}
+              once: {condition: service_completed_successfully}
+    "});
+    let c = container_create(&p, &p.services["migrate"], 1, Role::Job, "sha256:x");
+    assert_eq!((c.restart.as_str(), c.restart_max), ("on-failure", Some(3)));
+    let c = container_create(&p, &p.services["once"], 1, Role::Job, "sha256:x");
+    assert_eq!((c.restart.as_str(), c.restart_max), ("no", None));
+}
+
+#[test]
+fn include_cycles_and_missing_files_are_errors_at_the_include() {
+    let (_t, l) = load_dir(
+        &[
+            (
+                "compose.yaml",
+                "include: [a/compose.yaml]\nservices:\n  web: {image: app:1}\n",
+            ),
+            (
+                "a/compose.yaml",
+                "include: [../compose.yaml]\nservices:\n  a: {image: app:1}\n",
+            ),
+        ],
+        &[],
+    );
+    let d = l.diagnostics.to_string();
+    assert!(
+        d.contains("a/compose.yaml:1:11: error: include cycle"),
+        "{d}"
+    );
+    let (_t, l) = load_dir(
+        &[(
+            "compose.yaml",
+            "include: [nope.yaml]\nservices:\n  web: {image: app:1}\n",
+        )],
+        &[],
+    );
+    let d = l.diagnostics.to_string();
+    assert!(
+        d.starts_with("compose.yaml:1:11: error: failed to read nope.yaml"),
+        "{d}"
+    );
+}

@@ -142,6 +142,14 @@ impl Diagnostics {
             .count()
     }
 
+    /// Errors in files under `dir` (relative to the root; `""` is everything).
+    pub fn errors_under(&self, dir: &str) -> usize {
+        self.0
+            .iter()
+            .filter(|d| d.severity == Severity::Error && in_dir(&d.loc.file, dir))
+            .count()
+    }
+
     /// All diagnostics ordered by file, line, column (stable for equal positions).
     pub fn sorted(&self) -> Vec<&Diagnostic> {
         let mut v: Vec<&Diagnostic> = self.0.iter().collect();

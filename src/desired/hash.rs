@@ -9,8 +9,9 @@
 //! ports, expose, mounts, the service's networks with their engine names and aliases,
 //! network_mode, Docker healthcheck, restart policy, labels, user, working_dir, hostname,
 //! extra_hosts, dns, capabilities, privileged, read_only, tmpfs, ulimits, logging,
-//! stop_signal, init, shm_size, sysctls, secret/config mounts and their host sources,
-//! container_name, resource limits.
+//! stop_signal, init, platform, runtime, security_opt, shm_size, sysctls, secret/config
+//! mounts and their host sources (or a config's content), container_name, resource limits
+//! (fields added later are left out of the JSON while unset, so existing hashes stay).
 //!
 //! Out (changing them never recreates a container): replicas, depends_on, profiles,
 //! stop_grace_period (passed at stop time), `deploy.update_config`/`rollback_config`,
@@ -56,6 +57,12 @@ struct HashInput<'a> {
     logging: &'a Option<Logging>,
     stop_signal: &'a Option<String>,
     init: &'a Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    platform: &'a Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    runtime: &'a Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    security_opt: &'a Vec<String>,
     shm_size: &'a Option<u64>,
     sysctls: &'a BTreeMap<String, String>,
     secrets: Vec<(&'a FileMount, Option<&'a FileObject>)>,
@@ -121,6 +128,9 @@ pub fn spec_hash(project: &Project, svc: &Service) -> String {
         logging: &svc.logging,
         stop_signal: &svc.stop_signal,
         init: &svc.init,
+        platform: &svc.platform,
+        runtime: &svc.runtime,
+        security_opt: &svc.security_opt,
         shm_size: &svc.shm_size,
         sysctls: &svc.sysctls,
         secrets: files(&svc.secrets, &project.secrets),

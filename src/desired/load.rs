@@ -1,7 +1,9 @@
 //! The loader pipeline: root directory in, [`Loaded`] (state + diagnostics) out.
 //!
 //! IO only through `discover` (reading files); everything else is the pure stages in order:
-//! discover → parse → interpolate → merge override → convert → validate → hash. A project
+//! discover → identity (`COMPOSE_*` from the environment and `.env`) → parse → interpolate →
+//! include and extends (`assemble`) → merge the next file or document → convert → validate
+//! → hash. A project
 //! with errors still reports all of them; the state is returned only when there are none.
 
 use std::collections::BTreeMap;
@@ -11,10 +13,11 @@ use std::sync::Arc;
 use super::convert::{self, Ctx};
 use super::diag::{Diagnostics, Loc};
 use super::discover::{self, ProjectFiles, Root};
-use super::model::{DesiredState, Project};
-use super::node::{self, Node};
+use super::identity;
+use super::model::{DesiredState, NameSource, Project};
+use super::node::{self, Document, Node};
 use super::syntax::names;
-use super::{envfile, hash, interpolate, merge, validate};
+use super::{assemble, envfile, hash, interpolate, merge, validate};
 
 /// Options of one load.
 #[derive(Debug, Clone, Default)]
@@ -87,6 +90,11 @@ pub fn load(root: &Path, opts: &LoadOptions) -> Loaded {
     let mut name_dirs: BTreeMap<String, String> = BTreeMap::new();
     for pf in &found {
         let Some(project) = load_project(&root, pf, opts, &mut diags) else {
+            // Listed all the same (by its directory name), so reports show every project.
+            listed.push((
+                names::normalize_project_name(&pf.dir_name),
+                pf.rel_dir.clone(),
+            ));
             continue;
         };
         listed.push((project.name.clone(), pf.rel_dir.clone()));
@@ -129,35 +137,63 @@ fn load_project(
         &process,
         diags,
     );
-    let mut trees = Vec::new();
-    for f in &pf.files {
+    let single = pf.rel_dir.is_empty();
+    let identity = identity::read(&opts.env, &dotenv, single);
+    // COMPOSE_FILE replaces the discovered files, as with docker compose in this directory.
+    let files: Vec<PathBuf> = match &identity.files {
+        Some(list) => list.iter().map(|f| pf.dir.join(f)).collect(),
+        None => pf.files.clone(),
+    };
+    let mut docs = Vec::new();
+    let mut ok = true;
+    for f in &files {
         let file: Arc<str> = Arc::from(rel(f));
         let Some(text) = discover::read_text(root, f, diags) else {
+            ok = false;
             continue;
         };
-        match node::parse(&file, &text) {
-            Ok(n) => trees.push(n),
-            Err(e) => diags.error(&e.loc, e.message),
+        match node::parse_documents(&file, &text) {
+            Ok(ds) => {
+                let in_project = f.strip_prefix(&pf.dir).unwrap_or(f).to_path_buf();
+                docs.extend(ds.into_iter().map(|d| (d, in_project.clone())));
+            }
+            Err(e) => {
+                diags.error(&e.loc, e.message);
+                ok = false;
+            }
         }
     }
-    if trees.len() != pf.files.len() {
+    if !ok {
         return None;
     }
     let read_file = |p: &Path, loc: &Loc, d: &mut Diagnostics| discover::read_limited(p, loc, d);
+    let read_compose = |p: &Path, loc: &Loc, d: &mut Diagnostics| -> Option<(Arc<str>, String)> {
+        let abs = pf.dir.join(p);
+        if !abs.exists() {
+            d.error(loc, format!("failed to read {}: no such file", p.display()));
+            return None;
+        }
+        let text = discover::read_text(root, &abs, d)?;
+        Some((Arc::from(rel(&assemble::normalize(&abs))), text))
+    };
     let source = Source {
         dir: run_dir.as_deref().unwrap_or(&pf.dir),
         dir_name: &pf.dir_name,
         read_dir: &pf.dir,
         root: Some(&root.canonical),
-        files: pf.files.iter().map(|f| rel(f)).collect(),
+        files: files.iter().map(|f| rel(f)).collect(),
         read_file: &read_file,
+        read_compose: &read_compose,
         display_path: &rel,
         read_env_dir: &|p: &Path, d: &mut Diagnostics| {
             read_env_file(root, p, &p.display().to_string(), &process, d)
         },
     };
-    build_project(trees, &dotenv, &source, opts, diags)
+    build_project(docs, &dotenv, &identity, &source, opts, diags)
 }
+
+/// Reads a Compose file by project-relative path: its name for positions and its text.
+type ReadComposeFn<'a> = dyn Fn(&Path, &Loc, &mut Diagnostics) -> Option<(Arc<str>, String)> + 'a;
 
 /// Where a project's parsed files came from, and how to reach its other files.
 struct Source<'a> {
@@ -169,14 +205,20 @@ struct Source<'a> {
     root: Option<&'a Path>,
     files: Vec<String>,
     read_file: &'a dyn Fn(&Path, &Loc, &mut Diagnostics) -> Option<String>,
+    /// Reads a Compose file an `include`/`extends` names (path relative to the project
+    /// directory): its name for positions and its text.
+    read_compose: &'a ReadComposeFn<'a>,
     display_path: &'a dyn Fn(&Path) -> String,
     read_env_dir: &'a dyn Fn(&Path, &mut Diagnostics) -> BTreeMap<String, String>,
 }
 
-/// The pure part of a project load: name, interpolation, merge, conversion.
+/// The pure part of a project load: name, interpolation, include and extends, merge,
+/// conversion. `docs` are the documents of the project's files in merge order, each with its
+/// file's path relative to the project directory.
 fn build_project(
-    mut trees: Vec<Node>,
+    docs: Vec<(Document, PathBuf)>,
     dotenv: &BTreeMap<String, String>,
+    identity: &identity::Identity,
     src: &Source<'_>,
     opts: &LoadOptions,
     diags: &mut Diagnostics,
@@ -187,7 +229,9 @@ fn build_project(
     let process = |k: &str| opts.env.get(k).cloned();
     // The name decides which --env-dir file applies, so read it before interpolating the rest.
     let pre_lookup = |k: &str| process(k).or_else(|| dotenv.get(k).cloned());
-    let (name, name_loc) = project_name(&trees, src.dir_name, &pre_lookup, diags);
+    let roots: Vec<&Node> = docs.iter().map(|(d, _)| &d.root).collect();
+    let (name, name_loc, name_source) =
+        project_name(&roots, identity, src.dir_name, &pre_lookup, diags);
     let host_env = match &opts.env_dir {
         Some(dir) => {
             let p = dir.join(format!("{name}.env"));
@@ -204,17 +248,58 @@ fn build_project(
             .or_else(|| host_env.get(k).cloned())
             .or_else(|| dotenv.get(k).cloned())
     };
-    for t in &mut trees {
-        interpolate::interpolate_tree(t, &lookup, diags);
-    }
     if let Err(e) = names::check_project_name(&name) {
         diags.error(&name_loc, e);
         return None;
     }
-    let mut it = trees.into_iter();
-    let mut doc = it.next()?;
-    for over in it {
-        doc = merge::merge_documents(doc, over);
+    // Files that `include` and `extends` name: parsed and interpolated like the project's
+    // own (an include's env files add variables under the project's).
+    let load_other = |p: &Path, at: &Loc, extra: &BTreeMap<String, String>, d: &mut Diagnostics| {
+        let (shown, text) = (src.read_compose)(p, at, d)?;
+        match node::parse_documents(&shown, &text) {
+            Ok(mut ds) => {
+                let l = |k: &str| lookup(k).or_else(|| extra.get(k).cloned());
+                for doc in &mut ds {
+                    interpolate::interpolate_tree(&mut doc.root, &l, d);
+                }
+                Some(ds)
+            }
+            Err(e) => {
+                d.error(&e.loc, e.message);
+                None
+            }
+        }
+    };
+    let env_file = |p: &Path, at: &Loc, d: &mut Diagnostics| {
+        let (_, text) = (src.read_compose)(p, at, d)?;
+        match envfile::parse(&text, &process) {
+            Ok(entries) => Some(entries.into_iter().map(|e| (e.key, e.value)).collect()),
+            Err(errs) => {
+                for e in errs {
+                    d.error(at, e.message);
+                }
+                None
+            }
+        }
+    };
+    let files = assemble::Files {
+        load: &load_other,
+        env_file: &env_file,
+    };
+    let mut doc: Option<Node> = None;
+    for (d, file) in docs {
+        let mut root = d.root;
+        interpolate::interpolate_tree(&mut root, &lookup, diags);
+        assemble::assemble(&mut root, &d.tagged, &file, &files, diags);
+        doc = Some(match doc {
+            None => root,
+            Some(acc) => merge::merge_documents(acc, root, &d.tagged),
+        });
+    }
+    let doc = doc?;
+    let mut profiles = opts.profiles.clone();
+    if profiles.is_empty() {
+        profiles = identity.profiles.clone();
     }
     let ctx = Ctx {
         project_dir: src.dir,
@@ -223,9 +308,11 @@ fn build_project(
         lookup: &lookup,
         read_file: src.read_file,
         display_path: src.display_path,
-        profiles: &opts.profiles,
+        profiles: &profiles,
     };
-    convert::convert_project(&doc, &name, src.files.clone(), &ctx, diags)
+    let mut project = convert::convert_project(&doc, &name, src.files.clone(), &ctx, diags)?;
+    project.name_source = name_source;
+    Some(project)
 }
 
 /// Loads one Compose document given as text, as if it were `DIR/compose.yaml` of a project
@@ -237,9 +324,9 @@ pub fn load_inline(text: &str, opts: &LoadOptions) -> Loaded {
     let dir = PathBuf::from("/nonexistent/berth-inline/project");
     let mut state = DesiredState::default();
     let mut listed = Vec::new();
-    match node::parse(&file, text) {
+    match node::parse_documents(&file, text) {
         Err(e) => diags.error(&e.loc, e.message),
-        Ok(tree) => {
+        Ok(docs) => {
             let read_file = |p: &Path, loc: &Loc, d: &mut Diagnostics| {
                 d.error(
                     loc,
@@ -251,6 +338,16 @@ pub fn load_inline(text: &str, opts: &LoadOptions) -> Loaded {
                 None
             };
             let display = |p: &Path| p.strip_prefix(&dir).unwrap_or(p).display().to_string();
+            let read_compose = |p: &Path, loc: &Loc, d: &mut Diagnostics| {
+                d.error(
+                    loc,
+                    format!(
+                        "failed to read {}: inline documents have no files",
+                        p.display()
+                    ),
+                );
+                None
+            };
             let source = Source {
                 dir: &dir,
                 dir_name: "project",
@@ -258,10 +355,17 @@ pub fn load_inline(text: &str, opts: &LoadOptions) -> Loaded {
                 root: None,
                 files: vec![file.to_string()],
                 read_file: &read_file,
+                read_compose: &read_compose,
                 display_path: &display,
                 read_env_dir: &|_, _| BTreeMap::new(),
             };
-            if let Some(p) = build_project(vec![tree], &BTreeMap::new(), &source, opts, &mut diags)
+            let docs = docs
+                .into_iter()
+                .map(|d| (d, PathBuf::from("compose.yaml")))
+                .collect();
+            let identity = identity::read(&opts.env, &BTreeMap::new(), true);
+            if let Some(p) =
+                build_project(docs, &BTreeMap::new(), &identity, &source, opts, &mut diags)
             {
                 listed.push((p.name.clone(), String::new()));
                 state.projects.insert(p.name.clone(), p);
@@ -289,26 +393,36 @@ fn finish(
     }
 }
 
-/// `name:` from the last file that sets it, interpolated; else the normalised directory name.
+/// The project name by compose's precedence: `COMPOSE_PROJECT_NAME` (environment, then the
+/// project's `.env`), else `name:` from the last file that sets it (interpolated), else the
+/// normalised directory name; with where it came from.
 fn project_name(
-    trees: &[Node],
+    trees: &[&Node],
+    identity: &identity::Identity,
     dir_name: &str,
     lookup: &dyn Fn(&str) -> Option<String>,
     diags: &mut Diagnostics,
-) -> (String, Loc) {
+) -> (String, Loc, NameSource) {
+    let file_loc = trees
+        .first()
+        .map(|t| Loc::file(t.loc.file.clone()))
+        .unwrap_or_default();
+    if let Some((name, source)) = &identity.name {
+        return (name.clone(), file_loc, *source);
+    }
     if let Some(n) = trees.iter().rev().find_map(|t| t.get("name")) {
         let mut n = n.clone();
         interpolate::interpolate_tree(&mut n, lookup, diags);
         if let Some(s) = n.scalar_text() {
-            return (s, n.loc);
+            return (s, n.loc, NameSource::NameKey);
         }
         diags.error(&n.loc, format!("name must be a string, found {}", n.kind()));
     }
-    let loc = trees
-        .first()
-        .map(|t| Loc::file(t.loc.file.clone()))
-        .unwrap_or_default();
-    (names::normalize_project_name(dir_name), loc)
+    (
+        names::normalize_project_name(dir_name),
+        file_loc,
+        NameSource::Directory,
+    )
 }
 
 fn read_env_file(

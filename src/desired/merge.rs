@@ -7,12 +7,46 @@
 //! `sysctls`, `extra_hosts`, `depends_on`, `networks`) merge by key; `volumes` merge by
 //! target, `secrets`/`configs` by source, `ports` are appended without duplicates; any other
 //! list is appended without duplicates; `logging` is replaced when the driver changes.
+//! compose's `!reset` and `!override` tags in the override remove what the base has at their
+//! path first (a reset value is gone, an overriding one replaces instead of merging).
 
-use super::node::{Key, Node, Value};
+use super::diag::Loc;
+use super::node::{Key, Node, Tag, Value};
 
-/// Merges `over` into `base` (both whole Compose documents).
-pub fn merge_documents(base: Node, over: Node) -> Node {
+/// Merges `over` into `base` (both whole Compose documents); `tagged` are the paths of the
+/// override's `!reset`/`!override` values (from [`super::node::Document`]).
+pub fn merge_documents(mut base: Node, over: Node, tagged: &[(Vec<String>, Tag, Loc)]) -> Node {
+    for (path, _, _) in tagged {
+        remove_path(&mut base, path);
+    }
     merge(base, over, &mut Vec::new())
+}
+
+/// Merges `over` into `base`, both the value at `path` (e.g. `["services", "web"]` for an
+/// `extends` base and the service that extends it), by the same rules.
+pub fn merge_at(base: Node, over: Node, path: &[String]) -> Node {
+    merge(base, over, &mut path.to_vec())
+}
+
+/// Removes the mapping entry at `path` (keys from the root); sequences are left alone, as in
+/// compose.
+pub fn remove_path(node: &mut Node, path: &[String]) {
+    let Some((last, parents)) = path.split_last() else {
+        return;
+    };
+    let mut cur = node;
+    for k in parents {
+        let Some(next) = cur
+            .as_map_mut()
+            .and_then(|m| m.iter_mut().find(|(key, _)| &key.name == k))
+        else {
+            return;
+        };
+        cur = &mut next.1;
+    }
+    if let Some(m) = cur.as_map_mut() {
+        m.retain(|(k, _)| &k.name != last);
+    }
 }
 
 fn merge(base: Node, over: Node, path: &mut Vec<String>) -> Node {
@@ -262,7 +296,7 @@ mod tests {
     fn merged(base: &str, over: &str) -> Node {
         let b = parse(&Arc::from("compose.yaml"), base).unwrap();
         let o = parse(&Arc::from("compose.override.yaml"), over).unwrap();
-        merge_documents(b, o)
+        merge_documents(b, o, &[])
     }
 
     fn svc(n: &Node) -> &Node {

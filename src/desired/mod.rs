@@ -1,18 +1,21 @@
 //! Desired state: from a directory of Compose files to a validated [`DesiredState`].
 //!
 //! Pure apart from reading files (`discover`). The stages run in compose's order:
-//! discover projects and files → parse YAML into positioned trees (`node`) → interpolate
-//! values (`interpolate`, fed by `envfile`) → merge the override file (`merge`) → convert
+//! discover projects and files (`identity`: `COMPOSE_FILE`, the project name) → parse YAML
+//! into positioned trees (`node`) → interpolate values (`interpolate`, fed by `envfile`) →
+//! include and extend other files (`assemble`) → merge the next file (`merge`) → convert
 //! into the typed model (`convert`) → cross-check (`validate`) → hash each service (`hash`).
 //! `load` runs them all. Every stage records problems in one [`Diagnostics`] instead of
 //! stopping, so one run reports everything.
 
+pub mod assemble;
 pub mod context;
 pub mod convert;
 pub mod diag;
 pub mod discover;
 pub mod envfile;
 pub mod hash;
+pub mod identity;
 pub mod interpolate;
 pub mod load;
 pub mod merge;

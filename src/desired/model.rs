@@ -23,8 +23,11 @@ pub struct DesiredState {
 /// One Compose project: a directory with a Compose file (plus its override).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Project {
-    /// Project name: top-level `name:` or the normalised directory name.
+    /// Project name, by compose's precedence (see [`NameSource`]).
     pub name: String,
+    /// Where the name came from (a takeover warns when compose containers of this working
+    /// directory run under another name).
+    pub name_source: NameSource,
     /// The project directory, absolute.
     pub dir: PathBuf,
     /// The Compose files read, in merge order, relative to the desired-state root.
@@ -41,6 +44,37 @@ pub struct Project {
     pub secrets: BTreeMap<String, FileObject>,
     /// Top-level configs.
     pub configs: BTreeMap<String, FileObject>,
+}
+
+/// `pull_policy:` of a service.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PullPolicy {
+    /// `missing` / `if_not_present` (compose's default): pull when the image is absent.
+    #[default]
+    Missing,
+    /// `always`: pull before every rollout of the service, even when present.
+    Always,
+    /// `never`: never pull; the image must be on the host (built or loaded).
+    Never,
+    /// `build`: build the image (needs `build:`), never pull it.
+    Build,
+    /// `daily` / `weekly` / `every_<duration>`: pull when present but older than this.
+    Every(Duration),
+}
+
+/// Where a project's name came from, in compose's order of precedence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NameSource {
+    /// `COMPOSE_PROJECT_NAME` in berth's environment (only when the root is one project).
+    Environment,
+    /// `COMPOSE_PROJECT_NAME` in the project's `.env`.
+    DotEnv,
+    /// The top-level `name:`.
+    NameKey,
+    /// The project directory's name, normalised.
+    Directory,
 }
 
 /// One service of a project.
@@ -111,6 +145,17 @@ pub struct Service {
     pub stop_signal: Option<String>,
     /// `init:`.
     pub init: Option<bool>,
+    /// `platform:` (`linux/arm64`): which image variant to pull and run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub platform: Option<String>,
+    /// `runtime:` (`runc`, `nvidia`…): HostConfig.Runtime.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub runtime: Option<String>,
+    /// `security_opt:` (`no-new-privileges:true`, `seccomp=…`): HostConfig.SecurityOpt.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub security_opt: Vec<String>,
+    /// `pull_policy:`: when the image is pulled.
+    pub pull_policy: PullPolicy,
     /// `shm_size:` in bytes.
     pub shm_size: Option<u64>,
     /// `sysctls:`.
@@ -216,6 +261,10 @@ pub struct Port {
     pub host_ip: Option<String>,
     /// Host port; `None` = not published on a fixed port (ephemeral).
     pub published: Option<u16>,
+    /// The last host port of a host range published onto one container port
+    /// (`8000-8010:80`: the engine picks a free one); `published` is the first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub published_end: Option<u16>,
     /// Container port.
     pub target: u16,
     /// Protocol.
@@ -368,13 +417,21 @@ pub struct FileMount {
     pub mode: Option<u32>,
 }
 
-/// A top-level secret or config: berth supports `file:` (and `environment:` for secrets).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// A top-level secret or config: berth supports `file:`, `environment:` and (configs)
+/// `content:`; `external:` ones only while no service uses them (berth has no Swarm store).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct FileObject {
     /// Absolute host path, for `file:`.
     pub file: Option<PathBuf>,
     /// Environment variable name, for `environment:`.
     pub environment: Option<String>,
+    /// The text itself, for a config's `content:` (interpolated). The executor writes it to
+    /// a file under the data directory and mounts that, as compose does.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub content: Option<String>,
+    /// `external: true`: declared for Swarm; a service that uses it is refused.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub external: bool,
 }
 
 /// `deploy.resources.limits`.
@@ -525,6 +582,36 @@ pub struct Network {
     pub internal: bool,
     /// Labels.
     pub labels: BTreeMap<String, String>,
+    /// `ipam:` (driver, config subnets): what a network create sends as IPAM.
+    pub ipam: Option<Ipam>,
+    /// `enable_ipv6: true`.
+    pub enable_ipv6: bool,
+    /// `attachable: true`.
+    pub attachable: bool,
+}
+
+/// A network's `ipam:`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Ipam {
+    /// `driver:` (engine default when unset).
+    pub driver: Option<String>,
+    /// `config:` pools.
+    pub config: Vec<IpamPool>,
+    /// `options:`.
+    pub options: BTreeMap<String, String>,
+}
+
+/// One `ipam.config` entry.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct IpamPool {
+    /// `subnet:` (CIDR).
+    pub subnet: Option<String>,
+    /// `ip_range:`.
+    pub ip_range: Option<String>,
+    /// `gateway:`.
+    pub gateway: Option<String>,
+    /// `aux_addresses:`.
+    pub aux_addresses: BTreeMap<String, String>,
 }
 
 /// A top-level named volume. berth never deletes volumes.

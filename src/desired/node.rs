@@ -4,7 +4,9 @@
 //! merges overrides, and only then turns the result into types; berth does the same, but each
 //! [`Node`] keeps the file, line and column it came from so that every diagnostic can point
 //! at the input. serde-saphyr does the YAML work: anchors, `<<:` merge keys, duplicate keys
-//! rejected, and budgets that refuse alias bombs and deep nesting quickly.
+//! rejected, and budgets that refuse alias bombs and deep nesting quickly. A file may hold
+//! several YAML documents (merged in order, as compose does), and compose's `!reset` and
+//! `!override` tags are read into [`Document::tagged`] for the merge stages.
 
 use std::fmt;
 use std::sync::Arc;
@@ -19,8 +21,11 @@ const MAX_DEPTH: usize = 64;
 /// Parser events per file; a 10 MB file of plain mappings stays far below it, while an
 /// alias bomb that expands to millions of nodes is refused in milliseconds.
 const MAX_EVENTS: usize = 2_000_000;
-/// Nodes an alias may replay in total (alias-bomb guard).
-const MAX_NODES: usize = 250_000;
+/// Nodes (mappings, sequences, scalars) a document may hold once its aliases are expanded:
+/// the alias-bomb guard. The count includes every node an alias replays, so a file that uses
+/// an alias thousands of times is fine while one that expands exponentially is refused at
+/// the alias that crosses the budget.
+pub const MAX_NODES: usize = 250_000;
 
 /// A YAML node with the place it was written.
 #[derive(Debug, Clone, PartialEq)]
@@ -176,39 +181,105 @@ impl fmt::Display for ParseError {
     }
 }
 
+/// compose's merge tags on a value (`key: !reset …`, `key: !override …`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tag {
+    /// `!reset`: the value is removed, here and in what earlier files (or an `extends` base)
+    /// set at the same path.
+    Reset,
+    /// `!override`: the value replaces what earlier files set at the same path instead of
+    /// being merged into it.
+    Override,
+}
+
+/// One parsed YAML document: the tree (without `!reset` values) and the paths of mapping
+/// keys whose values carried a merge tag, with the tag and where it was written.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Document {
+    /// The tree.
+    pub root: Node,
+    /// `(path of keys from the root, tag, position)` for every tagged value.
+    pub tagged: Vec<(Vec<String>, Tag, Loc)>,
+}
+
 /// Parses one YAML document into a positioned tree; `file` names it in positions.
-/// An empty document parses as `Null`.
+/// An empty document parses as `Null`. Merge tags are applied to the document itself (a
+/// `!reset` value is dropped); use [`parse_documents`] to see them.
 pub fn parse(file: &Arc<str>, text: &str) -> Result<Node, ParseError> {
+    let mut docs = parse_documents(file, text)?;
+    let mut it = docs.drain(..);
+    let first = it.next().map(|d| d.root).unwrap_or(Node {
+        value: Value::Null,
+        loc: Loc::new(file.clone(), 1, 1),
+    });
+    Ok(it.fold(first, |acc, d| {
+        super::merge::merge_documents(acc, d.root, &d.tagged)
+    }))
+}
+
+/// Parses every YAML document of a file (compose merges them in order, like files).
+/// A file without any document gives one `Null` document.
+pub fn parse_documents(file: &Arc<str>, text: &str) -> Result<Vec<Document>, ParseError> {
     let mut budget = serde_saphyr::Budget::default();
     budget.max_depth = MAX_DEPTH;
     budget.max_events = MAX_EVENTS;
     budget.max_nodes = MAX_NODES;
+    // The budget counts expanded nodes; the ratio heuristic refused a file for using an
+    // anchor 100 times, whatever it expands to.
+    budget.enforce_alias_anchor_ratio = false;
+    budget.max_aliases = MAX_NODES;
     let mut opts = serde_saphyr::Options::default();
     opts.budget = Some(budget);
+    opts.alias_limits.max_total_replayed_events = MAX_EVENTS;
     opts.with_snippet = false;
     // Compose reads YAML 1.2: `yes`/`no`/`on`/`off` are strings, not booleans.
     opts.strict_booleans = true;
     // yaml.v3 (compose) reads `0444` as octal; so must berth, or file modes change meaning.
     opts.legacy_octal_numbers = true;
-    // Ignoring compose's `!reset`/`!override` would deploy something else than written.
-    opts.reject_unsupported_tags = true;
-    let raw: Option<RawNode> = serde_saphyr::from_str_with_options(text, opts).map_err(|e| {
-        let loc = e
-            .location()
-            .map(|l| Loc::new(file.clone(), to_u32(l.line()), to_u32(l.column())))
-            .unwrap_or_else(|| Loc::new(file.clone(), 1, 1));
-        ParseError {
-            loc,
-            message: describe(&e),
-        }
-    })?;
-    Ok(match raw {
-        Some(r) => r.into_node(file),
-        None => Node {
-            value: Value::Null,
-            loc: Loc::new(file.clone(), 1, 1),
-        },
-    })
+    // Tags are checked here: compose's `!reset`/`!override` are read, any other is refused
+    // (ignoring it would deploy something else than written).
+    opts.reject_unsupported_tags = false;
+    let raw: Vec<Option<RawNode>> = serde_saphyr::from_str_multiple_with_options(text, opts)
+        .map_err(|e| {
+            // An alias that crosses the budget is reported where the alias is used.
+            let at = e
+                .locations()
+                .map(|l| l.reference_location)
+                .filter(|l| l.line() > 0)
+                .or_else(|| e.location());
+            let loc = at
+                .map(|l| Loc::new(file.clone(), to_u32(l.line()), to_u32(l.column())))
+                .unwrap_or_else(|| Loc::new(file.clone(), 1, 1));
+            ParseError {
+                loc,
+                message: describe(&e),
+            }
+        })?;
+    let mut docs = Vec::new();
+    for r in raw {
+        let mut tagged = Vec::new();
+        let root = match r {
+            Some(r) => r.into_node(file, &mut Vec::new(), &mut tagged)?,
+            None => None,
+        };
+        docs.push(Document {
+            root: root.unwrap_or(Node {
+                value: Value::Null,
+                loc: Loc::new(file.clone(), 1, 1),
+            }),
+            tagged,
+        });
+    }
+    if docs.is_empty() {
+        docs.push(Document {
+            root: Node {
+                value: Value::Null,
+                loc: Loc::new(file.clone(), 1, 1),
+            },
+            tagged: Vec::new(),
+        });
+    }
+    Ok(docs)
 }
 
 fn to_u32(v: u64) -> u32 {
@@ -229,18 +300,17 @@ fn describe(e: &serde_saphyr::Error) -> String {
         if msg.contains("Depth") || msg.contains("recursion") {
             return format!("YAML nested deeper than {MAX_DEPTH} levels; refusing to load it");
         }
-        return "YAML aliases expand to too many nodes (alias bomb?); refusing to load it".into();
+        return format!(
+            "YAML aliases expand to more than {MAX_NODES} nodes (alias bomb?); refusing to load it"
+        );
     }
     // Some messages repeat the position; the diagnostic already has it.
     let msg = match msg.rfind(" at line ") {
         Some(i) if msg[i..].contains(", column ") => &msg[..i],
         _ => msg,
     };
-    if msg.starts_with("unsupported tag") {
-        return format!(
-            "{msg}: berth does not support YAML tags such as compose's !reset and !override; \
-             write the final value instead"
-        );
+    if msg.starts_with("multiple YAML documents") {
+        return "unexpected YAML document".into();
     }
     if let Some(rest) = msg.strip_prefix("duplicate mapping key: ") {
         let key = rest.split(',').next().unwrap_or(rest);
@@ -252,6 +322,7 @@ fn describe(e: &serde_saphyr::Error) -> String {
 /// What serde-saphyr builds; positions only, the file is attached afterwards.
 struct RawNode {
     value: RawValue,
+    tag: Option<String>,
     line: u32,
     col: u32,
 }
@@ -270,43 +341,82 @@ enum RawValue {
 struct RawKey(String);
 
 impl RawNode {
-    fn into_node(self, file: &Arc<str>) -> Node {
+    /// The positioned node, or `None` for a `!reset` value; tagged paths go into `tagged`.
+    fn into_node(
+        self,
+        file: &Arc<str>,
+        path: &mut Vec<String>,
+        tagged: &mut Vec<(Vec<String>, Tag, Loc)>,
+    ) -> Result<Option<Node>, ParseError> {
         let loc = Loc::new(file.clone(), self.line, self.col);
+        match self.tag.as_deref() {
+            None => {}
+            Some("!reset") => {
+                tagged.push((path.clone(), Tag::Reset, loc));
+                return Ok(None);
+            }
+            Some("!override") => tagged.push((path.clone(), Tag::Override, loc.clone())),
+            // YAML's own types (`!!str 1`) are resolved by the parser already.
+            Some(t) if t.starts_with("tag:yaml.org,2002:") => {}
+            Some(t) => {
+                return Err(ParseError {
+                    loc,
+                    message: format!(
+                        "unsupported YAML tag {t}: compose reads only !reset and !override"
+                    ),
+                });
+            }
+        }
         let value = match self.value {
             RawValue::Null => Value::Null,
             RawValue::Bool(b) => Value::Bool(b),
             RawValue::Int(i) => Value::Int(i),
             RawValue::Float(f) => Value::Float(f),
             RawValue::Str(s) => Value::Str { text: s, raw: None },
-            RawValue::Seq(s) => Value::Seq(s.into_iter().map(|n| n.into_node(file)).collect()),
-            RawValue::Map(m) => Value::Map(
-                m.into_iter()
-                    .map(|(k, v)| {
-                        let loc = Loc::new(
-                            file.clone(),
-                            to_u32(k.referenced.line()),
-                            to_u32(k.referenced.column()),
-                        );
-                        (
+            RawValue::Seq(s) => {
+                let mut items = Vec::new();
+                for (i, n) in s.into_iter().enumerate() {
+                    path.push(format!("[{i}]"));
+                    let n = n.into_node(file, path, tagged);
+                    path.pop();
+                    items.extend(n?);
+                }
+                Value::Seq(items)
+            }
+            RawValue::Map(m) => {
+                let mut entries = Vec::new();
+                for (k, v) in m {
+                    let kloc = Loc::new(
+                        file.clone(),
+                        to_u32(k.referenced.line()),
+                        to_u32(k.referenced.column()),
+                    );
+                    path.push(k.value.0.clone());
+                    let v = v.into_node(file, path, tagged);
+                    path.pop();
+                    if let Some(v) = v? {
+                        entries.push((
                             Key {
                                 name: k.value.0,
-                                loc,
+                                loc: kloc,
                             },
-                            v.into_node(file),
-                        )
-                    })
-                    .collect(),
-            ),
+                            v,
+                        ));
+                    }
+                }
+                Value::Map(entries)
+            }
         };
-        Node { value, loc }
+        Ok(Some(Node { value, loc }))
     }
 }
 
 impl<'de> Deserialize<'de> for RawNode {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s: Spanned<RawValue> = Spanned::deserialize(d)?;
+        let s: Spanned<serde_saphyr::Tagged<RawValue>> = Spanned::deserialize(d)?;
         Ok(RawNode {
-            value: s.value,
+            value: s.value.0,
+            tag: s.value.1,
             line: to_u32(s.referenced.line()),
             col: to_u32(s.referenced.column()),
         })
@@ -478,8 +588,33 @@ mod tests {
 
     #[test]
     fn unsupported_tags_are_refused_with_a_position() {
-        let e = p("services:\n  w:\n    ports: !reset []\n").unwrap_err();
+        let e = p("services:\n  w:\n    ports: !custom []\n").unwrap_err();
         assert_eq!(e.loc.line, 3, "{e}");
+        assert!(e.message.contains("!custom"), "{e}");
+    }
+
+    #[test]
+    fn reset_values_are_dropped_and_tagged_paths_recorded() {
+        let docs = parse_documents(
+            &Arc::from("compose.yaml"),
+            "services:\n  w:\n    ports: !reset []\n    environment: !override {A: 1}\n",
+        )
+        .unwrap();
+        let w = docs[0].root.get("services").unwrap().get("w").unwrap();
+        assert!(w.get("ports").is_none());
+        assert!(w.get("environment").is_some());
+        let tags: Vec<(String, Tag)> = docs[0]
+            .tagged
+            .iter()
+            .map(|(p, t, _)| (p.join("."), *t))
+            .collect();
+        assert_eq!(
+            tags,
+            [
+                ("services.w.ports".to_string(), Tag::Reset),
+                ("services.w.environment".to_string(), Tag::Override)
+            ]
+        );
     }
 
     #[test]

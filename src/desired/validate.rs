@@ -99,8 +99,9 @@ fn find_cycles<'a>(
     }
 }
 
-/// A job is a `restart: "no"` service some dependent awaits with
-/// `service_completed_successfully`.
+/// A job is a `restart: "no"` or `restart: on-failure` service some dependent awaits with
+/// `service_completed_successfully` (an on-failure job is retried until it exits 0, as
+/// with compose).
 fn mark_jobs(p: &mut Project, diags: &mut Diagnostics) {
     let mut jobs = BTreeSet::new();
     for svc in p.services.values() {
@@ -109,14 +110,16 @@ fn mark_jobs(p: &mut Project, diags: &mut Diagnostics) {
                 continue;
             };
             match d.condition {
-                Condition::ServiceCompletedSuccessfully if target.restart == Restart::No => {
+                Condition::ServiceCompletedSuccessfully
+                    if matches!(target.restart, Restart::No | Restart::OnFailure { .. }) =>
+                {
                     jobs.insert(dep.clone());
                 }
                 Condition::ServiceCompletedSuccessfully => diags.error(
                     &d.loc,
                     format!(
                         "service {:?} waits for {dep:?} to complete successfully, but {dep:?} \
-                         restarts ({}); a one-shot job needs restart: \"no\"",
+                         restarts ({}); a one-shot job needs restart: \"no\" or on-failure",
                         svc.name,
                         restart_name(target.restart)
                     ),

@@ -16,6 +16,23 @@ pub const SERVICE: &str = "berth.service";
 pub const SPEC_HASH: &str = "berth.spec-hash";
 /// Container role: `replica` or `job`.
 pub const ROLE: &str = "berth.role";
+/// The berth version that created a container.
+pub const VERSION: &str = "berth.version";
+
+/// What berth writes as `com.docker.compose.version`. Compose parses this label as a version
+/// (docker-compose 1.x compares it with 1.21.0 to detect legacy project names and crashes on
+/// anything else, such as `berth-0.1.0`); this is the Compose Specification generation berth
+/// implements. berth's own version is in [`VERSION`].
+pub const COMPOSE_VERSION: &str = "2.0.0";
+
+/// The version labels of every container berth creates: a compose-parseable
+/// `com.docker.compose.version` and berth's own `berth.version`.
+pub fn version_labels() -> [(String, String); 2] {
+    [
+        (compose::VERSION.into(), COMPOSE_VERSION.into()),
+        (VERSION.into(), env!("CARGO_PKG_VERSION").into()),
+    ]
+}
 
 /// Compose's labels.
 pub mod compose {
@@ -156,6 +173,16 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn the_compose_version_label_is_a_version_compose_can_compare() {
+        let [(k, v), (bk, bv)] = version_labels();
+        assert_eq!((k.as_str(), bk.as_str()), (compose::VERSION, VERSION));
+        // docker-compose 1.x: LooseVersion(v) < LooseVersion("1.21.0") must compare numbers.
+        let parts: Vec<u32> = v.split('.').map(|p| p.parse().unwrap()).collect();
+        assert!(parts >= vec![1, 21, 0], "{v}");
+        assert_eq!(bv, env!("CARGO_PKG_VERSION"));
     }
 
     #[test]

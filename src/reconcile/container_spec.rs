@@ -58,10 +58,7 @@ pub fn container_labels(
         .collect();
     l.insert(compose::DEPENDS_ON.into(), deps.join(","));
     l.insert(compose::IMAGE.into(), svc.image.clone().unwrap_or_default());
-    l.insert(
-        compose::VERSION.into(),
-        format!("berth-{}", env!("CARGO_PKG_VERSION")),
-    );
+    l.extend(labels::version_labels());
     l
 }
 
@@ -197,6 +194,9 @@ pub fn container_create(
         }
     };
     let (restart, restart_max) = match (role, svc.restart) {
+        // An on-failure job is retried by the engine until it exits 0, as with compose; the
+        // job runner waits while it restarts and sees it exited only when done or out of tries.
+        (Role::Job, Restart::OnFailure { max }) => ("on-failure", max),
         (Role::Job | Role::Smoke | Role::PreDeploy, _) | (_, Restart::No) => ("no", None),
         (_, Restart::Always) => ("always", None),
         (_, Restart::UnlessStopped) => ("unless-stopped", None),

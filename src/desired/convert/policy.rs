@@ -122,6 +122,11 @@ pub fn read_deploy(r: &mut Reader<'_>, service: &Node, name: &str) -> Deploy {
         if let Some(e) = r.map(res, &w) {
             r.check_keys(e, &w, &["limits"], &["reservations"]);
         }
+        for part in ["limits", "reservations"] {
+            if let Some(devs) = res.get(part).and_then(|p| p.get("devices")) {
+                check_device_requests(r, devs, &format!("{w}.{part}.devices"));
+            }
+        }
         if let Some(l) = res.get("limits") {
             let w = format!("{w}.limits");
             if let Some(e) = r.map(l, &w) {
@@ -564,6 +569,44 @@ fn read_smoke(r: &mut Reader<'_>, n: &Node, what: &str) -> Option<Smoke> {
         command,
         timeout,
     })
+}
+
+/// compose's schema for device requests (berth does not send them, but a file compose
+/// refuses must not deploy): `capabilities` is required, `count` is an integer or `all`,
+/// and `count` and `device_ids` exclude each other.
+fn check_device_requests(r: &mut Reader<'_>, n: &Node, what: &str) {
+    let Some(items) = r.seq(n, what) else {
+        return;
+    };
+    for d in items {
+        if d.as_map().is_none() {
+            continue;
+        }
+        if d.get("capabilities").is_none() {
+            r.error(
+                &d.loc,
+                format!("each entry of {what} needs capabilities: (e.g. [gpu])"),
+            );
+        }
+        if let Some(c) = d.get("count") {
+            // compose-go casts `"1"` to a number; `all` is the only word.
+            let ok = matches!(c.value, crate::desired::node::Value::Int(i) if i >= 0)
+                || c.as_str()
+                    .is_some_and(|t| t == "all" || t.parse::<u32>().is_ok());
+            if !ok {
+                r.error(
+                    &c.loc,
+                    format!("{what}.count must be a number or all, found {}", c.shown()),
+                );
+            }
+            if d.get("device_ids").is_some() {
+                r.error(
+                    &c.loc,
+                    format!("{what}: count and device_ids cannot be set together"),
+                );
+            }
+        }
+    }
 }
 
 #[cfg(test)]

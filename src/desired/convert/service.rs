@@ -47,6 +47,10 @@ const KNOWN: &[&str] = &[
     "stop_grace_period",
     "stop_signal",
     "init",
+    "platform",
+    "runtime",
+    "security_opt",
+    "pull_policy",
     "shm_size",
     "sysctls",
     "secrets",
@@ -98,13 +102,9 @@ const IGNORED: &[&str] = &[
     "oom_kill_disable",
     "oom_score_adj",
     "pid",
-    "platform",
     "post_start",
     "pre_stop",
     "provider",
-    "pull_policy",
-    "runtime",
-    "security_opt",
     "stdin_open",
     "storage_opt",
     "tty",
@@ -132,14 +132,6 @@ pub fn convert_service(
     r.check_keys(entries, &format!("services.{name}"), KNOWN, IGNORED);
     let at = |k: &str| node.get(k);
     let what = |k: &str| format!("services.{name}.{k}");
-
-    if let Some(n) = at("extends") {
-        r.error(
-            &n.loc,
-            "extends is not supported by berth: inline the shared settings \
-             (YAML anchors and <<: merge keys work) so that what is deployed is what you read",
-        );
-    }
 
     let image = at("image").and_then(|n| {
         let s = r.string(n, &what("image"))?;
@@ -215,12 +207,7 @@ pub fn convert_service(
     let working_dir = at("working_dir").and_then(|n| r.string(n, &what("working_dir")));
     let hostname = at("hostname").and_then(|n| r.string(n, &what("hostname")));
     let extra_hosts = at("extra_hosts")
-        .map(|n| {
-            r.key_values(n, &what("extra_hosts"), &['=', ':'])
-                .into_iter()
-                .map(|(h, (ip, _))| (h, ip.unwrap_or_default()))
-                .collect()
-        })
+        .map(|n| read_extra_hosts(&mut r, n, &what("extra_hosts")))
         .unwrap_or_default();
     let dns = at("dns")
         .map(|n| r.strings(n, &what("dns")))
@@ -253,7 +240,28 @@ pub fn convert_service(
         }
         Some(s)
     });
-    let init = at("init").and_then(|n| r.bool(n, &what("init")));
+    // compose-go reads `init` as a YAML 1.1 boolean too (`yes`, `on`).
+    if let Some(d) = at("develop") {
+        check_develop(&mut r, d, &what("develop"));
+    }
+    let init = at("init").and_then(|n| match n.as_str() {
+        Some("yes" | "on" | "y" | "Y" | "Yes" | "YES" | "On" | "ON") => Some(true),
+        Some("no" | "off" | "n" | "N" | "No" | "NO" | "Off" | "OFF") => Some(false),
+        _ => r.bool(n, &what("init")),
+    });
+    let platform = at("platform").and_then(|n| r.string(n, &what("platform")));
+    let runtime = at("runtime").and_then(|n| r.string(n, &what("runtime")));
+    let security_opt = at("security_opt")
+        .map(|n| r.strings(n, &what("security_opt")))
+        .unwrap_or_default();
+    for key in NOT_YET_APPLIED {
+        if let Some(n) = at(key) {
+            r.warning(&n.loc, not_yet_applied(&what(key)));
+        }
+    }
+    let pull_policy = at("pull_policy")
+        .and_then(|n| read_pull_policy(&mut r, n, &what("pull_policy")))
+        .unwrap_or_default();
     let shm_size = at("shm_size").and_then(|n| r.size(n, &what("shm_size")));
     let sysctls = at("sysctls")
         .map(|n| r.string_map(n, &what("sysctls")))
@@ -342,6 +350,10 @@ pub fn convert_service(
         stop_grace_period,
         stop_signal,
         init,
+        platform,
+        runtime,
+        security_opt,
+        pull_policy,
         shm_size,
         sysctls,
         secrets,
@@ -414,6 +426,14 @@ fn read_build(r: &mut Reader<'_>, n: &Node, what: &str, ctx: &Ctx<'_>) -> Option
     let (context, context_node) = match &n.value {
         Value::Map(entries) => {
             r.check_keys(entries, what, BUILD_KNOWN, BUILD_IGNORED);
+            if let Some(ssh) = n.get("ssh")
+                && ssh.is_null()
+            {
+                r.error(
+                    &ssh.loc,
+                    format!("{what}.ssh needs a value: a list like [default] or a mapping"),
+                );
+            }
             match n.get("context") {
                 Some(c) => (r.string(c, &format!("{what}.context"))?, c),
                 None => (".".to_string(), n),
@@ -587,7 +607,17 @@ fn read_environment(
         }
     }
     if let Some(n) = node.get("environment") {
-        for (k, (v, _)) in r.key_values(n, &format!("services.{name}.environment"), &['=']) {
+        for (k, (v, loc)) in r.key_values(n, &format!("services.{name}.environment"), &['=']) {
+            // compose refuses `- DEBUG = true`: the name would be "DEBUG " (with the space).
+            if n.as_seq().is_some() && k.contains(char::is_whitespace) {
+                r.error(
+                    &loc,
+                    format!(
+                        "invalid environment entry: variable name {k:?} contains whitespace; write NAME=value without spaces around ="
+                    ),
+                );
+                continue;
+            }
             let value = match v {
                 Some(v) => Some(EnvValue {
                     value: v,
@@ -783,13 +813,13 @@ fn read_port_long(r: &mut Reader<'_>, n: &Node, what: &str) -> Option<Vec<Port>>
             format!("invalid port mode {m:?}: use host or ingress"),
         );
     }
-    let published: Vec<Option<u16>> = match n.get("published") {
-        None => vec![None],
+    let published: Vec<(Option<u16>, Option<u16>)> = match n.get("published") {
+        None => vec![(None, None)],
         Some(p) => {
             let text = r.string(p, &format!("{what}.published"))?;
             // Reuse the short-syntax parser for `8080` and `8080-8081`.
             match ports::parse_port_short(&format!("{text}:{target}")) {
-                Ok(ps) if ps.len() == 1 => vec![ps[0].published],
+                Ok(ps) if ps.len() == 1 => vec![(ps[0].published, ps[0].published_end)],
                 Ok(_) => {
                     r.error(&p.loc, format!("published {} is a range but target is one port; berth needs one host port per container port", p.shown()));
                     return None;
@@ -804,9 +834,10 @@ fn read_port_long(r: &mut Reader<'_>, n: &Node, what: &str) -> Option<Vec<Port>>
     Some(
         published
             .into_iter()
-            .map(|published| Port {
+            .map(|(published, published_end)| Port {
                 host_ip: host_ip.clone(),
                 published,
+                published_end,
                 target,
                 protocol,
                 loc: n.loc.clone(),
@@ -980,6 +1011,14 @@ fn read_mount_long(r: &mut Reader<'_>, n: &Node, what: &str, ctx: &Ctx<'_>) -> O
         }
     }
     if let Some(t) = n.get("tmpfs") {
+        if let Some(size) = t.get("size")
+            && let Value::Float(_) = size.value
+        {
+            r.error(
+                &size.loc,
+                format!("{what}.tmpfs.size must be a whole number of bytes or a size like 64m, found {}", size.shown()),
+            );
+        }
         if let Some(s) = t
             .get("size")
             .and_then(|p| r.size(p, &format!("{what}.tmpfs.size")))
@@ -1387,4 +1426,96 @@ fn chain(e: &dyn std::error::Error) -> String {
         cur = c.source();
     }
     s
+}
+
+/// compose's `every_<n>` durations: Go durations plus `d` (days) and `w` (weeks) units.
+fn every(d: &str) -> Option<std::time::Duration> {
+    let day = 24 * 3600;
+    for (suffix, secs) in [("d", day), ("w", 7 * day)] {
+        if let Some(n) = d.strip_suffix(suffix).and_then(|n| n.parse::<u64>().ok()) {
+            return Some(std::time::Duration::from_secs(n.checked_mul(secs)?));
+        }
+    }
+    crate::desired::syntax::units::parse_duration(d).ok()
+}
+
+/// `pull_policy`: compose's values, `if_not_present` as `missing`, `daily`/`weekly`/
+/// `every_<duration>` as a maximum age.
+fn read_pull_policy(r: &mut Reader<'_>, n: &Node, what: &str) -> Option<PullPolicy> {
+    let s = r.string(n, what)?;
+    let day = std::time::Duration::from_secs(24 * 3600);
+    Some(match s.as_str() {
+        "missing" | "if_not_present" => PullPolicy::Missing,
+        "always" => PullPolicy::Always,
+        "never" => PullPolicy::Never,
+        "build" => PullPolicy::Build,
+        "daily" => PullPolicy::Every(day),
+        "weekly" => PullPolicy::Every(day * 7),
+        other => match other.strip_prefix("every_").and_then(every) {
+            Some(d) => PullPolicy::Every(d),
+            None => {
+                r.error(
+                    &n.loc,
+                    format!(
+                        "invalid {what} {}: use always, never, missing, build, daily, weekly or every_<duration>",
+                        n.shown()
+                    ),
+                );
+                return None;
+            }
+        },
+    })
+}
+
+/// `extra_hosts`: a list of `host=ip` / `host:ip`, or a mapping of a host to one address or
+/// a list of them (compose's long syntax: one entry per address).
+fn read_extra_hosts(r: &mut Reader<'_>, n: &Node, what: &str) -> Vec<(String, String)> {
+    if let Some(m) = n.as_map() {
+        let mut out = Vec::new();
+        for (k, v) in m {
+            match v.as_seq() {
+                Some(items) => {
+                    for i in items {
+                        if let Some(ip) = r.string(i, &format!("{what}.{}", k.name)) {
+                            out.push((k.name.clone(), ip));
+                        }
+                    }
+                }
+                None => {
+                    if let Some(ip) = r.string(v, &format!("{what}.{}", k.name)) {
+                        out.push((k.name.clone(), ip));
+                    }
+                }
+            }
+        }
+        return out;
+    }
+    r.key_values(n, what, &['=', ':'])
+        .into_iter()
+        .map(|(h, (ip, _))| (h, ip.unwrap_or_default()))
+        .collect()
+}
+
+/// `develop:` is for `docker compose watch`, which berth ignores; but a file compose refuses
+/// must not deploy: each `watch` entry needs `path` and `action`.
+fn check_develop(r: &mut Reader<'_>, n: &Node, what: &str) {
+    let Some(items) = n.get("watch").and_then(Node::as_seq) else {
+        return;
+    };
+    for w in items.iter().filter(|w| w.as_map().is_some()) {
+        for key in ["path", "action"] {
+            if w.get(key).is_none() {
+                r.error(&w.loc, format!("each entry of {what}.watch needs {key}:"));
+            }
+        }
+    }
+}
+/// Service fields the loader carries in the model but the executor does not send yet: each
+/// gives a warning until it does (remove a key here when `container_spec`/the engine honour
+/// it).
+const NOT_YET_APPLIED: &[&str] = &["platform", "runtime", "security_opt", "pull_policy"];
+
+/// The warning for a field in the model that containers do not get yet.
+pub(crate) fn not_yet_applied(what: &str) -> String {
+    format!("{what} is read but not yet applied to containers by berth; what runs lacks it")
 }

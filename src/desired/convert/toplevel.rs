@@ -31,16 +31,11 @@ pub fn convert_project(
     let top = r.map(doc, "the Compose file")?;
     r.check_keys(top, "", TOP_KEYS, &[]);
     for (k, _) in top {
-        match k.name.as_str() {
-            "version" => r.warning(
+        if k.name == "version" {
+            r.warning(
                 &k.loc,
                 "version is obsolete and ignored, as in docker compose",
-            ),
-            "include" => r.error(
-                &k.loc,
-                "include is not supported by berth: put each project in its own directory",
-            ),
-            _ => {}
+            );
         }
     }
     let networks = read_networks(&mut r, doc.get("networks"), name);
@@ -76,6 +71,7 @@ pub fn convert_project(
         }
     }
     Some(Project {
+        name_source: crate::desired::model::NameSource::Directory,
         name: name.to_string(),
         dir: ctx.project_dir.to_path_buf(),
         files,
@@ -112,8 +108,11 @@ fn read_networks(r: &mut Reader<'_>, n: Option<&Node>, project: &str) -> BTreeMa
                     "name",
                     "labels",
                     "internal",
+                    "ipam",
+                    "attachable",
+                    "enable_ipv6",
                 ],
-                &["attachable", "ipam", "enable_ipv4", "enable_ipv6"],
+                &["enable_ipv4"],
             );
             read_common(
                 r,
@@ -128,10 +127,31 @@ fn read_networks(r: &mut Reader<'_>, n: Option<&Node>, project: &str) -> BTreeMa
                 .get("internal")
                 .and_then(|b| r.bool(b, &format!("{what}.internal")))
                 .unwrap_or(false);
+            net.attachable = v
+                .get("attachable")
+                .and_then(|b| r.bool(b, &format!("{what}.attachable")))
+                .unwrap_or(false);
+            net.enable_ipv6 = v
+                .get("enable_ipv6")
+                .and_then(|b| r.bool(b, &format!("{what}.enable_ipv6")))
+                .unwrap_or(false);
+            net.ipam = v
+                .get("ipam")
+                .and_then(|i| read_ipam(r, i, &format!("{what}.ipam")));
+            // The network create does not send these yet (see service::NOT_YET_APPLIED).
+            for key in ["ipam", "attachable", "enable_ipv6"] {
+                if let Some(n) = v.get(key) {
+                    r.warning(
+                        &n.loc,
+                        super::service::not_yet_applied(&format!("{what}.{key}")),
+                    );
+                }
+            }
         }
         let explicit = v
             .get("name")
-            .and_then(|x| r.string(x, &format!("{what}.name")));
+            .and_then(|x| r.string(x, &format!("{what}.name")))
+            .or_else(|| legacy_external_name(r, v, &what));
         net.name = engine_name(project, k, explicit, net.external);
         out.insert(k.name.clone(), net);
     }
@@ -163,7 +183,8 @@ fn read_volumes(r: &mut Reader<'_>, n: Option<&Node>, project: &str) -> BTreeMap
         }
         let explicit = v
             .get("name")
-            .and_then(|x| r.string(x, &format!("{what}.name")));
+            .and_then(|x| r.string(x, &format!("{what}.name")))
+            .or_else(|| legacy_external_name(r, v, &what));
         vol.name = engine_name(project, k, explicit, vol.external);
         out.insert(k.name.clone(), vol);
     }
@@ -186,14 +207,72 @@ fn read_common(
         .get("driver_opts")
         .map(|x| r.string_map(x, &format!("{what}.driver_opts")))
         .unwrap_or_default();
-    *external = v
-        .get("external")
-        .and_then(|x| r.bool(x, &format!("{what}.external")))
-        .unwrap_or(false);
+    *external = read_external(r, v, what);
     *labels = v
         .get("labels")
         .map(|x| r.string_map(x, &format!("{what}.labels")))
         .unwrap_or_default();
+}
+
+/// `external: true|false`, or the legacy `external: {name: x}` (external, named `x`).
+fn read_external(r: &mut Reader<'_>, v: &Node, what: &str) -> bool {
+    match v.get("external") {
+        None => false,
+        Some(x) if x.as_map().is_some() => true,
+        Some(x) => r.bool(x, &format!("{what}.external")).unwrap_or(false),
+    }
+}
+
+/// The name of a legacy `external: {name: x}`, with compose's deprecation warning.
+fn legacy_external_name(r: &mut Reader<'_>, v: &Node, what: &str) -> Option<String> {
+    let n = v.get("external")?.get("name")?;
+    let name = r.string(n, &format!("{what}.external.name"))?;
+    r.warning(
+        &n.loc,
+        format!("{what}.external.name is deprecated; write external: true and name: {name}"),
+    );
+    Some(name)
+}
+
+fn read_ipam(r: &mut Reader<'_>, n: &Node, what: &str) -> Option<Ipam> {
+    let e = r.map(n, what)?;
+    r.check_keys(e, what, &["driver", "config", "options"], &[]);
+    let mut ipam = Ipam {
+        driver: n
+            .get("driver")
+            .and_then(|x| r.string(x, &format!("{what}.driver"))),
+        options: n
+            .get("options")
+            .map(|x| r.string_map(x, &format!("{what}.options")))
+            .unwrap_or_default(),
+        config: Vec::new(),
+    };
+    for c in n
+        .get("config")
+        .and_then(|c| r.seq(c, &format!("{what}.config")))
+        .unwrap_or_default()
+    {
+        let w = format!("{what}.config");
+        let Some(ce) = r.map(c, &w) else { continue };
+        r.check_keys(
+            ce,
+            &w,
+            &["subnet", "ip_range", "gateway", "aux_addresses"],
+            &[],
+        );
+        let s =
+            |r: &mut Reader<'_>, k: &str| c.get(k).and_then(|x| r.string(x, &format!("{w}.{k}")));
+        ipam.config.push(IpamPool {
+            subnet: s(r, "subnet"),
+            ip_range: s(r, "ip_range"),
+            gateway: s(r, "gateway"),
+            aux_addresses: c
+                .get("aux_addresses")
+                .map(|x| r.string_map(x, &format!("{w}.aux_addresses")))
+                .unwrap_or_default(),
+        });
+    }
+    Some(ipam)
 }
 
 /// compose's rule: `name:` as given, external objects by their key, others `<project>_<key>`.
@@ -219,20 +298,24 @@ fn read_file_objects(
         r.check_keys(
             e,
             &what,
-            &["file", "environment", "name"],
-            &[
-                "external",
-                "content",
-                "driver",
-                "driver_opts",
-                "template_driver",
-                "labels",
-            ],
+            &["file", "environment", "name", "external", "content"],
+            &["driver", "driver_opts", "template_driver", "labels"],
         );
         let mut obj = FileObject {
-            file: None,
-            environment: None,
+            external: read_external(r, v, &what),
+            ..FileObject::default()
         };
+        if let Some(c) = v.get("content") {
+            if kind == "secrets" {
+                r.error(&c.loc, format!("{what}.content: content is for configs; a secret reads file: or environment:"));
+            } else {
+                obj.content = r.string(c, &format!("{what}.content"));
+                r.warning(
+                    &c.loc,
+                    super::service::not_yet_applied(&format!("{what}.content")),
+                );
+            }
+        }
         if let Some(f) = v.get("file")
             && let Some(p) = r.string(f, &format!("{what}.file"))
         {
@@ -259,7 +342,8 @@ fn read_file_objects(
                 );
             }
         }
-        if obj.file.is_none() && obj.environment.is_none() {
+        if obj.file.is_none() && obj.environment.is_none() && obj.content.is_none() && !obj.external
+        {
             r.error(&k.loc, format!("{what} needs file: (a host file) or environment: (a variable); berth has no Swarm secret store"));
         }
         out.insert(k.name.clone(), obj);
@@ -352,6 +436,18 @@ fn check_references(
             let source = item
                 .scalar_text()
                 .or_else(|| item.get("source").and_then(Node::scalar_text));
+            if let Some(o) = source.as_ref().and_then(|s| declared.get(s))
+                && o.external
+            {
+                r.error(
+                    &item.loc,
+                    format!(
+                        "service {:?} uses external {kind} {:?}: external {kind}s live in a Swarm store, which berth does not have; use file: or environment:",
+                        svc.name,
+                        source.as_deref().unwrap_or_default()
+                    ),
+                );
+            }
             if let Some(s) = source
                 && !declared.contains_key(&s)
             {

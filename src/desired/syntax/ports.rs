@@ -45,13 +45,19 @@ pub fn parse_port_short(s: &str) -> Result<Vec<Port>, String> {
         host => {
             let (host_first, host_last) = parse_range(host, "host").map_err(fail)?;
             let host_count = usize::from(host_last - host_first) + 1;
+            if count == 1 && host_count > 1 {
+                // compose: the engine binds one free port of the host range.
+                return Ok(vec![Port {
+                    host_ip,
+                    published: Some(host_first),
+                    published_end: Some(host_last),
+                    target: first,
+                    protocol,
+                    loc: Default::default(),
+                }]);
+            }
             if host_count != count {
-                return Err(fail(if count == 1 {
-                    format!(
-                        "host range {host} maps to a single container port; berth needs one \
-                         host port per container port, e.g. {host_first}:{first}"
-                    )
-                } else if host_count == 1 {
+                return Err(fail(if host_count == 1 {
                     format!(
                         "host port {host} is a single port but container range {container} \
                          has {count}; give a host range of the same length or no host port"
@@ -76,6 +82,7 @@ pub fn parse_port_short(s: &str) -> Result<Vec<Port>, String> {
         .map(|i| Port {
             host_ip: host_ip.clone(),
             published: host_first.map(|h| h + i),
+            published_end: None,
             target: first + i,
             protocol,
             loc: Default::default(),
@@ -232,6 +239,21 @@ mod tests {
     }
 
     #[test]
+    fn a_host_range_onto_one_container_port_lets_the_engine_pick() {
+        let p = parse_port_short("127.0.0.1:8000-8010:80/udp").unwrap();
+        assert_eq!(p.len(), 1);
+        assert_eq!(
+            (
+                p[0].published,
+                p[0].published_end,
+                p[0].target,
+                p[0].protocol
+            ),
+            (Some(8000), Some(8010), 80, Protocol::Udp)
+        );
+    }
+
+    #[test]
     fn bad_ports_say_what_is_wrong_and_what_fits() {
         let cases: &[(&str, &str)] = &[
             ("", "container port is missing"),
@@ -254,11 +276,6 @@ mod tests {
             ("80/", r#"protocol "" is not tcp, udp or sctp"#),
             ("80/icmp", r#"protocol "icmp" is not tcp, udp or sctp"#),
             ("80/tcp/udp", r#"protocol "tcp/udp" is not"#),
-            (
-                "8000-8010:80",
-                "host range 8000-8010 maps to a single container port; berth needs one host \
-                 port per container port, e.g. 8000:80",
-            ),
             (
                 "80:8000-8001",
                 "host port 80 is a single port but container range 8000-8001 has 2; give a host \

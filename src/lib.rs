@@ -46,6 +46,8 @@
 //! - [`telemetry`]: observability — the hub the controller reports every round to, the
 //!   status model (`berth status`, `/api/v1/status`), Prometheus metrics, the event log
 //!   (ring + `events.jsonl`), notification webhooks, and the HTTP server (`--listen`).
+//! - [`redact`]: values from host env files (`--env-dir`) masked by value in every output
+//!   (logs, status, events, metrics, notifications, CLI output).
 //! - [`util`]: what several modules share, written once: `id::short`, and `time` (the wall
 //!   clock read, civil dates).
 //! - The binary: `main.rs` parses the arguments (`cli/args.rs`, clap) and dispatches to
@@ -81,6 +83,7 @@ pub mod desired;
 pub mod engine;
 pub mod lock;
 pub mod reconcile;
+pub mod redact;
 pub mod report;
 pub mod source;
 pub mod store;

@@ -2,6 +2,7 @@
 //! file each), maps the outcome to an exit code (0 ok, 1 failure or invalid desired state,
 //! 2 usage — and for `plan --exit-code`, changes pending).
 
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -31,7 +32,7 @@ fn main() -> ExitCode {
     match run(cli.command) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("berth: {e:#}");
+            let _ = writeln!(berth::redact::stderr(), "berth: {e:#}");
             ExitCode::from(1)
         }
     }
@@ -78,7 +79,7 @@ fn init_logs(format: LogFormat, verbose: u8) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("warn,berth={default}")));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(berth::redact::MakeRedacted::new(std::io::stderr));
     match format {
         LogFormat::Human => builder.init(),
         LogFormat::Json => builder.json().init(),

@@ -1,6 +1,7 @@
 //! `berth apply`: converge once and wait for it (`berth::apply`), holding the data dir's
 //! lock; prints each round's plan, failures and a closing report.
 
+use std::io::Write as _;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -9,6 +10,7 @@ use anyhow::Context;
 use berth::apply::{self, ApplyOptions, ApplyReport, Progress};
 use berth::lock::DataDirLock;
 use berth::reconcile::plan::PlanOptions;
+use berth::redact;
 use berth::store::Store;
 
 use super::args::ApplyArgs;
@@ -49,8 +51,12 @@ pub fn run(args: ApplyArgs) -> anyhow::Result<ExitCode> {
         };
         let store = Store::open(&args.data_dir).context("failed to open berth's records")?;
         let report = apply::apply(&engine, &desired, opts, &stop, Some(&store), |p| match p {
-            Progress::Executing(plan) => print!("{plan}"),
-            Progress::Failed(f) => eprintln!("failed: {}: {}", f.step, f.error),
+            Progress::Executing(plan) => {
+                let _ = write!(redact::stdout(), "{plan}");
+            }
+            Progress::Failed(f) => {
+                let _ = writeln!(redact::stderr(), "failed: {}: {}", f.step, f.error);
+            }
             // Events are logged as they happen (see reconcile::execute).
             Progress::Event(_) => {}
         })
@@ -64,28 +70,35 @@ pub fn run(args: ApplyArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
+/// The closing report; a closed pipe is not an error worth reporting here.
 fn print_report(r: &ApplyReport) {
+    let (mut out, mut err) = (redact::stdout(), redact::stderr());
     for n in &r.orphans {
-        eprintln!("{n}");
+        let _ = writeln!(err, "{n}");
     }
     for (n, logs) in &r.blocked {
-        eprintln!("{n}");
+        let _ = writeln!(err, "{n}");
         if let Some(logs) = logs.as_deref().filter(|l| !l.trim().is_empty()) {
-            eprintln!("  last output:");
+            let _ = writeln!(err, "  last output:");
             for line in logs.lines() {
-                eprintln!("    {line}");
+                let _ = writeln!(err, "    {line}");
             }
         }
     }
     for n in &r.waiting {
-        eprintln!("{n} (gave up waiting)");
+        let _ = writeln!(err, "{n} (gave up waiting)");
     }
     if r.interrupted {
-        eprintln!("interrupted after {} step(s)", r.steps);
+        let _ = writeln!(err, "interrupted after {} step(s)", r.steps);
     } else if r.ok() {
-        println!("Converged: {} step(s) in {} round(s).", r.steps, r.rounds);
+        let _ = writeln!(
+            out,
+            "Converged: {} step(s) in {} round(s).",
+            r.steps, r.rounds
+        );
     } else {
-        eprintln!(
+        let _ = writeln!(
+            err,
             "Not converged: {} step(s) done, {} failed.",
             r.steps,
             r.failures.len()

@@ -17,7 +17,7 @@ use super::args::{HistoryArgs, RollbackArgs, ServiceArgs};
 pub fn history(args: HistoryArgs) -> anyhow::Result<ExitCode> {
     let HistoryArgs { target, json } = args;
     let (_, rec) = open_record(&target)?;
-    let mut out = std::io::stdout().lock();
+    let mut out = berth::redact::stdout();
     if json {
         serde_json::to_writer_pretty(&mut out, &control::history_json(&target.service, &rec))
             .context("failed to write the record")?;

@@ -35,7 +35,7 @@ pub fn run(args: EventsArgs) -> anyhow::Result<ExitCode> {
                 .filter(|e| since.admits(e))
                 .collect(),
         };
-        let mut out = std::io::stdout().lock();
+        let mut out = berth::redact::stdout();
         for e in &batch {
             if args.json {
                 serde_json::to_writer(&mut out, e)?;

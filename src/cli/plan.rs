@@ -25,7 +25,7 @@ pub fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
         let plan = round::plan_only(&engine, &desired, records, opts, unix_now())
             .await?
             .plan;
-        let mut out = std::io::stdout().lock();
+        let mut out = berth::redact::stdout();
         if plan.is_empty() && plan.notes.is_empty() {
             writeln!(out, "No changes: the engine is in the desired state.")?;
         } else {

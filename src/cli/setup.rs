@@ -76,7 +76,7 @@ pub fn load(source: &Source, data_dir: Option<&Path>) -> anyhow::Result<Option<D
         ..load_options(&source.profiles, &source.env_dir)
     };
     let loaded = desired::load(&root, &opts);
-    let mut err = std::io::stderr().lock();
+    let mut err = berth::redact::stderr();
     write!(err, "{}", loaded.diagnostics)?;
     if loaded.state.is_none() {
         writeln!(

@@ -39,7 +39,7 @@ pub fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
                 .with_context(|| format!("{server} answered with something that is not a status"))?
         }
     };
-    let mut out = std::io::stdout().lock();
+    let mut out = berth::redact::stdout();
     if args.json {
         serde_json::to_writer_pretty(&mut out, &status)?;
         writeln!(out)?;

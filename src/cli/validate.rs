@@ -16,7 +16,7 @@ pub fn run(args: ValidateArgs) -> anyhow::Result<ExitCode> {
     let ValidateArgs { source, format } = args;
     let (root, _checkout) = source_root(&source)?;
     let loaded = desired::load(&root, &load_options(&source.profiles, &source.env_dir));
-    let mut out = std::io::stdout().lock();
+    let mut out = berth::redact::stdout();
     match format {
         Format::Json => {
             serde_json::to_writer_pretty(&mut out, &report::json(&loaded))
@@ -24,7 +24,7 @@ pub fn run(args: ValidateArgs) -> anyhow::Result<ExitCode> {
             writeln!(out)?;
         }
         Format::Text => {
-            let mut err = std::io::stderr().lock();
+            let mut err = berth::redact::stderr();
             write!(err, "{}", loaded.diagnostics)?;
             if loaded.state.is_some() {
                 write!(out, "{}", report::summary_text(&loaded))?;

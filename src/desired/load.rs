@@ -243,6 +243,9 @@ fn build_project(
         }
         None => BTreeMap::new(),
     };
+    // The host's env files hold its secrets: whatever they end up in (an image tag, a probe
+    // URL, a label), every output masks them by value (see `redact`).
+    crate::redact::add(host_env.values().cloned());
     let lookup = |k: &str| {
         process(k)
             .or_else(|| host_env.get(k).cloned())

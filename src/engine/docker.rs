@@ -57,6 +57,7 @@ use bollard::{API_DEFAULT_VERSION, BollardRequest, ClientVersion, Docker};
 use futures_util::StreamExt;
 use tokio::sync::{OnceCell, mpsc};
 
+use super::auth::{self, Auth, Lookup};
 use super::{
     BUILD_LOG_TAIL, BuildSpec, ContainerCreate, ContainerDetails, ContainerSummary,
     EXEC_OUTPUT_LIMIT, Engine, EngineError, EngineEvent, EngineInfo, EngineResult, ExecOutcome,
@@ -98,6 +99,8 @@ pub struct DockerEngine {
     calls: Arc<std::sync::atomic::AtomicU64>,
     /// Failed calls by operation (`berth_docker_api_errors_total{op}`).
     errors: Arc<std::sync::Mutex<BTreeMap<String, u64>>>,
+    /// Registry credentials for pulls and builds (`None`: no config directory, anonymous).
+    auth: Option<Auth>,
 }
 
 impl DockerEngine {
@@ -146,6 +149,7 @@ impl DockerEngine {
             client: Arc::new(OnceCell::new()),
             calls: Arc::new(std::sync::atomic::AtomicU64::new(0)),
             errors: Arc::default(),
+            auth: Auth::from_env(),
         })
     }
 
@@ -158,6 +162,13 @@ impl DockerEngine {
     /// Sets the deadline of one image pull (default [`DEFAULT_PULL_TIMEOUT`]).
     pub fn with_pull_timeout(mut self, timeout: Duration) -> Self {
         self.pull_timeout = timeout;
+        self
+    }
+
+    /// Takes registry credentials from `auth` instead of the Docker CLI's config directory
+    /// (`DOCKER_CONFIG`, `~/.docker`); `None` pulls and builds anonymously.
+    pub fn with_auth(mut self, auth: Option<Auth>) -> Self {
+        self.auth = auth;
         self
     }
 
@@ -619,6 +630,32 @@ fn engine_event(e: EventMessage) -> EngineEvent {
     }
 }
 
+/// A pull the registry refused (401/403, no credentials) says which registry and where berth
+/// looked for credentials (never the credentials); other errors pass unchanged.
+fn refused(err: EngineError, lookup: Option<&Lookup>) -> EngineError {
+    match err {
+        EngineError::Failed {
+            op,
+            target,
+            message,
+        } if auth::is_denied(&message) => {
+            let looked = match lookup {
+                Some(l) => format!("registry {} refused access; {}", l.registry, l.trail),
+                None => format!(
+                    "registry {} refused access; berth has no Docker config directory to take credentials from (set DOCKER_CONFIG or HOME)",
+                    auth::registry_of(&target)
+                ),
+            };
+            EngineError::Failed {
+                op,
+                target,
+                message: format!("{message} ({looked})"),
+            }
+        }
+        other => other,
+    }
+}
+
 /// `repo` → `repo:latest`, as the docker CLI does: the API pulls every tag of an untagged name.
 fn pull_reference(reference: &str) -> String {
     let last = reference.rsplit('/').next().unwrap_or(reference);
@@ -1020,15 +1057,21 @@ impl Engine for DockerEngine {
         let options = CreateImageOptionsBuilder::new()
             .from_image(&reference)
             .build();
+        let lookup = match &self.auth {
+            Some(auth) => Some(auth.lookup(&reference).await),
+            None => None,
+        };
+        let credentials = lookup.as_ref().and_then(Lookup::to_bollard);
         let pull = async {
-            let mut progress = docker.create_image(Some(options), None, None);
+            let mut progress = docker.create_image(Some(options), None, credentials);
             while let Some(item) = progress.next().await {
                 item?;
             }
             Ok(())
         };
         self.call("pull image", &reference, self.pull_timeout, pull)
-            .await?;
+            .await
+            .map_err(|e| refused(e, lookup.as_ref()))?;
         let image = self
             .call(
                 "inspect image",
@@ -1080,9 +1123,14 @@ impl Engine for DockerEngine {
             inline,
         ));
         let tag = spec.tag.clone();
+        // All of them, as `docker build` sends: base images may come from any registry.
+        let credentials = match &self.auth {
+            Some(auth) => Some(auth.all().await).filter(|c| !c.is_empty()),
+            None => None,
+        };
         let build = async {
             let mut tail: std::collections::VecDeque<String> = Default::default();
-            let mut progress = docker.build_image(options.build(), None, Some(body));
+            let mut progress = docker.build_image(options.build(), credentials, Some(body));
             while let Some(item) = progress.next().await {
                 let info = match item {
                     Ok(i) => i,

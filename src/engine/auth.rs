@@ -179,7 +179,7 @@ impl Auth {
                             error = %e,
                             "credential helper failed; pulling without credentials"
                         );
-                        (None, HelperResult::Failed(e.to_string()))
+                        (None, HelperResult::Failed(with_causes(&e)))
                     }
                 };
                 trail.used = Used::Helper {
@@ -201,8 +201,8 @@ impl Auth {
     /// (Docker Hub under `https://index.docker.io/v1/`, others by host), for a build whose
     /// base images may come from any of them (what `docker build` sends). A helper that fails
     /// is logged and left out.
-    pub async fn all(&self) -> HashMap<String, DockerCredentials> {
-        let (file, _) = self.read();
+    pub async fn all(&self) -> ForBuild {
+        let (file, state) = self.read();
         let mut registries: Vec<String> = file.auths.keys().map(|k| canonical(k)).collect();
         registries.extend(file.cred_helpers.keys().map(|k| canonical(k)));
         if let Some(store) = file.creds_store.as_deref().filter(|s| !s.is_empty()) {
@@ -217,17 +217,26 @@ impl Auth {
         }
         registries.sort();
         registries.dedup();
-        let mut all = HashMap::new();
+        let mut credentials = HashMap::new();
+        let mut sent = Vec::new();
         for registry in registries {
             let lookup = self.lookup_registry(registry.clone()).await;
             if let Some(c) = &lookup.credentials {
-                all.insert(
+                credentials.insert(
                     server_address(&registry).to_owned(),
                     c.to_bollard(&registry),
                 );
+                sent.push(registry);
             }
         }
-        all
+        ForBuild {
+            credentials,
+            trail: BuildTrail {
+                config: self.config_path(),
+                file: state,
+                registries: sent,
+            },
+        }
     }
 
     /// The config file, or an empty one and why there is none.
@@ -356,6 +365,51 @@ impl Lookup {
         self.credentials
             .as_ref()
             .map(|c| c.to_bollard(&self.registry))
+    }
+}
+
+/// The credentials sent with a build, and where they came from.
+#[derive(Debug, Clone)]
+pub struct ForBuild {
+    /// `X-Registry-Config`: server address → credentials.
+    pub credentials: HashMap<String, DockerCredentials>,
+    /// Where they came from, for the error of a build whose base image was refused.
+    pub trail: BuildTrail,
+}
+
+/// Where berth looked for a build's credentials: a person reads it (`Display`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuildTrail {
+    /// The config file.
+    pub config: PathBuf,
+    /// Whether it was there and readable.
+    pub file: FileState,
+    /// The registries credentials were sent for (canonical hosts, sorted).
+    pub registries: Vec<String>,
+}
+
+impl fmt::Display for BuildTrail {
+    /// `berth sent credentials for ghcr.io, docker.io from /root/.docker/config.json`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let path = self.config.display();
+        match &self.file {
+            FileState::Missing => write!(
+                f,
+                "berth looked for credentials in {path}, which does not exist (set DOCKER_CONFIG to the directory of a Docker config.json, or run `docker login` as the user berth runs as)"
+            ),
+            FileState::Broken(why) => write!(
+                f,
+                "berth looked for credentials in {path}, which it could not read: {why}"
+            ),
+            FileState::Read if self.registries.is_empty() => {
+                write!(f, "berth found no registry credentials in {path}")
+            }
+            FileState::Read => write!(
+                f,
+                "berth sent credentials for {} from {path}",
+                self.registries.join(", ")
+            ),
+        }
     }
 }
 
@@ -569,6 +623,17 @@ fn server_address(registry: &str) -> &str {
     }
 }
 
+/// `err: cause: cause…`, for a person (the trail keeps text, not the error).
+fn with_causes(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut cause = err.source();
+    while let Some(c) = cause {
+        text.push_str(&format!(": {c}"));
+        cause = c.source();
+    }
+    text
+}
+
 fn helper_program(name: &str) -> String {
     format!("docker-credential-{name}")
 }
@@ -686,7 +751,6 @@ fn plan(file: &ConfigFile, registry: &str) -> Plan {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::fs::PermissionsExt;
 
     fn b64(s: &str) -> String {
         base64::engine::general_purpose::STANDARD.encode(s)
@@ -705,15 +769,20 @@ mod tests {
     fn helper(dir: &Path, name: &str, body: &str) {
         let path = dir.join(format!("docker-credential-{name}"));
         let log = dir.join(format!("{name}.log"));
-        std::fs::write(
-            &path,
-            format!(
-                "#!/bin/sh\nread -r server || true\necho \"$1 $server\" >> {}\n{body}\n",
-                log.display()
-            ),
-        )
-        .unwrap();
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let script = format!(
+            "#!/bin/sh\nread -r server || true\necho \"$1 $server\" >> {}\n{body}\n",
+            log.display()
+        );
+        // Written by a child process: a file this (multi-threaded) process had open for
+        // writing could leak into another test's fork and make exec fail with ETXTBSY.
+        let mut child = std::process::Command::new("sh")
+            .args(["-c", "cat > \"$1\" && chmod 755 \"$1\"", "sh"])
+            .arg(&path)
+            .stdin(Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::io::Write::write_all(&mut child.stdin.take().unwrap(), script.as_bytes()).unwrap();
+        assert!(child.wait().unwrap().success());
     }
 
     fn helper_log(dir: &Path, name: &str) -> String {
@@ -837,7 +906,13 @@ mod tests {
             "{said}"
         );
         assert!(said.contains("does not exist"), "{said}");
-        assert!(auth.all().await.is_empty());
+        let sent = auth.all().await;
+        assert!(sent.credentials.is_empty());
+        assert!(
+            sent.trail.to_string().contains("does not exist"),
+            "{}",
+            sent.trail
+        );
     }
 
     #[tokio::test]
@@ -954,7 +1029,15 @@ mod tests {
             "stand",
             r#"echo '{"Username":"gh","Secret":"ghpw"}'"#,
         );
-        let all = auth.all().await;
+        let sent = auth.all().await;
+        assert_eq!(
+            sent.trail.to_string(),
+            format!(
+                "berth sent credentials for docker.io, ghcr.io from {}",
+                auth.config_path().display()
+            )
+        );
+        let all = sent.credentials;
         let mut keys: Vec<&String> = all.keys().collect();
         keys.sort();
         assert_eq!(keys, ["ghcr.io", HUB_INDEX]);

@@ -1124,9 +1124,18 @@ impl Engine for DockerEngine {
         ));
         let tag = spec.tag.clone();
         // All of them, as `docker build` sends: base images may come from any registry.
-        let credentials = match &self.auth {
-            Some(auth) => Some(auth.all().await).filter(|c| !c.is_empty()),
-            None => None,
+        let (credentials, trail) = match &self.auth {
+            Some(auth) => {
+                let sent = auth.all().await;
+                let credentials = Some(sent.credentials).filter(|c| !c.is_empty());
+                (credentials, Some(sent.trail))
+            }
+            None => (None, None),
+        };
+        // A base image the registry refused says where berth looked, as a refused pull does.
+        let explain = |error: &str| match &trail {
+            Some(trail) if auth::is_denied(error) => format!("{} ({trail})", error.trim()),
+            _ => error.to_owned(),
         };
         let build = async {
             let mut tail: std::collections::VecDeque<String> = Default::default();
@@ -1135,7 +1144,7 @@ impl Engine for DockerEngine {
                 let info = match item {
                     Ok(i) => i,
                     Err(BollardError::DockerStreamError { error }) => {
-                        return Ok(Err(build_failure(&tag, &error, &tail)));
+                        return Ok(Err(build_failure(&tag, &explain(&error), &tail)));
                     }
                     Err(e) => return Err(e),
                 };
@@ -1151,7 +1160,7 @@ impl Engine for DockerEngine {
                     tail.push_back(line.to_string());
                 }
                 if let Some(err) = info.error_detail.and_then(|d| d.message) {
-                    return Ok(Err(build_failure(&tag, &err, &tail)));
+                    return Ok(Err(build_failure(&tag, &explain(&err), &tail)));
                 }
             }
             Ok(Ok(()))

@@ -575,12 +575,13 @@ pub enum HelperError {
 /// Whether an engine error message says the registry refused access (401/403 or no
 /// credentials), as Docker words it: `unauthorized: authentication required`, `denied:
 /// requested access to the resource is denied`, `pull access denied for …`, `no basic auth
-/// credentials`.
+/// credentials`. A local "permission denied" is not one.
 pub fn is_denied(message: &str) -> bool {
     let m = message.to_ascii_lowercase();
     [
         "unauthorized",
-        "denied",
+        "access to the resource is denied",
+        "pull access denied",
         "no basic auth credentials",
         "authentication required",
         "403 forbidden",
@@ -1074,5 +1075,8 @@ mod tests {
         }
         assert!(!is_denied("manifest for app:1 not found: manifest unknown"));
         assert!(!is_denied("connection refused"));
+        assert!(!is_denied(
+            "failed to register layer: open /var/lib/docker/x: permission denied"
+        ));
     }
 }

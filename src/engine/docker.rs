@@ -25,6 +25,9 @@
 //! - `exec` is three API calls (create, start attached, inspect) under one deadline, the
 //!   caller's; on timeout the command keeps running in the container (the API cannot kill an
 //!   exec) and the call fails with `Timeout`.
+//! - Pulls and builds send the registry credentials [`super::auth`] finds (read afresh for
+//!   each); a pull or base image the registry refuses fails with a message naming the registry
+//!   and where berth looked, never the credentials.
 //! - `remove_image_tag` is `DELETE /images/{ref}` with `force=false, noprune=true`: it untags
 //!   an image that has other references, deletes one that has none left, and answers 409 when
 //!   that last reference belongs to an image a container uses.

@@ -368,13 +368,25 @@ impl Lookup {
     }
 }
 
-/// The credentials sent with a build, and where they came from.
-#[derive(Debug, Clone)]
+/// The credentials sent with a build, and where they came from. `Debug` shows the registries
+/// only (bollard's credential type would print the secrets).
+#[derive(Clone)]
 pub struct ForBuild {
     /// `X-Registry-Config`: server address → credentials.
     pub credentials: HashMap<String, DockerCredentials>,
     /// Where they came from, for the error of a build whose base image was refused.
     pub trail: BuildTrail,
+}
+
+impl fmt::Debug for ForBuild {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut servers: Vec<&String> = self.credentials.keys().collect();
+        servers.sort();
+        f.debug_struct("ForBuild")
+            .field("credentials_for", &servers)
+            .field("trail", &self.trail)
+            .finish()
+    }
 }
 
 /// Where berth looked for a build's credentials: a person reads it (`Display`).
@@ -1044,6 +1056,25 @@ mod tests {
         assert_eq!(keys, ["ghcr.io", HUB_INDEX]);
         assert_eq!(all["ghcr.io"].password.as_deref(), Some("ghpw"));
         assert_eq!(all[HUB_INDEX].username.as_deref(), Some("hub"));
+    }
+
+    #[tokio::test]
+    async fn lookups_and_build_credentials_never_debug_a_secret() {
+        let (_d, auth) = config(&format!(
+            r#"{{"auths": {{"ghcr.io": {{"auth": "{}"}}}}}}"#,
+            b64("bot:hunter2")
+        ));
+        let shown = format!(
+            "{:?} {:?}",
+            auth.lookup("ghcr.io/org/app").await,
+            auth.all().await
+        );
+        assert!(
+            shown.contains("ghcr.io") && shown.contains("bot"),
+            "{shown}"
+        );
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(!shown.contains(&b64("bot:hunter2")), "{shown}");
     }
 
     #[test]

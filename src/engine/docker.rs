@@ -25,6 +25,9 @@
 //! - `exec` is three API calls (create, start attached, inspect) under one deadline, the
 //!   caller's; on timeout the command keeps running in the container (the API cannot kill an
 //!   exec) and the call fails with `Timeout`.
+//! - Pulls and builds send the registry credentials [`super::auth`] finds (read afresh for
+//!   each); a pull or base image the registry refuses fails with a message naming the registry
+//!   and where berth looked, never the credentials.
 //! - `remove_image_tag` is `DELETE /images/{ref}` with `force=false, noprune=true`: it untags
 //!   an image that has other references, deletes one that has none left, and answers 409 when
 //!   that last reference belongs to an image a container uses.
@@ -57,6 +60,7 @@ use bollard::{API_DEFAULT_VERSION, BollardRequest, ClientVersion, Docker};
 use futures_util::StreamExt;
 use tokio::sync::{OnceCell, mpsc};
 
+use super::auth::{self, Auth, Lookup};
 use super::{
     BUILD_LOG_TAIL, BuildSpec, ContainerCreate, ContainerDetails, ContainerSummary,
     EXEC_OUTPUT_LIMIT, Engine, EngineError, EngineEvent, EngineInfo, EngineResult, ExecOutcome,
@@ -98,6 +102,8 @@ pub struct DockerEngine {
     calls: Arc<std::sync::atomic::AtomicU64>,
     /// Failed calls by operation (`berth_docker_api_errors_total{op}`).
     errors: Arc<std::sync::Mutex<BTreeMap<String, u64>>>,
+    /// Registry credentials for pulls and builds (`None`: no config directory, anonymous).
+    auth: Option<Auth>,
 }
 
 impl DockerEngine {
@@ -146,6 +152,7 @@ impl DockerEngine {
             client: Arc::new(OnceCell::new()),
             calls: Arc::new(std::sync::atomic::AtomicU64::new(0)),
             errors: Arc::default(),
+            auth: Auth::from_env(),
         })
     }
 
@@ -158,6 +165,13 @@ impl DockerEngine {
     /// Sets the deadline of one image pull (default [`DEFAULT_PULL_TIMEOUT`]).
     pub fn with_pull_timeout(mut self, timeout: Duration) -> Self {
         self.pull_timeout = timeout;
+        self
+    }
+
+    /// Takes registry credentials from `auth` instead of the Docker CLI's config directory
+    /// (`DOCKER_CONFIG`, `~/.docker`); `None` pulls and builds anonymously.
+    pub fn with_auth(mut self, auth: Option<Auth>) -> Self {
+        self.auth = auth;
         self
     }
 
@@ -619,6 +633,32 @@ fn engine_event(e: EventMessage) -> EngineEvent {
     }
 }
 
+/// A pull the registry refused (401/403, no credentials) says which registry and where berth
+/// looked for credentials (never the credentials); other errors pass unchanged.
+fn refused(err: EngineError, lookup: Option<&Lookup>) -> EngineError {
+    match err {
+        EngineError::Failed {
+            op,
+            target,
+            message,
+        } if auth::is_denied(&message) => {
+            let looked = match lookup {
+                Some(l) => format!("registry {} refused access; {}", l.registry, l.trail),
+                None => format!(
+                    "registry {} refused access; berth has no Docker config directory to take credentials from (set DOCKER_CONFIG or HOME)",
+                    auth::registry_of(&target)
+                ),
+            };
+            EngineError::Failed {
+                op,
+                target,
+                message: format!("{message} ({looked})"),
+            }
+        }
+        other => other,
+    }
+}
+
 /// `repo` → `repo:latest`, as the docker CLI does: the API pulls every tag of an untagged name.
 fn pull_reference(reference: &str) -> String {
     let last = reference.rsplit('/').next().unwrap_or(reference);
@@ -1020,15 +1060,21 @@ impl Engine for DockerEngine {
         let options = CreateImageOptionsBuilder::new()
             .from_image(&reference)
             .build();
+        let lookup = match &self.auth {
+            Some(auth) => Some(auth.lookup(&reference).await),
+            None => None,
+        };
+        let credentials = lookup.as_ref().and_then(Lookup::to_bollard);
         let pull = async {
-            let mut progress = docker.create_image(Some(options), None, None);
+            let mut progress = docker.create_image(Some(options), None, credentials);
             while let Some(item) = progress.next().await {
                 item?;
             }
             Ok(())
         };
         self.call("pull image", &reference, self.pull_timeout, pull)
-            .await?;
+            .await
+            .map_err(|e| refused(e, lookup.as_ref()))?;
         let image = self
             .call(
                 "inspect image",
@@ -1080,14 +1126,28 @@ impl Engine for DockerEngine {
             inline,
         ));
         let tag = spec.tag.clone();
+        // All of them, as `docker build` sends: base images may come from any registry.
+        let (credentials, trail) = match &self.auth {
+            Some(auth) => {
+                let sent = auth.all().await;
+                let credentials = Some(sent.credentials).filter(|c| !c.is_empty());
+                (credentials, Some(sent.trail))
+            }
+            None => (None, None),
+        };
+        // A base image the registry refused says where berth looked, as a refused pull does.
+        let explain = |error: &str| match &trail {
+            Some(trail) if auth::is_denied(error) => format!("{} ({trail})", error.trim()),
+            _ => error.to_owned(),
+        };
         let build = async {
             let mut tail: std::collections::VecDeque<String> = Default::default();
-            let mut progress = docker.build_image(options.build(), None, Some(body));
+            let mut progress = docker.build_image(options.build(), credentials, Some(body));
             while let Some(item) = progress.next().await {
                 let info = match item {
                     Ok(i) => i,
                     Err(BollardError::DockerStreamError { error }) => {
-                        return Ok(Err(build_failure(&tag, &error, &tail)));
+                        return Ok(Err(build_failure(&tag, &explain(&error), &tail)));
                     }
                     Err(e) => return Err(e),
                 };
@@ -1103,7 +1163,7 @@ impl Engine for DockerEngine {
                     tail.push_back(line.to_string());
                 }
                 if let Some(err) = info.error_detail.and_then(|d| d.message) {
-                    return Ok(Err(build_failure(&tag, &err, &tail)));
+                    return Ok(Err(build_failure(&tag, &explain(&err), &tail)));
                 }
             }
             Ok(Ok(()))

@@ -27,6 +27,8 @@ pub struct Registry {
     config: PathBuf,
     log: PathBuf,
     storage: PathBuf,
+    /// The htpasswd file a registry with basic auth checks (`Registry::start_with_htpasswd`).
+    htpasswd: Option<PathBuf>,
     child: Option<Child>,
     _dir: tempfile::TempDir,
 }
@@ -34,6 +36,17 @@ pub struct Registry {
 impl Registry {
     /// Starts a registry on a free port and waits (bounded) until it answers.
     pub fn start() -> Self {
+        Self::start_with(None)
+    }
+
+    /// Starts a registry that wants basic auth checked against `htpasswd` (bcrypt entries):
+    /// plain HTTP, which the engine allows for 127.0.0.0/8 with credentials too. Pushing to it
+    /// takes a `docker login` first, so [`Registry::push`] does not work for it.
+    pub fn start_with_htpasswd(htpasswd: &std::path::Path) -> Self {
+        Self::start_with(Some(htpasswd.to_path_buf()))
+    }
+
+    fn start_with(htpasswd: Option<PathBuf>) -> Self {
         super::tier::require_engine();
         super::tier::require_tool(BINARY, "docker-registry");
         let dir = tempfile::tempdir().expect("registry temp dir");
@@ -43,16 +56,23 @@ impl Registry {
             log: dir.path().join("registry.log"),
             child: None,
             storage: dir.path().join("storage"),
+            htpasswd,
             _dir: dir,
         };
         let mut last_error = String::new();
         // A free port can be taken by someone else before the registry binds it: try again.
         for _ in 0..3 {
             r.port = free_port();
+            let auth = r.htpasswd.as_ref().map_or(String::new(), |h| {
+                format!(
+                    "auth: {{htpasswd: {{realm: berth-test, path: {}}}}}\n",
+                    h.display()
+                )
+            });
             std::fs::write(
                 &r.config,
                 format!(
-                    "version: 0.1\nlog: {{level: warn}}\nstorage: {{filesystem: {{rootdirectory: {}}}}}\nhttp: {{addr: 127.0.0.1:{}}}\n",
+                    "version: 0.1\nlog: {{level: warn}}\nstorage: {{filesystem: {{rootdirectory: {}}}}}\nhttp: {{addr: 127.0.0.1:{}}}\n{auth}",
                     r.storage.display(),
                     r.port
                 ),
@@ -106,9 +126,10 @@ impl Registry {
         }
     }
 
-    /// Whether `GET /v2/` answers 200 now.
+    /// Whether `GET /v2/` answers now: 200, or 401 from a registry that wants auth.
     pub fn answers(&self) -> bool {
-        http_get(self.port, "/v2/", 0).is_some_and(|(status, _)| status == 200)
+        let wanted = if self.htpasswd.is_some() { 401 } else { 200 };
+        http_get(self.port, "/v2/", 0).is_some_and(|(status, _)| status == wanted)
     }
 
     /// Local references naming this registry: tags (`127.0.0.1:<port>/repo:tag`) and the

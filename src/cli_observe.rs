@@ -13,6 +13,7 @@ use berth::apply::{load_records, unix_now};
 use berth::controller::RoundObserver;
 use berth::desired;
 use berth::engine::docker::DockerEngine;
+use berth::engine::liveness::Liveness;
 use berth::reconcile::observe::observe_and_plan;
 use berth::reconcile::plan::{PlanOptions, Records};
 use berth::store::Store;
@@ -152,6 +153,7 @@ pub async fn start(
         Some(addr) => {
             let opts = ServerOptions {
                 git_hook,
+                engine_check: Some(Arc::new(Liveness::watch_docker((**engine).clone())).check()),
                 ..ServerOptions::default()
             };
             match Server::bind(addr, telemetry.clone(), opts).await {

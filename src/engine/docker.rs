@@ -223,6 +223,24 @@ impl DockerEngine {
         }
     }
 
+    /// Pings the engine under `limit` in all (connecting and negotiating the version
+    /// included): readiness asks this so a frozen engine shows within seconds.
+    pub async fn ping_within(&self, limit: Duration) -> EngineResult<()> {
+        let ping = async {
+            let docker = self.client("ping").await?;
+            self.call("ping", &self.endpoint, limit, docker.ping())
+                .await
+                .map(|_| ())
+        };
+        tokio::time::timeout(limit, ping).await.unwrap_or_else(|_| {
+            Err(EngineError::Timeout {
+                op: "ping".into(),
+                target: self.endpoint.clone(),
+                after: limit,
+            })
+        })
+    }
+
     /// How many API calls this engine (and its clones) made, not counting the one-time
     /// version negotiation.
     pub fn calls_made(&self) -> u64 {

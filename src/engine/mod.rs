@@ -7,6 +7,7 @@
 pub mod docker;
 pub mod fake;
 pub mod labels;
+pub mod liveness;
 
 use std::collections::BTreeMap;
 use std::future::Future;

@@ -13,7 +13,9 @@
 //!     content hash, `load` runs the pipeline, `diag` carries positioned diagnostics.
 //! - [`engine`]: the Docker boundary — the [`engine::Engine`] trait and its engine-neutral
 //!   types, `docker` (bollard, production), `fake` (in memory, tests), `labels` (ownership
-//!   labels and compose-compatible names).
+//!   labels and compose-compatible names), `claim` (one berth per engine: the claim container
+//!   and the rule for a holder that died), `liveness` (a bounded ping: is the engine answering
+//!   now, for readiness and status).
 //! - [`reconcile`]: `observed` (what exists), `plan` (pure: desired × observed × records ×
 //!   now → steps with causes, record changes, events), `rollout` (pure: the state machine of
 //!   one long-running service — begin, start-first/stop-first replicas through the gate,

@@ -17,7 +17,9 @@
 //! - [`engine`]: the Docker boundary — the [`engine::Engine`] trait and its engine-neutral
 //!   types, `docker` (bollard, production), `fake` (in memory, tests), `labels` (ownership
 //!   labels and compose-compatible names), `auth` (registry credentials for pulls and builds,
-//!   found as the Docker CLI finds them).
+//!   found as the Docker CLI finds them), `claim` (one berth per engine: the claim container
+//!   and the rule for a holder that died), `liveness` (a bounded ping: is the engine answering
+//!   now, for readiness and status).
 //! - [`reconcile`]: `observed` (what exists), `plan` (pure: desired × observed × records ×
 //!   now → steps with causes, record changes, events), `rollout` (pure: the state machine of
 //!   one long-running service — begin, start-first/stop-first replicas through the gate,

@@ -440,3 +440,65 @@ fn relative_bind_mounts_keep_one_path_and_revision_across_commits() {
     poke_until(&s, "commit three", || serves(&s, &three));
     assert_ne!(web(&s.source.load()).spec_hash, first.spec_hash);
 }
+
+/// One HTTP request's head from a git client, answered 404: what git sent.
+fn capture_one_request(listener: std::net::TcpListener) -> std::thread::JoinHandle<String> {
+    use std::io::{BufRead, BufReader, Write};
+    listener.set_nonblocking(false).unwrap();
+    std::thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        let mut reader = BufReader::new(stream.try_clone().unwrap());
+        let mut head = String::new();
+        for _ in 0..100 {
+            let mut line = String::new();
+            if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                break;
+            }
+            head.push_str(&line);
+        }
+        let mut w = stream;
+        let _ = w
+            .write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        head
+    })
+}
+
+#[test]
+fn url_credentials_reach_git_in_memory_only_and_an_old_config_is_cleaned() {
+    use berth::source::git::Repo;
+    let tmp = tempfile::tempdir().unwrap();
+    let git_dir = tmp.path().join("repo.git");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let url = format!("http://alice:s3cret%40pw@127.0.0.1:{port}/r.git");
+    // A clone an older berth made: the credentials are in its config.
+    git(tmp.path(), &["init", "--bare", "--quiet", "repo.git"]);
+    git(&git_dir, &["config", "remote.origin.url", &url]);
+    let config = || std::fs::read_to_string(git_dir.join("config")).unwrap();
+    assert!(config().contains("s3cret"));
+
+    let mut opts = options(&Remote::new());
+    opts.url = url.clone();
+    let repo = Repo::open(&git_dir, &opts).unwrap();
+    assert!(!config().contains("s3cret"), "config:\n{}", config());
+    assert!(!config().contains("alice"), "config:\n{}", config());
+    assert!(config().contains(&format!("http://127.0.0.1:{port}/r.git")));
+
+    let server = capture_one_request(listener);
+    let err = repo.fetch(Some("main")).unwrap_err().to_string();
+    let head = server.join().unwrap();
+    // base64("alice:s3cret@pw")
+    assert!(
+        head.contains("Authorization: Basic YWxpY2U6czNjcmV0QHB3"),
+        "git sent:\n{head}"
+    );
+    assert!(!err.contains("s3cret"), "{err}");
+    assert!(!config().contains("s3cret"), "config:\n{}", config());
+    assert_eq!(
+        opts.location(),
+        format!("http://127.0.0.1:{port}/r.git (ref main)")
+    );
+}

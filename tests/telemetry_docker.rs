@@ -377,8 +377,8 @@ fn notifications_follow_a_revert_and_an_invalid_state_while_bad_receivers_wait()
     });
     assert_eq!(
         http_get(port, "/readyz", 2000).unwrap().0,
-        200,
-        "the last good state is loaded"
+        503,
+        "the last good state keeps running, but what is desired is invalid: not ready"
     );
     p.write(&yaml);
     wait_until("recovered notified", limit, &p, || {

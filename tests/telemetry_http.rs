@@ -201,6 +201,99 @@ async fn slow_clients_and_slow_handlers_are_cut_off() {
     server.shutdown(Duration::from_secs(5)).await;
 }
 
+/// `n` connections that each send part of a request head and then trickle one header byte
+/// every `every` (until `stop`): the slowloris pattern.
+fn trickle(
+    a: SocketAddr,
+    n: usize,
+    every: Duration,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<usize> {
+    let mut conns: Vec<TcpStream> = (0..n)
+        .filter_map(|_| TcpStream::connect_timeout(&a, Duration::from_secs(10)).ok())
+        .collect();
+    for c in &mut conns {
+        let _ = c.set_write_timeout(Some(Duration::from_secs(1)));
+        let _ = c.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ");
+    }
+    std::thread::spawn(move || {
+        // Bounded: at most ten minutes of trickling.
+        for _ in 0..(600_000 / every.as_millis().max(1)) {
+            if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                break;
+            }
+            for c in &mut conns {
+                let _ = c.write_all(b"a");
+            }
+            std::thread::sleep(every);
+        }
+        conns.len()
+    })
+}
+
+/// `GET /healthz` on a fresh connection: (status, how long the answer took).
+fn timed_healthz(a: SocketAddr) -> (u16, Duration) {
+    let started = Instant::now();
+    let Ok(mut s) = TcpStream::connect_timeout(&a, Duration::from_secs(30)) else {
+        return (0, started.elapsed());
+    };
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    s.set_write_timeout(Some(Duration::from_secs(30))).unwrap();
+    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    let code = out
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (code, started.elapsed())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hundred_slow_connections_do_not_keep_healthz_waiting() {
+    // Headers may take an hour: only the connection bound can make room for /healthz, so
+    // an answer while the 200 slow clients still hold their connections proves it does.
+    let (_tel, server) = serve(ServerOptions {
+        header_timeout: Duration::from_secs(3600),
+        ..ServerOptions::default()
+    })
+    .await;
+    let a = server.local_addr();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let slow = trickle(a, 200, Duration::from_millis(500), stop.clone());
+    let (code, took) = client(move || timed_healthz(a)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let opened = client(move || slow.join().unwrap()).await;
+    assert_eq!(opened, 200);
+    assert_eq!(code, 200, "/healthz was not answered (waited {took:?})");
+    eprintln!("/healthz with 200 slow connections open: {took:?}");
+    server.shutdown(Duration::from_secs(5)).await;
+}
+
+/// The numbers of the report: `/healthz` latency with 200 slow connections and the default
+/// limits. `cargo test --test telemetry_http -- --ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement (prints latencies), not a check"]
+async fn measure_healthz_latency_with_200_slow_connections() {
+    let (_tel, server) = serve(ServerOptions::default()).await;
+    let a = server.local_addr();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let slow = trickle(a, 200, Duration::from_millis(500), stop.clone());
+    let mut took = Vec::new();
+    for _ in 0..5 {
+        let (code, t) = client(move || timed_healthz(a)).await;
+        assert_eq!(code, 200);
+        took.push(t);
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    client(move || slow.join().unwrap()).await;
+    took.sort();
+    eprintln!("/healthz with 200 slow connections (default limits), 5 requests in a row: {took:?}");
+    server.shutdown(Duration::from_secs(5)).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_lets_requests_in_flight_finish_then_refuses_new_ones() {
     let (_tel, server) = serve(ServerOptions {
@@ -338,4 +431,149 @@ async fn a_slow_receiver_only_delays_its_own_queue_which_drops_its_oldest() {
         })
         .collect();
     assert_eq!(seqs, [1, 4, 5], "the queue of 2 kept the newest");
+}
+
+/// A log writer the test can read back.
+#[derive(Clone, Default)]
+struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn listening_beyond_loopback_warns_and_names_the_risk() {
+    let logs = Captured::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_max_level(tracing::Level::WARN)
+        .with_ansi(false)
+        .finish();
+    let _default = tracing::subscriber::set_default(subscriber);
+    let tel = Telemetry::new(TelemetryOptions::default());
+    let text = || String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+
+    let local = Server::bind(
+        "127.0.0.1:0".parse().unwrap(),
+        tel.clone(),
+        ServerOptions::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(text(), "", "loopback is quiet");
+    local.shutdown(Duration::from_secs(1)).await;
+
+    let open = Server::bind("0.0.0.0:0".parse().unwrap(), tel, ServerOptions::default())
+        .await
+        .unwrap();
+    let said = text();
+    assert!(said.contains("WARN"), "{said}");
+    assert!(said.contains("not a loopback address"), "{said}");
+    assert!(said.contains("without authentication"), "{said}");
+    assert!(said.contains("token"), "{said}");
+    open.shutdown(Duration::from_secs(1)).await;
+}
+
+/// Reports one round to the hub: `loaded` is this round's load, `desired` the state applied.
+fn round(
+    tel: &Telemetry,
+    n: u64,
+    loaded: &berth::desired::Loaded,
+    desired: &berth::desired::model::DesiredState,
+) {
+    use berth::controller::{RoundReport, RoundResult};
+    tel.observe(
+        &RoundReport {
+            round: n,
+            started: std::time::SystemTime::UNIX_EPOCH,
+            duration: Duration::from_millis(1),
+            loaded,
+            desired: Some(desired),
+            observed: None,
+            records: None,
+            plan: None,
+            events: &[],
+            failures: &[],
+            result: RoundResult::Settled,
+        },
+        1_700_000_000 + n,
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_is_503_with_the_reason_while_the_desired_state_is_invalid() {
+    use berth::desired::{LoadOptions, load_inline};
+    let (tel, server) = serve(ServerOptions::default()).await;
+    let a = server.local_addr();
+    let good = load_inline(
+        "services: {web: {image: busybox}}\n",
+        &LoadOptions::default(),
+    );
+    let bad = load_inline("services: {web: {}}\n", &LoadOptions::default());
+    let d = good.state.clone().unwrap();
+    assert!(bad.diagnostics.has_errors());
+
+    round(&tel, 1, &good, &d);
+    assert_eq!(client(move || get(a, "/readyz", "")).await.0, 200);
+    // The last good state keeps being applied, but what is desired is broken: not ready.
+    round(&tel, 2, &bad, &d);
+    let (code, body) = client(move || get(a, "/readyz", "")).await;
+    assert_eq!(code, 503, "{body}");
+    assert!(body.contains("the desired state is invalid"), "{body}");
+    round(&tel, 3, &good, &d);
+    assert_eq!(client(move || get(a, "/readyz", "")).await.0, 200);
+    server.shutdown(Duration::from_secs(5)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_engine_that_stops_answering_shows_in_readyz_and_status_at_once() {
+    use berth::desired::{LoadOptions, load_inline};
+    let answering = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let flag = answering.clone();
+    let (tel, server) = serve(ServerOptions {
+        engine_check: Some(Arc::new(move || {
+            (!flag.load(std::sync::atomic::Ordering::Relaxed))
+                .then(|| "engine not answering for 3s: ping timed out".to_string())
+        })),
+        ..ServerOptions::default()
+    })
+    .await;
+    let a = server.local_addr();
+    let good = load_inline(
+        "services: {web: {image: busybox}}\n",
+        &LoadOptions::default(),
+    );
+    round(&tel, 1, &good, &good.state.clone().unwrap());
+    assert_eq!(client(move || get(a, "/readyz", "")).await.0, 200);
+
+    // The last round went well; the engine froze since.
+    answering.store(false, std::sync::atomic::Ordering::Relaxed);
+    let (code, body) = client(move || get(a, "/readyz", "")).await;
+    assert_eq!(code, 503, "{body}");
+    assert!(body.contains("engine not answering"), "{body}");
+    let (code, body) = client(move || get(a, "/api/v1/status", "")).await;
+    assert_eq!(code, 200, "{body}");
+    let json: serde_json::Value =
+        serde_json::from_str(body.split_once("\r\n\r\n").unwrap().1).unwrap();
+    assert_eq!(json["engine_reachable"], false, "{json:#}");
+    let cond = json["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "EngineReachable")
+        .unwrap();
+    assert_eq!(cond["status"], "False", "{cond}");
+    assert_eq!(cond["reason"], "NotAnswering", "{cond}");
+    assert!(cond["message"].as_str().unwrap().contains("not answering"));
+
+    answering.store(true, std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(client(move || get(a, "/readyz", "")).await.0, 200);
+    server.shutdown(Duration::from_secs(5)).await;
 }

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use berth::controller::RoundObserver;
 use berth::engine::docker::DockerEngine;
+use berth::engine::liveness::Liveness;
 use berth::telemetry::http::{GitHook, Server, ServerOptions};
 use berth::telemetry::status::SourceInfo;
 use berth::telemetry::{Telemetry, TelemetryOptions};
@@ -57,6 +58,7 @@ pub async fn start(
         Some(addr) => {
             let opts = ServerOptions {
                 git_hook,
+                engine_check: Some(Arc::new(Liveness::watch_docker((**engine).clone())).check()),
                 ..ServerOptions::default()
             };
             match Server::bind(addr, telemetry.clone(), opts).await {

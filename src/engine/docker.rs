@@ -237,6 +237,27 @@ impl DockerEngine {
         }
     }
 
+    /// Pings the engine under `limit` in all (connecting and negotiating the version
+    /// included): readiness asks this so a frozen engine shows within seconds. Not counted
+    /// in [`Self::calls_made`] nor logged per call (it runs every few seconds).
+    pub async fn ping_within(&self, limit: Duration) -> EngineResult<()> {
+        let ping = async {
+            let docker = self.client("ping").await?;
+            docker
+                .ping()
+                .await
+                .map(|_| ())
+                .map_err(|e| self.classify("ping", &self.endpoint, e))
+        };
+        tokio::time::timeout(limit, ping).await.unwrap_or_else(|_| {
+            Err(EngineError::Timeout {
+                op: "ping".into(),
+                target: self.endpoint.clone(),
+                after: limit,
+            })
+        })
+    }
+
     /// How many API calls this engine (and its clones) made, not counting the one-time
     /// version negotiation.
     pub fn calls_made(&self) -> u64 {

@@ -5,9 +5,11 @@
 //! (observe, plan, execute) speaks these engine-neutral types, never bollard's.
 
 pub mod auth;
+pub mod claim;
 pub mod docker;
 pub mod fake;
 pub mod labels;
+pub mod liveness;
 
 use std::collections::BTreeMap;
 use std::future::Future;

@@ -6,7 +6,10 @@
 //! helper, `GIT_SSH_COMMAND`, proxy setting and signature format the operator's git knows
 //! works unchanged, and `--verify-signatures` is git's own `verify-commit`. Each git run has a
 //! deadline, no terminal prompt and credentials only in its environment (never in arguments,
-//! never logged).
+//! never logged, never on disk): user info in an `http(s)://user:pass@host/…` URL is taken out
+//! of the URL before git sees it and sent as an `Authorization` header through the
+//! environment, so the clone's `config` holds the bare URL (an older clone's config that still
+//! holds credentials is rewritten when the source opens it).
 //!
 //! The switch is an in-memory swap of the tree the controller loads (a reconcile never reads a
 //! half-written tree: a tree is complete before it is served) plus a `current` symlink renamed
@@ -186,7 +189,10 @@ pub fn fetch_delay(interval: Duration, failures: u32) -> Duration {
 /// A bare repository driven through the git CLI.
 pub struct Repo {
     git_dir: PathBuf,
+    /// The remote's URL without credentials (what git's config holds).
     url: String,
+    /// User and password taken out of the URL (memory only).
+    url_auth: Option<(String, String)>,
     auth: GitAuth,
     allowed_signers: Option<PathBuf>,
 }
@@ -201,10 +207,14 @@ struct Output {
 impl Repo {
     /// Opens (creating if needed) the bare repository at `git_dir` with `origin` set to the
     /// URL.
+    /// Credentials in the URL stay in memory: the config gets the URL without them, which
+    /// also cleans the config of a clone an older berth wrote them into.
     pub fn open(git_dir: &Path, opts: &GitOptions) -> Result<Repo, GitError> {
+        let (url, url_auth) = split_credentials(&opts.url);
         let repo = Repo {
             git_dir: git_dir.to_path_buf(),
-            url: opts.url.clone(),
+            url,
+            url_auth,
             auth: opts.auth.clone(),
             allowed_signers: opts.allowed_signers.clone(),
         };
@@ -215,7 +225,7 @@ impl Repo {
             })?;
             repo.git(&["init", "--bare", "--quiet"], false)?;
         }
-        let url = absolute_url(&opts.url);
+        let url = absolute_url(&repo.url);
         repo.git_os(
             &["config".into(), "remote.origin.url".into(), url.into()],
             false,
@@ -419,8 +429,9 @@ impl Repo {
                     ),
                 );
             }
-            if let Some(token) = self.token()? {
-                // Scoped to the remote's URL; in the environment, not in argv (ps shows argv).
+            if let Some(basic) = self.basic_credentials()? {
+                // Scoped to the remote's URL; in the environment, not in argv (ps shows argv)
+                // nor in the config (on disk).
                 cmd.env("GIT_CONFIG_COUNT", "1")
                     .env(
                         "GIT_CONFIG_KEY_0",
@@ -428,10 +439,7 @@ impl Repo {
                     )
                     .env(
                         "GIT_CONFIG_VALUE_0",
-                        format!(
-                            "Authorization: Basic {}",
-                            base64(format!("{}:{token}", self.auth.username).as_bytes())
-                        ),
+                        format!("Authorization: Basic {}", base64(basic.as_bytes())),
                     );
             }
         }
@@ -449,13 +457,28 @@ impl Repo {
         Ok(self.auth.token.clone().filter(|t| !t.is_empty()))
     }
 
-    /// Removes credentials from a message: URLs' user info and the token itself.
+    /// `user:secret` for HTTP basic authentication: the token (with `--git-username`) when
+    /// one is given, else the user info of the URL.
+    fn basic_credentials(&self) -> Result<Option<String>, GitError> {
+        if let Some(token) = self.token()? {
+            return Ok(Some(format!("{}:{token}", self.auth.username)));
+        }
+        Ok(self
+            .url_auth
+            .as_ref()
+            .map(|(user, pass)| format!("{user}:{pass}")))
+    }
+
+    /// Removes credentials from a message: URLs' user info, the token and the URL's password
+    /// themselves.
     fn scrub(&self, text: &str) -> String {
         let mut s = redact_text(text);
-        if let Ok(Some(t)) = self.token()
-            && t.len() >= 4
-        {
-            s = s.replace(&t, "[redacted]");
+        let token = self.token().ok().flatten();
+        let password = self.url_auth.as_ref().map(|(_, p)| p.clone());
+        for secret in [token, password].into_iter().flatten() {
+            if secret.len() >= 4 {
+                s = s.replace(&secret, "[redacted]");
+            }
         }
         s
     }
@@ -479,6 +502,51 @@ fn one_line(s: &str) -> String {
 
 fn is_full_sha(s: &str) -> bool {
     (s.len() == 40 || s.len() == 64) && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// Splits the user info off an `http(s)://` URL: the URL git may store, and the
+/// (percent-decoded) user and password to send in memory. Other URLs keep their user (an SSH
+/// login name is no secret; git ignores a password there).
+fn split_credentials(url: &str) -> (String, Option<(String, String)>) {
+    let Some(scheme_end) = url.find("://") else {
+        return (url.to_string(), None);
+    };
+    let scheme = url[..scheme_end].to_ascii_lowercase();
+    if scheme != "http" && scheme != "https" {
+        return (url.to_string(), None);
+    }
+    let rest = &url[scheme_end + 3..];
+    let host_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let Some(at) = rest[..host_end].rfind('@') else {
+        return (url.to_string(), None);
+    };
+    let (user, pass) = match rest[..at].split_once(':') {
+        Some((u, p)) => (u, p),
+        None => (&rest[..at], ""),
+    };
+    let clean = format!("{}://{}", &url[..scheme_end], &rest[at + 1..]);
+    (clean, Some((percent_decode(user), percent_decode(pass))))
+}
+
+/// `%XX` decoding (URL user info).
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let hex = |c: u8| (c as char).to_digit(16);
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%'
+            && i + 2 < b.len()
+            && let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2]))
+        {
+            out.push((h * 16 + l) as u8);
+            i += 3;
+            continue;
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// A local path made absolute (git resolves relative remotes against the bare repo).
@@ -1104,6 +1172,33 @@ mod tests {
         assert!(opts("stacks/prod").check().is_ok());
         assert!(opts("../etc").check().is_err());
         assert!(opts("/etc").check().is_err());
+    }
+
+    #[test]
+    fn http_credentials_leave_the_url_other_users_stay() {
+        assert_eq!(
+            split_credentials("https://x-access-token:p%40ss@github.com/o/r.git"),
+            (
+                "https://github.com/o/r.git".to_string(),
+                Some(("x-access-token".into(), "p@ss".into()))
+            )
+        );
+        assert_eq!(
+            split_credentials("http://tok@h:8080/r"),
+            (
+                "http://h:8080/r".to_string(),
+                Some(("tok".into(), String::new()))
+            )
+        );
+        assert_eq!(
+            split_credentials("https://h/r@x"),
+            ("https://h/r@x".to_string(), None)
+        );
+        assert_eq!(
+            split_credentials("ssh://git@h/r.git"),
+            ("ssh://git@h/r.git".to_string(), None)
+        );
+        assert_eq!(split_credentials("/srv/r"), ("/srv/r".to_string(), None));
     }
 
     #[test]

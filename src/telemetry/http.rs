@@ -4,14 +4,16 @@
 //! |---|---|
 //! | `GET /metrics` | OpenMetrics text (`application/openmetrics-text`); Prometheus text 0.0.4 when the client asks for `text/plain` only |
 //! | `GET /healthz` | 200 `ok` while the process serves |
-//! | `GET /readyz` | 200 when the desired state is loaded and the engine answered at the last round, else 503 with the reason |
+//! | `GET /readyz` | 200 when a valid desired state is loaded, the engine answered at the last round and answers the live ping (`engine_check`), else 503 with the reason |
 //! | `GET /api/v1/status` | the status model as JSON (see `status`) |
 //! | `GET /api/v1/events?since=N\|TIME\|DURATION&limit=N` | `{"events": [...], "next_seq": N}` |
 //! | `POST /hooks/git` | handed to the [`GitHook`] when one is set (404 otherwise) |
 //!
 //! Limits: request headers within 16 KiB and 5 s, a body within 1 MiB (413 beyond), a whole
-//! request within 10 s (503), at most 64 connections at once (further ones wait to be
-//! accepted), only GET/HEAD (and POST on the hook). Nothing secret is in any answer: status
+//! request within 10 s (503), at most 64 connections at once: a new connection beyond that
+//! closes the oldest one with no request in a handler (idle, or a slow client still sending
+//! its headers), so slow clients cannot make `/healthz` wait; only GET/HEAD (and POST on the
+//! hook). Nothing secret is in any answer: status
 //! and events carry names, revisions, images and reasons, never environment values or
 //! container logs. Shutdown is graceful: [`Server::shutdown`] stops accepting, lets requests in
 //! flight finish within a grace period, then closes what is left.
@@ -20,7 +22,8 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -30,11 +33,13 @@ use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 
 use super::Telemetry;
 use super::events::Since;
+use super::status::Status;
+use super::time::Timestamp;
 
 /// The webhook handler for `POST /hooks/git` (issue 5's source): called with the request's
 /// headers and body (already read, within the body limit); answers `(status code, body text)`.
@@ -63,6 +68,11 @@ pub fn hook_from_pairs(f: PairsHook) -> GitHook {
     })
 }
 
+/// Whether the engine answers right now (`Some(why)` when not): consulted by `/readyz` and
+/// `/api/v1/status` at each request, so a frozen engine shows within seconds rather than
+/// after a round's calls time out (see `engine::liveness`).
+pub type EngineCheck = Arc<dyn Fn() -> Option<String> + Send + Sync>;
+
 /// The OpenMetrics content type.
 pub const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 /// The classic Prometheus text content type.
@@ -77,12 +87,15 @@ pub struct ServerOptions {
     pub header_timeout: Duration,
     /// Time for a whole request, answer included.
     pub request_timeout: Duration,
-    /// Connections served at once.
+    /// Connections served at once; beyond it a new connection replaces the oldest one with
+    /// no request in a handler.
     pub max_connections: usize,
     /// Events returned per query at most.
     pub max_events: usize,
     /// `POST /hooks/git`.
     pub git_hook: Option<GitHook>,
+    /// The live engine check; without it readiness rests on the last round only.
+    pub engine_check: Option<EngineCheck>,
 }
 
 impl Default for ServerOptions {
@@ -94,6 +107,7 @@ impl Default for ServerOptions {
             max_connections: 64,
             max_events: 1000,
             git_hook: None,
+            engine_check: None,
         }
     }
 }
@@ -114,6 +128,9 @@ impl Server {
     ) -> std::io::Result<Server> {
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
+        if let Some(risk) = exposure_warning(addr) {
+            tracing::warn!(listen = %addr, "{risk}");
+        }
         let (stop, stopped) = watch::channel(false);
         let task = tokio::spawn(accept_loop(listener, telemetry, opts, stopped));
         Ok(Server { addr, stop, task })
@@ -134,20 +151,96 @@ impl Server {
     }
 }
 
+/// The connections being served: when they reach the bound, a new one makes room by closing
+/// the oldest that has no request in a handler (idle between requests, or still sending its
+/// headers: a slow or stalled client), so a flood of slow clients cannot keep `/healthz` and
+/// `/metrics` waiting. Requests in a handler are bounded by the request time limit.
+#[derive(Default)]
+struct Conns {
+    next: u64,
+    live: std::collections::BTreeMap<u64, Conn>,
+}
+
+struct Conn {
+    /// A request of this connection is in a handler.
+    busy: Arc<AtomicBool>,
+    /// Told to close.
+    evict: Arc<Notify>,
+}
+
+impl Conns {
+    /// Registers a new connection, first making room within `max` if needed; `None` when
+    /// every connection has a request in a handler (the new one is then turned away).
+    fn admit(&mut self, max: usize) -> Option<(u64, Arc<AtomicBool>, Arc<Notify>)> {
+        if self.live.len() >= max {
+            let oldest_idle = self
+                .live
+                .iter()
+                .find(|(_, c)| !c.busy.load(Ordering::Acquire))
+                .map(|(id, _)| *id)?;
+            if let Some(c) = self.live.remove(&oldest_idle) {
+                // `notify_one` keeps the wake-up if the task is not waiting yet.
+                c.evict.notify_one();
+            }
+        }
+        let id = self.next;
+        self.next += 1;
+        let busy = Arc::new(AtomicBool::new(false));
+        let evict = Arc::new(Notify::new());
+        self.live.insert(
+            id,
+            Conn {
+                busy: busy.clone(),
+                evict: evict.clone(),
+            },
+        );
+        Some((id, busy, evict))
+    }
+}
+
+/// Marks a connection busy while a request is in its handler.
+struct BusyGuard(Arc<AtomicBool>);
+
+impl BusyGuard {
+    fn new(flag: &Arc<AtomicBool>) -> BusyGuard {
+        flag.store(true, Ordering::Release);
+        BusyGuard(flag.clone())
+    }
+}
+
+impl Drop for BusyGuard {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
+}
+
+/// What to tell the operator when the server listens beyond loopback: who can read what, and
+/// what to do about it. `None` on a loopback address.
+pub fn exposure_warning(addr: SocketAddr) -> Option<String> {
+    if addr.ip().is_loopback() {
+        return None;
+    }
+    Some(format!(
+        "--listen {addr} is not a loopback address: anyone who can reach it reads /metrics, \
+         /api/v1/status and /api/v1/events without authentication (service names, images, \
+         revisions, errors: a map of this host) and can load the server; berth has no API \
+         token option, so keep --listen on 127.0.0.1 or put a reverse proxy with TLS and access \
+         rules in front (only POST /hooks/git needs to be public, and it is checked with \
+         --webhook-secret-file)"
+    ))
+}
+
 async fn accept_loop(
     listener: TcpListener,
     telemetry: Arc<Telemetry>,
     opts: ServerOptions,
     mut stopped: watch::Receiver<bool>,
 ) {
-    let slots = Arc::new(Semaphore::new(opts.max_connections.max(1)));
+    let max = opts.max_connections.max(1);
+    let live = Arc::new(Mutex::new(Conns::default()));
     let mut conns = JoinSet::new();
     let opts = Arc::new(opts);
     loop {
-        let permit = tokio::select! {
-            p = slots.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
-            _ = stopped.changed() => break,
-        };
         let (stream, peer) = tokio::select! {
             r = listener.accept() => match r {
                 Ok(x) => x,
@@ -161,16 +254,27 @@ async fn accept_loop(
         };
         // Reap finished connections so the set does not grow.
         while conns.try_join_next().is_some() {}
+        let admitted = live.lock().unwrap_or_else(|p| p.into_inner()).admit(max);
+        let Some((id, busy, evict)) = admitted else {
+            tracing::debug!(%peer, "HTTP connection refused: every connection has a request in progress");
+            drop(stream);
+            continue;
+        };
         let tel = telemetry.clone();
         let opts = opts.clone();
         let mut stop = stopped.clone();
         let header_timeout = opts.header_timeout;
+        let live = live.clone();
         conns.spawn(async move {
-            let _permit = permit;
             let service = hyper::service::service_fn(move |req| {
                 let tel = tel.clone();
                 let opts = opts.clone();
-                async move { Ok::<_, Infallible>(handle(req, &tel, &opts).await) }
+                let guard = BusyGuard::new(&busy);
+                async move {
+                    let resp = handle(req, &tel, &opts).await;
+                    drop(guard);
+                    Ok::<_, Infallible>(resp)
+                }
             });
             let mut builder = hyper::server::conn::http1::Builder::new();
             builder
@@ -186,11 +290,15 @@ async fn accept_loop(
                         tracing::debug!(%peer, error = %e, "HTTP connection ended with an error");
                     }
                 }
+                _ = evict.notified() => {
+                    tracing::debug!(%peer, "HTTP connection closed to make room (no request in progress)");
+                }
                 _ = stop.changed() => {
                     conn.as_mut().graceful_shutdown();
                     let _ = conn.await;
                 }
             }
+            live.lock().unwrap_or_else(|p| p.into_inner()).live.remove(&id);
         });
     }
     drop(listener);
@@ -261,7 +369,7 @@ async fn route(req: Request<Incoming>, tel: &Telemetry, opts: &ServerOptions) ->
         }
         "/metrics" => metrics(req.headers(), tel),
         "/healthz" => text(StatusCode::OK, "ok\n"),
-        "/readyz" => match tel.readiness() {
+        "/readyz" => match not_answering(opts).map_or_else(|| tel.readiness(), Err) {
             Ok(()) => text(StatusCode::OK, "ready\n"),
             Err(why) => text(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -269,7 +377,12 @@ async fn route(req: Request<Incoming>, tel: &Telemetry, opts: &ServerOptions) ->
             ),
         },
         "/api/v1/status" => match tel.status() {
-            Some(s) => json(StatusCode::OK, &s),
+            Some(mut s) => {
+                if let Some(why) = not_answering(opts) {
+                    mark_engine_not_answering(&mut s, why);
+                }
+                json(StatusCode::OK, &s)
+            }
             None => text(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "no reconcile round has finished yet\n",
@@ -285,6 +398,28 @@ async fn route(req: Request<Incoming>, tel: &Telemetry, opts: &ServerOptions) ->
             }
         },
         _ => text(StatusCode::NOT_FOUND, "not found\n"),
+    }
+}
+
+fn not_answering(opts: &ServerOptions) -> Option<String> {
+    opts.engine_check.as_ref().and_then(|check| check())
+}
+
+/// The status of the last round, corrected by what the engine says now: not reachable, with
+/// the reason in the `EngineReachable` condition.
+fn mark_engine_not_answering(s: &mut Status, why: String) {
+    s.engine_reachable = Some(false);
+    if let Some(c) = s
+        .conditions
+        .iter_mut()
+        .find(|c| c.kind == "EngineReachable")
+    {
+        if c.status != "False" {
+            c.last_transition_time = Timestamp(crate::apply::unix_now());
+        }
+        c.status = "False".into();
+        c.reason = "NotAnswering".into();
+        c.message = why;
     }
 }
 

@@ -137,7 +137,7 @@ impl Telemetry {
         self.lock().status.clone()
     }
 
-    /// Ready: the desired state is loaded and the engine answered at the last round.
+    /// Ready: a valid desired state is loaded and the engine answered at the last round.
     pub fn readiness(&self) -> Result<(), String> {
         self.lock().ready.clone()
     }
@@ -377,6 +377,10 @@ impl Telemetry {
         st.ready = match (&r.result, r.desired) {
             (RoundResult::Error(e), _) => Err(format!("the last round failed: {e}")),
             (_, None) => Err("no valid desired state has been loaded".into()),
+            _ if !valid => Err(format!(
+                "the desired state is invalid ({} error(s)); the last good one keeps being applied",
+                r.loaded.diagnostics.errors()
+            )),
             _ => Ok(()),
         };
         st.status = Some(status);

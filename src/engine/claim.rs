@@ -1,0 +1,388 @@
+//! One berth per engine: before a berth changes anything it claims the engine with a named,
+//! never-started container (`berth-engine-claim`) whose labels name the holder — host, boot,
+//! data directory, pid, since when. Docker refuses a second container of the same name, so the
+//! claim is atomic across processes and hosts; the data-directory lock (taken first) already
+//! makes one berth per data directory, so the claim only has to tell data directories apart.
+//!
+//! The rule for an existing claim ([`decide`], pure):
+//! - the same data directory on the same host: it was this berth's (an earlier run, however it
+//!   ended; the data-directory lock we hold proves no other process uses it): renewed;
+//! - another data directory on this host (same host name and boot ID): its holder is alive
+//!   when its pid still runs (`/proc/<pid>` exists): refused, naming it; otherwise (the
+//!   process died, or the host rebooted since the claim) the claim is stale and taken over;
+//! - another host: berth cannot see whether that process lives and never guesses (a wrong
+//!   guess is two berths tearing down each other's containers): refused, naming the holder
+//!   and the one command that releases a claim whose holder is known to be gone
+//!   (`docker rm berth-engine-claim`).
+//!
+//! IO: the engine calls around [`decide`]; called once by the CLI right after the data-dir
+//! lock, before the first engine change (`berth apply`, `berth run`, manual controls).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use super::{BuildSpec, ContainerCreate, Engine, EngineError};
+
+/// The claim container's name.
+pub const CLAIM_NAME: &str = "berth-engine-claim";
+/// The image the claim container is created from (built locally `FROM scratch`, no pull).
+pub const CLAIM_IMAGE: &str = "berth-claim:1";
+
+const L_HOST: &str = "berth.claim.host";
+const L_BOOT: &str = "berth.claim.boot_id";
+const L_DATA: &str = "berth.claim.data_dir";
+const L_PID: &str = "berth.claim.pid";
+const L_SINCE: &str = "berth.claim.since";
+
+/// Errors of claiming the engine.
+#[derive(Debug, thiserror::Error)]
+pub enum ClaimError {
+    /// Another berth holds the engine.
+    #[error("another berth manages this engine: {holder}; {advice}")]
+    Held {
+        /// The holder.
+        holder: Holder,
+        /// What to do.
+        advice: String,
+    },
+    /// An engine call failed.
+    #[error("failed to claim the engine")]
+    Engine(#[source] EngineError),
+    /// The claim kept changing under us (other berths starting at the same moment).
+    #[error("failed to claim the engine: the claim changed {0} times while taking it")]
+    Contended(u32),
+}
+
+/// Who holds (or wants) the engine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Holder {
+    /// Host name.
+    pub host: String,
+    /// The host's boot ID (`/proc/sys/kernel/random/boot_id`): a reboot changes it.
+    pub boot_id: String,
+    /// The data directory, absolute.
+    pub data_dir: PathBuf,
+    /// Process ID on that host.
+    pub pid: u32,
+    /// Since when (unix seconds).
+    pub since: u64,
+}
+
+impl std::fmt::Display for Holder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "host {}, data dir {}, pid {}, since {}",
+            self.host,
+            self.data_dir.display(),
+            self.pid,
+            crate::telemetry::time::Timestamp(self.since)
+        )
+    }
+}
+
+impl Holder {
+    /// This process with `data_dir`.
+    pub fn current(data_dir: &Path) -> Holder {
+        let read = |p: &str| {
+            std::fs::read_to_string(p)
+                .map(|s| s.trim().to_string())
+                .unwrap_or_default()
+        };
+        let mut host = read("/proc/sys/kernel/hostname");
+        if host.is_empty() {
+            host = std::env::var("HOSTNAME").unwrap_or_else(|_| "unknown".into());
+        }
+        Holder {
+            host,
+            boot_id: read("/proc/sys/kernel/random/boot_id"),
+            data_dir: std::fs::canonicalize(data_dir)
+                .or_else(|_| std::path::absolute(data_dir))
+                .unwrap_or_else(|_| data_dir.to_path_buf()),
+            pid: std::process::id(),
+            since: crate::apply::unix_now(),
+        }
+    }
+
+    fn labels(&self) -> BTreeMap<String, String> {
+        BTreeMap::from([
+            (L_HOST.into(), self.host.clone()),
+            (L_BOOT.into(), self.boot_id.clone()),
+            (L_DATA.into(), self.data_dir.display().to_string()),
+            (L_PID.into(), self.pid.to_string()),
+            (L_SINCE.into(), self.since.to_string()),
+        ])
+    }
+
+    fn from_labels(labels: &BTreeMap<String, String>) -> Holder {
+        let get = |k: &str| labels.get(k).cloned().unwrap_or_default();
+        Holder {
+            host: get(L_HOST),
+            boot_id: get(L_BOOT),
+            data_dir: PathBuf::from(get(L_DATA)),
+            pid: get(L_PID).parse().unwrap_or(0),
+            since: get(L_SINCE).parse().unwrap_or(0),
+        }
+    }
+
+    fn same_boot(&self, other: &Holder) -> bool {
+        self.host == other.host && self.boot_id == other.boot_id
+    }
+}
+
+/// What to do about the claim found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// No claim: create ours.
+    Create,
+    /// A claim that is ours (renewed) or stale (taken over): replace it with ours.
+    Replace {
+        /// Why, for the log.
+        why: String,
+    },
+    /// Someone else holds it.
+    Refuse {
+        /// What the operator can do.
+        advice: String,
+    },
+}
+
+/// The rule (see the module doc). `alive` says whether a pid runs on this host.
+pub fn decide(found: Option<&Holder>, me: &Holder, alive: impl Fn(u32) -> bool) -> Decision {
+    let Some(h) = found else {
+        return Decision::Create;
+    };
+    if h.host == me.host && h.data_dir == me.data_dir {
+        return Decision::Replace {
+            why: "renewing this data directory's claim from an earlier run".into(),
+        };
+    }
+    if h.same_boot(me) {
+        if h.pid != 0 && alive(h.pid) {
+            return Decision::Refuse {
+                advice: format!(
+                    "it is running (pid {} on this host): stop it, or run this berth against another engine",
+                    h.pid
+                ),
+            };
+        }
+        return Decision::Replace {
+            why: format!(
+                "taking over: its holder (pid {}) is no longer running",
+                h.pid
+            ),
+        };
+    }
+    if h.host == me.host {
+        return Decision::Replace {
+            why: "taking over: the host rebooted since it was claimed".into(),
+        };
+    }
+    Decision::Refuse {
+        advice: format!(
+            "berth cannot tell from here whether a process on host {} still runs: stop that berth, or, if it is gone for good, release its claim with `docker rm {CLAIM_NAME}`",
+            h.host
+        ),
+    }
+}
+
+/// Whether `pid` runs on this host.
+pub fn pid_alive(pid: u32) -> bool {
+    Path::new("/proc").join(pid.to_string()).exists()
+}
+
+/// A held claim.
+#[derive(Debug)]
+pub struct Claim {
+    name: String,
+    id: String,
+    /// Who holds it (this process).
+    pub holder: Holder,
+}
+
+impl Claim {
+    /// Removes the claim (on a clean exit; a crashed berth's claim is renewed or taken over
+    /// by the rule).
+    pub async fn release<E: Engine>(self, engine: &E) -> Result<(), ClaimError> {
+        match engine.remove_container(&self.id).await {
+            Ok(()) | Err(EngineError::NotFound { .. }) => Ok(()),
+            Err(e) => Err(ClaimError::Engine(e)),
+        }
+    }
+
+    /// The claim container's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+/// Claims `engine` for the berth of `data_dir` (this process): the one function the CLI calls
+/// after taking the data-directory lock.
+pub async fn claim_engine<E: Engine>(engine: &E, data_dir: &Path) -> Result<Claim, ClaimError> {
+    claim_as(engine, CLAIM_NAME, &Holder::current(data_dir), pid_alive).await
+}
+
+/// [`claim_engine`] with the claim's name, the holder and the liveness check given (tests).
+pub async fn claim_as<E: Engine>(
+    engine: &E,
+    name: &str,
+    me: &Holder,
+    alive: impl Fn(u32) -> bool,
+) -> Result<Claim, ClaimError> {
+    const ROUNDS: u32 = 5;
+    for _ in 0..ROUNDS {
+        let found = find(engine, name).await?;
+        let decision = decide(found.as_ref().map(|(_, h)| h), me, &alive);
+        match decision {
+            Decision::Refuse { advice } => {
+                let holder = found.map(|(_, h)| h).unwrap_or_else(|| me.clone());
+                return Err(ClaimError::Held { holder, advice });
+            }
+            Decision::Replace { why } => {
+                if let Some((id, h)) = &found {
+                    tracing::info!(claim = %name, was = %h, "{why}");
+                    match engine.remove_container(id).await {
+                        Ok(()) | Err(EngineError::NotFound { .. }) => {}
+                        Err(e) => return Err(ClaimError::Engine(e)),
+                    }
+                }
+            }
+            Decision::Create => {}
+        }
+        ensure_image(engine).await?;
+        let spec = ContainerCreate {
+            name: name.to_string(),
+            image: CLAIM_IMAGE.to_string(),
+            command: Some(vec!["berth-engine-claim".into()]),
+            labels: me.labels(),
+            network_mode: Some("none".into()),
+            restart: "no".into(),
+            ..ContainerCreate::default()
+        };
+        match engine.create_container(&spec).await {
+            Ok(id) => {
+                return Ok(Claim {
+                    name: name.to_string(),
+                    id,
+                    holder: me.clone(),
+                });
+            }
+            // Another berth created it between our look and our create: look again.
+            Err(EngineError::Conflict { .. }) => continue,
+            Err(e) => return Err(ClaimError::Engine(e)),
+        }
+    }
+    Err(ClaimError::Contended(ROUNDS))
+}
+
+/// The claim container named `name`, if any, with its holder.
+async fn find<E: Engine>(engine: &E, name: &str) -> Result<Option<(String, Holder)>, ClaimError> {
+    let all = engine
+        .list_containers(&[L_HOST.to_string()])
+        .await
+        .map_err(ClaimError::Engine)?;
+    Ok(all
+        .into_iter()
+        .find(|c| c.name == name)
+        .map(|c| (c.id, Holder::from_labels(&c.labels))))
+}
+
+/// Builds the claim image (`FROM scratch`, no layers) unless it is there.
+async fn ensure_image<E: Engine>(engine: &E) -> Result<(), ClaimError> {
+    let images = engine.list_images().await.map_err(ClaimError::Engine)?;
+    if images
+        .iter()
+        .any(|i| i.tags.iter().any(|t| t == CLAIM_IMAGE))
+    {
+        return Ok(());
+    }
+    let context = std::env::temp_dir().join(format!("berth-claim-{}", std::process::id()));
+    std::fs::create_dir_all(&context).map_err(|e| {
+        ClaimError::Engine(EngineError::Failed {
+            op: "prepare the claim image".into(),
+            target: context.display().to_string(),
+            message: e.to_string(),
+        })
+    })?;
+    let spec = BuildSpec {
+        context_dir: context.clone(),
+        dockerfile: "Dockerfile".into(),
+        dockerfile_inline: Some("FROM scratch\nLABEL berth.claim.image=1\n".into()),
+        tag: CLAIM_IMAGE.into(),
+        args: BTreeMap::new(),
+        target: None,
+        labels: BTreeMap::new(),
+        network: None,
+        extra_hosts: Vec::new(),
+        shm_size: None,
+        timeout: std::time::Duration::from_secs(60),
+    };
+    let built = engine.build_image(&spec).await;
+    let _ = std::fs::remove_dir_all(&context);
+    built.map(|_| ()).map_err(ClaimError::Engine)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn holder(host: &str, boot: &str, dir: &str, pid: u32) -> Holder {
+        Holder {
+            host: host.into(),
+            boot_id: boot.into(),
+            data_dir: dir.into(),
+            pid,
+            since: 1_700_000_000,
+        }
+    }
+
+    #[test]
+    fn the_claim_rule() {
+        let me = holder("h1", "b1", "/var/lib/berth", 10);
+        let alive = |pid| pid == 20;
+        assert_eq!(decide(None, &me, alive), Decision::Create);
+        // Our data dir (an earlier run): renewed, whatever its pid.
+        let mine = holder("h1", "b0", "/var/lib/berth", 20);
+        assert!(matches!(
+            decide(Some(&mine), &me, alive),
+            Decision::Replace { .. }
+        ));
+        // Another data dir on this host, its berth running: refused.
+        let other = holder("h1", "b1", "/srv/other", 20);
+        assert!(matches!(
+            decide(Some(&other), &me, alive),
+            Decision::Refuse { .. }
+        ));
+        // ... its berth gone: taken over.
+        let dead = holder("h1", "b1", "/srv/other", 30);
+        assert!(matches!(
+            decide(Some(&dead), &me, alive),
+            Decision::Replace { .. }
+        ));
+        // ... claimed before the host rebooted: taken over even if the pid is reused.
+        let rebooted = holder("h1", "b0", "/srv/other", 20);
+        assert!(matches!(
+            decide(Some(&rebooted), &me, alive),
+            Decision::Replace { .. }
+        ));
+        // Another host: never guessed.
+        let remote = holder("h2", "b9", "/var/lib/berth", 30);
+        match decide(Some(&remote), &me, alive) {
+            Decision::Refuse { advice } => assert!(advice.contains("docker rm"), "{advice}"),
+            d => panic!("{d:?}"),
+        }
+    }
+
+    #[test]
+    fn the_refusal_names_host_data_dir_and_pid() {
+        let e = ClaimError::Held {
+            holder: holder("h1", "b1", "/srv/other", 20),
+            advice: "stop it".into(),
+        };
+        let s = e.to_string();
+        assert!(
+            s.contains("host h1") && s.contains("/srv/other") && s.contains("pid 20"),
+            "{s}"
+        );
+    }
+}

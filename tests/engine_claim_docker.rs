@@ -1,0 +1,209 @@
+//! The real-engine tier for one berth per engine (the claim container) and for a frozen
+//! engine (the liveness ping), each against a private `dockerd` the test starts itself: its own
+//! `--data-root`, `--exec-root`, `--pidfile` and socket under `/tmp/edge-dockerd-<pid>-<n>`,
+//! `--iptables=false`, `--bridge none` (it never touches the machine's engine or its bridge),
+//! stopped and removed by a guard. Skipped where `dockerd` is missing or not running as root.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use berth::engine::claim::{self, ClaimError, Holder};
+use berth::engine::docker::DockerEngine;
+use berth::engine::liveness::Liveness;
+
+/// A private dockerd; stopped (continued first, if frozen) and its directories removed on drop.
+struct PrivateDockerd {
+    child: Child,
+    dir: PathBuf,
+    socket: PathBuf,
+}
+
+impl PrivateDockerd {
+    fn start(tag: &str) -> Option<PrivateDockerd> {
+        let is_root = Command::new("id")
+            .arg("-u")
+            .output()
+            .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
+        if !is_root || !Path::new("/usr/sbin/dockerd").exists() && which("dockerd").is_none() {
+            eprintln!("skipped: needs dockerd and root");
+            return None;
+        }
+        let dir = PathBuf::from(format!("/tmp/edge-dockerd-{}-{tag}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("data")).unwrap();
+        std::fs::create_dir_all(dir.join("exec")).unwrap();
+        // An empty config file: the machine's /etc/docker/daemon.json must not apply.
+        std::fs::write(dir.join("daemon.json"), "{}").unwrap();
+        let socket = dir.join("d.sock");
+        let log = std::fs::File::create(dir.join("dockerd.log")).unwrap();
+        let child = Command::new("dockerd")
+            .arg("--config-file")
+            .arg(dir.join("daemon.json"))
+            .arg("--data-root")
+            .arg(dir.join("data"))
+            .arg("--exec-root")
+            .arg(dir.join("exec"))
+            .arg("--pidfile")
+            .arg(dir.join("d.pid"))
+            .arg("-H")
+            .arg(format!("unix://{}", socket.display()))
+            .args(["--iptables=false", "--ip6tables=false", "--bridge", "none"])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        Some(PrivateDockerd { child, dir, socket })
+    }
+
+    fn host(&self) -> String {
+        format!("unix://{}", self.socket.display())
+    }
+
+    fn signal(&self, sig: &str) {
+        let _ = Command::new("kill")
+            .args([sig, &self.child.id().to_string()])
+            .status();
+    }
+
+    /// An engine for it, once it answers (bounded).
+    async fn engine(&self) -> DockerEngine {
+        let engine = DockerEngine::connect(Some(&self.host())).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if self.socket.exists() && engine.ping_within(Duration::from_secs(2)).await.is_ok() {
+                return engine;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the private dockerd did not answer within 60 s; see {}",
+                self.dir.join("dockerd.log").display()
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            // A fresh client: the first contact's failure is not cached, but be explicit.
+        }
+    }
+}
+
+impl Drop for PrivateDockerd {
+    fn drop(&mut self) {
+        self.signal("-CONT");
+        self.signal("-TERM");
+        for _ in 0..150 {
+            if self.child.try_wait().ok().flatten().is_some() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn which(bin: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|p| {
+        std::env::split_paths(&p)
+            .map(|d| d.join(bin))
+            .find(|f| f.is_file())
+    })
+}
+
+async fn wait_until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) -> Duration {
+    let started = Instant::now();
+    while !f() {
+        assert!(started.elapsed() < limit, "{what}: not within {limit:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    started.elapsed()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_engine_is_not_answering_within_seconds_and_answers_again_after() {
+    let Some(d) = PrivateDockerd::start("live") else {
+        return;
+    };
+    let engine = d.engine().await;
+    let live = Arc::new(Liveness::watch_docker(engine.clone()));
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(live.not_answering(), None, "it answers");
+
+    d.signal("-STOP");
+    let took = wait_until("the frozen engine shows", Duration::from_secs(15), || {
+        live.not_answering().is_some()
+    })
+    .await;
+    let why = live.not_answering().unwrap();
+    assert!(why.contains("engine not answering"), "{why}");
+    eprintln!("frozen engine reported as not answering after {took:?}: {why}");
+
+    d.signal("-CONT");
+    let back = wait_until("the engine answers again", Duration::from_secs(15), || {
+        live.not_answering().is_none()
+    })
+    .await;
+    eprintln!("answering again {back:?} after SIGCONT");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_berth_with_another_data_dir_is_refused_and_a_dead_holder_is_taken_over() {
+    let Some(d) = PrivateDockerd::start("claim") else {
+        return;
+    };
+    let engine = d.engine().await;
+    let dirs = tempfile::Builder::new()
+        .prefix("edge-claim")
+        .tempdir()
+        .unwrap();
+    let (a, b) = (dirs.path().join("a"), dirs.path().join("b"));
+    std::fs::create_dir_all(&a).unwrap();
+    std::fs::create_dir_all(&b).unwrap();
+
+    let first = claim::claim_engine(&engine, &a).await.unwrap();
+    assert_eq!(first.holder.pid, std::process::id());
+    // A second berth on the same engine with another data dir: refused, naming the holder.
+    let err = claim::claim_engine(&engine, &b).await.unwrap_err();
+    let msg = err.to_string();
+    assert!(matches!(err, ClaimError::Held { .. }), "{err:?}");
+    let host = Holder::current(&a).host;
+    assert!(msg.contains(&format!("host {host}")), "{msg}");
+    assert!(
+        msg.contains(&std::fs::canonicalize(&a).unwrap().display().to_string()),
+        "{msg}"
+    );
+    assert!(
+        msg.contains(&format!("pid {}", std::process::id())),
+        "{msg}"
+    );
+    // The same data dir again (berth restarted after a crash): renewed.
+    let again = claim::claim_engine(&engine, &a).await.unwrap();
+    again.release(&engine).await.unwrap();
+
+    // A holder that died: its claim is taken over.
+    let mut gone = Command::new("true").spawn().unwrap();
+    let dead_pid = gone.id();
+    gone.wait().unwrap();
+    let mut dead = Holder::current(&a);
+    dead.pid = dead_pid;
+    claim::claim_as(&engine, claim::CLAIM_NAME, &dead, |_| true)
+        .await
+        .unwrap();
+    let taken = claim::claim_engine(&engine, &b).await.unwrap();
+    assert_eq!(taken.holder.data_dir, std::fs::canonicalize(&b).unwrap());
+    taken.release(&engine).await.unwrap();
+
+    // A holder on another host: never guessed dead; the refusal says how to release it.
+    let mut remote = Holder::current(&a);
+    remote.host = "edge-other-host".into();
+    claim::claim_as(&engine, claim::CLAIM_NAME, &remote, |_| true)
+        .await
+        .unwrap();
+    let msg = claim::claim_engine(&engine, &b)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(msg.contains("host edge-other-host"), "{msg}");
+    assert!(msg.contains("docker rm berth-engine-claim"), "{msg}");
+}

@@ -254,6 +254,7 @@ pub async fn apply<E: Engine>(
             records.insert(k.clone(), r.clone());
         }
         report.steps += out.done.len();
+        let pull_failed = out.pull_failed();
         for e in &out.events {
             progress(Progress::Event(e));
         }
@@ -261,7 +262,6 @@ pub async fn apply<E: Engine>(
         for f in &out.failed {
             progress(Progress::Failed(f));
         }
-        let pull_failed = out.failed.iter().any(|f| f.step.contains("  pull "));
         let failed = !out.failed.is_empty();
         report.failures.extend(out.failed);
         // A failed pull changed nothing: report it now. Other failures inside a rollout are

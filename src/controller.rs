@@ -336,7 +336,8 @@ struct Carry<'a> {
     prober: &'a Prober,
     memory: &'a mut Records,
     step_errors: &'a mut std::collections::BTreeMap<String, String>,
-    build_failures: &'a mut std::collections::BTreeMap<String, String>,
+    build_failures:
+        &'a mut std::collections::BTreeMap<String, crate::reconcile::observed::BuildFailure>,
 }
 
 /// One reconcile round.
@@ -357,7 +358,7 @@ async fn reconcile_once<E: Engine + 'static>(
     // Records are read at each round: cheap (one small file per service), never stale, and
     // they carry the operator's control files (berth hold/rollback/retry).
     let mut records = match store {
-        Some(s) => load_records(s, desired).map_err(|e| format!("{e:#}"))?,
+        Some(s) => load_records(s, desired).map_err(|e| crate::errors::chain(&e))?,
         None => memory.clone(),
     };
     let now = unix_now();
@@ -374,9 +375,10 @@ async fn reconcile_once<E: Engine + 'static>(
         },
     )
     .await
-    .map_err(|e| format!("{e:#}"))?;
+    .map_err(|e| crate::errors::chain(&e))?;
     prober.sync(&engine, desired, &observed);
-    update_records(store, &mut records, desired, &observed).map_err(|e| format!("{e:#}"))?;
+    update_records(store, &mut records, desired, &observed)
+        .map_err(|e| crate::errors::chain(&e))?;
     // A job that just finished changes what may run: plan again with the new record.
     let plan = if plan.is_empty() {
         crate::reconcile::plan::plan(desired, &observed, &records, opts.plan, now)

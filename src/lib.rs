@@ -59,6 +59,7 @@ pub mod control;
 pub mod controller;
 pub mod desired;
 pub mod engine;
+pub mod errors;
 pub mod lock;
 pub mod reconcile;
 pub mod report;

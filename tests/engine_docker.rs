@@ -253,7 +253,7 @@ async fn a_missing_socket_is_unreachable() {
     );
     let err = engine.list_containers(&[]).await.unwrap_err();
     assert!(matches!(err, EngineError::Unreachable { .. }), "{err:?}");
-    assert_eq!(err.op(), "list containers");
+    assert_eq!(err.op().as_str(), "list containers");
 }
 
 #[tokio::test]
@@ -648,7 +648,7 @@ async fn a_failed_network_connect_leaves_no_container() {
     spec.networks = vec![attach(&net.name, &["half"]), attach("host", &[])];
     let err = engine.create_container(&spec).await.unwrap_err();
     assert!(matches!(err, EngineError::Failed { .. }), "{err:?}");
-    assert_eq!(err.op(), "connect network");
+    assert_eq!(err.op().as_str(), "connect network");
     assert!(find(&engine, &scope, &spec.name).await.is_none());
 }
 
@@ -805,7 +805,7 @@ async fn pulling_an_unknown_image_fails() {
         .await
         .unwrap_err();
     assert!(matches!(err, EngineError::Failed { .. }), "{err:?}");
-    assert_eq!(err.op(), "pull image");
+    assert_eq!(err.op().as_str(), "pull image");
 }
 
 /// A throwaway `docker-registry` (Debian's distribution/registry) on 127.0.0.1, which Docker

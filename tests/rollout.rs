@@ -14,7 +14,7 @@ use berth::desired::{LoadOptions, load_inline};
 use berth::engine::labels::{self, compose};
 use berth::engine::{ContainerSummary, Health, ImageSummary, NetworkSummary, RunState};
 use berth::reconcile::event::EventKind;
-use berth::reconcile::observed::{ObservedState, ProbeVerdicts};
+use berth::reconcile::observed::{BuildFailure, ObservedState, ProbeVerdicts};
 use berth::reconcile::plan::{Action, ImageSource, Note, Plan, PlanOptions, Records, plan, short};
 use berth::reconcile::probe::ProbeStatus;
 use berth::store::{Outcome, RolloutKind, ServiceRecord};
@@ -78,9 +78,9 @@ struct World {
     /// Containers (by name) that crash when started, whatever their image.
     crash_names: Vec<String>,
     /// Image references whose build fails, with the engine's error.
-    failing_builds: BTreeMap<String, String>,
+    failing_builds: BTreeMap<String, BuildFailure>,
     /// Builds that failed in the last round (what the executor hands the next round).
-    build_failures: BTreeMap<String, String>,
+    build_failures: BTreeMap<String, BuildFailure>,
     /// Every build step run, by reference.
     builds: Vec<String>,
     created: usize,
@@ -1491,10 +1491,13 @@ fn build_cause(p: &Plan) -> String {
 const BUILD_ERROR: &str = "COPY failed: file not found in build context or excluded by .dockerignore: stat app.txt: file does not exist";
 
 /// What the engine answers for a broken build: the error, then the build's last lines.
-fn build_error(reference: &str) -> String {
-    format!(
-        "failed to build image {reference}: {BUILD_ERROR}\nStep 1/2 : FROM scratch\n ---> \nStep 2/2 : COPY app.txt /"
-    )
+/// A failed build as the executor hands it to the next round (the engine's message and the
+/// build's last output lines).
+fn build_error(_reference: &str) -> BuildFailure {
+    BuildFailure {
+        summary: BUILD_ERROR.to_string(),
+        log: Some("Step 1/2 : FROM scratch\n ---> \nStep 2/2 : COPY app.txt /".to_string()),
+    }
 }
 
 #[test]

@@ -682,8 +682,7 @@ impl<'a> Planner<'a> {
             build_failure: svc
                 .image
                 .as_ref()
-                .and_then(|r| self.observed.build_failures.get(r))
-                .map(String::as_str),
+                .and_then(|r| self.observed.build_failures.get(r)),
             jobs_ran,
             now: self.now,
         });
@@ -832,7 +831,7 @@ impl<'a> Planner<'a> {
         if let Some(error) = self.observed.build_failures.get(reference)
             && !changed.is_quarantined(&svc.spec_hash)
         {
-            let (summary, tail) = rollout::split_build_error(reference, error);
+            let (summary, tail) = (&error.summary, error.log.clone());
             let reason = format!("image build failed: {summary}");
             changed.quarantined.push(crate::store::Quarantine {
                 spec_hash: svc.spec_hash.clone(),

@@ -35,7 +35,7 @@ use std::time::Duration;
 use super::container_spec::{canonical_name, container_create};
 use super::event::{Event, EventKind};
 use super::gate::{self, Candidate, GateMemory, Verdict};
-use super::observed::{ObservedContainer, ProbeVerdicts, normalize_reference};
+use super::observed::{BuildFailure, ObservedContainer, ProbeVerdicts, normalize_reference};
 use super::plan::{Action, ImageSource, short};
 use super::probe::ProbeStatus;
 use crate::desired::model::{FailureAction, Order, Project, RolloutPolicy, Service, Smoke};
@@ -73,7 +73,7 @@ pub struct Input<'a> {
     pub step_error: Option<&'a str>,
     /// The engine's error (and the build's last log lines) when the previous round's build of
     /// this service's desired image failed.
-    pub build_failure: Option<&'a str>,
+    pub build_failure: Option<&'a BuildFailure>,
     /// Jobs this service depends on that already ran, as `name (exit N)`: named in a revert
     /// event (their effects, such as a migration, are not undone).
     pub jobs_ran: Vec<String>,
@@ -542,10 +542,10 @@ fn build_failed(
     rec: &mut ServiceRecord,
     target: &Target,
     reference: &str,
-    error: &str,
+    error: &BuildFailure,
     out: &mut Output,
 ) {
-    let (summary, tail) = split_build_error(reference, error);
+    let (summary, tail) = (&error.summary, error.log.clone());
     let n = rec.begin(&target.hash, reference, "", input.now).number;
     if let Some(r) = rec.revision_mut(n) {
         r.build = input.svc.build.as_ref().map(|b| b.parts.clone());
@@ -578,20 +578,6 @@ fn build_failed(
     {
         q.log = tail;
     }
-}
-
-/// A failed build's error as (its first line without the `failed to build image REF: `
-/// prefix, the build's last log lines).
-pub fn split_build_error(reference: &str, error: &str) -> (String, Option<String>) {
-    let (first, rest) = error.split_once('\n').unwrap_or((error, ""));
-    let prefix = format!("failed to build image {reference}: ");
-    let summary = first
-        .strip_prefix(&prefix)
-        .unwrap_or(first)
-        .trim()
-        .to_string();
-    let tail = Some(rest.trim_end().to_string()).filter(|t| !t.trim().is_empty());
-    (summary, tail)
 }
 
 /// Pins revision `n`'s image with a berth tag (idempotent on the engine).

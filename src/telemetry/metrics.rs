@@ -28,6 +28,7 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
 
 use super::status::{Phase, ServiceStatus};
+use crate::engine::EngineOp;
 
 /// `reconcile_total{result}` values.
 pub const ROUND_RESULTS: &[&str] = &[
@@ -49,14 +50,14 @@ pub const HEAL_REASONS: &[&str] = &[
     "not_started",
 ];
 /// `docker_api_errors_total{op}` values that start at 0 (others appear when they happen).
-pub const ENGINE_OPS: &[&str] = &[
-    "list containers",
-    "create container",
-    "start container",
-    "stop container",
-    "remove container",
-    "pull image",
-    "inspect container",
+pub const ENGINE_OPS: &[EngineOp] = &[
+    EngineOp::ListContainers,
+    EngineOp::CreateContainer,
+    EngineOp::StartContainer,
+    EngineOp::StopContainer,
+    EngineOp::RemoveContainer,
+    EngineOp::PullImage,
+    EngineOp::InspectContainer,
 ];
 
 const RECONCILE_BUCKETS: [f64; 13] = [
@@ -264,10 +265,9 @@ impl Metrics {
             }));
         }
         for op in ENGINE_OPS {
-            drop(
-                m.docker_api_errors_total
-                    .get_or_create(&OpLabels { op: op.to_string() }),
-            );
+            drop(m.docker_api_errors_total.get_or_create(&OpLabels {
+                op: op.as_str().to_string(),
+            }));
         }
         Metrics { registry, ..m }
     }
@@ -413,11 +413,11 @@ impl Metrics {
     }
 
     /// Brings `docker_api_errors_total` up to the engine's running totals by op.
-    pub fn docker_errors(&self, totals: &[(String, u64)]) {
+    pub fn docker_errors(&self, totals: &[(EngineOp, u64)]) {
         for (op, total) in totals {
-            let c = self
-                .docker_api_errors_total
-                .get_or_create(&OpLabels { op: op.clone() });
+            let c = self.docker_api_errors_total.get_or_create(&OpLabels {
+                op: op.as_str().to_string(),
+            });
             let have = c.get();
             if *total > have {
                 c.inc_by(total - have);

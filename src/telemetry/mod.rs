@@ -70,7 +70,7 @@ impl Default for TelemetryOptions {
 }
 
 /// Running totals of failed engine calls by operation (see `DockerEngine::api_errors`).
-pub type ErrorTotals = Box<dyn Fn() -> Vec<(String, u64)> + Send + Sync>;
+pub type ErrorTotals = Box<dyn Fn() -> Vec<(crate::engine::EngineOp, u64)> + Send + Sync>;
 
 /// What the hub remembers between rounds.
 struct State {

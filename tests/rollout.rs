@@ -17,6 +17,7 @@ use berth::reconcile::event::EventKind;
 use berth::reconcile::observed::{BuildFailure, ObservedState, ProbeVerdicts};
 use berth::reconcile::plan::{Action, ImageSource, Note, Plan, PlanOptions, Records, plan, short};
 use berth::reconcile::probe::ProbeStatus;
+use berth::reconcile::reason::{EventReason, FailReason, HealReason};
 use berth::store::{Outcome, RolloutKind, ServiceRecord};
 use indoc::indoc;
 use proptest::prelude::*;
@@ -553,36 +554,40 @@ fn stop_first_with_a_published_port_stops_and_renames_the_old_one_before_creatin
     assert_runs(&sim.w, &d2, 1);
 }
 
-/// Bad releases, one per way a candidate fails the gate, and the reason each is quarantined
-/// for.
-fn bad_releases() -> Vec<(Behaviour, &'static str, &'static str)> {
+/// Bad releases, one per way a candidate fails the gate, the reason each is quarantined for,
+/// and the typed reason its events carry.
+fn bad_releases() -> Vec<(Behaviour, &'static str, &'static str, FailReason)> {
     vec![
         (
             Behaviour::Crashes,
             "",
             "replica 1: exited with code 1 before becoming ready",
+            FailReason::Exited,
         ),
         (
             Behaviour::Unhealthy,
             "    healthcheck: {test: [CMD, ok]}\n",
             "replica 1: Docker healthcheck reports unhealthy",
+            FailReason::Unhealthy,
         ),
         (
             Behaviour::Restarted,
             "",
             "replica 1: crashed and was restarted by Docker 1 time(s) before becoming ready",
+            FailReason::Crashed,
         ),
         (
             Behaviour::NeverReady,
             "    healthcheck: {test: [CMD, ok]}\n",
             "replica 1: not ready within progress_deadline (5s): Docker healthcheck is starting",
+            FailReason::Deadline,
         ),
     ]
 }
 
 #[test]
 fn every_kind_of_gate_failure_reverts_in_the_round_it_is_seen_and_quarantines_the_revision() {
-    for (behaviour, extra, reason) in bad_releases() {
+    for (behaviour, extra, reason, why) in bad_releases() {
         let x = format!("{extra}    x-berth: {{min_ready: 0s, progress_deadline: 5s}}\n");
         let (d1, d2) = (web("app:1", &x), web("app:2", &x));
         let mut sim = deployed(World::new().bad("app:2", behaviour), &d1);
@@ -606,6 +611,21 @@ fn every_kind_of_gate_failure_reverts_in_the_round_it_is_seen_and_quarantines_th
                     p.events.iter().any(|e| e.kind == EventKind::Reverted),
                     "{behaviour:?}: {:?}",
                     p.events
+                );
+                // The failure and the revert carry why, typed (their `reason` label).
+                let reasons: Vec<(EventKind, EventReason)> = p
+                    .events
+                    .iter()
+                    .filter(|e| matches!(e.kind, EventKind::RolloutFailed | EventKind::Reverted))
+                    .map(|e| (e.kind, e.reason))
+                    .collect();
+                assert_eq!(
+                    reasons,
+                    [
+                        (EventKind::RolloutFailed, EventReason::Failure(why)),
+                        (EventKind::Reverted, EventReason::Failure(why)),
+                    ],
+                    "{behaviour:?}"
                 );
                 let removed: Vec<String> = p.steps.iter().map(|s| s.action.to_string()).collect();
                 assert_eq!(
@@ -1064,7 +1084,12 @@ fn self_heal_backs_off_exponentially_then_gives_up_as_degraded() {
                 p.to_string(),
                 "shop/web  start shop-web-1  replica 1 exited with code 2; restarting\n"
             );
+            let heals: Vec<EventReason> = p.events.iter().map(|e| e.reason).collect();
+            assert_eq!(heals, [EventReason::Heal(HealReason::Exited)]);
             starts.push(now - t0);
+        } else if let Some(e) = p.events.iter().find(|e| e.kind == EventKind::Degraded) {
+            assert_eq!(e.reason, EventReason::Failure(FailReason::SelfHealLimit));
+            assert!(p.steps.is_empty(), "{p}");
         } else {
             assert!(p.steps.is_empty(), "{p}");
         }

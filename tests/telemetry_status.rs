@@ -17,6 +17,7 @@ use berth::engine::{ContainerSummary, Health, RunState};
 use berth::reconcile::event::{Event, EventKind};
 use berth::reconcile::observed::ObservedState;
 use berth::reconcile::plan::{PlanOptions, Records, plan};
+use berth::reconcile::reason::{EventReason, FailReason, HealReason};
 use berth::store::{Degraded, Outcome, Quarantine, Revision, RolloutKind, ServiceRecord};
 use berth::telemetry::events::Since;
 use berth::telemetry::status::{self, Phase, SourceInfo, Status, StatusInput};
@@ -91,6 +92,7 @@ fn revision(number: u64, spec_hash: &str, image: &str, outcome: Outcome, at: u64
         pin: None,
         template: None,
         build: None,
+        failure: None,
     }
 }
 
@@ -339,11 +341,18 @@ fn loaded(diagnostics: Diagnostics) -> Loaded {
     }
 }
 
-fn event(service: &str, kind: EventKind, revision: u64, message: &str) -> Event {
+fn event(
+    service: &str,
+    kind: EventKind,
+    reason: EventReason,
+    revision: u64,
+    message: &str,
+) -> Event {
     Event {
         project: "shop".into(),
         service: service.into(),
         kind,
+        reason,
         revision: Some(revision),
         message: message.into(),
         // A container's log lines, as the executor fills them in.
@@ -388,24 +397,28 @@ fn the_hub_turns_rounds_into_events_metrics_and_readiness() {
             event(
                 "worker",
                 EventKind::RolloutStarted,
+                EventReason::Update,
                 4,
                 "rolling out r4 (abc), start-first",
             ),
             event(
                 "api",
                 EventKind::RolloutFailed,
+                EventReason::Failure(FailReason::Deadline),
                 2,
                 "r2 (def) failed: not ready within progress_deadline (2m): x; reverting to r1",
             ),
             event(
                 "api",
                 EventKind::Reverted,
+                EventReason::Failure(FailReason::Failed),
                 1,
                 "r2 failed (x); r1 runs again and is ready",
             ),
             event(
                 "web",
                 EventKind::SelfHeal,
+                EventReason::Heal(HealReason::Exited),
                 2,
                 "replica 1 exited with code 137; restarting",
             ),
@@ -539,6 +552,7 @@ fn a_failed_builds_output_travels_with_its_event() {
         ..event(
             "api",
             EventKind::RolloutFailed,
+            EventReason::Failure(FailReason::BuildFailed),
             3,
             "r3 (abc) failed: image build failed: COPY failed: stat missing: file does not exist; nothing running was changed; reverting to r1",
         )

@@ -13,4 +13,5 @@ pub mod observed;
 pub mod plan;
 pub mod probe;
 pub mod prober;
+pub mod reason;
 pub mod rollout;

@@ -14,6 +14,7 @@ use std::time::Duration;
 use super::container_spec::container_create;
 use super::event::Event;
 use super::observed::{ObservedContainer, ObservedState, normalize_reference};
+use super::reason::{EventReason, FailReason, Unmet};
 use super::rollout;
 use crate::desired::model::{Condition, DesiredState, Project, Service};
 use crate::engine::labels::{self, Role};
@@ -566,28 +567,11 @@ impl<'a> Planner<'a> {
         let needs_start = steps
             .iter()
             .any(|(a, _)| matches!(a, Action::Create { .. } | Action::Start { .. }));
-        if needs_start && let Some(reason) = self.unmet_dependency(project, svc) {
-            let blocked = reason.starts_with("blocked: ");
-            let reason = reason.trim_start_matches("blocked: ").to_string();
-            // Scale-down removals do not depend on anything; keep them.
-            steps.retain(|(a, cause)| {
-                matches!(a, Action::Stop { .. } | Action::Remove { .. })
-                    && cause.starts_with("scale down")
-            });
+        if needs_start && let Some(unmet) = self.unmet_dependency(project, svc) {
+            // A job has no scale-down: none of its steps goes ahead without the dependency.
+            steps.clear();
             self.pending.insert(scope.clone());
-            self.plan.notes.push(if blocked {
-                Note::Blocked {
-                    project: project.name.clone(),
-                    service: Some(svc.name.clone()),
-                    reason,
-                }
-            } else {
-                Note::Wait {
-                    project: project.name.clone(),
-                    service: svc.name.clone(),
-                    reason,
-                }
-            });
+            self.plan.notes.push(unmet_note(project, svc, unmet));
         }
         if let Some(n) = job_note {
             self.pending.insert(scope.clone());
@@ -690,31 +674,22 @@ impl<'a> Planner<'a> {
             .steps
             .iter()
             .any(|(a, _)| matches!(a, Action::Create { .. } | Action::Start { .. }));
-        if starts && let Some(reason) = self.unmet_dependency(project, svc) {
-            // Nothing moves (not even the record) until the dependency is in its condition.
-            let blocked = reason.starts_with("blocked: ");
-            let reason = reason.trim_start_matches("blocked: ").to_string();
+        if starts && let Some(unmet) = self.unmet_dependency(project, svc) {
+            // Nothing moves (not even the record) until the dependency is in its condition;
+            // scale-down removals do not depend on anything and go ahead.
             for (action, cause) in out.steps {
-                if matches!(action, Action::Stop { .. } | Action::Remove { .. })
-                    && cause.starts_with("scale down")
-                {
+                let removes = match &action {
+                    Action::Stop { id, .. } | Action::Remove { id, .. } => {
+                        out.scale_down.contains(id)
+                    }
+                    _ => false,
+                };
+                if removes {
                     self.step(&project.name, Some(&svc.name), action, cause);
                 }
             }
             self.pending.insert(scope);
-            self.plan.notes.push(if blocked {
-                Note::Blocked {
-                    project: project.name.clone(),
-                    service: Some(svc.name.clone()),
-                    reason,
-                }
-            } else {
-                Note::Wait {
-                    project: project.name.clone(),
-                    service: svc.name.clone(),
-                    reason,
-                }
-            });
+            self.plan.notes.push(unmet_note(project, svc, unmet));
             return;
         }
         if out.pending() {
@@ -742,6 +717,14 @@ impl<'a> Planner<'a> {
             });
         if let Some(r) = out.record {
             self.plan.records.insert(key, r);
+        }
+        // Only a bug or a hand-edited file gets here: say so, a person must look.
+        for e in out.record_errors {
+            self.plan.notes.push(Note::Blocked {
+                project: project.name.clone(),
+                service: Some(svc.name.clone()),
+                reason: format!("berth's record of this service is inconsistent: {e}"),
+            });
         }
         for hold in out.holds {
             self.plan.notes.push(match hold {
@@ -843,6 +826,7 @@ impl<'a> Planner<'a> {
                 project: project.name.clone(),
                 service: svc.name.clone(),
                 kind: super::event::EventKind::RolloutFailed,
+                reason: EventReason::Failure(FailReason::BuildFailed),
                 revision: None,
                 message: format!(
                     "job revision {} not run: {reason}; its dependents wait; change the desired state or `berth retry`",
@@ -966,9 +950,9 @@ impl<'a> Planner<'a> {
         None
     }
 
-    /// The first dependency not in its condition, as a reason; `blocked: ...` when it cannot
-    /// become so without a change (a failed job).
-    fn unmet_dependency(&self, project: &Project, svc: &Service) -> Option<String> {
+    /// The first dependency not in its condition; [`Unmet::Blocked`] when it cannot become so
+    /// without a change (a failed job).
+    fn unmet_dependency(&self, project: &Project, svc: &Service) -> Option<Unmet> {
         for (dep, d) in &svc.depends_on {
             let Some(target) = project.services.get(dep) else {
                 continue;
@@ -987,7 +971,7 @@ impl<'a> Planner<'a> {
                 .or_else(|| self.records.get(&key))
                 .is_some_and(|r| target.build.is_some() && r.is_quarantined(&target.spec_hash));
             if target.job && build_failed {
-                return Some(format!("blocked: job {dep}'s image build failed"));
+                return Some(Unmet::Blocked(format!("job {dep}'s image build failed")));
             }
             if target.job {
                 let done = containers.iter().find(|c| c.state == RunState::Exited);
@@ -998,14 +982,18 @@ impl<'a> Planner<'a> {
                     (_, Some(code))
                         if code != 0 && d.condition == Condition::ServiceCompletedSuccessfully =>
                     {
-                        return Some(format!("blocked: job {dep} failed with exit code {code}"));
+                        return Some(Unmet::Blocked(format!(
+                            "job {dep} failed with exit code {code}"
+                        )));
                     }
                     (Condition::ServiceCompletedSuccessfully, Some(0)) => continue,
                     (Condition::ServiceCompletedSuccessfully, _) => {
-                        return Some(format!("{dep} has not completed successfully yet"));
+                        return Some(Unmet::Wait(format!(
+                            "{dep} has not completed successfully yet"
+                        )));
                     }
                     _ if (!containers.is_empty() || exit.is_some()) && !pending => continue,
-                    _ => return Some(format!("{dep} has not started yet")),
+                    _ => return Some(Unmet::Wait(format!("{dep} has not started yet"))),
                 }
             }
             let running: Vec<&&ObservedContainer> = containers
@@ -1014,19 +1002,19 @@ impl<'a> Planner<'a> {
                 .collect();
             let all_running = running.len() >= target.replicas as usize;
             if pending || !all_running {
-                return Some(format!("{dep} is not running yet"));
+                return Some(Unmet::Wait(format!("{dep} is not running yet")));
             }
             if d.condition == Condition::ServiceHealthy
                 && running
                     .iter()
                     .any(|c| !matches!(c.health, Health::Healthy | Health::None))
             {
-                return Some(format!("{dep} is not healthy yet"));
+                return Some(Unmet::Wait(format!("{dep} is not healthy yet")));
             }
             if d.condition == Condition::ServiceCompletedSuccessfully {
-                return Some(format!(
+                return Some(Unmet::Wait(format!(
                     "{dep} is not a job (restart: \"no\"), so it never completes"
-                ));
+                )));
             }
         }
         None
@@ -1046,6 +1034,22 @@ impl<'a> Planner<'a> {
         for (a, cause) in steps {
             self.step(project, Some(service), a, cause);
         }
+    }
+}
+
+/// The note of a service whose dependency is not in its condition.
+fn unmet_note(project: &Project, svc: &Service, unmet: Unmet) -> Note {
+    match unmet {
+        Unmet::Blocked(reason) => Note::Blocked {
+            project: project.name.clone(),
+            service: Some(svc.name.clone()),
+            reason,
+        },
+        Unmet::Wait(reason) => Note::Wait {
+            project: project.name.clone(),
+            service: svc.name.clone(),
+            reason,
+        },
     }
 }
 

@@ -38,12 +38,13 @@ use super::gate::{self, Candidate, GateMemory, Verdict};
 use super::observed::{BuildFailure, ObservedContainer, ProbeVerdicts, normalize_reference};
 use super::plan::{Action, ImageSource, short};
 use super::probe::ProbeStatus;
+use super::reason::{EventReason, FailReason, HealReason};
 use crate::desired::model::{FailureAction, Order, Project, RolloutPolicy, Service, Smoke};
 use crate::engine::labels::{self, Role};
 use crate::engine::{ContainerCreate, Health, RunState};
 use crate::store::{
     DEFAULT_HISTORY_LIMIT, Degraded, GateRun, Outcome, Revision, Rollout, RolloutKind,
-    ServiceRecord, Slot,
+    ServiceRecord, Slot, UnknownRevision,
 };
 
 /// Self-heal restarts allowed within [`HEAL_WINDOW`] before the service is `Degraded`.
@@ -109,6 +110,11 @@ pub struct Output {
     pub needs_inventory: bool,
     /// Containers whose restart count the gate needs (inspected, then planned again).
     pub inspect: Vec<String>,
+    /// Record transitions that named a revision the record lacks (see [`UnknownRevision`]).
+    pub record_errors: Vec<UnknownRevision>,
+    /// Containers (IDs) that go because the replica count went down: their removal depends on
+    /// nothing, not even a dependency that is not in its condition.
+    pub scale_down: Vec<String>,
 }
 
 impl Output {
@@ -154,6 +160,7 @@ fn housekeeping(input: &Input<'_>, rec: &mut ServiceRecord, out: &mut Output) {
         out.events.push(event(
             input,
             EventKind::QuarantineLifted,
+            EventReason::DesiredStateChanged,
             None,
             format!(
                 "revision {} may be tried again: the desired state changed",
@@ -168,6 +175,7 @@ fn housekeeping(input: &Input<'_>, rec: &mut ServiceRecord, out: &mut Output) {
             out.events.push(event(
                 input,
                 EventKind::QuarantineLifted,
+                EventReason::Retry,
                 None,
                 "berth retry: the quarantined revision will be tried again".into(),
             ));
@@ -391,6 +399,7 @@ fn scale_down(input: &Input<'_>, out: &mut Output) {
     let n = input.svc.replicas;
     for c in replicas(input) {
         if c.identity.number > n {
+            out.scale_down.push(c.id.clone());
             removal(
                 out,
                 c,
@@ -438,8 +447,8 @@ fn begin(input: &Input<'_>, rec: &mut ServiceRecord, target: &Target, out: &mut 
         if let Some(o) = olds.first() {
             let hash = o.identity.spec_hash.clone();
             let n = rec.begin(&hash, "", &o.image_id, now).number;
-            let _ = rec.mark_ready(n, now);
-            let _ = rec.mark_stable(n);
+            settle(out, rec.mark_ready(n, now));
+            settle(out, rec.mark_stable(n));
         }
     }
     let number = match target.revision {
@@ -456,8 +465,10 @@ fn begin(input: &Input<'_>, rec: &mut ServiceRecord, target: &Target, out: &mut 
                 if svc.build.is_some()
                     && let Some(error) = input.build_failure
                 {
-                    build_failed(input, rec, target, &reference, error, out);
-                    return Begin::Failed;
+                    return match build_failed(input, rec, target, &reference, error, out) {
+                        Flow::Again => Begin::Failed,
+                        Flow::Done => Begin::NotYet,
+                    };
                 }
                 out.pulls.push(reference.clone());
                 let how = if svc.build.is_some() {
@@ -487,8 +498,8 @@ fn begin(input: &Input<'_>, rec: &mut ServiceRecord, target: &Target, out: &mut 
                 r.build = svc.build.as_ref().map(|b| b.parts.clone());
             }
             if all_there && !others {
-                let _ = rec.mark_ready(n, now);
-                let _ = rec.mark_stable(n);
+                settle(out, rec.mark_ready(n, now));
+                settle(out, rec.mark_stable(n));
                 pin(input, rec, n, out);
                 return Begin::NotYet;
             }
@@ -527,8 +538,18 @@ fn begin(input: &Input<'_>, rec: &mut ServiceRecord, target: &Target, out: &mut 
         }
         RolloutKind::Rollback => format!("rolling back to r{number} ({})", short(&target.hash)),
     };
-    out.events
-        .push(event(input, EventKind::RolloutStarted, Some(number), what));
+    let why = match target.kind {
+        RolloutKind::Update => EventReason::Update,
+        RolloutKind::Revert { .. } => EventReason::Revert,
+        RolloutKind::Rollback => EventReason::Rollback,
+    };
+    out.events.push(event(
+        input,
+        EventKind::RolloutStarted,
+        why,
+        Some(number),
+        what,
+    ));
     Begin::Started
 }
 
@@ -544,7 +565,7 @@ fn build_failed(
     reference: &str,
     error: &BuildFailure,
     out: &mut Output,
-) {
+) -> Flow {
     let (summary, tail) = (&error.summary, error.log.clone());
     let n = rec.begin(&target.hash, reference, "", input.now).number;
     if let Some(r) = rec.revision_mut(n) {
@@ -560,12 +581,13 @@ fn build_failed(
         paused: None,
     };
     let mark = out.events.len();
-    let _ = fail(
+    let flow = fail(
         input,
         rec,
         &mut a,
         out,
         None,
+        FailReason::BuildFailed,
         format!("image build failed: {summary}; nothing running was changed"),
     );
     for e in &mut out.events[mark..] {
@@ -578,6 +600,7 @@ fn build_failed(
     {
         q.log = tail;
     }
+    flow
 }
 
 /// Pins revision `n`'s image with a berth tag (idempotent on the engine).
@@ -680,6 +703,7 @@ fn advance(input: &Input<'_>, rec: &mut ServiceRecord, out: &mut Output) -> Flow
                 &mut a,
                 out,
                 None,
+                FailReason::Failed,
                 format!(
                     "r{} has no kept container and no recorded template to recreate it from",
                     rev.number
@@ -753,6 +777,7 @@ fn advance(input: &Input<'_>, rec: &mut ServiceRecord, out: &mut Output) -> Flow
                 &mut a,
                 out,
                 tc.map(|c| c.id.clone()),
+                FailReason::Failed,
                 format!("replica {n}'s new container could not be started: {err}"),
             );
         }
@@ -780,6 +805,7 @@ fn advance(input: &Input<'_>, rec: &mut ServiceRecord, out: &mut Output) -> Flow
                         &mut a,
                         out,
                         None,
+                        FailReason::Failed,
                         format!(
                             "replica {n}'s new container could not be created or started (see the failed steps)"
                         ),
@@ -921,7 +947,7 @@ fn advance(input: &Input<'_>, rec: &mut ServiceRecord, out: &mut Output) -> Flow
                         a.slots.insert(n, s);
                         waits.push(format!("replica {n}: {reason}"));
                     }
-                    Verdict::Failed { reason } => {
+                    Verdict::Failed { kind, reason } => {
                         let ratio =
                             f64::from(a.slots.values().filter(|s| s.failed).count() as u32 + 1)
                                 / f64::from(svc.replicas.max(1));
@@ -937,6 +963,7 @@ fn advance(input: &Input<'_>, rec: &mut ServiceRecord, out: &mut Output) -> Flow
                                 ..event(
                                     input,
                                     EventKind::RolloutFailed,
+                                    EventReason::Tolerated(kind),
                                     Some(rev.number),
                                     format!(
                                         "replica {n} of r{} failed ({reason}); tolerated by failure_action/max_failure_ratio, the rollout goes on",
@@ -952,6 +979,7 @@ fn advance(input: &Input<'_>, rec: &mut ServiceRecord, out: &mut Output) -> Flow
                             &mut a,
                             out,
                             Some(c.id.clone()),
+                            kind,
                             format!("replica {n}: {reason}"),
                         );
                     }
@@ -1133,12 +1161,24 @@ fn gate_step(
             Some(Flow::Done)
         }
         GateState::Failed(reason, id) => {
-            let what = if role == Role::Smoke {
-                "smoke test"
+            let (what, timed_out) = if role == Role::Smoke {
+                ("smoke test", FailReason::SmokeFailed)
             } else {
-                "pre_deploy"
+                ("pre_deploy", FailReason::PreDeployFailed)
             };
-            Some(fail(input, rec, a, out, id, format!("{what} {reason}")))
+            let kind = match reason {
+                GateFailure::Exited(_) => FailReason::Exited,
+                GateFailure::TimedOut(_) => timed_out,
+            };
+            Some(fail(
+                input,
+                rec,
+                a,
+                out,
+                id,
+                kind,
+                format!("{what} {reason}"),
+            ))
         }
     }
 }
@@ -1147,7 +1187,29 @@ enum GateState {
     Passed,
     Waiting,
     /// Why, and the container whose logs say more.
-    Failed(String, Option<String>),
+    Failed(GateFailure, Option<String>),
+}
+
+/// How a one-shot gate failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum GateFailure {
+    /// Its command exited with this code.
+    Exited(i64),
+    /// It did not finish within its timeout.
+    TimedOut(Duration),
+}
+
+impl std::fmt::Display for GateFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            GateFailure::Exited(code) => write!(f, "exited with code {code}"),
+            GateFailure::TimedOut(t) => write!(
+                f,
+                "did not finish within its timeout ({})",
+                crate::desired::syntax::units::format_duration(*t)
+            ),
+        }
+    }
 }
 
 /// Runs a one-shot gate container (`pre_deploy`, `smoke`) once per rollout.
@@ -1184,7 +1246,7 @@ fn one_shot(
         return if *code == 0 {
             GateState::Passed
         } else {
-            GateState::Failed(format!("exited with code {code}"), None)
+            GateState::Failed(GateFailure::Exited(*code), None)
         };
     }
     let current = mine
@@ -1204,20 +1266,14 @@ fn one_shot(
                     return GateState::Passed;
                 }
                 // The container stays until the failure is handled: its logs go in the event.
-                return GateState::Failed(format!("exited with code {code}"), Some(c.id.clone()));
+                return GateState::Failed(GateFailure::Exited(code), Some(c.id.clone()));
             }
             if now >= r.started_at + gate.timeout.as_secs() {
                 *run = Some(GateRun {
                     started_at: r.started_at,
                     exit_code: Some(-1),
                 });
-                return GateState::Failed(
-                    format!(
-                        "did not finish within its timeout ({})",
-                        crate::desired::syntax::units::format_duration(gate.timeout)
-                    ),
-                    Some(c.id.clone()),
-                );
+                return GateState::Failed(GateFailure::TimedOut(gate.timeout), Some(c.id.clone()));
             }
             if c.state == RunState::Created {
                 out.steps.push((start(c), cause));
@@ -1304,14 +1360,19 @@ fn fail(
     a: &mut Rollout,
     out: &mut Output,
     logs_of: Option<String>,
+    kind: FailReason,
     reason: String,
 ) -> Flow {
     let svc = input.svc;
     let now = input.now;
+    let why = EventReason::Failure(kind);
     match a.kind {
         RolloutKind::Update => {
             let n = a.revision;
-            let _ = rec.mark_failed(n, &reason, now);
+            settle(out, rec.mark_failed(n, &reason, now));
+            if let Some(r) = rec.revision_mut(n) {
+                r.failure = Some(kind);
+            }
             let pol = svc.rollout.update;
             if pol.failure_action == FailureAction::Rollback && svc.berth.auto_revert {
                 let target = rec.revert_target(&svc.spec_hash).map(|r| r.number);
@@ -1323,6 +1384,7 @@ fn fail(
                     out,
                     input,
                     EventKind::RolloutFailed,
+                    why,
                     n,
                     logs_of,
                     format!("r{n} ({}) failed: {reason}; {then}", short(&svc.spec_hash)),
@@ -1343,6 +1405,7 @@ fn fail(
                     out,
                     input,
                     EventKind::RolloutPaused,
+                    why,
                     n,
                     logs_of,
                     format!(
@@ -1368,6 +1431,7 @@ fn fail(
                 out,
                 input,
                 EventKind::Degraded,
+                why,
                 a.revision,
                 logs_of,
                 format!(
@@ -1387,6 +1451,7 @@ fn fail(
                 out,
                 input,
                 EventKind::Degraded,
+                why,
                 a.revision,
                 logs_of,
                 format!("rollback to r{} failed: {reason}; DEGRADED", a.revision),
@@ -1400,14 +1465,23 @@ fn push_event(
     out: &mut Output,
     input: &Input<'_>,
     kind: EventKind,
+    reason: EventReason,
     revision: u64,
     logs_of: Option<String>,
     message: String,
 ) {
     out.events.push(Event {
         logs_of,
-        ..event(input, kind, Some(revision), message)
+        ..event(input, kind, reason, Some(revision), message)
     });
+}
+
+/// Keeps a record transition's error: it names a revision the record lacks (a bug or a
+/// hand-edited file). The planner reports it; the decision goes on with what the record has.
+fn settle(out: &mut Output, r: Result<(), UnknownRevision>) {
+    if let Err(e) = r {
+        out.record_errors.push(e);
+    }
 }
 
 /// Every replica passed: the revision is the current one.
@@ -1429,8 +1503,8 @@ fn complete(
                 .filter_map(|s| s.passed_at)
                 .min()
                 .unwrap_or(now);
-            let _ = rec.mark_ready(n, first);
-            let _ = rec.mark_stable(n);
+            settle(out, rec.mark_ready(n, first));
+            settle(out, rec.mark_stable(n));
             let failed = a.slots.values().filter(|s| s.failed).count();
             let tolerated = if failed > 0 {
                 format!(" ({failed} replica(s) failed, tolerated)")
@@ -1439,6 +1513,7 @@ fn complete(
             };
             (
                 EventKind::RolloutSucceeded,
+                EventReason::Ready,
                 format!(
                     "r{n} ({}) is ready and stable{tolerated}",
                     short(&target.hash)
@@ -1446,7 +1521,7 @@ fn complete(
             )
         }
         RolloutKind::Revert { failed } => {
-            let _ = rec.mark_reverted(failed);
+            settle(out, rec.mark_reverted(failed));
             let reason = rec
                 .revision(failed)
                 .and_then(|r| r.reason.clone())
@@ -1465,15 +1540,21 @@ fn complete(
             } else {
                 "runs again"
             };
+            let why = rec
+                .revision(failed)
+                .and_then(|r| r.failure)
+                .unwrap_or(FailReason::Failed);
             (
                 EventKind::Reverted,
+                EventReason::Failure(why),
                 format!("r{failed} failed ({reason}); r{n} {again} and is ready{jobs}"),
             )
         }
         RolloutKind::Rollback => {
-            let _ = rec.mark_current(n);
+            settle(out, rec.mark_current(n));
             (
                 EventKind::RolloutSucceeded,
+                EventReason::Ready,
                 format!(
                     "rolled back to r{n} ({}); held there until `berth release`",
                     short(&target.hash)
@@ -1522,7 +1603,8 @@ fn complete(
             ));
         }
     }
-    out.events.push(event(input, message.0, Some(n), message.1));
+    let (kind, why, message) = message;
+    out.events.push(event(input, kind, why, Some(n), message));
 }
 
 /// The target runs: restart or recreate what died, vanished or is unhealthy; clean leftovers.
@@ -1536,7 +1618,7 @@ fn self_heal(
     let now = input.now;
     let mine = replicas(input);
     remove_gates(input, out, "the rollout it gated is over");
-    let mut heals: Vec<(u32, String)> = Vec::new();
+    let mut heals: Vec<(u32, HealReason, String)> = Vec::new();
     for n in 1..=svc.replicas {
         let canonical = target.canonical(input, n);
         let (tc, olds) = split_slot(out, svc, &mine, &target.hash, n, &canonical);
@@ -1555,8 +1637,13 @@ fn self_heal(
             None => {
                 let cause = format!("replica {n} is missing; creating it");
                 create_start(out, target, input, n, &canonical, &cause);
-                out.events
-                    .push(event(input, EventKind::SelfHeal, target.revision, cause));
+                out.events.push(event(
+                    input,
+                    EventKind::SelfHeal,
+                    EventReason::Heal(HealReason::Missing),
+                    target.revision,
+                    cause,
+                ));
             }
             Some(c) => {
                 if c.name != canonical && !mine.iter().any(|o| o.name == canonical) {
@@ -1565,20 +1652,26 @@ fn self_heal(
                 }
                 let liveness = input.probes.get(&c.id).and_then(|p| p.liveness);
                 match c.state {
-                    RunState::Created => {
-                        heals.push((n, format!("replica {n} was created but not started")))
-                    }
-                    RunState::Exited => heals.push((
+                    RunState::Created => heals.push((
                         n,
-                        match c.exit_code {
-                            Some(code) => {
-                                format!("replica {n} exited with code {code}; restarting")
-                            }
-                            None => format!("replica {n} is stopped; restarting"),
-                        },
+                        HealReason::NotStarted,
+                        format!("replica {n} was created but not started"),
                     )),
+                    RunState::Exited => heals.push(match c.exit_code {
+                        Some(code) => (
+                            n,
+                            HealReason::Exited,
+                            format!("replica {n} exited with code {code}; restarting"),
+                        ),
+                        None => (
+                            n,
+                            HealReason::Stopped,
+                            format!("replica {n} is stopped; restarting"),
+                        ),
+                    }),
                     RunState::Running if c.health == Health::Unhealthy => heals.push((
                         n,
+                        HealReason::Unhealthy,
                         format!("replica {n} is unhealthy (Docker healthcheck); restarting"),
                     )),
                     RunState::Running
@@ -1587,6 +1680,7 @@ fn self_heal(
                     {
                         heals.push((
                             n,
+                            HealReason::Liveness,
                             format!("replica {n} fails its liveness probe; restarting"),
                         ))
                     }
@@ -1604,7 +1698,7 @@ fn self_heal(
         let reason = format!(
             "restarted {k} times within {}; giving up on self-heal ({})",
             crate::desired::syntax::units::format_duration(HEAL_WINDOW),
-            heals[0].1
+            heals[0].2
         );
         rec.degraded = Some(Degraded {
             since: now,
@@ -1614,6 +1708,7 @@ fn self_heal(
         out.events.push(event(
             input,
             EventKind::Degraded,
+            EventReason::Failure(FailReason::SelfHealLimit),
             target.revision,
             format!("{reason}; DEGRADED"),
         ));
@@ -1625,13 +1720,13 @@ fn self_heal(
             out.holds.push(Hold::Wait(format!(
                 "self-heal backs off {}s after {k} restart(s): {}",
                 last + wait - now,
-                heals[0].1
+                heals[0].2
             )));
             return Flow::Done;
         }
     }
     rec.restarts.push(now);
-    for (n, cause) in heals {
+    for (n, why, cause) in heals {
         let canonical = target.canonical(input, n);
         match mine
             .iter()
@@ -1647,8 +1742,13 @@ fn self_heal(
                 out.steps.push((start(c), cause.clone()));
             }
         }
-        out.events
-            .push(event(input, EventKind::SelfHeal, target.revision, cause));
+        out.events.push(event(
+            input,
+            EventKind::SelfHeal,
+            EventReason::Heal(why),
+            target.revision,
+            cause,
+        ));
     }
     Flow::Done
 }
@@ -1664,11 +1764,18 @@ fn remove_gates(input: &Input<'_>, out: &mut Output, cause: &str) {
     }
 }
 
-fn event(input: &Input<'_>, kind: EventKind, revision: Option<u64>, message: String) -> Event {
+fn event(
+    input: &Input<'_>,
+    kind: EventKind,
+    reason: EventReason,
+    revision: Option<u64>,
+    message: String,
+) -> Event {
     Event {
         project: input.project.name.clone(),
         service: input.svc.name.clone(),
         kind,
+        reason,
         revision,
         message,
         logs_of: None,

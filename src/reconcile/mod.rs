@@ -4,6 +4,7 @@
 //! `execute` and `probe` (berth's own readiness/liveness checks, for the rollout gate) are the
 //! only code here that talks to the engine or to containers.
 
+pub mod action;
 pub mod container_spec;
 pub mod event;
 pub mod execute;

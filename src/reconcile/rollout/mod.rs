@@ -1,0 +1,266 @@
+//! The rollout state machine of one long-running service (DESIGN §4): which revision it should
+//! run (the desired one, the previous stable one after a failure, or the one an operator rolled
+//! back to), and the next engine calls that move its replicas there through the readiness gate.
+//!
+//! Pure: a function of (desired service, its observed containers, its record, probe verdicts,
+//! `now`). It returns steps, the updated record (saved by the executor *before* the steps run,
+//! so a crash never loses a decision), notes and events. The planner calls it once per service
+//! and round; rounds repeat while a rollout progresses, so every decision is level-triggered
+//! and a restarted berth picks up where the record and the containers say it was.
+//!
+//! The life of a revision:
+//! 1. **Begin**: the image is present (else it is pulled first and nothing else happens), the
+//!    running stable revision's image is pinned, a revision is recorded (`InProgress`, with the
+//!    container template), then `pre_deploy` runs if configured.
+//! 2. **Replicas**, `parallelism` at a time, `delay` between batches. `start-first`: the
+//!    candidate starts beside the old container under a temporary name
+//!    (`<name>-<hash12>`); once it passes the gate the old one is stopped and renamed away, the
+//!    candidate takes the canonical name. `stop-first`: the old container is stopped and renamed
+//!    away first (kept), the candidate is created under the canonical name.
+//! 3. **Gate**: [`super::gate::evaluate`] on every round. Ready → next batch. Failed → the
+//!    failure is tolerated (`continue`, `max_failure_ratio`), or the rollout pauses, or (by
+//!    default) the revision is quarantined and a revert to the last stable revision begins at
+//!    once: candidates removed, kept containers renamed back and started, verified ready.
+//! 4. **Smoke**, then **stable**: the revision becomes the current one, its image is pinned,
+//!    the kept containers of earlier revisions are removed and history beyond the limit is
+//!    unpinned.
+//!
+//! Afterwards, self-heal: a replica that exited, vanished or is unhealthy (Docker health or
+//! berth's liveness probe) is restarted or recreated with exponential backoff; too many restarts
+//! in a window mark the service `Degraded` instead of looping.
+
+mod advance;
+mod begin;
+mod complete;
+mod containers;
+mod gates;
+mod heal;
+mod housekeeping;
+mod pins;
+mod policy;
+mod revert;
+mod target;
+
+// The submodules share this module's imports and each other's items through `use super::*`:
+// they are one state machine cut along its phases, not independent components.
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use super::action::{Action, ImageSource, short};
+use super::container_spec::{canonical_name, container_create};
+use super::event::{Event, EventKind};
+use super::gate::{self, Candidate, GateMemory, Verdict};
+use super::observed::{BuildFailure, ObservedContainer, ProbeVerdicts, normalize_reference};
+use super::probe::ProbeStatus;
+use super::reason::{EventReason, FailReason, HealReason};
+use crate::desired::model::{FailureAction, Order, Project, RolloutPolicy, Service, Smoke};
+use crate::engine::labels::{self, Role};
+use crate::engine::{ContainerCreate, Health, RunState};
+use crate::store::{
+    DEFAULT_HISTORY_LIMIT, Degraded, GateRun, Outcome, Revision, Rollout, RolloutKind,
+    ServiceRecord, Slot, UnknownRevision,
+};
+
+use advance::*;
+use begin::*;
+use complete::*;
+use containers::*;
+use gates::*;
+use heal::*;
+use housekeeping::*;
+use pins::*;
+use policy::*;
+use revert::*;
+use target::*;
+
+pub use heal::{HEAL_LIMIT, HEAL_WINDOW};
+pub use pins::pin_reference;
+
+/// Everything the state machine looks at for one service.
+pub struct Input<'a> {
+    /// The project.
+    pub project: &'a Project,
+    /// The service (not a job).
+    pub svc: &'a Service,
+    /// Its containers (every role).
+    pub containers: Vec<&'a ObservedContainer>,
+    /// berth's record of it.
+    pub record: &'a ServiceRecord,
+    /// Local images (normalised reference → ID); `None` when not listed this round.
+    pub images: Option<&'a BTreeMap<String, String>>,
+    /// Probe verdicts by container ID.
+    pub probes: &'a BTreeMap<String, ProbeVerdicts>,
+    /// Docker restart counts of gated containers.
+    pub restart_counts: &'a BTreeMap<String, u32>,
+    /// The engine's answer when this service's create or start failed in the previous round.
+    pub step_error: Option<&'a str>,
+    /// The engine's error (and the build's last log lines) when the previous round's build of
+    /// this service's desired image failed.
+    pub build_failure: Option<&'a BuildFailure>,
+    /// Jobs this service depends on that already ran, as `name (exit N)`: named in a revert
+    /// event (their effects, such as a migration, are not undone).
+    pub jobs_ran: Vec<String>,
+    /// Now, unix seconds.
+    pub now: u64,
+}
+
+/// What to wait for or why nothing moves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Hold {
+    /// A later round continues (gate, batch, backoff, pull).
+    Wait(String),
+    /// Nothing changes until the desired state does or an operator acts.
+    Blocked(String),
+    /// Held by `x-berth.hold` or `berth hold`/`berth rollback`: informational.
+    Held(String),
+}
+
+/// What the state machine decided.
+#[derive(Debug, Default)]
+pub struct Output {
+    /// Engine calls, in order, with causes.
+    pub steps: Vec<(Action, String)>,
+    /// The record after this round's decisions, when it changed.
+    pub record: Option<ServiceRecord>,
+    /// Waits and blocks.
+    pub holds: Vec<Hold>,
+    /// Events.
+    pub events: Vec<Event>,
+    /// Images to pull before anything else can happen.
+    pub pulls: Vec<String>,
+    /// The image list is needed (not listed this round).
+    pub needs_inventory: bool,
+    /// Containers whose restart count the gate needs (inspected, then planned again).
+    pub inspect: Vec<String>,
+    /// Record transitions that named a revision the record lacks (see [`UnknownRevision`]).
+    pub record_errors: Vec<UnknownRevision>,
+    /// Containers (IDs) that go because the replica count went down: their removal depends on
+    /// nothing, not even a dependency that is not in its condition.
+    pub scale_down: Vec<String>,
+}
+
+impl Output {
+    /// The service is not in its desired condition yet (its dependents wait).
+    pub fn pending(&self) -> bool {
+        !self.steps.is_empty()
+            || !self.pulls.is_empty()
+            || self.needs_inventory
+            || self.holds.iter().any(|h| matches!(h, Hold::Wait(_)))
+    }
+}
+
+/// Plans one round for one long-running service.
+pub fn plan_service(input: &Input<'_>) -> Output {
+    let mut out = Output::default();
+    let mut rec = input.record.clone();
+    housekeeping(input, &mut rec, &mut out);
+    // A failure decided in a pass changes the record (quarantine, revert begun); the next pass
+    // acts on it in the same round, so a revert does not wait for another round.
+    for _ in 0..4 {
+        let mark = out.steps.len();
+        match pass(input, &mut rec, &mut out) {
+            Flow::Done => break,
+            Flow::Again => out.steps.truncate(mark),
+        }
+    }
+    if rec != *input.record {
+        out.record = Some(rec);
+    }
+    out
+}
+
+enum Flow {
+    Done,
+    Again,
+}
+
+fn pass(input: &Input<'_>, rec: &mut ServiceRecord, out: &mut Output) -> Flow {
+    let svc = input.svc;
+    if svc.berth.hold {
+        out.holds
+            .push(Hold::Held("held by x-berth.hold; nothing changes".into()));
+        return Flow::Done;
+    }
+    if rec.control.hold.is_some() && rec.control.rollback_to.is_none() {
+        out.holds.push(Hold::Held(
+            "held by `berth hold`; `berth release` resumes".into(),
+        ));
+        return Flow::Done;
+    }
+    if let Some(g) = &rec.degraded {
+        out.holds.push(Hold::Blocked(format!(
+            "degraded: {}; berth keeps what runs and changes nothing until the desired state changes or `berth retry`",
+            g.reason
+        )));
+        return Flow::Done;
+    }
+    if let Some(reason) = rec.active.as_ref().and_then(|a| a.paused.clone()) {
+        out.holds.push(Hold::Blocked(format!(
+            "rollout paused after a failure: {reason}; change the desired state or `berth retry`"
+        )));
+        return Flow::Done;
+    }
+    let Some(target) = target(input, rec, out) else {
+        return Flow::Done;
+    };
+    scale_down(input, out);
+    let matching = rec.active.as_ref().is_some_and(|a| {
+        a.kind == target.kind
+            && match target.revision {
+                Some(n) => a.revision == n,
+                None => false,
+            }
+    });
+    let flow = if matching {
+        advance(input, rec, out)
+    } else if established(rec, &target) {
+        rec.active = None;
+        self_heal(input, rec, &target, out)
+    } else {
+        match begin(input, rec, &target, out) {
+            Begin::Started => advance(input, rec, out),
+            Begin::NotYet => Flow::Done,
+            Begin::Failed => Flow::Again,
+        }
+    };
+    if matches!(flow, Flow::Done) && rec.is_quarantined(&svc.spec_hash) && rec.active.is_none() {
+        let why = rec
+            .quarantined
+            .iter()
+            .find(|q| q.spec_hash == svc.spec_hash)
+            .map(|q| q.reason.clone())
+            .unwrap_or_default();
+        out.holds.push(Hold::Blocked(format!(
+            "revision {} failed and is quarantined ({why}); the previous revision runs; change the desired state or `berth retry`",
+            short(&svc.spec_hash)
+        )));
+    }
+    flow
+}
+
+/// Keeps a record transition's error: it names a revision the record lacks (a bug or a
+/// hand-edited file). The planner reports it; the decision goes on with what the record has.
+fn settle(out: &mut Output, r: Result<(), UnknownRevision>) {
+    if let Err(e) = r {
+        out.record_errors.push(e);
+    }
+}
+
+fn event(
+    input: &Input<'_>,
+    kind: EventKind,
+    reason: EventReason,
+    revision: Option<u64>,
+    message: String,
+) -> Event {
+    Event {
+        project: input.project.name.clone(),
+        service: input.svc.name.clone(),
+        kind,
+        reason,
+        revision,
+        message,
+        logs_of: None,
+        logs: None,
+    }
+}

@@ -581,3 +581,73 @@ fn a_failed_builds_output_travels_with_its_event() {
         Some("Step 2/2 : COPY missing /x")
     );
 }
+
+/// Defect 2 of issue 13: a service both degraded and held (`berth hold`) was Held to the
+/// rollout state machine (its plan note) but Degraded on the status page, which worked the
+/// phase out again in another order. Both now read `rollout::phase`; each pair of conditions
+/// shows the phase the state machine acts on.
+#[test]
+fn a_service_in_two_conditions_has_one_phase_for_the_state_machine_and_the_status() {
+    use berth::reconcile::plan::Note;
+    let d = desired();
+    let (observed, records) = world(&d);
+    let key = ("shop".to_string(), "db".to_string());
+    let degraded = records[&key].clone();
+    assert!(degraded.degraded.is_some());
+    let mut held = degraded.clone();
+    held.control.hold = Some(T0 - 10);
+    let mut rolled_back_while_paused = ServiceRecord {
+        active: Some(berth::store::Rollout {
+            revision: 1,
+            kind: RolloutKind::Update,
+            started_at: T0 - 30,
+            slots: BTreeMap::new(),
+            pre_deploy: None,
+            smoke: None,
+            paused: Some("replica 1: exited with code 1 before becoming ready".into()),
+        }),
+        ..degraded.clone()
+    };
+    rolled_back_while_paused.degraded = None;
+    rolled_back_while_paused.control.rollback_to = Some(1);
+    for (rec, want) in [
+        (degraded, Phase::Degraded),
+        (held, Phase::Held),
+        (rolled_back_while_paused, Phase::Blocked),
+    ] {
+        let mut records = records.clone();
+        records.insert(key.clone(), rec);
+        let p = plan(&d, &observed, &records, PlanOptions::default(), T0);
+        let note = p.notes.iter().find_map(|n| match n {
+            Note::Held { service, .. } if service == "db" => Some(Phase::Held),
+            Note::Blocked {
+                service: Some(service),
+                ..
+            } if service == "db" => Some(Phase::Blocked),
+            _ => None,
+        });
+        let s = status::build(
+            &StatusInput {
+                now: T0,
+                round: None,
+                source: &source(),
+                diagnostics: &Diagnostics::default(),
+                desired: Some(&d),
+                observed: Some(&observed),
+                records: Some(&records),
+                plan: Some(&p),
+                probes_tracked: true,
+            },
+            None,
+        );
+        let db = s.services.iter().find(|x| x.service == "db").unwrap();
+        assert_eq!(db.phase, want, "{}", db.reason);
+        // The state machine held or blocked it the same way (Degraded is its kind of blocked).
+        let machine = if want == Phase::Degraded {
+            Phase::Blocked
+        } else {
+            want
+        };
+        assert_eq!(note, Some(machine), "{:?}", p.notes);
+    }
+}

@@ -36,6 +36,7 @@ mod containers;
 mod gates;
 mod heal;
 mod housekeeping;
+mod phase;
 mod pins;
 mod policy;
 mod revert;
@@ -74,6 +75,7 @@ use revert::*;
 use target::*;
 
 pub use heal::{HEAL_LIMIT, HEAL_WINDOW};
+pub use phase::{HeldBy, Phase, phase};
 pub use pins::pin_reference;
 
 /// Everything the state machine looks at for one service.
@@ -176,28 +178,29 @@ enum Flow {
 
 fn pass(input: &Input<'_>, rec: &mut ServiceRecord, out: &mut Output) -> Flow {
     let svc = input.svc;
-    if svc.berth.hold {
-        out.holds
-            .push(Hold::Held("held by x-berth.hold; nothing changes".into()));
-        return Flow::Done;
-    }
-    if rec.control.hold.is_some() && rec.control.rollback_to.is_none() {
-        out.holds.push(Hold::Held(
+    // The phase decides whether anything may change; a rollback (held, but moving) and every
+    // other phase go on below.
+    let stop = match phase(svc, rec) {
+        Phase::Held(HeldBy::Compose) => {
+            Some(Hold::Held("held by x-berth.hold; nothing changes".into()))
+        }
+        Phase::Held(HeldBy::Operator { .. }) => Some(Hold::Held(
             "held by `berth hold`; `berth release` resumes".into(),
-        ));
-        return Flow::Done;
-    }
-    if let Some(g) = &rec.degraded {
-        out.holds.push(Hold::Blocked(format!(
+        )),
+        Phase::Degraded(g) => Some(Hold::Blocked(format!(
             "degraded: {}; berth keeps what runs and changes nothing until the desired state changes or `berth retry`",
             g.reason
-        )));
-        return Flow::Done;
-    }
-    if let Some(reason) = rec.active.as_ref().and_then(|a| a.paused.clone()) {
-        out.holds.push(Hold::Blocked(format!(
+        ))),
+        Phase::Paused { reason, .. } => Some(Hold::Blocked(format!(
             "rollout paused after a failure: {reason}; change the desired state or `berth retry`"
-        )));
+        ))),
+        Phase::Held(HeldBy::Rollback { .. })
+        | Phase::Rolling(_)
+        | Phase::Quarantined(_)
+        | Phase::Steady => None,
+    };
+    if let Some(hold) = stop {
+        out.holds.push(hold);
         return Flow::Done;
     }
     let Some(target) = target(input, rec, out) else {

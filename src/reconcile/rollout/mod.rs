@@ -39,6 +39,7 @@ mod housekeeping;
 mod phase;
 mod pins;
 mod policy;
+mod replica;
 mod revert;
 mod target;
 
@@ -71,6 +72,7 @@ use heal::*;
 use housekeeping::*;
 use pins::*;
 use policy::*;
+use replica::{Batch, ReplicaStep};
 use revert::*;
 use target::*;
 

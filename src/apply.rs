@@ -296,7 +296,10 @@ async fn job_logs<E: Engine>(engine: &E, observed: &ObservedState, note: &Note) 
     else {
         return None;
     };
-    if !reason.starts_with("job failed") {
+    if !matches!(
+        reason,
+        crate::reconcile::reason::BlockReason::JobFailed { .. }
+    ) {
         return None;
     }
     let c = observed

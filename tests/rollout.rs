@@ -1182,7 +1182,7 @@ fn min_ready_holds_the_gate_and_a_break_starts_the_hold_again() {
             p.notes
                 .iter()
                 .map(|n| match n {
-                    Note::Wait { reason, .. } => reason.clone(),
+                    Note::Wait { reason, .. } => reason.to_string(),
                     other => format!("{other}"),
                 })
                 .collect::<Vec<_>>()

@@ -15,7 +15,9 @@ pub use super::action::{Action, ImageSource, short};
 use super::container_spec::container_create;
 use super::event::Event;
 use super::observed::{ObservedContainer, ObservedState, normalize_reference};
-use super::reason::{EventReason, FailReason, Unmet};
+use super::reason::{
+    BlockReason, DependencyState, EventReason, FailReason, HeldReason, Unmet, WaitReason,
+};
 use super::rollout;
 use crate::desired::model::{Condition, DesiredState, Project, Service};
 use crate::engine::labels::{self, Role};
@@ -62,7 +64,7 @@ pub enum Note {
         /// Service.
         service: String,
         /// What it waits for.
-        reason: String,
+        reason: WaitReason,
     },
     /// Nothing will change until the desired state does (a failed job, a missing external
     /// network).
@@ -72,7 +74,7 @@ pub enum Note {
         /// Service (or `None` for the project).
         service: Option<String>,
         /// Why.
-        reason: String,
+        reason: BlockReason,
     },
     /// The service is held (`x-berth.hold`, `berth hold`, `berth rollback`): informational.
     Held {
@@ -81,7 +83,7 @@ pub enum Note {
         /// Service.
         service: String,
         /// By what.
-        reason: String,
+        reason: HeldReason,
     },
     /// A project runs but is no longer desired; `--prune` removes it.
     Orphan {
@@ -364,10 +366,7 @@ impl<'a> Planner<'a> {
                 continue;
             }
             if n.external {
-                blocked.push(format!(
-                    "external network {} does not exist; create it or drop external: true",
-                    n.name
-                ));
+                blocked.push(BlockReason::ExternalNetwork(n.name.clone()));
                 continue;
             }
             let spec = NetworkCreate {
@@ -397,10 +396,7 @@ impl<'a> Planner<'a> {
                 continue;
             }
             if v.external {
-                blocked.push(format!(
-                    "external volume {} does not exist; create it or drop external: true",
-                    v.name
-                ));
+                blocked.push(BlockReason::ExternalVolume(v.name.clone()));
                 continue;
             }
             let spec = VolumeCreate {
@@ -606,7 +602,7 @@ impl<'a> Planner<'a> {
             self.plan.notes.push(Note::Blocked {
                 project: project.name.clone(),
                 service: Some(svc.name.clone()),
-                reason: format!("berth's record of this service is inconsistent: {e}"),
+                reason: BlockReason::RecordInconsistent(e.to_string()),
             });
         }
         for hold in out.holds {
@@ -726,11 +722,10 @@ impl<'a> Planner<'a> {
             .map(|q| Note::Blocked {
                 project: project.name.clone(),
                 service: Some(svc.name.clone()),
-                reason: format!(
-                    "job revision {} not run: {}; change the desired state or `berth retry`",
-                    short(&svc.spec_hash),
-                    q.reason
-                ),
+                reason: BlockReason::JobNotRun {
+                    revision: short(&svc.spec_hash).to_string(),
+                    reason: q.reason.clone(),
+                },
             });
         if changed != *rec {
             self.plan.records.insert(key, changed);
@@ -788,10 +783,7 @@ impl<'a> Planner<'a> {
                 (RunState::Exited, code) => Some(Note::Blocked {
                     project: project.name.clone(),
                     service: Some(svc.name.clone()),
-                    reason: format!(
-                        "job failed with exit code {}; change the desired state (or fix what it needs) to run it again",
-                        code.map_or("unknown".to_string(), |c| c.to_string())
-                    ),
+                    reason: BlockReason::JobFailed { code },
                 }),
                 (RunState::Created, _) => {
                     steps.push((start(c), "job created but not started".into()));
@@ -800,7 +792,7 @@ impl<'a> Planner<'a> {
                 _ => Some(Note::Wait {
                     project: project.name.clone(),
                     service: svc.name.clone(),
-                    reason: "job is running".into(),
+                    reason: WaitReason::JobRunning,
                 }),
             };
         }
@@ -810,9 +802,7 @@ impl<'a> Planner<'a> {
                 return Some(Note::Blocked {
                     project: project.name.clone(),
                     service: Some(svc.name.clone()),
-                    reason: format!(
-                        "job failed with exit code {code}; change the desired state (or fix what it needs) to run it again"
-                    ),
+                    reason: BlockReason::JobFailed { code: Some(code) },
                 });
             }
             None => {}
@@ -854,7 +844,9 @@ impl<'a> Planner<'a> {
                 .or_else(|| self.records.get(&key))
                 .is_some_and(|r| target.build.is_some() && r.is_quarantined(&target.spec_hash));
             if target.job && build_failed {
-                return Some(Unmet::Blocked(format!("job {dep}'s image build failed")));
+                return Some(Unmet::Blocked(BlockReason::DependencyBuildFailed(
+                    dep.clone(),
+                )));
             }
             if target.job {
                 let done = containers.iter().find(|c| c.state == RunState::Exited);
@@ -865,18 +857,25 @@ impl<'a> Planner<'a> {
                     (_, Some(code))
                         if code != 0 && d.condition == Condition::ServiceCompletedSuccessfully =>
                     {
-                        return Some(Unmet::Blocked(format!(
-                            "job {dep} failed with exit code {code}"
-                        )));
+                        return Some(Unmet::Blocked(BlockReason::DependencyFailed {
+                            dep: dep.clone(),
+                            code,
+                        }));
                     }
                     (Condition::ServiceCompletedSuccessfully, Some(0)) => continue,
                     (Condition::ServiceCompletedSuccessfully, _) => {
-                        return Some(Unmet::Wait(format!(
-                            "{dep} has not completed successfully yet"
-                        )));
+                        return Some(Unmet::Wait(WaitReason::Dependency {
+                            dep: dep.clone(),
+                            state: DependencyState::NotCompleted,
+                        }));
                     }
                     _ if (!containers.is_empty() || exit.is_some()) && !pending => continue,
-                    _ => return Some(Unmet::Wait(format!("{dep} has not started yet"))),
+                    _ => {
+                        return Some(Unmet::Wait(WaitReason::Dependency {
+                            dep: dep.clone(),
+                            state: DependencyState::NotStarted,
+                        }));
+                    }
                 }
             }
             let running: Vec<&&ObservedContainer> = containers
@@ -885,19 +884,26 @@ impl<'a> Planner<'a> {
                 .collect();
             let all_running = running.len() >= target.replicas as usize;
             if pending || !all_running {
-                return Some(Unmet::Wait(format!("{dep} is not running yet")));
+                return Some(Unmet::Wait(WaitReason::Dependency {
+                    dep: dep.clone(),
+                    state: DependencyState::NotRunning,
+                }));
             }
             if d.condition == Condition::ServiceHealthy
                 && running
                     .iter()
                     .any(|c| !matches!(c.health, Health::Healthy | Health::None))
             {
-                return Some(Unmet::Wait(format!("{dep} is not healthy yet")));
+                return Some(Unmet::Wait(WaitReason::Dependency {
+                    dep: dep.clone(),
+                    state: DependencyState::NotHealthy,
+                }));
             }
             if d.condition == Condition::ServiceCompletedSuccessfully {
-                return Some(Unmet::Wait(format!(
-                    "{dep} is not a job (restart: \"no\"), so it never completes"
-                )));
+                return Some(Unmet::Wait(WaitReason::Dependency {
+                    dep: dep.clone(),
+                    state: DependencyState::NeverCompletes,
+                }));
             }
         }
         None

@@ -602,7 +602,7 @@ impl Ctx<'_> {
                 project,
                 service,
                 reason,
-            } if mine(project, Some(service)) => Some(reason.clone()),
+            } if mine(project, Some(service)) => Some(reason.to_string()),
             _ => None,
         });
         let blocked = notes.iter().find_map(|n| match n {
@@ -610,7 +610,7 @@ impl Ctx<'_> {
                 project,
                 service,
                 reason,
-            } if mine(project, service.as_deref()) => Some(reason.clone()),
+            } if mine(project, service.as_deref()) => Some(reason.to_string()),
             _ => None,
         });
         let wait = notes.iter().find_map(|n| match n {
@@ -618,7 +618,7 @@ impl Ctx<'_> {
                 project,
                 service,
                 reason,
-            } if mine(project, Some(service)) => Some(reason.clone()),
+            } if mine(project, Some(service)) => Some(reason.to_string()),
             _ => None,
         });
         // The phase the rollout state machine acts on, computed in one place (`rollout::phase`);

@@ -88,11 +88,11 @@ pub(super) fn advance(input: &Input<'_>, rec: &mut ServiceRecord, out: &mut Outp
             .collect(),
         mine,
     };
-    let mut waits: Vec<String> = Vec::new();
+    let mut waits: Vec<(u32, ReplicaWait)> = Vec::new();
     for n in 1..=svc.replicas {
         match replica::step(&mut batch, &mut a, out, n) {
             ReplicaStep::Done => {}
-            ReplicaStep::Waiting(why) => waits.push(why),
+            ReplicaStep::Waiting(why) => waits.push((n, why)),
             ReplicaStep::Failed {
                 logs_of,
                 kind,
@@ -101,7 +101,7 @@ pub(super) fn advance(input: &Input<'_>, rec: &mut ServiceRecord, out: &mut Outp
         }
     }
     if !waits.is_empty() {
-        out.holds.push(Hold::Wait(waits.join("; ")));
+        out.holds.push(Hold::Wait(WaitReason::Replicas(waits)));
         rec.active = Some(a);
         return Flow::Done;
     }

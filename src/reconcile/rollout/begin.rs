@@ -59,7 +59,7 @@ pub(super) fn begin(
             let reference = svc.image.clone().unwrap_or_default();
             let Some(images) = input.images else {
                 out.needs_inventory = true;
-                out.holds.push(Hold::Wait("looking up the image".into()));
+                out.holds.push(Hold::Wait(WaitReason::LookingUpImage));
                 return Begin::NotYet;
             };
             let Some(id) = images.get(&normalize_reference(&reference)) else {
@@ -72,14 +72,10 @@ pub(super) fn begin(
                     };
                 }
                 out.pulls.push(reference.clone());
-                let how = if svc.build.is_some() {
-                    "building"
-                } else {
-                    "pulling"
-                };
-                out.holds.push(Hold::Wait(format!(
-                    "{how} {reference} before anything is stopped"
-                )));
+                out.holds.push(Hold::Wait(WaitReason::Fetching {
+                    build: svc.build.is_some(),
+                    reference: reference.clone(),
+                }));
                 return Begin::NotYet;
             };
             // Containers already running this revision (berth restarted without its record,

@@ -85,10 +85,11 @@ pub(super) fn one_shot(
 ) -> GateState {
     let now = input.now;
     let svc = input.svc;
-    let (what, run) = match role {
-        Role::Smoke => ("smoke", &mut a.smoke),
-        _ => ("pre-deploy", &mut a.pre_deploy),
+    let (kind, run) = match role {
+        Role::Smoke => (GateKind::Smoke, &mut a.smoke),
+        _ => (GateKind::PreDeploy, &mut a.pre_deploy),
     };
+    let what = kind.as_str();
     let name = format!("{}-{}-{what}", input.project.name, svc.name);
     let mine: Vec<&ObservedContainer> = input
         .containers
@@ -140,7 +141,7 @@ pub(super) fn one_shot(
             if c.state == RunState::Created {
                 out.steps.push((start(c), cause));
             }
-            out.holds.push(Hold::Wait(format!("{what} gate running")));
+            out.holds.push(Hold::Wait(WaitReason::GateRunning(kind)));
             GateState::Waiting
         }
         (_, _) => {
@@ -160,13 +161,13 @@ pub(super) fn one_shot(
                     None if input.images.is_none() => {
                         out.needs_inventory = true;
                         out.holds
-                            .push(Hold::Wait(format!("{what} gate: looking up its image")));
+                            .push(Hold::Wait(WaitReason::GateLookingUpImage(kind)));
                         return GateState::Waiting;
                     }
                     None => {
                         out.pulls.push(reference.clone());
                         out.holds
-                            .push(Hold::Wait(format!("{what} gate: pulling {reference}")));
+                            .push(Hold::Wait(WaitReason::GatePulling(kind, reference.clone())));
                         return GateState::Waiting;
                     }
                 },
@@ -209,7 +210,7 @@ pub(super) fn one_shot(
                 started_at: now,
                 exit_code: None,
             });
-            out.holds.push(Hold::Wait(format!("{what} gate running")));
+            out.holds.push(Hold::Wait(WaitReason::GateRunning(kind)));
             GateState::Waiting
         }
     }

@@ -123,11 +123,11 @@ pub(super) fn self_heal(
     if let Some(last) = rec.restarts.last() {
         let wait = (1u64 << (k.min(6) as u32)).min(HEAL_MAX_BACKOFF);
         if now < last + wait {
-            out.holds.push(Hold::Wait(format!(
-                "self-heal backs off {}s after {k} restart(s): {}",
-                last + wait - now,
-                heals[0].2
-            )));
+            out.holds.push(Hold::Wait(WaitReason::HealBackoff {
+                seconds: last + wait - now,
+                restarts: k,
+                cause: heals[0].2.clone(),
+            }));
             return Flow::Done;
         }
     }

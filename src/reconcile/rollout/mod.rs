@@ -54,7 +54,9 @@ use super::event::{Event, EventKind};
 use super::gate::{self, Candidate, GateMemory, Verdict};
 use super::observed::{BuildFailure, ObservedContainer, ProbeVerdicts, normalize_reference};
 use super::probe::ProbeStatus;
-use super::reason::{EventReason, FailReason, HealReason};
+use super::reason::{
+    BlockReason, EventReason, FailReason, GateKind, HealReason, HeldReason, ReplicaWait, WaitReason,
+};
 use crate::desired::model::{FailureAction, Order, Project, RolloutPolicy, Service, Smoke};
 use crate::engine::labels::{self, Role};
 use crate::engine::{ContainerCreate, Health, RunState};
@@ -112,11 +114,11 @@ pub struct Input<'a> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Hold {
     /// A later round continues (gate, batch, backoff, pull).
-    Wait(String),
+    Wait(WaitReason),
     /// Nothing changes until the desired state does or an operator acts.
-    Blocked(String),
+    Blocked(BlockReason),
     /// Held by `x-berth.hold` or `berth hold`/`berth rollback`: informational.
-    Held(String),
+    Held(HeldReason),
 }
 
 /// What the state machine decided.
@@ -183,19 +185,10 @@ fn pass(input: &Input<'_>, rec: &mut ServiceRecord, out: &mut Output) -> Flow {
     // The phase decides whether anything may change; a rollback (held, but moving) and every
     // other phase go on below.
     let stop = match phase(svc, rec) {
-        Phase::Held(HeldBy::Compose) => {
-            Some(Hold::Held("held by x-berth.hold; nothing changes".into()))
-        }
-        Phase::Held(HeldBy::Operator { .. }) => Some(Hold::Held(
-            "held by `berth hold`; `berth release` resumes".into(),
-        )),
-        Phase::Degraded(g) => Some(Hold::Blocked(format!(
-            "degraded: {}; berth keeps what runs and changes nothing until the desired state changes or `berth retry`",
-            g.reason
-        ))),
-        Phase::Paused { reason, .. } => Some(Hold::Blocked(format!(
-            "rollout paused after a failure: {reason}; change the desired state or `berth retry`"
-        ))),
+        Phase::Held(HeldBy::Compose) => Some(Hold::Held(HeldReason::Compose)),
+        Phase::Held(HeldBy::Operator { .. }) => Some(Hold::Held(HeldReason::Operator)),
+        Phase::Degraded(g) => Some(Hold::Blocked(BlockReason::Degraded(g.reason.clone()))),
+        Phase::Paused { reason, .. } => Some(Hold::Blocked(BlockReason::Paused(reason.into()))),
         Phase::Held(HeldBy::Rollback { .. })
         | Phase::Rolling(_)
         | Phase::Quarantined(_)
@@ -235,10 +228,10 @@ fn pass(input: &Input<'_>, rec: &mut ServiceRecord, out: &mut Output) -> Flow {
             .find(|q| q.spec_hash == svc.spec_hash)
             .map(|q| q.reason.clone())
             .unwrap_or_default();
-        out.holds.push(Hold::Blocked(format!(
-            "revision {} failed and is quarantined ({why}); the previous revision runs; change the desired state or `berth retry`",
-            short(&svc.spec_hash)
-        )));
+        out.holds.push(Hold::Blocked(BlockReason::Quarantined {
+            revision: short(&svc.spec_hash).to_string(),
+            reason: why,
+        }));
     }
     flow
 }

@@ -13,7 +13,7 @@ pub(super) enum ReplicaStep {
     /// Nothing to wait for on it this round: it passed (or its failure is tolerated).
     Done,
     /// It is on its way; why, for the service's wait note.
-    Waiting(String),
+    Waiting(ReplicaWait),
     /// It failed: the rollout fails with this.
     Failed {
         /// The container whose last log lines belong in the event.
@@ -75,11 +75,10 @@ impl Batch<'_, '_> {
         self.in_flight < self.parallelism && self.batch_open
     }
 
-    fn waits_for_batch(&self, n: u32) -> ReplicaStep {
-        ReplicaStep::Waiting(format!(
-            "replica {n}: waits for its batch (parallelism {})",
-            self.parallelism
-        ))
+    fn waits_for_batch(&self) -> ReplicaStep {
+        ReplicaStep::Waiting(ReplicaWait::Batch {
+            parallelism: self.parallelism,
+        })
     }
 
     /// The cause every step of replica `n` carries.
@@ -187,7 +186,7 @@ fn not_created(b: &Batch<'_, '_>, out: &mut Output, r: &Replica<'_, '_>, s: Slot
         r.cause,
     );
     create_start(out, b.target, b.input, n, r.canonical, r.cause);
-    ReplicaStep::Waiting(format!("replica {n}: starting"))
+    ReplicaStep::Waiting(ReplicaWait::Starting)
 }
 
 /// Not begun and no container of the target: create one, beside the old one (start-first) or
@@ -201,7 +200,7 @@ fn begin_new(
     let n = r.n;
     let fresh = r.olds.is_empty();
     if !fresh && !b.room() {
-        return b.waits_for_batch(n);
+        return b.waits_for_batch();
     }
     if !fresh {
         b.in_flight += 1;
@@ -227,7 +226,7 @@ fn begin_new(
         );
         create_start(out, b.target, b.input, n, r.canonical, r.cause);
     }
-    ReplicaStep::Waiting(format!("replica {n}: starting"))
+    ReplicaStep::Waiting(ReplicaWait::Starting)
 }
 
 /// Not begun, but the target's container exists: a kept container (revert, rollback) or one
@@ -242,7 +241,7 @@ fn begin_existing(
     let n = r.n;
     let fresh = r.olds.is_empty();
     if !fresh && c.state != RunState::Running && !b.room() {
-        return b.waits_for_batch(n);
+        return b.waits_for_batch();
     }
     let mut slot = Slot {
         started_at: b.input.now,
@@ -271,7 +270,7 @@ fn begin_existing(
         start_in_place(b, out, r, c, r.cause.to_string());
     }
     a.slots.insert(n, slot);
-    ReplicaStep::Waiting(format!("replica {n}: starting"))
+    ReplicaStep::Waiting(ReplicaWait::Starting)
 }
 
 /// Starts the target's existing container `c`: in the old one's place (its name freed first)
@@ -313,7 +312,7 @@ fn candidate(
     if c.state == RunState::Created {
         out.steps
             .push((start(c), format!("{}: created, not started", r.cause)));
-        return ReplicaStep::Waiting(format!("replica {n}: starting"));
+        return ReplicaStep::Waiting(ReplicaWait::Starting);
     }
     // Stopped before it ever ran here: berth's own start did not happen (a crash between the
     // record and the step) — start it again rather than judge it. An exit code other than a
@@ -324,7 +323,7 @@ fn candidate(
         && now < s.started_at + b.pol.progress_deadline.as_secs()
     {
         start_in_place(b, out, r, c, format!("{}: start again", r.cause));
-        return ReplicaStep::Waiting(format!("replica {n}: starting"));
+        return ReplicaStep::Waiting(ReplicaWait::Starting);
     }
     if c.state == RunState::Running && !s.seen_running {
         s.seen_running = true;
@@ -370,7 +369,7 @@ fn candidate(
         }
         Verdict::Progressing { reason } => {
             a.slots.insert(n, s);
-            ReplicaStep::Waiting(format!("replica {n}: {reason}"))
+            ReplicaStep::Waiting(ReplicaWait::Gate(reason))
         }
         Verdict::Failed { kind, reason } => {
             let failed = a.slots.values().filter(|s| s.failed).count() as u32 + 1;

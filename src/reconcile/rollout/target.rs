@@ -63,15 +63,12 @@ pub(super) fn target(input: &Input<'_>, rec: &ServiceRecord, out: &mut Output) -
     if let Some(n) = rec.control.rollback_to {
         return match rec.revision(n) {
             Some(r) => {
-                out.holds.push(Hold::Held(format!(
-                    "rolled back to r{n} by `berth rollback`; `berth release` returns to the desired state"
-                )));
+                out.holds.push(Hold::Held(HeldReason::RolledBack(n)));
                 Some(stored(r, RolloutKind::Rollback))
             }
             None => {
-                out.holds.push(Hold::Blocked(format!(
-                    "`berth rollback` asked for r{n}, which is not in the history; `berth release` returns to the desired state"
-                )));
+                out.holds
+                    .push(Hold::Blocked(BlockReason::RollbackMissing { to: n }));
                 None
             }
         };
@@ -91,10 +88,9 @@ pub(super) fn target(input: &Input<'_>, rec: &ServiceRecord, out: &mut Output) -
         return match rec.revert_target(d) {
             Some(p) => Some(stored(p, RolloutKind::Revert { failed })),
             None => {
-                out.holds.push(Hold::Blocked(format!(
-                    "revision {} failed and is quarantined; there is no earlier stable revision to revert to, so what runs is left as is; change the desired state or `berth retry`",
-                    short(d)
-                )));
+                out.holds.push(Hold::Blocked(BlockReason::NoRevertTarget {
+                    revision: short(d).to_string(),
+                }));
                 None
             }
         };

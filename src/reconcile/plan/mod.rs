@@ -6,14 +6,21 @@
 //! running it again after applying a plan yields nothing (property-tested). Services whose
 //! `depends_on` conditions are not met *now* get no steps this round but a [`Note::Wait`];
 //! the next round (after the dependency changed) plans them.
+//!
+//! `jobs` plans one-shot jobs, `depends` the dependency order and conditions; long-running
+//! services are the rollout state machine's (`reconcile::rollout`), which this module calls
+//! and which never calls back.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::time::Duration;
 
+mod depends;
+mod jobs;
+
 pub use super::action::{Action, ImageSource, short};
 use super::container_spec::container_create;
-use super::event::Event;
+use super::event::{Event, EventKind};
 use super::observed::{ObservedContainer, ObservedState, normalize_reference};
 use super::reason::{
     BlockReason, DependencyState, EventReason, FailReason, HeldReason, Unmet, WaitReason,
@@ -23,6 +30,8 @@ use crate::desired::model::{Condition, DesiredState, Project, Service};
 use crate::engine::labels::{self, Role};
 use crate::engine::{Health, NetworkCreate, RunState, VolumeCreate};
 use crate::store::ServiceRecord;
+use depends::{topo_order, unmet_note};
+pub use jobs::record_jobs;
 
 /// Planner options.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -676,63 +685,6 @@ impl<'a> Planner<'a> {
         }
     }
 
-    /// A job whose image build failed does not run: its revision is quarantined (recorded,
-    /// with an event carrying the build's last lines) until the desired state changes or
-    /// `berth retry`; its dependents wait. Returns the note that blocks it.
-    fn job_build_failure(&mut self, project: &Project, svc: &Service) -> Option<Note> {
-        svc.build.as_ref()?;
-        let key = (project.name.clone(), svc.name.clone());
-        let empty = ServiceRecord::default();
-        let rec = self.records.get(&key).unwrap_or(&empty);
-        let mut changed = rec.clone();
-        changed.clear_quarantine_unless(&svc.spec_hash);
-        if let Some(t) = changed.control.retry_at {
-            changed.quarantined.retain(|q| q.since > t);
-        }
-        let reference = svc.image.as_deref().unwrap_or_default();
-        if let Some(error) = self.observed.build_failures.get(reference)
-            && !changed.is_quarantined(&svc.spec_hash)
-        {
-            let (summary, tail) = (&error.summary, error.log.clone());
-            let reason = format!("image build failed: {summary}");
-            changed.quarantined.push(crate::store::Quarantine {
-                spec_hash: svc.spec_hash.clone(),
-                since: self.now,
-                reason: reason.clone(),
-                log: tail.clone(),
-            });
-            self.plan.events.push(Event {
-                project: project.name.clone(),
-                service: svc.name.clone(),
-                kind: super::event::EventKind::RolloutFailed,
-                reason: EventReason::Failure(FailReason::BuildFailed),
-                revision: None,
-                message: format!(
-                    "job revision {} not run: {reason}; its dependents wait; change the desired state or `berth retry`",
-                    short(&svc.spec_hash)
-                ),
-                logs_of: None,
-                logs: tail,
-            });
-        }
-        let note = changed
-            .quarantined
-            .iter()
-            .find(|q| q.spec_hash == svc.spec_hash)
-            .map(|q| Note::Blocked {
-                project: project.name.clone(),
-                service: Some(svc.name.clone()),
-                reason: BlockReason::JobNotRun {
-                    revision: short(&svc.spec_hash).to_string(),
-                    reason: q.reason.clone(),
-                },
-            });
-        if changed != *rec {
-            self.plan.records.insert(key, changed);
-        }
-        note
-    }
-
     /// The image's ID if present; else a pull step (once per reference).
     fn image_source(&mut self, project: &str, svc: &Service, reference: &str) -> ImageSource {
         let key = normalize_reference(reference);
@@ -756,159 +708,6 @@ impl<'a> Planner<'a> {
         ImageSource::Pulled(reference.to_string())
     }
 
-    /// The recorded run of `svc`'s current revision, if any.
-    fn job_record(&self, project: &str, svc: &Service) -> Option<i64> {
-        self.records
-            .get(&(project.to_string(), svc.name.clone()))
-            .and_then(|r| r.job_run(&svc.spec_hash))
-            .map(|j| j.exit_code)
-    }
-
-    /// A job runs once per revision: its container with the current hash, or berth's record
-    /// of that run (the container may have been removed since), says it ran.
-    fn job_steps(
-        &self,
-        project: &Project,
-        svc: &Service,
-        mine: &[&ObservedContainer],
-        steps: &mut Vec<(Action, String)>,
-    ) -> Option<Note> {
-        let (grace, signal) = stop_params(svc);
-        let (current, old): (Vec<&ObservedContainer>, Vec<&ObservedContainer>) = mine
-            .iter()
-            .partition(|c| c.identity.managed && c.identity.spec_hash == svc.spec_hash);
-        if let Some(c) = current.first() {
-            return match (c.state, c.exit_code) {
-                (RunState::Exited, Some(0)) => None,
-                (RunState::Exited, code) => Some(Note::Blocked {
-                    project: project.name.clone(),
-                    service: Some(svc.name.clone()),
-                    reason: BlockReason::JobFailed { code },
-                }),
-                (RunState::Created, _) => {
-                    steps.push((start(c), "job created but not started".into()));
-                    None
-                }
-                _ => Some(Note::Wait {
-                    project: project.name.clone(),
-                    service: svc.name.clone(),
-                    reason: WaitReason::JobRunning,
-                }),
-            };
-        }
-        match self.job_record(&project.name, svc) {
-            Some(0) => return None,
-            Some(code) => {
-                return Some(Note::Blocked {
-                    project: project.name.clone(),
-                    service: Some(svc.name.clone()),
-                    reason: BlockReason::JobFailed { code: Some(code) },
-                });
-            }
-            None => {}
-        }
-        let cause = match old.first() {
-            Some(c) if c.identity.managed => format!(
-                "job revision {} not run yet (last ran {})",
-                short(&svc.spec_hash),
-                short(&c.identity.spec_hash)
-            ),
-            Some(_) => "taking over from docker compose".to_string(),
-            None => format!("job revision {} not run yet", short(&svc.spec_hash)),
-        };
-        for c in &old {
-            push_removal(steps, c, grace, signal.clone(), &cause);
-        }
-        push_create_start(steps, project, svc, 1, Role::Job, cause);
-        None
-    }
-
-    /// The first dependency not in its condition; [`Unmet::Blocked`] when it cannot become so
-    /// without a change (a failed job).
-    fn unmet_dependency(&self, project: &Project, svc: &Service) -> Option<Unmet> {
-        for (dep, d) in &svc.depends_on {
-            let Some(target) = project.services.get(dep) else {
-                continue;
-            };
-            let containers: Vec<&ObservedContainer> = self
-                .observed
-                .service(&project.name, dep)
-                .filter(|c| c.identity.managed && c.identity.spec_hash == target.spec_hash)
-                .collect();
-            let pending = self.pending.contains(&format!("{}/{dep}", project.name));
-            let key = (project.name.clone(), dep.clone());
-            let build_failed = self
-                .plan
-                .records
-                .get(&key)
-                .or_else(|| self.records.get(&key))
-                .is_some_and(|r| target.build.is_some() && r.is_quarantined(&target.spec_hash));
-            if target.job && build_failed {
-                return Some(Unmet::Blocked(BlockReason::DependencyBuildFailed(
-                    dep.clone(),
-                )));
-            }
-            if target.job {
-                let done = containers.iter().find(|c| c.state == RunState::Exited);
-                let exit = done
-                    .and_then(|c| c.exit_code)
-                    .or_else(|| self.job_record(&project.name, target));
-                match (d.condition, exit) {
-                    (_, Some(code))
-                        if code != 0 && d.condition == Condition::ServiceCompletedSuccessfully =>
-                    {
-                        return Some(Unmet::Blocked(BlockReason::DependencyFailed {
-                            dep: dep.clone(),
-                            code,
-                        }));
-                    }
-                    (Condition::ServiceCompletedSuccessfully, Some(0)) => continue,
-                    (Condition::ServiceCompletedSuccessfully, _) => {
-                        return Some(Unmet::Wait(WaitReason::Dependency {
-                            dep: dep.clone(),
-                            state: DependencyState::NotCompleted,
-                        }));
-                    }
-                    _ if (!containers.is_empty() || exit.is_some()) && !pending => continue,
-                    _ => {
-                        return Some(Unmet::Wait(WaitReason::Dependency {
-                            dep: dep.clone(),
-                            state: DependencyState::NotStarted,
-                        }));
-                    }
-                }
-            }
-            let running: Vec<&&ObservedContainer> = containers
-                .iter()
-                .filter(|c| c.state == RunState::Running)
-                .collect();
-            let all_running = running.len() >= target.replicas as usize;
-            if pending || !all_running {
-                return Some(Unmet::Wait(WaitReason::Dependency {
-                    dep: dep.clone(),
-                    state: DependencyState::NotRunning,
-                }));
-            }
-            if d.condition == Condition::ServiceHealthy
-                && running
-                    .iter()
-                    .any(|c| !matches!(c.health, Health::Healthy | Health::None))
-            {
-                return Some(Unmet::Wait(WaitReason::Dependency {
-                    dep: dep.clone(),
-                    state: DependencyState::NotHealthy,
-                }));
-            }
-            if d.condition == Condition::ServiceCompletedSuccessfully {
-                return Some(Unmet::Wait(WaitReason::Dependency {
-                    dep: dep.clone(),
-                    state: DependencyState::NeverCompletes,
-                }));
-            }
-        }
-        None
-    }
-
     fn remove(
         &mut self,
         project: &str,
@@ -923,22 +722,6 @@ impl<'a> Planner<'a> {
         for (a, cause) in steps {
             self.step(project, Some(service), a, cause);
         }
-    }
-}
-
-/// The note of a service whose dependency is not in its condition.
-fn unmet_note(project: &Project, svc: &Service, unmet: Unmet) -> Note {
-    match unmet {
-        Unmet::Blocked(reason) => Note::Blocked {
-            project: project.name.clone(),
-            service: Some(svc.name.clone()),
-            reason,
-        },
-        Unmet::Wait(reason) => Note::Wait {
-            project: project.name.clone(),
-            service: svc.name.clone(),
-            reason,
-        },
     }
 }
 
@@ -1009,58 +792,6 @@ fn stop_params(svc: &Service) -> (Duration, Option<String>) {
         svc.stop_grace_period.unwrap_or(Duration::from_secs(10)),
         svc.stop_signal.clone(),
     )
-}
-
-/// Records every finished run of a job's current revision that berth has not recorded yet;
-/// returns the (project, service) records that changed and must be saved.
-pub fn record_jobs(
-    records: &mut Records,
-    desired: &DesiredState,
-    observed: &ObservedState,
-    now: u64,
-) -> Vec<(String, String)> {
-    let mut changed = Vec::new();
-    for p in desired.projects.values() {
-        for svc in p.services.values().filter(|s| s.job) {
-            let finished = observed.service(&p.name, &svc.name).find(|c| {
-                c.identity.managed
-                    && c.identity.spec_hash == svc.spec_hash
-                    && c.state == RunState::Exited
-            });
-            let Some(code) = finished.and_then(|c| c.exit_code) else {
-                continue;
-            };
-            let key = (p.name.clone(), svc.name.clone());
-            let rec = records.entry(key.clone()).or_default();
-            if rec.job_run(&svc.spec_hash).map(|j| j.exit_code) != Some(code) {
-                rec.record_job(&svc.spec_hash, code, now);
-                changed.push(key);
-            }
-        }
-    }
-    changed
-}
-
-/// Services in dependency order (dependencies first), ties by name. Validation guarantees
-/// there is no cycle; a cycle would still terminate (visited set).
-fn topo_order(project: &Project) -> Vec<String> {
-    fn visit(p: &Project, name: &str, seen: &mut BTreeSet<String>, out: &mut Vec<String>) {
-        if !seen.insert(name.to_string()) {
-            return;
-        }
-        if let Some(s) = p.services.get(name) {
-            for dep in s.depends_on.keys() {
-                visit(p, dep, seen, out);
-            }
-            out.push(name.to_string());
-        }
-    }
-    let mut seen = BTreeSet::new();
-    let mut out = Vec::new();
-    for name in project.services.keys() {
-        visit(project, name, &mut seen, &mut out);
-    }
-    out
 }
 
 /// How a missing image is fetched: built when the service builds it (`build:`), else pulled;

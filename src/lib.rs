@@ -12,14 +12,17 @@
 //!     identity, `context` the files a `build:` sends (`.dockerignore`) and their incremental
 //!     content hash, `load` runs the pipeline, `diag` carries positioned diagnostics.
 //! - [`engine`]: the Docker boundary — the [`engine::Engine`] trait and its engine-neutral
-//!   types, `docker` (bollard, production), `fake` (in memory, tests), `labels` (ownership
+//!   types (errors name their operation as an [`engine::EngineOp`]), `docker` (bollard, production), `fake` (in memory, tests), `labels` (ownership
 //!   labels and compose-compatible names).
-//! - [`reconcile`]: `observed` (what exists), `plan` (pure: desired × observed × records ×
-//!   now → steps with causes, record changes, events), `rollout` (pure: the state machine of
-//!   one long-running service — begin, start-first/stop-first replicas through the gate,
-//!   revert, quarantine, pins, smoke/pre-deploy gates, self-heal, failed builds), `gate`
-//!   (pure: is a candidate ready, progressing or failed), `event` (what a person should hear
-//!   about), `container_spec` (pure: a service → what a create sends), `observe` and
+//! - [`reconcile`]: `observed` (what exists), `plan/` (pure: desired × observed × records ×
+//!   now → steps with causes, record changes, events; `jobs`, `depends`), `rollout/` (pure:
+//!   the state machine of one long-running service — its `phase`, begin, one replica's step
+//!   through the gate, revert, quarantine, pins, smoke/pre-deploy gates, self-heal, failed
+//!   builds), `action` (the engine calls a plan is made of, shared by plan and rollout),
+//!   `reason` (closed sets of wait, block, held, fail, heal and event reasons: `Display` for
+//!   people, `label()` for metrics and event reasons), `gate` (pure: is a candidate ready,
+//!   progressing or failed), `event` (what a person should hear about), `container_spec`
+//!   (pure: a service → what a create sends), `observe` and
 //!   `execute` (the only code here that calls the engine; `execute` saves records before
 //!   steps), `probe` (berth's HTTP/TCP/exec probes and their threshold tracker) and `prober`
 //!   (runs them in the background per container).
@@ -28,6 +31,8 @@
 //! - [`control`]: the operator's manual controls (`berth history`, `retry`, `hold`, `release`,
 //!   `rollback`): pure decisions on a service's record and the `history` table; `main.rs`
 //!   writes the control file and wakes `berth run` with SIGHUP.
+//! - [`errors`]: `chain`, an error with all its causes on one line, for whatever reaches a
+//!   person (logs, status API, CLI).
 //! - [`lock`]: one berth per data directory.
 //! - [`report`]: summaries of a load for `berth validate`.
 //! - [`source`]: where `berth run` reads the desired state: `dir` (notify-debounced watch,

@@ -81,3 +81,74 @@ pub fn phase<'a>(svc: &Service, rec: &'a ServiceRecord) -> Phase<'a> {
         None => Phase::Steady,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::desired::{LoadOptions, load_inline};
+    use crate::store::RolloutKind;
+
+    fn service(hold: bool) -> Service {
+        let extra = if hold {
+            "\n    x-berth: {hold: true}"
+        } else {
+            ""
+        };
+        let yaml = format!("name: shop\nservices:\n  web:\n    image: app:1{extra}\n");
+        let l = load_inline(&yaml, &LoadOptions::default());
+        let d = l.state.unwrap_or_else(|| panic!("{}", l.diagnostics));
+        d.projects["shop"].services["web"].clone()
+    }
+
+    fn rollout(paused: bool) -> Rollout {
+        Rollout {
+            revision: 2,
+            kind: RolloutKind::Update,
+            started_at: 10,
+            slots: Default::default(),
+            pre_deploy: None,
+            smoke: None,
+            paused: paused.then(|| "replica 1: exited".to_string()),
+        }
+    }
+
+    #[test]
+    fn a_hold_comes_first_then_degraded_then_paused_then_a_rollback() {
+        let degraded = Degraded {
+            since: 5,
+            reason: "gave up".into(),
+            spec_hash: String::new(),
+        };
+        let mut rec = ServiceRecord {
+            degraded: Some(degraded.clone()),
+            active: Some(rollout(true)),
+            ..ServiceRecord::default()
+        };
+        rec.control.hold = Some(7);
+        assert_eq!(
+            phase(&service(false), &rec),
+            Phase::Held(HeldBy::Operator { since: 7 })
+        );
+        assert_eq!(phase(&service(true), &rec), Phase::Held(HeldBy::Compose));
+        // A rollback lifts the operator's plain hold, but not a degradation or a pause.
+        rec.control.rollback_to = Some(1);
+        assert_eq!(phase(&service(false), &rec), Phase::Degraded(&degraded));
+        rec.degraded = None;
+        assert!(matches!(
+            phase(&service(false), &rec),
+            Phase::Paused {
+                reason: "replica 1: exited",
+                ..
+            }
+        ));
+        rec.active = Some(rollout(false));
+        assert_eq!(
+            phase(&service(false), &rec),
+            Phase::Held(HeldBy::Rollback { to: 1 })
+        );
+        rec.control = Default::default();
+        assert!(matches!(phase(&service(false), &rec), Phase::Rolling(_)));
+        rec.active = None;
+        assert_eq!(phase(&service(false), &rec), Phase::Steady);
+    }
+}

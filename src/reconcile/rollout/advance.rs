@@ -3,7 +3,17 @@
 //!
 //! Pure; called by the driver while a rollout is active.
 
-use super::*;
+use super::complete::complete;
+use super::containers::{remove_gates, replicas};
+use super::gates::gate_step;
+use super::policy::{order, policy};
+use super::replica::{Batch, ReplicaStep};
+use super::revert::fail;
+use super::target::Target;
+use super::{Flow, Hold, Input, Output, replica};
+use crate::engine::labels::Role;
+use crate::reconcile::reason::{FailReason, ReplicaWait, WaitReason};
+use crate::store::{RolloutKind, ServiceRecord};
 
 /// Moves the active rollout forward.
 pub(super) fn advance(input: &Input<'_>, rec: &mut ServiceRecord, out: &mut Output) -> Flow {

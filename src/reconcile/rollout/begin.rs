@@ -4,7 +4,22 @@
 //!
 //! Pure; called by the driver when the target is neither active nor established.
 
-use super::*;
+use std::collections::BTreeMap;
+
+use super::containers::replicas;
+use super::pins::pin;
+use super::policy::order;
+use super::revert::fail;
+use super::target::Target;
+use super::{Flow, Hold, Input, Output, event, settle};
+use crate::engine::labels::Role;
+use crate::engine::{Health, RunState};
+use crate::reconcile::action::short;
+use crate::reconcile::container_spec::container_create;
+use crate::reconcile::event::EventKind;
+use crate::reconcile::observed::{BuildFailure, ObservedContainer, normalize_reference};
+use crate::reconcile::reason::{EventReason, FailReason, WaitReason};
+use crate::store::{Rollout, RolloutKind, ServiceRecord};
 
 /// How [`begin`] ended.
 pub(super) enum Begin {

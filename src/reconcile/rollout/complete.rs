@@ -3,7 +3,14 @@
 //!
 //! Pure; the end of `advance`.
 
-use super::*;
+use super::containers::{removal, replicas};
+use super::pins::pin;
+use super::target::Target;
+use super::{Input, Output, event, settle};
+use crate::reconcile::action::{Action, short};
+use crate::reconcile::event::EventKind;
+use crate::reconcile::reason::{EventReason, FailReason};
+use crate::store::{DEFAULT_HISTORY_LIMIT, Rollout, RolloutKind, ServiceRecord};
 
 /// Every replica passed: the revision is the current one.
 pub(super) fn complete(

@@ -4,7 +4,15 @@
 //!
 //! Pure: each function appends steps to the [`Output`].
 
-use super::*;
+use std::time::Duration;
+
+use super::target::Target;
+use super::{Input, Output};
+use crate::desired::model::Service;
+use crate::engine::RunState;
+use crate::engine::labels::Role;
+use crate::reconcile::action::{Action, ImageSource, short};
+use crate::reconcile::observed::ObservedContainer;
 
 pub(super) fn replicas<'a>(input: &Input<'a>) -> Vec<&'a ObservedContainer> {
     input

@@ -3,7 +3,19 @@
 //!
 //! Pure; `advance` runs them and hands a failure to `revert::fail`.
 
-use super::*;
+use std::time::Duration;
+
+use super::containers::{removal, start};
+use super::revert::fail;
+use super::target::Target;
+use super::{Flow, Hold, Input, Output};
+use crate::desired::model::Smoke;
+use crate::engine::labels::Role;
+use crate::engine::{RunState, labels};
+use crate::reconcile::action::{Action, ImageSource};
+use crate::reconcile::observed::{ObservedContainer, normalize_reference};
+use crate::reconcile::reason::{FailReason, GateKind, WaitReason};
+use crate::store::{GateRun, Rollout, ServiceRecord};
 
 /// Runs a one-shot gate of the active rollout `a`; `Some(flow)` when the rollout cannot go on
 /// this round (the gate runs, or it failed and `fail` decided what comes next).

@@ -4,7 +4,19 @@
 //!
 //! Pure; the driver's branch for an established target.
 
-use super::*;
+use std::time::Duration;
+
+use super::containers::{
+    create_start, removal, remove_gates, rename, replicas, split_slot, start, stop,
+};
+use super::target::Target;
+use super::{Flow, Hold, Input, Output, event};
+use crate::engine::{Health, RunState};
+use crate::reconcile::action::short;
+use crate::reconcile::event::EventKind;
+use crate::reconcile::probe::ProbeStatus;
+use crate::reconcile::reason::{EventReason, FailReason, HealReason, WaitReason};
+use crate::store::{Degraded, ServiceRecord};
 
 /// Self-heal restarts allowed within [`HEAL_WINDOW`] before the service is `Degraded`.
 pub const HEAL_LIMIT: usize = 5;

@@ -3,7 +3,12 @@
 //!
 //! Pure; runs once per round before the state machine's passes.
 
-use super::*;
+use super::heal::HEAL_WINDOW;
+use super::{Input, Output, event};
+use crate::reconcile::action::short;
+use crate::reconcile::event::EventKind;
+use crate::reconcile::reason::EventReason;
+use crate::store::ServiceRecord;
 
 /// Lifts quarantines and degradations the desired state or `berth retry` ended; drops
 /// self-heal restarts that left the window.

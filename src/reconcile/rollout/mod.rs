@@ -43,39 +43,20 @@ mod replica;
 mod revert;
 mod target;
 
-// The submodules share this module's imports and each other's items through `use super::*`:
-// they are one state machine cut along its phases, not independent components.
 use std::collections::BTreeMap;
-use std::time::Duration;
 
-use super::action::{Action, ImageSource, short};
-use super::container_spec::{canonical_name, container_create};
+use super::action::{Action, short};
 use super::event::{Event, EventKind};
-use super::gate::{self, Candidate, GateMemory, Verdict};
-use super::observed::{BuildFailure, ObservedContainer, ProbeVerdicts, normalize_reference};
-use super::probe::ProbeStatus;
-use super::reason::{
-    BlockReason, EventReason, FailReason, GateKind, HealReason, HeldReason, ReplicaWait, WaitReason,
-};
-use crate::desired::model::{FailureAction, Order, Project, RolloutPolicy, Service, Smoke};
-use crate::engine::labels::{self, Role};
-use crate::engine::{ContainerCreate, Health, RunState};
-use crate::store::{
-    DEFAULT_HISTORY_LIMIT, Degraded, GateRun, Outcome, Revision, Rollout, RolloutKind,
-    ServiceRecord, Slot, UnknownRevision,
-};
+use super::observed::{BuildFailure, ObservedContainer, ProbeVerdicts};
+use super::reason::{BlockReason, EventReason, HeldReason, WaitReason};
+use crate::desired::model::{Project, Service};
+use crate::store::{ServiceRecord, UnknownRevision};
 
 use advance::*;
 use begin::*;
-use complete::*;
 use containers::*;
-use gates::*;
 use heal::*;
 use housekeeping::*;
-use pins::*;
-use policy::*;
-use replica::{Batch, ReplicaStep};
-use revert::*;
 use target::*;
 
 pub use heal::{HEAL_LIMIT, HEAL_WINDOW};

@@ -3,7 +3,9 @@
 //!
 //! Pure: decides `Pin` steps and records the pin on the revision; `execute` makes them.
 
-use super::*;
+use super::{Input, Output};
+use crate::reconcile::action::Action;
+use crate::store::ServiceRecord;
 
 /// Pins revision `n`'s image with a berth tag (idempotent on the engine).
 pub(super) fn pin(input: &Input<'_>, rec: &mut ServiceRecord, n: u64, out: &mut Output) {

@@ -3,7 +3,10 @@
 //!
 //! Pure; asked by `begin` (for the event's words) and `replica` (for each replica's step).
 
-use super::*;
+use std::time::Duration;
+
+use crate::desired::model::{Order, RolloutPolicy, Service};
+use crate::store::RolloutKind;
 
 /// The order and the words saying why.
 pub(super) fn order(svc: &Service) -> (Order, String) {

@@ -6,7 +6,20 @@
 
 use std::collections::BTreeSet;
 
-use super::*;
+use super::containers::{
+    Fate, create_start, dedupe_olds, make_room, rename, split_slot, start, swap,
+};
+use super::target::Target;
+use super::{Input, Output, event};
+use crate::desired::model::{FailureAction, Order, RolloutPolicy};
+use crate::engine::RunState;
+use crate::reconcile::action::short;
+use crate::reconcile::event::{Event, EventKind};
+use crate::reconcile::gate::{self, Candidate, GateMemory, Verdict};
+use crate::reconcile::observed::ObservedContainer;
+use crate::reconcile::probe::ProbeStatus;
+use crate::reconcile::reason::{EventReason, FailReason, ReplicaWait};
+use crate::store::{Rollout, RolloutKind, Slot};
 
 /// What one replica's step decided.
 pub(super) enum ReplicaStep {

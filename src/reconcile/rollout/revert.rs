@@ -3,7 +3,14 @@
 //!
 //! Pure; every failure of the state machine ends here.
 
-use super::*;
+use std::collections::BTreeMap;
+
+use super::{Flow, Input, Output, event, settle};
+use crate::desired::model::FailureAction;
+use crate::reconcile::action::short;
+use crate::reconcile::event::{Event, EventKind};
+use crate::reconcile::reason::{EventReason, FailReason};
+use crate::store::{Degraded, Rollout, RolloutKind, ServiceRecord};
 
 /// A rollout (or revert) failed: tolerate, pause, revert or degrade.
 pub(super) fn fail(

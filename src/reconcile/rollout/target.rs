@@ -3,7 +3,13 @@
 //!
 //! Pure; the driver (`mod.rs`) asks it once per pass.
 
-use super::*;
+use super::{Hold, Input, Output};
+use crate::engine::labels::Role;
+use crate::engine::{ContainerCreate, labels};
+use crate::reconcile::action::short;
+use crate::reconcile::container_spec::{canonical_name, container_create};
+use crate::reconcile::reason::{BlockReason, HeldReason};
+use crate::store::{Outcome, Revision, RolloutKind, ServiceRecord};
 
 /// Where the service is going this round.
 pub(super) struct Target {

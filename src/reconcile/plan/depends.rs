@@ -4,7 +4,13 @@
 //!
 //! Pure, part of the planner.
 
-use super::*;
+use std::collections::BTreeSet;
+
+use super::{Note, Planner};
+use crate::desired::model::{Condition, Project, Service};
+use crate::engine::{Health, RunState};
+use crate::reconcile::observed::ObservedContainer;
+use crate::reconcile::reason::{BlockReason, DependencyState, Unmet, WaitReason};
 
 impl Planner<'_> {
     /// The first dependency not in its condition; [`Unmet::Blocked`] when it cannot become so

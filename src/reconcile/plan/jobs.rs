@@ -4,7 +4,16 @@
 //!
 //! Pure, part of the planner.
 
-use super::*;
+use super::{
+    Action, Note, Planner, Records, push_create_start, push_removal, short, start, stop_params,
+};
+use crate::desired::model::{DesiredState, Project, Service};
+use crate::engine::RunState;
+use crate::engine::labels::Role;
+use crate::reconcile::event::{Event, EventKind};
+use crate::reconcile::observed::{ObservedContainer, ObservedState};
+use crate::reconcile::reason::{BlockReason, EventReason, FailReason, WaitReason};
+use crate::store::ServiceRecord;
 
 impl Planner<'_> {
     /// A job whose image build failed does not run: its revision is quarantined (recorded,

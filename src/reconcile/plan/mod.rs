@@ -20,15 +20,13 @@ mod jobs;
 
 pub use super::action::{Action, ImageSource, short};
 use super::container_spec::container_create;
-use super::event::{Event, EventKind};
+use super::event::Event;
 use super::observed::{ObservedContainer, ObservedState, normalize_reference};
-use super::reason::{
-    BlockReason, DependencyState, EventReason, FailReason, HeldReason, Unmet, WaitReason,
-};
+use super::reason::{BlockReason, HeldReason, WaitReason};
 use super::rollout;
-use crate::desired::model::{Condition, DesiredState, Project, Service};
+use crate::desired::model::{DesiredState, Project, Service};
 use crate::engine::labels::{self, Role};
-use crate::engine::{Health, NetworkCreate, RunState, VolumeCreate};
+use crate::engine::{NetworkCreate, RunState, VolumeCreate};
 use crate::store::ServiceRecord;
 use depends::{topo_order, unmet_note};
 pub use jobs::record_jobs;

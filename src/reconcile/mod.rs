@@ -1,6 +1,8 @@
 //! Reconciliation: observe the engine, plan the difference (pure), execute it.
 //!
-//! `observed` and `plan` are pure; `container_spec` builds what a create sends. `observe`,
+//! `observed`, `plan` and `rollout` are pure (`plan` calls `rollout` for long-running services;
+//! both speak `action` and `reason`, the shared vocabulary of engine calls and of why things
+//! happen); `container_spec` builds what a create sends. `observe`,
 //! `execute` and `probe` (berth's own readiness/liveness checks, for the rollout gate) are the
 //! only code here that talks to the engine or to containers.
 

@@ -176,7 +176,7 @@ pub async fn apply<E: Engine + 'static>(
         for f in &done.failures {
             progress(Progress::Failed(f));
         }
-        let pull_failed = done.failures.iter().any(|f| f.step.contains("  pull "));
+        let pull_failed = done.failures.iter().any(Failure::is_pull);
         let failed = !done.failures.is_empty();
         report.failures.extend(done.failures);
         // A failed pull changed nothing: report it now. Other failures inside a rollout are
@@ -212,7 +212,10 @@ async fn job_logs<E: Engine>(engine: &E, observed: &ObservedState, note: &Note) 
     else {
         return None;
     };
-    if !reason.starts_with("job failed") {
+    if !matches!(
+        reason,
+        crate::reconcile::reason::BlockReason::JobFailed { .. }
+    ) {
         return None;
     }
     let c = observed

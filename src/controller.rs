@@ -320,8 +320,8 @@ fn round_result(outcome: Outcome) -> RoundResult {
 /// A round error as the status API and the log show it.
 fn error_text(e: &RoundError) -> String {
     match e {
-        RoundError::Engine(e) => format!("{e:#}"),
-        RoundError::Store(e) => format!("{e:#}"),
+        RoundError::Engine(e) => crate::errors::chain(e),
+        RoundError::Store(e) => crate::errors::chain(e),
         RoundError::Empty(_) => e.to_string(),
     }
 }

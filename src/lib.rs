@@ -15,29 +15,35 @@
 //!     identity, `context` the files a `build:` sends (`.dockerignore`) and their incremental
 //!     content hash, `load` runs the pipeline, `diag` carries positioned diagnostics.
 //! - [`engine`]: the Docker boundary — the [`engine::Engine`] trait and its engine-neutral
-//!   types, `docker` (bollard, production), `fake` (in memory, tests), `labels` (ownership
-//!   labels and compose-compatible names), `auth` (registry credentials for pulls and builds,
-//!   found as the Docker CLI finds them), `claim` (one berth per engine: the claim container
-//!   and the rule for a holder that died), `liveness` (a bounded ping: is the engine answering
-//!   now, for readiness and status).
-//! - [`reconcile`]: `observed` (what exists), `plan` (pure: desired × observed × records ×
-//!   now → steps with causes, record changes, events), `rollout` (pure: the state machine of
-//!   one long-running service — begin, start-first/stop-first replicas through the gate,
-//!   revert, quarantine, pins, smoke/pre-deploy gates, self-heal, failed builds), `gate`
-//!   (pure: is a candidate ready, progressing or failed), `event` (what a person should hear
-//!   about), `container_spec` (pure: a service → what a create sends), `scope` (pure: what a
-//!   round observes besides the containers — the inventory unless every service is settled,
-//!   the restart counts of gated replicas), `observe` and `execute` (the only code here that
-//!   calls the engine; `execute` saves records before steps), `round` (one reconcile round,
-//!   the only place that strings records → observe → plan → execute together; a typed
-//!   `Outcome`), `probe` (berth's HTTP/TCP/exec probes and their threshold tracker) and
-//!   `prober` (runs them in the background per container).
+//!   types (errors name their operation as an [`engine::EngineOp`]), `docker` (bollard,
+//!   production), `fake` (in memory, tests), `labels` (ownership labels and
+//!   compose-compatible names), `auth` (registry credentials for pulls and builds, found as
+//!   the Docker CLI finds them), `claim` (one berth per engine: the claim container and the
+//!   rule for a holder that died), `liveness` (a bounded ping: is the engine answering now,
+//!   for readiness and status).
+//! - [`reconcile`]: `observed` (what exists), `plan/` (pure: desired × observed × records ×
+//!   now → steps with causes, record changes, events; `jobs`, `depends`), `rollout/` (pure:
+//!   the state machine of one long-running service — its `phase`, begin, one replica's step
+//!   through the gate, revert, quarantine, pins, smoke/pre-deploy gates, self-heal, failed
+//!   builds), `action` (the engine calls a plan is made of, shared by plan and rollout),
+//!   `reason` (closed sets of wait, block, held, fail, heal and event reasons: `Display` for
+//!   people, `label()` for metrics and event reasons), `gate` (pure: is a candidate ready,
+//!   progressing or failed), `event` (what a person should hear about), `container_spec`
+//!   (pure: a service → what a create sends), `scope` (pure: what a round observes besides
+//!   the containers — the inventory unless every service is settled, the restart counts of
+//!   gated replicas), `observe` and `execute` (the only code here that calls the engine;
+//!   `execute` saves records before steps), `round` (one reconcile round, the only place that
+//!   strings records → observe → plan → execute together; a typed `Outcome`), `probe`
+//!   (berth's HTTP/TCP/exec probes and their threshold tracker) and `prober` (runs them in the
+//!   background per container).
 //! - [`apply`]: one pass to convergence (`berth apply`), round after round, and when to stop.
 //! - [`controller`]: the long-running loop (`berth run`): triggers, resync, one round per
 //!   wake-up, the next wake-up from the round's outcome (`error_policy` when it failed).
 //! - [`control`]: the operator's manual controls (`berth history`, `retry`, `hold`, `release`,
 //!   `rollback`): pure decisions on a service's record and the `history` table; the CLI
 //!   writes the control file and wakes `berth run` ([`lock::wake_controller`]).
+//! - [`errors`]: `chain`, an error with all its causes on one line, for whatever reaches a
+//!   person (logs, status API, CLI).
 //! - [`lock`]: one berth per data directory, and waking (SIGHUP) the `berth run` holding it.
 //! - [`report`]: summaries of a load for `berth validate`.
 //! - [`source`]: where `berth run` reads the desired state: `dir` (notify-debounced watch,
@@ -84,6 +90,7 @@ pub mod control;
 pub mod controller;
 pub mod desired;
 pub mod engine;
+pub mod errors;
 pub mod lock;
 pub mod reconcile;
 pub mod redact;

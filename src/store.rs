@@ -80,6 +80,10 @@ pub struct Revision {
     /// build can say what changed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub build: Option<crate::desired::model::BuildParts>,
+    /// Why it failed, typed (the label of its events); `None` in records written before
+    /// berth kept it, and for revisions that did not fail.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<crate::reconcile::reason::FailReason>,
 }
 
 /// What a rollout is for.
@@ -269,6 +273,7 @@ impl ServiceRecord {
                 pin: None,
                 template: None,
                 build: None,
+                failure: None,
             });
         }
         self.revisions

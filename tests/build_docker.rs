@@ -151,14 +151,15 @@ async fn a_broken_dockerfile_fails_with_its_last_log_lines() {
         .build_image(&spec(ctx.path(), &tag))
         .await
         .unwrap_err();
-    let EngineError::Failed { op, message, .. } = &err else {
-        panic!("expected Failed, got {err:?}");
+    let EngineError::BuildFailed { .. } = &err else {
+        panic!("expected BuildFailed, got {err:?}");
     };
-    assert_eq!(op, "build image");
-    assert!(message.contains("missing-file"), "{message}");
+    assert_eq!(err.op().as_str(), "build image");
+    let text = err.to_string();
+    assert!(text.contains("missing-file"), "{text}");
     assert!(
-        message.contains("Step 4/4") || message.contains("COPY missing-file"),
-        "{message}"
+        text.contains("Step 4/4") || text.contains("COPY missing-file"),
+        "{text}"
     );
     let (exists, _) = docker(&["image", "inspect", &tag.0]);
     assert!(!exists, "nothing tagged");

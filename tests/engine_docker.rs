@@ -634,7 +634,7 @@ async fn a_failed_network_connect_leaves_no_container() {
     spec.networks = vec![attach(&net.name, &["half"]), attach("host", &[])];
     let err = engine.create_container(&spec).await.unwrap_err();
     assert!(matches!(err, EngineError::Failed { .. }), "{err:?}");
-    assert_eq!(err.op(), "connect network");
+    assert_eq!(err.op().as_str(), "connect network");
     assert!(find(&engine, &scope, &spec.name).await.is_none());
 }
 
@@ -791,7 +791,7 @@ async fn pulling_an_unknown_image_fails() {
         .await
         .unwrap_err();
     assert!(matches!(err, EngineError::Failed { .. }), "{err:?}");
-    assert_eq!(err.op(), "pull image");
+    assert_eq!(err.op().as_str(), "pull image");
 }
 
 #[tokio::test]

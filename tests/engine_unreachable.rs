@@ -24,7 +24,7 @@ async fn a_missing_socket_is_unreachable() {
     );
     let err = engine.list_containers(&[]).await.unwrap_err();
     assert!(matches!(err, EngineError::Unreachable { .. }), "{err:?}");
-    assert_eq!(err.op(), "list containers");
+    assert_eq!(err.op().as_str(), "list containers");
 }
 
 #[tokio::test]

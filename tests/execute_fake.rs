@@ -155,12 +155,17 @@ async fn a_failing_service_does_not_stop_the_others() {
     let r = run(&engine, &desired_fast(STACK)).await;
     assert!(!r.ok());
     assert_eq!(r.failures.len(), 1, "{r:?}");
-    assert_eq!(r.failures[0].step, "shop/b  create shop-b-1");
+    assert_eq!(r.failures[0].step.to_string(), "shop/b  create shop-b-1");
+    // The engine's error travels typed, and its words reach the report.
     assert!(
-        r.failures[0].error.contains("disk full"),
-        "{}",
+        matches!(
+            r.failures[0].error.engine(),
+            Some(berth::engine::EngineError::Failed { message, .. }) if message == "disk full"
+        ),
+        "{:?}",
         r.failures[0].error
     );
+    assert!(r.failures[0].error.to_string().contains("disk full"));
     let names: Vec<String> = replicas(&engine).into_iter().map(|c| c.name).collect();
     assert!(
         names.contains(&"shop-a-1".to_string()) && names.contains(&"shop-c-1".to_string()),
@@ -185,7 +190,11 @@ async fn a_failed_pull_stops_nothing_and_is_reported() {
     let r = run_with(&engine, &new, &store).await;
     assert!(!r.ok());
     assert_eq!(r.failures.len(), 1, "{r:?}");
-    assert_eq!(r.failures[0].step, "shop/a  pull app:2", "{r:?}");
+    assert_eq!(
+        r.failures[0].step.to_string(),
+        "shop/a  pull app:2",
+        "{r:?}"
+    );
     let changes: Vec<String> = engine
         .calls()
         .into_iter()
@@ -419,7 +428,10 @@ async fn a_failed_build_is_quarantined_through_the_store_and_not_built_again() {
     let a = d.projects["shop"].services["a"].image.clone().unwrap();
     engine.fail_next(
         &format!("build_image {a}"),
-        Fault::Failed("COPY failed: no such file\nStep 1/2 : FROM scratch".into()),
+        Fault::BuildFailed(
+            "COPY failed: no such file".into(),
+            Some("Step 1/2 : FROM scratch".into()),
+        ),
     );
     let report = run_with(&engine, &d, &store).await;
     assert!(!report.converged);
@@ -463,4 +475,69 @@ async fn a_failed_build_is_quarantined_through_the_store_and_not_built_again() {
             .unwrap()
             .is_quarantined(&d.projects["shop"].services["a"].spec_hash)
     );
+}
+
+/// Catches the first round's result, then stops the controller.
+struct FirstRound {
+    result: std::sync::Mutex<Option<berth::controller::RoundResult>>,
+    stop: Arc<AtomicBool>,
+    wake: berth::controller::Controller,
+}
+
+impl berth::controller::RoundObserver for FirstRound {
+    fn round(&self, report: &berth::controller::RoundReport<'_>) {
+        let mut r = self.result.lock().unwrap();
+        if r.is_none() {
+            *r = Some(report.result.clone());
+        }
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.wake.trigger();
+    }
+}
+
+/// Defect 1 of issue 13: a record that cannot be read reached the status as "failed to read
+/// …/web.json" without the operating system's reason. (A directory stands in for the file:
+/// tests may run as root, which reads any file whatever its mode.)
+#[tokio::test]
+async fn an_unreadable_record_names_its_cause_in_the_round_error() {
+    let engine = Arc::new(FakeEngine::new());
+    engine.add_image("app:1", "sha256:app1");
+    let data = tempfile::tempdir().unwrap();
+    let store = berth::store::Store::open(data.path()).unwrap();
+    std::fs::create_dir_all(data.path().join("state/shop/a.json")).unwrap();
+    let d = desired_fast("name: shop\nservices:\n  a: {image: 'app:1'}\n");
+    let stop = Arc::new(AtomicBool::new(false));
+    let wakeups = berth::controller::Wakeups::new();
+    let observer = Arc::new(FirstRound {
+        result: std::sync::Mutex::new(None),
+        stop: stop.clone(),
+        wake: wakeups.handle(),
+    });
+    let load = move || berth::desired::Loaded {
+        state: Some(d.clone()),
+        diagnostics: Default::default(),
+        projects: Vec::new(),
+        root: std::path::PathBuf::from("/srv/stacks"),
+    };
+    tokio::time::timeout(
+        Duration::from_secs(30),
+        berth::controller::run(
+            engine.clone(),
+            load,
+            berth::controller::RunOptions::default(),
+            stop,
+            wakeups,
+            Some(store),
+            Some(observer.clone() as Arc<dyn berth::controller::RoundObserver>),
+        ),
+    )
+    .await
+    .expect("the controller stops after its first round");
+    let result = observer.result.lock().unwrap().clone();
+    let Some(berth::controller::RoundResult::Error(message)) = result else {
+        panic!("expected a round error, got {result:?}");
+    };
+    assert!(message.contains("a.json"), "{message}");
+    // The cause, not only the operation: "Is a directory (os error 21)".
+    assert!(message.contains("os error"), "{message}");
 }

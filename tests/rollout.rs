@@ -20,9 +20,10 @@ use berth::engine::fake::{OnStart, Started};
 use berth::engine::labels::{self, compose};
 use berth::engine::{ContainerSummary, Health, RunState};
 use berth::reconcile::event::EventKind;
-use berth::reconcile::observed::{ObservedState, ProbeVerdicts};
+use berth::reconcile::observed::{BuildFailure, ObservedState, ProbeVerdicts};
 use berth::reconcile::plan::{Action, ImageSource, Note, Plan, PlanOptions, Records, plan, short};
 use berth::reconcile::probe::ProbeStatus;
+use berth::reconcile::reason::{EventReason, FailReason, HealReason};
 use berth::store::{Outcome, RolloutKind, ServiceRecord};
 use indoc::indoc;
 use proptest::prelude::*;
@@ -78,7 +79,7 @@ struct World {
     /// Probe verdicts by container ID (what the prober reports).
     probes: BTreeMap<String, ProbeVerdicts>,
     /// Builds that failed in the last round (what the executor hands the next round).
-    build_failures: BTreeMap<String, String>,
+    build_failures: BTreeMap<String, BuildFailure>,
 }
 
 impl World {
@@ -206,7 +207,11 @@ impl World {
             let Action::Build { reference, .. } = action else {
                 unreachable!("only a build fails without a panic");
             };
-            self.build_failures.insert(reference.clone(), e.to_string());
+            let failure = BuildFailure {
+                summary: e.detail(),
+                log: e.build_log().map(str::to_string),
+            };
+            self.build_failures.insert(reference.clone(), failure);
         }
     }
 
@@ -462,36 +467,40 @@ fn stop_first_with_a_published_port_stops_and_renames_the_old_one_before_creatin
     assert_runs(&sim.w, &d2, 1);
 }
 
-/// Bad releases, one per way a candidate fails the gate, and the reason each is quarantined
-/// for.
-fn bad_releases() -> Vec<(Behaviour, &'static str, &'static str)> {
+/// Bad releases, one per way a candidate fails the gate, the reason each is quarantined for,
+/// and the typed reason its events carry.
+fn bad_releases() -> Vec<(Behaviour, &'static str, &'static str, FailReason)> {
     vec![
         (
             Behaviour::Crashes,
             "",
             "replica 1: exited with code 1 before becoming ready",
+            FailReason::Exited,
         ),
         (
             Behaviour::Unhealthy,
             "    healthcheck: {test: [CMD, ok]}\n",
             "replica 1: Docker healthcheck reports unhealthy",
+            FailReason::Unhealthy,
         ),
         (
             Behaviour::Restarted,
             "",
             "replica 1: crashed and was restarted by Docker 1 time(s) before becoming ready",
+            FailReason::Crashed,
         ),
         (
             Behaviour::NeverReady,
             "    healthcheck: {test: [CMD, ok]}\n",
             "replica 1: not ready within progress_deadline (5s): Docker healthcheck is starting",
+            FailReason::Deadline,
         ),
     ]
 }
 
 #[test]
 fn every_kind_of_gate_failure_reverts_in_the_round_it_is_seen_and_quarantines_the_revision() {
-    for (behaviour, extra, reason) in bad_releases() {
+    for (behaviour, extra, reason, why) in bad_releases() {
         let x = format!("{extra}    x-berth: {{min_ready: 0s, progress_deadline: 5s}}\n");
         let (d1, d2) = (web("app:1", &x), web("app:2", &x));
         let mut sim = deployed(World::new().bad("app:2", behaviour), &d1);
@@ -515,6 +524,21 @@ fn every_kind_of_gate_failure_reverts_in_the_round_it_is_seen_and_quarantines_th
                     p.events.iter().any(|e| e.kind == EventKind::Reverted),
                     "{behaviour:?}: {:?}",
                     p.events
+                );
+                // The failure and the revert carry why, typed (their `reason` label).
+                let reasons: Vec<(EventKind, EventReason)> = p
+                    .events
+                    .iter()
+                    .filter(|e| matches!(e.kind, EventKind::RolloutFailed | EventKind::Reverted))
+                    .map(|e| (e.kind, e.reason))
+                    .collect();
+                assert_eq!(
+                    reasons,
+                    [
+                        (EventKind::RolloutFailed, EventReason::Failure(why)),
+                        (EventKind::Reverted, EventReason::Failure(why)),
+                    ],
+                    "{behaviour:?}"
                 );
                 let removed: Vec<String> = p.steps.iter().map(|s| s.action.to_string()).collect();
                 assert_eq!(
@@ -972,7 +996,12 @@ fn self_heal_backs_off_exponentially_then_gives_up_as_degraded() {
                 p.to_string(),
                 "shop/web  start shop-web-1  replica 1 exited with code 2; restarting\n"
             );
+            let heals: Vec<EventReason> = p.events.iter().map(|e| e.reason).collect();
+            assert_eq!(heals, [EventReason::Heal(HealReason::Exited)]);
             starts.push(now - t0);
+        } else if let Some(e) = p.events.iter().find(|e| e.kind == EventKind::Degraded) {
+            assert_eq!(e.reason, EventReason::Failure(FailReason::SelfHealLimit));
+            assert!(p.steps.is_empty(), "{p}");
         } else {
             assert!(p.steps.is_empty(), "{p}");
         }
@@ -1065,7 +1094,7 @@ fn min_ready_holds_the_gate_and_a_break_starts_the_hold_again() {
             p.notes
                 .iter()
                 .map(|n| match n {
-                    Note::Wait { reason, .. } => reason.clone(),
+                    Note::Wait { reason, .. } => reason.to_string(),
                     other => format!("{other}"),
                 })
                 .collect::<Vec<_>>()

@@ -17,6 +17,7 @@ use berth::engine::{ContainerSummary, Health, RunState};
 use berth::reconcile::event::{Event, EventKind};
 use berth::reconcile::observed::ObservedState;
 use berth::reconcile::plan::{PlanOptions, Records, plan};
+use berth::reconcile::reason::{EventReason, FailReason, HealReason};
 use berth::store::{Degraded, Outcome, Quarantine, Revision, RolloutKind, ServiceRecord};
 use berth::telemetry::events::Since;
 use berth::telemetry::status::{self, Phase, SourceInfo, Status, StatusInput};
@@ -91,6 +92,7 @@ fn revision(number: u64, spec_hash: &str, image: &str, outcome: Outcome, at: u64
         pin: None,
         template: None,
         build: None,
+        failure: None,
     }
 }
 
@@ -339,11 +341,18 @@ fn loaded(diagnostics: Diagnostics) -> Loaded {
     }
 }
 
-fn event(service: &str, kind: EventKind, revision: u64, message: &str) -> Event {
+fn event(
+    service: &str,
+    kind: EventKind,
+    reason: EventReason,
+    revision: u64,
+    message: &str,
+) -> Event {
     Event {
         project: "shop".into(),
         service: service.into(),
         kind,
+        reason,
         revision: Some(revision),
         message: message.into(),
         // A container's log lines, as the executor fills them in.
@@ -388,24 +397,28 @@ fn the_hub_turns_rounds_into_events_metrics_and_readiness() {
             event(
                 "worker",
                 EventKind::RolloutStarted,
+                EventReason::Update,
                 4,
                 "rolling out r4 (abc), start-first",
             ),
             event(
                 "api",
                 EventKind::RolloutFailed,
+                EventReason::Failure(FailReason::Deadline),
                 2,
                 "r2 (def) failed: not ready within progress_deadline (2m): x; reverting to r1",
             ),
             event(
                 "api",
                 EventKind::Reverted,
+                EventReason::Failure(FailReason::Failed),
                 1,
                 "r2 failed (x); r1 runs again and is ready",
             ),
             event(
                 "web",
                 EventKind::SelfHeal,
+                EventReason::Heal(HealReason::Exited),
                 2,
                 "replica 1 exited with code 137; restarting",
             ),
@@ -539,6 +552,7 @@ fn a_failed_builds_output_travels_with_its_event() {
         ..event(
             "api",
             EventKind::RolloutFailed,
+            EventReason::Failure(FailReason::BuildFailed),
             3,
             "r3 (abc) failed: image build failed: COPY failed: stat missing: file does not exist; nothing running was changed; reverting to r1",
         )
@@ -566,4 +580,74 @@ fn a_failed_builds_output_travels_with_its_event() {
         events[0].logs.as_deref(),
         Some("Step 2/2 : COPY missing /x")
     );
+}
+
+/// Defect 2 of issue 13: a service both degraded and held (`berth hold`) was Held to the
+/// rollout state machine (its plan note) but Degraded on the status page, which worked the
+/// phase out again in another order. Both now read `rollout::phase`; each pair of conditions
+/// shows the phase the state machine acts on.
+#[test]
+fn a_service_in_two_conditions_has_one_phase_for_the_state_machine_and_the_status() {
+    use berth::reconcile::plan::Note;
+    let d = desired();
+    let (observed, records) = world(&d);
+    let key = ("shop".to_string(), "db".to_string());
+    let degraded = records[&key].clone();
+    assert!(degraded.degraded.is_some());
+    let mut held = degraded.clone();
+    held.control.hold = Some(T0 - 10);
+    let mut rolled_back_while_paused = ServiceRecord {
+        active: Some(berth::store::Rollout {
+            revision: 1,
+            kind: RolloutKind::Update,
+            started_at: T0 - 30,
+            slots: BTreeMap::new(),
+            pre_deploy: None,
+            smoke: None,
+            paused: Some("replica 1: exited with code 1 before becoming ready".into()),
+        }),
+        ..degraded.clone()
+    };
+    rolled_back_while_paused.degraded = None;
+    rolled_back_while_paused.control.rollback_to = Some(1);
+    for (rec, want) in [
+        (degraded, Phase::Degraded),
+        (held, Phase::Held),
+        (rolled_back_while_paused, Phase::Blocked),
+    ] {
+        let mut records = records.clone();
+        records.insert(key.clone(), rec);
+        let p = plan(&d, &observed, &records, PlanOptions::default(), T0);
+        let note = p.notes.iter().find_map(|n| match n {
+            Note::Held { service, .. } if service == "db" => Some(Phase::Held),
+            Note::Blocked {
+                service: Some(service),
+                ..
+            } if service == "db" => Some(Phase::Blocked),
+            _ => None,
+        });
+        let s = status::build(
+            &StatusInput {
+                now: T0,
+                round: None,
+                source: &source(),
+                diagnostics: &Diagnostics::default(),
+                desired: Some(&d),
+                observed: Some(&observed),
+                records: Some(&records),
+                plan: Some(&p),
+                probes_tracked: true,
+            },
+            None,
+        );
+        let db = s.services.iter().find(|x| x.service == "db").unwrap();
+        assert_eq!(db.phase, want, "{}", db.reason);
+        // The state machine held or blocked it the same way (Degraded is its kind of blocked).
+        let machine = if want == Phase::Degraded {
+            Phase::Blocked
+        } else {
+            want
+        };
+        assert_eq!(note, Some(machine), "{:?}", p.notes);
+    }
 }

@@ -48,6 +48,15 @@ pub enum ClaimError {
     /// An engine call failed.
     #[error("failed to claim the engine")]
     Engine(#[source] EngineError),
+    /// The claim image's build context could not be written.
+    #[error("failed to prepare the claim image's build context {path}")]
+    Context {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
     /// The claim kept changing under us (other berths starting at the same moment).
     #[error("failed to claim the engine: the claim changed {0} times while taking it")]
     Contended(u32),
@@ -297,12 +306,9 @@ async fn ensure_image<E: Engine>(engine: &E) -> Result<(), ClaimError> {
         return Ok(());
     }
     let context = std::env::temp_dir().join(format!("berth-claim-{}", std::process::id()));
-    std::fs::create_dir_all(&context).map_err(|e| {
-        ClaimError::Engine(EngineError::Failed {
-            op: "prepare the claim image".into(),
-            target: context.display().to_string(),
-            message: e.to_string(),
-        })
+    std::fs::create_dir_all(&context).map_err(|source| ClaimError::Context {
+        path: context.clone(),
+        source,
     })?;
     let spec = BuildSpec {
         context_dir: context.clone(),

@@ -63,9 +63,9 @@ use tokio::sync::{OnceCell, mpsc};
 use super::auth::{self, Auth, Lookup};
 use super::{
     BUILD_LOG_TAIL, BuildSpec, ContainerCreate, ContainerDetails, ContainerSummary,
-    EXEC_OUTPUT_LIMIT, Engine, EngineError, EngineEvent, EngineInfo, EngineResult, ExecOutcome,
-    Health, ImageSummary, MountSpec, NetworkCreate, NetworkSummary, PortBinding, RunState,
-    VolumeCreate, VolumeSummary,
+    EXEC_OUTPUT_LIMIT, Engine, EngineError, EngineEvent, EngineInfo, EngineOp, EngineResult,
+    ExecOutcome, Health, ImageSummary, MountSpec, NetworkCreate, NetworkSummary, PortBinding,
+    RunState, VolumeCreate, VolumeSummary,
 };
 
 /// Where Docker listens when neither `host` nor `DOCKER_HOST` says otherwise.
@@ -101,7 +101,7 @@ pub struct DockerEngine {
     /// API calls made through [`DockerEngine::call`] (benchmarks and metrics read it).
     calls: Arc<std::sync::atomic::AtomicU64>,
     /// Failed calls by operation (`berth_docker_api_errors_total{op}`).
-    errors: Arc<std::sync::Mutex<BTreeMap<String, u64>>>,
+    errors: Arc<std::sync::Mutex<BTreeMap<EngineOp, u64>>>,
     /// Registry credentials for pulls and builds (`None`: no config directory, anonymous).
     auth: Option<Auth>,
 }
@@ -117,7 +117,7 @@ impl DockerEngine {
             .or(from_env)
             .unwrap_or_else(|| DEFAULT_HOST.to_owned());
         let unsupported = |why: &str| EngineError::Failed {
-            op: "connect".into(),
+            op: EngineOp::Connect,
             target: host.clone(),
             message: why.to_owned(),
         };
@@ -181,7 +181,7 @@ impl DockerEngine {
     }
 
     /// The client, built and version-negotiated on first use.
-    async fn client(&self, op: &str) -> EngineResult<Docker> {
+    async fn client(&self, op: EngineOp) -> EngineResult<Docker> {
         let docker = self
             .client
             .get_or_try_init(|| async {
@@ -203,16 +203,16 @@ impl DockerEngine {
                         match tokio::time::timeout(self.timeout, docker.negotiate_version()).await {
                             Ok(Ok(docker)) => Ok(docker),
                             Ok(Err(e)) => {
-                                Err(self.classify("negotiate API version", &self.endpoint, e))
+                                Err(self.classify(EngineOp::NegotiateApiVersion, &self.endpoint, e))
                             }
                             Err(_) => Err(EngineError::Timeout {
-                                op: "negotiate API version".into(),
+                                op: EngineOp::NegotiateApiVersion,
                                 target: self.endpoint.clone(),
                                 after: self.timeout,
                             }),
                         }
                     }
-                    Err(e) => Err(self.classify("connect", &self.endpoint, e)),
+                    Err(e) => Err(self.classify(EngineOp::Connect, &self.endpoint, e)),
                 };
                 tracing::debug!(
                     op = "negotiate API version",
@@ -229,7 +229,7 @@ impl DockerEngine {
             Ok(d) => Ok(d.clone()),
             // Say which call could not be made; the source keeps the first contact's reason.
             Err(EngineError::Unreachable { source, .. }) => Err(EngineError::Unreachable {
-                op: op.to_owned(),
+                op,
                 endpoint: self.endpoint.clone(),
                 source,
             }),
@@ -242,16 +242,16 @@ impl DockerEngine {
     /// in [`Self::calls_made`] nor logged per call (it runs every few seconds).
     pub async fn ping_within(&self, limit: Duration) -> EngineResult<()> {
         let ping = async {
-            let docker = self.client("ping").await?;
+            let docker = self.client(EngineOp::Ping).await?;
             docker
                 .ping()
                 .await
                 .map(|_| ())
-                .map_err(|e| self.classify("ping", &self.endpoint, e))
+                .map_err(|e| self.classify(EngineOp::Ping, &self.endpoint, e))
         };
         tokio::time::timeout(limit, ping).await.unwrap_or_else(|_| {
             Err(EngineError::Timeout {
-                op: "ping".into(),
+                op: EngineOp::Ping,
                 target: self.endpoint.clone(),
                 after: limit,
             })
@@ -267,9 +267,9 @@ impl DockerEngine {
     /// Failed API calls so far by operation (this engine and its clones), not counting
     /// already-done outcomes (404 on a remove, 304 on a start): running totals for the
     /// `docker_api_errors_total` metric.
-    pub fn api_errors(&self) -> Vec<(String, u64)> {
+    pub fn api_errors(&self) -> Vec<(EngineOp, u64)> {
         let errors = self.errors.lock().unwrap_or_else(|p| p.into_inner());
-        errors.iter().map(|(op, n)| (op.clone(), *n)).collect()
+        errors.iter().map(|(op, n)| (*op, *n)).collect()
     }
 
     fn count_error<T>(&self, result: &EngineResult<T>) {
@@ -277,7 +277,7 @@ impl DockerEngine {
             && !e.is_already_done()
         {
             let mut errors = self.errors.lock().unwrap_or_else(|p| p.into_inner());
-            *errors.entry(e.op().to_owned()).or_default() += 1;
+            *errors.entry(e.op()).or_default() += 1;
         }
     }
 
@@ -291,7 +291,7 @@ impl DockerEngine {
     /// Runs one API call under a deadline, classifies its error and logs it.
     async fn call<T>(
         &self,
-        op: &str,
+        op: EngineOp,
         target: &str,
         limit: Duration,
         fut: impl Future<Output = Result<T, BollardError>>,
@@ -303,13 +303,13 @@ impl DockerEngine {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) => Err(self.classify(op, target, e)),
             Err(_) => Err(EngineError::Timeout {
-                op: op.to_owned(),
+                op,
                 target: target.to_owned(),
                 after: limit,
             }),
         };
         tracing::debug!(
-            op,
+            op = op.as_str(),
             target,
             elapsed_ms = started.elapsed().as_millis() as u64,
             outcome = outcome(&result),
@@ -320,13 +320,13 @@ impl DockerEngine {
     }
 
     /// Sorts a bollard error into the trait's classes.
-    fn classify(&self, op: &str, target: &str, err: BollardError) -> EngineError {
-        let (op, target) = (op.to_owned(), target.to_owned());
+    fn classify(&self, op: EngineOp, target: &str, err: BollardError) -> EngineError {
+        let target = target.to_owned();
         match err {
             BollardError::DockerResponseServerError {
                 status_code: 404,
                 message,
-            } if missing_target(&op, &message) => EngineError::NotFound { op, target },
+            } if missing_target(op, &message) => EngineError::NotFound { op, target },
             BollardError::DockerResponseServerError {
                 status_code: 409,
                 message,
@@ -380,7 +380,7 @@ impl DockerEngine {
             async move { docker.kill_container(id, Some(options)).await }
         };
         match self
-            .call("kill container", id, self.timeout, kill(signal))
+            .call(EngineOp::KillContainer, id, self.timeout, kill(signal))
             .await
         {
             Err(EngineError::Conflict { message, .. }) if message.contains("is not running") => {
@@ -392,7 +392,7 @@ impl DockerEngine {
             return Ok(());
         }
         match self
-            .call("kill container", id, self.timeout, kill("SIGKILL"))
+            .call(EngineOp::KillContainer, id, self.timeout, kill("SIGKILL"))
             .await
         {
             Err(EngineError::Conflict { message, .. }) if message.contains("is not running") => {
@@ -404,7 +404,7 @@ impl DockerEngine {
             Ok(())
         } else {
             Err(EngineError::Timeout {
-                op: "stop container".into(),
+                op: EngineOp::StopContainer,
                 target: id.to_owned(),
                 after: grace + self.timeout,
             })
@@ -430,7 +430,7 @@ impl DockerEngine {
                 Some(Err(e)) => Err(e),
             }
         };
-        match self.call("wait container", id, limit, wait).await {
+        match self.call(EngineOp::WaitContainer, id, limit, wait).await {
             Ok(()) | Err(EngineError::NotFound { .. }) => Ok(true),
             Err(EngineError::Timeout { .. }) => Ok(false),
             Err(e) => Err(e),
@@ -442,11 +442,11 @@ impl DockerEngine {
 /// met), rather than something it needs: a create's image or network, or the network a start
 /// wants to join (Docker 20.10 accepts a create on a missing network and fails the start with
 /// 404). Those are `Failed`, so that `is_already_done` never waves them through.
-fn missing_target(op: &str, message: &str) -> bool {
-    if op.starts_with("create ") || op == "connect network" {
+fn missing_target(op: EngineOp, message: &str) -> bool {
+    if op.creates() {
         return false;
     }
-    if op.ends_with(" container") || op == "read logs" {
+    if op.on_container() {
         return message.to_ascii_lowercase().contains("no such container");
     }
     true
@@ -460,7 +460,7 @@ fn outcome<T>(result: &EngineResult<T>) -> &'static str {
         Err(EngineError::NotModified { .. }) => "not modified",
         Err(EngineError::Unreachable { .. }) => "unreachable",
         Err(EngineError::Timeout { .. }) => "timeout",
-        Err(EngineError::Failed { .. }) => "failed",
+        Err(EngineError::Failed { .. } | EngineError::BuildFailed { .. }) => "failed",
     }
 }
 
@@ -959,9 +959,14 @@ fn create_body(spec: &ContainerCreate, api: ClientVersion) -> Result<ContainerCr
 
 impl Engine for DockerEngine {
     async fn info(&self) -> EngineResult<EngineInfo> {
-        let docker = self.client("version").await?;
+        let docker = self.client(EngineOp::Version).await?;
         let v = self
-            .call("version", &self.endpoint, self.timeout, docker.version())
+            .call(
+                EngineOp::Version,
+                &self.endpoint,
+                self.timeout,
+                docker.version(),
+            )
             .await?;
         Ok(EngineInfo {
             version: v.version.unwrap_or_default(),
@@ -974,7 +979,7 @@ impl Engine for DockerEngine {
         &self,
         label_filters: &[String],
     ) -> EngineResult<Vec<ContainerSummary>> {
-        let docker = self.client("list containers").await?;
+        let docker = self.client(EngineOp::ListContainers).await?;
         // Docker ANDs label filters; the trait wants any of them: one call per filter, merged.
         let per_call: Vec<Option<&String>> = if label_filters.is_empty() {
             vec![None]
@@ -990,7 +995,7 @@ impl Engine for DockerEngine {
             let target = filter.map_or("(all)", String::as_str);
             let list = self
                 .call(
-                    "list containers",
+                    EngineOp::ListContainers,
                     target,
                     self.timeout,
                     docker.list_containers(Some(options.build())),
@@ -1007,10 +1012,10 @@ impl Engine for DockerEngine {
     }
 
     async fn list_networks(&self) -> EngineResult<Vec<NetworkSummary>> {
-        let docker = self.client("list networks").await?;
+        let docker = self.client(EngineOp::ListNetworks).await?;
         let list = self
             .call(
-                "list networks",
+                EngineOp::ListNetworks,
                 "(all)",
                 self.timeout,
                 docker.list_networks(None::<ListNetworksOptions>),
@@ -1027,10 +1032,10 @@ impl Engine for DockerEngine {
     }
 
     async fn list_volumes(&self) -> EngineResult<Vec<VolumeSummary>> {
-        let docker = self.client("list volumes").await?;
+        let docker = self.client(EngineOp::ListVolumes).await?;
         let list = self
             .call(
-                "list volumes",
+                EngineOp::ListVolumes,
                 "(all)",
                 self.timeout,
                 docker.list_volumes(None::<ListVolumesOptions>),
@@ -1048,10 +1053,10 @@ impl Engine for DockerEngine {
     }
 
     async fn list_images(&self) -> EngineResult<Vec<ImageSummary>> {
-        let docker = self.client("list images").await?;
+        let docker = self.client(EngineOp::ListImages).await?;
         let list = self
             .call(
-                "list images",
+                EngineOp::ListImages,
                 "(all)",
                 self.timeout,
                 docker.list_images(None::<ListImagesOptions>),
@@ -1076,7 +1081,7 @@ impl Engine for DockerEngine {
     }
 
     async fn pull_image(&self, reference: &str) -> EngineResult<String> {
-        let docker = self.client("pull image").await?;
+        let docker = self.client(EngineOp::PullImage).await?;
         let reference = pull_reference(reference);
         let options = CreateImageOptionsBuilder::new()
             .from_image(&reference)
@@ -1093,26 +1098,26 @@ impl Engine for DockerEngine {
             }
             Ok(())
         };
-        self.call("pull image", &reference, self.pull_timeout, pull)
+        self.call(EngineOp::PullImage, &reference, self.pull_timeout, pull)
             .await
             .map_err(|e| refused(e, lookup.as_ref()))?;
         let image = self
             .call(
-                "inspect image",
+                EngineOp::InspectImage,
                 &reference,
                 self.timeout,
                 docker.inspect_image(&reference),
             )
             .await?;
         image.id.ok_or_else(|| EngineError::Failed {
-            op: "inspect image".into(),
+            op: EngineOp::InspectImage,
             target: reference,
             message: "the engine returned no image ID".into(),
         })
     }
 
     async fn build_image(&self, spec: &BuildSpec) -> EngineResult<String> {
-        let docker = self.client("build image").await?;
+        let docker = self.client(EngineOp::BuildImage).await?;
         let (dockerfile, inline) = match &spec.dockerfile_inline {
             Some(text) => (INLINE_DOCKERFILE.to_string(), Some(text.clone())),
             None => (spec.dockerfile.clone(), None),
@@ -1189,25 +1194,25 @@ impl Engine for DockerEngine {
             }
             Ok(Ok(()))
         };
-        self.call("build image", &spec.tag, spec.timeout, build)
+        self.call(EngineOp::BuildImage, &spec.tag, spec.timeout, build)
             .await??;
         let image = self
             .call(
-                "inspect image",
+                EngineOp::InspectImage,
                 &spec.tag,
                 self.timeout,
                 docker.inspect_image(&spec.tag),
             )
             .await?;
         image.id.ok_or_else(|| EngineError::Failed {
-            op: "inspect image".into(),
+            op: EngineOp::InspectImage,
             target: spec.tag.clone(),
             message: "the engine returned no image ID".into(),
         })
     }
 
     async fn create_network(&self, spec: &NetworkCreate) -> EngineResult<String> {
-        let docker = self.client("create network").await?;
+        let docker = self.client(EngineOp::CreateNetwork).await?;
         let request = NetworkCreateRequest {
             name: spec.name.clone(),
             driver: spec.driver.clone(),
@@ -1219,7 +1224,7 @@ impl Engine for DockerEngine {
         // Engines before API 1.44 create a second network with a taken name unless asked not
         // to; bollard's model lost that field, so the body is sent with it added.
         let mut body = serde_json::to_value(&request).map_err(|e| EngineError::Failed {
-            op: "create network".into(),
+            op: EngineOp::CreateNetwork,
             target: spec.name.clone(),
             message: e.to_string(),
         })?;
@@ -1231,7 +1236,7 @@ impl Engine for DockerEngine {
         });
         let created = self
             .call(
-                "create network",
+                EngineOp::CreateNetwork,
                 &spec.name,
                 self.timeout,
                 docker.create_network(request),
@@ -1241,7 +1246,7 @@ impl Engine for DockerEngine {
     }
 
     async fn create_volume(&self, spec: &VolumeCreate) -> EngineResult<()> {
-        let docker = self.client("create volume").await?;
+        let docker = self.client(EngineOp::CreateVolume).await?;
         let request = VolumeCreateRequest {
             name: Some(spec.name.clone()),
             driver: spec.driver.clone(),
@@ -1250,7 +1255,7 @@ impl Engine for DockerEngine {
             ..VolumeCreateRequest::default()
         };
         self.call(
-            "create volume",
+            EngineOp::CreateVolume,
             &spec.name,
             self.timeout,
             docker.create_volume(request),
@@ -1260,10 +1265,10 @@ impl Engine for DockerEngine {
     }
 
     async fn create_container(&self, spec: &ContainerCreate) -> EngineResult<String> {
-        let docker = self.client("create container").await?;
+        let docker = self.client(EngineOp::CreateContainer).await?;
         let body =
             create_body(spec, self.api_version()).map_err(|message| EngineError::Failed {
-                op: "create container".into(),
+                op: EngineOp::CreateContainer,
                 target: spec.name.clone(),
                 message,
             })?;
@@ -1272,7 +1277,7 @@ impl Engine for DockerEngine {
             .build();
         let created = self
             .call(
-                "create container",
+                EngineOp::CreateContainer,
                 &spec.name,
                 self.timeout,
                 docker.create_container(Some(options), body),
@@ -1287,7 +1292,7 @@ impl Engine for DockerEngine {
             let target = format!("{} to {}", spec.name, n.network);
             let connected = self
                 .call(
-                    "connect network",
+                    EngineOp::ConnectNetwork,
                     &target,
                     self.timeout,
                     docker.connect_network(&n.network, request),
@@ -1299,7 +1304,7 @@ impl Engine for DockerEngine {
                 let options = RemoveContainerOptionsBuilder::new().force(true).build();
                 let _ = self
                     .call(
-                        "remove container",
+                        EngineOp::RemoveContainer,
                         &spec.name,
                         self.timeout,
                         docker.remove_container(&id, Some(options)),
@@ -1312,9 +1317,9 @@ impl Engine for DockerEngine {
     }
 
     async fn start_container(&self, id: &str) -> EngineResult<()> {
-        let docker = self.client("start container").await?;
+        let docker = self.client(EngineOp::StartContainer).await?;
         self.call(
-            "start container",
+            EngineOp::StartContainer,
             id,
             self.timeout,
             docker.start_container(id, None::<StartContainerOptions>),
@@ -1328,7 +1333,7 @@ impl Engine for DockerEngine {
         grace: Duration,
         signal: Option<&str>,
     ) -> EngineResult<()> {
-        let docker = self.client("stop container").await?;
+        let docker = self.client(EngineOp::StopContainer).await?;
         let stop_signal_api = ClientVersion {
             major_version: 1,
             minor_version: 42,
@@ -1343,7 +1348,7 @@ impl Engine for DockerEngine {
                     options = options.signal(signal);
                 }
                 self.call(
-                    "stop container",
+                    EngineOp::StopContainer,
                     id,
                     grace + self.timeout,
                     docker.stop_container(id, Some(options.build())),
@@ -1354,13 +1359,13 @@ impl Engine for DockerEngine {
     }
 
     async fn remove_container(&self, id: &str) -> EngineResult<()> {
-        let docker = self.client("remove container").await?;
+        let docker = self.client(EngineOp::RemoveContainer).await?;
         let options = RemoveContainerOptionsBuilder::new()
             .force(false)
             .v(false)
             .build();
         self.call(
-            "remove container",
+            EngineOp::RemoveContainer,
             id,
             self.timeout,
             docker.remove_container(id, Some(options)),
@@ -1369,10 +1374,10 @@ impl Engine for DockerEngine {
     }
 
     async fn rename_container(&self, id: &str, new_name: &str) -> EngineResult<()> {
-        let docker = self.client("rename container").await?;
+        let docker = self.client(EngineOp::RenameContainer).await?;
         let options = RenameContainerOptionsBuilder::new().name(new_name).build();
         self.call(
-            "rename container",
+            EngineOp::RenameContainer,
             id,
             self.timeout,
             docker.rename_container(id, options),
@@ -1381,7 +1386,7 @@ impl Engine for DockerEngine {
     }
 
     async fn logs_tail(&self, id: &str, lines: usize) -> EngineResult<String> {
-        let docker = self.client("read logs").await?;
+        let docker = self.client(EngineOp::ReadLogs).await?;
         let options = LogsOptionsBuilder::new()
             .stdout(true)
             .stderr(true)
@@ -1395,14 +1400,14 @@ impl Engine for DockerEngine {
             }
             Ok(String::from_utf8_lossy(&out).into_owned())
         };
-        self.call("read logs", id, self.timeout, read).await
+        self.call(EngineOp::ReadLogs, id, self.timeout, read).await
     }
 
     async fn inspect_container(&self, id: &str) -> EngineResult<ContainerDetails> {
-        let docker = self.client("inspect container").await?;
+        let docker = self.client(EngineOp::InspectContainer).await?;
         let inspected = self
             .call(
-                "inspect container",
+                EngineOp::InspectContainer,
                 id,
                 self.timeout,
                 docker.inspect_container(id, None::<InspectContainerOptions>),
@@ -1415,7 +1420,7 @@ impl Engine for DockerEngine {
     /// read its output to the end, then inspect it for the exit code (polled briefly: the
     /// stream can end a moment before Docker records the exit).
     async fn exec(&self, id: &str, cmd: &[String], timeout: Duration) -> EngineResult<ExecOutcome> {
-        let docker = self.client("exec in container").await?;
+        let docker = self.client(EngineOp::ExecInContainer).await?;
         let run = async {
             let config = CreateExecOptions {
                 cmd: Some(cmd.to_vec()),
@@ -1450,15 +1455,15 @@ impl Engine for DockerEngine {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
         };
-        self.call("exec in container", id, timeout, run).await
+        self.call(EngineOp::ExecInContainer, id, timeout, run).await
     }
 
     async fn tag_image(&self, image_id: &str, repo: &str, tag: &str) -> EngineResult<()> {
-        let docker = self.client("tag image").await?;
+        let docker = self.client(EngineOp::TagImage).await?;
         let options = TagImageOptionsBuilder::new().repo(repo).tag(tag).build();
         let target = format!("{image_id} as {repo}:{tag}");
         self.call(
-            "tag image",
+            EngineOp::TagImage,
             &target,
             self.timeout,
             docker.tag_image(image_id, Some(options)),
@@ -1467,7 +1472,7 @@ impl Engine for DockerEngine {
     }
 
     async fn remove_image_tag(&self, reference: &str) -> EngineResult<()> {
-        let docker = self.client("remove image tag").await?;
+        let docker = self.client(EngineOp::RemoveImageTag).await?;
         let options = RemoveImageOptionsBuilder::new()
             .force(false)
             // As `docker rmi`: a deleted built image takes its untagged build parents along
@@ -1475,7 +1480,7 @@ impl Engine for DockerEngine {
             .noprune(false)
             .build();
         self.call(
-            "remove image tag",
+            EngineOp::RemoveImageTag,
             reference,
             self.timeout,
             docker.remove_image(reference, Some(options), None),
@@ -1489,7 +1494,7 @@ impl Engine for DockerEngine {
         since: i64,
         label_filter: &str,
     ) -> EngineResult<mpsc::Receiver<EngineResult<EngineEvent>>> {
-        let docker = self.client("watch events").await?;
+        let docker = self.client(EngineOp::WatchEvents).await?;
         let options = EventsOptionsBuilder::new()
             .since(&since.to_string())
             .filters(&HashMap::from([
@@ -1508,7 +1513,7 @@ impl Engine for DockerEngine {
                     Ok(event) => tx.send(Ok(engine_event(event))).await,
                     Err(e) => {
                         let _ = tx
-                            .send(Err(engine.classify("watch events", &target, e)))
+                            .send(Err(engine.classify(EngineOp::WatchEvents, &target, e)))
                             .await;
                         break;
                     }
@@ -1528,15 +1533,11 @@ const INLINE_DOCKERFILE: &str = ".berth-inline.Dockerfile";
 
 /// A failed build: the engine's message, then the last lines of the build log.
 fn build_failure(tag: &str, error: &str, tail: &std::collections::VecDeque<String>) -> EngineError {
-    let mut message = error.trim().to_string();
-    if !tail.is_empty() {
-        message.push('\n');
-        message.push_str(&tail.iter().cloned().collect::<Vec<_>>().join("\n"));
-    }
-    EngineError::Failed {
-        op: "build image".into(),
+    let log = (!tail.is_empty()).then(|| tail.iter().cloned().collect::<Vec<_>>().join("\n"));
+    EngineError::BuildFailed {
         target: tag.to_string(),
-        message,
+        message: error.trim().to_string(),
+        log,
     }
 }
 

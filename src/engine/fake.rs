@@ -37,8 +37,8 @@ use crate::util::time::Civil;
 
 use super::{
     BuildSpec, ContainerCreate, ContainerDetails, ContainerSummary, EXEC_OUTPUT_LIMIT, Engine,
-    EngineError, EngineEvent, EngineInfo, EngineResult, ExecOutcome, Health, ImageSummary,
-    NetworkCreate, NetworkSummary, RunState, VolumeCreate, VolumeSummary,
+    EngineError, EngineEvent, EngineInfo, EngineOp, EngineResult, ExecOutcome, Health,
+    ImageSummary, NetworkCreate, NetworkSummary, RunState, VolumeCreate, VolumeSummary,
 };
 
 /// The error [`FakeEngine::fail_next`] makes a call fail with.
@@ -56,17 +56,34 @@ pub enum Fault {
     Timeout,
     /// Any other refusal, with this message.
     Failed(String),
+    /// A build that ran and failed: the message and the build's last output lines.
+    BuildFailed(String, Option<String>),
 }
 
 impl Fault {
     /// The error, with `op` named as [`DockerEngine`](super::docker::DockerEngine) names it.
     fn error(&self, method: &str, target: &str) -> EngineError {
         let op = match method {
-            "info" => "version".to_owned(),
-            "logs_tail" => "read logs".to_owned(),
-            "events" => "watch events".to_owned(),
-            "exec" => "exec in container".to_owned(),
-            other => other.replace('_', " "),
+            "info" => EngineOp::Version,
+            "list_containers" => EngineOp::ListContainers,
+            "list_networks" => EngineOp::ListNetworks,
+            "list_volumes" => EngineOp::ListVolumes,
+            "list_images" => EngineOp::ListImages,
+            "pull_image" => EngineOp::PullImage,
+            "build_image" => EngineOp::BuildImage,
+            "create_network" => EngineOp::CreateNetwork,
+            "create_volume" => EngineOp::CreateVolume,
+            "create_container" => EngineOp::CreateContainer,
+            "start_container" => EngineOp::StartContainer,
+            "stop_container" => EngineOp::StopContainer,
+            "remove_container" => EngineOp::RemoveContainer,
+            "rename_container" => EngineOp::RenameContainer,
+            "logs_tail" => EngineOp::ReadLogs,
+            "inspect_container" => EngineOp::InspectContainer,
+            "exec" => EngineOp::ExecInContainer,
+            "tag_image" => EngineOp::TagImage,
+            "remove_image_tag" => EngineOp::RemoveImageTag,
+            _ => EngineOp::WatchEvents,
         };
         let target = target.to_owned();
         match self {
@@ -91,6 +108,11 @@ impl Fault {
                 op,
                 target,
                 message: message.clone(),
+            },
+            Fault::BuildFailed(message, log) => EngineError::BuildFailed {
+                target,
+                message: message.clone(),
+                log: log.clone(),
             },
         }
     }
@@ -354,9 +376,9 @@ impl State {
             .map_or_else(|| key.to_owned(), |i| self.containers[i].name.clone())
     }
 
-    fn container(&self, op: &str, key: &str) -> EngineResult<usize> {
+    fn container(&self, op: EngineOp, key: &str) -> EngineResult<usize> {
         self.find(key).ok_or_else(|| EngineError::NotFound {
-            op: op.into(),
+            op,
             target: key.into(),
         })
     }
@@ -761,7 +783,7 @@ impl Engine for FakeEngine {
             .get(reference)
             .cloned()
             .ok_or_else(|| EngineError::NotFound {
-                op: "pull image".into(),
+                op: EngineOp::PullImage,
                 target: reference.into(),
             })?;
         add_local_image(&mut s, reference, &id);
@@ -782,11 +804,16 @@ impl Engine for FakeEngine {
         let mut s = self.lock();
         s.builds_running -= 1;
         let id = match s.build_results.get(&spec.tag).cloned() {
+            // The first line is the builder's error, the rest its last output lines.
             Some(Err(message)) => {
-                return Err(EngineError::Failed {
-                    op: "build image".into(),
+                let (message, log) = match message.split_once('\n') {
+                    Some((m, l)) => (m.to_owned(), Some(l.to_owned())),
+                    None => (message, None),
+                };
+                return Err(EngineError::BuildFailed {
                     target: spec.tag.clone(),
                     message,
+                    log,
                 });
             }
             Some(Ok(id)) => id,
@@ -801,7 +828,7 @@ impl Engine for FakeEngine {
         s.enter("create_network", Some(&spec.name))?;
         if s.network_exists(&spec.name) {
             return Err(EngineError::Conflict {
-                op: "create network".into(),
+                op: EngineOp::CreateNetwork,
                 target: spec.name.clone(),
                 message: format!("network with name {} already exists", spec.name),
             });
@@ -834,10 +861,10 @@ impl Engine for FakeEngine {
     async fn create_container(&self, spec: &ContainerCreate) -> EngineResult<String> {
         let mut s = self.lock();
         s.enter("create_container", Some(&spec.name))?;
-        let op = "create container";
+        let op = EngineOp::CreateContainer;
         if let Some(i) = s.containers.iter().position(|c| c.name == spec.name) {
             return Err(EngineError::Conflict {
-                op: op.into(),
+                op,
                 target: spec.name.clone(),
                 message: format!(
                     "Conflict. The container name \"/{}\" is already in use by container \"{}\". \
@@ -848,7 +875,7 @@ impl Engine for FakeEngine {
         }
         // What a create needs but lacks is a failure of the create, not a missing target.
         let failed = |message: String| EngineError::Failed {
-            op: op.into(),
+            op,
             target: spec.name.clone(),
             message,
         };
@@ -890,16 +917,16 @@ impl Engine for FakeEngine {
         let mut s = self.lock();
         let shown = s.display(id);
         s.enter("start_container", Some(&shown))?;
-        let i = s.container("start container", id)?;
+        let i = s.container(EngineOp::StartContainer, id)?;
         let now = s.now;
         let state = s.containers[i].state;
         match state {
             RunState::Running => Err(EngineError::NotModified {
-                op: "start container".into(),
+                op: EngineOp::StartContainer,
                 target: id.into(),
             }),
             RunState::Paused | RunState::Removing => Err(EngineError::Conflict {
-                op: "start container".into(),
+                op: EngineOp::StartContainer,
                 target: id.into(),
                 message: format!("container {} is {state:?}", s.containers[i].name),
             }),
@@ -942,10 +969,10 @@ impl Engine for FakeEngine {
         let mut s = self.lock();
         let shown = s.display(id);
         s.enter("stop_container", Some(&shown))?;
-        let i = s.container("stop container", id)?;
+        let i = s.container(EngineOp::StopContainer, id)?;
         if s.containers[i].state != RunState::Running {
             return Err(EngineError::NotModified {
-                op: "stop container".into(),
+                op: EngineOp::StopContainer,
                 target: id.into(),
             });
         }
@@ -963,10 +990,10 @@ impl Engine for FakeEngine {
         let mut s = self.lock();
         let shown = s.display(id);
         s.enter("remove_container", Some(&shown))?;
-        let i = s.container("remove container", id)?;
+        let i = s.container(EngineOp::RemoveContainer, id)?;
         if s.containers[i].state == RunState::Running {
             return Err(EngineError::Conflict {
-                op: "remove container".into(),
+                op: EngineOp::RemoveContainer,
                 target: id.into(),
                 message: format!(
                     "You cannot remove a running container {}. Stop the container before \
@@ -984,10 +1011,10 @@ impl Engine for FakeEngine {
         let mut s = self.lock();
         let shown = format!("{} {new_name}", s.display(id));
         s.enter("rename_container", Some(&shown))?;
-        let i = s.container("rename container", id)?;
+        let i = s.container(EngineOp::RenameContainer, id)?;
         if let Some(j) = s.containers.iter().position(|c| c.name == new_name) {
             return Err(EngineError::Conflict {
-                op: "rename container".into(),
+                op: EngineOp::RenameContainer,
                 target: id.into(),
                 message: format!(
                     "Conflict. The container name \"/{new_name}\" is already in use by container \"{}\".",
@@ -1004,7 +1031,7 @@ impl Engine for FakeEngine {
         let mut s = self.lock();
         let shown = s.display(id);
         s.enter("logs_tail", Some(&shown))?;
-        let i = s.container("read logs", id)?;
+        let i = s.container(EngineOp::ReadLogs, id)?;
         let logs = &s.containers[i].logs;
         let all: Vec<&str> = logs.lines().collect();
         let tail = &all[all.len().saturating_sub(lines)..];
@@ -1015,7 +1042,7 @@ impl Engine for FakeEngine {
         let mut s = self.lock();
         let shown = s.display(id);
         s.enter("inspect_container", Some(&shown))?;
-        let i = s.container("inspect container", id)?;
+        let i = s.container(EngineOp::InspectContainer, id)?;
         Ok(s.containers[i].details())
     }
 
@@ -1028,11 +1055,11 @@ impl Engine for FakeEngine {
         let mut s = self.lock();
         let shown = format!("{} {}", s.display(id), cmd.join(" "));
         s.enter("exec", Some(&shown))?;
-        let i = s.container("exec in container", id)?;
+        let i = s.container(EngineOp::ExecInContainer, id)?;
         let c = &s.containers[i];
         if c.state != RunState::Running {
             return Err(EngineError::Conflict {
-                op: "exec in container".into(),
+                op: EngineOp::ExecInContainer,
                 target: id.into(),
                 message: format!("Container {} is not running", c.id),
             });
@@ -1055,7 +1082,7 @@ impl Engine for FakeEngine {
             .map(|i| i.id.clone())
         else {
             return Err(EngineError::NotFound {
-                op: "tag image".into(),
+                op: EngineOp::TagImage,
                 target: format!("{image_id} as {reference}"),
             });
         };
@@ -1067,7 +1094,7 @@ impl Engine for FakeEngine {
         let mut s = self.lock();
         s.enter("remove_image_tag", Some(reference))?;
         let not_found = || EngineError::NotFound {
-            op: "remove image tag".into(),
+            op: EngineOp::RemoveImageTag,
             target: reference.into(),
         };
         let i = s
@@ -1083,7 +1110,7 @@ impl Engine for FakeEngine {
         // The last reference: the image goes too, unless a container uses it.
         if let Some(c) = s.containers.iter().find(|c| c.spec.image == image.id) {
             return Err(EngineError::Conflict {
-                op: "remove image tag".into(),
+                op: EngineOp::RemoveImageTag,
                 target: reference.into(),
                 message: format!(
                     "conflict: unable to remove repository reference \"{reference}\" (must \
@@ -1385,7 +1412,7 @@ mod tests {
         assert!(e.container("shop-web-2").is_none());
         let err = e.list_containers(&[]).await.unwrap_err();
         assert!(matches!(err, EngineError::Unreachable { .. }), "{err}");
-        assert_eq!(err.op(), "list containers");
+        assert_eq!(err.op().as_str(), "list containers");
         assert_eq!(e.list_containers(&[]).await.unwrap().len(), 1);
     }
 
@@ -1481,7 +1508,7 @@ mod tests {
         e.fail_next("exec", Fault::Timeout);
         let err = e.exec(&id, &cmd, GRACE).await.unwrap_err();
         assert!(matches!(err, EngineError::Timeout { .. }), "{err}");
-        assert_eq!(err.op(), "exec in container");
+        assert_eq!(err.op().as_str(), "exec in container");
         assert!(e.calls().contains(&"exec shop-web-1 check".to_owned()));
     }
 

@@ -12,6 +12,7 @@ pub mod labels;
 pub mod liveness;
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::future::Future;
 use std::time::Duration;
 
@@ -416,6 +417,166 @@ pub struct BuildSpec {
 /// How many of a failed build's last log lines its error carries.
 pub const BUILD_LOG_TAIL: usize = 20;
 
+/// One kind of engine call: what an [`EngineError`] says failed, and the `op` label of
+/// `berth_docker_api_errors_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum EngineOp {
+    /// `connect`.
+    Connect,
+    /// `negotiate API version`.
+    NegotiateApiVersion,
+    /// `version`.
+    Version,
+    /// `list containers`.
+    ListContainers,
+    /// `list networks`.
+    ListNetworks,
+    /// `list volumes`.
+    ListVolumes,
+    /// `list images`.
+    ListImages,
+    /// `pull image`.
+    PullImage,
+    /// `inspect image`.
+    InspectImage,
+    /// `build image`.
+    BuildImage,
+    /// `tag image`.
+    TagImage,
+    /// `remove image tag`.
+    RemoveImageTag,
+    /// `create network`.
+    CreateNetwork,
+    /// `connect network`.
+    ConnectNetwork,
+    /// `create volume`.
+    CreateVolume,
+    /// `create container`.
+    CreateContainer,
+    /// `start container`.
+    StartContainer,
+    /// `stop container`.
+    StopContainer,
+    /// `kill container`.
+    KillContainer,
+    /// `wait container`.
+    WaitContainer,
+    /// `remove container`.
+    RemoveContainer,
+    /// `rename container`.
+    RenameContainer,
+    /// `inspect container`.
+    InspectContainer,
+    /// `read logs`.
+    ReadLogs,
+    /// `exec in container`.
+    ExecInContainer,
+    /// `watch events`.
+    WatchEvents,
+    /// `ping` (the liveness check).
+    Ping,
+}
+
+impl EngineOp {
+    /// Every operation, in declaration order.
+    pub const ALL: [EngineOp; 27] = [
+        EngineOp::Connect,
+        EngineOp::NegotiateApiVersion,
+        EngineOp::Version,
+        EngineOp::ListContainers,
+        EngineOp::ListNetworks,
+        EngineOp::ListVolumes,
+        EngineOp::ListImages,
+        EngineOp::PullImage,
+        EngineOp::InspectImage,
+        EngineOp::BuildImage,
+        EngineOp::TagImage,
+        EngineOp::RemoveImageTag,
+        EngineOp::CreateNetwork,
+        EngineOp::ConnectNetwork,
+        EngineOp::CreateVolume,
+        EngineOp::CreateContainer,
+        EngineOp::StartContainer,
+        EngineOp::StopContainer,
+        EngineOp::KillContainer,
+        EngineOp::WaitContainer,
+        EngineOp::RemoveContainer,
+        EngineOp::RenameContainer,
+        EngineOp::InspectContainer,
+        EngineOp::ReadLogs,
+        EngineOp::ExecInContainer,
+        EngineOp::WatchEvents,
+        EngineOp::Ping,
+    ];
+
+    /// Stable label for metrics (`op="create container"`); never parsed back.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EngineOp::Connect => "connect",
+            EngineOp::NegotiateApiVersion => "negotiate API version",
+            EngineOp::Version => "version",
+            EngineOp::ListContainers => "list containers",
+            EngineOp::ListNetworks => "list networks",
+            EngineOp::ListVolumes => "list volumes",
+            EngineOp::ListImages => "list images",
+            EngineOp::PullImage => "pull image",
+            EngineOp::InspectImage => "inspect image",
+            EngineOp::BuildImage => "build image",
+            EngineOp::TagImage => "tag image",
+            EngineOp::RemoveImageTag => "remove image tag",
+            EngineOp::CreateNetwork => "create network",
+            EngineOp::ConnectNetwork => "connect network",
+            EngineOp::CreateVolume => "create volume",
+            EngineOp::CreateContainer => "create container",
+            EngineOp::StartContainer => "start container",
+            EngineOp::StopContainer => "stop container",
+            EngineOp::KillContainer => "kill container",
+            EngineOp::WaitContainer => "wait container",
+            EngineOp::RemoveContainer => "remove container",
+            EngineOp::RenameContainer => "rename container",
+            EngineOp::InspectContainer => "inspect container",
+            EngineOp::ReadLogs => "read logs",
+            EngineOp::ExecInContainer => "exec in container",
+            EngineOp::WatchEvents => "watch events",
+            EngineOp::Ping => "ping",
+        }
+    }
+
+    /// True for calls that create something (a 404 then names what the create needs, never
+    /// the object itself).
+    pub fn creates(self) -> bool {
+        matches!(
+            self,
+            EngineOp::CreateNetwork
+                | EngineOp::CreateVolume
+                | EngineOp::CreateContainer
+                | EngineOp::ConnectNetwork
+        )
+    }
+
+    /// True for calls on one container (a 404 is "no such container" only when Docker says so).
+    pub fn on_container(self) -> bool {
+        matches!(
+            self,
+            EngineOp::StartContainer
+                | EngineOp::StopContainer
+                | EngineOp::KillContainer
+                | EngineOp::WaitContainer
+                | EngineOp::RemoveContainer
+                | EngineOp::RenameContainer
+                | EngineOp::InspectContainer
+                | EngineOp::ExecInContainer
+                | EngineOp::ReadLogs
+        )
+    }
+}
+
+impl fmt::Display for EngineOp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// How an engine call failed, classified so callers can treat idempotent outcomes as done.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -423,7 +584,7 @@ pub enum EngineError {
     #[error("failed to {op} {target}: not found")]
     NotFound {
         /// The operation, e.g. `remove container`.
-        op: String,
+        op: EngineOp,
         /// The object.
         target: String,
     },
@@ -431,7 +592,7 @@ pub enum EngineError {
     #[error("failed to {op} {target}: conflict: {message}")]
     Conflict {
         /// The operation.
-        op: String,
+        op: EngineOp,
         /// The object.
         target: String,
         /// The engine's message.
@@ -441,7 +602,7 @@ pub enum EngineError {
     #[error("failed to {op} {target}: not modified")]
     NotModified {
         /// The operation.
-        op: String,
+        op: EngineOp,
         /// The object.
         target: String,
     },
@@ -449,7 +610,7 @@ pub enum EngineError {
     #[error("failed to {op}: engine unreachable at {endpoint}")]
     Unreachable {
         /// The operation.
-        op: String,
+        op: EngineOp,
         /// Where it was tried.
         endpoint: String,
         /// Why.
@@ -460,17 +621,28 @@ pub enum EngineError {
     #[error("failed to {op} {target}: timed out after {after:?}")]
     Timeout {
         /// The operation.
-        op: String,
+        op: EngineOp,
         /// The object.
         target: String,
         /// The limit.
         after: Duration,
     },
+    /// A build ran and failed (the Dockerfile, a `RUN` step): the engine's message and the
+    /// build's last log lines.
+    #[error("failed to build image {target}: {message}{}", log_lines(.log))]
+    BuildFailed {
+        /// The tag being built.
+        target: String,
+        /// The engine's (or the builder's) message.
+        message: String,
+        /// The build's last [`BUILD_LOG_TAIL`] output lines, when there were any.
+        log: Option<String>,
+    },
     /// Anything else the engine refused (bad request, server error).
     #[error("failed to {op} {target}: {message}")]
     Failed {
         /// The operation.
-        op: String,
+        op: EngineOp,
         /// The object.
         target: String,
         /// The engine's message.
@@ -489,17 +661,48 @@ impl EngineError {
         )
     }
 
-    /// The operation name, for the `docker_api_errors_total{op}` metric.
-    pub fn op(&self) -> &str {
+    /// The operation, for the `docker_api_errors_total{op}` metric.
+    pub fn op(&self) -> EngineOp {
         match self {
             EngineError::NotFound { op, .. }
             | EngineError::Conflict { op, .. }
             | EngineError::NotModified { op, .. }
             | EngineError::Unreachable { op, .. }
             | EngineError::Timeout { op, .. }
-            | EngineError::Failed { op, .. } => op,
+            | EngineError::Failed { op, .. } => *op,
+            EngineError::BuildFailed { .. } => EngineOp::BuildImage,
         }
     }
+
+    /// What went wrong, without the operation and its object (the message after
+    /// `failed to <op> <target>: `), for a sentence that names them itself.
+    pub fn detail(&self) -> String {
+        match self {
+            EngineError::NotFound { .. } => "not found".into(),
+            EngineError::Conflict { message, .. } => format!("conflict: {message}"),
+            EngineError::NotModified { .. } => "not modified".into(),
+            EngineError::Unreachable { endpoint, .. } => {
+                format!("engine unreachable at {endpoint}")
+            }
+            EngineError::Timeout { after, .. } => format!("timed out after {after:?}"),
+            EngineError::Failed { message, .. } | EngineError::BuildFailed { message, .. } => {
+                message.clone()
+            }
+        }
+    }
+
+    /// A failed build's last output lines.
+    pub fn build_log(&self) -> Option<&str> {
+        match self {
+            EngineError::BuildFailed { log, .. } => log.as_deref(),
+            _ => None,
+        }
+    }
+}
+
+/// The build log as the display of [`EngineError::BuildFailed`] appends it: on lines of its own.
+fn log_lines(log: &Option<String>) -> String {
+    log.as_deref().map(|l| format!("\n{l}")).unwrap_or_default()
 }
 
 /// Result of an engine call.

@@ -8,6 +8,8 @@
 
 use std::fmt;
 
+use super::reason::EventReason;
+
 /// What kind of thing happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -79,6 +81,9 @@ pub struct Event {
     pub kind: EventKind,
     /// The revision it is about.
     pub revision: Option<u64>,
+    /// Why, typed: the event's `reason` and metric label.
+    #[serde(skip)]
+    pub reason: EventReason,
     /// What happened, in words.
     pub message: String,
     /// A container whose last log lines belong in the event (the failed candidate); the

@@ -19,9 +19,11 @@ use tokio::sync::Semaphore;
 use tracing::Instrument;
 
 use super::event::{Event, Severity};
+use super::observed::BuildFailure;
 use super::plan::{Action, ImageSource, Plan, Step};
 use crate::engine::{Engine, EngineError};
-use crate::store::{ServiceRecord, Store};
+use crate::errors::chain;
+use crate::store::{ServiceRecord, Store, StoreError};
 
 /// Image builds run at once at most (pulls are bounded by the service parallelism).
 pub const BUILD_PARALLELISM: usize = 2;
@@ -41,16 +43,101 @@ pub struct Outcome {
     /// reference, with the engine's error and the build's last log lines: the next round's
     /// planner quarantines those revisions. A build the engine could not even be asked for
     /// (unreachable) is not here: that is berth's problem, not the revision's.
-    pub build_failures: BTreeMap<String, String>,
+    pub build_failures: BTreeMap<String, BuildFailure>,
 }
 
-/// One failed step.
+/// One failed step: what failed and why, both typed; `Display` is for people.
 #[derive(Debug)]
 pub struct Failure {
-    /// `scope  action`.
-    pub step: String,
-    /// Why (the engine error, with its cause).
-    pub error: String,
+    /// What failed.
+    pub step: FailedStep,
+    /// Why.
+    pub error: StepError,
+}
+
+impl Failure {
+    /// Whether the step that failed was a pull (a failed pull changed nothing running).
+    pub fn is_pull(&self) -> bool {
+        self.step
+            .step()
+            .is_some_and(|s| matches!(s.action, Action::Pull { .. }))
+    }
+}
+
+/// What failed.
+#[derive(Debug)]
+pub enum FailedStep {
+    /// One step of the plan.
+    Step(Box<Step>),
+    /// Saving a service's record before its steps (`project/service`).
+    SaveRecord(String),
+    /// Every step of a service (`project/service`): an image it needs did not arrive.
+    AllSteps(String),
+    /// A service's task ended abnormally.
+    Task,
+}
+
+impl FailedStep {
+    /// The plan step, when it was one.
+    pub fn step(&self) -> Option<&Step> {
+        match self {
+            FailedStep::Step(s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for FailedStep {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FailedStep::Step(s) => f.write_str(&describe(s)),
+            FailedStep::SaveRecord(scope) => write!(f, "{scope}  save record"),
+            FailedStep::AllSteps(scope) => write!(f, "{scope}  (all steps)"),
+            FailedStep::Task => f.write_str("a service's steps"),
+        }
+    }
+}
+
+/// Why a step failed. `Display` gives the whole cause chain, one line.
+#[derive(Debug)]
+pub enum StepError {
+    /// The engine refused or could not be reached.
+    Engine(EngineError),
+    /// A create's image was to come from a pull or build of this round that failed.
+    NotPulled(String),
+    /// An image the service needs did not arrive: nothing of the service was touched.
+    ImageMissing(String),
+    /// The record could not be saved.
+    Save(StoreError),
+    /// The task running the steps panicked or was cancelled.
+    Task(String),
+}
+
+impl StepError {
+    /// The engine's error, when it was one.
+    pub fn engine(&self) -> Option<&EngineError> {
+        match self {
+            StepError::Engine(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for StepError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StepError::Engine(e) => f.write_str(&chain(e)),
+            StepError::NotPulled(r) => {
+                write!(f, "image {r} was not pulled (see the pull step's error)")
+            }
+            StepError::ImageMissing(r) => write!(
+                f,
+                "image {r} could not be pulled; nothing of this service was changed"
+            ),
+            StepError::Save(e) => f.write_str(&chain(e)),
+            StepError::Task(e) => write!(f, "task failed: {e}"),
+        }
+    }
 }
 
 impl Outcome {
@@ -59,16 +146,21 @@ impl Outcome {
     pub fn step_errors(&self) -> BTreeMap<String, String> {
         let mut errors = BTreeMap::new();
         for f in &self.failed {
-            let Some((scope, action)) = f.step.split_once("  ") else {
+            let Some(step) = f.step.step() else {
                 continue;
             };
-            if action.starts_with("create ") || action.starts_with("start ") {
+            if matches!(step.action, Action::Create { .. } | Action::Start { .. }) {
                 errors
-                    .entry(scope.to_string())
-                    .or_insert_with(|| format!("{action}: {}", f.error));
+                    .entry(step.scope())
+                    .or_insert_with(|| format!("{}: {}", step.action, f.error));
             }
         }
         errors
+    }
+
+    /// True when a pull (or build) of this round failed.
+    pub fn pull_failed(&self) -> bool {
+        self.failed.iter().any(Failure::is_pull)
     }
 
     fn merge(&mut self, other: Outcome) {
@@ -146,15 +238,18 @@ pub async fn execute<E: Engine>(
                 out.done.push(describe(&step));
             }
             Err(e) => {
-                let error = error_chain(&e);
                 if matches!(step.action, Action::Build { .. })
                     && !matches!(e, EngineError::Unreachable { .. })
                 {
-                    out.build_failures.insert(reference, error.clone());
+                    let failure = BuildFailure {
+                        summary: e.detail(),
+                        log: e.build_log().map(str::to_string),
+                    };
+                    out.build_failures.insert(reference, failure);
                 }
                 out.failed.push(Failure {
-                    step: describe(&step),
-                    error,
+                    step: FailedStep::Step(Box::new(step)),
+                    error: StepError::Engine(e),
                 });
             }
         }
@@ -220,14 +315,14 @@ pub async fn execute<E: Engine>(
                     };
                     let err = match saved {
                         Ok(Ok(())) => None,
-                        Ok(Err(e)) => Some(error_chain(&e)),
-                        Err(e) => Some(format!("task failed: {e}")),
+                        Ok(Err(e)) => Some(StepError::Save(e)),
+                        Err(e) => Some(StepError::Task(e.to_string())),
                     };
                     fault_point(&format!("{scope}  save record"));
                     if let Some(error) = err {
                         // Without the record written first, acting would be unrecoverable.
                         out.failed.push(Failure {
-                            step: format!("{scope}  save record"),
+                            step: FailedStep::SaveRecord(scope.clone()),
                             error,
                         });
                         out.skipped += steps.len();
@@ -256,11 +351,9 @@ pub async fn execute<E: Engine>(
                     _ => None,
                 }) {
                     out.failed.push(Failure {
-                    step: format!("{}  (all steps)", steps[0].scope()),
-                    error: format!(
-                        "image {missing} could not be pulled; nothing of this service was changed"
-                    ),
-                });
+                        step: FailedStep::AllSteps(steps[0].scope()),
+                        error: StepError::ImageMissing(missing),
+                    });
                     out.skipped += steps.len();
                     out.events.iter().for_each(log_event);
                     return out;
@@ -285,8 +378,8 @@ pub async fn execute<E: Engine>(
         match joined {
             Ok(o) => out.merge(o),
             Err(e) => out.failed.push(Failure {
-                step: "a service's steps".into(),
-                error: format!("task failed: {e}"),
+                step: FailedStep::Task,
+                error: StepError::Task(e.to_string()),
             }),
         }
     }
@@ -397,12 +490,12 @@ fn fault_point(description: &str) {
     }
 }
 
-fn record(out: &mut Outcome, s: &Step, r: Result<(), String>) {
+fn record(out: &mut Outcome, s: &Step, r: Result<(), StepError>) {
     fault_point(&describe(s));
     match r {
         Ok(()) => out.done.push(describe(s)),
         Err(error) => out.failed.push(Failure {
-            step: describe(s),
+            step: FailedStep::Step(Box::new(s.clone())),
             error,
         }),
     }
@@ -412,23 +505,11 @@ fn describe(s: &Step) -> String {
     format!("{}  {}", s.scope(), s.action)
 }
 
-/// The error and its causes, one line.
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
-}
-
 async fn run_step<E: Engine>(
     engine: &E,
     s: &Step,
     pulled: &BTreeMap<String, String>,
-) -> Result<(), String> {
+) -> Result<(), StepError> {
     let started = Instant::now();
     let r: Result<(), EngineError> = match &s.action {
         Action::CreateNetwork(n) => match engine.create_network(n).await {
@@ -444,11 +525,7 @@ async fn run_step<E: Engine>(
                 ImageSource::Id(id) => id.clone(),
                 ImageSource::Pulled(r) => match pulled.get(r) {
                     Some(id) => id.clone(),
-                    None => {
-                        return Err(format!(
-                            "image {r} was not pulled (see the pull step's error)"
-                        ));
-                    }
+                    None => return Err(StepError::NotPulled(r.clone())),
                 },
             };
             let mut spec = spec.as_ref().clone();
@@ -481,5 +558,5 @@ async fn run_step<E: Engine>(
         r => r,
     };
     tracing::info!(step = %describe(s), cause = %s.cause, ms = started.elapsed().as_millis() as u64, ok = r.is_ok(), "step");
-    r.map_err(|e| error_chain(&e))
+    r.map_err(StepError::Engine)
 }

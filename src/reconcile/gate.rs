@@ -12,6 +12,7 @@
 use std::time::Duration;
 
 use super::probe::ProbeStatus;
+use super::reason::FailReason;
 use crate::desired::model::RolloutPolicy;
 use crate::desired::syntax::units::format_duration;
 use crate::engine::{Health, RunState};
@@ -52,6 +53,8 @@ pub enum Verdict {
     },
     /// It will not become ready: revert (or pause/continue, per `failure_action`).
     Failed {
+        /// Why, typed.
+        kind: FailReason,
         /// Why, for the event and status.
         reason: String,
     },
@@ -63,12 +66,14 @@ pub fn evaluate(policy: &RolloutPolicy, c: &Candidate, mem: &mut GateMemory, now
         mem.ready_since = None;
         let code = c.exit_code.map_or("unknown".to_string(), |c| c.to_string());
         return Verdict::Failed {
+            kind: FailReason::Exited,
             reason: format!("exited with code {code} before becoming ready"),
         };
     }
     if c.restarts > 0 {
         mem.ready_since = None;
         return Verdict::Failed {
+            kind: FailReason::Crashed,
             reason: format!(
                 "crashed and was restarted by Docker {} time(s) before becoming ready",
                 c.restarts
@@ -79,6 +84,7 @@ pub fn evaluate(policy: &RolloutPolicy, c: &Candidate, mem: &mut GateMemory, now
     if c.state == RunState::Running && c.health == Health::Unhealthy {
         mem.ready_since = None;
         return Verdict::Failed {
+            kind: FailReason::Unhealthy,
             reason: "Docker healthcheck reports unhealthy".into(),
         };
     }
@@ -114,6 +120,7 @@ pub fn evaluate(policy: &RolloutPolicy, c: &Candidate, mem: &mut GateMemory, now
     };
     if elapsed >= policy.progress_deadline {
         return Verdict::Failed {
+            kind: FailReason::Deadline,
             reason: format!(
                 "not ready within progress_deadline ({}): {reason}",
                 format_duration(policy.progress_deadline)
@@ -258,6 +265,7 @@ mod tests {
         assert_eq!(
             v[1],
             Verdict::Failed {
+                kind: FailReason::Deadline,
                 reason: "not ready within progress_deadline (30s): Docker healthcheck is starting"
                     .into()
             }
@@ -283,6 +291,7 @@ mod tests {
         assert_eq!(
             run(&p, &[(2, dead)]),
             [Verdict::Failed {
+                kind: FailReason::Exited,
                 reason: "exited with code 1 before becoming ready".into()
             }]
         );
@@ -294,6 +303,7 @@ mod tests {
         assert_eq!(
             run(&p, &[(2, running(Health::Unhealthy, None))]),
             [Verdict::Failed {
+                kind: FailReason::Unhealthy,
                 reason: "Docker healthcheck reports unhealthy".into()
             }]
         );
@@ -304,6 +314,7 @@ mod tests {
         assert_eq!(
             run(&p, &[(2, looping)]),
             [Verdict::Failed {
+                kind: FailReason::Crashed,
                 reason: "crashed and was restarted by Docker 2 time(s) before becoming ready"
                     .into()
             }]

@@ -1,10 +1,13 @@
 //! Reconciliation: observe the engine, plan the difference (pure), execute it.
 //!
-//! `observed` and `plan` are pure; `container_spec` builds what a create sends. `observe`,
+//! `observed`, `plan` and `rollout` are pure (`plan` calls `rollout` for long-running services;
+//! both speak `action` and `reason`, the shared vocabulary of engine calls and of why things
+//! happen); `container_spec` builds what a create sends. `observe`,
 //! `execute` and `probe` (berth's own readiness/liveness checks, for the rollout gate) are the
 //! only code here that talks to the engine or to containers; `round` strings one reconcile
 //! round together (records → observe, with `scope` saying what → plan → execute).
 
+pub mod action;
 pub mod container_spec;
 pub mod event;
 pub mod execute;
@@ -14,6 +17,7 @@ pub mod observed;
 pub mod plan;
 pub mod probe;
 pub mod prober;
+pub mod reason;
 pub mod rollout;
 pub mod round;
 pub mod scope;

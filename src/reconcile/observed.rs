@@ -62,7 +62,7 @@ pub struct ObservedState {
     pub step_errors: BTreeMap<String, String>,
     /// Builds that failed in the previous round, by image reference: the engine's error and
     /// the build's last log lines. The revision that needed the image is quarantined.
-    pub build_failures: BTreeMap<String, String>,
+    pub build_failures: BTreeMap<String, BuildFailure>,
 }
 
 /// What the previous round learnt besides the engine lists: probe verdicts and step errors.
@@ -73,7 +73,16 @@ pub struct Feedback {
     /// Failed create/start steps by `project/service`.
     pub step_errors: BTreeMap<String, String>,
     /// Failed builds by image reference (see [`ObservedState::build_failures`]).
-    pub build_failures: BTreeMap<String, String>,
+    pub build_failures: BTreeMap<String, BuildFailure>,
+}
+
+/// A build that ran and failed: what the engine said, and the build's last output lines.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BuildFailure {
+    /// Why, without the "failed to build image REF" that the event says in its own words.
+    pub summary: String,
+    /// The build's last output lines, when there were any.
+    pub log: Option<String>,
 }
 
 /// berth's probe verdicts for one container.

@@ -134,7 +134,7 @@ pub async fn check<E: Engine>(
                     "{command:?} did not finish within {:?}",
                     probe.timeout
                 )),
-                Err(e) => ProbeResult::fail(format!("{command:?}: {e}")),
+                Err(e) => ProbeResult::fail(format!("{command:?}: {}", crate::errors::chain(&e))),
             }
         }
     }

@@ -147,7 +147,9 @@ async fn run<E: Engine>(
             match engine.inspect_container(&id).await {
                 Ok(d) => details = Some(d),
                 Err(EngineError::NotFound { .. }) => return,
-                Err(e) => tracing::debug!(container = %id, error = %e, "probe: inspect failed"),
+                Err(e) => {
+                    tracing::debug!(container = %id, error = %crate::errors::chain(&e), "probe: inspect failed")
+                }
             }
         }
         if let Some(d) = &details {

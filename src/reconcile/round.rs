@@ -16,7 +16,7 @@ use std::sync::atomic::AtomicBool;
 use super::event::Event;
 use super::execute::{self, Failure};
 use super::observe;
-use super::observed::ObservedState;
+use super::observed::{BuildFailure, ObservedState};
 use super::plan::{self, Plan, PlanOptions, Records, record_jobs};
 use super::prober::Prober;
 use super::scope::{self, Scope};
@@ -85,7 +85,7 @@ pub struct Carry {
     /// Failed create/start steps of the last round, by `project/service`.
     step_errors: BTreeMap<String, String>,
     /// Failed builds of the last round, by image reference.
-    build_failures: BTreeMap<String, String>,
+    build_failures: BTreeMap<String, BuildFailure>,
     /// What the last round's planner needed beyond its scope.
     widen: Scope,
 }

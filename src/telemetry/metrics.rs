@@ -28,6 +28,8 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
 
 use super::status::{Phase, ServiceStatus};
+use crate::engine::EngineOp;
+use crate::reconcile::reason::HealReason;
 
 /// `reconcile_total{result}` values.
 pub const ROUND_RESULTS: &[&str] = &[
@@ -39,24 +41,15 @@ pub const ROUND_RESULTS: &[&str] = &[
 ];
 /// `rollouts_total{result}` values.
 pub const ROLLOUT_RESULTS: &[&str] = &["succeeded", "failed", "reverted"];
-/// `self_heals_total{reason}` values.
-pub const HEAL_REASONS: &[&str] = &[
-    "exited",
-    "stopped",
-    "missing",
-    "unhealthy",
-    "liveness",
-    "not_started",
-];
 /// `docker_api_errors_total{op}` values that start at 0 (others appear when they happen).
-pub const ENGINE_OPS: &[&str] = &[
-    "list containers",
-    "create container",
-    "start container",
-    "stop container",
-    "remove container",
-    "pull image",
-    "inspect container",
+pub const ENGINE_OPS: &[EngineOp] = &[
+    EngineOp::ListContainers,
+    EngineOp::CreateContainer,
+    EngineOp::StartContainer,
+    EngineOp::StopContainer,
+    EngineOp::RemoveContainer,
+    EngineOp::PullImage,
+    EngineOp::InspectContainer,
 ];
 
 const RECONCILE_BUCKETS: [f64; 13] = [
@@ -264,10 +257,9 @@ impl Metrics {
             }));
         }
         for op in ENGINE_OPS {
-            drop(
-                m.docker_api_errors_total
-                    .get_or_create(&OpLabels { op: op.to_string() }),
-            );
+            drop(m.docker_api_errors_total.get_or_create(&OpLabels {
+                op: op.as_str().to_string(),
+            }));
         }
         Metrics { registry, ..m }
     }
@@ -329,8 +321,11 @@ impl Metrics {
                     drop(self.rollouts_total.get_or_create(&rollout_labels(&key, r)));
                 }
                 drop(self.reverts_total.get_or_create(&key));
-                for r in HEAL_REASONS {
-                    drop(self.self_heals_total.get_or_create(&heal_labels(&key, r)));
+                for r in HealReason::ALL {
+                    drop(
+                        self.self_heals_total
+                            .get_or_create(&heal_labels(&key, r.label())),
+                    );
                 }
                 Known::default()
             });
@@ -372,8 +367,8 @@ impl Metrics {
             }
             self.reverts_total.remove(&key);
             self.rollout_duration.remove(&key);
-            for r in HEAL_REASONS {
-                self.self_heals_total.remove(&heal_labels(&key, r));
+            for r in HealReason::ALL {
+                self.self_heals_total.remove(&heal_labels(&key, r.label()));
             }
             for p in k.probes {
                 self.probe_failures_total.remove(&probe_labels(&key, p));
@@ -398,7 +393,7 @@ impl Metrics {
         }
     }
 
-    /// A self-heal restart for `reason` (one of [`HEAL_REASONS`]).
+    /// A self-heal restart for `reason` (a [`HealReason`] label).
     pub fn self_heal(&self, project: &str, service: &str, reason: &str) {
         self.self_heals_total
             .get_or_create(&heal_labels(&service_labels(project, service), reason))
@@ -413,11 +408,11 @@ impl Metrics {
     }
 
     /// Brings `docker_api_errors_total` up to the engine's running totals by op.
-    pub fn docker_errors(&self, totals: &[(String, u64)]) {
+    pub fn docker_errors(&self, totals: &[(EngineOp, u64)]) {
         for (op, total) in totals {
-            let c = self
-                .docker_api_errors_total
-                .get_or_create(&OpLabels { op: op.clone() });
+            let c = self.docker_api_errors_total.get_or_create(&OpLabels {
+                op: op.as_str().to_string(),
+            });
             let have = c.get();
             if *total > have {
                 c.inc_by(total - have);
@@ -473,23 +468,6 @@ fn probe_labels(k: &ServiceLabels, probe: &str) -> ProbeLabels {
 /// `app@sha256:…` → `app`; `app:2@sha256:…` → `app:2`.
 pub fn strip_digest(image: &str) -> &str {
     image.split_once('@').map_or(image, |(name, _)| name)
-}
-
-/// The self-heal reason of a self-heal event's message (see `reconcile::rollout`).
-pub fn heal_reason(message: &str) -> &'static str {
-    if message.contains("is missing") {
-        "missing"
-    } else if message.contains("exited with code") {
-        "exited"
-    } else if message.contains("is stopped") {
-        "stopped"
-    } else if message.contains("unhealthy") {
-        "unhealthy"
-    } else if message.contains("liveness") {
-        "liveness"
-    } else {
-        "not_started"
-    }
 }
 
 /// Rewrites OpenMetrics text as Prometheus text 0.0.4: no `# EOF` or `# UNIT` lines, counter

@@ -33,6 +33,7 @@ use std::time::Duration;
 use crate::controller::{RoundObserver, RoundReport, RoundResult};
 use crate::reconcile::event::{Event, EventKind, Severity};
 use crate::reconcile::probe::ProbeStatus;
+use crate::reconcile::reason::EventReason;
 use events::{EventLog, EventRecord, NewEvent, Since};
 use metrics::Metrics;
 use notify::{Notifier, NotifyOptions};
@@ -70,7 +71,7 @@ impl Default for TelemetryOptions {
 }
 
 /// Running totals of failed engine calls by operation (see `DockerEngine::api_errors`).
-pub type ErrorTotals = Box<dyn Fn() -> Vec<(String, u64)> + Send + Sync>;
+pub type ErrorTotals = Box<dyn Fn() -> Vec<(crate::engine::EngineOp, u64)> + Send + Sync>;
 
 /// What the hub remembers between rounds.
 struct State {
@@ -410,7 +411,7 @@ impl Telemetry {
                 let d = took(st);
                 self.metrics.rollout(&e.project, &e.service, "succeeded", d);
             }
-            EventKind::RolloutFailed if e.message.contains("tolerated by") => {}
+            EventKind::RolloutFailed if matches!(e.reason, EventReason::Tolerated(_)) => {}
             EventKind::RolloutFailed | EventKind::RolloutPaused => {
                 let d = took(st);
                 self.metrics.rollout(&e.project, &e.service, "failed", d);
@@ -425,7 +426,7 @@ impl Telemetry {
             }
             EventKind::SelfHeal => {
                 self.metrics
-                    .self_heal(&e.project, &e.service, metrics::heal_reason(&e.message));
+                    .self_heal(&e.project, &e.service, e.reason.label());
             }
             EventKind::QuarantineLifted => {}
         }
@@ -433,7 +434,7 @@ impl Telemetry {
             project: e.project.clone(),
             service: e.service.clone(),
             kind: e.kind.as_str().to_string(),
-            reason: event_reason(e.kind, &e.message).to_string(),
+            reason: e.reason.label().to_string(),
             message: e.message.clone(),
             revision: e.revision,
             severity: match e.kind.severity() {
@@ -498,44 +499,5 @@ fn log_event(e: &NewEvent) {
         _ => {
             tracing::info!(kind = %e.kind, reason = %e.reason, "{scope} {}: {}", e.kind, e.message)
         }
-    }
-}
-
-/// One word on why, from a rollout event's kind and message.
-pub fn event_reason(kind: EventKind, message: &str) -> &'static str {
-    match kind {
-        EventKind::SelfHeal => metrics::heal_reason(message),
-        EventKind::RolloutStarted if message.starts_with("reverting") => "revert",
-        EventKind::RolloutStarted if message.starts_with("rolling back") => "rollback",
-        EventKind::RolloutStarted => "update",
-        EventKind::RolloutSucceeded => "ready",
-        EventKind::QuarantineLifted if message.contains("berth retry") => "retry",
-        EventKind::QuarantineLifted => "desired_state_changed",
-        EventKind::RolloutFailed
-        | EventKind::RolloutPaused
-        | EventKind::Reverted
-        | EventKind::Degraded => failure_reason(message),
-    }
-}
-
-fn failure_reason(m: &str) -> &'static str {
-    if m.contains("image build failed") {
-        "build_failed"
-    } else if m.contains("giving up on self-heal") {
-        "self_heal_limit"
-    } else if m.contains("progress_deadline") {
-        "deadline"
-    } else if m.contains("exited with code") {
-        "exited"
-    } else if m.contains("crashed") {
-        "crashed"
-    } else if m.contains("unhealthy") {
-        "unhealthy"
-    } else if m.contains("smoke") {
-        "smoke_failed"
-    } else if m.contains("pre_deploy") {
-        "pre_deploy_failed"
-    } else {
-        "failed"
     }
 }

@@ -23,6 +23,7 @@ use crate::engine::{Health, RunState};
 use crate::reconcile::observed::{ObservedContainer, ObservedState};
 use crate::reconcile::plan::{Note, Plan, Records};
 use crate::reconcile::probe::ProbeStatus;
+use crate::reconcile::rollout::{self, HeldBy};
 use crate::store::{Outcome, RolloutKind, ServiceRecord};
 use crate::util::id::short;
 
@@ -602,7 +603,7 @@ impl Ctx<'_> {
                 project,
                 service,
                 reason,
-            } if mine(project, Some(service)) => Some(reason.clone()),
+            } if mine(project, Some(service)) => Some(reason.to_string()),
             _ => None,
         });
         let blocked = notes.iter().find_map(|n| match n {
@@ -610,7 +611,7 @@ impl Ctx<'_> {
                 project,
                 service,
                 reason,
-            } if mine(project, service.as_deref()) => Some(reason.clone()),
+            } if mine(project, service.as_deref()) => Some(reason.to_string()),
             _ => None,
         });
         let wait = notes.iter().find_map(|n| match n {
@@ -618,79 +619,79 @@ impl Ctx<'_> {
                 project,
                 service,
                 reason,
-            } if mine(project, Some(service)) => Some(reason.clone()),
+            } if mine(project, Some(service)) => Some(reason.to_string()),
             _ => None,
         });
-        if let Some(d) = &rec.degraded {
-            return (Phase::Degraded, d.reason.clone(), Some(d.since));
-        }
-        let held = held.or_else(|| {
-            if s.berth.hold {
-                Some("x-berth.hold".to_string())
-            } else if let Some(n) = rec.control.rollback_to {
-                Some(format!("berth rollback to r{n}"))
-            } else {
-                rec.control.hold.map(|_| "berth hold".to_string())
+        // The phase the rollout state machine acts on, computed in one place (`rollout::phase`);
+        // this only words it.
+        match rollout::phase(s, rec) {
+            rollout::Phase::Held(by) => {
+                let why = held.unwrap_or_else(|| match by {
+                    HeldBy::Compose => "x-berth.hold".to_string(),
+                    HeldBy::Rollback { to } => format!("berth rollback to r{to}"),
+                    HeldBy::Operator { .. } => "berth hold".to_string(),
+                });
+                return (Phase::Held, why, rec.control.hold);
             }
-        });
-        if let Some(why) = held {
-            let since = rec.control.hold;
-            return (Phase::Held, why, since);
-        }
-        if let Some(a) = &rec.active {
-            if let Some(why) = &a.paused {
+            rollout::Phase::Degraded(d) => {
+                return (Phase::Degraded, d.reason.clone(), Some(d.since));
+            }
+            rollout::Phase::Paused { rollout: a, reason } => {
                 return (
                     Phase::Blocked,
-                    format!("rollout of r{} paused: {why}", a.revision),
+                    format!("rollout of r{} paused: {reason}", a.revision),
                     Some(a.started_at),
                 );
             }
-            let what = match a.kind {
-                RolloutKind::Update => format!("rolling out r{}", a.revision),
-                RolloutKind::Revert { failed } => {
-                    format!("reverting to r{} after r{failed} failed", a.revision)
-                }
-                RolloutKind::Rollback => format!("rolling back to r{}", a.revision),
-            };
-            let detail = wait.map(|w| format!(": {w}")).unwrap_or_default();
-            return (
-                Phase::Progressing,
-                format!("{what}{detail}"),
-                Some(a.started_at),
-            );
-        }
-        if let Some(q) = rec.quarantined.iter().find(|q| q.spec_hash == s.spec_hash) {
-            let failed = rec
-                .revisions
-                .iter()
-                .rev()
-                .find(|r| r.spec_hash == s.spec_hash);
-            let n = failed.map_or(String::new(), |r| format!("r{} ", r.number));
-            // The failed build's last lines follow on lines of their own (the table shows
-            // them under the services; the JSON carries them in the reason).
-            let log = q
-                .log
-                .as_deref()
-                .map(|l| format!("\nlast build output:\n{l}"))
-                .unwrap_or_default();
-            if failed.is_some_and(|r| r.outcome == Outcome::Reverted) {
-                let current = rec
-                    .current()
-                    .map_or(String::new(), |c| format!("; r{} runs", c.number));
+            rollout::Phase::Rolling(a) => {
+                let what = match a.kind {
+                    RolloutKind::Update => format!("rolling out r{}", a.revision),
+                    RolloutKind::Revert { failed } => {
+                        format!("reverting to r{} after r{failed} failed", a.revision)
+                    }
+                    RolloutKind::Rollback => format!("rolling back to r{}", a.revision),
+                };
+                let detail = wait.map(|w| format!(": {w}")).unwrap_or_default();
                 return (
-                    Phase::Reverted,
-                    format!("{n}failed: {}{current}{log}", q.reason),
+                    Phase::Progressing,
+                    format!("{what}{detail}"),
+                    Some(a.started_at),
+                );
+            }
+            rollout::Phase::Quarantined(q) => {
+                let failed = rec
+                    .revisions
+                    .iter()
+                    .rev()
+                    .find(|r| r.spec_hash == s.spec_hash);
+                let n = failed.map_or(String::new(), |r| format!("r{} ", r.number));
+                // The failed build's last lines follow on lines of their own (the table shows
+                // them under the services; the JSON carries them in the reason).
+                let log = q
+                    .log
+                    .as_deref()
+                    .map(|l| format!("\nlast build output:\n{l}"))
+                    .unwrap_or_default();
+                if failed.is_some_and(|r| r.outcome == Outcome::Reverted) {
+                    let current = rec
+                        .current()
+                        .map_or(String::new(), |c| format!("; r{} runs", c.number));
+                    return (
+                        Phase::Reverted,
+                        format!("{n}failed: {}{current}{log}", q.reason),
+                        Some(q.since),
+                    );
+                }
+                return (
+                    Phase::Blocked,
+                    format!(
+                        "{n}failed: {}; quarantined until the desired state changes or `berth retry`{log}",
+                        q.reason
+                    ),
                     Some(q.since),
                 );
             }
-            return (
-                Phase::Blocked,
-                format!(
-                    "{n}failed: {}; quarantined until the desired state changes or `berth retry`{log}",
-                    q.reason
-                ),
-                Some(q.since),
-            );
+            rollout::Phase::Steady => {}
         }
         if let Some(why) = blocked {
             return (Phase::Blocked, why, None);

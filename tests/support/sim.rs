@@ -164,7 +164,7 @@ impl Host {
                     ..(**spec).clone()
                 };
                 let built = now(e.build_image(&spec));
-                if let Err(err @ EngineError::Failed { .. }) = built {
+                if let Err(err @ EngineError::BuildFailed { .. }) = built {
                     return Err(err);
                 }
                 built.map(drop)

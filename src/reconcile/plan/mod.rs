@@ -6,143 +6,36 @@
 //! running it again after applying a plan yields nothing (property-tested). Services whose
 //! `depends_on` conditions are not met *now* get no steps this round but a [`Note::Wait`];
 //! the next round (after the dependency changed) plans them.
+//!
+//! `jobs` plans one-shot jobs, `depends` the dependency order and conditions; long-running
+//! services are the rollout state machine's (`reconcile::rollout`), which this module calls
+//! and which never calls back.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::time::Duration;
 
+mod depends;
+mod jobs;
+
+pub use super::action::{Action, ImageSource, short};
 use super::container_spec::container_create;
 use super::event::Event;
 use super::observed::{ObservedContainer, ObservedState, normalize_reference};
+use super::reason::{BlockReason, HeldReason, WaitReason};
 use super::rollout;
-use crate::desired::model::{Condition, DesiredState, Project, Service};
+use crate::desired::model::{DesiredState, Project, Service};
 use crate::engine::labels::{self, Role};
-use crate::engine::{ContainerCreate, Health, NetworkCreate, RunState, VolumeCreate};
+use crate::engine::{NetworkCreate, RunState, VolumeCreate};
 use crate::store::ServiceRecord;
+use depends::{topo_order, unmet_note};
+pub use jobs::record_jobs;
 
 /// Planner options.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PlanOptions {
     /// Remove containers of projects that are no longer in the desired state.
     pub prune: bool,
-}
-
-/// Where the image of a container comes from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ImageSource {
-    /// Present locally with this ID.
-    Id(String),
-    /// Pulled by an earlier step of this plan; the executor fills the ID in.
-    Pulled(String),
-}
-
-/// One engine call.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Action {
-    /// Create a network.
-    CreateNetwork(NetworkCreate),
-    /// Create a volume.
-    CreateVolume(VolumeCreate),
-    /// Pull an image by reference.
-    Pull {
-        /// The reference as written in the Compose file.
-        reference: String,
-    },
-    /// Build an image from the desired-state repository (`build:`) and tag it `reference`.
-    Build {
-        /// The built image's reference (`berth-build/<project>/<service>:<hash12>`).
-        reference: String,
-        /// What to build.
-        spec: Box<crate::engine::BuildSpec>,
-    },
-    /// Create a container.
-    Create {
-        /// What to create; `spec.image` is empty until the image is known.
-        spec: Box<ContainerCreate>,
-        /// Where its image comes from.
-        image: ImageSource,
-    },
-    /// Start a container (by ID, or by name when created in this plan).
-    Start {
-        /// ID or name.
-        target: String,
-        /// Name, for display.
-        name: String,
-    },
-    /// Stop a container.
-    Stop {
-        /// ID.
-        id: String,
-        /// Name, for display.
-        name: String,
-        /// Time before SIGKILL.
-        grace: Duration,
-        /// Signal (`None` = the image's STOPSIGNAL or SIGTERM).
-        signal: Option<String>,
-    },
-    /// Remove a stopped container (never its volumes).
-    Remove {
-        /// ID.
-        id: String,
-        /// Name, for display.
-        name: String,
-    },
-    /// Rename a container (a kept old one out of the way, a candidate into its name).
-    Rename {
-        /// ID.
-        id: String,
-        /// Current name, for display.
-        name: String,
-        /// New name.
-        to: String,
-    },
-    /// Tag an image ID so that nothing prunes it (a revision's pin).
-    Pin {
-        /// Image ID.
-        image_id: String,
-        /// Repository of the tag.
-        repo: String,
-        /// Tag.
-        tag: String,
-    },
-    /// Remove a pin tag (never the image while something else references it).
-    Unpin {
-        /// `repo:tag`.
-        reference: String,
-    },
-    /// Remove a built image's tag (`berth-build/...`) that no revision in the history uses
-    /// any more; the image goes with it unless something else still references it.
-    RemoveImage {
-        /// `repo:tag`.
-        reference: String,
-    },
-}
-
-impl fmt::Display for Action {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Action::CreateNetwork(n) => write!(f, "create network {}", n.name),
-            Action::CreateVolume(v) => write!(f, "create volume {}", v.name),
-            Action::Pull { reference } => write!(f, "pull {reference}"),
-            Action::Build { reference, .. } => write!(f, "build {reference}"),
-            Action::Create { spec, .. } => write!(f, "create {}", spec.name),
-            Action::Start { name, .. } => write!(f, "start {name}"),
-            Action::Stop { name, .. } => write!(f, "stop {name}"),
-            Action::Remove { name, .. } => write!(f, "remove {name}"),
-            Action::Rename { name, to, .. } => write!(f, "rename {name} -> {to}"),
-            Action::Pin {
-                image_id,
-                repo,
-                tag,
-            } => write!(
-                f,
-                "pin {} as {repo}:{tag}",
-                short(image_id.trim_start_matches("sha256:"))
-            ),
-            Action::Unpin { reference } => write!(f, "unpin {reference}"),
-            Action::RemoveImage { reference } => write!(f, "remove image {reference}"),
-        }
-    }
 }
 
 /// One step: an action, whose it is, and why.
@@ -178,7 +71,7 @@ pub enum Note {
         /// Service.
         service: String,
         /// What it waits for.
-        reason: String,
+        reason: WaitReason,
     },
     /// Nothing will change until the desired state does (a failed job, a missing external
     /// network).
@@ -188,7 +81,7 @@ pub enum Note {
         /// Service (or `None` for the project).
         service: Option<String>,
         /// Why.
-        reason: String,
+        reason: BlockReason,
     },
     /// The service is held (`x-berth.hold`, `berth hold`, `berth rollback`): informational.
     Held {
@@ -197,7 +90,7 @@ pub enum Note {
         /// Service.
         service: String,
         /// By what.
-        reason: String,
+        reason: HeldReason,
     },
     /// A project runs but is no longer desired; `--prune` removes it.
     Orphan {
@@ -480,10 +373,7 @@ impl<'a> Planner<'a> {
                 continue;
             }
             if n.external {
-                blocked.push(format!(
-                    "external network {} does not exist; create it or drop external: true",
-                    n.name
-                ));
+                blocked.push(BlockReason::ExternalNetwork(n.name.clone()));
                 continue;
             }
             let spec = NetworkCreate {
@@ -513,10 +403,7 @@ impl<'a> Planner<'a> {
                 continue;
             }
             if v.external {
-                blocked.push(format!(
-                    "external volume {} does not exist; create it or drop external: true",
-                    v.name
-                ));
+                blocked.push(BlockReason::ExternalVolume(v.name.clone()));
                 continue;
             }
             let spec = VolumeCreate {
@@ -566,28 +453,11 @@ impl<'a> Planner<'a> {
         let needs_start = steps
             .iter()
             .any(|(a, _)| matches!(a, Action::Create { .. } | Action::Start { .. }));
-        if needs_start && let Some(reason) = self.unmet_dependency(project, svc) {
-            let blocked = reason.starts_with("blocked: ");
-            let reason = reason.trim_start_matches("blocked: ").to_string();
-            // Scale-down removals do not depend on anything; keep them.
-            steps.retain(|(a, cause)| {
-                matches!(a, Action::Stop { .. } | Action::Remove { .. })
-                    && cause.starts_with("scale down")
-            });
+        if needs_start && let Some(unmet) = self.unmet_dependency(project, svc) {
+            // A job has no scale-down: none of its steps goes ahead without the dependency.
+            steps.clear();
             self.pending.insert(scope.clone());
-            self.plan.notes.push(if blocked {
-                Note::Blocked {
-                    project: project.name.clone(),
-                    service: Some(svc.name.clone()),
-                    reason,
-                }
-            } else {
-                Note::Wait {
-                    project: project.name.clone(),
-                    service: svc.name.clone(),
-                    reason,
-                }
-            });
+            self.plan.notes.push(unmet_note(project, svc, unmet));
         }
         if let Some(n) = job_note {
             self.pending.insert(scope.clone());
@@ -682,8 +552,7 @@ impl<'a> Planner<'a> {
             build_failure: svc
                 .image
                 .as_ref()
-                .and_then(|r| self.observed.build_failures.get(r))
-                .map(String::as_str),
+                .and_then(|r| self.observed.build_failures.get(r)),
             jobs_ran,
             now: self.now,
         });
@@ -691,31 +560,22 @@ impl<'a> Planner<'a> {
             .steps
             .iter()
             .any(|(a, _)| matches!(a, Action::Create { .. } | Action::Start { .. }));
-        if starts && let Some(reason) = self.unmet_dependency(project, svc) {
-            // Nothing moves (not even the record) until the dependency is in its condition.
-            let blocked = reason.starts_with("blocked: ");
-            let reason = reason.trim_start_matches("blocked: ").to_string();
+        if starts && let Some(unmet) = self.unmet_dependency(project, svc) {
+            // Nothing moves (not even the record) until the dependency is in its condition;
+            // scale-down removals do not depend on anything and go ahead.
             for (action, cause) in out.steps {
-                if matches!(action, Action::Stop { .. } | Action::Remove { .. })
-                    && cause.starts_with("scale down")
-                {
+                let removes = match &action {
+                    Action::Stop { id, .. } | Action::Remove { id, .. } => {
+                        out.scale_down.contains(id)
+                    }
+                    _ => false,
+                };
+                if removes {
                     self.step(&project.name, Some(&svc.name), action, cause);
                 }
             }
             self.pending.insert(scope);
-            self.plan.notes.push(if blocked {
-                Note::Blocked {
-                    project: project.name.clone(),
-                    service: Some(svc.name.clone()),
-                    reason,
-                }
-            } else {
-                Note::Wait {
-                    project: project.name.clone(),
-                    service: svc.name.clone(),
-                    reason,
-                }
-            });
+            self.plan.notes.push(unmet_note(project, svc, unmet));
             return;
         }
         if out.pending() {
@@ -743,6 +603,14 @@ impl<'a> Planner<'a> {
             });
         if let Some(r) = out.record {
             self.plan.records.insert(key, r);
+        }
+        // Only a bug or a hand-edited file gets here: say so, a person must look.
+        for e in out.record_errors {
+            self.plan.notes.push(Note::Blocked {
+                project: project.name.clone(),
+                service: Some(svc.name.clone()),
+                reason: BlockReason::RecordInconsistent(e.to_string()),
+            });
         }
         for hold in out.holds {
             self.plan.notes.push(match hold {
@@ -815,63 +683,6 @@ impl<'a> Planner<'a> {
         }
     }
 
-    /// A job whose image build failed does not run: its revision is quarantined (recorded,
-    /// with an event carrying the build's last lines) until the desired state changes or
-    /// `berth retry`; its dependents wait. Returns the note that blocks it.
-    fn job_build_failure(&mut self, project: &Project, svc: &Service) -> Option<Note> {
-        svc.build.as_ref()?;
-        let key = (project.name.clone(), svc.name.clone());
-        let empty = ServiceRecord::default();
-        let rec = self.records.get(&key).unwrap_or(&empty);
-        let mut changed = rec.clone();
-        changed.clear_quarantine_unless(&svc.spec_hash);
-        if let Some(t) = changed.control.retry_at {
-            changed.quarantined.retain(|q| q.since > t);
-        }
-        let reference = svc.image.as_deref().unwrap_or_default();
-        if let Some(error) = self.observed.build_failures.get(reference)
-            && !changed.is_quarantined(&svc.spec_hash)
-        {
-            let (summary, tail) = rollout::split_build_error(reference, error);
-            let reason = format!("image build failed: {summary}");
-            changed.quarantined.push(crate::store::Quarantine {
-                spec_hash: svc.spec_hash.clone(),
-                since: self.now,
-                reason: reason.clone(),
-                log: tail.clone(),
-            });
-            self.plan.events.push(Event {
-                project: project.name.clone(),
-                service: svc.name.clone(),
-                kind: super::event::EventKind::RolloutFailed,
-                revision: None,
-                message: format!(
-                    "job revision {} not run: {reason}; its dependents wait; change the desired state or `berth retry`",
-                    short(&svc.spec_hash)
-                ),
-                logs_of: None,
-                logs: tail,
-            });
-        }
-        let note = changed
-            .quarantined
-            .iter()
-            .find(|q| q.spec_hash == svc.spec_hash)
-            .map(|q| Note::Blocked {
-                project: project.name.clone(),
-                service: Some(svc.name.clone()),
-                reason: format!(
-                    "job revision {} not run: {}; change the desired state or `berth retry`",
-                    short(&svc.spec_hash),
-                    q.reason
-                ),
-            });
-        if changed != *rec {
-            self.plan.records.insert(key, changed);
-        }
-        note
-    }
-
     /// The image's ID if present; else a pull step (once per reference).
     fn image_source(&mut self, project: &str, svc: &Service, reference: &str) -> ImageSource {
         let key = normalize_reference(reference);
@@ -893,144 +704,6 @@ impl<'a> Planner<'a> {
             self.step(project, Some(&svc.name), action, cause);
         }
         ImageSource::Pulled(reference.to_string())
-    }
-
-    /// The recorded run of `svc`'s current revision, if any.
-    fn job_record(&self, project: &str, svc: &Service) -> Option<i64> {
-        self.records
-            .get(&(project.to_string(), svc.name.clone()))
-            .and_then(|r| r.job_run(&svc.spec_hash))
-            .map(|j| j.exit_code)
-    }
-
-    /// A job runs once per revision: its container with the current hash, or berth's record
-    /// of that run (the container may have been removed since), says it ran.
-    fn job_steps(
-        &self,
-        project: &Project,
-        svc: &Service,
-        mine: &[&ObservedContainer],
-        steps: &mut Vec<(Action, String)>,
-    ) -> Option<Note> {
-        let (grace, signal) = stop_params(svc);
-        let (current, old): (Vec<&ObservedContainer>, Vec<&ObservedContainer>) = mine
-            .iter()
-            .partition(|c| c.identity.managed && c.identity.spec_hash == svc.spec_hash);
-        if let Some(c) = current.first() {
-            return match (c.state, c.exit_code) {
-                (RunState::Exited, Some(0)) => None,
-                (RunState::Exited, code) => Some(Note::Blocked {
-                    project: project.name.clone(),
-                    service: Some(svc.name.clone()),
-                    reason: format!(
-                        "job failed with exit code {}; change the desired state (or fix what it needs) to run it again",
-                        code.map_or("unknown".to_string(), |c| c.to_string())
-                    ),
-                }),
-                (RunState::Created, _) => {
-                    steps.push((start(c), "job created but not started".into()));
-                    None
-                }
-                _ => Some(Note::Wait {
-                    project: project.name.clone(),
-                    service: svc.name.clone(),
-                    reason: "job is running".into(),
-                }),
-            };
-        }
-        match self.job_record(&project.name, svc) {
-            Some(0) => return None,
-            Some(code) => {
-                return Some(Note::Blocked {
-                    project: project.name.clone(),
-                    service: Some(svc.name.clone()),
-                    reason: format!(
-                        "job failed with exit code {code}; change the desired state (or fix what it needs) to run it again"
-                    ),
-                });
-            }
-            None => {}
-        }
-        let cause = match old.first() {
-            Some(c) if c.identity.managed => format!(
-                "job revision {} not run yet (last ran {})",
-                short(&svc.spec_hash),
-                short(&c.identity.spec_hash)
-            ),
-            Some(_) => "taking over from docker compose".to_string(),
-            None => format!("job revision {} not run yet", short(&svc.spec_hash)),
-        };
-        for c in &old {
-            push_removal(steps, c, grace, signal.clone(), &cause);
-        }
-        push_create_start(steps, project, svc, 1, Role::Job, cause);
-        None
-    }
-
-    /// The first dependency not in its condition, as a reason; `blocked: ...` when it cannot
-    /// become so without a change (a failed job).
-    fn unmet_dependency(&self, project: &Project, svc: &Service) -> Option<String> {
-        for (dep, d) in &svc.depends_on {
-            let Some(target) = project.services.get(dep) else {
-                continue;
-            };
-            let containers: Vec<&ObservedContainer> = self
-                .observed
-                .service(&project.name, dep)
-                .filter(|c| c.identity.managed && c.identity.spec_hash == target.spec_hash)
-                .collect();
-            let pending = self.pending.contains(&format!("{}/{dep}", project.name));
-            let key = (project.name.clone(), dep.clone());
-            let build_failed = self
-                .plan
-                .records
-                .get(&key)
-                .or_else(|| self.records.get(&key))
-                .is_some_and(|r| target.build.is_some() && r.is_quarantined(&target.spec_hash));
-            if target.job && build_failed {
-                return Some(format!("blocked: job {dep}'s image build failed"));
-            }
-            if target.job {
-                let done = containers.iter().find(|c| c.state == RunState::Exited);
-                let exit = done
-                    .and_then(|c| c.exit_code)
-                    .or_else(|| self.job_record(&project.name, target));
-                match (d.condition, exit) {
-                    (_, Some(code))
-                        if code != 0 && d.condition == Condition::ServiceCompletedSuccessfully =>
-                    {
-                        return Some(format!("blocked: job {dep} failed with exit code {code}"));
-                    }
-                    (Condition::ServiceCompletedSuccessfully, Some(0)) => continue,
-                    (Condition::ServiceCompletedSuccessfully, _) => {
-                        return Some(format!("{dep} has not completed successfully yet"));
-                    }
-                    _ if (!containers.is_empty() || exit.is_some()) && !pending => continue,
-                    _ => return Some(format!("{dep} has not started yet")),
-                }
-            }
-            let running: Vec<&&ObservedContainer> = containers
-                .iter()
-                .filter(|c| c.state == RunState::Running)
-                .collect();
-            let all_running = running.len() >= target.replicas as usize;
-            if pending || !all_running {
-                return Some(format!("{dep} is not running yet"));
-            }
-            if d.condition == Condition::ServiceHealthy
-                && running
-                    .iter()
-                    .any(|c| !matches!(c.health, Health::Healthy | Health::None))
-            {
-                return Some(format!("{dep} is not healthy yet"));
-            }
-            if d.condition == Condition::ServiceCompletedSuccessfully {
-                return Some(format!(
-                    "{dep} is not a job (restart: \"no\"), so it never completes"
-                ));
-            }
-        }
-        None
     }
 
     fn remove(
@@ -1117,60 +790,6 @@ fn stop_params(svc: &Service) -> (Duration, Option<String>) {
         svc.stop_grace_period.unwrap_or(Duration::from_secs(10)),
         svc.stop_signal.clone(),
     )
-}
-
-/// Records every finished run of a job's current revision that berth has not recorded yet;
-/// returns the (project, service) records that changed and must be saved.
-pub fn record_jobs(
-    records: &mut Records,
-    desired: &DesiredState,
-    observed: &ObservedState,
-    now: u64,
-) -> Vec<(String, String)> {
-    let mut changed = Vec::new();
-    for p in desired.projects.values() {
-        for svc in p.services.values().filter(|s| s.job) {
-            let finished = observed.service(&p.name, &svc.name).find(|c| {
-                c.identity.managed
-                    && c.identity.spec_hash == svc.spec_hash
-                    && c.state == RunState::Exited
-            });
-            let Some(code) = finished.and_then(|c| c.exit_code) else {
-                continue;
-            };
-            let key = (p.name.clone(), svc.name.clone());
-            let rec = records.entry(key.clone()).or_default();
-            if rec.job_run(&svc.spec_hash).map(|j| j.exit_code) != Some(code) {
-                rec.record_job(&svc.spec_hash, code, now);
-                changed.push(key);
-            }
-        }
-    }
-    changed
-}
-
-pub use crate::util::id::short;
-
-/// Services in dependency order (dependencies first), ties by name. Validation guarantees
-/// there is no cycle; a cycle would still terminate (visited set).
-fn topo_order(project: &Project) -> Vec<String> {
-    fn visit(p: &Project, name: &str, seen: &mut BTreeSet<String>, out: &mut Vec<String>) {
-        if !seen.insert(name.to_string()) {
-            return;
-        }
-        if let Some(s) = p.services.get(name) {
-            for dep in s.depends_on.keys() {
-                visit(p, dep, seen, out);
-            }
-            out.push(name.to_string());
-        }
-    }
-    let mut seen = BTreeSet::new();
-    let mut out = Vec::new();
-    for name in project.services.keys() {
-        visit(project, name, &mut seen, &mut out);
-    }
-    out
 }
 
 /// How a missing image is fetched: built when the service builds it (`build:`), else pulled;

@@ -15,6 +15,8 @@
 
 use std::borrow::Cow;
 use std::io;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use tracing_subscriber::fmt::MakeWriter;
@@ -26,6 +28,15 @@ pub const MASK: &str = "[redacted]";
 pub const MIN_LEN: usize = 4;
 
 static SECRETS: RwLock<Option<Arc<Secrets>>> = RwLock::new(None);
+
+/// Bumped on every change of the set; [`save`] writes only when it moved.
+static GENERATION: AtomicU64 = AtomicU64::new(0);
+static SAVED: AtomicU64 = AtomicU64::new(0);
+
+/// The file in the data directory that keeps the values to mask for berth's read commands
+/// (`history`, `status`, `events` run without the env files). Owner-only, like the records
+/// beside it, which hold the same values in their container templates.
+pub const FILE_NAME: &str = "redact.json";
 
 /// A set of secret values, longest first (so that a value containing another is masked whole).
 /// Its `Debug` shows how many values it holds, never a value.
@@ -79,6 +90,7 @@ impl std::fmt::Debug for Secrets {
 pub fn set(secrets: Secrets) {
     let mut guard = SECRETS.write().unwrap_or_else(|e| e.into_inner());
     *guard = Some(Arc::new(secrets));
+    GENERATION.fetch_add(1, Ordering::Relaxed);
 }
 
 /// Adds `values` to the process-wide set. The loader calls it with every value it reads from a
@@ -98,7 +110,49 @@ where
         Some(old) => Secrets::new(old.values.iter().cloned().chain(new.values)),
         None => new,
     };
-    *guard = Some(Arc::new(merged));
+    if guard.as_deref() != Some(&merged) {
+        *guard = Some(Arc::new(merged));
+        GENERATION.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Writes the set to `data_dir/`[`FILE_NAME`] (atomically, mode 0600) when it changed since
+/// the last save, so that read commands mask what `apply` and `run` mask.
+pub fn save(data_dir: &Path) -> io::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt;
+    let generation = GENERATION.load(Ordering::Relaxed);
+    if SAVED.load(Ordering::Relaxed) == generation {
+        return Ok(());
+    }
+    let Some(secrets) = current() else {
+        return Ok(());
+    };
+    let bytes = serde_json::to_vec(&secrets.values).map_err(io::Error::other)?;
+    let path = data_dir.join(FILE_NAME);
+    let tmp = data_dir.join(format!(".{FILE_NAME}.tmp"));
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    f.write_all(&bytes)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, &path)?;
+    SAVED.store(generation, Ordering::Relaxed);
+    Ok(())
+}
+
+/// Adds the values [`save`]d in `data_dir` (none when the file is absent or unreadable: a read
+/// command still works, and says nothing it could not mask only if berth never saved any).
+pub fn load(data_dir: &Path) {
+    let Ok(bytes) = std::fs::read(data_dir.join(FILE_NAME)) else {
+        return;
+    };
+    if let Ok(values) = serde_json::from_slice::<Vec<String>>(&bytes) {
+        add(values);
+    }
 }
 
 fn current() -> Option<Arc<Secrets>> {
@@ -119,6 +173,27 @@ pub fn text(s: &str) -> Cow<'_, str> {
 /// `s` redacted, owned (for values stored in events, status and labels).
 pub fn owned(s: &str) -> String {
     text(s).into_owned()
+}
+
+/// Masks every string in a JSON value (before it is serialized: a value with a quote or a
+/// backslash would no longer match once escaped).
+pub fn json(value: &mut serde_json::Value) {
+    let Some(secrets) = current() else {
+        return;
+    };
+    fn walk(v: &mut serde_json::Value, s: &Secrets) {
+        match v {
+            serde_json::Value::String(text) => {
+                if let Cow::Owned(o) = s.apply(text) {
+                    *text = o;
+                }
+            }
+            serde_json::Value::Array(items) => items.iter_mut().for_each(|i| walk(i, s)),
+            serde_json::Value::Object(map) => map.values_mut().for_each(|i| walk(i, s)),
+            _ => {}
+        }
+    }
+    walk(value, &secrets);
 }
 
 /// A writer that redacts what passes through it, line by line: a value is masked even when
@@ -242,6 +317,37 @@ mod tests {
             owned("writer-test-s3cr3t-token added-later-s3cr3t"),
             "[redacted] [redacted]"
         );
+    }
+
+    #[test]
+    fn json_strings_are_masked_before_escaping() {
+        set(Secrets::new([
+            "json-\"quoted\"-s3cr3t",
+            "writer-test-s3cr3t-token",
+        ]));
+        let mut v = serde_json::json!({"image": "app:json-\"quoted\"-s3cr3t", "n": 1, "l": ["x"]});
+        json(&mut v);
+        assert_eq!(
+            v,
+            serde_json::json!({"image": "app:[redacted]", "n": 1, "l": ["x"]})
+        );
+    }
+
+    #[test]
+    fn saved_values_are_masked_by_a_later_reader() {
+        let dir = tempfile::tempdir().unwrap();
+        add(["saved-for-readers-s3cr3t"]);
+        save(dir.path()).unwrap();
+        let saved = std::fs::read_to_string(dir.path().join(FILE_NAME)).unwrap();
+        assert!(saved.contains("saved-for-readers-s3cr3t"));
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path().join(FILE_NAME))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        load(dir.path());
+        assert_eq!(owned("x saved-for-readers-s3cr3t"), "x [redacted]");
     }
 
     #[test]

@@ -95,6 +95,7 @@ fn change(
 /// the services that have one. Creates nothing in the data dir.
 fn open_record(target: &ServiceArgs) -> anyhow::Result<(Store, ServiceRecord)> {
     let ServiceRef { project, service } = &target.service;
+    berth::redact::load(&target.data_dir);
     let state = target.data_dir.join("state");
     let no_record = |known| ControlError::NoRecord {
         service: target.service.to_string(),

@@ -15,6 +15,7 @@ use super::setup::runtime;
 
 /// Runs `berth events`.
 pub fn run(args: EventsArgs) -> anyhow::Result<ExitCode> {
+    berth::redact::load(&args.data_dir);
     let rt = runtime()?;
     let mut since = match &args.since {
         Some(s) => Since::parse(s, unix_now()).map_err(anyhow::Error::msg)?,

@@ -18,6 +18,7 @@ use super::setup::{connect, load_options, records_read_only, runtime};
 
 /// Runs `berth status`.
 pub fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
+    berth::redact::load(&args.data_dir);
     let rt = runtime()?;
     let now = unix_now();
     let status = match &args.dir {

@@ -192,6 +192,12 @@ pub async fn run<E: Engine + 'static>(
         RecordsAt::Store(store) => (load_records(store, desired)?, Some(store)),
         RecordsAt::Memory { save } => (carry.records.clone(), save),
     };
+    // Read commands (history, status, events) mask what this process masks.
+    if let Some(data_dir) = save.and_then(|s| s.dir().parent())
+        && let Err(e) = crate::redact::save(data_dir)
+    {
+        tracing::warn!(error = %e, "failed to save the values to mask for read commands");
+    }
     let widen = std::mem::take(&mut carry.widen);
     let mut observed = observe::containers(engine.as_ref()).await?;
     observed.probes = prober.map(Prober::verdicts).unwrap_or_default();

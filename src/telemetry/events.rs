@@ -201,10 +201,12 @@ impl EventLog {
                 service: e.service,
                 kind: e.kind,
                 reason: e.reason,
-                message: e.message,
+                // Masked once here, so the ring, events.jsonl, the API and notifications all
+                // carry the masked text (see `redact`).
+                message: crate::redact::owned(&e.message),
                 revision: e.revision,
                 severity: e.severity.to_string(),
-                logs: e.logs,
+                logs: e.logs.map(|l| crate::redact::owned(&l)),
             };
             ring.next_seq += 1;
             if ring.events.len() >= self.capacity {

@@ -308,8 +308,10 @@ async fn accept_loop(
 
 type Body = Full<Bytes>;
 
+/// A plain-text answer; secret values masked (see `redact`).
 fn text(code: StatusCode, body: impl Into<String>) -> Response<Body> {
-    let mut r = Response::new(Full::new(Bytes::from(body.into())));
+    let body = crate::redact::owned(&body.into());
+    let mut r = Response::new(Full::new(Bytes::from(body)));
     *r.status_mut() = code;
     r.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -318,8 +320,13 @@ fn text(code: StatusCode, body: impl Into<String>) -> Response<Body> {
     r
 }
 
+/// A JSON answer; secret values masked in every string (see `redact`).
 fn json(code: StatusCode, value: &impl serde::Serialize) -> Response<Body> {
-    match serde_json::to_vec_pretty(value) {
+    let value = serde_json::to_value(value).map(|mut v| {
+        crate::redact::json(&mut v);
+        v
+    });
+    match value.and_then(|v| serde_json::to_vec_pretty(&v)) {
         Ok(mut body) => {
             body.push(b'\n');
             let mut r = Response::new(Full::new(Bytes::from(body)));

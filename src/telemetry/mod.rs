@@ -164,11 +164,13 @@ impl Telemetry {
         if let Some(t) = totals {
             self.metrics.docker_errors(&t);
         }
-        if openmetrics {
+        // A label value (an image reference) may hold a host secret (see `redact`).
+        let text = if openmetrics {
             self.metrics.openmetrics()
         } else {
             self.metrics.prometheus_text()
-        }
+        };
+        crate::redact::owned(&text)
     }
 
     /// Delivers what is queued (notifications, event file lines) within `limit`.

@@ -106,7 +106,8 @@ mod compose_go {
     use std::collections::BTreeMap;
     use std::path::{Path, PathBuf};
 
-    use berth::desired::node::{self, Node};
+    use berth::desired::merge;
+    use berth::desired::node::Node;
     use berth::desired::{LoadOptions, load};
 
     /// Fixtures where berth deliberately differs from compose-go, with the reason.
@@ -220,7 +221,7 @@ mod compose_go {
         let Ok(text) = std::fs::read_to_string(file) else {
             return;
         };
-        let Ok(doc) = node::parse(&std::sync::Arc::from("f.yaml"), &text) else {
+        let Ok(doc) = merge::parse(&std::sync::Arc::from("f.yaml"), &text) else {
             return;
         };
         let rel = |p: &str| -> Option<PathBuf> {

@@ -69,7 +69,11 @@ async fn run_with(
     apply(
         engine,
         d,
-        opts(),
+        // Converging runs: a bound a loaded CI machine cannot hit (300 ms was, at load 8).
+        ApplyOptions {
+            timeout: Duration::from_secs(20),
+            ..opts()
+        },
         &Arc::new(AtomicBool::new(false)),
         Some(store),
         |_| {},

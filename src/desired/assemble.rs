@@ -642,7 +642,7 @@ pub fn shown(project_rel_dir: &str, path: &Path) -> Arc<str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::desired::node::parse;
+    use crate::desired::merge::parse;
 
     #[test]
     fn paths_normalise_and_relate() {

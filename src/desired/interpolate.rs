@@ -339,7 +339,6 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::desired::node;
 
     /// FOO is set, BAR is set but empty, everything else is unset.
     fn env(name: &str) -> Option<String> {
@@ -512,7 +511,7 @@ mod tests {
 
     #[test]
     fn tree_interpolates_values_not_keys_and_keeps_what_was_written() {
-        let mut tree = node::parse(
+        let mut tree = crate::desired::merge::parse(
             &Arc::from("compose.yaml"),
             indoc! {r#"
                 services:

@@ -11,7 +11,22 @@
 //! path first (a reset value is gone, an overriding one replaces instead of merging).
 
 use super::diag::Loc;
-use super::node::{Key, Node, Tag, Value};
+use std::sync::Arc;
+
+use super::node::{self, Key, Node, ParseError, Tag, Value};
+
+/// Parses a file into one positioned tree: its YAML documents parsed
+/// ([`node::parse_documents`]) and merged in order, as compose merges them. An empty file
+/// parses as `Null`.
+pub fn parse(file: &Arc<str>, text: &str) -> Result<Node, ParseError> {
+    let mut docs = node::parse_documents(file, text)?;
+    let mut it = docs.drain(..);
+    let first = it.next().map(|d| d.root).unwrap_or(Node {
+        value: Value::Null,
+        loc: Loc::new(file.clone(), 1, 1),
+    });
+    Ok(it.fold(first, |acc, d| merge_documents(acc, d.root, &d.tagged)))
+}
 
 /// Merges `over` into `base` (both whole Compose documents); `tagged` are the paths of the
 /// override's `!reset`/`!override` values (from [`super::node::Document`]).
@@ -288,8 +303,8 @@ fn same_value(a: &Node, b: &Node) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use super::parse;
     use super::*;
-    use crate::desired::node::parse;
     use indoc::indoc;
     use std::sync::Arc;
 

@@ -202,21 +202,6 @@ pub struct Document {
     pub tagged: Vec<(Vec<String>, Tag, Loc)>,
 }
 
-/// Parses one YAML document into a positioned tree; `file` names it in positions.
-/// An empty document parses as `Null`. Merge tags are applied to the document itself (a
-/// `!reset` value is dropped); use [`parse_documents`] to see them.
-pub fn parse(file: &Arc<str>, text: &str) -> Result<Node, ParseError> {
-    let mut docs = parse_documents(file, text)?;
-    let mut it = docs.drain(..);
-    let first = it.next().map(|d| d.root).unwrap_or(Node {
-        value: Value::Null,
-        loc: Loc::new(file.clone(), 1, 1),
-    });
-    Ok(it.fold(first, |acc, d| {
-        super::merge::merge_documents(acc, d.root, &d.tagged)
-    }))
-}
-
 /// Parses every YAML document of a file (compose merges them in order, like files).
 /// A file without any document gives one `Null` document.
 pub fn parse_documents(file: &Arc<str>, text: &str) -> Result<Vec<Document>, ParseError> {
@@ -510,7 +495,7 @@ mod tests {
     use indoc::indoc;
 
     fn p(text: &str) -> Result<Node, ParseError> {
-        parse(&Arc::from("compose.yaml"), text)
+        crate::desired::merge::parse(&Arc::from("compose.yaml"), text)
     }
 
     #[test]

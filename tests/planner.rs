@@ -80,6 +80,7 @@ impl World {
             exit_code: (state == RunState::Exited).then_some(0),
             networks: vec![format!("{project}_default")],
             created: 0,
+            actual: None,
         });
         self
     }
@@ -599,6 +600,7 @@ fn apply(w: &mut World, p: &Plan) {
                     exit_code: None,
                     networks: spec.networks.iter().map(|n| n.network.clone()).collect(),
                     created: 0,
+                    actual: None,
                 });
             }
             Action::Start { target, .. } => {

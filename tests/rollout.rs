@@ -203,6 +203,7 @@ impl World {
                     exit_code: None,
                     networks: vec![],
                     created: 0,
+                    actual: None,
                 });
             }
             Action::Start { target, .. } => {

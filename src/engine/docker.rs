@@ -58,6 +58,7 @@ use futures_util::StreamExt;
 use tokio::sync::{OnceCell, mpsc};
 
 use super::{
+    Attachments,
     BUILD_LOG_TAIL, BuildSpec, ContainerCreate, ContainerDetails, ContainerSummary,
     EXEC_OUTPUT_LIMIT, Engine, EngineError, EngineEvent, EngineInfo, EngineResult, ExecOutcome,
     Health, ImageSummary, MountSpec, NetworkCreate, NetworkSummary, PortBinding, RunState,
@@ -513,6 +514,32 @@ fn container_summary(c: bollard::models::ContainerSummary) -> ContainerSummary {
         .map(|n| n.into_keys().collect())
         .unwrap_or_default();
     networks.sort();
+    // Docker binds published ports at start and lists them only while the container runs
+    // (not while it restarts): before that, nothing can be said about them.
+    let running = c.state == Some(ContainerSummaryStateEnum::RUNNING);
+    let ports = running.then(|| {
+        let mut ports: Vec<(u16, String, u16)> = c
+            .ports
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|p| {
+                let proto = p.typ.map_or_else(|| "tcp".to_owned(), |t| t.to_string());
+                Some((p.private_port, proto, p.public_port?))
+            })
+            .collect();
+        ports.sort();
+        ports.dedup();
+        ports
+    });
+    let mounts = c
+        .mounts
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|m| {
+            let kind = m.typ?.to_string();
+            Some((kind, m.destination?))
+        })
+        .collect();
     ContainerSummary {
         id: c.id.unwrap_or_default(),
         name,
@@ -523,6 +550,7 @@ fn container_summary(c: bollard::models::ContainerSummary) -> ContainerSummary {
         exit_code: exit_code_from_status(&status),
         networks,
         created: c.created.unwrap_or_default(),
+        actual: Some(Attachments { ports, mounts }),
     }
 }
 

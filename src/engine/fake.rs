@@ -12,8 +12,8 @@
 //! needs a running container; tags move as Docker's do, and removing an image's last tag deletes
 //! it unless a container uses it (`Conflict`).
 //!
-//! Tests play the outside world through [`FakeEngine::kill`], [`FakeEngine::remove_by_hand`] and
-//! [`FakeEngine::set_health`], make the next call of an op fail with [`FakeEngine::fail_next`],
+//! Tests play the outside world through [`FakeEngine::kill`], [`FakeEngine::remove_by_hand`],
+//! [`FakeEngine::detach_network`] and [`FakeEngine::set_health`], make the next call of an op fail with [`FakeEngine::fail_next`],
 //! and read back every call in order from [`FakeEngine::calls`] (`"create_container shop-web-1"`).
 //!
 //! What it does not do: restart policies, pausing, healthchecks running by themselves (health
@@ -26,7 +26,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 use super::{
-    BuildSpec, ContainerCreate, ContainerDetails, ContainerSummary, EXEC_OUTPUT_LIMIT, Engine,
+    Attachments, BuildSpec, ContainerCreate, ContainerDetails, ContainerSummary, EXEC_OUTPUT_LIMIT, Engine,
     EngineError, EngineEvent, EngineInfo, EngineResult, ExecOutcome, Health, ImageSummary,
     NetworkCreate, NetworkSummary, RunState, VolumeCreate, VolumeSummary,
 };
@@ -111,6 +111,9 @@ pub struct FakeContainer {
     pub started: Option<i64>,
     /// Restarts by the (simulated) restart policy; set with [`FakeEngine::set_restart_count`].
     pub restart_count: u32,
+    /// Networks of its spec it is not on (set with [`FakeEngine::detach_network`]: a create
+    /// cut short between the create call and a network connect).
+    pub detached: Vec<String>,
 }
 
 impl FakeContainer {
@@ -124,10 +127,36 @@ impl FakeContainer {
                 .networks
                 .iter()
                 .map(|n| n.network.clone())
+                .filter(|n| !self.detached.contains(n))
                 .collect(),
         };
         networks.sort();
         networks
+    }
+
+    /// The host port a published port is bound to: its own, or an ephemeral `32768 + N`.
+    fn host_port(&self, p: &super::PortBinding) -> u16 {
+        p.published
+            .unwrap_or_else(|| 32768 + u16::try_from(self.seq() % 28000).unwrap_or(0))
+    }
+
+    /// What the list call reports it has: its published ports while it runs, its mounts.
+    fn attachments(&self) -> Attachments {
+        Attachments {
+            ports: (self.state == RunState::Running).then(|| {
+                self.spec
+                    .ports
+                    .iter()
+                    .map(|p| (p.target, p.protocol.clone(), self.host_port(p)))
+                    .collect()
+            }),
+            mounts: self
+                .spec
+                .mounts
+                .iter()
+                .map(|m| (m.kind.clone(), m.target.clone()))
+                .collect(),
+        }
     }
 
     /// Its sequence number (from its ID), which its fake IPs and ephemeral ports derive from.
@@ -155,10 +184,12 @@ impl FakeContainer {
                 .ports
                 .iter()
                 .map(|p| {
-                    let host_port = p
-                        .published
-                        .unwrap_or_else(|| 32768 + u16::try_from(seq % 28000).unwrap_or(0));
-                    (p.target, p.protocol.clone(), p.host_ip.clone(), host_port)
+                    (
+                        p.target,
+                        p.protocol.clone(),
+                        p.host_ip.clone(),
+                        self.host_port(p),
+                    )
                 })
                 .collect()
         } else {
@@ -209,6 +240,7 @@ impl FakeContainer {
                 .flatten(),
             networks: self.networks(),
             created: self.created,
+            actual: Some(self.attachments()),
         }
     }
 }
@@ -501,6 +533,14 @@ impl FakeEngine {
         s.containers.remove(i);
     }
 
+    /// The outside world: the container is not on `network` although its spec asks for it, as
+    /// when berth was killed between creating it and connecting its other networks.
+    pub fn detach_network(&self, key: &str, network: &str) {
+        let mut s = self.lock();
+        let i = s.find(key).unwrap_or_else(|| panic!("no container {key}"));
+        s.containers[i].detached.push(network.to_owned());
+    }
+
     /// The outside world: Docker's restart policy restarted the container `count` times.
     pub fn set_restart_count(&self, key: &str, count: u32) {
         let mut s = self.lock();
@@ -738,6 +778,7 @@ impl Engine for FakeEngine {
             logs: String::new(),
             exec: None,
             started: None,
+            detached: Vec::new(),
         });
         let i = s.containers.len() - 1;
         s.emit("create", i);

@@ -3,6 +3,7 @@
 //!
 //! IO (engine calls), no decisions: what to do with what is seen is `plan`'s job.
 
+use super::drift;
 use super::observed::{Feedback, ObservedState};
 use super::plan::{Plan, PlanOptions, Records, plan};
 use crate::desired::DesiredState;
@@ -29,7 +30,8 @@ pub async fn add_inventory<E: Engine>(
     Ok(observed.with_inventory(networks, volumes, images))
 }
 
-/// Observes and plans one round: containers first; when that plan creates anything, the
+/// Observes and plans one round: containers first (each replica compared with its revision's
+/// recorded spec, see [`drift`]); when that plan creates anything, the
 /// inventory is listed and the round planned again with it; when a readiness gate needs the
 /// restart counts of its candidates, they are inspected and the round planned again. A no-op
 /// round is one engine call. `feedback` carries the prober's verdicts and the previous
@@ -46,6 +48,7 @@ pub async fn observe_and_plan<E: Engine>(
     observed.probes = feedback.probes.clone();
     observed.step_errors = feedback.step_errors.clone();
     observed.build_failures = feedback.build_failures.clone();
+    observed.drift = drift::survey(&observed, records);
     let mut p = plan(desired, &observed, records, opts, now);
     for _ in 0..2 {
         let mut again = false;

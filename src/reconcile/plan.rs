@@ -670,6 +670,18 @@ impl<'a> Planner<'a> {
                 Some(format!("{dep} (exit {code})"))
             })
             .collect();
+        // A replica lacking what its spec asks for (a create cut short) is never promoted:
+        // it is replaced first, and the rollout goes on from there next round (issue 14).
+        if mine.iter().any(|c| self.observed.drift.contains_key(&c.id)) {
+            let (grace, signal) = stop_params(svc);
+            for c in &mine {
+                if let Some(d) = self.observed.drift.get(&c.id) {
+                    let cause = super::drift::cause(d);
+                    self.remove(&project.name, &svc.name, c, grace, signal.clone(), &cause);
+                }
+            }
+            return;
+        }
         let out = rollout::plan_service(&rollout::Input {
             project,
             svc,

@@ -1,0 +1,586 @@
+//! The crash matrix (issue 14), real-engine tier: `berth apply` killed (SIGKILL) at every
+//! mutating engine call of a scenario, then restarted, must converge to a state where every
+//! invariant holds.
+//!
+//! For each scenario: a recording run through the engine-socket proxy lists the mutating calls
+//! (POST, DELETE…) berth makes; then, for each call k, a fresh project is brought to the
+//! scenario's start state, `berth apply` of the change runs through the proxy with call k held,
+//! is killed while k is held, call k is released to the engine (so it happens, unseen by
+//! berth), and a new `berth apply` must converge. The invariants checked after each run are
+//! listed in [`Violation`]. Every kill point and every violation is printed as a table; the test
+//! fails on any violation.
+//!
+//! Also here: the regression test of bug 1 (a crash between create and network connect),
+//! reproduced deterministically by holding `POST /networks/{id}/connect`.
+//!
+//! Each project is unique and removed by its guard; waits are bounded; the only network
+//! traffic is berth's probes to its own containers.
+
+mod support {
+    pub mod sockproxy;
+    pub mod world;
+}
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use berth::store::{Outcome, ServiceRecord, Store};
+use support::sockproxy::{Action, Matcher, SockProxy, is_mutating};
+use support::world::{TestProject, docker, inspect};
+
+/// One scenario: the start state, the change whose apply is killed, and what must hold after.
+struct Scenario {
+    name: &'static str,
+    /// compose.yaml (`{name}` is the project name); `${TAG}` etc. come from `.env`.
+    yaml: String,
+    /// `.env` contents before the change (applied first, not through the proxy).
+    before: &'static str,
+    /// `.env` contents of the change.
+    after: &'static str,
+    /// The image the replicas must run afterwards.
+    image: &'static str,
+    /// Replicas of `web` afterwards.
+    replicas: u32,
+    /// The change is a bad revision: reverted, quarantined, never retried.
+    bad: Option<&'static str>,
+    /// The project has a job (`migrate`) that appends a line to `runs` per run: its expected
+    /// line count afterwards.
+    job_runs: Option<usize>,
+}
+
+/// An invariant that did not hold after a kill and restart.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum Violation {
+    /// The desired replicas are not all running with the right image.
+    Replicas(String),
+    /// A replica lacks a network, alias, published port or mount its spec asks for.
+    Spec(String),
+    /// A renamed-away or candidate container was left over.
+    Leftover(String),
+    /// A pin tag the records do not own, or the previous stable revision not pinned.
+    Pins(String),
+    /// A bad revision retried, or a good one reverted/failed.
+    Verdict(String),
+    /// The job ran a number of times other than expected.
+    Job(String),
+    /// `berth apply` or `berth status` said something untrue.
+    Status(String),
+}
+
+impl Violation {
+    fn kind(&self) -> &'static str {
+        match self {
+            Violation::Replicas(_) => "replicas",
+            Violation::Spec(_) => "spec",
+            Violation::Leftover(_) => "leftover",
+            Violation::Pins(_) => "pins",
+            Violation::Verdict(_) => "verdict",
+            Violation::Job(_) => "job",
+            Violation::Status(_) => "status",
+        }
+    }
+}
+
+const APPLY_TIMEOUT: &str = "60s";
+
+fn data_dir(p: &TestProject) -> PathBuf {
+    p.dir.parent().unwrap().join("data")
+}
+
+fn apply_cmd(p: &TestProject, docker_host: Option<&str>) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_berth"));
+    cmd.args(["apply", "--timeout", APPLY_TIMEOUT, "--data-dir"])
+        .arg(data_dir(p))
+        .arg(&p.dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    match docker_host {
+        Some(h) => cmd.env("DOCKER_HOST", h),
+        None => cmd.env_remove("DOCKER_HOST"),
+    };
+    cmd
+}
+
+/// `berth apply`: (exit code, output).
+fn apply(p: &TestProject, docker_host: Option<&str>) -> (i32, String) {
+    let o = apply_cmd(p, docker_host).output().expect("run berth apply");
+    (
+        o.status.code().unwrap_or(-1),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        ),
+    )
+}
+
+fn set_env(p: &TestProject, content: &str) {
+    std::fs::write(p.dir.join(".env"), content).unwrap();
+}
+
+fn image_id(reference: &str) -> String {
+    docker(&["image", "inspect", "--format", "{{.Id}}", reference])
+        .trim()
+        .to_string()
+}
+
+fn record(p: &TestProject, service: &str) -> ServiceRecord {
+    Store::open(&data_dir(p))
+        .unwrap()
+        .load(&p.name, service)
+        .unwrap()
+}
+
+/// A fresh project of `s` in its start state (applied directly, not through the proxy).
+fn start_state(s: &Scenario) -> TestProject {
+    let p = TestProject::new("cm", &s.yaml);
+    std::fs::create_dir_all(p.dir.join("runs")).unwrap();
+    set_env(&p, s.before);
+    let (code, out) = apply(&p, None);
+    assert_eq!(code, 0, "{}: the start state did not apply:\n{out}", s.name);
+    set_env(&p, s.after);
+    p
+}
+
+/// Every invariant, after a run that should have converged (`code`: its exit code).
+fn check(s: &Scenario, p: &TestProject, code: i32, out: &str) -> Vec<Violation> {
+    let mut v = Vec::new();
+    let want_image = image_id(s.image);
+    let canonical: Vec<String> = (1..=s.replicas)
+        .map(|n| format!("{}-web-{n}", p.name))
+        .collect();
+    let listed = docker(&[
+        "ps",
+        "-a",
+        "--filter",
+        &format!("label=com.docker.compose.project={}", p.name),
+        "--format",
+        "{{.Names}}\t{{.State}}\t{{.Label \"berth.role\"}}\t{{.Label \"berth.service\"}}",
+    ]);
+    let mut seen = Vec::new();
+    for line in listed.lines().filter(|l| !l.is_empty()) {
+        let f: Vec<&str> = line.split('\t').collect();
+        let (name, state, role, service) = (f[0], f[1], f[2], f.get(3).copied().unwrap_or(""));
+        if role != "replica" || service != "web" {
+            continue;
+        }
+        if !canonical.iter().any(|c| c == name) {
+            v.push(Violation::Leftover(format!("{name} ({state})")));
+            continue;
+        }
+        seen.push(name.to_string());
+        if state != "running" {
+            v.push(Violation::Replicas(format!("{name} is {state}")));
+            continue;
+        }
+        let image = inspect(name, "{{.Image}}");
+        if image != want_image {
+            v.push(Violation::Replicas(format!(
+                "{name} runs {image}, not {} ({want_image})",
+                s.image
+            )));
+        }
+        let nets = inspect(
+            name,
+            "{{range $k, $e := .NetworkSettings.Networks}}{{$k}}={{join $e.Aliases \",\"}} {{end}}",
+        );
+        for net in ["front", "back"] {
+            let key = format!("{}_{net}=", p.name);
+            match nets.split_whitespace().find(|e| e.starts_with(&key)) {
+                None => v.push(Violation::Spec(format!("{name} not on {net}: {nets}"))),
+                Some(e) if !e[key.len()..].split(',').any(|a| a == "web") => {
+                    v.push(Violation::Spec(format!("{name} lacks alias web on {net}")))
+                }
+                Some(_) => {}
+            }
+        }
+        let ports = inspect(name, "{{json .NetworkSettings.Ports}}");
+        if !ports.contains("\"8080/tcp\":[{") {
+            v.push(Violation::Spec(format!("{name}: 8080 not published: {ports}")));
+        }
+        let mounts = inspect(name, "{{range .Mounts}}{{.Destination}} {{end}}");
+        if !mounts.split_whitespace().any(|m| m == "/data") {
+            v.push(Violation::Spec(format!("{name}: /data not mounted")));
+        }
+    }
+    for c in &canonical {
+        if !seen.contains(c) {
+            v.push(Violation::Replicas(format!("{c} missing")));
+        }
+    }
+    // Records, verdicts and pins.
+    let rec = record(p, "web");
+    match s.bad {
+        None => {
+            match rec.current() {
+                Some(cur) if cur.image_id == want_image => {}
+                other => v.push(Violation::Verdict(format!(
+                    "current revision is {:?}, not the change",
+                    other.map(|r| (r.number, r.image_ref.clone(), r.outcome))
+                ))),
+            }
+            for r in &rec.revisions {
+                if r.outcome == Outcome::Failed {
+                    v.push(Violation::Verdict(format!(
+                        "good revision r{} failed: {:?}",
+                        r.number, r.reason
+                    )));
+                }
+            }
+            if code != 0 {
+                v.push(Violation::Status(format!("apply exited {code}")));
+            }
+        }
+        Some(bad) => {
+            let bad_revs: Vec<_> = rec
+                .revisions
+                .iter()
+                .filter(|r| r.image_ref == bad || r.spec_hash == bad)
+                .collect();
+            if bad_revs.len() != 1 || bad_revs[0].outcome != Outcome::Failed {
+                v.push(Violation::Verdict(format!(
+                    "bad revision recorded as {:?}",
+                    bad_revs
+                        .iter()
+                        .map(|r| (r.number, r.outcome))
+                        .collect::<Vec<_>>()
+                )));
+            }
+        }
+    }
+    let owned: Vec<String> = rec.revisions.iter().filter_map(|r| r.pin.clone()).collect();
+    let tags = docker(&[
+        "images",
+        "--format",
+        "{{.Repository}}:{{.Tag}}",
+        &format!("berth-pin/{}/*", p.name),
+    ]);
+    for t in tags.split_whitespace() {
+        if !owned.iter().any(|o| o == t) {
+            v.push(Violation::Pins(format!("{t} not owned by a record")));
+        }
+    }
+    for o in &owned {
+        if !tags.split_whitespace().any(|t| t == o) {
+            v.push(Violation::Pins(format!("recorded pin {o} missing")));
+        }
+    }
+    // The previous stable revision (the start state's) stays pinned after an update.
+    if s.bad.is_none()
+        && let Some(first) = rec.revisions.iter().find(|r| r.number == 1)
+        && first.image_id != want_image
+        && first.pin.is_none()
+    {
+        v.push(Violation::Pins("the previous revision r1 is not pinned".into()));
+    }
+    if let Some(want) = s.job_runs {
+        let runs = std::fs::read_to_string(p.dir.join("runs/log")).unwrap_or_default();
+        let n = runs.lines().count();
+        if n != want {
+            v.push(Violation::Job(format!("ran {n} times, want {want}")));
+        }
+    }
+    // `berth status` built from the engine and the records.
+    let st = Command::new(env!("CARGO_BIN_EXE_berth"))
+        .args(["status", "--json", "--data-dir"])
+        .arg(data_dir(p))
+        .arg(&p.dir)
+        .env_remove("DOCKER_HOST")
+        .output()
+        .expect("berth status");
+    let json: serde_json::Value = serde_json::from_slice(&st.stdout).unwrap_or_default();
+    match find_service(&json, &p.name, "web") {
+        None => v.push(Violation::Status(format!(
+            "no web in status: {}",
+            String::from_utf8_lossy(&st.stdout)
+        ))),
+        Some(w) => {
+            let ready = w["ready"].as_u64().unwrap_or(u64::MAX);
+            let broken = v
+                .iter()
+                .any(|x| matches!(x, Violation::Replicas(_) | Violation::Spec(_)));
+            if broken && ready == u64::from(s.replicas) {
+                v.push(Violation::Status(format!(
+                    "status says {ready} ready while replicas are broken"
+                )));
+            }
+            if !broken && ready != u64::from(s.replicas) {
+                v.push(Violation::Status(format!(
+                    "status says {ready} ready, {} run as asked",
+                    s.replicas
+                )));
+            }
+        }
+    }
+    if !v.is_empty() {
+        eprintln!("--- {} ({}) apply output:\n{out}", s.name, p.name);
+    }
+    v
+}
+
+/// The status entry of `project/service` in `berth status --json` output.
+fn find_service<'a>(
+    json: &'a serde_json::Value,
+    project: &str,
+    service: &str,
+) -> Option<&'a serde_json::Value> {
+    match json {
+        serde_json::Value::Object(o) => {
+            if o.get("project").and_then(|x| x.as_str()) == Some(project)
+                && o.get("service").and_then(|x| x.as_str()) == Some(service)
+            {
+                return Some(json);
+            }
+            o.values().find_map(|x| find_service(x, project, service))
+        }
+        serde_json::Value::Array(a) => a.iter().find_map(|x| find_service(x, project, service)),
+        _ => None,
+    }
+}
+
+/// The mutating calls of the scenario's change, recorded through the proxy.
+fn record_calls(s: &Scenario, proxy: &SockProxy) -> (Vec<String>, Vec<Violation>) {
+    let p = start_state(s);
+    proxy.reset_log();
+    let (code, out) = apply(&p, Some(&proxy.docker_host()));
+    let calls = proxy
+        .passed()
+        .into_iter()
+        .filter(|c| is_mutating(&c.method))
+        .map(|c| format!("{} {}", c.method, c.path))
+        .collect();
+    (calls, check(s, &p, code, &out))
+}
+
+/// Kill point k: berth killed while the k-th mutating call is held; the call then reaches the
+/// engine; a new berth converges. `None` when this run made fewer than k mutating calls.
+fn kill_at(s: &Scenario, k: usize) -> Option<Vec<Violation>> {
+    let p = start_state(s);
+    let proxy = SockProxy::docker();
+    proxy.rule(Matcher::Mutating, k, Action::Hold);
+    let mut child = apply_cmd(&p, Some(&proxy.docker_host()))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start berth apply");
+    let held = loop {
+        if let Some(h) = proxy.wait_held(Duration::from_millis(200)) {
+            break Some(h);
+        }
+        if child.try_wait().ok().flatten().is_some() {
+            break None;
+        }
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    proxy.release();
+    held.as_ref()?;
+    // The released call reaches the engine; give it a moment to answer before berth restarts.
+    let until = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < until
+        && !proxy
+            .passed()
+            .iter()
+            .any(|c| held.as_ref().is_some_and(|h| h.0 == c.method && h.1 == c.path))
+    {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    drop(proxy);
+    let (code, out) = apply(&p, None);
+    Some(check(s, &p, code, &out))
+}
+
+const WEB: &str = "services:
+  web:
+    image: ${IMAGE:-berth-demo:1}
+    environment:
+      CRASH_AFTER: '${CRASH:-3600}'
+    ports: ['127.0.0.1::8080']
+    networks: [front, back]
+    volumes: ['data:/data']
+    deploy:
+      replicas: ${REPLICAS:-1}
+      update_config:
+        order: ${ORDER:-start-first}
+    x-berth:
+      readiness: {http: {port: 8080, path: /health}, interval: 300ms}
+      min_ready: 1s
+      progress_deadline: 8s
+networks:
+  front: {}
+  back: {}
+volumes:
+  data: {}
+";
+
+const JOB: &str = "  migrate:
+    image: berth-test-busybox:1
+    command: [sh, -c, 'echo ${JOBV:-1} >> /runs/log']
+    volumes: ['./runs:/runs']
+    restart: 'no'
+";
+
+fn scenarios() -> Vec<Scenario> {
+    let with_job = WEB.replacen(
+        "    x-berth:\n",
+        "    depends_on: {migrate: {condition: service_completed_successfully}}\n    x-berth:\n",
+        1,
+    );
+    let with_job = with_job.replacen("networks:\n  front", &format!("{JOB}networks:\n  front"), 1);
+    vec![
+        Scenario {
+            name: "start-first",
+            yaml: WEB.into(),
+            before: "",
+            after: "IMAGE=berth-demo:2\n",
+            image: "berth-demo:2",
+            replicas: 1,
+            bad: None,
+            job_runs: None,
+        },
+        Scenario {
+            name: "stop-first",
+            yaml: WEB.into(),
+            before: "ORDER=stop-first\n",
+            after: "ORDER=stop-first\nIMAGE=berth-demo:2\n",
+            image: "berth-demo:2",
+            replicas: 1,
+            bad: None,
+            job_runs: None,
+        },
+        Scenario {
+            name: "revert-never-ready",
+            yaml: WEB.into(),
+            before: "",
+            after: "IMAGE=berth-demo:bad\n",
+            image: "berth-demo:1",
+            replicas: 1,
+            bad: Some("berth-demo:bad"),
+            job_runs: None,
+        },
+        Scenario {
+            name: "revert-crashing",
+            yaml: WEB.into(),
+            before: "",
+            after: "IMAGE=berth-demo:2\nCRASH=1\n",
+            image: "berth-demo:1",
+            replicas: 1,
+            bad: Some("berth-demo:2"),
+            job_runs: None,
+        },
+        Scenario {
+            name: "job-then-rollout",
+            yaml: with_job,
+            before: "",
+            after: "IMAGE=berth-demo:2\nJOBV=2\n",
+            image: "berth-demo:2",
+            replicas: 1,
+            bad: None,
+            job_runs: Some(2),
+        },
+        Scenario {
+            name: "scale-up",
+            yaml: WEB.into(),
+            before: "",
+            after: "REPLICAS=3\n",
+            image: "berth-demo:1",
+            replicas: 3,
+            bad: None,
+            job_runs: None,
+        },
+    ]
+}
+
+/// `CRASH_MATRIX=name,name` runs only those scenarios (all by default).
+fn selected(s: &Scenario) -> bool {
+    std::env::var("CRASH_MATRIX")
+        .map(|only| only.split(',').any(|n| n == s.name))
+        .unwrap_or(true)
+}
+
+#[test]
+fn berth_killed_at_every_mutating_engine_call_converges() {
+    let started = Instant::now();
+    let mut table: Vec<(String, usize, String, Vec<Violation>)> = Vec::new();
+    let mut size = 0;
+    for s in scenarios().iter().filter(|s| selected(s)) {
+        let proxy = SockProxy::docker();
+        let (calls, baseline) = record_calls(s, &proxy);
+        drop(proxy);
+        eprintln!("{}: {} mutating calls: {calls:#?}", s.name, calls.len());
+        table.push((s.name.into(), 0, "(no kill)".into(), baseline));
+        for (i, call) in calls.iter().enumerate() {
+            let k = i + 1;
+            match kill_at(s, k) {
+                Some(v) => {
+                    size += 1;
+                    eprintln!("{} k={k} {call}: {v:?}", s.name);
+                    table.push((s.name.into(), k, call.clone(), v));
+                }
+                None => eprintln!("{} k={k} {call}: not reached this run", s.name),
+            }
+        }
+    }
+    let failing: Vec<_> = table.iter().filter(|(_, _, _, v)| !v.is_empty()).collect();
+    let mut per_kind: std::collections::BTreeMap<&str, usize> = Default::default();
+    for (_, _, _, v) in &failing {
+        let mut kinds: Vec<&str> = v.iter().map(Violation::kind).collect();
+        kinds.dedup();
+        for k in kinds {
+            *per_kind.entry(k).or_default() += 1;
+        }
+    }
+    eprintln!(
+        "crash matrix: {size} kill points, {} runs with a violation {per_kind:?}, {:?}",
+        failing.len(),
+        started.elapsed()
+    );
+    for (s, k, call, v) in &failing {
+        eprintln!("  VIOLATION {s} k={k} ({call}): {v:?}");
+    }
+    assert!(failing.is_empty(), "{} runs violated an invariant", failing.len());
+}
+
+/// Bug 1: berth killed while the candidate's second network is being connected. Before the
+/// fix the half-connected candidate was started, passed its probe on the network it had and
+/// was promoted: the service lost its other network while apply said converged.
+#[test]
+fn a_kill_between_create_and_network_connect_never_promotes_a_half_connected_container() {
+    let s = &scenarios()[0];
+    let p = start_state(s);
+    let proxy = SockProxy::docker();
+    proxy.rule(
+        Matcher::request("POST", "/networks/*/connect"),
+        1,
+        Action::Hold,
+    );
+    let mut child = apply_cmd(&p, Some(&proxy.docker_host()))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start berth apply");
+    let held = proxy.wait_held(Duration::from_secs(60));
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(held.is_some(), "berth never connected a network");
+    // The connect never happens: the engine is left with a container on its first network only.
+    proxy.clear_rules();
+    drop(child);
+    let half: Vec<String> = p
+        .containers()
+        .into_iter()
+        .map(|(n, _, _)| n)
+        .filter(|n| n.starts_with(&format!("{}-web-1-", p.name)))
+        .collect();
+    assert_eq!(half.len(), 1, "the candidate exists: {:?}", p.containers());
+    let (code, out) = apply(&p, None);
+    let v = check(s, &p, code, &out);
+    assert_eq!(v, [], "{out}");
+    assert!(
+        docker(&["ps", "-aq", "--filter", &format!("name={}", half[0])])
+            .trim()
+            .is_empty(),
+        "the half-connected candidate is gone"
+    );
+}

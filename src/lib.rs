@@ -14,7 +14,9 @@
 //! - [`engine`]: the Docker boundary — the [`engine::Engine`] trait and its engine-neutral
 //!   types, `docker` (bollard, production), `fake` (in memory, tests), `labels` (ownership
 //!   labels and compose-compatible names).
-//! - [`reconcile`]: `observed` (what exists), `plan` (pure: desired × observed × records ×
+//! - [`reconcile`]: `observed` (what exists), `drift` (pure: does each replica have the
+//!   networks, published ports and mounts its revision's recorded spec asks for; one that
+//!   does not is replaced, never promoted), `plan` (pure: desired × observed × records ×
 //!   now → steps with causes, record changes, events), `rollout` (pure: the state machine of
 //!   one long-running service — begin, start-first/stop-first replicas through the gate,
 //!   revert, quarantine, pins, smoke/pre-deploy gates, self-heal, failed builds), `gate`

@@ -34,11 +34,16 @@ struct Scenario {
     name: &'static str,
     /// compose.yaml (`{name}` is the project name); `${TAG}` etc. come from `.env`.
     yaml: String,
-    /// `.env` contents before the change (applied first, not through the proxy).
-    before: &'static str,
+    /// `.env` contents of the start state, each applied in turn (not through the proxy).
+    before: &'static [&'static str],
+    /// An operator command (`rollback`) run before the change's apply.
+    control: Option<&'static str>,
+    /// `web` is built from `app/` (written with version `v1` for the start state, `v2` for the
+    /// change) instead of `image:`; its image is then the current revision's.
+    built: bool,
     /// `.env` contents of the change.
     after: &'static str,
-    /// The image the replicas must run afterwards.
+    /// The image the replicas must run afterwards (unused when `built`).
     image: &'static str,
     /// Replicas of `web` afterwards.
     replicas: u32,
@@ -84,6 +89,52 @@ impl Violation {
 
 const APPLY_TIMEOUT: &str = "60s";
 
+/// This process's own tags of the demo images (`crash-demo-<pid>:1|2|bad`): other tests
+/// rebuilding `berth-demo:*` on the shared engine while the matrix runs cannot change the image
+/// a scenario expects. Tagged by the first test that needs them, removed by the last.
+static DEMO_USERS: std::sync::Mutex<usize> = std::sync::Mutex::new(0);
+
+struct Demo;
+
+impl Demo {
+    fn repo() -> String {
+        format!("crash-demo-{}", std::process::id())
+    }
+
+    fn acquire() -> Demo {
+        let mut users = DEMO_USERS.lock().unwrap_or_else(|e| e.into_inner());
+        if *users == 0 {
+            support::world::ensure_images();
+            for t in ["1", "2", "bad"] {
+                docker(&[
+                    "tag",
+                    &format!("berth-demo:{t}"),
+                    &format!("{}:{t}", Demo::repo()),
+                ]);
+            }
+        }
+        *users += 1;
+        Demo
+    }
+
+    /// `text` with `berth-demo:` replaced by this process's tags.
+    fn sub(text: &str) -> String {
+        text.replace("berth-demo:", &format!("{}:", Demo::repo()))
+    }
+}
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        let mut users = DEMO_USERS.lock().unwrap_or_else(|e| e.into_inner());
+        *users -= 1;
+        if *users == 0 {
+            for t in ["1", "2", "bad"] {
+                docker(&["rmi", &format!("{}:{t}", Demo::repo())]);
+            }
+        }
+    }
+}
+
 fn data_dir(p: &TestProject) -> PathBuf {
     p.dir.parent().unwrap().join("data")
 }
@@ -116,7 +167,7 @@ fn apply(p: &TestProject, docker_host: Option<&str>) -> (i32, String) {
 }
 
 fn set_env(p: &TestProject, content: &str) {
-    std::fs::write(p.dir.join(".env"), content).unwrap();
+    std::fs::write(p.dir.join(".env"), Demo::sub(content)).unwrap();
 }
 
 fn image_id(reference: &str) -> String {
@@ -132,21 +183,113 @@ fn record(p: &TestProject, service: &str) -> ServiceRecord {
         .unwrap()
 }
 
-/// A fresh project of `s` in its start state (applied directly, not through the proxy).
-fn start_state(s: &Scenario) -> TestProject {
-    let p = TestProject::new("cm", &s.yaml);
+/// A fresh project of `s` in its start state (applied directly, not through the proxy), its
+/// `.env` and context set to the change.
+fn start_state(s: &Scenario) -> Project {
+    let p = Project(TestProject::new("cm", &Demo::sub(&s.yaml)));
     std::fs::create_dir_all(p.dir.join("runs")).unwrap();
-    set_env(&p, s.before);
-    let (code, out) = apply(&p, None);
-    assert_eq!(code, 0, "{}: the start state did not apply:\n{out}", s.name);
+    if s.built {
+        context(&p, "v1");
+    }
+    for env in s.before {
+        set_env(&p, env);
+        let (code, out) = apply(&p, None);
+        assert_eq!(code, 0, "{}: the start state did not apply:\n{out}", s.name);
+    }
     set_env(&p, s.after);
+    if s.built {
+        context(&p, "v2");
+    }
+    if let Some(cmd) = s.control {
+        let o = Command::new(env!("CARGO_BIN_EXE_berth"))
+            .args([cmd, &format!("{}/web", p.name), "--data-dir"])
+            .arg(data_dir(&p))
+            .output()
+            .expect("run berth control");
+        assert!(
+            o.status.success(),
+            "berth {cmd}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
     p
+}
+
+/// A test project whose built images (`berth-build/<project>/*`, labelled with its name) go
+/// too when it is dropped.
+struct Project(TestProject);
+
+impl std::ops::Deref for Project {
+    type Target = TestProject;
+    fn deref(&self) -> &TestProject {
+        &self.0
+    }
+}
+
+impl Drop for Project {
+    fn drop(&mut self) {
+        let name = self.0.name.clone();
+        let ids = docker(&[
+            "ps",
+            "-aq",
+            "--filter",
+            &format!("label=com.docker.compose.project={name}"),
+        ]);
+        for id in ids.split_whitespace() {
+            docker(&["rm", "-f", id]);
+        }
+        let tags = docker(&[
+            "images",
+            "--format",
+            "{{.Repository}}:{{.Tag}}",
+            &format!("berth-build/{name}/*"),
+        ]);
+        for t in tags.split_whitespace() {
+            docker(&["rmi", t]);
+        }
+        // TestProject's guard removes pins, networks and volumes next.
+    }
+}
+
+/// The built app: busybox httpd serving `/health` and `/version` (`version`); its `LABEL`
+/// right after `FROM` keeps its layers its own (no build cache shared with other tests).
+fn context(p: &TestProject, version: &str) {
+    let dir = p.dir.join("app");
+    std::fs::create_dir_all(dir.join("www")).unwrap();
+    std::fs::copy("/bin/busybox", dir.join("busybox")).unwrap();
+    std::fs::write(
+        dir.join("Dockerfile"),
+        format!(
+            "FROM scratch\nLABEL crash.owner=\"{}\"\nCOPY busybox /bin/busybox\nCOPY www /www\n\
+             CMD [\"/bin/busybox\", \"httpd\", \"-f\", \"-p\", \"8080\", \"-h\", \"/www\"]\n",
+            p.name
+        ),
+    )
+    .unwrap();
+    std::fs::write(dir.join("www/version"), format!("{version}\n")).unwrap();
+    std::fs::write(dir.join("www/health"), "ok\n").unwrap();
 }
 
 /// Every invariant, after a run that should have converged (`code`: its exit code).
 fn check(s: &Scenario, p: &TestProject, code: i32, out: &str) -> Vec<Violation> {
     let mut v = Vec::new();
-    let want_image = image_id(s.image);
+    let rec = record(p, "web");
+    let want_image = if s.built {
+        match rec.current() {
+            Some(cur) if cur.number == 2 && cur.image_ref.starts_with("berth-build/") => {
+                cur.image_id.clone()
+            }
+            other => {
+                v.push(Violation::Verdict(format!(
+                    "current revision is {:?}, not the built change r2",
+                    other.map(|r| (r.number, r.image_ref.clone(), r.outcome))
+                )));
+                String::new()
+            }
+        }
+    } else {
+        image_id(&Demo::sub(s.image))
+    };
     let canonical: Vec<String> = (1..=s.replicas)
         .map(|n| format!("{}-web-{n}", p.name))
         .collect();
@@ -197,7 +340,9 @@ fn check(s: &Scenario, p: &TestProject, code: i32, out: &str) -> Vec<Violation> 
         }
         let ports = inspect(name, "{{json .NetworkSettings.Ports}}");
         if !ports.contains("\"8080/tcp\":[{") {
-            v.push(Violation::Spec(format!("{name}: 8080 not published: {ports}")));
+            v.push(Violation::Spec(format!(
+                "{name}: 8080 not published: {ports}"
+            )));
         }
         let mounts = inspect(name, "{{range .Mounts}}{{.Destination}} {{end}}");
         if !mounts.split_whitespace().any(|m| m == "/data") {
@@ -210,7 +355,6 @@ fn check(s: &Scenario, p: &TestProject, code: i32, out: &str) -> Vec<Violation> 
         }
     }
     // Records, verdicts and pins.
-    let rec = record(p, "web");
     match s.bad {
         None => {
             match rec.current() {
@@ -221,7 +365,7 @@ fn check(s: &Scenario, p: &TestProject, code: i32, out: &str) -> Vec<Violation> 
                 ))),
             }
             for r in &rec.revisions {
-                if r.outcome == Outcome::Failed {
+                if matches!(r.outcome, Outcome::Failed | Outcome::Reverted) {
                     v.push(Violation::Verdict(format!(
                         "good revision r{} failed: {:?}",
                         r.number, r.reason
@@ -236,9 +380,12 @@ fn check(s: &Scenario, p: &TestProject, code: i32, out: &str) -> Vec<Violation> 
             let bad_revs: Vec<_> = rec
                 .revisions
                 .iter()
-                .filter(|r| r.image_ref == bad || r.spec_hash == bad)
+                .filter(|r| r.image_ref == Demo::sub(bad))
                 .collect();
-            if bad_revs.len() != 1 || bad_revs[0].outcome != Outcome::Failed {
+            if bad_revs.len() != 1
+                || !matches!(bad_revs[0].outcome, Outcome::Failed | Outcome::Reverted)
+                || !rec.is_quarantined(&bad_revs[0].spec_hash)
+            {
                 v.push(Violation::Verdict(format!(
                     "bad revision recorded as {:?}",
                     bad_revs
@@ -272,7 +419,9 @@ fn check(s: &Scenario, p: &TestProject, code: i32, out: &str) -> Vec<Violation> 
         && first.image_id != want_image
         && first.pin.is_none()
     {
-        v.push(Violation::Pins("the previous revision r1 is not pinned".into()));
+        v.push(Violation::Pins(
+            "the previous revision r1 is not pinned".into(),
+        ));
     }
     if let Some(want) = s.job_runs {
         let runs = std::fs::read_to_string(p.dir.join("runs/log")).unwrap_or_default();
@@ -379,10 +528,10 @@ fn kill_at(s: &Scenario, k: usize) -> Option<Vec<Violation>> {
     // The released call reaches the engine; give it a moment to answer before berth restarts.
     let until = Instant::now() + Duration::from_secs(10);
     while Instant::now() < until
-        && !proxy
-            .passed()
-            .iter()
-            .any(|c| held.as_ref().is_some_and(|h| h.0 == c.method && h.1 == c.path))
+        && !proxy.passed().iter().any(|c| {
+            held.as_ref()
+                .is_some_and(|h| h.0 == c.method && h.1 == c.path)
+        })
     {
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -432,60 +581,100 @@ fn scenarios() -> Vec<Scenario> {
         Scenario {
             name: "start-first",
             yaml: WEB.into(),
-            before: "",
+            before: &[""],
             after: "IMAGE=berth-demo:2\n",
             image: "berth-demo:2",
             replicas: 1,
+            control: None,
+            built: false,
             bad: None,
             job_runs: None,
         },
         Scenario {
             name: "stop-first",
             yaml: WEB.into(),
-            before: "ORDER=stop-first\n",
+            before: &["ORDER=stop-first\n"],
             after: "ORDER=stop-first\nIMAGE=berth-demo:2\n",
             image: "berth-demo:2",
             replicas: 1,
+            control: None,
+            built: false,
             bad: None,
             job_runs: None,
         },
         Scenario {
             name: "revert-never-ready",
             yaml: WEB.into(),
-            before: "",
+            before: &[""],
             after: "IMAGE=berth-demo:bad\n",
             image: "berth-demo:1",
             replicas: 1,
+            control: None,
+            built: false,
             bad: Some("berth-demo:bad"),
             job_runs: None,
         },
         Scenario {
             name: "revert-crashing",
             yaml: WEB.into(),
-            before: "",
-            after: "IMAGE=berth-demo:2\nCRASH=1\n",
+            before: &[""],
+            after: "IMAGE=berth-demo:2\nCRASH=0.3\n",
             image: "berth-demo:1",
             replicas: 1,
+            control: None,
+            built: false,
             bad: Some("berth-demo:2"),
             job_runs: None,
         },
         Scenario {
             name: "job-then-rollout",
             yaml: with_job,
-            before: "",
+            before: &[""],
             after: "IMAGE=berth-demo:2\nJOBV=2\n",
             image: "berth-demo:2",
             replicas: 1,
+            control: None,
+            built: false,
             bad: None,
             job_runs: Some(2),
         },
         Scenario {
             name: "scale-up",
             yaml: WEB.into(),
-            before: "",
+            before: &[""],
             after: "REPLICAS=3\n",
             image: "berth-demo:1",
             replicas: 3,
+            control: None,
+            built: false,
+            bad: None,
+            job_runs: None,
+        },
+        Scenario {
+            name: "rollback",
+            yaml: WEB.into(),
+            before: &["", "IMAGE=berth-demo:2\n"],
+            after: "IMAGE=berth-demo:2\n",
+            control: Some("rollback"),
+            built: false,
+            image: "berth-demo:1",
+            replicas: 1,
+            bad: None,
+            job_runs: None,
+        },
+        Scenario {
+            name: "built",
+            yaml: WEB.replacen(
+                "    image: ${IMAGE:-berth-demo:1}\n",
+                "    build: {context: app}\n",
+                1,
+            ),
+            before: &[""],
+            after: "",
+            control: None,
+            built: true,
+            image: "",
+            replicas: 1,
             bad: None,
             job_runs: None,
         },
@@ -501,6 +690,7 @@ fn selected(s: &Scenario) -> bool {
 
 #[test]
 fn berth_killed_at_every_mutating_engine_call_converges() {
+    let _demo = Demo::acquire();
     let started = Instant::now();
     let mut table: Vec<(String, usize, String, Vec<Violation>)> = Vec::new();
     let mut size = 0;
@@ -539,7 +729,11 @@ fn berth_killed_at_every_mutating_engine_call_converges() {
     for (s, k, call, v) in &failing {
         eprintln!("  VIOLATION {s} k={k} ({call}): {v:?}");
     }
-    assert!(failing.is_empty(), "{} runs violated an invariant", failing.len());
+    assert!(
+        failing.is_empty(),
+        "{} runs violated an invariant",
+        failing.len()
+    );
 }
 
 /// Bug 1: berth killed while the candidate's second network is being connected. Before the
@@ -547,6 +741,7 @@ fn berth_killed_at_every_mutating_engine_call_converges() {
 /// was promoted: the service lost its other network while apply said converged.
 #[test]
 fn a_kill_between_create_and_network_connect_never_promotes_a_half_connected_container() {
+    let _demo = Demo::acquire();
     let s = &scenarios()[0];
     let p = start_state(s);
     let proxy = SockProxy::docker();

@@ -105,7 +105,10 @@ async fn a_candidate_missing_a_network_is_replaced_not_promoted() {
     assert_eq!(web[0].spec.image, "sha256:app2");
     assert_eq!(web[0].state, RunState::Running);
     assert_eq!(networks(&web[0]), ["shop_back", "shop_front"]);
-    assert_ne!(web[0].id, candidate.id, "the half-connected candidate was replaced");
+    assert_ne!(
+        web[0].id, candidate.id,
+        "the half-connected candidate was replaced"
+    );
     let calls = engine.calls();
     assert!(
         calls

@@ -58,8 +58,7 @@ use futures_util::StreamExt;
 use tokio::sync::{OnceCell, mpsc};
 
 use super::{
-    Attachments,
-    BUILD_LOG_TAIL, BuildSpec, ContainerCreate, ContainerDetails, ContainerSummary,
+    Attachments, BUILD_LOG_TAIL, BuildSpec, ContainerCreate, ContainerDetails, ContainerSummary,
     EXEC_OUTPUT_LIMIT, Engine, EngineError, EngineEvent, EngineInfo, EngineResult, ExecOutcome,
     Health, ImageSummary, MountSpec, NetworkCreate, NetworkSummary, PortBinding, RunState,
     VolumeCreate, VolumeSummary,

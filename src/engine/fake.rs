@@ -26,8 +26,8 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 use super::{
-    Attachments, BuildSpec, ContainerCreate, ContainerDetails, ContainerSummary, EXEC_OUTPUT_LIMIT, Engine,
-    EngineError, EngineEvent, EngineInfo, EngineResult, ExecOutcome, Health, ImageSummary,
+    Attachments, BuildSpec, ContainerCreate, ContainerDetails, ContainerSummary, EXEC_OUTPUT_LIMIT,
+    Engine, EngineError, EngineEvent, EngineInfo, EngineResult, ExecOutcome, Health, ImageSummary,
     NetworkCreate, NetworkSummary, RunState, VolumeCreate, VolumeSummary,
 };
 

@@ -207,10 +207,7 @@ mod tests {
 
     fn full() -> Attachments {
         Attachments {
-            ports: Some(vec![
-                (80, "tcp".into(), 8080),
-                (9000, "tcp".into(), 32771),
-            ]),
+            ports: Some(vec![(80, "tcp".into(), 8080), (9000, "tcp".into(), 32771)]),
             mounts: vec![("volume".into(), "/data".into())],
         }
     }

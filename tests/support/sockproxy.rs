@@ -456,6 +456,9 @@ mod tests {
         );
         assert_eq!(bare_path("/_ping"), "/_ping");
         assert!(path_matches("/networks/*/connect", "/networks/abc/connect"));
-        assert!(!path_matches("/networks/*/connect", "/networks/abc/disconnect"));
+        assert!(!path_matches(
+            "/networks/*/connect",
+            "/networks/abc/disconnect"
+        ));
     }
 }

@@ -49,6 +49,9 @@ struct Scenario {
     replicas: u32,
     /// The change is a bad revision: reverted, quarantined, never retried.
     bad: Option<&'static str>,
+    /// How long berth stays down after the kill (longer than `progress_deadline`: a restart
+    /// late in the rollout, as after host maintenance).
+    down: Duration,
     /// The project has a job (`migrate`) that appends a line to `runs` per run: its expected
     /// line count afterwards.
     job_runs: Option<usize>,
@@ -536,6 +539,7 @@ fn kill_at(s: &Scenario, k: usize) -> Option<Vec<Violation>> {
         std::thread::sleep(Duration::from_millis(50));
     }
     drop(proxy);
+    std::thread::sleep(s.down);
     let (code, out) = apply(&p, None);
     Some(check(s, &p, code, &out))
 }
@@ -588,6 +592,7 @@ fn scenarios() -> Vec<Scenario> {
             control: None,
             built: false,
             bad: None,
+            down: Duration::ZERO,
             job_runs: None,
         },
         Scenario {
@@ -600,6 +605,7 @@ fn scenarios() -> Vec<Scenario> {
             control: None,
             built: false,
             bad: None,
+            down: Duration::ZERO,
             job_runs: None,
         },
         Scenario {
@@ -612,6 +618,7 @@ fn scenarios() -> Vec<Scenario> {
             control: None,
             built: false,
             bad: Some("berth-demo:bad"),
+            down: Duration::ZERO,
             job_runs: None,
         },
         Scenario {
@@ -624,6 +631,7 @@ fn scenarios() -> Vec<Scenario> {
             control: None,
             built: false,
             bad: Some("berth-demo:2"),
+            down: Duration::ZERO,
             job_runs: None,
         },
         Scenario {
@@ -636,6 +644,7 @@ fn scenarios() -> Vec<Scenario> {
             control: None,
             built: false,
             bad: None,
+            down: Duration::ZERO,
             job_runs: Some(2),
         },
         Scenario {
@@ -648,6 +657,7 @@ fn scenarios() -> Vec<Scenario> {
             control: None,
             built: false,
             bad: None,
+            down: Duration::ZERO,
             job_runs: None,
         },
         Scenario {
@@ -660,6 +670,7 @@ fn scenarios() -> Vec<Scenario> {
             image: "berth-demo:1",
             replicas: 1,
             bad: None,
+            down: Duration::ZERO,
             job_runs: None,
         },
         Scenario {
@@ -676,6 +687,40 @@ fn scenarios() -> Vec<Scenario> {
             image: "",
             replicas: 1,
             bad: None,
+            down: Duration::ZERO,
+            job_runs: None,
+        },
+        Scenario {
+            name: "start-first-late-restart",
+            yaml: WEB.into(),
+            before: &[""],
+            after: "IMAGE=berth-demo:2\n",
+            control: None,
+            built: false,
+            image: "berth-demo:2",
+            replicas: 1,
+            bad: None,
+            down: Duration::from_secs(10),
+            job_runs: None,
+        },
+        Scenario {
+            // Six revisions: the change's rollout unpins the oldest beyond the history limit.
+            name: "history-unpin",
+            yaml: WEB.into(),
+            before: &[
+                "",
+                "CRASH=3601\n",
+                "CRASH=3602\n",
+                "CRASH=3603\n",
+                "CRASH=3604\n",
+            ],
+            after: "CRASH=3605\n",
+            control: None,
+            built: false,
+            image: "berth-demo:1",
+            replicas: 1,
+            bad: None,
+            down: Duration::ZERO,
             job_runs: None,
         },
     ]
@@ -687,6 +732,10 @@ fn selected(s: &Scenario) -> bool {
         .map(|only| only.split(',').any(|n| n == s.name))
         .unwrap_or(true)
 }
+
+/// Violations this branch knows of and leaves to the rollout rewrite: (scenario, kill point,
+/// invariant kind, issue item). Listed in the test's output as KNOWN FAILURE.
+const KNOWN: &[(&str, usize, &str, &str)] = &[];
 
 #[test]
 fn berth_killed_at_every_mutating_engine_call_converges() {
@@ -710,6 +759,26 @@ fn berth_killed_at_every_mutating_engine_call_converges() {
                 }
                 None => eprintln!("{} k={k} {call}: not reached this run", s.name),
             }
+        }
+    }
+    // Known failures: reported, not failed; one that passes now fails the test.
+    let mut fixed = Vec::new();
+    for (scenario, k, kind, why) in KNOWN {
+        let Some(row) = table
+            .iter_mut()
+            .find(|(s, kk, _, _)| s == scenario && kk == k)
+        else {
+            continue;
+        };
+        let before = row.3.len();
+        row.3.retain(|x| x.kind() != *kind);
+        if row.3.len() == before {
+            fixed.push(format!("{scenario} k={k} {kind} ({why})"));
+        } else {
+            eprintln!(
+                "  KNOWN FAILURE {scenario} k={k} ({}): {kind}: {why}",
+                row.2
+            );
         }
     }
     let failing: Vec<_> = table.iter().filter(|(_, _, _, v)| !v.is_empty()).collect();

@@ -16,7 +16,7 @@
 //!   labels and compose-compatible names).
 //! - [`reconcile`]: `observed` (what exists), `drift` (pure: does each replica have the
 //!   networks, published ports and mounts its revision's recorded spec asks for; one that
-//!   does not is replaced, never promoted), `plan` (pure: desired × observed × records ×
+//!   does not is connected or replaced, never promoted), `plan` (pure: desired × observed × records ×
 //!   now → steps with causes, record changes, events), `rollout` (pure: the state machine of
 //!   one long-running service — begin, start-first/stop-first replicas through the gate,
 //!   revert, quarantine, pins, smoke/pre-deploy gates, self-heal, failed builds), `gate`

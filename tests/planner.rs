@@ -627,6 +627,14 @@ fn apply(w: &mut World, p: &Plan) {
                 c.state = RunState::Exited;
                 c.exit_code = Some(0);
             }
+            Action::Connect { id, attach, .. } => {
+                let c = w
+                    .containers
+                    .iter_mut()
+                    .find(|c| &c.id == id)
+                    .expect("connect target exists");
+                c.networks.push(attach.network.clone());
+            }
             Action::Remove { id, .. } => {
                 let c = w
                     .containers

@@ -145,7 +145,7 @@ impl World {
     /// Applies one step the way Docker would.
     fn step(&mut self, action: &Action) {
         match action {
-            Action::CreateNetwork(_) | Action::CreateVolume(_) => {}
+            Action::CreateNetwork(_) | Action::CreateVolume(_) | Action::Connect { .. } => {}
             Action::Build { reference, .. } if self.failing_builds.contains_key(reference) => {
                 self.builds.push(reference.clone());
                 let error = self.failing_builds[reference].clone();

@@ -332,6 +332,28 @@ impl DockerEngine {
 
     /// Stop for engines before API 1.42, whose stop call takes no signal: kill with `signal`,
     /// wait up to `grace` for the exit, then SIGKILL and wait for that.
+    /// `POST /networks/{network}/connect` for container `id` (`name` for errors).
+    async fn join_network(
+        &self,
+        docker: &Docker,
+        id: &str,
+        name: &str,
+        n: &super::NetworkAttach,
+    ) -> EngineResult<()> {
+        let request = NetworkConnectRequest {
+            container: id.to_owned(),
+            endpoint_config: Some(endpoint_settings(n)),
+        };
+        let target = format!("{name} to {}", n.network);
+        self.call(
+            "connect network",
+            &target,
+            self.timeout,
+            docker.connect_network(&n.network, request),
+        )
+        .await
+    }
+
     async fn stop_with_kill(
         &self,
         docker: &Docker,
@@ -1226,19 +1248,7 @@ impl Engine for DockerEngine {
             .await?;
         let id = created.id;
         for n in spec.networks.iter().skip(1) {
-            let request = NetworkConnectRequest {
-                container: id.clone(),
-                endpoint_config: Some(endpoint_settings(n)),
-            };
-            let target = format!("{} to {}", spec.name, n.network);
-            let connected = self
-                .call(
-                    "connect network",
-                    &target,
-                    self.timeout,
-                    docker.connect_network(&n.network, request),
-                )
-                .await;
+            let connected = self.join_network(&docker, &id, &spec.name, n).await;
             if let Err(e) = connected {
                 // A container missing a network must not look like a finished create: take
                 // it away again (it never ran) and report why.
@@ -1255,6 +1265,11 @@ impl Engine for DockerEngine {
             }
         }
         Ok(id)
+    }
+
+    async fn connect_network(&self, id: &str, attach: &super::NetworkAttach) -> EngineResult<()> {
+        let docker = self.client("connect network").await?;
+        self.join_network(&docker, id, id, attach).await
     }
 
     async fn start_container(&self, id: &str) -> EngineResult<()> {

@@ -13,7 +13,7 @@
 //! it unless a container uses it (`Conflict`).
 //!
 //! Tests play the outside world through [`FakeEngine::kill`], [`FakeEngine::remove_by_hand`],
-//! [`FakeEngine::detach_network`] and [`FakeEngine::set_health`], make the next call of an op fail with [`FakeEngine::fail_next`],
+//! [`FakeEngine::detach_network`], [`FakeEngine::unbind_ports`] and [`FakeEngine::set_health`], make the next call of an op fail with [`FakeEngine::fail_next`],
 //! and read back every call in order from [`FakeEngine::calls`] (`"create_container shop-web-1"`).
 //!
 //! What it does not do: restart policies, pausing, healthchecks running by themselves (health
@@ -114,6 +114,9 @@ pub struct FakeContainer {
     /// Networks of its spec it is not on (set with [`FakeEngine::detach_network`]: a create
     /// cut short between the create call and a network connect).
     pub detached: Vec<String>,
+    /// Its published ports are not bound although it runs (set with
+    /// [`FakeEngine::unbind_ports`]).
+    pub unbound: bool,
 }
 
 impl FakeContainer {
@@ -147,6 +150,7 @@ impl FakeContainer {
                 self.spec
                     .ports
                     .iter()
+                    .filter(|_| !self.unbound)
                     .map(|p| (p.target, p.protocol.clone(), self.host_port(p)))
                     .collect()
             }),
@@ -541,6 +545,13 @@ impl FakeEngine {
         s.containers[i].detached.push(network.to_owned());
     }
 
+    /// The outside world: the container runs without its published ports bound.
+    pub fn unbind_ports(&self, key: &str) {
+        let mut s = self.lock();
+        let i = s.find(key).unwrap_or_else(|| panic!("no container {key}"));
+        s.containers[i].unbound = true;
+    }
+
     /// The outside world: Docker's restart policy restarted the container `count` times.
     pub fn set_restart_count(&self, key: &str, count: u32) {
         let mut s = self.lock();
@@ -779,10 +790,30 @@ impl Engine for FakeEngine {
             exec: None,
             started: None,
             detached: Vec::new(),
+            unbound: false,
         });
         let i = s.containers.len() - 1;
         s.emit("create", i);
         Ok(id)
+    }
+
+    async fn connect_network(&self, id: &str, attach: &super::NetworkAttach) -> EngineResult<()> {
+        let mut s = self.lock();
+        let shown = format!("{} to {}", s.display(id), attach.network);
+        s.enter("connect_network", Some(&shown))?;
+        let i = s.container("connect network", id)?;
+        if !s.network_exists(&attach.network) {
+            return Err(EngineError::NotFound {
+                op: "connect network".into(),
+                target: attach.network.clone(),
+            });
+        }
+        let c = &mut s.containers[i];
+        c.detached.retain(|n| *n != attach.network);
+        if !c.spec.networks.iter().any(|n| n.network == attach.network) {
+            c.spec.networks.push(attach.clone());
+        }
+        Ok(())
     }
 
     async fn start_container(&self, id: &str) -> EngineResult<()> {

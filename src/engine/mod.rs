@@ -554,6 +554,13 @@ pub trait Engine: Send + Sync + 'static {
         &self,
         spec: &ContainerCreate,
     ) -> impl Future<Output = EngineResult<String>> + Send;
+    /// Connects an existing container to one more network, with that attachment's aliases
+    /// and addresses (what a create does for every network after the first).
+    fn connect_network(
+        &self,
+        id: &str,
+        attach: &NetworkAttach,
+    ) -> impl Future<Output = EngineResult<()>> + Send;
     /// Starts a container.
     fn start_container(&self, id: &str) -> impl Future<Output = EngineResult<()>> + Send;
     /// Stops a container: `signal` (default SIGTERM), then SIGKILL after `grace`.

@@ -3,7 +3,8 @@
 //! recorded, so that a container that lacks something is never promoted (issue 14, bug 1).
 //!
 //! Pure: a function of the observed state and the records, run by `observe` after the list
-//! call; `plan` replaces every container found wanting before its rollout moves. The typical
+//! call; `plan` repairs (connects the missing networks of) or replaces every container found
+//! wanting before its rollout moves. The typical
 //! cause is a crash between the create call and a network connect (the engine joins a
 //! container to its first network at create and to the others in separate calls): the container
 //! starts, passes its probe on the network it has, and without this check would be promoted
@@ -24,13 +25,13 @@ use std::fmt;
 use super::observed::{ObservedContainer, ObservedState};
 use super::plan::Records;
 use crate::engine::labels::Role;
-use crate::engine::{Attachments, ContainerCreate};
+use crate::engine::{Attachments, ContainerCreate, NetworkAttach};
 
 /// One thing a container lacks.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Drift {
-    /// Not attached to this (engine-side) network.
-    MissingNetwork(String),
+    /// Not attached to this network (as the spec attaches it: engine-side name, aliases).
+    MissingNetwork(NetworkAttach),
     /// This published port is not bound.
     MissingPort {
         /// Container port.
@@ -52,7 +53,7 @@ pub enum Drift {
 impl fmt::Display for Drift {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Drift::MissingNetwork(n) => write!(f, "not on network {n}"),
+            Drift::MissingNetwork(n) => write!(f, "not on network {}", n.network),
             Drift::MissingPort {
                 target,
                 protocol,
@@ -75,7 +76,7 @@ pub fn compare(spec: &ContainerCreate, networks: &[String], actual: &Attachments
     if spec.network_mode.is_none() {
         for n in &spec.networks {
             if !networks.contains(&n.network) {
-                out.push(Drift::MissingNetwork(n.network.clone()));
+                out.push(Drift::MissingNetwork(n.clone()));
             }
         }
         if let Some(bound) = &actual.ports {
@@ -110,7 +111,6 @@ pub fn compare(spec: &ContainerCreate, networks: &[String], actual: &Attachments
             });
         }
     }
-    out.sort();
     out.dedup();
     out
 }
@@ -144,11 +144,28 @@ fn check(c: &ObservedContainer, records: &Records) -> Option<Vec<Drift>> {
     Some(compare(template, &c.networks, actual))
 }
 
-/// A step cause naming what `drift` lacks.
+/// The networks to connect when they are all a container lacks (a running container can
+/// join a network; a missing port or mount needs a new container): `None` otherwise.
+pub fn repairs(drift: &[Drift]) -> Option<Vec<&NetworkAttach>> {
+    drift
+        .iter()
+        .map(|d| match d {
+            Drift::MissingNetwork(n) => Some(n),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A step cause naming what `drift` lacks and what is done about it.
 pub fn cause(drift: &[Drift]) -> String {
     let what: Vec<String> = drift.iter().map(ToString::to_string).collect();
+    let fix = if repairs(drift).is_some() {
+        "repair"
+    } else {
+        "replace"
+    };
     format!(
-        "replace: the container does not match its spec ({})",
+        "{fix}: the container does not match its spec ({})",
         what.join(", ")
     )
 }
@@ -223,11 +240,13 @@ mod tests {
     #[test]
     fn a_create_cut_short_lacks_its_second_network() {
         let d = compare(&spec(), &nets(&["shop_front"]), &full());
-        assert_eq!(d, [Drift::MissingNetwork("shop_back".into())]);
+        assert_eq!(d, [Drift::MissingNetwork(spec().networks[1].clone())]);
         assert_eq!(
             cause(&d),
-            "replace: the container does not match its spec (not on network shop_back)"
+            "repair: the container does not match its spec (not on network shop_back)"
         );
+        let fix = repairs(&d).expect("a missing network is repaired");
+        assert_eq!(fix[0].aliases, ["web"]);
     }
 
     #[test]
@@ -254,13 +273,19 @@ mod tests {
     fn a_missing_volume_is_drift_and_tmpfs_is_not_compared() {
         let mut bare = full();
         bare.mounts.clear();
+        let d = compare(&spec(), &nets(&["shop_front"]), &bare);
         assert_eq!(
-            compare(&spec(), &nets(&["shop_back", "shop_front"]), &bare),
-            [Drift::MissingMount {
-                kind: "volume".into(),
-                target: "/data".into()
-            }]
+            d,
+            [
+                Drift::MissingNetwork(spec().networks[1].clone()),
+                Drift::MissingMount {
+                    kind: "volume".into(),
+                    target: "/data".into()
+                }
+            ]
         );
+        assert_eq!(repairs(&d), None, "a missing mount needs a new container");
+        assert!(cause(&d).starts_with("replace: "));
     }
 
     #[test]

@@ -68,7 +68,8 @@ pub struct ObservedState {
     /// the build's last log lines. The revision that needed the image is quarantined.
     pub build_failures: BTreeMap<String, String>,
     /// Replicas that lack something their revision's spec asks for (a network, a published
-    /// port, a mount), by container ID: never promoted, replaced (see [`super::drift`]).
+    /// port, a mount), by container ID: never promoted; repaired or replaced first (see
+    /// [`super::drift`]).
     pub drift: BTreeMap<String, Vec<Drift>>,
 }
 

@@ -12,6 +12,7 @@ use std::fmt;
 use std::time::Duration;
 
 use super::container_spec::container_create;
+use super::drift::{self, Drift};
 use super::event::Event;
 use super::observed::{ObservedContainer, ObservedState, normalize_reference};
 use super::rollout;
@@ -96,6 +97,15 @@ pub enum Action {
         /// New name.
         to: String,
     },
+    /// Connect a container to a network its spec asks for and it lacks (a create cut short).
+    Connect {
+        /// ID.
+        id: String,
+        /// Name, for display.
+        name: String,
+        /// The network, with its aliases.
+        attach: crate::engine::NetworkAttach,
+    },
     /// Tag an image ID so that nothing prunes it (a revision's pin).
     Pin {
         /// Image ID.
@@ -130,6 +140,9 @@ impl fmt::Display for Action {
             Action::Stop { name, .. } => write!(f, "stop {name}"),
             Action::Remove { name, .. } => write!(f, "remove {name}"),
             Action::Rename { name, to, .. } => write!(f, "rename {name} -> {to}"),
+            Action::Connect { name, attach, .. } => {
+                write!(f, "connect {name} to {}", attach.network)
+            }
             Action::Pin {
                 image_id,
                 repo,
@@ -671,13 +684,11 @@ impl<'a> Planner<'a> {
             })
             .collect();
         // A replica lacking what its spec asks for (a create cut short) is never promoted:
-        // it is replaced first, and the rollout goes on from there next round (issue 14).
+        // it is repaired or replaced first, and the rollout goes on next round (issue 14).
         if mine.iter().any(|c| self.observed.drift.contains_key(&c.id)) {
-            let (grace, signal) = stop_params(svc);
             for c in &mine {
                 if let Some(d) = self.observed.drift.get(&c.id) {
-                    let cause = super::drift::cause(d);
-                    self.remove(&project.name, &svc.name, c, grace, signal.clone(), &cause);
+                    self.mend(project, svc, c, d);
                 }
             }
             return;
@@ -1043,6 +1054,27 @@ impl<'a> Planner<'a> {
             }
         }
         None
+    }
+
+    /// Connects the networks a drifted replica lacks, or replaces it when it lacks more.
+    fn mend(&mut self, project: &Project, svc: &Service, c: &ObservedContainer, d: &[Drift]) {
+        let cause = drift::cause(d);
+        match drift::repairs(d) {
+            Some(networks) => {
+                for attach in networks {
+                    let action = Action::Connect {
+                        id: c.id.clone(),
+                        name: c.name.clone(),
+                        attach: attach.clone(),
+                    };
+                    self.step(&project.name, Some(&svc.name), action, cause.clone());
+                }
+            }
+            None => {
+                let (grace, signal) = stop_params(svc);
+                self.remove(&project.name, &svc.name, c, grace, signal, &cause);
+            }
+        }
     }
 
     fn remove(

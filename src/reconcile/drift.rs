@@ -3,8 +3,8 @@
 //! recorded, so that a container that lacks something is never promoted (issue 14, bug 1).
 //!
 //! Pure: a function of the observed state and the records, run by `observe` after the list
-//! call; `plan` repairs (connects the missing networks of) or replaces every container found
-//! wanting before its rollout moves. The typical
+//! call; [`mend`] gives the steps `plan` takes for a container found wanting before its
+//! rollout moves: connect its missing networks, or replace it. The typical
 //! cause is a crash between the create call and a network connect (the engine joins a
 //! container to its first network at create and to the others in separate calls): the container
 //! starts, passes its probe on the network it has, and without this check would be promoted
@@ -21,11 +21,13 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::time::Duration;
 
 use super::observed::{ObservedContainer, ObservedState};
-use super::plan::Records;
+use super::plan::{Action, Records};
+use crate::desired::model::Service;
 use crate::engine::labels::Role;
-use crate::engine::{Attachments, ContainerCreate, NetworkAttach};
+use crate::engine::{Attachments, ContainerCreate, NetworkAttach, RunState};
 
 /// One thing a container lacks.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -154,6 +156,42 @@ pub fn repairs(drift: &[Drift]) -> Option<Vec<&NetworkAttach>> {
             _ => None,
         })
         .collect()
+}
+
+/// The steps that mend `c`, a replica of `svc` that lacks `drift`: connect the networks it
+/// lacks, or (when it lacks a port or a mount) stop and remove it so that its rollout or
+/// self-heal creates it again. Each step's cause names what was missing.
+pub fn mend(c: &ObservedContainer, drift: &[Drift], svc: &Service) -> Vec<(Action, String)> {
+    let cause = cause(drift);
+    if let Some(networks) = repairs(drift) {
+        return networks
+            .into_iter()
+            .map(|attach| {
+                let action = Action::Connect {
+                    id: c.id.clone(),
+                    name: c.name.clone(),
+                    attach: attach.clone(),
+                };
+                (action, cause.clone())
+            })
+            .collect();
+    }
+    let mut steps = Vec::new();
+    if matches!(c.state, RunState::Running | RunState::Paused) {
+        let stop = Action::Stop {
+            id: c.id.clone(),
+            name: c.name.clone(),
+            grace: svc.stop_grace_period.unwrap_or(Duration::from_secs(10)),
+            signal: svc.stop_signal.clone(),
+        };
+        steps.push((stop, cause.clone()));
+    }
+    let remove = Action::Remove {
+        id: c.id.clone(),
+        name: c.name.clone(),
+    };
+    steps.push((remove, cause));
+    steps
 }
 
 /// A step cause naming what `drift` lacks and what is done about it.

@@ -12,7 +12,7 @@ use std::fmt;
 use std::time::Duration;
 
 use super::container_spec::container_create;
-use super::drift::{self, Drift};
+use super::drift;
 use super::event::Event;
 use super::observed::{ObservedContainer, ObservedState, normalize_reference};
 use super::rollout;
@@ -685,11 +685,14 @@ impl<'a> Planner<'a> {
             .collect();
         // A replica lacking what its spec asks for (a create cut short) is never promoted:
         // it is repaired or replaced first, and the rollout goes on next round (issue 14).
-        if mine.iter().any(|c| self.observed.drift.contains_key(&c.id)) {
-            for c in &mine {
-                if let Some(d) = self.observed.drift.get(&c.id) {
-                    self.mend(project, svc, c, d);
-                }
+        let mend: Vec<(Action, String)> = mine
+            .iter()
+            .filter_map(|c| Some(drift::mend(c, self.observed.drift.get(&c.id)?, svc)))
+            .flatten()
+            .collect();
+        if !mend.is_empty() {
+            for (action, cause) in mend {
+                self.step(&project.name, Some(&svc.name), action, cause);
             }
             return;
         }
@@ -1054,27 +1057,6 @@ impl<'a> Planner<'a> {
             }
         }
         None
-    }
-
-    /// Connects the networks a drifted replica lacks, or replaces it when it lacks more.
-    fn mend(&mut self, project: &Project, svc: &Service, c: &ObservedContainer, d: &[Drift]) {
-        let cause = drift::cause(d);
-        match drift::repairs(d) {
-            Some(networks) => {
-                for attach in networks {
-                    let action = Action::Connect {
-                        id: c.id.clone(),
-                        name: c.name.clone(),
-                        attach: attach.clone(),
-                    };
-                    self.step(&project.name, Some(&svc.name), action, cause.clone());
-                }
-            }
-            None => {
-                let (grace, signal) = stop_params(svc);
-                self.remove(&project.name, &svc.name, c, grace, signal, &cause);
-            }
-        }
     }
 
     fn remove(

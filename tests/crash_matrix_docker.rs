@@ -560,6 +560,7 @@ const WEB: &str = "services:
     image: ${IMAGE:-berth-demo:1}
     environment:
       CRASH_AFTER: '${CRASH:-3600}'
+      FAIL_START: '${FAIL:-0}'
     ports: ['127.0.0.1::8080']
     networks: [front, back]
     volumes: ['data:/data']
@@ -636,7 +637,7 @@ fn scenarios() -> Vec<Scenario> {
             name: "revert-crashing",
             yaml: WEB.into(),
             before: &[""],
-            after: "IMAGE=berth-demo:2\nCRASH=0.3\n",
+            after: "IMAGE=berth-demo:2\nFAIL=1\n",
             image: "berth-demo:1",
             replicas: 1,
             control: None,

@@ -21,7 +21,9 @@
 //!   the Docker CLI finds them), `claim` (one berth per engine: the claim container and the
 //!   rule for a holder that died), `liveness` (a bounded ping: is the engine answering now,
 //!   for readiness and status).
-//! - [`reconcile`]: `observed` (what exists), `plan/` (pure: desired × observed × records ×
+//! - [`reconcile`]: `observed` (what exists), `drift` (pure: does each replica have the
+//!   networks, published ports and mounts its revision's recorded spec asks for; one that
+//!   does not is connected or replaced, never promoted), `plan/` (pure: desired × observed × records ×
 //!   now → steps with causes, record changes, events; `jobs`, `depends`), `rollout/` (pure:
 //!   the state machine of one long-running service — its `phase`, begin, one replica's step
 //!   through the gate, revert, quarantine, pins, smoke/pre-deploy gates, self-heal, failed

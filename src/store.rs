@@ -32,6 +32,10 @@ pub const DEFAULT_HISTORY_LIMIT: usize = 5;
 /// Longest project or service name stored; keeps `.<service>.json.tmp` within file-name limits.
 const MAX_NAME_LEN: usize = 200;
 
+/// berth's own records (see `crate::store`) by (project, service): what labels cannot
+/// carry, such as a job run whose container was removed since.
+pub type Records = std::collections::BTreeMap<(String, String), ServiceRecord>;
+
 /// What became of a revision.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

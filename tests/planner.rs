@@ -84,6 +84,7 @@ fn summary(
         exit_code: (state == RunState::Exited).then_some(0),
         networks: vec![format!("{project}_default")],
         created: 0,
+        actual: None,
     }
 }
 

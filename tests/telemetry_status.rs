@@ -75,6 +75,7 @@ fn container(
         exit_code: (state == RunState::Exited).then_some(1),
         networks: vec!["shop_default".into()],
         created: T0 as i64,
+        actual: None,
     }
 }
 

@@ -62,7 +62,7 @@ use tokio::sync::{OnceCell, mpsc};
 
 use super::auth::{self, Auth, Lookup};
 use super::{
-    BUILD_LOG_TAIL, BuildSpec, ContainerCreate, ContainerDetails, ContainerSummary,
+    Attachments, BUILD_LOG_TAIL, BuildSpec, ContainerCreate, ContainerDetails, ContainerSummary,
     EXEC_OUTPUT_LIMIT, Engine, EngineError, EngineEvent, EngineInfo, EngineOp, EngineResult,
     ExecOutcome, Health, ImageSummary, MountSpec, NetworkCreate, NetworkSummary, PortBinding,
     RunState, VolumeCreate, VolumeSummary,
@@ -367,6 +367,28 @@ impl DockerEngine {
 
     /// Stop for engines before API 1.42, whose stop call takes no signal: kill with `signal`,
     /// wait up to `grace` for the exit, then SIGKILL and wait for that.
+    /// `POST /networks/{network}/connect` for container `id` (`name` for errors).
+    async fn join_network(
+        &self,
+        docker: &Docker,
+        id: &str,
+        name: &str,
+        n: &super::NetworkAttach,
+    ) -> EngineResult<()> {
+        let request = NetworkConnectRequest {
+            container: id.to_owned(),
+            endpoint_config: Some(endpoint_settings(n)),
+        };
+        let target = format!("{name} to {}", n.network);
+        self.call(
+            EngineOp::ConnectNetwork,
+            &target,
+            self.timeout,
+            docker.connect_network(&n.network, request),
+        )
+        .await
+    }
+
     async fn stop_with_kill(
         &self,
         docker: &Docker,
@@ -548,6 +570,32 @@ fn container_summary(c: bollard::models::ContainerSummary) -> ContainerSummary {
         .map(|n| n.into_keys().collect())
         .unwrap_or_default();
     networks.sort();
+    // Docker binds published ports at start and lists them only while the container runs
+    // (not while it restarts): before that, nothing can be said about them.
+    let running = c.state == Some(ContainerSummaryStateEnum::RUNNING);
+    let ports = running.then(|| {
+        let mut ports: Vec<(u16, String, u16)> = c
+            .ports
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|p| {
+                let proto = p.typ.map_or_else(|| "tcp".to_owned(), |t| t.to_string());
+                Some((p.private_port, proto, p.public_port?))
+            })
+            .collect();
+        ports.sort();
+        ports.dedup();
+        ports
+    });
+    let mounts = c
+        .mounts
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|m| {
+            let kind = m.typ?.to_string();
+            Some((kind, m.destination?))
+        })
+        .collect();
     ContainerSummary {
         id: c.id.unwrap_or_default(),
         name,
@@ -558,6 +606,7 @@ fn container_summary(c: bollard::models::ContainerSummary) -> ContainerSummary {
         exit_code: exit_code_from_status(&status),
         networks,
         created: c.created.unwrap_or_default(),
+        actual: Some(Attachments { ports, mounts }),
     }
 }
 
@@ -1285,19 +1334,7 @@ impl Engine for DockerEngine {
             .await?;
         let id = created.id;
         for n in spec.networks.iter().skip(1) {
-            let request = NetworkConnectRequest {
-                container: id.clone(),
-                endpoint_config: Some(endpoint_settings(n)),
-            };
-            let target = format!("{} to {}", spec.name, n.network);
-            let connected = self
-                .call(
-                    EngineOp::ConnectNetwork,
-                    &target,
-                    self.timeout,
-                    docker.connect_network(&n.network, request),
-                )
-                .await;
+            let connected = self.join_network(&docker, &id, &spec.name, n).await;
             if let Err(e) = connected {
                 // A container missing a network must not look like a finished create: take
                 // it away again (it never ran) and report why.
@@ -1314,6 +1351,11 @@ impl Engine for DockerEngine {
             }
         }
         Ok(id)
+    }
+
+    async fn connect_network(&self, id: &str, attach: &super::NetworkAttach) -> EngineResult<()> {
+        let docker = self.client(EngineOp::ConnectNetwork).await?;
+        self.join_network(&docker, id, id, attach).await
     }
 
     async fn start_container(&self, id: &str) -> EngineResult<()> {

@@ -12,8 +12,8 @@
 //! needs a running container; tags move as Docker's do, and removing an image's last tag deletes
 //! it unless a container uses it (`Conflict`).
 //!
-//! Tests play the outside world through [`FakeEngine::kill`], [`FakeEngine::remove_by_hand`] and
-//! [`FakeEngine::set_health`], make the next call of an op fail with [`FakeEngine::fail_next`],
+//! Tests play the outside world through [`FakeEngine::kill`], [`FakeEngine::remove_by_hand`],
+//! [`FakeEngine::detach_network`], [`FakeEngine::unbind_ports`] and [`FakeEngine::set_health`], make the next call of an op fail with [`FakeEngine::fail_next`],
 //! and read back every call in order from [`FakeEngine::calls`] (`"create_container shop-web-1"`).
 //!
 //! What a container does once started is the test's to say, before or after: by default it
@@ -36,8 +36,8 @@ use tokio::sync::mpsc;
 use crate::util::time::Civil;
 
 use super::{
-    BuildSpec, ContainerCreate, ContainerDetails, ContainerSummary, EXEC_OUTPUT_LIMIT, Engine,
-    EngineError, EngineEvent, EngineInfo, EngineOp, EngineResult, ExecOutcome, Health,
+    Attachments, BuildSpec, ContainerCreate, ContainerDetails, ContainerSummary, EXEC_OUTPUT_LIMIT,
+    Engine, EngineError, EngineEvent, EngineInfo, EngineOp, EngineResult, ExecOutcome, Health,
     ImageSummary, NetworkCreate, NetworkSummary, RunState, VolumeCreate, VolumeSummary,
 };
 
@@ -170,6 +170,12 @@ pub struct FakeContainer {
     pub started: Option<i64>,
     /// Restarts by the (simulated) restart policy; set with [`FakeEngine::set_restart_count`].
     pub restart_count: u32,
+    /// Networks of its spec it is not on (set with [`FakeEngine::detach_network`]: a create
+    /// cut short between the create call and a network connect).
+    pub detached: Vec<String>,
+    /// Its published ports are not bound although it runs (set with
+    /// [`FakeEngine::unbind_ports`]).
+    pub unbound: bool,
 }
 
 impl FakeContainer {
@@ -183,10 +189,37 @@ impl FakeContainer {
                 .networks
                 .iter()
                 .map(|n| n.network.clone())
+                .filter(|n| !self.detached.contains(n))
                 .collect(),
         };
         networks.sort();
         networks
+    }
+
+    /// The host port a published port is bound to: its own, or an ephemeral `32768 + N`.
+    fn host_port(&self, p: &super::PortBinding) -> u16 {
+        p.published
+            .unwrap_or_else(|| 32768 + u16::try_from(self.seq() % 28000).unwrap_or(0))
+    }
+
+    /// What the list call reports it has: its published ports while it runs, its mounts.
+    fn attachments(&self) -> Attachments {
+        Attachments {
+            ports: (self.state == RunState::Running).then(|| {
+                self.spec
+                    .ports
+                    .iter()
+                    .filter(|_| !self.unbound)
+                    .map(|p| (p.target, p.protocol.clone(), self.host_port(p)))
+                    .collect()
+            }),
+            mounts: self
+                .spec
+                .mounts
+                .iter()
+                .map(|m| (m.kind.clone(), m.target.clone()))
+                .collect(),
+        }
     }
 
     /// Its sequence number (from its ID), which its fake IPs and ephemeral ports derive from.
@@ -214,10 +247,12 @@ impl FakeContainer {
                 .ports
                 .iter()
                 .map(|p| {
-                    let host_port = p
-                        .published
-                        .unwrap_or_else(|| 32768 + u16::try_from(seq % 28000).unwrap_or(0));
-                    (p.target, p.protocol.clone(), p.host_ip.clone(), host_port)
+                    (
+                        p.target,
+                        p.protocol.clone(),
+                        p.host_ip.clone(),
+                        self.host_port(p),
+                    )
                 })
                 .collect()
         } else {
@@ -268,6 +303,7 @@ impl FakeContainer {
                 .flatten(),
             networks: self.networks(),
             created: self.created,
+            actual: Some(self.attachments()),
         }
     }
 }
@@ -579,6 +615,8 @@ impl FakeEngine {
             exec: None,
             started: running.then_some(c.created),
             restart_count: 0,
+            detached: Vec::new(),
+            unbound: false,
         });
     }
 
@@ -653,6 +691,21 @@ impl FakeEngine {
         }
         s.emit("destroy", i);
         s.containers.remove(i);
+    }
+
+    /// The outside world: the container is not on `network` although its spec asks for it, as
+    /// when berth was killed between creating it and connecting its other networks.
+    pub fn detach_network(&self, key: &str, network: &str) {
+        let mut s = self.lock();
+        let i = s.find(key).unwrap_or_else(|| panic!("no container {key}"));
+        s.containers[i].detached.push(network.to_owned());
+    }
+
+    /// The outside world: the container runs without its published ports bound.
+    pub fn unbind_ports(&self, key: &str) {
+        let mut s = self.lock();
+        let i = s.find(key).unwrap_or_else(|| panic!("no container {key}"));
+        s.containers[i].unbound = true;
     }
 
     /// The outside world: Docker's restart policy restarted the container `count` times.
@@ -907,10 +960,31 @@ impl Engine for FakeEngine {
             logs: String::new(),
             exec: None,
             started: None,
+            detached: Vec::new(),
+            unbound: false,
         });
         let i = s.containers.len() - 1;
         s.emit("create", i);
         Ok(id)
+    }
+
+    async fn connect_network(&self, id: &str, attach: &super::NetworkAttach) -> EngineResult<()> {
+        let mut s = self.lock();
+        let shown = format!("{} to {}", s.display(id), attach.network);
+        s.enter("connect_network", Some(&shown))?;
+        let i = s.container(EngineOp::ConnectNetwork, id)?;
+        if !s.network_exists(&attach.network) {
+            return Err(EngineError::NotFound {
+                op: EngineOp::ConnectNetwork,
+                target: attach.network.clone(),
+            });
+        }
+        let c = &mut s.containers[i];
+        c.detached.retain(|n| *n != attach.network);
+        if !c.spec.networks.iter().any(|n| n.network == attach.network) {
+            c.spec.networks.push(attach.clone());
+        }
+        Ok(())
     }
 
     async fn start_container(&self, id: &str) -> EngineResult<()> {
@@ -1641,9 +1715,18 @@ mod tests {
             exit_code: None,
             networks: vec!["shop_default".into()],
             created: 7,
+            actual: None,
         };
         e.insert_container(made.clone());
-        assert_eq!(e.list_containers(&[]).await.unwrap(), [made]);
+        // Listed as given, plus what it actually has (no ports, no mounts).
+        let listed = ContainerSummary {
+            actual: Some(Attachments {
+                ports: Some(Vec::new()),
+                mounts: Vec::new(),
+            }),
+            ..made
+        };
+        assert_eq!(e.list_containers(&[]).await.unwrap(), [listed]);
         let copy = e.snapshot();
         copy.kill("shop-web-1", 137);
         assert_eq!(e.container("shop-web-1").unwrap().state, RunState::Running);

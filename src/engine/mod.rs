@@ -77,6 +77,22 @@ pub struct ContainerSummary {
     pub networks: Vec<String>,
     /// Created, seconds since the epoch.
     pub created: i64,
+    /// What the container actually has besides its networks (published ports, mounts), as
+    /// the list call reports it; `None` when the source did not say (the comparison with the
+    /// spec is then skipped, never guessed).
+    pub actual: Option<Attachments>,
+}
+
+/// What a container actually has, as the list call reports it: compared with its spec by
+/// `reconcile::drift` (a container that does not match is never promoted).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Attachments {
+    /// Published ports bound now as (container port, protocol, host port); `None` unless the
+    /// container is running (Docker binds them at start and reports none before, nor while it
+    /// restarts).
+    pub ports: Option<Vec<(u16, String, u16)>>,
+    /// Mounts as (kind: `bind`, `volume`, `tmpfs`…, path in the container).
+    pub mounts: Vec<(String, String)>,
 }
 
 /// One container as inspect returns it: what probes and readiness checks need.
@@ -744,6 +760,13 @@ pub trait Engine: Send + Sync + 'static {
         &self,
         spec: &ContainerCreate,
     ) -> impl Future<Output = EngineResult<String>> + Send;
+    /// Connects an existing container to one more network, with that attachment's aliases
+    /// and addresses (what a create does for every network after the first).
+    fn connect_network(
+        &self,
+        id: &str,
+        attach: &NetworkAttach,
+    ) -> impl Future<Output = EngineResult<()>> + Send;
     /// Starts a container.
     fn start_container(&self, id: &str) -> impl Future<Output = EngineResult<()>> + Send;
     /// Stops a container: `signal` (default SIGTERM), then SIGKILL after `grace`.

@@ -78,6 +78,15 @@ pub enum Action {
         /// New name.
         to: String,
     },
+    /// Connect a container to a network its spec asks for and it lacks (a create cut short).
+    Connect {
+        /// ID.
+        id: String,
+        /// Name, for display.
+        name: String,
+        /// The network, with its aliases.
+        attach: crate::engine::NetworkAttach,
+    },
     /// Tag an image ID so that nothing prunes it (a revision's pin).
     Pin {
         /// Image ID.
@@ -112,6 +121,9 @@ impl fmt::Display for Action {
             Action::Stop { name, .. } => write!(f, "stop {name}"),
             Action::Remove { name, .. } => write!(f, "remove {name}"),
             Action::Rename { name, to, .. } => write!(f, "rename {name} -> {to}"),
+            Action::Connect { name, attach, .. } => {
+                write!(f, "connect {name} to {}", attach.network)
+            }
             Action::Pin {
                 image_id,
                 repo,

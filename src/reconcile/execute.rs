@@ -538,6 +538,7 @@ async fn run_step<E: Engine>(
         } => engine.stop_container(id, *grace, signal.as_deref()).await,
         Action::Remove { id, .. } => engine.remove_container(id).await,
         Action::Rename { id, to, .. } => engine.rename_container(id, to).await,
+        Action::Connect { id, attach, .. } => engine.connect_network(id, attach).await,
         Action::Pin {
             image_id,
             repo,

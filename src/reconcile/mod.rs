@@ -1,6 +1,7 @@
 //! Reconciliation: observe the engine, plan the difference (pure), execute it.
 //!
-//! `observed`, `plan` and `rollout` are pure (`plan` calls `rollout` for long-running services;
+//! `observed`, `drift` (does a container have what its spec asks for), `plan` and `rollout`
+//! are pure (`plan` calls `rollout` for long-running services;
 //! both speak `action` and `reason`, the shared vocabulary of engine calls and of why things
 //! happen); `container_spec` builds what a create sends. `observe`,
 //! `execute` and `probe` (berth's own readiness/liveness checks, for the rollout gate) are the
@@ -9,6 +10,7 @@
 
 pub mod action;
 pub mod container_spec;
+pub mod drift;
 pub mod event;
 pub mod execute;
 pub mod gate;

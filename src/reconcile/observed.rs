@@ -6,10 +6,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::drift::Drift;
 use super::probe::ProbeStatus;
 use crate::engine::labels::{self, Identity};
 use crate::engine::{
-    ContainerSummary, Health, ImageSummary, NetworkSummary, RunState, VolumeSummary,
+    Attachments, ContainerSummary, Health, ImageSummary, NetworkSummary, RunState, VolumeSummary,
 };
 
 /// One container berth manages or will take over.
@@ -31,6 +32,9 @@ pub struct ObservedContainer {
     pub image_id: String,
     /// Attached networks.
     pub networks: Vec<String>,
+    /// Its published ports and mounts as the engine reports them (`None`: not reported);
+    /// compared with its spec by [`super::drift`].
+    pub actual: Option<Attachments>,
 }
 
 /// Networks, volumes and images: listed only when something has to be created.
@@ -63,6 +67,10 @@ pub struct ObservedState {
     /// Builds that failed in the previous round, by image reference: the engine's error and
     /// the build's last log lines. The revision that needed the image is quarantined.
     pub build_failures: BTreeMap<String, BuildFailure>,
+    /// Replicas that lack something their revision's spec asks for (a network, a published
+    /// port, a mount), by container ID: never promoted; repaired or replaced first (see
+    /// [`super::drift`]).
+    pub drift: BTreeMap<String, Vec<Drift>>,
 }
 
 /// What the previous round learnt besides the engine lists: probe verdicts and step errors.
@@ -111,6 +119,7 @@ impl ObservedState {
                     exit_code: c.exit_code,
                     image_id: c.image_id,
                     networks: c.networks,
+                    actual: c.actual,
                 })
             })
             .collect();

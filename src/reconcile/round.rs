@@ -211,6 +211,8 @@ pub async fn run<E: Engine + 'static>(
             store.save(&key.0, &key.1, rec)?;
         }
     }
+    // What each replica actually has against what its revision's spec asks (pure).
+    observed.drift = super::drift::survey(&observed, &records);
     check_not_empty(desired, &observed, opts.allow_empty)?;
     let scope = scope::scope(desired, &observed, &records).union(&widen);
     observe::complete(engine.as_ref(), &mut observed, &scope).await?;

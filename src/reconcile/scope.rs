@@ -121,6 +121,8 @@ fn settled(
                 && c.identity.spec_hash == svc.spec_hash
                 && c.state == RunState::Running
                 && matches!(c.health, Health::Healthy | Health::None)
+                // One lacking a network, port or mount is repaired or replaced (see drift).
+                && !observed.drift.contains_key(&c.id)
                 && observed
                     .probes
                     .get(&c.id)
@@ -198,6 +200,7 @@ mod tests {
             exit_code: None,
             networks: Vec::new(),
             created: 0,
+            actual: None,
         }
     }
 

@@ -185,6 +185,7 @@ impl Host {
             } => now(e.stop_container(id, *grace, signal.as_deref())),
             Action::Remove { id, .. } => now(e.remove_container(id)),
             Action::Rename { id, to, .. } => now(e.rename_container(id, to)),
+            Action::Connect { id, attach, .. } => now(e.connect_network(id, attach)),
             Action::Pin {
                 image_id,
                 repo,

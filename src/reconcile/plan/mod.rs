@@ -20,6 +20,7 @@ mod jobs;
 
 pub use super::action::{Action, ImageSource, short};
 use super::container_spec::container_create;
+use super::drift;
 use super::event::Event;
 use super::observed::{ObservedContainer, ObservedState, normalize_reference};
 use super::reason::{BlockReason, HeldReason, WaitReason};
@@ -218,9 +219,7 @@ impl fmt::Display for Plan {
     }
 }
 
-/// berth's own records (see `crate::store`) by (project, service): what labels cannot
-/// carry, such as a job run whose container was removed since.
-pub type Records = BTreeMap<(String, String), ServiceRecord>;
+pub use crate::store::Records;
 
 /// Plans one reconcile round from what is desired, what exists and what berth recorded.
 pub fn plan(
@@ -540,6 +539,19 @@ impl<'a> Planner<'a> {
                 Some(format!("{dep} (exit {code})"))
             })
             .collect();
+        // A replica lacking what its spec asks for (a create cut short) is never promoted:
+        // it is repaired or replaced first, and the rollout goes on next round (issue 14).
+        let mend: Vec<(Action, String)> = mine
+            .iter()
+            .filter_map(|c| Some(drift::mend(c, self.observed.drift.get(&c.id)?, svc)))
+            .flatten()
+            .collect();
+        if !mend.is_empty() {
+            for (action, cause) in mend {
+                self.step(&project.name, Some(&svc.name), action, cause);
+            }
+            return;
+        }
         let out = rollout::plan_service(&rollout::Input {
             project,
             svc,

@@ -1,118 +1,24 @@
 //! The real-engine tier for one berth per engine (the claim container) and for a frozen
-//! engine (the liveness ping), each against a private `dockerd` the test starts itself: its own
-//! `--data-root`, `--exec-root`, `--pidfile` and socket under `/tmp/edge-dockerd-<pid>-<n>`,
-//! `--iptables=false`, `--bridge none` (it never touches the machine's engine or its bridge),
-//! stopped and removed by a guard. Skipped where `dockerd` is missing or not running as root.
+//! engine (the liveness ping), each against a private `dockerd` the test starts itself
+//! (`tests/support/dockerd.rs`: its own roots, socket and network namespace; stopped and
+//! removed by a guard). Fails, never skips, when `dockerd` cannot start.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+mod support {
+    pub mod dockerd;
+}
+
+use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use berth::engine::claim::{self, ClaimError, Holder};
 use berth::engine::docker::DockerEngine;
 use berth::engine::liveness::Liveness;
+use support::dockerd::Dockerd;
 
-/// A private dockerd; stopped (continued first, if frozen) and its directories removed on drop.
-struct PrivateDockerd {
-    child: Child,
-    dir: PathBuf,
-    socket: PathBuf,
-}
-
-impl PrivateDockerd {
-    fn start(tag: &str) -> PrivateDockerd {
-        let is_root = Command::new("id")
-            .arg("-u")
-            .output()
-            .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
-        // The engine tier never passes on nothing: say what is missing.
-        assert!(
-            is_root && (Path::new("/usr/sbin/dockerd").exists() || which("dockerd").is_some()),
-            "engine tier: these tests start a private dockerd and need root and `dockerd` (Debian's docker.io; scripts/deps installs it)"
-        );
-        let dir = PathBuf::from(format!("/tmp/edge-dockerd-{}-{tag}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(dir.join("data")).unwrap();
-        std::fs::create_dir_all(dir.join("exec")).unwrap();
-        // An empty config file: the machine's /etc/docker/daemon.json must not apply.
-        std::fs::write(dir.join("daemon.json"), "{}").unwrap();
-        let socket = dir.join("d.sock");
-        let log = std::fs::File::create(dir.join("dockerd.log")).unwrap();
-        // In a network namespace of its own: a dockerd with `--bridge none` deletes any
-        // `docker0` it sees, which in the host's namespace is the system engine's bridge.
-        let child = Command::new("unshare")
-            .args(["--net", "dockerd"])
-            .arg("--config-file")
-            .arg(dir.join("daemon.json"))
-            .arg("--data-root")
-            .arg(dir.join("data"))
-            .arg("--exec-root")
-            .arg(dir.join("exec"))
-            .arg("--pidfile")
-            .arg(dir.join("d.pid"))
-            .arg("-H")
-            .arg(format!("unix://{}", socket.display()))
-            .args(["--iptables=false", "--ip6tables=false", "--bridge", "none"])
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        PrivateDockerd { child, dir, socket }
-    }
-
-    fn host(&self) -> String {
-        format!("unix://{}", self.socket.display())
-    }
-
-    fn signal(&self, sig: &str) {
-        let _ = Command::new("kill")
-            .args([sig, &self.child.id().to_string()])
-            .status();
-    }
-
-    /// An engine for it, once it answers (bounded).
-    async fn engine(&self) -> DockerEngine {
-        let engine = DockerEngine::connect(Some(&self.host())).unwrap();
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if self.socket.exists() && engine.ping_within(Duration::from_secs(2)).await.is_ok() {
-                return engine;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the private dockerd did not answer within 60 s; see {}",
-                self.dir.join("dockerd.log").display()
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
-            // A fresh client: the first contact's failure is not cached, but be explicit.
-        }
-    }
-}
-
-impl Drop for PrivateDockerd {
-    fn drop(&mut self) {
-        self.signal("-CONT");
-        self.signal("-TERM");
-        for _ in 0..150 {
-            if self.child.try_wait().ok().flatten().is_some() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn which(bin: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH").and_then(|p| {
-        std::env::split_paths(&p)
-            .map(|d| d.join(bin))
-            .find(|f| f.is_file())
-    })
+/// An engine client for the private dockerd (which answers once `Dockerd::start` returns).
+fn engine_of(d: &Dockerd) -> DockerEngine {
+    DockerEngine::connect(Some(&d.host())).unwrap()
 }
 
 async fn wait_until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) -> Duration {
@@ -126,8 +32,8 @@ async fn wait_until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) ->
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_frozen_engine_is_not_answering_within_seconds_and_answers_again_after() {
-    let d = PrivateDockerd::start("live");
-    let engine = d.engine().await;
+    let d = Dockerd::start().expect("a private dockerd");
+    let engine = engine_of(&d);
     let live = Arc::new(Liveness::watch_docker(engine.clone()));
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(live.not_answering(), None, "it answers");
@@ -151,8 +57,8 @@ async fn a_frozen_engine_is_not_answering_within_seconds_and_answers_again_after
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_berth_with_another_data_dir_is_refused_and_a_dead_holder_is_taken_over() {
-    let d = PrivateDockerd::start("claim");
-    let engine = d.engine().await;
+    let d = Dockerd::start().expect("a private dockerd");
+    let engine = engine_of(&d);
     let dirs = tempfile::Builder::new()
         .prefix("edge-claim")
         .tempdir()

@@ -181,6 +181,14 @@ impl Dockerd {
         self.spawn().is_some()
     }
 
+    /// Sends `sig` (`-STOP`, `-CONT`, …) to the engine: a frozen engine for the tests that
+    /// need one.
+    pub fn signal(&self, sig: &str) {
+        if let Some(c) = &self.child {
+            let _ = Command::new("kill").args([sig, &c.id().to_string()]).status();
+        }
+    }
+
     /// The data root (for inspection).
     pub fn data_root(&self) -> PathBuf {
         self.dir.join("data")

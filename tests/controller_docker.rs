@@ -15,16 +15,18 @@ use support::world::{BerthProcess, TestProject, docker, wait_until};
 fn the_controller_heals_follows_changes_holds_the_lock_and_stops_cleanly() {
     let p = TestProject::new("run", "services:\n  a:\n    image: berth-test-busybox:1\n");
     let data = p.dir.parent().unwrap().join("data");
-    let bin = env!("CARGO_BIN_EXE_berth");
-    let mut running = BerthProcess::spawn([
-        "run",
-        "--resync",
-        "2s",
-        "--dir",
-        p.dir.to_str().unwrap(),
-        "--data-dir",
-        data.to_str().unwrap(),
-    ]);
+    let mut running = BerthProcess::spawn(
+        &p,
+        [
+            "run",
+            "--resync",
+            "2s",
+            "--dir",
+            p.dir.to_str().unwrap(),
+            "--data-dir",
+            data.to_str().unwrap(),
+        ],
+    );
     let log = running.log.clone();
     let rejected = |log: &std::sync::Mutex<Vec<String>>| {
         log.lock()
@@ -38,7 +40,8 @@ fn the_controller_heals_follows_changes_holds_the_lock_and_stops_cleanly() {
     });
 
     // A second berth on the same data dir is refused and names the first.
-    let second = Command::new(bin)
+    let second = p
+        .berth()
         .args(["apply", "--data-dir"])
         .arg(&data)
         .arg(&p.dir)

@@ -9,7 +9,10 @@
 //!   ended; the data-directory lock we hold proves no other process uses it): renewed;
 //! - another data directory on this host (same host name and boot ID): its holder is alive
 //!   when its pid still runs (`/proc/<pid>` exists): refused, naming it; otherwise (the
-//!   process died, or the host rebooted since the claim) the claim is stale and taken over;
+//!   process died, or the host rebooted since the claim) the claim is stale and taken over —
+//!   unless the holder's pid is in another pid namespace (berth in a container with the
+//!   host's network, hence its host name), where `/proc/<pid>` says nothing about it: refused,
+//!   as for another host;
 //! - another host: berth cannot see whether that process lives and never guesses (a wrong
 //!   guess is two berths tearing down each other's containers): refused, naming the holder
 //!   and the one command that releases a claim whose holder is known to be gone
@@ -40,6 +43,7 @@ const L_HOST: &str = "berth.claim.host";
 const L_BOOT: &str = "berth.claim.boot_id";
 const L_DATA: &str = "berth.claim.data_dir";
 const L_PID: &str = "berth.claim.pid";
+const L_PID_NS: &str = "berth.claim.pid_ns";
 const L_SINCE: &str = "berth.claim.since";
 
 /// Errors of claiming the engine.
@@ -86,6 +90,9 @@ pub struct Holder {
     pub data_dir: PathBuf,
     /// Process ID on that host.
     pub pid: u32,
+    /// The pid namespace the pid is in (`/proc/self/ns/pid`, e.g. `pid:[4026531836]`): a
+    /// berth in a container has its own.
+    pub pid_ns: String,
     /// Since when (unix seconds).
     pub since: u64,
 }
@@ -122,6 +129,9 @@ impl Holder {
                 .or_else(|_| std::path::absolute(data_dir))
                 .unwrap_or_else(|_| data_dir.to_path_buf()),
             pid: std::process::id(),
+            pid_ns: std::fs::read_link("/proc/self/ns/pid")
+                .map(|l| l.display().to_string())
+                .unwrap_or_default(),
             since: crate::apply::unix_now(),
         }
     }
@@ -132,6 +142,7 @@ impl Holder {
             (L_BOOT.into(), self.boot_id.clone()),
             (L_DATA.into(), self.data_dir.display().to_string()),
             (L_PID.into(), self.pid.to_string()),
+            (L_PID_NS.into(), self.pid_ns.clone()),
             (L_SINCE.into(), self.since.to_string()),
         ])
     }
@@ -143,6 +154,7 @@ impl Holder {
             boot_id: get(L_BOOT),
             data_dir: PathBuf::from(get(L_DATA)),
             pid: get(L_PID).parse().unwrap_or(0),
+            pid_ns: get(L_PID_NS),
             since: get(L_SINCE).parse().unwrap_or(0),
         }
     }
@@ -202,6 +214,13 @@ pub fn decide(
         };
     }
     if h.same_boot(me) {
+        if h.pid_ns != me.pid_ns {
+            return Decision::Refuse {
+                advice: format!(
+                    "its pid is in another pid namespace (a berth in a container?), so berth cannot tell from here whether it still runs: stop that berth, or, if it is gone for good, release its claim with `docker rm {name}`"
+                ),
+            };
+        }
         if h.pid != 0 && alive(h.pid) {
             return Decision::Refuse {
                 advice: format!(
@@ -373,6 +392,7 @@ mod tests {
         Holder {
             host: host.into(),
             boot_id: boot.into(),
+            pid_ns: "pid:[1]".into(),
             data_dir: dir.into(),
             pid,
             since: 1_700_000_000,
@@ -406,6 +426,24 @@ mod tests {
         let rebooted = holder("h1", "b0", "/srv/other", 20);
         assert!(matches!(
             decide(CLAIM_NAME, Some(&rebooted), &me, alive),
+            Decision::Replace { .. }
+        ));
+        // ... its berth in another pid namespace: /proc says nothing about it, never guessed.
+        let contained = Holder {
+            pid_ns: "pid:[2]".into(),
+            ..dead.clone()
+        };
+        match decide(CLAIM_NAME, Some(&contained), &me, alive) {
+            Decision::Refuse { advice } => assert!(advice.contains("docker rm"), "{advice}"),
+            d => panic!("{d:?}"),
+        }
+        // ... but a restarted berth in a container with our data dir is still ours.
+        let mine_contained = Holder {
+            pid_ns: "pid:[2]".into(),
+            ..mine.clone()
+        };
+        assert!(matches!(
+            decide(CLAIM_NAME, Some(&mine_contained), &me, alive),
             Decision::Replace { .. }
         ));
         // Another host: never guessed.

@@ -39,6 +39,18 @@ fn the_controller_heals_follows_changes_holds_the_lock_and_stops_cleanly() {
         p.states() == ["a-1=running"]
     });
 
+    // It holds the engine's claim (under the test's own claim name).
+    assert_eq!(
+        docker(&[
+            "inspect",
+            "-f",
+            "{{index .Config.Labels \"berth.claim.pid\"}}",
+            &p.claim
+        ])
+        .trim(),
+        running.child.id().to_string(),
+        "berth run claims the engine"
+    );
     // A second berth on the same data dir is refused and names the first.
     let second = p
         .berth()
@@ -100,4 +112,10 @@ fn the_controller_heals_follows_changes_holds_the_lock_and_stops_cleanly() {
         status.is_some()
     });
     assert_eq!(status.and_then(|s| s.code()), Some(0));
+    // A clean stop releases the engine's claim.
+    assert_eq!(
+        docker(&["ps", "-aq", "--filter", &format!("name=^{}$", p.claim)]).trim(),
+        "",
+        "the claim is released on a clean stop"
+    );
 }

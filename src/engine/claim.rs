@@ -52,8 +52,8 @@ pub enum ClaimError {
     /// Another berth holds the engine.
     #[error("another berth manages this engine: {holder}; {advice}")]
     Held {
-        /// The holder.
-        holder: Holder,
+        /// The holder (boxed: it is large and errors travel far).
+        holder: Box<Holder>,
         /// What to do.
         advice: String,
     },
@@ -301,7 +301,10 @@ pub async fn claim_as<E: Engine>(
         match decision {
             Decision::Refuse { advice } => {
                 let holder = found.map(|(_, h)| h).unwrap_or_else(|| me.clone());
-                return Err(ClaimError::Held { holder, advice });
+                return Err(ClaimError::Held {
+                    holder: Box::new(holder),
+                    advice,
+                });
             }
             Decision::Replace { why } => {
                 if let Some((id, h)) = &found {
@@ -482,7 +485,7 @@ mod tests {
     #[test]
     fn the_refusal_names_host_data_dir_and_pid() {
         let e = ClaimError::Held {
-            holder: holder("h1", "b1", "/srv/other", 20),
+            holder: Box::new(holder("h1", "b1", "/srv/other", 20)),
             advice: "stop it".into(),
         };
         let s = e.to_string();

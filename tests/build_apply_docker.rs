@@ -33,7 +33,8 @@ impl Drop for BuiltImages {
 
 fn apply(p: &TestProject, timeout: &str) -> (i32, String) {
     let data: PathBuf = p.dir.parent().unwrap().join("data");
-    let o = Command::new(env!("CARGO_BIN_EXE_berth"))
+    let o = p
+        .berth()
         .args(["apply", "--timeout", timeout, "--data-dir"])
         .arg(&data)
         .arg(&p.dir)
@@ -313,17 +314,20 @@ fn the_controller_quarantines_a_failed_build_and_builds_the_fix() {
     write(&p, "app/www/version", "v1\n");
     let data: PathBuf = p.dir.parent().unwrap().join("data");
     let listen_at = format!("127.0.0.1:{listen}");
-    let run = BerthProcess::spawn([
-        "run",
-        "--resync",
-        "1s",
-        "--listen",
-        &listen_at,
-        "--dir",
-        p.dir.to_str().unwrap(),
-        "--data-dir",
-        data.to_str().unwrap(),
-    ]);
+    let run = BerthProcess::spawn(
+        &p,
+        [
+            "run",
+            "--resync",
+            "1s",
+            "--listen",
+            &listen_at,
+            "--dir",
+            p.dir.to_str().unwrap(),
+            "--data-dir",
+            data.to_str().unwrap(),
+        ],
+    );
     wait_until("v1 to serve", Duration::from_secs(90), || {
         version(port) == "v1"
     });

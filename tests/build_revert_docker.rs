@@ -55,7 +55,7 @@ impl World {
     }
 
     fn berth(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_berth"));
+        let mut cmd = self.p.berth();
         cmd.args(args)
             .arg("--data-dir")
             .arg(self.data_dir())

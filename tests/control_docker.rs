@@ -42,16 +42,19 @@ fn outcomes(service: &str, data: &Path) -> Vec<String> {
 fn hold_wakes_the_controller_keeps_the_service_and_release_rolls_out() {
     let p = TestProject::new("ctl", "services:\n  a:\n    image: berth-test-busybox:1\n");
     let data = p.dir.parent().unwrap().join("data");
-    let mut running = BerthProcess::spawn([
-        "-vv",
-        "run",
-        "--resync",
-        "600s",
-        "--dir",
-        p.dir.to_str().unwrap(),
-        "--data-dir",
-        data.to_str().unwrap(),
-    ]);
+    let mut running = BerthProcess::spawn(
+        &p,
+        [
+            "-vv",
+            "run",
+            "--resync",
+            "600s",
+            "--dir",
+            p.dir.to_str().unwrap(),
+            "--data-dir",
+            data.to_str().unwrap(),
+        ],
+    );
     let pid = running.child.id();
     let log = running.log.clone();
     // The position of the first line containing `what` after line `from`.

@@ -15,16 +15,18 @@ use support::world::{BerthProcess, TestProject, docker, wait_until};
 fn the_controller_heals_follows_changes_holds_the_lock_and_stops_cleanly() {
     let p = TestProject::new("run", "services:\n  a:\n    image: berth-test-busybox:1\n");
     let data = p.dir.parent().unwrap().join("data");
-    let bin = env!("CARGO_BIN_EXE_berth");
-    let mut running = BerthProcess::spawn([
-        "run",
-        "--resync",
-        "2s",
-        "--dir",
-        p.dir.to_str().unwrap(),
-        "--data-dir",
-        data.to_str().unwrap(),
-    ]);
+    let mut running = BerthProcess::spawn(
+        &p,
+        [
+            "run",
+            "--resync",
+            "2s",
+            "--dir",
+            p.dir.to_str().unwrap(),
+            "--data-dir",
+            data.to_str().unwrap(),
+        ],
+    );
     let log = running.log.clone();
     let rejected = |log: &std::sync::Mutex<Vec<String>>| {
         log.lock()
@@ -37,8 +39,21 @@ fn the_controller_heals_follows_changes_holds_the_lock_and_stops_cleanly() {
         p.states() == ["a-1=running"]
     });
 
+    // It holds the engine's claim (under the test's own claim name).
+    assert_eq!(
+        docker(&[
+            "inspect",
+            "-f",
+            "{{index .Config.Labels \"berth.claim.pid\"}}",
+            &p.claim
+        ])
+        .trim(),
+        running.child.id().to_string(),
+        "berth run claims the engine"
+    );
     // A second berth on the same data dir is refused and names the first.
-    let second = Command::new(bin)
+    let second = p
+        .berth()
         .args(["apply", "--data-dir"])
         .arg(&data)
         .arg(&p.dir)
@@ -97,4 +112,10 @@ fn the_controller_heals_follows_changes_holds_the_lock_and_stops_cleanly() {
         status.is_some()
     });
     assert_eq!(status.and_then(|s| s.code()), Some(0));
+    // A clean stop releases the engine's claim.
+    assert_eq!(
+        docker(&["ps", "-aq", "--filter", &format!("name=^{}$", p.claim)]).trim(),
+        "",
+        "the claim is released on a clean stop"
+    );
 }

@@ -148,7 +148,7 @@ fn data_dir(p: &TestProject) -> PathBuf {
 }
 
 fn apply_cmd(p: &TestProject, docker_host: Option<&str>) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_berth"));
+    let mut cmd = p.berth();
     cmd.args(["apply", "--timeout", APPLY_TIMEOUT, "--data-dir"])
         .arg(data_dir(p))
         .arg(&p.dir)

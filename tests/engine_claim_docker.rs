@@ -1,10 +1,14 @@
 //! The real-engine tier for one berth per engine (the claim container) and for a frozen
 //! engine (the liveness ping), each against a private `dockerd` the test starts itself
 //! (`tests/support/dockerd.rs`: its own roots, socket and network namespace; stopped and
-//! removed by a guard). Fails, never skips, when `dockerd` cannot start.
+//! removed by a guard). Fails, never skips, when `dockerd` cannot start. And the claim as the
+//! CLI takes it: two `berth apply` processes on the shared engine under one claim name of the
+//! test's own (`BERTH_ENGINE_CLAIM`), removed by the project's guard.
 
 mod support {
     pub mod dockerd;
+    pub mod tier;
+    pub mod world;
 }
 
 use std::process::Command;
@@ -15,6 +19,7 @@ use berth::engine::claim::{self, ClaimError, Holder};
 use berth::engine::docker::DockerEngine;
 use berth::engine::liveness::Liveness;
 use support::dockerd::Dockerd;
+use support::world::{BerthProcess, TestProject, docker, wait_until as wait_for};
 
 /// An engine client for the private dockerd (which answers once `Dockerd::start` returns).
 fn engine_of(d: &Dockerd) -> DockerEngine {
@@ -112,4 +117,101 @@ async fn a_second_berth_with_another_data_dir_is_refused_and_a_dead_holder_is_ta
         .to_string();
     assert!(msg.contains("host edge-other-host"), "{msg}");
     assert!(msg.contains("docker rm berth-engine-claim"), "{msg}");
+}
+
+/// A label of the claim container `name` on the shared engine (empty when there is none).
+fn claim_label(name: &str, key: &str) -> String {
+    docker(&[
+        "inspect",
+        "-f",
+        &format!("{{{{index .Config.Labels \"{key}\"}}}}"),
+        name,
+    ])
+    .trim()
+    .to_string()
+}
+
+#[test]
+fn a_second_berth_apply_is_refused_naming_the_first_and_succeeds_once_the_first_is_gone() {
+    // Never ready (nothing listens on 8080) with a long deadline: the first apply holds the
+    // engine in its rollout until it is killed.
+    let p = TestProject::new(
+        "claimw",
+        "services:\n  a:\n    image: berth-test-busybox:1\n    x-berth:\n      readiness: {http: {port: 8080, path: /health}, interval: 500ms}\n      progress_deadline: 600s\n",
+    );
+    let dirs = p.dir.parent().unwrap();
+    let (first_data, second_data) = (dirs.join("data-a"), dirs.join("data-b"));
+    std::fs::create_dir_all(&first_data).unwrap();
+    std::fs::create_dir_all(&second_data).unwrap();
+    let mut first = BerthProcess::spawn(
+        &p,
+        [
+            "apply".as_ref(),
+            "--timeout".as_ref(),
+            "600s".as_ref(),
+            "--data-dir".as_ref(),
+            first_data.as_os_str(),
+            p.dir.as_os_str(),
+        ],
+    );
+    let first_pid = first.child.id().to_string();
+    wait_for(
+        "the first apply to claim the engine and start its candidate",
+        Duration::from_secs(60),
+        || claim_label(&p.claim, "berth.claim.pid") == first_pid && !p.states().is_empty(),
+    );
+    let before = p.containers();
+
+    // The second, with another data dir and the same claim name: refused, naming the first.
+    let second = |timeout: &str| {
+        p.berth()
+            .args(["apply", "--timeout", timeout, "--data-dir"])
+            .arg(&second_data)
+            .arg(&p.dir)
+            .output()
+            .unwrap()
+    };
+    let refused = second("30s");
+    let msg = String::from_utf8_lossy(&refused.stderr).into_owned();
+    assert_eq!(refused.status.code(), Some(1), "{msg}");
+    assert!(msg.contains("another berth manages this engine"), "{msg}");
+    let host = Holder::current(&first_data).host;
+    assert!(msg.contains(&format!("host {host}")), "{msg}");
+    let first_dir = std::fs::canonicalize(&first_data).unwrap();
+    assert!(
+        msg.contains(&format!("data dir {}", first_dir.display())),
+        "{msg}"
+    );
+    assert!(msg.contains(&format!("pid {first_pid}")), "{msg}");
+    assert!(
+        msg.contains("stop it"),
+        "the refusal says what to do: {msg}"
+    );
+    assert!(
+        String::from_utf8_lossy(&refused.stdout).trim().is_empty(),
+        "a refused berth plans nothing"
+    );
+    assert_eq!(p.containers(), before, "a refused berth changes nothing");
+    assert_eq!(claim_label(&p.claim, "berth.claim.pid"), first_pid);
+
+    // The first dies (its claim stays behind); the second takes the claim over and converges.
+    first.child.kill().unwrap();
+    first.child.wait().unwrap();
+    assert_eq!(claim_label(&p.claim, "berth.claim.pid"), first_pid);
+    p.write("services:\n  a:\n    image: berth-test-busybox:1\n    x-berth: {min_ready: 0s}\n");
+    let ok = second("120s");
+    let out = format!(
+        "{}{}",
+        String::from_utf8_lossy(&ok.stdout),
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert_eq!(ok.status.code(), Some(0), "{out}");
+    assert!(out.contains("Converged:"), "{out}");
+    assert_eq!(p.states(), ["a-1=running"], "{out}");
+    // A clean exit releases the claim.
+    assert_eq!(
+        docker(&["ps", "-aq", "--filter", &format!("name=^{}$", p.claim)]).trim(),
+        "",
+        "the claim is released on a clean exit"
+    );
 }

@@ -89,8 +89,8 @@ fn engine_restart(restart: &str, image: &str) {
     let mut engine = Dockerd::start().expect("a private dockerd");
     engine.load_image(image);
     let host = engine.host();
-    let bin = env!("CARGO_BIN_EXE_berth");
-    let first = std::process::Command::new(bin)
+    let first = p
+        .berth()
         .args(["apply", "--timeout", "60s", "--data-dir"])
         .arg(data_dir(&p))
         .arg(&p.dir)
@@ -118,7 +118,7 @@ fn engine_restart(restart: &str, image: &str) {
         ];
         cmd.push("--dir".into());
         cmd.push(p.dir.display().to_string());
-        BerthProcess::spawn(cmd)
+        BerthProcess::spawn(&p, cmd)
     };
     let berth = run();
     std::thread::sleep(Duration::from_secs(3));

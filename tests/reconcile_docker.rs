@@ -13,7 +13,7 @@ use support::world::{TestProject, docker, free_port, http_get};
 
 fn berth(p: &TestProject, args: &[&str]) -> Output {
     let data = p.dir.parent().unwrap().join("data");
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_berth"));
+    let mut cmd = p.berth();
     cmd.args(args);
     cmd.arg("--data-dir").arg(&data);
     if args[0] == "apply" {

@@ -52,7 +52,8 @@ fn a_host_env_value_never_reaches_any_output() {
         );
     };
 
-    let out = Command::new(BIN)
+    let out = p
+        .berth()
         .args(["apply", "-vv", "--timeout", "90s", "--env-dir"])
         .arg(&env_dir)
         .arg("--data-dir")
@@ -77,20 +78,23 @@ fn a_host_env_value_never_reaches_any_output() {
     leaks("berth history", &String::from_utf8_lossy(&history.stdout));
 
     let port = free_port();
-    let run = BerthProcess::spawn([
-        "run".to_string(),
-        "-vv".into(),
-        "--resync".into(),
-        "2s".into(),
-        "--listen".into(),
-        format!("127.0.0.1:{port}"),
-        "--env-dir".into(),
-        env_dir.display().to_string(),
-        "--data-dir".into(),
-        data.display().to_string(),
-        "--dir".into(),
-        root.display().to_string(),
-    ]);
+    let run = BerthProcess::spawn(
+        &p,
+        [
+            "run".to_string(),
+            "-vv".into(),
+            "--resync".into(),
+            "2s".into(),
+            "--listen".into(),
+            format!("127.0.0.1:{port}"),
+            "--env-dir".into(),
+            env_dir.display().to_string(),
+            "--data-dir".into(),
+            data.display().to_string(),
+            "--dir".into(),
+            root.display().to_string(),
+        ],
+    );
     wait_until("berth run serves a status", Duration::from_secs(60), || {
         http_get(port, "/api/v1/status", 2000)
             .is_some_and(|(code, body)| code == 200 && body.contains("\"web\""))

@@ -146,7 +146,7 @@ fn base64(s: &str) -> String {
 /// (exit code, output).
 fn apply(p: &TestProject, config: &Path, path_first: Option<&Path>) -> (i32, String) {
     let data: PathBuf = p.dir.parent().unwrap().join("data");
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_berth"));
+    let mut cmd = p.berth();
     cmd.args(["apply", "--timeout", "120s", "--data-dir"])
         .arg(&data)
         .arg(&p.dir)

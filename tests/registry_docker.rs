@@ -35,7 +35,8 @@ fn text(o: &Output) -> String {
 /// `berth apply`: (exit code, output, how long it took).
 fn apply(p: &TestProject) -> (i32, String, Duration) {
     let started = Instant::now();
-    let o = Command::new(env!("CARGO_BIN_EXE_berth"))
+    let o = p
+        .berth()
         .args(["apply", "--timeout", "120s", "--data-dir"])
         .arg(data_dir(p))
         .arg(&p.dir)

@@ -24,7 +24,7 @@ fn data_dir(p: &TestProject) -> PathBuf {
 }
 
 fn apply_cmd(p: &TestProject) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_berth"));
+    let mut cmd = p.berth();
     cmd.args(["apply", "--timeout", "120s", "--data-dir"])
         .arg(data_dir(p))
         .arg(&p.dir);
@@ -429,7 +429,7 @@ impl Drop for Running {
 }
 
 fn run_controller(p: &TestProject, extra_env: &[(&str, &str)]) -> Running {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_berth"));
+    let mut cmd = p.berth();
     cmd.args(["run", "--resync", "2s", "--dir"])
         .arg(&p.dir)
         .arg("--data-dir")

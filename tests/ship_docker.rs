@@ -135,7 +135,9 @@ fn berth_in_a_container_applies_a_project_through_the_socket() {
     let _berth = ContainerGuard(name.clone());
     let mount = |d: &Path| format!("{0}:{0}", d.display());
     let out = Command::new("docker")
-        .args(["run", "--name", &name, "--network", "host", "-v"])
+        .args(["run", "--name", &name, "--network", "host", "-e"])
+        .arg(format!("{}={}", berth::engine::claim::CLAIM_ENV, p.claim))
+        .arg("-v")
         .arg("/var/run/docker.sock:/var/run/docker.sock")
         .arg("-v")
         .arg(mount(&state) + ":ro")
@@ -189,6 +191,7 @@ fn deploy_compose_runs_berth_which_keeps_sibling_containers_running() {
             .env("BERTH_CONFIG_DIR", &config)
             .env("BERTH_METRICS_PORT", port.to_string())
             .env("BERTH_CONTAINER_NAME", &container)
+            .env(berth::engine::claim::CLAIM_ENV, &p.claim)
             .output()
             .expect("run docker-compose")
     };

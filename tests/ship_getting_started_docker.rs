@@ -46,6 +46,8 @@ fn walked_blocks() -> Vec<(String, String)> {
 /// The test's stand-ins for the guide's host.
 struct Host {
     name: String,
+    /// The engine claim's name for the guide's berths (the project's; its guard removes it).
+    claim: String,
     state: PathBuf,
     etc: PathBuf,
     data: PathBuf,
@@ -57,11 +59,12 @@ struct Host {
 }
 
 impl Host {
-    fn new(name: &str) -> Host {
+    fn new(name: &str, claim: &str) -> Host {
         let tmp = tempfile::tempdir().unwrap();
         let p = |s: &str| tmp.path().join(s);
         let host = Host {
             name: name.to_string(),
+            claim: claim.to_string(),
             state: p("srv-berth"),
             etc: p("etc-berth"),
             data: p("data"),
@@ -104,6 +107,7 @@ impl Host {
         cmd.args(["-euo", "pipefail", "-c", script])
             .env("PATH", path)
             .env("BERTH_DATA_DIR", &self.data)
+            .env(berth::engine::claim::CLAIM_ENV, &self.claim)
             .env("GIT_AUTHOR_NAME", "berth test")
             .env("GIT_AUTHOR_EMAIL", "test@berth.invalid")
             .env("GIT_COMMITTER_NAME", "berth test")
@@ -217,7 +221,7 @@ fn the_getting_started_guide_works_as_written() {
     let blocks: BTreeMap<String, String> = blocks.into_iter().collect();
     // The guard removes the project's containers, networks and pins whatever happens.
     let project = TestProject::new("gs", "services: {}\n");
-    let host = Host::new(&project.name);
+    let host = Host::new(&project.name, &project.claim);
     let name = &host.name;
 
     // ---- 2. a first stack from a directory ----------------------------------------------

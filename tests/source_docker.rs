@@ -38,8 +38,9 @@ impl Drop for Berth {
 }
 
 impl Berth {
-    fn start(args: &[&str], data: &Path) -> Berth {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_berth"))
+    fn start(p: &TestProject, args: &[&str], data: &Path) -> Berth {
+        let mut child = p
+            .berth()
             .arg("run")
             .args(args)
             .arg("--data-dir")
@@ -159,6 +160,7 @@ fn git_pushes_are_applied_on_signed_webhooks_and_bad_commits_keep_the_last_good_
     let listen = format!("127.0.0.1:{port}");
     let url = remote.url();
     let berth = Berth::start(
+        &p,
         &[
             "--git",
             &url,
@@ -227,6 +229,7 @@ fn a_watched_directory_applies_an_editor_save_and_a_burst_without_a_resync() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = p.dir.to_str().unwrap().to_string();
     let berth = Berth::start(
+        &p,
         &["--dir", &dir, "--resync", "1h", "--listen", "off"],
         &tmp.path().join("data"),
     );

@@ -41,7 +41,8 @@ fn data_dir(p: &TestProject) -> PathBuf {
 /// next to the data dir (kept for the failure message).
 fn berth_run(p: &TestProject, port: u16, extra: &[String]) -> Running {
     let log = std::fs::File::create(p.dir.parent().unwrap().join("berth.log")).unwrap();
-    let child = Command::new(BIN)
+    let child = p
+        .berth()
         .args(["run", "--resync", "2s", "--listen"])
         .arg(format!("127.0.0.1:{port}"))
         .arg("--dir")

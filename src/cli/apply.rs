@@ -1,5 +1,6 @@
 //! `berth apply`: converge once and wait for it (`berth::apply`), holding the data dir's
-//! lock; prints each round's plan, failures and a closing report.
+//! lock and the engine's claim (one berth per engine); prints each round's plan, failures and
+//! a closing report.
 
 use std::io::Write as _;
 use std::process::ExitCode;
@@ -14,7 +15,7 @@ use berth::redact;
 use berth::store::Store;
 
 use super::args::ApplyArgs;
-use super::setup::{connect, load, runtime};
+use super::setup::{claimed, connect, load, runtime};
 
 /// Runs `berth apply`: exit 0 when converged.
 pub fn run(args: ApplyArgs) -> anyhow::Result<ExitCode> {
@@ -30,43 +31,52 @@ pub fn run(args: ApplyArgs) -> anyhow::Result<ExitCode> {
     let rt = runtime()?;
     rt.block_on(async {
         let engine = Arc::new(connect(&args.engine).await?);
-        let stop = Arc::new(AtomicBool::new(false));
-        let on_signal = stop.clone();
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .context("failed to install the SIGTERM handler")?;
-        tokio::spawn(async move {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-            eprintln!("berth: interrupted; finishing the current steps");
-            on_signal.store(true, Ordering::Relaxed);
-        });
-        let opts = ApplyOptions {
-            plan: PlanOptions { prune: args.prune },
-            allow_empty: args.allow_empty,
-            timeout: args.timeout,
-            parallelism: args.parallelism,
-            ..ApplyOptions::default()
-        };
-        let store = Store::open(&args.data_dir).context("failed to open berth's records")?;
-        let report = apply::apply(&engine, &desired, opts, &stop, Some(&store), |p| match p {
-            Progress::Executing(plan) => {
-                let _ = write!(redact::stdout(), "{plan}");
-            }
-            Progress::Failed(f) => {
-                let _ = writeln!(redact::stderr(), "failed: {}: {}", f.step, f.error);
-            }
-            // Events are logged as they happen (see reconcile::execute).
-            Progress::Event(_) => {}
-        })
-        .await?;
-        print_report(&report);
-        Ok(if report.ok() {
-            ExitCode::SUCCESS
-        } else {
-            ExitCode::from(1)
-        })
+        claimed(&engine, &args.data_dir, converge(&args, &desired, &engine)).await
+    })
+}
+
+/// The apply itself, once the engine is claimed: exit 0 when converged.
+async fn converge(
+    args: &ApplyArgs,
+    desired: &berth::desired::DesiredState,
+    engine: &Arc<berth::engine::docker::DockerEngine>,
+) -> anyhow::Result<ExitCode> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let on_signal = stop.clone();
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("failed to install the SIGTERM handler")?;
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        eprintln!("berth: interrupted; finishing the current steps");
+        on_signal.store(true, Ordering::Relaxed);
+    });
+    let opts = ApplyOptions {
+        plan: PlanOptions { prune: args.prune },
+        allow_empty: args.allow_empty,
+        timeout: args.timeout,
+        parallelism: args.parallelism,
+        ..ApplyOptions::default()
+    };
+    let store = Store::open(&args.data_dir).context("failed to open berth's records")?;
+    let report = apply::apply(engine, desired, opts, &stop, Some(&store), |p| match p {
+        Progress::Executing(plan) => {
+            let _ = write!(redact::stdout(), "{plan}");
+        }
+        Progress::Failed(f) => {
+            let _ = writeln!(redact::stderr(), "failed: {}: {}", f.step, f.error);
+        }
+        // Events are logged as they happen (see reconcile::execute).
+        Progress::Event(_) => {}
+    })
+    .await?;
+    print_report(&report);
+    Ok(if report.ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
     })
 }
 

@@ -1,6 +1,7 @@
 //! `berth run`: the controller. Installs the signal handlers (SIGTERM/SIGINT stop it, SIGHUP
-//! reconciles now and fetches a git source), takes the data dir's lock, starts the
-//! desired-state source and telemetry, and runs `berth::controller` until stopped.
+//! reconciles now and fetches a git source), takes the data dir's lock, connects to and claims
+//! the engine (one berth per engine), starts the desired-state source and telemetry, and runs
+//! `berth::controller` until stopped; a clean stop releases the claim.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -14,10 +15,10 @@ use berth::lock::DataDirLock;
 use berth::reconcile::plan::PlanOptions;
 use berth::source::{self, dir::DirOptions, webhook};
 use berth::store::Store;
-use tokio::signal::unix::{SignalKind, signal};
+use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use super::args::RunArgs;
-use super::setup::{connect, load_options, runtime};
+use super::setup::{claimed, connect, load_options, runtime};
 use super::telemetry;
 
 /// Runs `berth run` until SIGTERM or SIGINT; exit 0 then.
@@ -25,7 +26,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let rt = runtime()?;
     // The handlers go in before the lock is taken: `berth hold` & co. send SIGHUP to the lock's
     // holder, and SIGHUP's default action would end this process.
-    let (mut term, mut hup) = {
+    let (term, hup) = {
         let _rt = rt.enter();
         (
             signal(SignalKind::terminate()).context("failed to install the SIGTERM handler")?,
@@ -35,74 +36,87 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let _lock = DataDirLock::acquire(&args.data_dir, "berth run")?;
     let store = Store::open(&args.data_dir).context("failed to open berth's records")?;
     rt.block_on(async {
-        let stop = Arc::new(AtomicBool::new(false));
-        let wakeups = controller::Wakeups::new();
-        let handle = wakeups.handle();
         let engine = Arc::new(connect(&args.engine).await?);
-        let on_signal = stop.clone();
-        tokio::spawn(async move {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-            tracing::warn!("stop requested; finishing the current step");
-            on_signal.store(true, Ordering::Relaxed);
-            handle.trigger();
-        });
-        let opts = controller::RunOptions {
-            resync: args.resync,
-            plan: PlanOptions { prune: args.prune },
-            allow_empty: args.allow_empty,
-            parallelism: args.parallelism,
-            ..controller::RunOptions::default()
-        };
-        let load_opts = load_options(&args.profiles, &args.env_dir);
-        let running = start_source(&args, load_opts, wakeups.handle())?;
-        // `POST /hooks/git` (served by the HTTP listener) pokes the git source's fetch.
-        let git_hook = git_webhook(&args, &running)?;
-        // SIGHUP: an operator changed a control file (`berth hold|release|rollback|retry`),
-        // or `systemctl reload berth`: reconcile now, and fetch a git source now. A SIGHUP
-        // that came earlier waits in the stream.
-        let on_hup = wakeups.handle();
-        let fetch = running.git().map(|git| git.poker());
-        tokio::spawn(async move {
-            while hup.recv().await.is_some() {
-                tracing::info!("SIGHUP: reconciling now");
-                on_hup.trigger();
-                if let Some(fetch) = &fetch {
-                    fetch();
-                }
-            }
-        });
-        tracing::info!(source = %running.status().snapshot().location, resync = ?args.resync, "berth run: watching");
-        let telemetry = telemetry::start(
-            &args.telemetry,
-            &args.data_dir,
-            telemetry::source_info(&running.status().snapshot()),
-            &engine,
-            git_hook.map(berth::telemetry::http::hook_from_pairs),
-        )
-        .await;
-        let observer = telemetry.observer();
-        let hub = telemetry.telemetry.clone();
-        controller::run(
-            engine,
-            move || {
-                let loaded = running.load();
-                hub.set_source(telemetry::source_info(&running.status().snapshot()));
-                loaded
-            },
-            opts,
-            stop,
-            wakeups,
-            Some(store),
-            Some(observer),
-        )
-        .await;
-        telemetry.stop().await;
-        tracing::info!("stopped");
-        Ok(ExitCode::SUCCESS)
+        let work = control(&args, engine.clone(), store, term, hup);
+        claimed(&engine, &args.data_dir, work).await
     })
+}
+
+/// The controller, once the engine is claimed: runs until SIGTERM (`term`) or SIGINT;
+/// `hup` wakes it.
+async fn control(
+    args: &RunArgs,
+    engine: Arc<berth::engine::docker::DockerEngine>,
+    store: Store,
+    mut term: Signal,
+    mut hup: Signal,
+) -> anyhow::Result<ExitCode> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let wakeups = controller::Wakeups::new();
+    let handle = wakeups.handle();
+    let on_signal = stop.clone();
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        tracing::warn!("stop requested; finishing the current step");
+        on_signal.store(true, Ordering::Relaxed);
+        handle.trigger();
+    });
+    let opts = controller::RunOptions {
+        resync: args.resync,
+        plan: PlanOptions { prune: args.prune },
+        allow_empty: args.allow_empty,
+        parallelism: args.parallelism,
+        ..controller::RunOptions::default()
+    };
+    let load_opts = load_options(&args.profiles, &args.env_dir);
+    let running = start_source(args, load_opts, wakeups.handle())?;
+    // `POST /hooks/git` (served by the HTTP listener) pokes the git source's fetch.
+    let git_hook = git_webhook(args, &running)?;
+    // SIGHUP: an operator changed a control file (`berth hold|release|rollback|retry`),
+    // or `systemctl reload berth`: reconcile now, and fetch a git source now. A SIGHUP
+    // that came earlier waits in the stream.
+    let on_hup = wakeups.handle();
+    let fetch = running.git().map(|git| git.poker());
+    tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            tracing::info!("SIGHUP: reconciling now");
+            on_hup.trigger();
+            if let Some(fetch) = &fetch {
+                fetch();
+            }
+        }
+    });
+    tracing::info!(source = %running.status().snapshot().location, resync = ?args.resync, "berth run: watching");
+    let telemetry = telemetry::start(
+        &args.telemetry,
+        &args.data_dir,
+        telemetry::source_info(&running.status().snapshot()),
+        &engine,
+        git_hook.map(berth::telemetry::http::hook_from_pairs),
+    )
+    .await;
+    let observer = telemetry.observer();
+    let hub = telemetry.telemetry.clone();
+    controller::run(
+        engine,
+        move || {
+            let loaded = running.load();
+            hub.set_source(telemetry::source_info(&running.status().snapshot()));
+            loaded
+        },
+        opts,
+        stop,
+        wakeups,
+        Some(store),
+        Some(observer),
+    )
+    .await;
+    telemetry.stop().await;
+    tracing::info!("stopped");
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Starts `berth run`'s desired-state source: the watched directory or the git repository.

@@ -1,5 +1,5 @@
-//! What several commands share: the async runtime, the engine connection, the load options,
-//! and loading the desired state from a directory or a one-off git checkout.
+//! What several commands share: the async runtime, the engine connection and its claim, the
+//! load options, and loading the desired state from a directory or a one-off git checkout.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use berth::desired::{self, DesiredState, LoadOptions};
 use berth::engine::Engine;
+use berth::engine::claim::{self, Claim};
 use berth::engine::docker::DockerEngine;
 use berth::report;
 use berth::source;
@@ -31,6 +32,26 @@ pub async fn connect(args: &EngineArgs) -> anyhow::Result<DockerEngine> {
         .context("failed to reach the Docker engine")?;
     tracing::info!(version = %info.version, api = %info.api_version, endpoint = %info.endpoint, "engine");
     Ok(engine)
+}
+
+/// Runs `work` holding the engine's claim for the berth of `data_dir` (one berth per engine,
+/// `berth::engine::claim`), and releases the claim once `work` returns, whatever it returns:
+/// the process is about to exit, so it holds the engine no more. A berth that dies instead
+/// leaves its claim, which the next berth renews or takes over by the claim's rule.
+pub async fn claimed<T>(
+    engine: &DockerEngine,
+    data_dir: &Path,
+    work: impl std::future::Future<Output = anyhow::Result<T>>,
+) -> anyhow::Result<T> {
+    let held: Claim = claim::claim_engine(engine, data_dir).await?;
+    tracing::debug!(claim = %held.name(), "engine claimed");
+    let result = work.await;
+    let name = held.name().to_string();
+    if let Err(e) = held.release(engine).await {
+        // Not worth failing the command for: the next berth renews or takes it over.
+        tracing::warn!(claim = %name, error = %berth::errors::chain(&e), "failed to release the engine's claim");
+    }
+    result
 }
 
 /// Load options from the command line, with the process environment for interpolation.

@@ -9,14 +9,23 @@
 //!   ended; the data-directory lock we hold proves no other process uses it): renewed;
 //! - another data directory on this host (same host name and boot ID): its holder is alive
 //!   when its pid still runs (`/proc/<pid>` exists): refused, naming it; otherwise (the
-//!   process died, or the host rebooted since the claim) the claim is stale and taken over;
+//!   process died, or the host rebooted since the claim) the claim is stale and taken over —
+//!   unless the holder's pid is in another pid namespace (berth in a container with the
+//!   host's network, hence its host name), where `/proc/<pid>` says nothing about it: refused,
+//!   as for another host;
 //! - another host: berth cannot see whether that process lives and never guesses (a wrong
 //!   guess is two berths tearing down each other's containers): refused, naming the holder
 //!   and the one command that releases a claim whose holder is known to be gone
 //!   (`docker rm berth-engine-claim`).
 //!
-//! IO: the engine calls around [`decide`]; called once by the CLI right after the data-dir
-//! lock, before the first engine change (`berth apply`, `berth run`, manual controls).
+//! The claim's name can be overridden with `BERTH_ENGINE_CLAIM` ([`claim_name`]): for test
+//! harnesses and for deliberately separate berths on one engine, which must then manage
+//! disjoint projects.
+//!
+//! IO: the engine calls around [`decide`]; called once by `berth apply` and `berth run` right
+//! after the data-dir lock and the engine connection, before the first engine change, and
+//! released when they exit cleanly (the read-only commands and the manual controls, which
+//! only write control files, claim nothing).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -25,6 +34,8 @@ use super::{BuildSpec, ContainerCreate, Engine, EngineError};
 
 /// The claim container's name.
 pub const CLAIM_NAME: &str = "berth-engine-claim";
+/// The environment variable that overrides [`CLAIM_NAME`] (see [`claim_name`]).
+pub const CLAIM_ENV: &str = "BERTH_ENGINE_CLAIM";
 /// The image the claim container is created from (built locally `FROM scratch`, no pull).
 pub const CLAIM_IMAGE: &str = "berth-claim:1";
 
@@ -32,6 +43,7 @@ const L_HOST: &str = "berth.claim.host";
 const L_BOOT: &str = "berth.claim.boot_id";
 const L_DATA: &str = "berth.claim.data_dir";
 const L_PID: &str = "berth.claim.pid";
+const L_PID_NS: &str = "berth.claim.pid_ns";
 const L_SINCE: &str = "berth.claim.since";
 
 /// Errors of claiming the engine.
@@ -40,8 +52,8 @@ pub enum ClaimError {
     /// Another berth holds the engine.
     #[error("another berth manages this engine: {holder}; {advice}")]
     Held {
-        /// The holder.
-        holder: Holder,
+        /// The holder (boxed: it is large and errors travel far).
+        holder: Box<Holder>,
         /// What to do.
         advice: String,
     },
@@ -60,6 +72,11 @@ pub enum ClaimError {
     /// The claim kept changing under us (other berths starting at the same moment).
     #[error("failed to claim the engine: the claim changed {0} times while taking it")]
     Contended(u32),
+    /// `BERTH_ENGINE_CLAIM` is not a container name Docker accepts.
+    #[error(
+        "failed to claim the engine: {CLAIM_ENV}={0:?} is not a valid container name (letters, digits, `_`, `.`, `-`, starting with a letter or digit)"
+    )]
+    BadName(String),
 }
 
 /// Who holds (or wants) the engine.
@@ -73,6 +90,9 @@ pub struct Holder {
     pub data_dir: PathBuf,
     /// Process ID on that host.
     pub pid: u32,
+    /// The pid namespace the pid is in (`/proc/self/ns/pid`, e.g. `pid:[4026531836]`): a
+    /// berth in a container has its own.
+    pub pid_ns: String,
     /// Since when (unix seconds).
     pub since: u64,
 }
@@ -109,6 +129,9 @@ impl Holder {
                 .or_else(|_| std::path::absolute(data_dir))
                 .unwrap_or_else(|_| data_dir.to_path_buf()),
             pid: std::process::id(),
+            pid_ns: std::fs::read_link("/proc/self/ns/pid")
+                .map(|l| l.display().to_string())
+                .unwrap_or_default(),
             since: crate::apply::unix_now(),
         }
     }
@@ -119,6 +142,7 @@ impl Holder {
             (L_BOOT.into(), self.boot_id.clone()),
             (L_DATA.into(), self.data_dir.display().to_string()),
             (L_PID.into(), self.pid.to_string()),
+            (L_PID_NS.into(), self.pid_ns.clone()),
             (L_SINCE.into(), self.since.to_string()),
         ])
     }
@@ -130,6 +154,7 @@ impl Holder {
             boot_id: get(L_BOOT),
             data_dir: PathBuf::from(get(L_DATA)),
             pid: get(L_PID).parse().unwrap_or(0),
+            pid_ns: get(L_PID_NS),
             since: get(L_SINCE).parse().unwrap_or(0),
         }
     }
@@ -156,8 +181,30 @@ pub enum Decision {
     },
 }
 
-/// The rule (see the module doc). `alive` says whether a pid runs on this host.
-pub fn decide(found: Option<&Holder>, me: &Holder, alive: impl Fn(u32) -> bool) -> Decision {
+/// The claim container's name: `override_` (the value of [`CLAIM_ENV`]) when given and not
+/// empty, else [`CLAIM_NAME`]. Refused unless Docker would accept it as a container name.
+pub fn claim_name(override_: Option<&str>) -> Result<String, ClaimError> {
+    let Some(name) = override_.filter(|n| !n.is_empty()) else {
+        return Ok(CLAIM_NAME.to_string());
+    };
+    let mut chars = name.chars();
+    let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric());
+    let rest_ok = chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+    if first_ok && rest_ok {
+        Ok(name.to_string())
+    } else {
+        Err(ClaimError::BadName(name.to_string()))
+    }
+}
+
+/// The rule (see the module doc) for the claim container `name`. `alive` says whether a pid
+/// runs on this host.
+pub fn decide(
+    name: &str,
+    found: Option<&Holder>,
+    me: &Holder,
+    alive: impl Fn(u32) -> bool,
+) -> Decision {
     let Some(h) = found else {
         return Decision::Create;
     };
@@ -167,6 +214,13 @@ pub fn decide(found: Option<&Holder>, me: &Holder, alive: impl Fn(u32) -> bool) 
         };
     }
     if h.same_boot(me) {
+        if h.pid_ns != me.pid_ns {
+            return Decision::Refuse {
+                advice: format!(
+                    "its pid is in another pid namespace (a berth in a container?), so berth cannot tell from here whether it still runs: stop that berth, or, if it is gone for good, release its claim with `docker rm {name}`"
+                ),
+            };
+        }
         if h.pid != 0 && alive(h.pid) {
             return Decision::Refuse {
                 advice: format!(
@@ -189,7 +243,7 @@ pub fn decide(found: Option<&Holder>, me: &Holder, alive: impl Fn(u32) -> bool) 
     }
     Decision::Refuse {
         advice: format!(
-            "berth cannot tell from here whether a process on host {} still runs: stop that berth, or, if it is gone for good, release its claim with `docker rm {CLAIM_NAME}`",
+            "berth cannot tell from here whether a process on host {} still runs: stop that berth, or, if it is gone for good, release its claim with `docker rm {name}`",
             h.host
         ),
     }
@@ -225,10 +279,12 @@ impl Claim {
     }
 }
 
-/// Claims `engine` for the berth of `data_dir` (this process): the one function the CLI calls
-/// after taking the data-directory lock.
+/// Claims `engine` for the berth of `data_dir` (this process) under the claim name
+/// [`CLAIM_ENV`] gives, else [`CLAIM_NAME`]: the one function the CLI calls after taking the
+/// data-directory lock.
 pub async fn claim_engine<E: Engine>(engine: &E, data_dir: &Path) -> Result<Claim, ClaimError> {
-    claim_as(engine, CLAIM_NAME, &Holder::current(data_dir), pid_alive).await
+    let name = claim_name(std::env::var(CLAIM_ENV).ok().as_deref())?;
+    claim_as(engine, &name, &Holder::current(data_dir), pid_alive).await
 }
 
 /// [`claim_engine`] with the claim's name, the holder and the liveness check given (tests).
@@ -241,11 +297,14 @@ pub async fn claim_as<E: Engine>(
     const ROUNDS: u32 = 5;
     for _ in 0..ROUNDS {
         let found = find(engine, name).await?;
-        let decision = decide(found.as_ref().map(|(_, h)| h), me, &alive);
+        let decision = decide(name, found.as_ref().map(|(_, h)| h), me, &alive);
         match decision {
             Decision::Refuse { advice } => {
                 let holder = found.map(|(_, h)| h).unwrap_or_else(|| me.clone());
-                return Err(ClaimError::Held { holder, advice });
+                return Err(ClaimError::Held {
+                    holder: Box::new(holder),
+                    advice,
+                });
             }
             Decision::Replace { why } => {
                 if let Some((id, h)) = &found {
@@ -336,6 +395,7 @@ mod tests {
         Holder {
             host: host.into(),
             boot_id: boot.into(),
+            pid_ns: "pid:[1]".into(),
             data_dir: dir.into(),
             pid,
             since: 1_700_000_000,
@@ -346,35 +406,78 @@ mod tests {
     fn the_claim_rule() {
         let me = holder("h1", "b1", "/var/lib/berth", 10);
         let alive = |pid| pid == 20;
-        assert_eq!(decide(None, &me, alive), Decision::Create);
+        assert_eq!(decide(CLAIM_NAME, None, &me, alive), Decision::Create);
         // Our data dir (an earlier run): renewed, whatever its pid.
         let mine = holder("h1", "b0", "/var/lib/berth", 20);
         assert!(matches!(
-            decide(Some(&mine), &me, alive),
+            decide(CLAIM_NAME, Some(&mine), &me, alive),
             Decision::Replace { .. }
         ));
         // Another data dir on this host, its berth running: refused.
         let other = holder("h1", "b1", "/srv/other", 20);
         assert!(matches!(
-            decide(Some(&other), &me, alive),
+            decide(CLAIM_NAME, Some(&other), &me, alive),
             Decision::Refuse { .. }
         ));
         // ... its berth gone: taken over.
         let dead = holder("h1", "b1", "/srv/other", 30);
         assert!(matches!(
-            decide(Some(&dead), &me, alive),
+            decide(CLAIM_NAME, Some(&dead), &me, alive),
             Decision::Replace { .. }
         ));
         // ... claimed before the host rebooted: taken over even if the pid is reused.
         let rebooted = holder("h1", "b0", "/srv/other", 20);
         assert!(matches!(
-            decide(Some(&rebooted), &me, alive),
+            decide(CLAIM_NAME, Some(&rebooted), &me, alive),
+            Decision::Replace { .. }
+        ));
+        // ... its berth in another pid namespace: /proc says nothing about it, never guessed.
+        let contained = Holder {
+            pid_ns: "pid:[2]".into(),
+            ..dead.clone()
+        };
+        match decide(CLAIM_NAME, Some(&contained), &me, alive) {
+            Decision::Refuse { advice } => assert!(advice.contains("docker rm"), "{advice}"),
+            d => panic!("{d:?}"),
+        }
+        // ... but a restarted berth in a container with our data dir is still ours.
+        let mine_contained = Holder {
+            pid_ns: "pid:[2]".into(),
+            ..mine.clone()
+        };
+        assert!(matches!(
+            decide(CLAIM_NAME, Some(&mine_contained), &me, alive),
             Decision::Replace { .. }
         ));
         // Another host: never guessed.
         let remote = holder("h2", "b9", "/var/lib/berth", 30);
-        match decide(Some(&remote), &me, alive) {
+        match decide(CLAIM_NAME, Some(&remote), &me, alive) {
             Decision::Refuse { advice } => assert!(advice.contains("docker rm"), "{advice}"),
+            d => panic!("{d:?}"),
+        }
+    }
+
+    #[test]
+    fn the_claim_name_is_overridden_only_by_a_valid_container_name() {
+        assert_eq!(claim_name(None).unwrap(), CLAIM_NAME);
+        assert_eq!(claim_name(Some("")).unwrap(), CLAIM_NAME);
+        assert_eq!(claim_name(Some("t.claim-1_a")).unwrap(), "t.claim-1_a");
+        for bad in ["-x", ".x", "a b", "a/b", "é"] {
+            assert!(
+                matches!(claim_name(Some(bad)), Err(ClaimError::BadName(_))),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_remote_holder_is_released_by_the_claim_s_own_name() {
+        let me = holder("h1", "b1", "/var/lib/berth", 10);
+        let remote = holder("h2", "b9", "/srv/other", 30);
+        match decide("t-claim", Some(&remote), &me, |_| true) {
+            Decision::Refuse { advice } => {
+                assert!(advice.contains("docker rm t-claim"), "{advice}")
+            }
             d => panic!("{d:?}"),
         }
     }
@@ -382,7 +485,7 @@ mod tests {
     #[test]
     fn the_refusal_names_host_data_dir_and_pid() {
         let e = ClaimError::Held {
-            holder: holder("h1", "b1", "/srv/other", 20),
+            holder: Box::new(holder("h1", "b1", "/srv/other", 20)),
             advice: "stop it".into(),
         };
         let s = e.to_string();

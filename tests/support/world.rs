@@ -2,6 +2,11 @@
 //! test, and a guard that removes everything the project created, whatever the test's outcome.
 //! Every entry point first checks that an engine answers ([`super::tier::require_engine`]).
 //!
+//! Many berths run at once on the one engine in this tier, each with its own data dir, and
+//! one berth per engine would refuse all but the first: every berth a test spawns gets the
+//! claim name of its project ([`TestProject::berth`], [`berth_command`]; env
+//! `BERTH_ENGINE_CLAIM`), and the project's guard removes that claim container.
+//!
 //! Include with `mod support { pub mod tier; pub mod world; }`.
 
 #![allow(dead_code)] // Each test binary uses a different subset of these helpers.
@@ -26,10 +31,21 @@ pub fn ensure_images() {
     });
 }
 
+/// The `berth` binary as a command that claims the engine under `claim` (a container name)
+/// instead of the default `berth-engine-claim`; the caller removes that container.
+pub fn berth_command(claim: &str) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_berth"));
+    cmd.env(berth::engine::claim::CLAIM_ENV, claim);
+    cmd
+}
+
 /// A project on the real engine, removed on drop.
 pub struct TestProject {
     /// Project name (unique per test run).
     pub name: String,
+    /// The engine claim's container name for the berths this project's test spawns (unique
+    /// like the name; removed on drop).
+    pub claim: String,
     /// Its directory (a temp dir), holding compose.yaml.
     pub dir: PathBuf,
     _tmp: tempfile::TempDir,
@@ -49,12 +65,18 @@ impl TestProject {
         let dir = tmp.path().join(&name);
         std::fs::create_dir_all(&dir).unwrap();
         let p = TestProject {
+            claim: format!("berth-claim.{name}"),
             name,
             dir,
             _tmp: tmp,
         };
         p.write(yaml);
         p
+    }
+
+    /// The `berth` binary as a command claiming the engine under this project's claim name.
+    pub fn berth(&self) -> Command {
+        berth_command(&self.claim)
     }
 
     /// Replaces compose.yaml.
@@ -103,6 +125,8 @@ impl TestProject {
 
 impl Drop for TestProject {
     fn drop(&mut self) {
+        // The engine claim of the berths this test spawned (a killed berth leaves it).
+        docker(&["rm", "-f", &self.claim]);
         let filter = format!("label=com.docker.compose.project={}", self.name);
         let ids = docker(&["ps", "-aq", "--filter", &filter]);
         let ids: Vec<&str> = ids.split_whitespace().collect();
@@ -219,13 +243,15 @@ pub struct BerthProcess {
 }
 
 impl BerthProcess {
-    /// Starts berth with `args` (stdout discarded, stderr collected).
-    pub fn spawn<I, S>(args: I) -> BerthProcess
+    /// Starts berth with `args` (stdout discarded, stderr collected), claiming the engine
+    /// under `p`'s claim name.
+    pub fn spawn<I, S>(p: &TestProject, args: I) -> BerthProcess
     where
         I: IntoIterator<Item = S>,
         S: AsRef<std::ffi::OsStr>,
     {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_berth"))
+        let mut child = p
+            .berth()
             .args(args)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::piped())

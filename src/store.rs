@@ -118,6 +118,18 @@ pub struct Slot {
     /// container whose start a crash interrupted) only means "start it again".
     #[serde(default)]
     pub seen_running: bool,
+    /// When berth last looked at its candidate (unix seconds): a restarted berth knows how
+    /// long it was not watching. `None` in records written before berth kept it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub watched_at: Option<u64>,
+    /// Seconds since `started_at` berth was not watching: they do not count towards
+    /// `progress_deadline`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub unwatched: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// A one-shot gate container's run (`x-berth.pre_deploy`, `x-berth.smoke`).
@@ -1071,6 +1083,8 @@ mod tests {
                 passed_at: None,
                 failed: false,
                 seen_running: false,
+                watched_at: Some(T0 + 2),
+                unwatched: 30,
             },
         );
         rec.active = Some(Rollout {

@@ -63,6 +63,9 @@ pub struct ObservedState {
     /// Builds that failed in the previous round, by image reference: the engine's error and
     /// the build's last log lines. The revision that needed the image is quarantined.
     pub build_failures: BTreeMap<String, BuildFailure>,
+    /// The engine did not answer between the previous round that observed it and this one
+    /// (it may have restarted, stopping every container).
+    pub engine_lost: bool,
 }
 
 /// What the previous round learnt besides the engine lists: probe verdicts and step errors.

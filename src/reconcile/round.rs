@@ -88,6 +88,8 @@ pub struct Carry {
     build_failures: BTreeMap<String, BuildFailure>,
     /// What the last round's planner needed beyond its scope.
     widen: Scope,
+    /// The engine did not answer since the last round that observed it.
+    engine_lost: bool,
 }
 
 impl Carry {
@@ -193,7 +195,16 @@ pub async fn run<E: Engine + 'static>(
         RecordsAt::Memory { save } => (carry.records.clone(), save),
     };
     let widen = std::mem::take(&mut carry.widen);
-    let mut observed = observe::containers(engine.as_ref()).await?;
+    let mut observed = match observe::containers(engine.as_ref()).await {
+        Ok(o) => o,
+        Err(e) => {
+            // It may be restarting (stopping every container): the next round that sees it
+            // must not take those exits for verdicts.
+            carry.engine_lost = true;
+            return Err(e.into());
+        }
+    };
+    observed.engine_lost = std::mem::take(&mut carry.engine_lost);
     observed.probes = prober.map(Prober::verdicts).unwrap_or_default();
     observed.step_errors = std::mem::take(&mut carry.step_errors);
     observed.build_failures = std::mem::take(&mut carry.build_failures);
@@ -207,7 +218,10 @@ pub async fn run<E: Engine + 'static>(
     }
     check_not_empty(desired, &observed, opts.allow_empty)?;
     let scope = scope::scope(desired, &observed, &records).union(&widen);
-    observe::complete(engine.as_ref(), &mut observed, &scope).await?;
+    if let Err(e) = observe::complete(engine.as_ref(), &mut observed, &scope).await {
+        carry.engine_lost = true;
+        return Err(e.into());
+    }
     let plan = plan::plan(desired, &observed, &records, opts.plan, now);
     carry.records = records.clone();
     let lacking = scope::unobserved(&plan, &observed);
@@ -220,6 +234,7 @@ pub async fn run<E: Engine + 'static>(
         // Nothing acted on the last round's feedback yet: the next round gets it again.
         carry.step_errors = observed.step_errors.clone();
         carry.build_failures = observed.build_failures.clone();
+        carry.engine_lost = observed.engine_lost;
         Outcome::Unobserved
     } else if plan.is_empty() && plan.waits().next().is_some() {
         Outcome::Waiting

@@ -378,6 +378,19 @@ impl ServiceRecord {
             .find(|r| r.outcome == Outcome::Succeeded)
     }
 
+    /// Records that revision `number`'s image is gone from the engine (pruned with its pin):
+    /// nothing can be created from it, so it is no longer current nor a revert target, and its
+    /// pin tag went with the image. The service's reference is resolved again as a new
+    /// revision.
+    pub fn mark_image_lost(&mut self, number: u64, reason: String) -> Result<(), UnknownRevision> {
+        let r = self.get_mut(number)?;
+        r.outcome = Outcome::Superseded;
+        r.stable = false;
+        r.pin = None;
+        r.reason = Some(reason);
+        Ok(())
+    }
+
     /// Records that failed revision `number` was reverted: the previous one runs again.
     pub fn mark_reverted(&mut self, number: u64) -> Result<(), UnknownRevision> {
         self.get_mut(number)?.outcome = Outcome::Reverted;

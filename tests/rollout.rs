@@ -1901,3 +1901,69 @@ fn a_candidate_stopped_while_berth_watched_is_still_a_failure() {
     assert_runs(&sim.w, &d1, 1);
     assert!(sim.record().is_quarantined(&hash(&d2)));
 }
+
+#[test]
+fn a_pruned_image_of_the_running_revision_is_resolved_again_and_goes_through_the_gate() {
+    let d = web("app:1", FAST);
+    // (the tag is pulled again from the registry; a present tag points elsewhere)
+    for present in [false, true] {
+        let mut sim = deployed(World::new(), &d);
+        // A clean-up: the container, the pin holder, then `docker image prune -a`.
+        sim.w.host.engine.remove_by_hand("shop-web-1");
+        for tag in ["berth-pin/shop/web:r1", "app:1"] {
+            sim.w.step(&Action::RemoveImage {
+                reference: tag.to_string(),
+            });
+        }
+        assert!(
+            !sim.w.images().values().any(|id| id == "sha256:app1"),
+            "{:?}",
+            sim.w.images()
+        );
+        if present {
+            sim.w.host.image("app:1", "sha256:app1b");
+        }
+        let p = sim.round(&d);
+        assert!(
+            p.events
+                .iter()
+                .any(|e| e.reason == EventReason::Heal(HealReason::ImageLost)
+                    && e.message.contains("is gone from the engine")),
+            "{:?}",
+            p.events
+        );
+        assert!(
+            !p.steps.iter().any(|s| matches!(
+                &s.action,
+                Action::Create { image: ImageSource::Id(id), .. } if id == "sha256:app1"
+            )),
+            "nothing is created from the lost image:\n{p}"
+        );
+        sim.converge(&d);
+        assert_runs(&sim.w, &d, 1);
+        let rec = sim.record();
+        let cur = rec.current().unwrap();
+        let want = if present {
+            "sha256:app1b"
+        } else {
+            "sha256:app:1"
+        };
+        assert_eq!(
+            (cur.number, cur.image_id.as_str(), cur.stable),
+            (2, want, true)
+        );
+        let r1 = rec.revision(1).unwrap();
+        assert_eq!(
+            (r1.outcome, r1.stable, r1.pin.as_deref()),
+            (Outcome::Superseded, false, None)
+        );
+        assert!(
+            sim.events().iter().any(|e| e.starts_with("RolloutStarted")),
+            "through the gate: {:?}",
+            sim.events()
+        );
+        let (mut owned, tags) = pins(&sim);
+        owned.sort();
+        assert_eq!(owned, tags);
+    }
+}

@@ -1,9 +1,12 @@
-//! The real-engine tier for engine faults during a rollout (issue 14 item 3): the engine is
-//! restarted while a candidate is in its readiness gate. An engine restart stops every
-//! container; berth must start the candidate again and complete the rollout — not fail,
-//! revert and quarantine a good revision. Runs against a private `dockerd` in its own network
-//! namespace (`support/dockerd.rs`), never the machine's engine; prints the time to converge
-//! after the engine came back.
+//! The real-engine tier for engine faults (issue 14 items 3 and 15), each against a private
+//! `dockerd` in its own network namespace (`support/dockerd.rs`), never the machine's engine:
+//! - the engine is restarted while a candidate is in its readiness gate. An engine restart
+//!   stops every container; berth must start the candidate again and complete the rollout —
+//!   not fail, revert and quarantine a good revision. Prints the time to converge after the
+//!   engine came back.
+//! - the running revision's image is pruned (`docker image prune -a` after its containers and
+//!   pin holder were removed) and its tag names another image: `berth apply` says the image
+//!   was lost, resolves the tag again and converges through the gate.
 
 #[path = "support/dockerd.rs"]
 mod dockerd;
@@ -160,4 +163,107 @@ fn an_engine_restart_during_the_gate_restarts_the_candidate_and_the_rollout_comp
          (min_ready 15 s held again from the candidate's new start), {:?} after the stop began",
         back.elapsed() + down + Duration::from_secs(2)
     );
+}
+
+/// `berth apply` against the private engine: (exit code, stdout + stderr).
+fn apply(d: &PrivateDockerd, dir: &std::path::Path, data: &std::path::Path) -> (i32, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_berth"))
+        .args([
+            "apply",
+            "--timeout",
+            "60s",
+            "--docker-host",
+            &d.host(),
+            "--data-dir",
+        ])
+        .arg(data)
+        .arg(dir)
+        .output()
+        .expect("run berth apply");
+    (
+        out.status.code().unwrap_or(-1),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+/// Tags a new image (its own ID: busybox with `ENV GEN=<generation>`) as `reference`.
+fn commit_image(d: &PrivateDockerd, reference: &str, generation: u32) -> String {
+    d.docker(&["create", "--name", "core14seed", images::BUSYBOX]);
+    d.docker(&[
+        "commit",
+        "--change",
+        &format!("ENV GEN={generation}"),
+        "core14seed",
+        reference,
+    ]);
+    d.docker(&["rm", "core14seed"]);
+    d.docker(&["image", "inspect", "--format", "{{.Id}}", reference])
+}
+
+#[test]
+fn a_pruned_image_of_the_running_revision_is_resolved_again_and_converges() {
+    tier::require_tool("dockerd", "docker.io");
+    tier::require_tool("unshare", "util-linux");
+    tier::require_engine();
+    images::busybox();
+    let d = PrivateDockerd::start("core14img");
+    d.load_from_system(images::BUSYBOX);
+    let reference = "core14app:1";
+    let first = commit_image(&d, reference, 1);
+    let name = format!("core14img{}", std::process::id());
+    let tmp = tempfile::Builder::new()
+        .prefix("core14img")
+        .tempdir()
+        .unwrap();
+    let (dir, data) = (tmp.path().join(&name), tmp.path().join("data"));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("compose.yaml"),
+        format!(
+            "name: {name}\nservices:\n  web:\n    image: {reference}\n    network_mode: none\n    \
+             command: [/bin/busybox, sleep, '3600']\n    stop_grace_period: 1s\n    \
+             x-berth: {{min_ready: 1s}}\n"
+        ),
+    )
+    .unwrap();
+    let (code, out) = apply(&d, &dir, &data);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(record(&data, &name).current().unwrap().image_id, first);
+
+    // A clean-up: every container (the replica, the pin holder), then `image prune -a`; the
+    // tag then names another image.
+    let all = d.docker(&["ps", "-aq"]);
+    for id in all.lines() {
+        d.docker(&["rm", "-f", id]);
+    }
+    d.docker(&["image", "prune", "-a", "-f"]);
+    assert!(
+        !d.docker(&["images", "-q", "--no-trunc"]).contains(&first),
+        "the recorded image is gone"
+    );
+    d.load_from_system(images::BUSYBOX);
+    let second = commit_image(&d, reference, 2);
+    assert_ne!(first, second);
+
+    let (code, out) = apply(&d, &dir, &data);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("is gone from the engine"), "{out}");
+    assert!(!out.contains("No such image"), "{out}");
+    let rec = record(&data, &name);
+    let cur = rec.current().unwrap();
+    assert_eq!(
+        (cur.number, cur.image_id.as_str(), cur.stable),
+        (2, second.as_str(), true)
+    );
+    let image = d.docker(&[
+        "inspect",
+        "--format",
+        "{{.State.Status}} {{.Image}}",
+        &format!("{name}-web-1"),
+    ]);
+    assert_eq!(image, format!("running {second}"));
 }

@@ -486,4 +486,40 @@ mod tests {
             engine.calls()
         );
     }
+
+    #[tokio::test]
+    async fn the_round_after_the_engine_did_not_answer_says_so_once() {
+        let engine = Arc::new(FakeEngine::new());
+        engine.add_image("app:1", "sha256:app1");
+        let d = desired("name: shop\nservices:\n  web:\n    image: app:1\n");
+        let stop = Arc::new(AtomicBool::new(false));
+        let round = Round {
+            engine: &engine,
+            desired: &d,
+            opts: RoundOptions {
+                plan: PlanOptions::default(),
+                allow_empty: false,
+                parallelism: 1,
+            },
+            records: RecordsAt::Memory { save: None },
+            prober: None,
+            mode: Mode::Execute { stop: &stop },
+        };
+        let mut carry = Carry::default();
+        let first = run(&round, &mut carry, T0, |_| {}).await.expect("round");
+        assert!(!first.observed.engine_lost);
+        engine.fail_next("list_containers", crate::engine::fake::Fault::Unreachable);
+        assert!(run(&round, &mut carry, T0 + 1, |_| {}).await.is_err());
+        let back = run(&round, &mut carry, T0 + 2, |_| {})
+            .await
+            .expect("round");
+        assert!(
+            back.observed.engine_lost,
+            "the first round that sees it again"
+        );
+        let next = run(&round, &mut carry, T0 + 3, |_| {})
+            .await
+            .expect("round");
+        assert!(!next.observed.engine_lost, "only once");
+    }
 }

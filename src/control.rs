@@ -649,6 +649,7 @@ mod tests {
                         passed_at: Some(T0 + 1820),
                         failed: false,
                         seen_running: false,
+                        ..Slot::default()
                     },
                 ),
                 (

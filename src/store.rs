@@ -122,6 +122,18 @@ pub struct Slot {
     /// container whose start a crash interrupted) only means "start it again".
     #[serde(default)]
     pub seen_running: bool,
+    /// When berth last looked at its candidate (unix seconds): a restarted berth knows how
+    /// long it was not watching. `None` in records written before berth kept it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub watched_at: Option<u64>,
+    /// Seconds since `started_at` berth was not watching: they do not count towards
+    /// `progress_deadline`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub unwatched: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// A one-shot gate container's run (`x-berth.pre_deploy`, `x-berth.smoke`).
@@ -368,6 +380,19 @@ impl ServiceRecord {
             .iter()
             .rev()
             .find(|r| r.outcome == Outcome::Succeeded)
+    }
+
+    /// Records that revision `number`'s image is gone from the engine (pruned with its pin):
+    /// nothing can be created from it, so it is no longer current nor a revert target, and its
+    /// pin tag went with the image. The service's reference is resolved again as a new
+    /// revision.
+    pub fn mark_image_lost(&mut self, number: u64, reason: String) -> Result<(), UnknownRevision> {
+        let r = self.get_mut(number)?;
+        r.outcome = Outcome::Superseded;
+        r.stable = false;
+        r.pin = None;
+        r.reason = Some(reason);
+        Ok(())
     }
 
     /// Records that failed revision `number` was reverted: the previous one runs again.
@@ -1075,6 +1100,8 @@ mod tests {
                 passed_at: None,
                 failed: false,
                 seen_running: false,
+                watched_at: Some(T0 + 2),
+                unwatched: 30,
             },
         );
         rec.active = Some(Rollout {

@@ -80,6 +80,8 @@ struct World {
     probes: BTreeMap<String, ProbeVerdicts>,
     /// Builds that failed in the last round (what the executor hands the next round).
     build_failures: BTreeMap<String, BuildFailure>,
+    /// The engine did not answer since the last round (what the round hands the planner).
+    engine_lost: bool,
 }
 
 impl World {
@@ -97,6 +99,7 @@ impl World {
             host,
             probes: BTreeMap::new(),
             build_failures: BTreeMap::new(),
+            engine_lost: false,
         };
         for role in ["smoke", "pre-deploy", "job"] {
             w.gate_exit(role, 0);
@@ -169,6 +172,7 @@ impl World {
         let mut o = self.host.observed();
         o.probes = self.probes.clone();
         o.build_failures = self.build_failures.clone();
+        o.engine_lost = self.engine_lost;
         o
     }
 
@@ -281,8 +285,9 @@ impl Sim {
         let p = self.plan(d);
         self.records
             .extend(p.records.iter().map(|(k, r)| (k.clone(), r.clone())));
-        // A build failure is reported to the round after it, once.
+        // A build failure and a lost engine are reported to the round after them, once.
         self.w.build_failures.clear();
+        self.w.engine_lost = false;
         check(&self.w);
         // As the executor: a service whose image did not arrive (a failed build) is left
         // untouched this round.
@@ -1741,4 +1746,224 @@ fn a_jobs_earlier_built_image_is_removed_once_a_new_revision_ran() {
         !sim.w.images().contains_key(&old),
         "the job's v1 image is removed"
     );
+}
+
+/// Sets the readiness verdict of the container named `name`.
+fn probe_of(sim: &mut Sim, name: &str, status: Option<ProbeStatus>) {
+    let id = ids(&sim.w)[name].clone();
+    sim.w.probes.insert(
+        id,
+        ProbeVerdicts {
+            readiness: status,
+            liveness: None,
+        },
+    );
+}
+
+/// Pins the records own, and the pin tags on the host: they must be the same.
+fn pins(sim: &Sim) -> (Vec<String>, Vec<String>) {
+    let owned: Vec<String> = sim
+        .records
+        .values()
+        .flat_map(|r| r.revisions.iter().filter_map(|v| v.pin.clone()))
+        .collect();
+    let tags: Vec<String> = sim
+        .w
+        .images()
+        .into_keys()
+        .filter(|t| t.starts_with("berth-pin/"))
+        .collect();
+    (owned, tags)
+}
+
+#[test]
+fn a_ready_candidate_is_not_failed_on_time_berth_was_not_watching() {
+    let x = "    x-berth: {min_ready: 3s, progress_deadline: 30s, readiness: {tcp: {port: 80}}}\n";
+    let (d1, d2) = (web("app:1", FAST), web("app:2", x));
+    let mut sim = deployed(World::new(), &d1);
+    let cand = format!("shop-web-1-{}", h12(&d2));
+    sim.round(&d2); // create and start
+    probe_of(&mut sim, &cand, Some(ProbeStatus::Passing));
+    sim.round(&d2); // ready, holding min_ready
+    sim.round(&d2);
+    // berth stops for an hour (host maintenance) and starts again: its prober knows nothing.
+    sim.now += 3600;
+    sim.w.probes.clear();
+    let p = sim.round(&d2);
+    assert!(
+        p.events.is_empty(),
+        "no verdict on unwatched time: {:?}",
+        p.events
+    );
+    assert_eq!(
+        p.waits().map(ToString::to_string).collect::<Vec<_>>(),
+        ["shop/web  waits: replica 1: readiness probe has not passed yet"],
+        "{p}"
+    );
+    // The probe passes again: min_ready is held again, watched, and the rollout completes.
+    probe_of(&mut sim, &cand, Some(ProbeStatus::Passing));
+    sim.converge(&d2);
+    assert_runs(&sim.w, &d2, 1);
+    let rec = sim.record();
+    assert_eq!(rec.current().map(|r| r.number), Some(2));
+    assert!(rec.quarantined.is_empty(), "{:?}", rec.quarantined);
+    assert!(
+        !sim.events().iter().any(|e| e.starts_with("RolloutFailed")),
+        "{:?}",
+        sim.events()
+    );
+    let (mut owned, tags) = pins(&sim);
+    owned.sort();
+    assert_eq!(owned, tags, "no pin the records do not own");
+}
+
+#[test]
+fn the_deadline_still_fails_a_candidate_never_ready_while_watched_after_a_restart() {
+    let x = "    x-berth: {min_ready: 0s, progress_deadline: 20s, readiness: {tcp: {port: 80}}}\n";
+    let (d1, d2) = (web("app:1", FAST), web("app:2", x));
+    let mut sim = deployed(World::new(), &d1);
+    sim.round(&d2);
+    sim.round(&d2);
+    sim.now += 3600;
+    // Watched from here on, and never ready: the deadline (5 s before the restart, as long
+    // as it takes after it) fails it.
+    let mut rounds = 0;
+    while !sim.events().iter().any(|e| e.starts_with("RolloutFailed")) {
+        sim.round(&d2);
+        rounds += 1;
+        assert!(rounds < 40, "never failed: {:?}", sim.events());
+    }
+    assert!(
+        (14..=18).contains(&rounds),
+        "failed after {rounds} watched rounds"
+    );
+    sim.converge(&d2);
+    assert_runs(&sim.w, &d1, 1);
+    assert!(sim.record().is_quarantined(&hash(&d2)));
+}
+
+#[test]
+fn an_engine_restart_during_the_gate_restarts_the_candidate_instead_of_reverting() {
+    let x = "    x-berth: {min_ready: 3s}\n";
+    let (d1, d2) = (web("app:1", FAST), web("app:2", x));
+    // (seconds the engine was away, whether berth saw it not answering)
+    for (away, lost) in [(2, true), (600, false)] {
+        let mut sim = deployed(World::new(), &d1);
+        let cand = format!("shop-web-1-{}", h12(&d2));
+        sim.round(&d2);
+        sim.round(&d2);
+        // The engine stops every container as it goes down.
+        sim.w.host.engine.kill(&cand, 143);
+        sim.w.host.engine.kill("shop-web-1", 0);
+        sim.now += away;
+        sim.w.engine_lost = lost;
+        let p = sim.round(&d2);
+        assert!(
+            p.events
+                .iter()
+                .all(|e| e.reason == EventReason::Heal(HealReason::StoppedUnwatched)),
+            "{:?}",
+            p.events
+        );
+        assert!(
+            p.steps
+                .iter()
+                .any(|s| matches!(&s.action, Action::Start { .. })),
+            "the candidate is started again:\n{p}"
+        );
+        sim.converge(&d2);
+        assert_runs(&sim.w, &d2, 1);
+        let rec = sim.record();
+        assert_eq!(rec.current().map(|r| r.number), Some(2), "away {away}s");
+        assert!(rec.quarantined.is_empty(), "{:?}", rec.quarantined);
+        let (mut owned, tags) = pins(&sim);
+        owned.sort();
+        assert_eq!(owned, tags);
+    }
+}
+
+#[test]
+fn a_candidate_stopped_while_berth_watched_is_still_a_failure() {
+    let x = "    x-berth: {min_ready: 3s}\n";
+    let (d1, d2) = (web("app:1", FAST), web("app:2", x));
+    let mut sim = deployed(World::new(), &d1);
+    let cand = format!("shop-web-1-{}", h12(&d2));
+    sim.round(&d2);
+    sim.round(&d2);
+    sim.w.host.engine.kill(&cand, 143);
+    let p = sim.round(&d2);
+    assert!(
+        p.events.iter().any(|e| e.kind == EventKind::RolloutFailed),
+        "{:?}",
+        p.events
+    );
+    sim.converge(&d2);
+    assert_runs(&sim.w, &d1, 1);
+    assert!(sim.record().is_quarantined(&hash(&d2)));
+}
+
+#[test]
+fn a_pruned_image_of_the_running_revision_is_resolved_again_and_goes_through_the_gate() {
+    let d = web("app:1", FAST);
+    // (the tag is pulled again from the registry; a present tag points elsewhere)
+    for present in [false, true] {
+        let mut sim = deployed(World::new(), &d);
+        // A clean-up: the container, the pin holder, then `docker image prune -a`.
+        sim.w.host.engine.remove_by_hand("shop-web-1");
+        for tag in ["berth-pin/shop/web:r1", "app:1"] {
+            sim.w.step(&Action::RemoveImage {
+                reference: tag.to_string(),
+            });
+        }
+        assert!(
+            !sim.w.images().values().any(|id| id == "sha256:app1"),
+            "{:?}",
+            sim.w.images()
+        );
+        if present {
+            sim.w.host.image("app:1", "sha256:app1b");
+        }
+        let p = sim.round(&d);
+        assert!(
+            p.events
+                .iter()
+                .any(|e| e.reason == EventReason::Heal(HealReason::ImageLost)
+                    && e.message.contains("is gone from the engine")),
+            "{:?}",
+            p.events
+        );
+        assert!(
+            !p.steps.iter().any(|s| matches!(
+                &s.action,
+                Action::Create { image: ImageSource::Id(id), .. } if id == "sha256:app1"
+            )),
+            "nothing is created from the lost image:\n{p}"
+        );
+        sim.converge(&d);
+        assert_runs(&sim.w, &d, 1);
+        let rec = sim.record();
+        let cur = rec.current().unwrap();
+        let want = if present {
+            "sha256:app1b"
+        } else {
+            "sha256:app:1"
+        };
+        assert_eq!(
+            (cur.number, cur.image_id.as_str(), cur.stable),
+            (2, want, true)
+        );
+        let r1 = rec.revision(1).unwrap();
+        assert_eq!(
+            (r1.outcome, r1.stable, r1.pin.as_deref()),
+            (Outcome::Superseded, false, None)
+        );
+        assert!(
+            sim.events().iter().any(|e| e.starts_with("RolloutStarted")),
+            "through the gate: {:?}",
+            sim.events()
+        );
+        let (mut owned, tags) = pins(&sim);
+        owned.sort();
+        assert_eq!(owned, tags);
+    }
 }

@@ -6,8 +6,10 @@
 //! candidate ([`GateMemory`]) and `now` (unix seconds). Ready means: running, Docker
 //! healthcheck `healthy` when the service has one, berth's readiness probe `Passing` when it
 //! has one — all held without a break for `min_ready`, all before `progress_deadline` counted
-//! from the candidate's start. The rollout machinery (next step of issue 4) calls it on every
-//! round and acts on the verdict: swap, keep waiting, or revert.
+//! from the candidate's start, counting only time berth was watching ([`look`]: a restart of
+//! berth, or of the engine, is not held against the candidate). The rollout machinery calls
+//! [`look`] then [`evaluate`] on every round and acts on the verdict: swap, keep waiting, or
+//! revert.
 
 use std::time::Duration;
 
@@ -32,13 +34,60 @@ pub struct Candidate {
     pub restarts: u32,
 }
 
-/// What the caller keeps between rounds for one candidate.
+/// What the caller keeps between rounds for one candidate (persisted in the record's slot, so
+/// a restarted berth judges the candidate on the same clock).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct GateMemory {
     /// When the candidate was started (unix seconds): the deadline counts from here.
     pub started_at: u64,
     /// Since when every condition has held without a break.
     pub ready_since: Option<u64>,
+    /// When berth last looked at the candidate (unix seconds); `None` before the first look
+    /// (the look of the round that started it counts: `started_at`).
+    pub watched_at: Option<u64>,
+    /// Seconds since `started_at` during which berth was not watching (down, or unable to
+    /// reach the engine): they do not count towards the deadline.
+    pub unwatched: u64,
+}
+
+/// The longest pause between two looks at a candidate that still counts as watching it:
+/// 10 s, or a quarter of `progress_deadline` when that is shorter (at least a second). Rounds
+/// look every 100–250 ms while a rollout runs; a longer pause means berth was down, or could
+/// not reach the engine, or backed off.
+pub fn watch_gap(policy: &RolloutPolicy) -> u64 {
+    (policy.progress_deadline.as_secs() / 4).clamp(1, 10)
+}
+
+/// How berth looked at the candidate this time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Look {
+    /// Without a break since the last look.
+    Continuous,
+    /// After a time berth was not watching (a pause longer than [`watch_gap`], or the engine
+    /// went away and came back since the last round): what happened in between is no verdict.
+    AfterGap {
+        /// The seconds not watched, added to [`GateMemory::unwatched`].
+        seconds: u64,
+    },
+}
+
+/// Records a look at the candidate at `now`: a pause longer than [`watch_gap`] since the last
+/// one, or `engine_lost` (the engine did not answer between the last round and this one), is
+/// time berth was not watching. Only the first [`watch_gap`] of such a pause counts towards the
+/// deadline, and `min_ready` starts again (it must be held while watched). Call it before
+/// [`evaluate`] on every look.
+pub fn look(policy: &RolloutPolicy, mem: &mut GateMemory, now: u64, engine_lost: bool) -> Look {
+    let last = mem.watched_at.unwrap_or(mem.started_at).max(mem.started_at);
+    let pause = now.saturating_sub(last);
+    let gap = watch_gap(policy);
+    mem.watched_at = Some(now);
+    if pause <= gap && !engine_lost {
+        return Look::Continuous;
+    }
+    let seconds = pause.saturating_sub(gap.min(pause));
+    mem.unwatched += seconds;
+    mem.ready_since = None;
+    Look::AfterGap { seconds }
 }
 
 /// The gate's verdict.
@@ -99,7 +148,11 @@ pub fn evaluate(policy: &RolloutPolicy, c: &Candidate, mem: &mut GateMemory, now
             Some(ProbeStatus::Failing) => Some("readiness probe is failing".to_string()),
         }
     };
-    let elapsed = Duration::from_secs(now.saturating_sub(mem.started_at));
+    // Only time berth watched counts (see `look`).
+    let elapsed = Duration::from_secs(
+        now.saturating_sub(mem.started_at)
+            .saturating_sub(mem.unwatched),
+    );
     let reason = match missing {
         Some(reason) => {
             mem.ready_since = None;
@@ -164,6 +217,8 @@ mod tests {
         let mut mem = GateMemory {
             started_at: 0,
             ready_since: None,
+            watched_at: None,
+            unwatched: 0,
         };
         steps
             .iter()
@@ -319,5 +374,39 @@ mod tests {
                     .into()
             }]
         );
+    }
+
+    #[test]
+    fn a_pause_longer_than_the_watch_gap_does_not_count_towards_the_deadline() {
+        let p = policy(0, 120);
+        assert_eq!(watch_gap(&p), 10);
+        assert_eq!(watch_gap(&policy(0, 2)), 1);
+        let mut mem = GateMemory {
+            started_at: 100,
+            ready_since: Some(101),
+            watched_at: None,
+            unwatched: 0,
+        };
+        assert_eq!(look(&p, &mut mem, 102, false), Look::Continuous);
+        assert_eq!(mem.ready_since, Some(101));
+        // berth down from 102 to 1102: only the first 10 s count.
+        assert_eq!(
+            look(&p, &mut mem, 1102, false),
+            Look::AfterGap { seconds: 990 }
+        );
+        assert_eq!((mem.unwatched, mem.ready_since), (990, None));
+        let ok = running(Health::None, None);
+        assert_eq!(
+            evaluate(&p, &ok, &mut mem, 1102),
+            Verdict::Ready,
+            "12 s watched of a 120 s deadline"
+        );
+        // The engine went away between two rounds: no time is lost, but min_ready restarts.
+        mem.ready_since = Some(1102);
+        assert_eq!(
+            look(&p, &mut mem, 1103, true),
+            Look::AfterGap { seconds: 0 }
+        );
+        assert_eq!((mem.unwatched, mem.ready_since), (990, None));
     }
 }

@@ -71,6 +71,9 @@ pub struct ObservedState {
     /// port, a mount), by container ID: never promoted; repaired or replaced first (see
     /// [`super::drift`]).
     pub drift: BTreeMap<String, Vec<Drift>>,
+    /// The engine did not answer between the previous round that observed it and this one
+    /// (it may have restarted, stopping every container).
+    pub engine_lost: bool,
 }
 
 /// What the previous round learnt besides the engine lists: probe verdicts and step errors.

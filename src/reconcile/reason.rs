@@ -22,17 +22,25 @@ pub enum HealReason {
     Liveness,
     /// It was created but never started.
     NotStarted,
+    /// A rollout's candidate was stopped while berth was not watching (the engine or berth
+    /// restarted): started again, its gate starts over. Not a verdict on the revision.
+    StoppedUnwatched,
+    /// The image recorded for the running revision is gone from the engine (pruned): the
+    /// reference is resolved again and the service converges through the gate.
+    ImageLost,
 }
 
 impl HealReason {
     /// Every reason, for metric families that start at 0.
-    pub const ALL: [HealReason; 6] = [
+    pub const ALL: [HealReason; 8] = [
         HealReason::Exited,
         HealReason::Stopped,
         HealReason::Missing,
         HealReason::Unhealthy,
         HealReason::Liveness,
         HealReason::NotStarted,
+        HealReason::StoppedUnwatched,
+        HealReason::ImageLost,
     ];
 
     /// Stable label; never parsed back.
@@ -44,6 +52,8 @@ impl HealReason {
             HealReason::Unhealthy => "unhealthy",
             HealReason::Liveness => "liveness",
             HealReason::NotStarted => "not_started",
+            HealReason::StoppedUnwatched => "stopped_unwatched",
+            HealReason::ImageLost => "image_lost",
         }
     }
 }
@@ -57,6 +67,10 @@ impl fmt::Display for HealReason {
             HealReason::Unhealthy => "the replica is unhealthy",
             HealReason::Liveness => "the replica fails its liveness probe",
             HealReason::NotStarted => "the replica was created but not started",
+            HealReason::StoppedUnwatched => {
+                "the candidate was stopped while berth was not watching"
+            }
+            HealReason::ImageLost => "the revision's image is gone",
         })
     }
 }

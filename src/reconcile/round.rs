@@ -88,6 +88,8 @@ pub struct Carry {
     build_failures: BTreeMap<String, BuildFailure>,
     /// What the last round's planner needed beyond its scope.
     widen: Scope,
+    /// The engine did not answer since the last round that observed it.
+    engine_lost: bool,
 }
 
 impl Carry {
@@ -199,7 +201,16 @@ pub async fn run<E: Engine + 'static>(
         tracing::warn!(error = %e, "failed to save the values to mask for read commands");
     }
     let widen = std::mem::take(&mut carry.widen);
-    let mut observed = observe::containers(engine.as_ref()).await?;
+    let mut observed = match observe::containers(engine.as_ref()).await {
+        Ok(o) => o,
+        Err(e) => {
+            // It may be restarting (stopping every container): the next round that sees it
+            // must not take those exits for verdicts.
+            carry.engine_lost = true;
+            return Err(e.into());
+        }
+    };
+    observed.engine_lost = std::mem::take(&mut carry.engine_lost);
     observed.probes = prober.map(Prober::verdicts).unwrap_or_default();
     observed.step_errors = std::mem::take(&mut carry.step_errors);
     observed.build_failures = std::mem::take(&mut carry.build_failures);
@@ -215,7 +226,10 @@ pub async fn run<E: Engine + 'static>(
     observed.drift = super::drift::survey(&observed, &records);
     check_not_empty(desired, &observed, opts.allow_empty)?;
     let scope = scope::scope(desired, &observed, &records).union(&widen);
-    observe::complete(engine.as_ref(), &mut observed, &scope).await?;
+    if let Err(e) = observe::complete(engine.as_ref(), &mut observed, &scope).await {
+        carry.engine_lost = true;
+        return Err(e.into());
+    }
     let plan = plan::plan(desired, &observed, &records, opts.plan, now);
     carry.records = records.clone();
     let lacking = scope::unobserved(&plan, &observed);
@@ -228,6 +242,7 @@ pub async fn run<E: Engine + 'static>(
         // Nothing acted on the last round's feedback yet: the next round gets it again.
         carry.step_errors = observed.step_errors.clone();
         carry.build_failures = observed.build_failures.clone();
+        carry.engine_lost = observed.engine_lost;
         Outcome::Unobserved
     } else if plan.is_empty() && plan.waits().next().is_some() {
         Outcome::Waiting
@@ -478,5 +493,41 @@ mod tests {
             "{:?}",
             engine.calls()
         );
+    }
+
+    #[tokio::test]
+    async fn the_round_after_the_engine_did_not_answer_says_so_once() {
+        let engine = Arc::new(FakeEngine::new());
+        engine.add_image("app:1", "sha256:app1");
+        let d = desired("name: shop\nservices:\n  web:\n    image: app:1\n");
+        let stop = Arc::new(AtomicBool::new(false));
+        let round = Round {
+            engine: &engine,
+            desired: &d,
+            opts: RoundOptions {
+                plan: PlanOptions::default(),
+                allow_empty: false,
+                parallelism: 1,
+            },
+            records: RecordsAt::Memory { save: None },
+            prober: None,
+            mode: Mode::Execute { stop: &stop },
+        };
+        let mut carry = Carry::default();
+        let first = run(&round, &mut carry, T0, |_| {}).await.expect("round");
+        assert!(!first.observed.engine_lost);
+        engine.fail_next("list_containers", crate::engine::fake::Fault::Unreachable);
+        assert!(run(&round, &mut carry, T0 + 1, |_| {}).await.is_err());
+        let back = run(&round, &mut carry, T0 + 2, |_| {})
+            .await
+            .expect("round");
+        assert!(
+            back.observed.engine_lost,
+            "the first round that sees it again"
+        );
+        let next = run(&round, &mut carry, T0 + 3, |_| {})
+            .await
+            .expect("round");
+        assert!(!next.observed.engine_lost, "only once");
     }
 }

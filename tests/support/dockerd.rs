@@ -135,6 +135,21 @@ impl Dockerd {
             .then(|| String::from_utf8_lossy(&o.stdout).into_owned())
     }
 
+    /// `docker -H <it> args…`: its stdout, trimmed; panics when the command fails.
+    pub fn docker(&self, args: &[&str]) -> String {
+        let out = Command::new("docker")
+            .args(["-H", &self.host()])
+            .args(args)
+            .output()
+            .expect("run docker");
+        assert!(
+            out.status.success(),
+            "docker {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
     /// Copies `image` from the machine's engine (`docker save | docker load`).
     pub fn load_image(&self, image: &str) {
         let tar = self.dir.join("image.tar");
@@ -156,10 +171,12 @@ impl Dockerd {
         let _ = std::fs::remove_file(&tar);
     }
 
-    /// Stops the engine (SIGTERM; SIGKILL after 20 s) and waits for it.
-    pub fn stop(&mut self) {
+    /// Stops the engine (SIGTERM; SIGKILL after 20 s), waits for it, and says how long that
+    /// took.
+    pub fn stop(&mut self) -> Duration {
+        let began = Instant::now();
         let Some(mut c) = self.child.take() else {
-            return;
+            return began.elapsed();
         };
         let _ = Command::new("kill")
             .args(["-TERM", &c.id().to_string()])
@@ -167,12 +184,13 @@ impl Dockerd {
         let until = Instant::now() + Duration::from_secs(20);
         while Instant::now() < until {
             if c.try_wait().ok().flatten().is_some() {
-                return;
+                return began.elapsed();
             }
             std::thread::sleep(Duration::from_millis(100));
         }
         let _ = c.kill();
         let _ = c.wait();
+        began.elapsed()
     }
 
     /// Stops the engine and starts it again on the same directories; true when it answers.

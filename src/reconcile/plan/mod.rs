@@ -566,6 +566,7 @@ impl<'a> Planner<'a> {
                 .as_ref()
                 .and_then(|r| self.observed.build_failures.get(r)),
             jobs_ran,
+            engine_lost: self.observed.engine_lost,
             now: self.now,
         });
         let starts = out

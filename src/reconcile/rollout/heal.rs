@@ -35,6 +35,9 @@ pub(super) fn self_heal(
     let svc = input.svc;
     let now = input.now;
     let mine = replicas(input);
+    if let Some(flow) = image_lost(input, rec, target, &mine, out) {
+        return flow;
+    }
     remove_gates(input, out, "the rollout it gated is over");
     let mut heals: Vec<(u32, HealReason, String)> = Vec::new();
     for n in 1..=svc.replicas {
@@ -169,4 +172,52 @@ pub(super) fn self_heal(
         ));
     }
     Flow::Done
+}
+
+/// A replica must be created but the image recorded for the target revision is gone from the
+/// engine (its containers and pin removed by a clean-up, then `docker image prune -a`):
+/// creating from the recorded ID would fail on every round. The revision is recorded as lost
+/// (no longer current; its pin went with the image), an event says so, and the next pass
+/// resolves the service's reference again (a present tag, else a pull or a build) as a new
+/// revision through the gate. Only for the desired revision: a revert or a rollback to a
+/// revision whose image is gone fails as any revert that cannot create its container does.
+fn image_lost(
+    input: &Input<'_>,
+    rec: &mut ServiceRecord,
+    target: &Target,
+    mine: &[&crate::reconcile::observed::ObservedContainer],
+    out: &mut Output,
+) -> Option<Flow> {
+    let id = target.image_id.as_deref().filter(|id| !id.is_empty())?;
+    let number = target.revision?;
+    // Unlisted this round: a create makes the service unsettled, so the round lists them.
+    let images = input.images?;
+    if target.kind != crate::store::RolloutKind::Update
+        || target.hash != input.svc.spec_hash
+        || images.values().any(|v| v == id)
+    {
+        return None;
+    }
+    let missing = (1..=input.svc.replicas).any(|n| {
+        !mine
+            .iter()
+            .any(|c| c.identity.number == n && c.identity.spec_hash == target.hash)
+    });
+    if !missing {
+        return None;
+    }
+    let reference = input.svc.image.clone().unwrap_or_default();
+    let reason = format!(
+        "its image {} is gone from the engine (pruned?); {reference} is resolved again",
+        short(id)
+    );
+    super::settle(out, rec.mark_image_lost(number, reason.clone()));
+    out.events.push(event(
+        input,
+        EventKind::SelfHeal,
+        EventReason::Heal(HealReason::ImageLost),
+        Some(number),
+        format!("r{number}: {reason}"),
+    ));
+    Some(Flow::Again)
 }

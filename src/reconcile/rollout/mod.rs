@@ -87,6 +87,9 @@ pub struct Input<'a> {
     /// Jobs this service depends on that already ran, as `name (exit N)`: named in a revert
     /// event (their effects, such as a migration, are not undone).
     pub jobs_ran: Vec<String>,
+    /// The engine did not answer at some point between the last round and this one (it may
+    /// have restarted and stopped every container): an exit seen now is no verdict.
+    pub engine_lost: bool,
     /// Now, unix seconds.
     pub now: u64,
 }

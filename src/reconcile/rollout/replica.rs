@@ -18,7 +18,7 @@ use crate::reconcile::event::{Event, EventKind};
 use crate::reconcile::gate::{self, Candidate, GateMemory, Verdict};
 use crate::reconcile::observed::ObservedContainer;
 use crate::reconcile::probe::ProbeStatus;
-use crate::reconcile::reason::{EventReason, FailReason, ReplicaWait};
+use crate::reconcile::reason::{EventReason, FailReason, HealReason, ReplicaWait};
 use crate::store::{Rollout, RolloutKind, Slot};
 
 /// What one replica's step decided.
@@ -327,17 +327,51 @@ fn candidate(
             .push((start(c), format!("{}: created, not started", r.cause)));
         return ReplicaStep::Waiting(ReplicaWait::Starting);
     }
+    let mut mem = GateMemory {
+        started_at: s.started_at,
+        ready_since: s.ready_since,
+        watched_at: s.watched_at,
+        unwatched: s.unwatched,
+    };
+    // Time berth was not watching (it was down, or the engine was) is no verdict.
+    let look = gate::look(&b.pol, &mut mem, now, input.engine_lost);
+    let stop_code = matches!(c.exit_code, None | Some(0 | 137 | 143));
     // Stopped before it ever ran here: berth's own start did not happen (a crash between the
-    // record and the step) — start it again rather than judge it. An exit code other than a
-    // stop's means it ran and failed.
-    if c.state == RunState::Exited
-        && !s.seen_running
-        && matches!(c.exit_code, None | Some(0 | 137 | 143))
-        && now < s.started_at + b.pol.progress_deadline.as_secs()
-    {
-        start_in_place(b, out, r, c, format!("{}: start again", r.cause));
-        return ReplicaStep::Waiting(ReplicaWait::Starting);
+    // record and the step) — start it again rather than judge it. Stopped while berth was not
+    // watching: the engine stopped it (an engine restart stops every container with a stop's
+    // code) — start it again on a fresh clock. An exit code other than a stop's means it ran
+    // and failed.
+    if c.state == RunState::Exited && stop_code {
+        let unstarted = !s.seen_running && now < s.started_at + b.pol.progress_deadline.as_secs();
+        let unwatched = matches!(look, gate::Look::AfterGap { .. });
+        if unstarted || unwatched {
+            if unwatched {
+                a.slots.insert(
+                    n,
+                    Slot {
+                        started_at: now,
+                        ..Slot::default()
+                    },
+                );
+                out.events.push(event(
+                    input,
+                    EventKind::SelfHeal,
+                    EventReason::Heal(HealReason::StoppedUnwatched),
+                    Some(b.revision),
+                    format!(
+                        "replica {n} of r{} was stopped while berth was not watching (engine or berth restarted; exit code {}); starting it again, its gate starts over",
+                        b.revision,
+                        c.exit_code.map_or("unknown".to_string(), |c| c.to_string())
+                    ),
+                ));
+            }
+            start_in_place(b, out, r, c, format!("{}: start again", r.cause));
+            return ReplicaStep::Waiting(ReplicaWait::Starting);
+        }
     }
+    s.watched_at = mem.watched_at;
+    s.unwatched = mem.unwatched;
+    s.ready_since = mem.ready_since;
     if c.state == RunState::Running && !s.seen_running {
         s.seen_running = true;
         a.slots.insert(n, s);
@@ -358,10 +392,6 @@ fn candidate(
         health: c.health,
         probe,
         restarts: input.restart_counts.get(&c.id).copied().unwrap_or(0),
-    };
-    let mut mem = GateMemory {
-        started_at: s.started_at,
-        ready_since: s.ready_since,
     };
     let verdict = gate::evaluate(&b.pol, &candidate, &mut mem, now);
     s.ready_since = mem.ready_since;

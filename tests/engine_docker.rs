@@ -220,6 +220,9 @@ fn network_spec(scope: &Scope, name: &str) -> NetworkCreate {
         driver_opts: BTreeMap::new(),
         internal: false,
         labels: scope.labels(),
+        ipam: None,
+        enable_ipv6: false,
+        attachable: false,
     }
 }
 
@@ -270,6 +273,9 @@ async fn created_container_carries_the_whole_spec() {
             )]),
             internal: true,
             labels: scope.labels(),
+            ipam: None,
+            enable_ipv6: false,
+            attachable: false,
         })
         .await
         .unwrap();
@@ -299,6 +305,7 @@ async fn created_container_carries_the_whole_spec() {
         protocol: "tcp".into(),
         host_ip: Some("127.0.0.1".into()),
         published: Some(port),
+        published_end: None,
     }];
     spec.mounts = vec![
         MountSpec {
@@ -854,6 +861,7 @@ async fn inspect_shows_the_address_on_its_network_and_published_ports() {
         protocol: "tcp".into(),
         host_ip: Some("127.0.0.1".into()),
         published: Some(port),
+        published_end: None,
     }];
     let id = engine.create_container(&spec).await.unwrap();
     let created = engine.inspect_container(&id).await.unwrap();

@@ -203,10 +203,17 @@ impl FakeContainer {
         let mut ip_addresses = BTreeMap::new();
         if running && self.spec.network_mode.is_none() {
             for (k, network) in self.networks().into_iter().enumerate() {
-                ip_addresses.insert(
-                    network,
-                    format!("172.{}.{}.{}", 20 + k, seq / 250, seq % 250 + 2),
-                );
+                // A static `ipv4_address` is what the engine gives, as Docker does.
+                let fixed = self
+                    .spec
+                    .networks
+                    .iter()
+                    .find(|n| n.network == network)
+                    .and_then(|n| n.ipv4_address.clone());
+                let ip = fixed.unwrap_or_else(|| {
+                    format!("172.{}.{}.{}", 20 + k, seq / 250, seq % 250 + 2)
+                });
+                ip_addresses.insert(network, ip);
             }
         }
         let mut ports: Vec<(u16, String, Option<String>, u16)> = if running {
@@ -1183,6 +1190,9 @@ mod tests {
             driver_opts: BTreeMap::new(),
             internal: false,
             labels: BTreeMap::new(),
+            ipam: None,
+            enable_ipv6: false,
+            attachable: false,
         }
     }
 
@@ -1464,6 +1474,7 @@ mod tests {
             protocol: "tcp".into(),
             host_ip: Some("127.0.0.1".into()),
             published: Some(18080),
+            published_end: None,
         }];
         let id = e.create_container(&web).await.unwrap();
         let created = e.inspect_container(&id).await.unwrap();

@@ -71,6 +71,9 @@ impl Host {
             driver_opts: BTreeMap::new(),
             internal: false,
             labels: BTreeMap::new(),
+            ipam: None,
+            enable_ipv6: false,
+            attachable: false,
         }))
         .unwrap_or_else(|e| panic!("network {name}: {e}"));
     }

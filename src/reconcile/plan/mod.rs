@@ -19,14 +19,14 @@ mod depends;
 mod jobs;
 
 pub use super::action::{Action, ImageSource, short};
-use super::container_spec::container_create;
+use super::container_spec::{container_create, network_create};
 use super::event::Event;
 use super::observed::{ObservedContainer, ObservedState, normalize_reference};
 use super::reason::{BlockReason, HeldReason, WaitReason};
 use super::rollout;
 use crate::desired::model::{DesiredState, Project, Service};
 use crate::engine::labels::{self, Role};
-use crate::engine::{NetworkCreate, RunState, VolumeCreate};
+use crate::engine::{RunState, VolumeCreate};
 use crate::store::ServiceRecord;
 use depends::{topo_order, unmet_note};
 pub use jobs::record_jobs;
@@ -376,18 +376,7 @@ impl<'a> Planner<'a> {
                 blocked.push(BlockReason::ExternalNetwork(n.name.clone()));
                 continue;
             }
-            let spec = NetworkCreate {
-                name: n.name.clone(),
-                driver: n.driver.clone(),
-                driver_opts: n.driver_opts.clone(),
-                internal: n.internal,
-                labels: labels::object_labels(
-                    &project.name,
-                    labels::compose::NETWORK,
-                    key,
-                    &n.labels,
-                ),
-            };
+            let spec = network_create(project, key, n);
             self.step(
                 &project.name,
                 None,

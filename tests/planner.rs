@@ -711,3 +711,53 @@ fn a_recorded_job_run_is_not_repeated_when_its_container_is_gone() {
         "{again}"
     );
 }
+
+#[test]
+fn a_compose_database_on_a_named_volume_is_taken_over_stop_first() {
+    let d = desired(indoc! {"
+        name: shop
+        services:
+          db:
+            image: pg:16
+            volumes: ['data:/var/lib/pg']
+        volumes:
+          data: {}
+    "});
+    let w = converged(&d).volume("shop_data");
+    w.edit_containers(|c| {
+        c.labels.retain(|k, _| k.starts_with("com.docker.compose"));
+        c.labels.insert(compose::PROJECT.into(), "shop".into());
+        c.labels.insert(compose::SERVICE.into(), "db".into());
+    });
+    let mut sim = Sim::new(w);
+    let p = sim.plan(&d);
+    let first = p
+        .steps
+        .iter()
+        .position(|s| !matches!(s.action, Action::Pin { .. }))
+        .expect("a step after the pin");
+    assert!(
+        p.steps[first].action.to_string().starts_with("stop "),
+        "the compose db stops before berth's starts:\n{p}"
+    );
+    assert!(
+        p.steps[first..].iter().all(|s| s.cause.contains(
+            "stop-first (mounts named volume data read-write, which two containers must not share"
+        )),
+        "{p}"
+    );
+    for _ in 0..40 {
+        let p = sim.round(&d);
+        let running = sim
+            .w
+            .containers()
+            .iter()
+            .filter(|c| c.state == RunState::Running)
+            .count();
+        assert!(running <= 1, "two db containers ran at once:\n{p}");
+        if p.is_empty() && p.waits().next().is_none() {
+            return;
+        }
+    }
+    panic!("no convergence within 40 rounds");
+}

@@ -967,7 +967,7 @@ fn ipam_platform_runtime_security_opt_and_pull_policy_are_carried() {
     assert_eq!(web.pull_policy, PullPolicy::Always);
     let ipam = p.networks["back"].ipam.as_ref().unwrap();
     assert_eq!(ipam.config[0].subnet.as_deref(), Some("172.28.0.0/16"));
-    assert_eq!(ipam.config[0].gateway.as_deref(), Some("172.28.0.1"));    // Sent now (see reconcile::container_spec): only pull_policy is still read but not applied.
+    assert_eq!(ipam.config[0].gateway.as_deref(), Some("172.28.0.1")); // Sent now (see reconcile::container_spec): only pull_policy is still read but not applied.
     let d = diags(indoc! {"
         services:
           web: {image: app:1, platform: linux/arm64, runtime: runc, security_opt: [a], pull_policy: always, networks: [back]}

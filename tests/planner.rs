@@ -761,3 +761,26 @@ fn a_compose_database_on_a_named_volume_is_taken_over_stop_first() {
     }
     panic!("no convergence within 40 rounds");
 }
+
+#[test]
+fn compose_containers_under_another_project_name_are_named_before_the_steps() {
+    let d = desired("name: shop\nservices:\n  web: {image: 'app:1'}\n");
+    let dir = d.projects["shop"].dir.display().to_string();
+    let w = converged(&d);
+    w.edit_containers(|c| {
+        c.labels.retain(|k, _| k.starts_with("com.docker.compose"));
+        c.labels.insert(compose::PROJECT.into(), "myshop".into());
+        c.labels.insert(compose::SERVICE.into(), "web".into());
+        c.labels.insert(compose::WORKING_DIR.into(), dir.clone());
+    });
+    let p = run(&d, &w);
+    assert!(!p.steps.is_empty(), "berth would deploy beside them:\n{p}");
+    let text = p.to_string();
+    let first = text.lines().next().unwrap_or_default();
+    assert!(
+        first.starts_with(&format!(
+            "shop  warning: 1 container(s) docker compose started from {dir} run as project \"myshop\""
+        )) && first.contains("COMPOSE_PROJECT_NAME=myshop"),
+        "{text}"
+    );
+}

@@ -43,10 +43,11 @@ use bollard::models::{
     ContainerCreateBody, ContainerInspectResponse, ContainerStateStatusEnum,
     ContainerSummaryHealthStatusEnum, ContainerSummaryStateEnum, EndpointIpamConfig,
     EndpointSettings, EventMessage, HealthConfig, HealthStatusEnum, HostConfig,
-    HostConfigLogConfig, Ipam, IpamConfig, Mount, MountBindOptions, MountBindOptionsPropagationEnum,
-    MountTmpfsOptions, MountType, MountVolumeOptions, NetworkConnectRequest, NetworkCreateRequest,
-    NetworkingConfig, PortBinding as BollardPortBinding, ResourcesUlimits, RestartPolicy,
-    RestartPolicyNameEnum, VolumeCreateRequest,
+    HostConfigLogConfig, Ipam, IpamConfig, Mount, MountBindOptions,
+    MountBindOptionsPropagationEnum, MountTmpfsOptions, MountType, MountVolumeOptions,
+    NetworkConnectRequest, NetworkCreateRequest, NetworkingConfig,
+    PortBinding as BollardPortBinding, ResourcesUlimits, RestartPolicy, RestartPolicyNameEnum,
+    VolumeCreateRequest,
 };
 use bollard::query_parameters::{
     BuildImageOptionsBuilder, CreateContainerOptionsBuilder, CreateImageOptionsBuilder,
@@ -64,8 +65,8 @@ use super::auth::{self, Auth, Lookup};
 use super::{
     BUILD_LOG_TAIL, BuildSpec, ContainerCreate, ContainerDetails, ContainerSummary,
     EXEC_OUTPUT_LIMIT, Engine, EngineError, EngineEvent, EngineInfo, EngineOp, EngineResult,
-    ExecOutcome, Health, ImageSummary, IpamSpec, MountSpec, NetworkCreate, NetworkSummary, PortBinding,
-    RunState, VolumeCreate, VolumeSummary,
+    ExecOutcome, Health, ImageSummary, IpamSpec, MountSpec, NetworkCreate, NetworkSummary,
+    PortBinding, RunState, VolumeCreate, VolumeSummary,
 };
 
 /// Where Docker listens when neither `host` nor `DOCKER_HOST` says otherwise.

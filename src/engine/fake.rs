@@ -210,9 +210,8 @@ impl FakeContainer {
                     .iter()
                     .find(|n| n.network == network)
                     .and_then(|n| n.ipv4_address.clone());
-                let ip = fixed.unwrap_or_else(|| {
-                    format!("172.{}.{}.{}", 20 + k, seq / 250, seq % 250 + 2)
-                });
+                let ip = fixed
+                    .unwrap_or_else(|| format!("172.{}.{}.{}", 20 + k, seq / 250, seq % 250 + 2));
                 ip_addresses.insert(network, ip);
             }
         }

@@ -322,7 +322,11 @@ mod tests {
         assert_eq!(c.runtime.as_deref(), Some("runc"));
         assert_eq!(c.security_opt, ["no-new-privileges:true"]);
         assert_eq!(
-            (c.ports[0].published, c.ports[0].published_end, c.ports[0].target),
+            (
+                c.ports[0].published,
+                c.ports[0].published_end,
+                c.ports[0].target
+            ),
             (Some(8000), Some(8010), 80)
         );
         assert_eq!(c.networks[0].ipv4_address.as_deref(), Some("172.28.0.10"));

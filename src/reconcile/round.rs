@@ -209,6 +209,11 @@ pub async fn run<E: Engine + 'static>(
     let scope = scope::scope(desired, &observed, &records).union(&widen);
     observe::complete(engine.as_ref(), &mut observed, &scope).await?;
     let plan = plan::plan(desired, &observed, &records, opts.plan, now);
+    for n in &plan.notes {
+        if let plan::Note::ProjectName(m) = n {
+            tracing::warn!(project = %m.project, running_as = %m.running_as, "{m}");
+        }
+    }
     carry.records = records.clone();
     let lacking = scope::unobserved(&plan, &observed);
     let outcome = if !lacking.is_empty() {

@@ -24,6 +24,7 @@ use super::event::Event;
 use super::observed::{ObservedContainer, ObservedState, normalize_reference};
 use super::reason::{BlockReason, HeldReason, WaitReason};
 use super::rollout;
+use super::takeover::{self, NameMismatch};
 use crate::desired::model::{DesiredState, Project, Service};
 use crate::engine::labels::{self, Role};
 use crate::engine::{RunState, VolumeCreate};
@@ -92,6 +93,9 @@ pub enum Note {
         /// By what.
         reason: HeldReason,
     },
+    /// Compose containers from a project's directory run under another project name: said
+    /// first, before anything is done (see `reconcile::takeover`).
+    ProjectName(NameMismatch),
     /// A project runs but is no longer desired; `--prune` removes it.
     Orphan {
         /// Project.
@@ -124,6 +128,7 @@ impl fmt::Display for Note {
                 service,
                 reason,
             } => write!(f, "{project}/{service}  held: {reason}"),
+            Note::ProjectName(m) => write!(f, "{m}"),
             Note::Orphan {
                 project,
                 containers,
@@ -202,6 +207,14 @@ impl fmt::Display for Plan {
             .map(|s| s.action.to_string().len())
             .max()
             .unwrap_or(0);
+        // A project-name mismatch changes what every step means: it comes first.
+        for n in self
+            .notes
+            .iter()
+            .filter(|n| matches!(n, Note::ProjectName(_)))
+        {
+            writeln!(f, "{n}")?;
+        }
         for s in &self.steps {
             writeln!(
                 f,
@@ -211,7 +224,11 @@ impl fmt::Display for Plan {
                 s.cause
             )?;
         }
-        for n in &self.notes {
+        for n in self
+            .notes
+            .iter()
+            .filter(|n| !matches!(n, Note::ProjectName(_)))
+        {
             writeln!(f, "{n}")?;
         }
         Ok(())
@@ -238,6 +255,11 @@ pub fn plan(
         pulls: BTreeSet::new(),
         pending: BTreeSet::new(),
     };
+    p.plan.notes.extend(
+        takeover::name_mismatches(desired, observed)
+            .into_iter()
+            .map(Note::ProjectName),
+    );
     for project in desired.projects.values() {
         p.project(project);
     }

@@ -20,9 +20,11 @@ pub(super) fn order(svc: &Service) -> (Order, String) {
     }
     // Two containers writing one data directory (PostgreSQL, MySQL…) can corrupt it: the old
     // one stops before the new one starts, as in a takeover from compose and every update.
-    if let Some(v) = svc.volumes.iter().find(|m| {
-        m.kind == MountKind::Volume && m.source.is_some() && !m.read_only
-    }) {
+    if let Some(v) = svc
+        .volumes
+        .iter()
+        .find(|m| m.kind == MountKind::Volume && m.source.is_some() && !m.read_only)
+    {
         return (
             Order::StopFirst,
             format!(
@@ -89,7 +91,10 @@ mod tests {
             "services:\n  db:\n    image: postgres:16\n    volumes: ['pgdata:/data']\n    \
              deploy: {update_config: {order: start-first}}\nvolumes:\n  pgdata: {}\n",
         );
-        assert_eq!((o, why.as_str()), (Order::StartFirst, "start-first (update_config.order)"));
+        assert_eq!(
+            (o, why.as_str()),
+            (Order::StartFirst, "start-first (update_config.order)")
+        );
     }
 
     #[test]

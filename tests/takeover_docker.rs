@@ -2,7 +2,9 @@
 //! project name comes from `COMPOSE_PROJECT_NAME` in `.env` (the directory has another name),
 //! `plan` names a mismatch when that line is missing, and the database on a named volume is
 //! replaced stop-first — a sampler never sees two db containers running — on the same volume
-//! (a marker file written before the handover survives).
+//! (a marker file written before the handover survives). And the fields a real stack carries
+//! reach the engine: ipam subnet and gateway, a static address, `attachable`, a host port range
+//! onto one port, `runtime`, `security_opt`.
 //!
 //! The project is named `compose15…`; a guard removes its containers, pins, networks and
 //! volumes whatever the outcome. Waits are bounded; no network traffic.
@@ -221,4 +223,69 @@ fn a_compose_stack_is_handed_over_by_its_dot_env_name_with_the_database_stop_fir
         [format!("{name}_pgdata")],
         "no second volume"
     );
+}
+
+#[test]
+fn network_addressing_port_ranges_and_security_options_reach_the_engine() {
+    require_engine();
+    ensure_images();
+    let name = format!("compose15net{}", std::process::id());
+    let _guard = Guard { name: name.clone() };
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join(&name);
+    let data = tmp.path().join("data");
+    std::fs::create_dir_all(&dir).unwrap();
+    // A subnet from the 10/8 private range unlikely to be taken; the port range is above the
+    // ephemeral ports other tests bind.
+    let third = std::process::id() % 200 + 20;
+    std::fs::write(
+        dir.join("compose.yaml"),
+        format!(
+            "services:\n  web:\n    image: berth-test-busybox:1\n    command: {LOOP}\n    \
+             runtime: runc\n    security_opt: ['no-new-privileges:true']\n    \
+             ports: ['127.0.0.1:41000-41020:80']\n    \
+             networks:\n      back: {{ipv4_address: 10.231.{third}.10}}\n\
+             networks:\n  back:\n    attachable: true\n    ipam:\n      \
+             config: [{{subnet: 10.231.{third}.0/24, gateway: 10.231.{third}.1}}]\n"
+        ),
+    )
+    .unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_berth"))
+        .arg("validate")
+        .arg(&dir)
+        .output()
+        .expect("run berth validate");
+    let out = text(&o);
+    assert!(o.status.success(), "{out}");
+    assert!(!out.contains("not yet applied"), "{out}");
+    let o = berth(&["apply", "--timeout", "60s"], &data, &dir);
+    let out = text(&o);
+    assert!(o.status.success(), "apply failed:\n{out}");
+    let net = format!("{name}_back");
+    assert_eq!(
+        inspect(
+            &net,
+            "{{range .IPAM.Config}}{{.Subnet}} {{.Gateway}}{{end}} {{.Attachable}}"
+        ),
+        format!("10.231.{third}.0/24 10.231.{third}.1 true")
+    );
+    let web = format!("{name}-web-1");
+    assert_eq!(
+        inspect(
+            &web,
+            &format!("{{{{(index .NetworkSettings.Networks \"{net}\").IPAddress}}}}")
+        ),
+        format!("10.231.{third}.10")
+    );
+    assert_eq!(
+        inspect(&web, "{{.HostConfig.Runtime}} {{.HostConfig.SecurityOpt}}"),
+        "runc [no-new-privileges:true]"
+    );
+    let bound: u16 = inspect(
+        &web,
+        "{{(index (index .NetworkSettings.Ports \"80/tcp\") 0).HostPort}}",
+    )
+    .parse()
+    .expect("a bound host port");
+    assert!((41000..=41020).contains(&bound), "{bound}");
 }

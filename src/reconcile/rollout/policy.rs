@@ -1,6 +1,6 @@
 //! The rollout's order (start-first or stop-first, and the words saying why: an explicit
-//! `update_config.order`, a named volume mounted read-write, a published host port, a
-//! `container_name`) and the policy a rollout kind runs under.
+//! `update_config.order`, a published host port, a `container_name`, a named volume mounted
+//! read-write) and the policy a rollout kind runs under.
 //!
 //! Pure; asked by `begin` (for the event's words) and `replica` (for each replica's step).
 
@@ -18,6 +18,18 @@ pub(super) fn order(svc: &Service) -> (Order, String) {
         };
         return (o, format!("{name} (update_config.order)"));
     }
+    if let Some(p) = svc.ports.iter().find_map(|p| p.published) {
+        return (
+            Order::StopFirst,
+            format!("stop-first (publishes host port {p}, which cannot be bound twice)"),
+        );
+    }
+    if svc.container_name.is_some() {
+        return (
+            Order::StopFirst,
+            "stop-first (container_name cannot exist twice)".into(),
+        );
+    }
     // Two containers writing one data directory (PostgreSQL, MySQL…) can corrupt it: the old
     // one stops before the new one starts, as in a takeover from compose and every update.
     if let Some(v) = svc
@@ -31,18 +43,6 @@ pub(super) fn order(svc: &Service) -> (Order, String) {
                 "stop-first (mounts named volume {} read-write, which two containers must not share; update_config.order: start-first overrides)",
                 v.source.as_deref().unwrap_or_default()
             ),
-        );
-    }
-    if let Some(p) = svc.ports.iter().find_map(|p| p.published) {
-        return (
-            Order::StopFirst,
-            format!("stop-first (publishes host port {p}, which cannot be bound twice)"),
-        );
-    }
-    if svc.container_name.is_some() {
-        return (
-            Order::StopFirst,
-            "stop-first (container_name cannot exist twice)".into(),
         );
     }
     (Order::StartFirst, "start-first (new beside old)".into())
@@ -94,6 +94,19 @@ mod tests {
         assert_eq!(
             (o, why.as_str()),
             (Order::StartFirst, "start-first (update_config.order)")
+        );
+    }
+
+    #[test]
+    fn a_published_port_is_named_before_the_volume() {
+        let (o, why) = order_of(
+            "services:\n  db: {image: app:1, ports: ['8083:8080'], volumes: ['cache:/c']}\n\
+             volumes:\n  cache: {}\n",
+        );
+        assert_eq!(o, Order::StopFirst);
+        assert!(
+            why.starts_with("stop-first (publishes host port 8083"),
+            "{why}"
         );
     }
 

@@ -784,3 +784,33 @@ fn compose_containers_under_another_project_name_are_named_before_the_steps() {
         "{text}"
     );
 }
+
+#[test]
+fn a_service_with_a_platform_pulls_and_creates_that_variant() {
+    let d = desired("name: shop\nservices:\n  web: {image: 'app:1', platform: linux/arm64}\n");
+    let mut sim = Sim::new(World::default());
+    let p = sim.round(&d);
+    let pull = p
+        .steps
+        .iter()
+        .find(|s| matches!(s.action, Action::Pull { .. }))
+        .expect("a pull");
+    assert_eq!(
+        pull.action,
+        Action::Pull {
+            reference: "app:1".into(),
+            platform: Some("linux/arm64".into()),
+        }
+    );
+    assert_eq!(pull.action.to_string(), "pull app:1 (linux/arm64)");
+    let p = sim.round(&d);
+    let create = p
+        .steps
+        .iter()
+        .find_map(|s| match &s.action {
+            Action::Create { spec, .. } => Some(spec),
+            _ => None,
+        })
+        .expect("a create");
+    assert_eq!(create.platform.as_deref(), Some("linux/arm64"));
+}

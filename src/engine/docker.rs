@@ -1106,12 +1106,14 @@ impl Engine for DockerEngine {
             .collect())
     }
 
-    async fn pull_image(&self, reference: &str) -> EngineResult<String> {
+    async fn pull_image(&self, reference: &str, platform: Option<&str>) -> EngineResult<String> {
         let docker = self.client(EngineOp::PullImage).await?;
         let reference = pull_reference(reference);
-        let options = CreateImageOptionsBuilder::new()
-            .from_image(&reference)
-            .build();
+        let mut options = CreateImageOptionsBuilder::new().from_image(&reference);
+        if let Some(platform) = platform {
+            options = options.platform(platform);
+        }
+        let options = options.build();
         let lookup = match &self.auth {
             Some(auth) => Some(auth.lookup(&reference).await),
             None => None,

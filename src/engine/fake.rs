@@ -781,7 +781,7 @@ impl Engine for FakeEngine {
         Ok(s.images.clone())
     }
 
-    async fn pull_image(&self, reference: &str) -> EngineResult<String> {
+    async fn pull_image(&self, reference: &str, _platform: Option<&str>) -> EngineResult<String> {
         let mut s = self.lock();
         s.enter("pull_image", Some(reference))?;
         let id = s
@@ -1429,10 +1429,10 @@ mod tests {
     async fn pulls_fetch_only_what_the_registry_has() {
         let e = FakeEngine::new();
         e.add_remote_image("app:2", "sha256:bbbb");
-        let err = e.pull_image("app:3").await.unwrap_err();
+        let err = e.pull_image("app:3", None).await.unwrap_err();
         assert!(matches!(err, EngineError::NotFound { .. }), "{err}");
         assert!(e.list_images().await.unwrap().is_empty());
-        assert_eq!(e.pull_image("app:2").await.unwrap(), "sha256:bbbb");
+        assert_eq!(e.pull_image("app:2", None).await.unwrap(), "sha256:bbbb");
         let images = e.list_images().await.unwrap();
         assert_eq!(images[0].tags, ["app:2"]);
     }

@@ -771,8 +771,13 @@ pub trait Engine: Send + Sync + 'static {
     fn list_volumes(&self) -> impl Future<Output = EngineResult<Vec<VolumeSummary>>> + Send;
     /// All local images.
     fn list_images(&self) -> impl Future<Output = EngineResult<Vec<ImageSummary>>> + Send;
-    /// Pulls `reference` (`repo:tag` or `repo@digest`) and returns the local image ID.
-    fn pull_image(&self, reference: &str) -> impl Future<Output = EngineResult<String>> + Send;
+    /// Pulls `reference` (`repo:tag` or `repo@digest`), the variant for `platform`
+    /// (`linux/arm64`; `None`: the engine's own), and returns the local image ID.
+    fn pull_image(
+        &self,
+        reference: &str,
+        platform: Option<&str>,
+    ) -> impl Future<Output = EngineResult<String>> + Send;
     /// Builds an image from `spec` (the context tarred in-process and streamed) and tags it
     /// `spec.tag`; returns the image ID. Build output goes to the logs at debug level; a failed
     /// build's `Failed` message ends with its last [`BUILD_LOG_TAIL`] log lines.

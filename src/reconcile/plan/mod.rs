@@ -834,6 +834,7 @@ fn fetch(svc: &Service, reference: &str, record: &ServiceRecord) -> (Action, Str
         _ => (
             Action::Pull {
                 reference: reference.to_string(),
+                platform: svc.platform.clone(),
             },
             "image not present locally".to_string(),
         ),

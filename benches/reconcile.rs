@@ -106,6 +106,9 @@ fn main() {
                 "benchfloor".to_string(),
             )]
             .into(),
+            ipam: None,
+            enable_ipv6: false,
+            attachable: false,
         };
         engine.create_network(&net).await.expect("network");
         let t = Instant::now();

@@ -31,7 +31,8 @@
 //!   `reason` (closed sets of wait, block, held, fail, heal and event reasons: `Display` for
 //!   people, `label()` for metrics and event reasons), `gate` (pure: is a candidate ready,
 //!   progressing or failed), `event` (what a person should hear about), `container_spec`
-//!   (pure: a service → what a create sends), `scope` (pure: what a round observes besides
+//!   (pure: a service → what a create sends, a network → what its create sends), `takeover`
+//!   (pure: compose containers from a project's directory under another project name), `scope` (pure: what a round observes besides
 //!   the containers — the inventory unless every service is settled, the restart counts of
 //!   gated replicas), `observe` and `execute` (the only code here that calls the engine;
 //!   `execute` saves records before steps), `round` (one reconcile round, the only place that

@@ -220,6 +220,9 @@ fn network_spec(scope: &Scope, name: &str) -> NetworkCreate {
         driver_opts: BTreeMap::new(),
         internal: false,
         labels: scope.labels(),
+        ipam: None,
+        enable_ipv6: false,
+        attachable: false,
     }
 }
 
@@ -270,6 +273,9 @@ async fn created_container_carries_the_whole_spec() {
             )]),
             internal: true,
             labels: scope.labels(),
+            ipam: None,
+            enable_ipv6: false,
+            attachable: false,
         })
         .await
         .unwrap();
@@ -299,6 +305,7 @@ async fn created_container_carries_the_whole_spec() {
         protocol: "tcp".into(),
         host_ip: Some("127.0.0.1".into()),
         published: Some(port),
+        published_end: None,
     }];
     spec.mounts = vec![
         MountSpec {
@@ -787,7 +794,7 @@ async fn pulling_an_unknown_image_fails() {
     let engine = engine();
     let port = free_port();
     let err = engine
-        .pull_image(&format!("127.0.0.1:{port}/nothing:1"))
+        .pull_image(&format!("127.0.0.1:{port}/nothing:1"), None)
         .await
         .unwrap_err();
     assert!(matches!(err, EngineError::Failed { .. }), "{err:?}");
@@ -804,7 +811,7 @@ async fn pull_fetches_from_a_registry_and_returns_the_image_id() {
     let remote = registry.reference(&name);
     assert!(images::image_id(&remote).is_none());
 
-    assert_eq!(engine.pull_image(&remote).await.unwrap(), id);
+    assert_eq!(engine.pull_image(&remote, None).await.unwrap(), id);
     let listed = engine.list_images().await.unwrap();
     let image = listed.iter().find(|i| i.id == id).unwrap();
     assert!(image.tags.contains(&remote), "{image:?}");
@@ -816,9 +823,9 @@ async fn pull_fetches_from_a_registry_and_returns_the_image_id() {
         .clone();
 
     // By digest, and a tag the registry does not have. The registry's guard untags both.
-    assert_eq!(engine.pull_image(&digest).await.unwrap(), id);
+    assert_eq!(engine.pull_image(&digest, None).await.unwrap(), id);
     let missing = format!("{}2", remote.trim_end_matches('1'));
-    let err = engine.pull_image(&missing).await.unwrap_err();
+    let err = engine.pull_image(&missing, None).await.unwrap_err();
     assert!(matches!(err, EngineError::NotFound { .. }), "{err:?}");
 }
 
@@ -854,6 +861,7 @@ async fn inspect_shows_the_address_on_its_network_and_published_ports() {
         protocol: "tcp".into(),
         host_ip: Some("127.0.0.1".into()),
         published: Some(port),
+        published_end: None,
     }];
     let id = engine.create_container(&spec).await.unwrap();
     let created = engine.inspect_container(&id).await.unwrap();

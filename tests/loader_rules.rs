@@ -870,7 +870,6 @@ fn legacy_and_swarm_forms_compose_accepts() {
             init: yes
             ports: ['8000-8010:80']
             extra_hosts: ['db=10.0.0.5', 'cache:10.0.0.6']
-            configs: [app]
         networks:
           old: {external: {name: shared}}
         volumes:
@@ -910,6 +909,13 @@ fn legacy_and_swarm_forms_compose_accepts() {
         diags("services:\n  web: {image: app:1, secrets: [s]}\nsecrets:\n  s: {external: true}\n");
     assert!(
         d.contains("compose.yaml:2:33: error: service \"web\" uses external secret \"s\""),
+        "{d}"
+    );
+    // Engine API 1.41 cannot carry a file's text: a service mounting one is refused clearly
+    // rather than run without the file.
+    let d = diags("services:\n  web: {image: app:1, configs: [c]}\nconfigs:\n  c: {content: x}\n");
+    assert!(
+        d.contains("compose.yaml:2:33: error: service \"web\" mounts config \"c\", whose text is given as content:"),
         "{d}"
     );
 }
@@ -961,7 +967,18 @@ fn ipam_platform_runtime_security_opt_and_pull_policy_are_carried() {
     assert_eq!(web.pull_policy, PullPolicy::Always);
     let ipam = p.networks["back"].ipam.as_ref().unwrap();
     assert_eq!(ipam.config[0].subnet.as_deref(), Some("172.28.0.0/16"));
-    assert_eq!(ipam.config[0].gateway.as_deref(), Some("172.28.0.1"));
+    assert_eq!(ipam.config[0].gateway.as_deref(), Some("172.28.0.1")); // Sent now (see reconcile::container_spec): only pull_policy is still read but not applied.
+    let d = diags(indoc! {"
+        services:
+          web: {image: app:1, platform: linux/arm64, runtime: runc, security_opt: [a], pull_policy: always, networks: [back]}
+        networks:
+          back: {enable_ipv6: true, attachable: true, ipam: {config: [{subnet: 172.28.0.0/16}]}}
+    "});
+    assert!(!d.contains("platform is read"), "{d}");
+    assert!(!d.contains("runtime is read"), "{d}");
+    assert!(!d.contains("security_opt is read"), "{d}");
+    assert!(!d.contains("ipam is read"), "{d}");
+    assert!(!d.contains("enable_ipv6 is read"), "{d}");
 }
 
 #[test]

@@ -712,3 +712,106 @@ fn a_recorded_job_run_is_not_repeated_when_its_container_is_gone() {
         "{again}"
     );
 }
+
+#[test]
+fn a_compose_database_on_a_named_volume_is_taken_over_stop_first() {
+    let d = desired(indoc! {"
+        name: shop
+        services:
+          db:
+            image: pg:16
+            volumes: ['data:/var/lib/pg']
+        volumes:
+          data: {}
+    "});
+    let w = converged(&d).volume("shop_data");
+    w.edit_containers(|c| {
+        c.labels.retain(|k, _| k.starts_with("com.docker.compose"));
+        c.labels.insert(compose::PROJECT.into(), "shop".into());
+        c.labels.insert(compose::SERVICE.into(), "db".into());
+    });
+    let mut sim = Sim::new(w);
+    let p = sim.plan(&d);
+    let first = p
+        .steps
+        .iter()
+        .position(|s| !matches!(s.action, Action::Pin { .. }))
+        .expect("a step after the pin");
+    assert!(
+        p.steps[first].action.to_string().starts_with("stop "),
+        "the compose db stops before berth's starts:\n{p}"
+    );
+    assert!(
+        p.steps[first..].iter().all(|s| s.cause.contains(
+            "stop-first (mounts named volume data read-write, which two containers must not share"
+        )),
+        "{p}"
+    );
+    for _ in 0..40 {
+        let p = sim.round(&d);
+        let running = sim
+            .w
+            .containers()
+            .iter()
+            .filter(|c| c.state == RunState::Running)
+            .count();
+        assert!(running <= 1, "two db containers ran at once:\n{p}");
+        if p.is_empty() && p.waits().next().is_none() {
+            return;
+        }
+    }
+    panic!("no convergence within 40 rounds");
+}
+
+#[test]
+fn compose_containers_under_another_project_name_are_named_before_the_steps() {
+    let d = desired("name: shop\nservices:\n  web: {image: 'app:1'}\n");
+    let dir = d.projects["shop"].dir.display().to_string();
+    let w = converged(&d);
+    w.edit_containers(|c| {
+        c.labels.retain(|k, _| k.starts_with("com.docker.compose"));
+        c.labels.insert(compose::PROJECT.into(), "myshop".into());
+        c.labels.insert(compose::SERVICE.into(), "web".into());
+        c.labels.insert(compose::WORKING_DIR.into(), dir.clone());
+    });
+    let p = run(&d, &w);
+    assert!(!p.steps.is_empty(), "berth would deploy beside them:\n{p}");
+    let text = p.to_string();
+    let first = text.lines().next().unwrap_or_default();
+    assert!(
+        first.starts_with(&format!(
+            "shop  warning: 1 container(s) docker compose started from {dir} run as project \"myshop\""
+        )) && first.contains("COMPOSE_PROJECT_NAME=myshop"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_service_with_a_platform_pulls_and_creates_that_variant() {
+    let d = desired("name: shop\nservices:\n  web: {image: 'app:1', platform: linux/arm64}\n");
+    let mut sim = Sim::new(World::default());
+    let p = sim.round(&d);
+    let pull = p
+        .steps
+        .iter()
+        .find(|s| matches!(s.action, Action::Pull { .. }))
+        .expect("a pull");
+    assert_eq!(
+        pull.action,
+        Action::Pull {
+            reference: "app:1".into(),
+            platform: Some("linux/arm64".into()),
+        }
+    );
+    assert_eq!(pull.action.to_string(), "pull app:1 (linux/arm64)");
+    let p = sim.round(&d);
+    let create = p
+        .steps
+        .iter()
+        .find_map(|s| match &s.action {
+            Action::Create { spec, .. } => Some(spec),
+            _ => None,
+        })
+        .expect("a create");
+    assert_eq!(create.platform.as_deref(), Some("linux/arm64"));
+}

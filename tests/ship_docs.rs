@@ -133,6 +133,7 @@ fn the_guides_exist_and_the_readme_links_them() {
     let readme = std::fs::read_to_string(Path::new(ROOT).join("README.md")).unwrap();
     for doc in [
         "docs/getting-started.md",
+        "docs/migrating.md",
         "docs/concepts.md",
         "docs/format.md",
         "docs/rollouts.md",

@@ -43,10 +43,11 @@ use bollard::models::{
     ContainerCreateBody, ContainerInspectResponse, ContainerStateStatusEnum,
     ContainerSummaryHealthStatusEnum, ContainerSummaryStateEnum, EndpointIpamConfig,
     EndpointSettings, EventMessage, HealthConfig, HealthStatusEnum, HostConfig,
-    HostConfigLogConfig, Mount, MountBindOptions, MountBindOptionsPropagationEnum,
-    MountTmpfsOptions, MountType, MountVolumeOptions, NetworkConnectRequest, NetworkCreateRequest,
-    NetworkingConfig, PortBinding as BollardPortBinding, ResourcesUlimits, RestartPolicy,
-    RestartPolicyNameEnum, VolumeCreateRequest,
+    HostConfigLogConfig, Ipam, IpamConfig, Mount, MountBindOptions,
+    MountBindOptionsPropagationEnum, MountTmpfsOptions, MountType, MountVolumeOptions,
+    NetworkConnectRequest, NetworkCreateRequest, NetworkingConfig,
+    PortBinding as BollardPortBinding, ResourcesUlimits, RestartPolicy, RestartPolicyNameEnum,
+    VolumeCreateRequest,
 };
 use bollard::query_parameters::{
     BuildImageOptionsBuilder, CreateContainerOptionsBuilder, CreateImageOptionsBuilder,
@@ -64,8 +65,8 @@ use super::auth::{self, Auth, Lookup};
 use super::{
     Attachments, BUILD_LOG_TAIL, BuildSpec, ContainerCreate, ContainerDetails, ContainerSummary,
     EXEC_OUTPUT_LIMIT, Engine, EngineError, EngineEvent, EngineInfo, EngineOp, EngineResult,
-    ExecOutcome, Health, ImageSummary, MountSpec, NetworkCreate, NetworkSummary, PortBinding,
-    RunState, VolumeCreate, VolumeSummary,
+    ExecOutcome, Health, ImageSummary, IpamSpec, MountSpec, NetworkCreate, NetworkSummary,
+    PortBinding, RunState, VolumeCreate, VolumeSummary,
 };
 
 /// Where Docker listens when neither `host` nor `DOCKER_HOST` says otherwise.
@@ -899,10 +900,33 @@ fn port_bindings(ports: &[PortBinding]) -> HashMap<String, Option<Vec<BollardPor
             .get_or_insert_with(Vec::new)
             .push(BollardPortBinding {
                 host_ip: p.host_ip.clone(),
-                host_port: p.published.map(|n| n.to_string()),
+                host_port: p.published.map(|first| match p.published_end {
+                    Some(last) if last > first => format!("{first}-{last}"),
+                    _ => first.to_string(),
+                }),
             });
     }
     map
+}
+
+/// A network's `ipam:` as the create body's `IPAM`.
+fn ipam(spec: &IpamSpec) -> Ipam {
+    Ipam {
+        driver: spec.driver.clone(),
+        config: Some(
+            spec.pools
+                .iter()
+                .map(|p| IpamConfig {
+                    subnet: p.subnet.clone(),
+                    ip_range: p.ip_range.clone(),
+                    gateway: p.gateway.clone(),
+                    auxiliary_addresses: (!p.aux_addresses.is_empty())
+                        .then(|| hash(&p.aux_addresses)),
+                })
+                .collect(),
+        ),
+        options: (!spec.options.is_empty()).then(|| hash(&spec.options)),
+    }
 }
 
 fn endpoint_settings(n: &super::NetworkAttach) -> EndpointSettings {
@@ -975,6 +999,8 @@ fn create_body(spec: &ContainerCreate, api: ClientVersion) -> Result<ContainerCr
         nano_cpus: spec.nano_cpus,
         memory: spec.memory,
         pids_limit: spec.pids_limit,
+        runtime: spec.runtime.clone(),
+        security_opt: non_empty(spec.security_opt.clone()),
         ..HostConfig::default()
     };
     let networking_config = spec.networks.first().map(|n| NetworkingConfig {
@@ -1129,12 +1155,14 @@ impl Engine for DockerEngine {
             .collect())
     }
 
-    async fn pull_image(&self, reference: &str) -> EngineResult<String> {
+    async fn pull_image(&self, reference: &str, platform: Option<&str>) -> EngineResult<String> {
         let docker = self.client(EngineOp::PullImage).await?;
         let reference = pull_reference(reference);
-        let options = CreateImageOptionsBuilder::new()
-            .from_image(&reference)
-            .build();
+        let mut options = CreateImageOptionsBuilder::new().from_image(&reference);
+        if let Some(platform) = platform {
+            options = options.platform(platform);
+        }
+        let options = options.build();
         let lookup = match &self.auth {
             Some(auth) => Some(auth.lookup(&reference).await),
             None => None,
@@ -1268,6 +1296,9 @@ impl Engine for DockerEngine {
             internal: spec.internal.then_some(true),
             options: (!spec.driver_opts.is_empty()).then(|| hash(&spec.driver_opts)),
             labels: Some(hash(&spec.labels)),
+            ipam: spec.ipam.as_ref().map(ipam),
+            enable_ipv6: spec.enable_ipv6.then_some(true),
+            attachable: spec.attachable.then_some(true),
             ..NetworkCreateRequest::default()
         };
         // Engines before API 1.44 create a second network with a taken name unless asked not
@@ -1321,9 +1352,11 @@ impl Engine for DockerEngine {
                 target: spec.name.clone(),
                 message,
             })?;
-        let options = CreateContainerOptionsBuilder::new()
-            .name(&spec.name)
-            .build();
+        let mut options = CreateContainerOptionsBuilder::new().name(&spec.name);
+        if let Some(platform) = &spec.platform {
+            options = options.platform(platform);
+        }
+        let options = options.build();
         let created = self
             .call(
                 EngineOp::CreateContainer,
@@ -1795,18 +1828,70 @@ mod tests {
                 protocol: "tcp".into(),
                 host_ip: Some("127.0.0.1".into()),
                 published: Some(8080),
+                published_end: None,
             },
             PortBinding {
                 target: 80,
                 protocol: "tcp".into(),
                 host_ip: None,
                 published: None,
+                published_end: None,
             },
         ]);
         let bindings = map["80/tcp"].as_ref().unwrap();
         assert_eq!(bindings.len(), 2);
         assert_eq!(bindings[0].host_port.as_deref(), Some("8080"));
         assert_eq!(bindings[1].host_port, None);
+    }
+
+    #[test]
+    fn a_host_port_range_onto_one_target_is_sent_as_a_range() {
+        let map = port_bindings(&[PortBinding {
+            target: 80,
+            protocol: "tcp".into(),
+            host_ip: None,
+            published: Some(8000),
+            published_end: Some(8010),
+        }]);
+        let bindings = map["80/tcp"].as_ref().unwrap();
+        assert_eq!(bindings[0].host_port.as_deref(), Some("8000-8010"));
+    }
+
+    #[test]
+    fn runtime_and_security_options_reach_the_host_config() {
+        let spec = ContainerCreate {
+            runtime: Some("runc".into()),
+            security_opt: vec!["no-new-privileges:true".into()],
+            ..ContainerCreate::default()
+        };
+        let host = create_body(&spec, V141).unwrap().host_config.unwrap();
+        assert_eq!(host.runtime.as_deref(), Some("runc"));
+        assert_eq!(
+            host.security_opt,
+            Some(vec!["no-new-privileges:true".to_string()])
+        );
+    }
+
+    #[test]
+    fn ipam_pools_are_sent_with_their_aux_addresses() {
+        let body = ipam(&IpamSpec {
+            driver: Some("default".into()),
+            pools: vec![crate::engine::IpamPoolSpec {
+                subnet: Some("172.28.0.0/16".into()),
+                ip_range: Some("172.28.5.0/24".into()),
+                gateway: Some("172.28.5.254".into()),
+                aux_addresses: BTreeMap::from([("host1".into(), "172.28.1.5".into())]),
+            }],
+            options: BTreeMap::new(),
+        });
+        let pool = &body.config.unwrap()[0];
+        assert_eq!(pool.subnet.as_deref(), Some("172.28.0.0/16"));
+        assert_eq!(pool.gateway.as_deref(), Some("172.28.5.254"));
+        assert_eq!(
+            pool.auxiliary_addresses.as_ref().unwrap()["host1"],
+            "172.28.1.5"
+        );
+        assert_eq!(body.options, None);
     }
 
     #[test]

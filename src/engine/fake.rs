@@ -236,10 +236,16 @@ impl FakeContainer {
         let mut ip_addresses = BTreeMap::new();
         if running && self.spec.network_mode.is_none() {
             for (k, network) in self.networks().into_iter().enumerate() {
-                ip_addresses.insert(
-                    network,
-                    format!("172.{}.{}.{}", 20 + k, seq / 250, seq % 250 + 2),
-                );
+                // A static `ipv4_address` is what the engine gives, as Docker does.
+                let fixed = self
+                    .spec
+                    .networks
+                    .iter()
+                    .find(|n| n.network == network)
+                    .and_then(|n| n.ipv4_address.clone());
+                let ip = fixed
+                    .unwrap_or_else(|| format!("172.{}.{}.{}", 20 + k, seq / 250, seq % 250 + 2));
+                ip_addresses.insert(network, ip);
             }
         }
         let mut ports: Vec<(u16, String, Option<String>, u16)> = if running {
@@ -828,7 +834,7 @@ impl Engine for FakeEngine {
         Ok(s.images.clone())
     }
 
-    async fn pull_image(&self, reference: &str) -> EngineResult<String> {
+    async fn pull_image(&self, reference: &str, _platform: Option<&str>) -> EngineResult<String> {
         let mut s = self.lock();
         s.enter("pull_image", Some(reference))?;
         let id = s
@@ -1257,6 +1263,9 @@ mod tests {
             driver_opts: BTreeMap::new(),
             internal: false,
             labels: BTreeMap::new(),
+            ipam: None,
+            enable_ipv6: false,
+            attachable: false,
         }
     }
 
@@ -1494,10 +1503,10 @@ mod tests {
     async fn pulls_fetch_only_what_the_registry_has() {
         let e = FakeEngine::new();
         e.add_remote_image("app:2", "sha256:bbbb");
-        let err = e.pull_image("app:3").await.unwrap_err();
+        let err = e.pull_image("app:3", None).await.unwrap_err();
         assert!(matches!(err, EngineError::NotFound { .. }), "{err}");
         assert!(e.list_images().await.unwrap().is_empty());
-        assert_eq!(e.pull_image("app:2").await.unwrap(), "sha256:bbbb");
+        assert_eq!(e.pull_image("app:2", None).await.unwrap(), "sha256:bbbb");
         let images = e.list_images().await.unwrap();
         assert_eq!(images[0].tags, ["app:2"]);
     }
@@ -1538,6 +1547,7 @@ mod tests {
             protocol: "tcp".into(),
             host_ip: Some("127.0.0.1".into()),
             published: Some(18080),
+            published_end: None,
         }];
         let id = e.create_container(&web).await.unwrap();
         let created = e.inspect_container(&id).await.unwrap();

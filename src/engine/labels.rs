@@ -122,6 +122,9 @@ pub struct Identity {
     pub role: Role,
     /// Created by berth (false: created by `docker compose`).
     pub managed: bool,
+    /// `com.docker.compose.project.working_dir`: the directory compose (or berth) ran the
+    /// project from, to tell a project running under another name.
+    pub working_dir: Option<String>,
 }
 
 /// Reads a container's identity from its labels: berth's own, or compose's for take-over.
@@ -161,6 +164,7 @@ pub fn identity(labels: &BTreeMap<String, String>) -> Option<Identity> {
         spec_hash,
         role,
         managed,
+        working_dir: labels.get(compose::WORKING_DIR).cloned(),
     })
 }
 

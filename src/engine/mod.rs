@@ -193,6 +193,36 @@ pub struct NetworkCreate {
     pub internal: bool,
     /// Labels.
     pub labels: BTreeMap<String, String>,
+    /// `ipam:` (`None`: the engine's default driver picks a subnet).
+    pub ipam: Option<IpamSpec>,
+    /// `enable_ipv6: true`.
+    pub enable_ipv6: bool,
+    /// `attachable: true` (meaningful for overlay networks; sent as given).
+    pub attachable: bool,
+}
+
+/// A network's IPAM settings, engine-neutral.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IpamSpec {
+    /// IPAM driver (`None`: `default`).
+    pub driver: Option<String>,
+    /// Address pools.
+    pub pools: Vec<IpamPoolSpec>,
+    /// Driver options.
+    pub options: BTreeMap<String, String>,
+}
+
+/// One IPAM address pool.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IpamPoolSpec {
+    /// Subnet (CIDR).
+    pub subnet: Option<String>,
+    /// Range containers get addresses from (CIDR).
+    pub ip_range: Option<String>,
+    /// Gateway address.
+    pub gateway: Option<String>,
+    /// Addresses the driver must not hand out, by host name.
+    pub aux_addresses: BTreeMap<String, String>,
 }
 
 /// A volume to create.
@@ -217,8 +247,12 @@ pub struct PortBinding {
     pub protocol: String,
     /// Host IP (`None` = all).
     pub host_ip: Option<String>,
-    /// Host port (`None` = ephemeral).
+    /// Host port (`None` = ephemeral); the first of a range when `published_end` is set.
     pub published: Option<u16>,
+    /// The last host port of a range published onto one container port (`8000-8010:80`):
+    /// the engine binds one free port of the range.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub published_end: Option<u16>,
 }
 
 /// A mount, engine-neutral.
@@ -342,6 +376,15 @@ pub struct ContainerCreate {
     pub memory: Option<i64>,
     /// PIDs limit.
     pub pids_limit: Option<i64>,
+    /// `platform:` (`linux/arm64`): the image variant to run (create's `platform` query).
+    #[serde(default)]
+    pub platform: Option<String>,
+    /// `runtime:` (`runc`, `nvidia`…): HostConfig.Runtime.
+    #[serde(default)]
+    pub runtime: Option<String>,
+    /// `security_opt:` as given (`no-new-privileges:true`, `seccomp=…`).
+    #[serde(default)]
+    pub security_opt: Vec<String>,
 }
 
 impl Default for ContainerCreate {
@@ -383,6 +426,9 @@ impl Default for ContainerCreate {
             nano_cpus: None,
             memory: None,
             pids_limit: None,
+            platform: None,
+            runtime: None,
+            security_opt: Vec::new(),
         }
     }
 }
@@ -741,8 +787,13 @@ pub trait Engine: Send + Sync + 'static {
     fn list_volumes(&self) -> impl Future<Output = EngineResult<Vec<VolumeSummary>>> + Send;
     /// All local images.
     fn list_images(&self) -> impl Future<Output = EngineResult<Vec<ImageSummary>>> + Send;
-    /// Pulls `reference` (`repo:tag` or `repo@digest`) and returns the local image ID.
-    fn pull_image(&self, reference: &str) -> impl Future<Output = EngineResult<String>> + Send;
+    /// Pulls `reference` (`repo:tag` or `repo@digest`), the variant for `platform`
+    /// (`linux/arm64`; `None`: the engine's own), and returns the local image ID.
+    fn pull_image(
+        &self,
+        reference: &str,
+        platform: Option<&str>,
+    ) -> impl Future<Output = EngineResult<String>> + Send;
     /// Builds an image from `spec` (the context tarred in-process and streamed) and tags it
     /// `spec.tag`; returns the image ID. Build output goes to the logs at debug level; a failed
     /// build's `Failed` message ends with its last [`BUILD_LOG_TAIL`] log lines.

@@ -29,6 +29,8 @@ pub enum Action {
     Pull {
         /// The reference as written in the Compose file.
         reference: String,
+        /// The service's `platform:` (the variant to pull); `None`: the engine's own.
+        platform: Option<String>,
     },
     /// Build an image from the desired-state repository (`build:`) and tag it `reference`.
     Build {
@@ -114,7 +116,14 @@ impl fmt::Display for Action {
         match self {
             Action::CreateNetwork(n) => write!(f, "create network {}", n.name),
             Action::CreateVolume(v) => write!(f, "create volume {}", v.name),
-            Action::Pull { reference } => write!(f, "pull {reference}"),
+            Action::Pull {
+                reference,
+                platform: None,
+            } => write!(f, "pull {reference}"),
+            Action::Pull {
+                reference,
+                platform: Some(p),
+            } => write!(f, "pull {reference} ({p})"),
             Action::Build { reference, .. } => write!(f, "build {reference}"),
             Action::Create { spec, .. } => write!(f, "create {}", spec.name),
             Action::Start { name, .. } => write!(f, "start {name}"),

@@ -1,14 +1,18 @@
 //! Turns a desired service into the engine-neutral [`ContainerCreate`] for one replica or job
-//! run, with berth's and compose's labels and compose's names.
+//! run, with berth's and compose's labels and compose's names, and a project's network into
+//! its [`NetworkCreate`].
 //!
 //! Pure. The planner calls it for every container it creates, so `berth plan` and the golden
 //! tests see exactly what will be sent to the engine.
 
 use std::collections::BTreeMap;
 
-use crate::desired::model::{Condition, MountKind, Project, Restart, Service};
+use crate::desired::model::{Condition, MountKind, Network, Project, Restart, Service};
 use crate::engine::labels::{self, Role, compose};
-use crate::engine::{ContainerCreate, HealthcheckSpec, MountSpec, NetworkAttach, PortBinding};
+use crate::engine::{
+    ContainerCreate, HealthcheckSpec, IpamPoolSpec, IpamSpec, MountSpec, NetworkAttach,
+    NetworkCreate, PortBinding,
+};
 
 /// The labels of a container of `svc` number `number`.
 pub fn container_labels(
@@ -94,6 +98,7 @@ pub fn container_create(
             protocol: format!("{:?}", p.protocol).to_lowercase(),
             host_ip: p.host_ip.clone(),
             published: p.published,
+            published_end: p.published_end,
         })
         .collect();
     let mut exposed: Vec<String> = ports
@@ -257,5 +262,87 @@ pub fn container_create(
         nano_cpus: svc.limits.cpus.map(|c| (c * 1e9) as i64),
         memory: svc.limits.memory.map(|m| m as i64),
         pids_limit: svc.limits.pids,
+        platform: svc.platform.clone(),
+        runtime: svc.runtime.clone(),
+        security_opt: svc.security_opt.clone(),
+    }
+}
+
+/// The network create for the project's network `key`: driver, options, `ipam:`,
+/// `enable_ipv6`, `attachable`, and compose's labels.
+pub fn network_create(project: &Project, key: &str, n: &Network) -> NetworkCreate {
+    NetworkCreate {
+        name: n.name.clone(),
+        driver: n.driver.clone(),
+        driver_opts: n.driver_opts.clone(),
+        internal: n.internal,
+        labels: labels::object_labels(&project.name, compose::NETWORK, key, &n.labels),
+        ipam: n.ipam.as_ref().map(|i| IpamSpec {
+            driver: i.driver.clone(),
+            pools: i
+                .config
+                .iter()
+                .map(|p| IpamPoolSpec {
+                    subnet: p.subnet.clone(),
+                    ip_range: p.ip_range.clone(),
+                    gateway: p.gateway.clone(),
+                    aux_addresses: p.aux_addresses.clone(),
+                })
+                .collect(),
+            options: i.options.clone(),
+        }),
+        enable_ipv6: n.enable_ipv6,
+        attachable: n.attachable,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::desired::{LoadOptions, load_inline};
+
+    fn project(yaml: &str) -> Project {
+        let l = load_inline(yaml, &LoadOptions::default());
+        let state = l.state.unwrap_or_else(|| panic!("{}", l.diagnostics));
+        state.projects.into_values().next().unwrap()
+    }
+
+    #[test]
+    fn platform_runtime_security_opt_ranges_and_static_addresses_are_sent() {
+        let p = project(
+            "services:\n  web:\n    image: app:1\n    platform: linux/arm64\n    runtime: runc\n    \
+             security_opt: ['no-new-privileges:true']\n    ports: ['8000-8010:80']\n    \
+             networks:\n      back: {ipv4_address: 172.28.0.10}\n\
+             networks:\n  back:\n    enable_ipv6: true\n    attachable: true\n    ipam:\n      \
+             driver: default\n      config: [{subnet: 172.28.0.0/16, gateway: 172.28.0.1}]\n",
+        );
+        let web = &p.services["web"];
+        let c = container_create(&p, web, 1, Role::Replica, "sha256:x");
+        assert_eq!(c.platform.as_deref(), Some("linux/arm64"));
+        assert_eq!(c.runtime.as_deref(), Some("runc"));
+        assert_eq!(c.security_opt, ["no-new-privileges:true"]);
+        assert_eq!(
+            (
+                c.ports[0].published,
+                c.ports[0].published_end,
+                c.ports[0].target
+            ),
+            (Some(8000), Some(8010), 80)
+        );
+        assert_eq!(c.networks[0].ipv4_address.as_deref(), Some("172.28.0.10"));
+        let n = network_create(&p, "back", &p.networks["back"]);
+        assert!(n.enable_ipv6 && n.attachable);
+        let ipam = n.ipam.unwrap();
+        assert_eq!(ipam.driver.as_deref(), Some("default"));
+        assert_eq!(ipam.pools[0].subnet.as_deref(), Some("172.28.0.0/16"));
+        assert_eq!(ipam.pools[0].gateway.as_deref(), Some("172.28.0.1"));
+    }
+
+    #[test]
+    fn a_network_without_ipam_leaves_addressing_to_the_engine() {
+        let p = project("services:\n  web: {image: app:1}\n");
+        let n = network_create(&p, "default", &p.networks["default"]);
+        assert_eq!(n.ipam, None);
+        assert!(!n.enable_ipv6 && !n.attachable);
     }
 }

@@ -87,7 +87,10 @@ pub fn compare(spec: &ContainerCreate, networks: &[String], actual: &Attachments
                 let found = bound.iter().any(|(target, protocol, host)| {
                     *target == p.target
                         && *protocol == p.protocol
-                        && p.published.is_none_or(|want| want == *host)
+                        // A range (`8000-8010:80`) is bound on one host port of it.
+                        && p.published.is_none_or(|want| {
+                            (want..=p.published_end.unwrap_or(want)).contains(host)
+                        })
                 });
                 if !found {
                     out.push(Drift::MissingPort {
@@ -229,12 +232,14 @@ mod tests {
                     protocol: "tcp".into(),
                     host_ip: Some("127.0.0.1".into()),
                     published: Some(8080),
+                    published_end: None,
                 },
                 PortBinding {
                     target: 9000,
                     protocol: "tcp".into(),
                     host_ip: None,
                     published: None,
+                    published_end: None,
                 },
             ],
             mounts: vec![

@@ -205,20 +205,24 @@ pub async fn execute<E: Engine>(
     let builds = Arc::new(Semaphore::new(BUILD_PARALLELISM));
     let mut pulls_set = tokio::task::JoinSet::new();
     for s in pulls {
+        // A build's spec, or a pull's platform.
         let (reference, build) = match &s.action {
-            Action::Pull { reference } => (reference.clone(), None),
-            Action::Build { reference, spec } => (reference.clone(), Some(spec.clone())),
+            Action::Pull {
+                reference,
+                platform,
+            } => (reference.clone(), Err(platform.clone())),
+            Action::Build { reference, spec } => (reference.clone(), Ok(spec.clone())),
             _ => continue,
         };
-        let bound = if build.is_some() { &builds } else { &sem };
+        let bound = if build.is_ok() { &builds } else { &sem };
         let (engine, sem, step) = (engine.clone(), bound.clone(), s.clone());
         pulls_set.spawn(
             async move {
                 let _permit = sem.acquire_owned().await;
                 let started = Instant::now();
                 let r = match build {
-                    Some(spec) => engine.build_image(&spec).await,
-                    None => engine.pull_image(&reference).await,
+                    Ok(spec) => engine.build_image(&spec).await,
+                    Err(platform) => engine.pull_image(&reference, platform.as_deref()).await,
                 };
                 (step, reference, r, started.elapsed().as_millis() as u64)
             }
@@ -518,7 +522,13 @@ async fn run_step<E: Engine>(
             r => r.map(|_| ()),
         },
         Action::CreateVolume(v) => engine.create_volume(v).await,
-        Action::Pull { reference } => engine.pull_image(reference).await.map(|_| ()),
+        Action::Pull {
+            reference,
+            platform,
+        } => engine
+            .pull_image(reference, platform.as_deref())
+            .await
+            .map(|_| ()),
         Action::Build { spec, .. } => engine.build_image(spec).await.map(|_| ()),
         Action::Create { spec, image } => {
             let id = match image {

@@ -3,7 +3,8 @@
 //! `observed`, `drift` (does a container have what its spec asks for), `plan` and `rollout`
 //! are pure (`plan` calls `rollout` for long-running services;
 //! both speak `action` and `reason`, the shared vocabulary of engine calls and of why things
-//! happen); `container_spec` builds what a create sends. `observe`,
+//! happen); `container_spec` builds what a create sends; `takeover` names compose containers
+//! from a project's directory running under another project name. `observe`,
 //! `execute` and `probe` (berth's own readiness/liveness checks, for the rollout gate) are the
 //! only code here that talks to the engine or to containers; `round` strings one reconcile
 //! round together (records → observe, with `scope` saying what → plan → execute).
@@ -23,3 +24,4 @@ pub mod reason;
 pub mod rollout;
 pub mod round;
 pub mod scope;
+pub mod takeover;

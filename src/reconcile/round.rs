@@ -231,6 +231,11 @@ pub async fn run<E: Engine + 'static>(
         return Err(e.into());
     }
     let plan = plan::plan(desired, &observed, &records, opts.plan, now);
+    for n in &plan.notes {
+        if let plan::Note::ProjectName(m) = n {
+            tracing::warn!(project = %m.project, running_as = %m.running_as, "{m}");
+        }
+    }
     carry.records = records.clone();
     let lacking = scope::unobserved(&plan, &observed);
     let outcome = if !lacking.is_empty() {

@@ -227,6 +227,9 @@ pub async fn networks_hold_containers<H: Harness>(h: &H) {
         driver_opts: BTreeMap::new(),
         internal: false,
         labels: labels(h),
+        ipam: None,
+        enable_ipv6: false,
+        attachable: false,
     };
     e.create_network(&create).await.unwrap();
     let listed = e.list_networks().await.unwrap();
@@ -251,6 +254,7 @@ pub async fn networks_hold_containers<H: Harness>(h: &H) {
         protocol: "tcp".into(),
         host_ip: Some("127.0.0.1".into()),
         published: None,
+        published_end: None,
     }];
     web.exposed = vec!["8080/tcp".into()];
     let id = e.create_container(&web).await.unwrap();

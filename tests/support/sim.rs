@@ -71,6 +71,9 @@ impl Host {
             driver_opts: BTreeMap::new(),
             internal: false,
             labels: BTreeMap::new(),
+            ipam: None,
+            enable_ipv6: false,
+            attachable: false,
         }))
         .unwrap_or_else(|e| panic!("network {name}: {e}"));
     }
@@ -151,9 +154,12 @@ impl Host {
         let result = match action {
             Action::CreateNetwork(n) => now(e.create_network(n)).map(drop),
             Action::CreateVolume(v) => now(e.create_volume(v)),
-            Action::Pull { reference } => {
+            Action::Pull {
+                reference,
+                platform,
+            } => {
                 e.add_remote_image(reference, &format!("sha256:{reference}"));
-                now(e.pull_image(reference)).map(drop)
+                now(e.pull_image(reference, platform.as_deref())).map(drop)
             }
             Action::Build { reference, spec } => {
                 if e.build_result(reference).is_none() {

@@ -1513,7 +1513,7 @@ fn check_develop(r: &mut Reader<'_>, n: &Node, what: &str) {
 /// Service fields the loader carries in the model but the executor does not send yet: each
 /// gives a warning until it does (remove a key here when `container_spec`/the engine honour
 /// it).
-const NOT_YET_APPLIED: &[&str] = &["platform", "runtime", "security_opt", "pull_policy"];
+const NOT_YET_APPLIED: &[&str] = &["pull_policy"];
 
 /// The warning for a field in the model that containers do not get yet.
 pub(crate) fn not_yet_applied(what: &str) -> String {

@@ -138,15 +138,6 @@ fn read_networks(r: &mut Reader<'_>, n: Option<&Node>, project: &str) -> BTreeMa
             net.ipam = v
                 .get("ipam")
                 .and_then(|i| read_ipam(r, i, &format!("{what}.ipam")));
-            // The network create does not send these yet (see service::NOT_YET_APPLIED).
-            for key in ["ipam", "attachable", "enable_ipv6"] {
-                if let Some(n) = v.get(key) {
-                    r.warning(
-                        &n.loc,
-                        super::service::not_yet_applied(&format!("{what}.{key}")),
-                    );
-                }
-            }
         }
         let explicit = v
             .get("name")
@@ -309,11 +300,8 @@ fn read_file_objects(
             if kind == "secrets" {
                 r.error(&c.loc, format!("{what}.content: content is for configs; a secret reads file: or environment:"));
             } else {
+                // Declaring one is fine; a service that mounts one is refused below.
                 obj.content = r.string(c, &format!("{what}.content"));
-                r.warning(
-                    &c.loc,
-                    super::service::not_yet_applied(&format!("{what}.content")),
-                );
             }
         }
         if let Some(f) = v.get("file")
@@ -443,6 +431,21 @@ fn check_references(
                     &item.loc,
                     format!(
                         "service {:?} uses external {kind} {:?}: external {kind}s live in a Swarm store, which berth does not have; use file: or environment:",
+                        svc.name,
+                        source.as_deref().unwrap_or_default()
+                    ),
+                );
+            }
+            if let Some(o) = source.as_ref().and_then(|s| declared.get(s))
+                && o.content.is_some()
+            {
+                // Engine API 1.41 has no inline file content: compose writes it to a file and
+                // binds that; berth does not yet, and running without it would deploy a
+                // container lacking the file.
+                r.error(
+                    &item.loc,
+                    format!(
+                        "service {:?} mounts config {:?}, whose text is given as content:, which berth cannot mount yet; put the text in a file next to the compose file and write file: instead",
                         svc.name,
                         source.as_deref().unwrap_or_default()
                     ),

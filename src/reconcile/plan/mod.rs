@@ -19,15 +19,16 @@ mod depends;
 mod jobs;
 
 pub use super::action::{Action, ImageSource, short};
-use super::container_spec::container_create;
+use super::container_spec::{container_create, network_create};
 use super::drift;
 use super::event::Event;
 use super::observed::{ObservedContainer, ObservedState, normalize_reference};
 use super::reason::{BlockReason, HeldReason, WaitReason};
 use super::rollout;
+use super::takeover::{self, NameMismatch};
 use crate::desired::model::{DesiredState, Project, Service};
 use crate::engine::labels::{self, Role};
-use crate::engine::{NetworkCreate, RunState, VolumeCreate};
+use crate::engine::{RunState, VolumeCreate};
 use crate::store::ServiceRecord;
 use depends::{topo_order, unmet_note};
 pub use jobs::record_jobs;
@@ -93,6 +94,9 @@ pub enum Note {
         /// By what.
         reason: HeldReason,
     },
+    /// Compose containers from a project's directory run under another project name: said
+    /// first, before anything is done (see `reconcile::takeover`).
+    ProjectName(NameMismatch),
     /// A project runs but is no longer desired; `--prune` removes it.
     Orphan {
         /// Project.
@@ -125,6 +129,7 @@ impl fmt::Display for Note {
                 service,
                 reason,
             } => write!(f, "{project}/{service}  held: {reason}"),
+            Note::ProjectName(m) => write!(f, "{m}"),
             Note::Orphan {
                 project,
                 containers,
@@ -203,6 +208,14 @@ impl fmt::Display for Plan {
             .map(|s| s.action.to_string().len())
             .max()
             .unwrap_or(0);
+        // A project-name mismatch changes what every step means: it comes first.
+        for n in self
+            .notes
+            .iter()
+            .filter(|n| matches!(n, Note::ProjectName(_)))
+        {
+            writeln!(f, "{n}")?;
+        }
         for s in &self.steps {
             writeln!(
                 f,
@@ -212,7 +225,11 @@ impl fmt::Display for Plan {
                 s.cause
             )?;
         }
-        for n in &self.notes {
+        for n in self
+            .notes
+            .iter()
+            .filter(|n| !matches!(n, Note::ProjectName(_)))
+        {
             writeln!(f, "{n}")?;
         }
         Ok(())
@@ -237,6 +254,11 @@ pub fn plan(
         pulls: BTreeSet::new(),
         pending: BTreeSet::new(),
     };
+    p.plan.notes.extend(
+        takeover::name_mismatches(desired, observed)
+            .into_iter()
+            .map(Note::ProjectName),
+    );
     for project in desired.projects.values() {
         p.project(project);
     }
@@ -375,18 +397,7 @@ impl<'a> Planner<'a> {
                 blocked.push(BlockReason::ExternalNetwork(n.name.clone()));
                 continue;
             }
-            let spec = NetworkCreate {
-                name: n.name.clone(),
-                driver: n.driver.clone(),
-                driver_opts: n.driver_opts.clone(),
-                internal: n.internal,
-                labels: labels::object_labels(
-                    &project.name,
-                    labels::compose::NETWORK,
-                    key,
-                    &n.labels,
-                ),
-            };
+            let spec = network_create(project, key, n);
             self.step(
                 &project.name,
                 None,
@@ -836,6 +847,7 @@ fn fetch(svc: &Service, reference: &str, record: &ServiceRecord) -> (Action, Str
         _ => (
             Action::Pull {
                 reference: reference.to_string(),
+                platform: svc.platform.clone(),
             },
             "image not present locally".to_string(),
         ),

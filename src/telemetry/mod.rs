@@ -212,6 +212,7 @@ impl Telemetry {
             observed: r.observed,
             records: r.records,
             plan: r.plan,
+            failures: r.failures,
             probes_tracked: true,
         };
         let status = status::build(&input, st.status.as_ref());

@@ -92,6 +92,17 @@ pub enum Note {
         /// By what.
         reason: HeldReason,
     },
+    /// Containers with the compose labels of a managed project but without berth's ownership
+    /// label (`berth.managed`) that berth will not take over — a service not in the project,
+    /// a replica beyond `replicas`: berth never touches what it did not create.
+    NotOurs {
+        /// Project.
+        project: String,
+        /// Service (as the container's labels say).
+        service: String,
+        /// Their names.
+        containers: Vec<String>,
+    },
     /// A project runs but is no longer desired; `--prune` removes it.
     Orphan {
         /// Project.
@@ -124,6 +135,15 @@ impl fmt::Display for Note {
                 service,
                 reason,
             } => write!(f, "{project}/{service}  held: {reason}"),
+            Note::NotOurs {
+                project,
+                service,
+                containers,
+            } => write!(
+                f,
+                "{project}/{service}  not berth's: {} (no berth.managed label; made by hand or by docker compose); left alone",
+                containers.join(", ")
+            ),
             Note::Orphan {
                 project,
                 containers,
@@ -327,7 +347,15 @@ impl<'a> Planner<'a> {
                     && !project.services.contains_key(&c.identity.service)
             })
             .collect();
+        let mut not_ours: BTreeMap<&str, Vec<String>> = BTreeMap::new();
         for c in observed {
+            if !c.identity.managed {
+                not_ours
+                    .entry(&c.identity.service)
+                    .or_default()
+                    .push(c.name.clone());
+                continue;
+            }
             let cause = if project.inactive_services.contains(&c.identity.service) {
                 "service is only in inactive profiles"
             } else {
@@ -342,6 +370,17 @@ impl<'a> Planner<'a> {
                 cause,
             );
         }
+        for (service, containers) in not_ours {
+            self.not_ours(&project.name, service, containers);
+        }
+    }
+
+    fn not_ours(&mut self, project: &str, service: &str, containers: Vec<String>) {
+        self.plan.notes.push(Note::NotOurs {
+            project: project.to_string(),
+            service: service.to_string(),
+            containers,
+        });
     }
 
     /// Networks and volumes the project's services use.
@@ -528,6 +567,15 @@ impl<'a> Planner<'a> {
     /// A long-running service: the rollout state machine decides (see `rollout`).
     fn long_running(&mut self, project: &Project, svc: &Service, mine: Vec<&ObservedContainer>) {
         let scope = format!("{}/{}", project.name, svc.name);
+        // Compose-made replicas within `replicas` are taken over by a rollout; the ones beyond
+        // (made by hand) are not berth's to stop.
+        let (extra, mine): (Vec<_>, Vec<_>) = mine
+            .into_iter()
+            .partition(|c| !c.identity.managed && c.identity.number > svc.replicas);
+        if !extra.is_empty() {
+            let names = extra.iter().map(|c| c.name.clone()).collect();
+            self.not_ours(&project.name, &svc.name, names);
+        }
         let key = (project.name.clone(), svc.name.clone());
         let empty = ServiceRecord::default();
         let record = self.records.get(&key).unwrap_or(&empty);

@@ -84,6 +84,8 @@ struct State {
     probes: HashMap<(String, &'static str), ProbeStatus>,
     /// When the rollout in progress of (project, service) started.
     rollout_started: HashMap<(String, String), u64>,
+    /// The failing pull last announced per (project, service), until it is Idle again.
+    pull_failing: HashMap<(String, String), String>,
 }
 
 /// The observability hub.
@@ -114,6 +116,7 @@ impl Telemetry {
                 last_error: None,
                 probes: HashMap::new(),
                 rollout_started: HashMap::new(),
+                pull_failing: HashMap::new(),
             }),
             metrics: Metrics::new(),
             events,
@@ -273,6 +276,29 @@ impl Telemetry {
                 st.last_error = None;
             }
             _ => {}
+        }
+        // A failing pull: once per distinct error, not at every retry (nor again after a
+        // round that did not try it); forgotten once the service is Idle.
+        for s in &status.services {
+            let key = (s.project.clone(), s.service.clone());
+            match s.phase {
+                Phase::Failing if st.pull_failing.get(&key) != Some(&s.reason) => {
+                    out.push(service_event(
+                        &s.project,
+                        &s.service,
+                        "pull_failed",
+                        "pull_failed",
+                        s.reason.clone(),
+                        s.desired.revision,
+                        "error",
+                    ));
+                    st.pull_failing.insert(key, s.reason.clone());
+                }
+                Phase::Idle => {
+                    st.pull_failing.remove(&key);
+                }
+                _ => {}
+            }
         }
         // Service transitions the rollout events do not cover.
         if let Some(prev) = &st.status {

@@ -88,6 +88,8 @@ pub struct Carry {
     build_failures: BTreeMap<String, BuildFailure>,
     /// What the last round's planner needed beyond its scope.
     widen: Scope,
+    /// A round has looked at the inventory (the housekeeping sweep ran once).
+    swept: bool,
 }
 
 impl Carry {
@@ -206,8 +208,16 @@ pub async fn run<E: Engine + 'static>(
         }
     }
     check_not_empty(desired, &observed, opts.allow_empty)?;
-    let scope = scope::scope(desired, &observed, &records).union(&widen);
+    let scope = scope::scope(desired, &observed, &records)
+        .union(&widen)
+        .union(&scope::housekeeping(
+            desired,
+            &observed,
+            opts.plan,
+            !carry.swept,
+        ));
     observe::complete(engine.as_ref(), &mut observed, &scope).await?;
+    carry.swept |= observed.inventory.is_some();
     let plan = plan::plan(desired, &observed, &records, opts.plan, now);
     carry.records = records.clone();
     let lacking = scope::unobserved(&plan, &observed);

@@ -13,7 +13,7 @@
 use std::collections::BTreeSet;
 
 use super::observed::{ObservedContainer, ObservedState};
-use super::plan::{Plan, Records};
+use super::plan::{Plan, PlanOptions, Records};
 use super::probe::ProbeStatus;
 use crate::desired::DesiredState;
 use crate::desired::model::{Project, Service};
@@ -67,6 +67,29 @@ pub fn scope(desired: &DesiredState, observed: &ObservedState, records: &Records
         }
     }
     scope
+}
+
+/// What the planner's housekeeping needs besides the services: the inventory on a process's
+/// first round (`first`: pin tags no record owns — left by a kill during an unpin — and the
+/// networks of pruned projects whose containers went before a kill are only seen there), and
+/// with `--prune` while berth's containers of projects no longer desired run (their networks
+/// go once they are removed).
+pub fn housekeeping(
+    desired: &DesiredState,
+    observed: &ObservedState,
+    opts: PlanOptions,
+    first: bool,
+) -> Scope {
+    let orphaned = || {
+        observed
+            .containers
+            .iter()
+            .any(|c| c.identity.managed && !desired.projects.contains_key(&c.identity.project))
+    };
+    Scope {
+        inventory: first || (opts.prune && orphaned()),
+        inspect: BTreeSet::new(),
+    }
 }
 
 /// What `plan` asked for that `observed` does not hold: empty unless [`scope`] missed it.

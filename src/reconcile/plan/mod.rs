@@ -288,7 +288,11 @@ pub fn plan(
             });
         }
     }
+    if opts.prune {
+        p.prune_networks(&desired_projects);
+    }
     p.release_pins(desired);
+    p.sweep_pins();
     // Execution order: project objects first, then pulls, then containers (stable otherwise).
     p.plan.steps.sort_by_key(|s| match s.action {
         Action::CreateNetwork(_) | Action::CreateVolume(_) => 0,
@@ -516,6 +520,83 @@ impl<'a> Planner<'a> {
         }
         // A job keeps no history: only the image of its current revision is needed.
         self.sweep_built_images(project, svc, &BTreeSet::new());
+    }
+
+    /// With `--prune`: the networks berth created for projects that left the desired state,
+    /// once nothing but berth's containers (removed by this plan, before the networks; see
+    /// `execute`) is left of the project. Volumes are never removed. Needs the inventory.
+    fn prune_networks(&mut self, desired: &BTreeSet<&str>) {
+        let orphaned = self
+            .observed
+            .containers
+            .iter()
+            .any(|c| c.identity.managed && !desired.contains(c.identity.project.as_str()));
+        let Some(inv) = &self.observed.inventory else {
+            self.plan.needs_inventory |= orphaned;
+            return;
+        };
+        for (name, project) in &inv.managed_networks {
+            if desired.contains(project.as_str()) {
+                continue;
+            }
+            // A container berth did not create may still use it: the network stays with it.
+            let foreign = self
+                .observed
+                .containers
+                .iter()
+                .any(|c| &c.identity.project == project && !c.identity.managed);
+            if foreign {
+                continue;
+            }
+            // Not through `step`: a project no longer desired has no services to keep waiting.
+            self.plan.steps.push(Step {
+                project: project.clone(),
+                service: None,
+                action: Action::RemoveNetwork { name: name.clone() },
+                cause: "network of a project removed from the desired state (--prune)".into(),
+            });
+        }
+    }
+
+    /// Pin tags (`berth-pin/...`) that no record refers to — left by a kill between a record
+    /// saved without its pin and the unpin, or by a pin made before a kill saved its record —
+    /// are removed with their holders when the image list is at hand (see
+    /// `scope::housekeeping`): after such a round no pin is left that the records do not own.
+    fn sweep_pins(&mut self) {
+        let Some(inv) = &self.observed.inventory else {
+            return;
+        };
+        let owned: BTreeSet<String> = self
+            .records
+            .values()
+            .chain(self.plan.records.values())
+            .flat_map(|r| r.revisions.iter().filter_map(|rev| rev.pin.clone()))
+            .chain(self.plan.steps.iter().filter_map(|s| match &s.action {
+                Action::Pin { repo, tag, .. } => Some(format!("{repo}:{tag}")),
+                Action::Unpin { reference } => Some(reference.clone()),
+                _ => None,
+            }))
+            .collect();
+        let stray: Vec<String> = inv
+            .images
+            .keys()
+            .filter(|r| r.starts_with(rollout::PIN_REPOSITORY_PREFIX) && !owned.contains(*r))
+            .cloned()
+            .collect();
+        for reference in stray {
+            let project = reference
+                .strip_prefix(rollout::PIN_REPOSITORY_PREFIX)
+                .and_then(|r| r.split('/').next())
+                .unwrap_or_default()
+                .to_string();
+            // Not through `step`: a clean-up does not keep any service waiting.
+            self.plan.steps.push(Step {
+                project,
+                service: None,
+                action: Action::Unpin { reference },
+                cause: "pin no record owns (an interrupted unpin, or a pin whose record was never saved)".into(),
+            });
+        }
     }
 
     /// Services that left the desired state keep their image pins until their last container

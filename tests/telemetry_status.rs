@@ -742,3 +742,69 @@ fn a_pull_that_keeps_failing_is_failing_with_its_error_and_one_event_per_error()
     assert_eq!(seen.len(), 2, "{seen:?}");
     assert!(seen[1].contains("TLS handshake timeout"), "{seen:?}");
 }
+
+/// Issue 14 item 12: a project whose compose file was deleted left the status without a word.
+/// The event log says so (once), and the status keeps it as an orphan whose containers run
+/// until `--prune`.
+#[test]
+fn a_project_removed_from_the_desired_state_is_announced_and_kept_as_an_orphan() {
+    let tel = Telemetry::new(TelemetryOptions {
+        source: source(),
+        ..TelemetryOptions::default()
+    });
+    let shop = desired();
+    let (observed, records) = world(&shop);
+    let other = {
+        let l = load_inline(
+            "name: other\nservices:\n  x: {image: 'app:1'}\n",
+            &LoadOptions::default(),
+        );
+        l.state.unwrap_or_else(|| panic!("{}", l.diagnostics))
+    };
+    let ok = loaded(Diagnostics::default());
+    let round = |n: u64, d: &DesiredState| {
+        let p = plan(d, &observed, &records, PlanOptions::default(), T0);
+        tel.observe(
+            &RoundReport {
+                round: n,
+                started: SystemTime::UNIX_EPOCH,
+                duration: Duration::from_millis(5),
+                loaded: &ok,
+                desired: Some(d),
+                observed: Some(&observed),
+                records: Some(&records),
+                plan: Some(&p),
+                events: &[],
+                failures: &[],
+                result: RoundResult::Progressing,
+            },
+            T0 + n,
+        );
+    };
+    round(1, &shop);
+    round(2, &other);
+    round(3, &other);
+    let removed: Vec<_> = tel
+        .events_since(Since::All, 50)
+        .into_iter()
+        .filter(|e| e.kind == "project_removed")
+        .collect();
+    assert_eq!(removed.len(), 1, "{removed:?}");
+    assert_eq!(removed[0].project, "shop");
+    assert!(
+        removed[0]
+            .message
+            .contains("keep running until berth runs with --prune"),
+        "{}",
+        removed[0].message
+    );
+    let status = tel.status().expect("status");
+    assert!(
+        status
+            .orphans
+            .iter()
+            .any(|o| o.project == "shop" && o.containers > 0),
+        "{:?}",
+        status.orphans
+    );
+}

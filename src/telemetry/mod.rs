@@ -338,6 +338,38 @@ impl Telemetry {
         for e in &out {
             log_event(e);
         }
+        // A project that left the desired state (the controller logged it when it loaded).
+        if let (Some(prev), Some(desired)) = (&st.status, r.desired) {
+            let gone: BTreeSet<&str> = prev
+                .services
+                .iter()
+                .map(|s| s.project.as_str())
+                .filter(|p| !desired.projects.contains_key(*p))
+                .collect();
+            for project in gone {
+                let orphan = status.orphans.iter().find(|o| o.project == project);
+                let pruning = r
+                    .plan
+                    .is_some_and(|p| p.steps.iter().any(|s| s.project == project));
+                let what = match (orphan, pruning) {
+                    (Some(o), _) => format!(
+                        "its {} container(s) keep running until berth runs with --prune",
+                        o.containers
+                    ),
+                    (None, true) => "--prune removes its containers".to_string(),
+                    (None, false) => "nothing of it runs".to_string(),
+                };
+                out.push(service_event(
+                    project,
+                    "",
+                    "project_removed",
+                    "project_removed",
+                    format!("project {project} removed from the desired state; {what}"),
+                    None,
+                    "warning",
+                ));
+            }
+        }
         // The round's rollout events (the executor logged them).
         for e in r.events {
             out.push(self.rollout_event(&mut st, e, now));

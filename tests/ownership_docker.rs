@@ -1,10 +1,13 @@
-//! Ownership on the real engine (issue 14 item 5): containers with a managed project's
+//! Ownership on the real engine (issue 14 items 5 and 6): containers with a managed project's
 //! compose labels that berth did not create — a replica beyond `replicas`, a service the file
-//! does not have, both made with `docker run` — are reported and never stopped or removed.
+//! does not have, both made with `docker run` — are reported and never stopped or removed; and
+//! `--prune` removes the networks berth created for a pruned project, never a volume or a
+//! network berth did not create.
 //!
-//! Each test has its own project (a name containing `own`, carrying the label `berth-test=own`),
-//! a guard that removes everything the project created, and bounded commands. No `--prune`
-//! here: on a shared engine it would remove other projects' containers.
+//! Each test has its own project (a name containing `own`, carrying the label `berth-test=own`)
+//! and a guard that removes everything it created; every wait is bounded. `--prune` runs only
+//! against a private dockerd the test starts in its own network namespace: on the shared
+//! engine it would remove other projects' containers.
 
 mod support {
     pub mod tier;
@@ -96,5 +99,198 @@ fn containers_made_by_hand_beyond_the_desired_ones_are_left_alone() {
         p.states(),
         ["debug-1=running", "web-1=running", "web-2=running"],
         "berth's replica runs, the two made by hand were not touched"
+    );
+}
+
+/// A private dockerd in its own network namespace (as `tests/engine_claim_docker.rs` starts
+/// one): its own `--data-root`, `--exec-root`, `--pidfile`, socket under
+/// `/tmp/own14-dockerd-<pid>`, `--iptables=false`, `--bridge none` — `--prune` removes every
+/// project berth manages that is not desired, which on the shared engine would be other
+/// people's. Stopped and removed by the guard.
+struct PrivateDockerd {
+    child: std::process::Child,
+    dir: std::path::PathBuf,
+    socket: std::path::PathBuf,
+}
+
+impl PrivateDockerd {
+    fn start() -> PrivateDockerd {
+        let is_root = Command::new("id")
+            .arg("-u")
+            .output()
+            .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
+        assert!(
+            is_root && Command::new("dockerd").arg("--version").output().is_ok(),
+            "engine tier: this test starts a private dockerd and needs root and `dockerd`"
+        );
+        let dir = std::path::PathBuf::from(format!("/tmp/own14-dockerd-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("data")).unwrap();
+        std::fs::create_dir_all(dir.join("exec")).unwrap();
+        std::fs::write(dir.join("daemon.json"), "{}").unwrap();
+        let socket = dir.join("d.sock");
+        let log = std::fs::File::create(dir.join("dockerd.log")).unwrap();
+        let child = Command::new("unshare")
+            .args(["--net", "dockerd"])
+            .arg("--config-file")
+            .arg(dir.join("daemon.json"))
+            .arg("--data-root")
+            .arg(dir.join("data"))
+            .arg("--exec-root")
+            .arg(dir.join("exec"))
+            .arg("--pidfile")
+            .arg(dir.join("d.pid"))
+            .arg("-H")
+            .arg(format!("unix://{}", socket.display()))
+            .args(["--iptables=false", "--ip6tables=false", "--bridge", "none"])
+            .stdin(std::process::Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let d = PrivateDockerd { child, dir, socket };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while d
+            .docker(&["version", "--format", "{{.Server.Version}}"])
+            .trim()
+            .is_empty()
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the private dockerd did not answer within 60 s; see {}",
+                d.dir.join("dockerd.log").display()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+        d
+    }
+
+    fn host(&self) -> String {
+        format!("unix://{}", self.socket.display())
+    }
+
+    /// The docker CLI against this engine; stdout (empty on failure).
+    fn docker(&self, args: &[&str]) -> String {
+        Command::new("docker")
+            .arg("-H")
+            .arg(self.host())
+            .args(args)
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default()
+    }
+
+    fn networks(&self) -> Vec<String> {
+        let mut n: Vec<String> = self
+            .docker(&["network", "ls", "--format", "{{.Name}}"])
+            .split_whitespace()
+            .filter(|n| !matches!(*n, "bridge" | "host" | "none"))
+            .map(str::to_string)
+            .collect();
+        n.sort();
+        n
+    }
+}
+
+impl Drop for PrivateDockerd {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        for _ in 0..150 {
+            if self.child.try_wait().ok().flatten().is_some() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Issue 14 item 6: `--prune` removed a pruned project's containers but left the networks
+/// berth had created for it. Now they go too, once the containers are gone; a network of the
+/// project that berth did not create and the project's volume stay.
+#[test]
+fn prune_removes_the_networks_berth_created_and_keeps_the_rest() {
+    support::world::ensure_images();
+    let d = PrivateDockerd::start();
+    // The image, from the machine's engine (the private one has no way out).
+    let saved = d.dir.join("busybox.tar");
+    docker(&[
+        "save",
+        "-o",
+        saved.to_str().unwrap(),
+        "berth-test-busybox:1",
+    ]);
+    assert!(
+        d.docker(&["load", "-i", saved.to_str().unwrap()])
+            .contains("berth-test-busybox:1"),
+        "image loaded into the private engine"
+    );
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    let project = |name: &str, yaml: &str| {
+        let dir = root.path().join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("compose.yaml"), yaml).unwrap();
+        dir
+    };
+    let shop = project(
+        "own14shop",
+        "services:\n  web:\n    image: berth-test-busybox:1\n    networks: [front, default]\n    volumes: ['data:/d']\nnetworks:\n  front: {}\nvolumes:\n  data: {}\n",
+    );
+    let other = project(
+        "own14other",
+        "services:\n  x:\n    image: berth-test-busybox:1\n",
+    );
+    let apply = |dir: &std::path::Path, prune: bool| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_berth"));
+        cmd.args(["apply", "--timeout", "60s", "--docker-host", &d.host()]);
+        if prune {
+            cmd.arg("--prune");
+        }
+        cmd.arg("--data-dir").arg(&data).arg(dir);
+        let o = cmd.output().expect("run berth");
+        assert!(o.status.success(), "apply {}:\n{}", dir.display(), text(&o));
+        text(&o)
+    };
+    apply(&shop, false);
+    d.docker(&[
+        "network",
+        "create",
+        "--label",
+        "com.docker.compose.project=own14shop",
+        "own14shop_theirs",
+    ]);
+    assert_eq!(
+        d.networks(),
+        ["own14shop_default", "own14shop_front", "own14shop_theirs"]
+    );
+    apply(&other, false);
+    assert_eq!(
+        d.networks().len(),
+        4,
+        "without --prune nothing of shop goes"
+    );
+    let out = apply(&other, true);
+    assert!(out.contains("remove network own14shop_front"), "{out}");
+    assert_eq!(
+        d.networks(),
+        ["own14other_default", "own14shop_theirs"],
+        "{out}"
+    );
+    let shop_containers = d.docker(&[
+        "ps",
+        "-aq",
+        "--filter",
+        "label=com.docker.compose.project=own14shop",
+    ]);
+    assert!(shop_containers.trim().is_empty(), "{shop_containers}");
+    assert_eq!(
+        d.docker(&["volume", "ls", "--format", "{{.Name}}"]).trim(),
+        "own14shop_data",
+        "volumes are never removed"
     );
 }

@@ -627,8 +627,8 @@ async fn prune_removes_the_networks_berth_created_once_the_containers_are_gone()
 
 /// Issue 14 item 8: a kill between saving a record without a pin and the unpin left the pin
 /// tag and its holder behind for good; a pin made before a kill saved its record likewise.
-/// The next process's first round sweeps every pin tag (and holder) no record owns, and only
-/// those.
+/// The next process's first round sweeps every pin tag (and holder) of its projects that no
+/// record owns, and only those.
 #[tokio::test]
 async fn pins_no_record_owns_are_swept_on_the_next_run() {
     use berth::engine::{ContainerCreate, Engine};
@@ -657,6 +657,11 @@ async fn pins_no_record_owns_are_swept_on_the_next_run() {
         })
         .await
         .unwrap();
+    // Another data directory's project (another berth before this one): not this berth's to judge.
+    engine
+        .tag_image("sha256:app0", "berth-pin/elsewhere/api", "r1")
+        .await
+        .unwrap();
     let pins = |engine: Arc<FakeEngine>| async move {
         let mut tags: Vec<String> = engine
             .list_images()
@@ -679,6 +684,7 @@ async fn pins_no_record_owns_are_swept_on_the_next_run() {
         pins(engine.clone()).await,
         (
             vec![
+                "berth-pin/elsewhere/api:r1".to_string(),
                 "berth-pin/shop/web:r0".to_string(),
                 "berth-pin/shop/web:r1".to_string()
             ],
@@ -693,10 +699,13 @@ async fn pins_no_record_owns_are_swept_on_the_next_run() {
     assert_eq!(
         pins(engine.clone()).await,
         (
-            vec!["berth-pin/shop/web:r1".to_string()],
+            vec![
+                "berth-pin/elsewhere/api:r1".to_string(),
+                "berth-pin/shop/web:r1".to_string()
+            ],
             vec!["berth-pin.shop.web.r1".to_string()]
         ),
-        "only the pin the record owns is left"
+        "of shop's pins only the one the record owns is left; another project's is untouched"
     );
     // Nothing else to sweep: the next pass only lists.
     engine.clear_calls();

@@ -236,6 +236,20 @@ mod tests {
     const TWO: &str = "name: shop\nservices:\n  web: {image: 'app:1', deploy: {replicas: 2}}\n";
 
     #[test]
+    fn housekeeping_lists_the_inventory_on_the_first_round_and_while_pruning_orphans() {
+        let d = desired(TWO);
+        let h = web(&d).spec_hash.clone();
+        let running = ObservedState::from_lists(vec![replica(1, &h, RunState::Running)]);
+        let prune = PlanOptions { prune: true };
+        assert!(housekeeping(&d, &running, PlanOptions::default(), true).inventory);
+        assert!(housekeeping(&d, &running, prune, false).is_empty());
+        // shop left the desired state: its containers are orphans.
+        let other = desired("name: other\nservices:\n  x: {image: 'app:1'}\n");
+        assert!(housekeeping(&other, &running, prune, false).inventory);
+        assert!(housekeeping(&other, &running, PlanOptions::default(), false).is_empty());
+    }
+
+    #[test]
     fn a_settled_service_needs_nothing_beyond_the_containers() {
         let d = desired(TWO);
         let h = web(&d).spec_hash.clone();

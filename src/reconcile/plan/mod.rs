@@ -292,7 +292,7 @@ pub fn plan(
         p.prune_networks(&desired_projects);
     }
     p.release_pins(desired);
-    p.sweep_pins();
+    p.sweep_pins(desired);
     // Execution order: project objects first, then pulls, then containers (stable otherwise).
     p.plan.steps.sort_by_key(|s| match s.action {
         Action::CreateNetwork(_) | Action::CreateVolume(_) => 0,
@@ -561,11 +561,19 @@ impl<'a> Planner<'a> {
     /// Pin tags (`berth-pin/...`) that no record refers to — left by a kill between a record
     /// saved without its pin and the unpin, or by a pin made before a kill saved its record —
     /// are removed with their holders when the image list is at hand (see
-    /// `scope::housekeeping`): after such a round no pin is left that the records do not own.
-    fn sweep_pins(&mut self) {
+    /// `scope::housekeeping`): after such a round no pin of a project this berth knows (desired,
+    /// or with records) is left that the records do not own. Pins of other projects are not
+    /// looked at: berth never judges what another data directory's records own.
+    fn sweep_pins(&mut self, desired: &DesiredState) {
         let Some(inv) = &self.observed.inventory else {
             return;
         };
+        let known: BTreeSet<&str> = desired
+            .projects
+            .keys()
+            .chain(self.records.keys().map(|(p, _)| p))
+            .map(String::as_str)
+            .collect();
         let owned: BTreeSet<String> = self
             .records
             .values()
@@ -584,11 +592,14 @@ impl<'a> Planner<'a> {
             .cloned()
             .collect();
         for reference in stray {
-            let project = reference
+            let Some(project) = reference
                 .strip_prefix(rollout::PIN_REPOSITORY_PREFIX)
                 .and_then(|r| r.split('/').next())
-                .unwrap_or_default()
-                .to_string();
+                .filter(|p| known.contains(p))
+                .map(str::to_string)
+            else {
+                continue;
+            };
             // Not through `step`: a clean-up does not keep any service waiting.
             self.plan.steps.push(Step {
                 project,

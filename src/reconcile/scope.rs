@@ -6,7 +6,10 @@
 //! (see `round`). It over-approximates: the inventory is listed unless every service is
 //! settled — running its desired revision on every replica, no rollout in progress, nothing
 //! to heal, every job's current revision run — because only an unsettled service can make the
-//! planner create anything or look an image up. A settled host costs one engine call a round.
+//! planner create anything or look an image up. [`housekeeping`] adds it on a process's first
+//! round (the planner's sweep of pins no record owns) and while `--prune` has orphaned
+//! containers to remove (their networks go with them). A settled host costs one engine call a
+//! round after the first.
 //! Should the planner still ask for something out of scope, [`unobserved`] says what, and the
 //! round leaves the plan unexecuted and observes it next time.
 

@@ -10,6 +10,12 @@
 //! `jobs` plans one-shot jobs, `depends` the dependency order and conditions; long-running
 //! services are the rollout state machine's (`reconcile::rollout`), which this module calls
 //! and which never calls back.
+//!
+//! Ownership: containers of a managed project without `berth.managed` that berth will not
+//! take over (beyond `replicas`, of a service not in the file) get a [`Note::NotOurs`], never
+//! a step. Housekeeping, when the inventory is at hand: with `--prune`, the networks berth
+//! created for projects no longer desired (after their containers); always, pin tags of known
+//! projects that no record owns.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;

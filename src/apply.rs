@@ -74,7 +74,8 @@ pub struct ApplyReport {
     pub blocked: Vec<(Note, Option<String>)>,
     /// Still waiting when time ran out.
     pub waiting: Vec<Note>,
-    /// Projects no longer desired (kept without `--prune`).
+    /// Projects no longer desired (kept without `--prune`), and containers berth did not
+    /// create (left alone).
     pub orphans: Vec<Note>,
     /// Rollout events, in order.
     pub events: Vec<Event>,
@@ -144,7 +145,7 @@ pub async fn apply<E: Engine + 'static>(
             .plan
             .notes
             .iter()
-            .filter(|n| matches!(n, Note::Orphan { .. }))
+            .filter(|n| matches!(n, Note::Orphan { .. } | Note::NotOurs { .. }))
             .cloned()
             .collect();
         let waiting = done.waiting();

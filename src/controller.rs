@@ -195,7 +195,19 @@ pub async fn run<E: Engine>(
         let clock = std::time::Instant::now();
         let mut loaded = span.in_scope(&load);
         match loaded.state.take() {
-            Some(s) => last_good = Some(s),
+            Some(s) => {
+                if let Some(before) = &last_good {
+                    for project in removed_projects(before, &s) {
+                        let _in = span.enter();
+                        if opts.plan.prune {
+                            tracing::warn!(%project, "project removed from the desired state; --prune removes its containers and the networks berth created for it");
+                        } else {
+                            tracing::warn!(%project, "project removed from the desired state; its containers keep running until berth runs with --prune");
+                        }
+                    }
+                }
+                last_good = Some(s);
+            }
             None => tracing::error!(
                 errors = loaded.diagnostics.errors(),
                 "desired state invalid; keeping the last good one:\n{}",
@@ -276,6 +288,17 @@ pub async fn run<E: Engine>(
         }
     }
     prober.shutdown();
+}
+
+/// Projects in `before` that `after` no longer has (a deleted compose file, a project renamed):
+/// berth says so rather than dropping them silently; their containers stay until `--prune`.
+pub fn removed_projects(before: &DesiredState, after: &DesiredState) -> Vec<String> {
+    before
+        .projects
+        .keys()
+        .filter(|p| !after.projects.contains_key(*p))
+        .cloned()
+        .collect()
 }
 
 /// The next wake-up after a round that did its job, from how it ended; `failures` counts the
@@ -419,6 +442,18 @@ fn relevant(ev: &EngineEvent) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_project_that_left_the_desired_state_is_named() {
+        let load = |yaml: &str| {
+            let l = crate::desired::load_inline(yaml, &crate::desired::LoadOptions::default());
+            l.state.expect("valid")
+        };
+        let shop = load("name: shop\nservices:\n  web: {image: 'app:1'}\n");
+        let other = load("name: other\nservices:\n  web: {image: 'app:1'}\n");
+        assert_eq!(removed_projects(&shop, &other), ["shop"]);
+        assert!(removed_projects(&shop, &shop).is_empty());
+    }
 
     #[test]
     fn backoff_starts_after_three_rounds_and_caps_at_a_minute() {

@@ -140,10 +140,17 @@ async fn cold_deploy_pulls_once_per_image_and_a_converged_round_costs_one_call()
     engine.clear_calls();
     let r = run_with(&engine, &d, &store).await;
     assert!(r.ok() && r.steps == 0, "{r:?}");
+    // A process's first round also lists the inventory once, for its housekeeping sweep (pin
+    // tags no record owns, networks of pruned projects); a no-op round after it is one call.
     assert_eq!(
         engine.calls(),
-        ["list_containers"],
-        "a no-op reconcile is one engine call"
+        [
+            "list_containers",
+            "list_networks",
+            "list_volumes",
+            "list_images"
+        ],
+        "a no-op first round: the containers and the housekeeping inventory"
     );
 }
 
@@ -544,4 +551,171 @@ async fn an_unreadable_record_names_its_cause_in_the_round_error() {
     assert!(message.contains("a.json"), "{message}");
     // The cause, not only the operation: "Is a directory (os error 21)".
     assert!(message.contains("os error"), "{message}");
+}
+
+/// Issue 14 item 6: `--prune` removed a pruned project's containers but never the networks
+/// berth created for it. They go once the containers are gone (in the same pass); a network
+/// berth did not create and the project's volumes stay.
+#[tokio::test]
+async fn prune_removes_the_networks_berth_created_once_the_containers_are_gone() {
+    use berth::engine::{Engine, NetworkCreate};
+    let engine = Arc::new(FakeEngine::new());
+    engine.add_image("app:1", "sha256:app1");
+    let shop = desired_fast(
+        "name: shop\nservices:\n  web: {image: 'app:1', networks: [front, default], volumes: ['data:/d']}\nnetworks:\n  front: {}\nvolumes:\n  data: {}\n",
+    );
+    assert!(run(&engine, &shop).await.ok());
+    // Someone else's network in the same project's name space: not berth's.
+    engine
+        .create_network(&NetworkCreate {
+            name: "shop_theirs".into(),
+            driver: None,
+            driver_opts: Default::default(),
+            internal: false,
+            labels: [("com.docker.compose.project".to_string(), "shop".to_string())].into(),
+            ipam: None,
+            enable_ipv6: false,
+            attachable: false,
+        })
+        .await
+        .unwrap();
+    let names = |engine: Arc<FakeEngine>| async move {
+        let mut n: Vec<String> = engine
+            .list_networks()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|n| n.name)
+            .collect();
+        n.sort();
+        n
+    };
+    assert_eq!(
+        names(engine.clone()).await,
+        ["shop_default", "shop_front", "shop_theirs"]
+    );
+    let other = desired_fast("name: other\nservices:\n  x: {image: 'app:1'}\n");
+    // Without --prune nothing of shop goes.
+    assert!(run(&engine, &other).await.ok());
+    assert_eq!(names(engine.clone()).await.len(), 4, "other_default added");
+    let pruned = apply(
+        &engine,
+        &other,
+        ApplyOptions {
+            plan: berth::reconcile::plan::PlanOptions { prune: true },
+            ..opts()
+        },
+        &Arc::new(AtomicBool::new(false)),
+        None,
+        |_| {},
+    )
+    .await
+    .expect("apply");
+    assert!(pruned.ok(), "{pruned:?}");
+    assert!(
+        !replicas(&engine)
+            .iter()
+            .any(|c| c.name.starts_with("shop-")),
+        "shop's containers are removed"
+    );
+    assert_eq!(
+        names(engine.clone()).await,
+        ["other_default", "shop_theirs"]
+    );
+    let volumes: Vec<String> = engine
+        .list_volumes()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|v| v.name)
+        .collect();
+    assert_eq!(volumes, ["shop_data"], "volumes are never removed");
+}
+
+/// Issue 14 item 8: a kill between saving a record without a pin and the unpin left the pin
+/// tag and its holder behind for good; a pin made before a kill saved its record likewise.
+/// The next process's first round sweeps every pin tag (and holder) of its projects that no
+/// record owns, and only those.
+#[tokio::test]
+async fn pins_no_record_owns_are_swept_on_the_next_run() {
+    use berth::engine::{ContainerCreate, Engine};
+    let engine = Arc::new(FakeEngine::new());
+    engine.add_image("app:1", "sha256:app1");
+    engine.add_image("app:0", "sha256:app0");
+    let data = tempfile::tempdir().unwrap();
+    let store = berth::store::Store::open(data.path()).unwrap();
+    let d = desired_fast("name: shop\nservices:\n  web: {image: 'app:1'}\n");
+    assert!(run_with(&engine, &d, &store).await.ok());
+    // What a kill during the unpin of r0 leaves: the tag and its never-started holder.
+    engine
+        .tag_image("sha256:app0", "berth-pin/shop/web", "r0")
+        .await
+        .unwrap();
+    engine
+        .create_container(&ContainerCreate {
+            name: "berth-pin.shop.web.r0".into(),
+            image: "sha256:app0".into(),
+            labels: [
+                ("berth.managed".to_string(), "true".to_string()),
+                (PIN_LABEL.to_string(), "berth-pin/shop/web:r0".to_string()),
+            ]
+            .into(),
+            ..ContainerCreate::default()
+        })
+        .await
+        .unwrap();
+    // Another data directory's project (another berth before this one): not this berth's to judge.
+    engine
+        .tag_image("sha256:app0", "berth-pin/elsewhere/api", "r1")
+        .await
+        .unwrap();
+    let pins = |engine: Arc<FakeEngine>| async move {
+        let mut tags: Vec<String> = engine
+            .list_images()
+            .await
+            .unwrap()
+            .into_iter()
+            .flat_map(|i| i.tags)
+            .filter(|t| t.starts_with("berth-pin/"))
+            .collect();
+        tags.sort();
+        let holders: Vec<String> = engine
+            .containers()
+            .into_iter()
+            .filter(|c| c.spec.labels.contains_key(PIN_LABEL))
+            .map(|c| c.name)
+            .collect();
+        (tags, holders)
+    };
+    assert_eq!(
+        pins(engine.clone()).await,
+        (
+            vec![
+                "berth-pin/elsewhere/api:r1".to_string(),
+                "berth-pin/shop/web:r0".to_string(),
+                "berth-pin/shop/web:r1".to_string()
+            ],
+            vec![
+                "berth-pin.shop.web.r1".to_string(),
+                "berth-pin.shop.web.r0".to_string()
+            ]
+        )
+    );
+    let r = run_with(&engine, &d, &store).await;
+    assert!(r.ok(), "{r:?}");
+    assert_eq!(
+        pins(engine.clone()).await,
+        (
+            vec![
+                "berth-pin/elsewhere/api:r1".to_string(),
+                "berth-pin/shop/web:r1".to_string()
+            ],
+            vec!["berth-pin.shop.web.r1".to_string()]
+        ),
+        "of shop's pins only the one the record owns is left; another project's is untouched"
+    );
+    // Nothing else to sweep: the next pass only lists.
+    engine.clear_calls();
+    let r = run_with(&engine, &d, &store).await;
+    assert!(r.ok() && r.steps == 0, "{r:?}");
 }

@@ -527,6 +527,61 @@ fn compose_containers_are_taken_over_and_unrelated_ones_ignored() {
     assert_eq!(unrelated.state, RunState::Running, "never touched");
 }
 
+/// A container with compose labels only (as `docker compose` or a person makes it).
+fn by_hand(project: &str, service: &str, n: u32) -> ContainerSummary {
+    let mut c = summary(project, service, n, "", RunState::Running, Health::None);
+    c.labels = BTreeMap::from([
+        (compose::PROJECT.to_string(), project.to_string()),
+        (compose::SERVICE.to_string(), service.to_string()),
+        (compose::NUMBER.to_string(), n.to_string()),
+    ]);
+    c.id = format!("hand-{service}-{n}");
+    c
+}
+
+#[test]
+fn containers_berth_did_not_create_beyond_the_desired_ones_are_reported_and_left_alone() {
+    let d = desired("name: shop\nservices:\n  web: {image: 'app:1'}\n");
+    let mut sim = adopted(&d);
+    // An extra replica and a service the file does not have, both made by hand.
+    sim.w
+        .host
+        .engine
+        .insert_container(by_hand("shop", "web", 2));
+    sim.w
+        .host
+        .engine
+        .insert_container(by_hand("shop", "debug", 1));
+    for _ in 0..3 {
+        let p = sim.round(&d);
+        assert!(p.steps.is_empty(), "nothing of theirs is touched:\n{p}");
+        let notes: Vec<String> = p.notes.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            notes,
+            [
+                "shop/web  not berth's: shop-web-2 (no berth.managed label; made by hand or by docker compose); left alone",
+                "shop/debug  not berth's: shop-debug-1 (no berth.managed label; made by hand or by docker compose); left alone",
+            ],
+            "{p}"
+        );
+    }
+    for name in ["shop-web-2", "shop-debug-1"] {
+        assert_eq!(sim.w.host.named(name).state, RunState::Running, "{name}");
+    }
+    // The same containers with berth's label are berth's: removed as before.
+    sim.w.edit_containers(|c| {
+        c.labels.insert(labels::MANAGED.into(), "true".into());
+    });
+    let p = sim.plan(&d);
+    let removed: Vec<String> = p
+        .steps
+        .iter()
+        .filter(|s| matches!(s.action, Action::Remove { .. }))
+        .map(|s| s.action.to_string())
+        .collect();
+    assert_eq!(removed, ["remove shop-web-2", "remove shop-debug-1"], "{p}");
+}
+
 #[test]
 fn projects_that_left_the_desired_state_need_prune() {
     let shop = desired("name: shop\nservices:\n  web: {image: 'app:1'}\n");

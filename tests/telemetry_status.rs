@@ -234,6 +234,7 @@ fn build(now: u64, diagnostics: &Diagnostics, previous: Option<&Status>) -> Stat
             observed: Some(&observed),
             records: Some(&records),
             plan: Some(&p),
+            failures: &[],
             probes_tracked: true,
         },
         previous,
@@ -637,6 +638,7 @@ fn a_service_in_two_conditions_has_one_phase_for_the_state_machine_and_the_statu
                 observed: Some(&observed),
                 records: Some(&records),
                 plan: Some(&p),
+                failures: &[],
                 probes_tracked: true,
             },
             None,
@@ -651,4 +653,159 @@ fn a_service_in_two_conditions_has_one_phase_for_the_state_machine_and_the_statu
         };
         assert_eq!(note, Some(machine), "{:?}", p.notes);
     }
+}
+
+/// Issue 14 item 13: a pull that keeps failing showed `Progressing` ("pull app:9: image not
+/// present locally") round after round. It is `Failing` with the engine's error, and the event
+/// log hears about it once per distinct error, not at every retry.
+#[test]
+fn a_pull_that_keeps_failing_is_failing_with_its_error_and_one_event_per_error() {
+    use berth::engine::{EngineError, EngineOp};
+    use berth::reconcile::execute::{FailedStep, Failure, StepError};
+    use berth::reconcile::plan::Action;
+
+    let tel = Telemetry::new(TelemetryOptions {
+        source: source(),
+        ..TelemetryOptions::default()
+    });
+    let d = {
+        let l = load_inline(
+            "name: shop\nservices:\n  web: {image: 'app:9'}\n",
+            &LoadOptions::default(),
+        );
+        l.state.unwrap_or_else(|| panic!("{}", l.diagnostics))
+    };
+    let observed = ObservedState::from_lists(Vec::new()).with_inventory(vec![], vec![], vec![]);
+    let records = Records::new();
+    let p = plan(&d, &observed, &records, PlanOptions::default(), T0);
+    let pull = p
+        .steps
+        .iter()
+        .find(|s| matches!(s.action, Action::Pull { .. }))
+        .expect("a pull is planned")
+        .clone();
+    let failure = |message: &str| Failure {
+        step: FailedStep::Step(Box::new(pull.clone())),
+        error: StepError::Engine(EngineError::Failed {
+            op: EngineOp::PullImage,
+            target: "app:9".into(),
+            message: message.into(),
+        }),
+    };
+    let ok = loaded(Diagnostics::default());
+    let round = |n: u64, failures: &[Failure]| {
+        tel.observe(
+            &RoundReport {
+                round: n,
+                started: SystemTime::UNIX_EPOCH,
+                duration: Duration::from_millis(5),
+                loaded: &ok,
+                desired: Some(&d),
+                observed: Some(&observed),
+                records: Some(&records),
+                plan: Some(&p),
+                events: &[],
+                failures,
+                result: RoundResult::Failed,
+            },
+            T0 + n,
+        );
+        let s = tel.status().expect("status");
+        let web = s.services.iter().find(|x| x.service == "web").unwrap();
+        (web.phase, web.reason.clone())
+    };
+    let denied = [failure("pull access denied for app")];
+    for n in 1..=3 {
+        let (phase, reason) = round(n, &denied);
+        assert_eq!(phase, Phase::Failing, "{reason}");
+        assert!(
+            reason.contains("pull access denied for app"),
+            "the engine's error: {reason}"
+        );
+    }
+    let pulls = |tel: &Telemetry| {
+        tel.events_since(Since::All, 50)
+            .into_iter()
+            .filter(|e| e.kind == "pull_failed")
+            .map(|e| e.message)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        pulls(&tel).len(),
+        1,
+        "one event for three rounds of one error"
+    );
+    // Another error is news; the same one again after a round without a try is not.
+    round(4, &[failure("TLS handshake timeout")]);
+    round(5, &[]);
+    round(6, &[failure("TLS handshake timeout")]);
+    let seen = pulls(&tel);
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    assert!(seen[1].contains("TLS handshake timeout"), "{seen:?}");
+}
+
+/// Issue 14 item 12: a project whose compose file was deleted left the status without a word.
+/// The event log says so (once), and the status keeps it as an orphan whose containers run
+/// until `--prune`.
+#[test]
+fn a_project_removed_from_the_desired_state_is_announced_and_kept_as_an_orphan() {
+    let tel = Telemetry::new(TelemetryOptions {
+        source: source(),
+        ..TelemetryOptions::default()
+    });
+    let shop = desired();
+    let (observed, records) = world(&shop);
+    let other = {
+        let l = load_inline(
+            "name: other\nservices:\n  x: {image: 'app:1'}\n",
+            &LoadOptions::default(),
+        );
+        l.state.unwrap_or_else(|| panic!("{}", l.diagnostics))
+    };
+    let ok = loaded(Diagnostics::default());
+    let round = |n: u64, d: &DesiredState| {
+        let p = plan(d, &observed, &records, PlanOptions::default(), T0);
+        tel.observe(
+            &RoundReport {
+                round: n,
+                started: SystemTime::UNIX_EPOCH,
+                duration: Duration::from_millis(5),
+                loaded: &ok,
+                desired: Some(d),
+                observed: Some(&observed),
+                records: Some(&records),
+                plan: Some(&p),
+                events: &[],
+                failures: &[],
+                result: RoundResult::Progressing,
+            },
+            T0 + n,
+        );
+    };
+    round(1, &shop);
+    round(2, &other);
+    round(3, &other);
+    let removed: Vec<_> = tel
+        .events_since(Since::All, 50)
+        .into_iter()
+        .filter(|e| e.kind == "project_removed")
+        .collect();
+    assert_eq!(removed.len(), 1, "{removed:?}");
+    assert_eq!(removed[0].project, "shop");
+    assert!(
+        removed[0]
+            .message
+            .contains("keep running until berth runs with --prune"),
+        "{}",
+        removed[0].message
+    );
+    let status = tel.status().expect("status");
+    assert!(
+        status
+            .orphans
+            .iter()
+            .any(|o| o.project == "shop" && o.containers > 0),
+        "{:?}",
+        status.orphans
+    );
 }

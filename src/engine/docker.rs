@@ -1448,6 +1448,17 @@ impl Engine for DockerEngine {
         .await
     }
 
+    async fn remove_network(&self, name: &str) -> EngineResult<()> {
+        let docker = self.client(EngineOp::RemoveNetwork).await?;
+        self.call(
+            EngineOp::RemoveNetwork,
+            name,
+            self.timeout,
+            docker.remove_network(name),
+        )
+        .await
+    }
+
     async fn rename_container(&self, id: &str, new_name: &str) -> EngineResult<()> {
         let docker = self.client(EngineOp::RenameContainer).await?;
         let options = RenameContainerOptionsBuilder::new().name(new_name).build();

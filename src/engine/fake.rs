@@ -77,6 +77,7 @@ impl Fault {
             "start_container" => EngineOp::StartContainer,
             "stop_container" => EngineOp::StopContainer,
             "remove_container" => EngineOp::RemoveContainer,
+            "remove_network" => EngineOp::RemoveNetwork,
             "rename_container" => EngineOp::RenameContainer,
             "logs_tail" => EngineOp::ReadLogs,
             "inspect_container" => EngineOp::InspectContainer,
@@ -1084,6 +1085,37 @@ impl Engine for FakeEngine {
         }
         s.emit("destroy", i);
         s.containers.remove(i);
+        Ok(())
+    }
+
+    async fn remove_network(&self, name: &str) -> EngineResult<()> {
+        let mut s = self.lock();
+        s.enter("remove_network", Some(name))?;
+        let Some(i) = s
+            .networks
+            .iter()
+            .position(|(n, _)| n.name == name || n.id == name)
+        else {
+            return Err(EngineError::NotFound {
+                op: EngineOp::RemoveNetwork,
+                target: name.into(),
+            });
+        };
+        let attached = s
+            .containers
+            .iter()
+            .any(|c| c.networks().iter().any(|n| n == name));
+        if attached {
+            // Docker: 403 "error while removing network: network NAME has active endpoints".
+            return Err(EngineError::Failed {
+                op: EngineOp::RemoveNetwork,
+                target: name.into(),
+                message: format!(
+                    "error while removing network: network {name} has active endpoints"
+                ),
+            });
+        }
+        s.networks.remove(i);
         Ok(())
     }
 

@@ -511,6 +511,8 @@ pub enum EngineOp {
     CreateNetwork,
     /// `connect network`.
     ConnectNetwork,
+    /// `remove network`.
+    RemoveNetwork,
     /// `create volume`.
     CreateVolume,
     /// `create container`.
@@ -541,7 +543,7 @@ pub enum EngineOp {
 
 impl EngineOp {
     /// Every operation, in declaration order.
-    pub const ALL: [EngineOp; 27] = [
+    pub const ALL: [EngineOp; 28] = [
         EngineOp::Connect,
         EngineOp::NegotiateApiVersion,
         EngineOp::Version,
@@ -556,6 +558,7 @@ impl EngineOp {
         EngineOp::RemoveImageTag,
         EngineOp::CreateNetwork,
         EngineOp::ConnectNetwork,
+        EngineOp::RemoveNetwork,
         EngineOp::CreateVolume,
         EngineOp::CreateContainer,
         EngineOp::StartContainer,
@@ -588,6 +591,7 @@ impl EngineOp {
             EngineOp::RemoveImageTag => "remove image tag",
             EngineOp::CreateNetwork => "create network",
             EngineOp::ConnectNetwork => "connect network",
+            EngineOp::RemoveNetwork => "remove network",
             EngineOp::CreateVolume => "create volume",
             EngineOp::CreateContainer => "create container",
             EngineOp::StartContainer => "start container",
@@ -829,6 +833,8 @@ pub trait Engine: Send + Sync + 'static {
     ) -> impl Future<Output = EngineResult<()>> + Send;
     /// Removes a stopped container (never its volumes).
     fn remove_container(&self, id: &str) -> impl Future<Output = EngineResult<()>> + Send;
+    /// Removes a network (refused while a container is attached).
+    fn remove_network(&self, name: &str) -> impl Future<Output = EngineResult<()>> + Send;
     /// Renames a container.
     fn rename_container(
         &self,

@@ -103,6 +103,11 @@ pub enum Action {
         /// `repo:tag`.
         reference: String,
     },
+    /// Remove a network berth created (`--prune`, once its project's containers are gone).
+    RemoveNetwork {
+        /// Name.
+        name: String,
+    },
     /// Remove a built image's tag (`berth-build/...`) that no revision in the history uses
     /// any more; the image goes with it unless something else still references it.
     RemoveImage {
@@ -144,6 +149,7 @@ impl fmt::Display for Action {
             ),
             Action::Unpin { reference } => write!(f, "unpin {reference}"),
             Action::RemoveImage { reference } => write!(f, "remove image {reference}"),
+            Action::RemoveNetwork { name } => write!(f, "remove network {name}"),
         }
     }
 }

@@ -186,9 +186,13 @@ pub async fn execute<E: Engine>(
         .steps
         .iter()
         .partition(|s| matches!(s.action, Action::CreateNetwork(_) | Action::CreateVolume(_)));
-    let (pulls, services): (Vec<&Step>, Vec<&Step>) = rest
+    let (pulls, rest): (Vec<&Step>, Vec<&Step>) = rest
         .into_iter()
         .partition(|s| matches!(s.action, Action::Pull { .. } | Action::Build { .. }));
+    // Networks go last, once every service's containers (which may be attached) are removed.
+    let (network_removals, services): (Vec<&Step>, Vec<&Step>) = rest
+        .into_iter()
+        .partition(|s| matches!(s.action, Action::RemoveNetwork { .. }));
 
     for s in objects {
         if stop.load(Ordering::Relaxed) {
@@ -387,6 +391,14 @@ pub async fn execute<E: Engine>(
             }),
         }
     }
+    for s in network_removals {
+        if stop.load(Ordering::Relaxed) {
+            out.skipped += 1;
+            continue;
+        }
+        let r = run_step(engine.as_ref(), s, &BTreeMap::new()).await;
+        record(&mut out, s, r);
+    }
     out
 }
 
@@ -555,6 +567,7 @@ async fn run_step<E: Engine>(
             tag,
         } => pin(engine, image_id, repo, tag).await,
         Action::Unpin { reference } => unpin(engine, reference).await,
+        Action::RemoveNetwork { name } => engine.remove_network(name).await,
         // Removals run with the service steps, after every build of the round has ended: a
         // deleted image's untagged build parents can never be a cache layer that one of
         // berth's own builds is using at that moment.

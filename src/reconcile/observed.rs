@@ -42,6 +42,8 @@ pub struct ObservedContainer {
 pub struct Inventory {
     /// Network names.
     pub networks: BTreeSet<String>,
+    /// The networks berth created (`berth.managed`), name → project (`berth.project`).
+    pub managed_networks: BTreeMap<String, String>,
     /// Volume names.
     pub volumes: BTreeSet<String>,
     /// Image reference (normalised, see [`normalize_reference`]) → image ID.
@@ -139,7 +141,13 @@ impl ObservedState {
         volumes: Vec<VolumeSummary>,
         images: Vec<ImageSummary>,
     ) -> Self {
+        let managed_networks = networks
+            .iter()
+            .filter(|n| n.labels.get(labels::MANAGED).is_some_and(|v| v == "true"))
+            .filter_map(|n| Some((n.name.clone(), n.labels.get(labels::PROJECT)?.clone())))
+            .collect();
         let mut inv = Inventory {
+            managed_networks,
             networks: networks.into_iter().map(|n| n.name).collect(),
             volumes: volumes.into_iter().map(|v| v.name).collect(),
             images: BTreeMap::new(),

@@ -90,6 +90,8 @@ pub struct Carry {
     widen: Scope,
     /// The engine did not answer since the last round that observed it.
     engine_lost: bool,
+    /// A round has looked at the inventory (the housekeeping sweep ran once).
+    swept: bool,
 }
 
 impl Carry {
@@ -225,11 +227,19 @@ pub async fn run<E: Engine + 'static>(
     // What each replica actually has against what its revision's spec asks (pure).
     observed.drift = super::drift::survey(&observed, &records);
     check_not_empty(desired, &observed, opts.allow_empty)?;
-    let scope = scope::scope(desired, &observed, &records).union(&widen);
+    let scope = scope::scope(desired, &observed, &records)
+        .union(&widen)
+        .union(&scope::housekeeping(
+            desired,
+            &observed,
+            opts.plan,
+            !carry.swept,
+        ));
     if let Err(e) = observe::complete(engine.as_ref(), &mut observed, &scope).await {
         carry.engine_lost = true;
         return Err(e.into());
     }
+    carry.swept |= observed.inventory.is_some();
     let plan = plan::plan(desired, &observed, &records, opts.plan, now);
     for n in &plan.notes {
         if let plan::Note::ProjectName(m) = n {

@@ -6,14 +6,17 @@
 //! (see `round`). It over-approximates: the inventory is listed unless every service is
 //! settled — running its desired revision on every replica, no rollout in progress, nothing
 //! to heal, every job's current revision run — because only an unsettled service can make the
-//! planner create anything or look an image up. A settled host costs one engine call a round.
+//! planner create anything or look an image up. [`housekeeping`] adds it on a process's first
+//! round (the planner's sweep of pins no record owns) and while `--prune` has orphaned
+//! containers to remove (their networks go with them). A settled host costs one engine call a
+//! round after the first.
 //! Should the planner still ask for something out of scope, [`unobserved`] says what, and the
 //! round leaves the plan unexecuted and observes it next time.
 
 use std::collections::BTreeSet;
 
 use super::observed::{ObservedContainer, ObservedState};
-use super::plan::{Plan, Records};
+use super::plan::{Plan, PlanOptions, Records};
 use super::probe::ProbeStatus;
 use crate::desired::DesiredState;
 use crate::desired::model::{Project, Service};
@@ -67,6 +70,29 @@ pub fn scope(desired: &DesiredState, observed: &ObservedState, records: &Records
         }
     }
     scope
+}
+
+/// What the planner's housekeeping needs besides the services: the inventory on a process's
+/// first round (`first`: pin tags no record owns — left by a kill during an unpin — and the
+/// networks of pruned projects whose containers went before a kill are only seen there), and
+/// with `--prune` while berth's containers of projects no longer desired run (their networks
+/// go once they are removed).
+pub fn housekeeping(
+    desired: &DesiredState,
+    observed: &ObservedState,
+    opts: PlanOptions,
+    first: bool,
+) -> Scope {
+    let orphaned = || {
+        observed
+            .containers
+            .iter()
+            .any(|c| c.identity.managed && !desired.projects.contains_key(&c.identity.project))
+    };
+    Scope {
+        inventory: first || (opts.prune && orphaned()),
+        inspect: BTreeSet::new(),
+    }
 }
 
 /// What `plan` asked for that `observed` does not hold: empty unless [`scope`] missed it.
@@ -214,6 +240,20 @@ mod tests {
     }
 
     const TWO: &str = "name: shop\nservices:\n  web: {image: 'app:1', deploy: {replicas: 2}}\n";
+
+    #[test]
+    fn housekeeping_lists_the_inventory_on_the_first_round_and_while_pruning_orphans() {
+        let d = desired(TWO);
+        let h = web(&d).spec_hash.clone();
+        let running = ObservedState::from_lists(vec![replica(1, &h, RunState::Running)]);
+        let prune = PlanOptions { prune: true };
+        assert!(housekeeping(&d, &running, PlanOptions::default(), true).inventory);
+        assert!(housekeeping(&d, &running, prune, false).is_empty());
+        // shop left the desired state: its containers are orphans.
+        let other = desired("name: other\nservices:\n  x: {image: 'app:1'}\n");
+        assert!(housekeeping(&other, &running, prune, false).inventory);
+        assert!(housekeeping(&other, &running, PlanOptions::default(), false).is_empty());
+    }
 
     #[test]
     fn a_settled_service_needs_nothing_beyond_the_containers() {

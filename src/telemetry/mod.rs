@@ -84,6 +84,8 @@ struct State {
     probes: HashMap<(String, &'static str), ProbeStatus>,
     /// When the rollout in progress of (project, service) started.
     rollout_started: HashMap<(String, String), u64>,
+    /// The failing pull last announced per (project, service), until it is Idle again.
+    pull_failing: HashMap<(String, String), String>,
 }
 
 /// The observability hub.
@@ -114,6 +116,7 @@ impl Telemetry {
                 last_error: None,
                 probes: HashMap::new(),
                 rollout_started: HashMap::new(),
+                pull_failing: HashMap::new(),
             }),
             metrics: Metrics::new(),
             events,
@@ -214,6 +217,7 @@ impl Telemetry {
             observed: r.observed,
             records: r.records,
             plan: r.plan,
+            failures: r.failures,
             probes_tracked: true,
         };
         let status = status::build(&input, st.status.as_ref());
@@ -275,6 +279,29 @@ impl Telemetry {
             }
             _ => {}
         }
+        // A failing pull: once per distinct error, not at every retry (nor again after a
+        // round that did not try it); forgotten once the service is Idle.
+        for s in &status.services {
+            let key = (s.project.clone(), s.service.clone());
+            match s.phase {
+                Phase::Failing if st.pull_failing.get(&key) != Some(&s.reason) => {
+                    out.push(service_event(
+                        &s.project,
+                        &s.service,
+                        "pull_failed",
+                        "pull_failed",
+                        s.reason.clone(),
+                        s.desired.revision,
+                        "error",
+                    ));
+                    st.pull_failing.insert(key, s.reason.clone());
+                }
+                Phase::Idle => {
+                    st.pull_failing.remove(&key);
+                }
+                _ => {}
+            }
+        }
         // Service transitions the rollout events do not cover.
         if let Some(prev) = &st.status {
             let before: BTreeMap<(&str, &str), Phase> = prev
@@ -312,6 +339,38 @@ impl Telemetry {
         }
         for e in &out {
             log_event(e);
+        }
+        // A project that left the desired state (the controller logged it when it loaded).
+        if let (Some(prev), Some(desired)) = (&st.status, r.desired) {
+            let gone: BTreeSet<&str> = prev
+                .services
+                .iter()
+                .map(|s| s.project.as_str())
+                .filter(|p| !desired.projects.contains_key(*p))
+                .collect();
+            for project in gone {
+                let orphan = status.orphans.iter().find(|o| o.project == project);
+                let pruning = r
+                    .plan
+                    .is_some_and(|p| p.steps.iter().any(|s| s.project == project));
+                let what = match (orphan, pruning) {
+                    (Some(o), _) => format!(
+                        "its {} container(s) keep running until berth runs with --prune",
+                        o.containers
+                    ),
+                    (None, true) => "--prune removes its containers".to_string(),
+                    (None, false) => "nothing of it runs".to_string(),
+                };
+                out.push(service_event(
+                    project,
+                    "",
+                    "project_removed",
+                    "project_removed",
+                    format!("project {project} removed from the desired state; {what}"),
+                    None,
+                    "warning",
+                ));
+            }
         }
         // The round's rollout events (the executor logged them).
         for e in r.events {

@@ -20,6 +20,8 @@ use crate::desired::model::{Project, Service};
 use crate::desired::{DesiredState, Diagnostics};
 use crate::engine::labels::Role;
 use crate::engine::{Health, RunState};
+use crate::reconcile::action::Action;
+use crate::reconcile::execute::Failure;
 use crate::reconcile::observed::{ObservedContainer, ObservedState};
 use crate::reconcile::plan::{Note, Plan, Records};
 use crate::reconcile::probe::ProbeStatus;
@@ -49,6 +51,9 @@ pub enum Phase {
     Idle,
     /// A rollout, a dependency wait, or a readiness wait is under way.
     Progressing,
+    /// The image the desired revision needs could not be fetched this round (a pull that
+    /// keeps failing): berth retries with backoff; the reason carries the engine's error.
+    Failing,
     /// The desired revision failed and the previous one runs again.
     Reverted,
     /// berth gave up (the revert failed too, or self-heal hit its limit): needs a human.
@@ -66,6 +71,7 @@ impl Phase {
         match self {
             Phase::Idle => "Idle",
             Phase::Progressing => "Progressing",
+            Phase::Failing => "Failing",
             Phase::Reverted => "Reverted",
             Phase::Degraded => "Degraded",
             Phase::Held => "Held",
@@ -203,6 +209,18 @@ pub struct RoundStatus {
     pub error: Option<String>,
 }
 
+/// Containers with a managed project's compose labels that berth did not create and leaves
+/// alone (a service not in the project, a replica beyond `replicas`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotOurs {
+    /// Project.
+    pub project: String,
+    /// Service, as their labels say.
+    pub service: String,
+    /// Their names.
+    pub containers: Vec<String>,
+}
+
 /// A project that runs but is no longer desired.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Orphan {
@@ -229,6 +247,9 @@ pub struct Status {
     pub services: Vec<ServiceStatus>,
     /// Projects no longer desired that still run.
     pub orphans: Vec<Orphan>,
+    /// Containers of managed projects that berth did not create: left alone.
+    #[serde(default)]
+    pub not_ours: Vec<NotOurs>,
 }
 
 /// How a round ended, for the status.
@@ -262,6 +283,8 @@ pub struct StatusInput<'a> {
     pub records: Option<&'a Records>,
     /// The round's plan.
     pub plan: Option<&'a Plan>,
+    /// The round's failed steps (a failed pull makes its service `Failing`).
+    pub failures: &'a [Failure],
     /// berth's prober runs (false for `berth status` without a controller: a service's
     /// readiness probe then counts as passing when it has no verdict).
     pub probes_tracked: bool,
@@ -353,6 +376,7 @@ pub fn build(input: &StatusInput<'_>, previous: Option<&Status>) -> Status {
                 observed,
                 records,
                 plan,
+                failures: input.failures,
                 probes_tracked: input.probes_tracked,
             };
             let prev: BTreeMap<(&str, &str), &ServiceStatus> = previous
@@ -392,6 +416,25 @@ pub fn build(input: &StatusInput<'_>, previous: Option<&Status>) -> Status {
             .collect(),
         None => previous.map(|p| p.orphans.clone()).unwrap_or_default(),
     };
+    let not_ours = match input.plan {
+        Some(plan) => plan
+            .notes
+            .iter()
+            .filter_map(|n| match n {
+                Note::NotOurs {
+                    project,
+                    service,
+                    containers,
+                } => Some(NotOurs {
+                    project: project.clone(),
+                    service: service.clone(),
+                    containers: containers.clone(),
+                }),
+                _ => None,
+            })
+            .collect(),
+        None => previous.map(|p| p.not_ours.clone()).unwrap_or_default(),
+    };
     Status {
         generated_at: Timestamp(now),
         round: input.round.as_ref().map(|r| RoundStatus {
@@ -406,6 +449,7 @@ pub fn build(input: &StatusInput<'_>, previous: Option<&Status>) -> Status {
         conditions,
         services,
         orphans,
+        not_ours,
     }
 }
 
@@ -431,6 +475,7 @@ struct Ctx<'a> {
     observed: &'a ObservedState,
     records: &'a Records,
     plan: &'a Plan,
+    failures: &'a [Failure],
     probes_tracked: bool,
 }
 
@@ -460,6 +505,8 @@ impl Ctx<'_> {
             .observed
             .service(&p.name, &s.name)
             .filter(|c| c.identity.role == Role::Replica && c.state == RunState::Running)
+            // Extra replicas berth did not create are not the service's (see `Note::NotOurs`).
+            .filter(|c| c.identity.managed || c.identity.number <= s.replicas)
         {
             let is_ready = self.ready(s, c);
             ready += u32::from(is_ready);
@@ -568,6 +615,24 @@ impl Ctx<'_> {
         }
     }
 
+    /// The round's failed pull of the service's image (its own pull step, or the pull of the
+    /// same reference for another service), worded with the whole error chain.
+    fn pull_failure(&self, p: &Project, s: &Service) -> Option<String> {
+        self.failures.iter().find_map(|f| {
+            let step = f.step.step()?;
+            let Action::Pull { reference, .. } = &step.action else {
+                return None;
+            };
+            let own = step.project == p.name && step.service.as_deref() == Some(s.name.as_str());
+            (own || s.image.as_deref() == Some(reference.as_str())).then(|| {
+                format!(
+                    "pull of {reference} failing: {}; retried with backoff",
+                    f.error
+                )
+            })
+        })
+    }
+
     /// Ready for the status: running, Docker health healthy (or none), berth's readiness probe
     /// passing when the service has one.
     fn ready(&self, s: &Service, c: &ObservedContainer) -> bool {
@@ -622,6 +687,7 @@ impl Ctx<'_> {
             } if mine(project, Some(service)) => Some(reason.to_string()),
             _ => None,
         });
+        let failing = self.pull_failure(p, s);
         // The phase the rollout state machine acts on, computed in one place (`rollout::phase`);
         // this only words it.
         match rollout::phase(s, rec) {
@@ -644,6 +710,9 @@ impl Ctx<'_> {
                 );
             }
             rollout::Phase::Rolling(a) => {
+                if let Some(why) = failing {
+                    return (Phase::Failing, why, Some(a.started_at));
+                }
                 let what = match a.kind {
                     RolloutKind::Update => format!("rolling out r{}", a.revision),
                     RolloutKind::Revert { failed } => {
@@ -692,6 +761,9 @@ impl Ctx<'_> {
                 );
             }
             rollout::Phase::Steady => {}
+        }
+        if let Some(why) = failing {
+            return (Phase::Failing, why, None);
         }
         if let Some(why) = blocked {
             return (Phase::Blocked, why, None);
@@ -861,6 +933,15 @@ impl Status {
             let _ = writeln!(out, "(no services)");
         }
 
+        for n in &self.not_ours {
+            let _ = writeln!(
+                out,
+                "{}/{}: not berth's: {} (no berth.managed label); left alone",
+                n.project,
+                n.service,
+                n.containers.join(", ")
+            );
+        }
         for o in &self.orphans {
             let _ = writeln!(
                 out,

@@ -197,6 +197,7 @@ impl Host {
                 repo,
                 tag,
             } => now(e.tag_image(image_id, repo, tag)),
+            Action::RemoveNetwork { name } => now(e.remove_network(name)),
             Action::Unpin { reference } | Action::RemoveImage { reference } => {
                 now(e.remove_image_tag(reference))
             }

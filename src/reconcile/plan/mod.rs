@@ -10,6 +10,12 @@
 //! `jobs` plans one-shot jobs, `depends` the dependency order and conditions; long-running
 //! services are the rollout state machine's (`reconcile::rollout`), which this module calls
 //! and which never calls back.
+//!
+//! Ownership: containers of a managed project without `berth.managed` that berth will not
+//! take over (beyond `replicas`, of a service not in the file) get a [`Note::NotOurs`], never
+//! a step. Housekeeping, when the inventory is at hand: with `--prune`, the networks berth
+//! created for projects no longer desired (after their containers); always, pin tags of known
+//! projects that no record owns.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -97,6 +103,17 @@ pub enum Note {
     /// Compose containers from a project's directory run under another project name: said
     /// first, before anything is done (see `reconcile::takeover`).
     ProjectName(NameMismatch),
+    /// Containers with the compose labels of a managed project but without berth's ownership
+    /// label (`berth.managed`) that berth will not take over — a service not in the project,
+    /// a replica beyond `replicas`: berth never touches what it did not create.
+    NotOurs {
+        /// Project.
+        project: String,
+        /// Service (as the container's labels say).
+        service: String,
+        /// Their names.
+        containers: Vec<String>,
+    },
     /// A project runs but is no longer desired; `--prune` removes it.
     Orphan {
         /// Project.
@@ -130,6 +147,15 @@ impl fmt::Display for Note {
                 reason,
             } => write!(f, "{project}/{service}  held: {reason}"),
             Note::ProjectName(m) => write!(f, "{m}"),
+            Note::NotOurs {
+                project,
+                service,
+                containers,
+            } => write!(
+                f,
+                "{project}/{service}  not berth's: {} (no berth.managed label; made by hand or by docker compose); left alone",
+                containers.join(", ")
+            ),
             Note::Orphan {
                 project,
                 containers,
@@ -289,7 +315,11 @@ pub fn plan(
             });
         }
     }
+    if opts.prune {
+        p.prune_networks(&desired_projects);
+    }
     p.release_pins(desired);
+    p.sweep_pins(desired);
     // Execution order: project objects first, then pulls, then containers (stable otherwise).
     p.plan.steps.sort_by_key(|s| match s.action {
         Action::CreateNetwork(_) | Action::CreateVolume(_) => 0,
@@ -348,7 +378,15 @@ impl<'a> Planner<'a> {
                     && !project.services.contains_key(&c.identity.service)
             })
             .collect();
+        let mut not_ours: BTreeMap<&str, Vec<String>> = BTreeMap::new();
         for c in observed {
+            if !c.identity.managed {
+                not_ours
+                    .entry(&c.identity.service)
+                    .or_default()
+                    .push(c.name.clone());
+                continue;
+            }
             let cause = if project.inactive_services.contains(&c.identity.service) {
                 "service is only in inactive profiles"
             } else {
@@ -363,6 +401,17 @@ impl<'a> Planner<'a> {
                 cause,
             );
         }
+        for (service, containers) in not_ours {
+            self.not_ours(&project.name, service, containers);
+        }
+    }
+
+    fn not_ours(&mut self, project: &str, service: &str, containers: Vec<String>) {
+        self.plan.notes.push(Note::NotOurs {
+            project: project.to_string(),
+            service: service.to_string(),
+            containers,
+        });
     }
 
     /// Networks and volumes the project's services use.
@@ -489,6 +538,94 @@ impl<'a> Planner<'a> {
         self.sweep_built_images(project, svc, &BTreeSet::new());
     }
 
+    /// With `--prune`: the networks berth created for projects that left the desired state,
+    /// once nothing but berth's containers (removed by this plan, before the networks; see
+    /// `execute`) is left of the project. Volumes are never removed. Needs the inventory.
+    fn prune_networks(&mut self, desired: &BTreeSet<&str>) {
+        let orphaned = self
+            .observed
+            .containers
+            .iter()
+            .any(|c| c.identity.managed && !desired.contains(c.identity.project.as_str()));
+        let Some(inv) = &self.observed.inventory else {
+            self.plan.needs_inventory |= orphaned;
+            return;
+        };
+        for (name, project) in &inv.managed_networks {
+            if desired.contains(project.as_str()) {
+                continue;
+            }
+            // A container berth did not create may still use it: the network stays with it.
+            let foreign = self
+                .observed
+                .containers
+                .iter()
+                .any(|c| &c.identity.project == project && !c.identity.managed);
+            if foreign {
+                continue;
+            }
+            // Not through `step`: a project no longer desired has no services to keep waiting.
+            self.plan.steps.push(Step {
+                project: project.clone(),
+                service: None,
+                action: Action::RemoveNetwork { name: name.clone() },
+                cause: "network of a project removed from the desired state (--prune)".into(),
+            });
+        }
+    }
+
+    /// Pin tags (`berth-pin/...`) that no record refers to — left by a kill between a record
+    /// saved without its pin and the unpin, or by a pin made before a kill saved its record —
+    /// are removed with their holders when the image list is at hand (see
+    /// `scope::housekeeping`): after such a round no pin of a project this berth knows (desired,
+    /// or with records) is left that the records do not own. Pins of other projects are not
+    /// looked at: berth never judges what another data directory's records own.
+    fn sweep_pins(&mut self, desired: &DesiredState) {
+        let Some(inv) = &self.observed.inventory else {
+            return;
+        };
+        let known: BTreeSet<&str> = desired
+            .projects
+            .keys()
+            .chain(self.records.keys().map(|(p, _)| p))
+            .map(String::as_str)
+            .collect();
+        let owned: BTreeSet<String> = self
+            .records
+            .values()
+            .chain(self.plan.records.values())
+            .flat_map(|r| r.revisions.iter().filter_map(|rev| rev.pin.clone()))
+            .chain(self.plan.steps.iter().filter_map(|s| match &s.action {
+                Action::Pin { repo, tag, .. } => Some(format!("{repo}:{tag}")),
+                Action::Unpin { reference } => Some(reference.clone()),
+                _ => None,
+            }))
+            .collect();
+        let stray: Vec<String> = inv
+            .images
+            .keys()
+            .filter(|r| r.starts_with(rollout::PIN_REPOSITORY_PREFIX) && !owned.contains(*r))
+            .cloned()
+            .collect();
+        for reference in stray {
+            let Some(project) = reference
+                .strip_prefix(rollout::PIN_REPOSITORY_PREFIX)
+                .and_then(|r| r.split('/').next())
+                .filter(|p| known.contains(p))
+                .map(str::to_string)
+            else {
+                continue;
+            };
+            // Not through `step`: a clean-up does not keep any service waiting.
+            self.plan.steps.push(Step {
+                project,
+                service: None,
+                action: Action::Unpin { reference },
+                cause: "pin no record owns (an interrupted unpin, or a pin whose record was never saved)".into(),
+            });
+        }
+    }
+
     /// Services that left the desired state keep their image pins until their last container
     /// is gone; then the pins go.
     fn release_pins(&mut self, desired: &DesiredState) {
@@ -538,6 +675,15 @@ impl<'a> Planner<'a> {
     /// A long-running service: the rollout state machine decides (see `rollout`).
     fn long_running(&mut self, project: &Project, svc: &Service, mine: Vec<&ObservedContainer>) {
         let scope = format!("{}/{}", project.name, svc.name);
+        // Compose-made replicas within `replicas` are taken over by a rollout; the ones beyond
+        // (made by hand) are not berth's to stop.
+        let (extra, mine): (Vec<_>, Vec<_>) = mine
+            .into_iter()
+            .partition(|c| !c.identity.managed && c.identity.number > svc.replicas);
+        if !extra.is_empty() {
+            let names = extra.iter().map(|c| c.name.clone()).collect();
+            self.not_ours(&project.name, &svc.name, names);
+        }
         let key = (project.name.clone(), svc.name.clone());
         let empty = ServiceRecord::default();
         let record = self.records.get(&key).unwrap_or(&empty);

@@ -25,6 +25,9 @@ pub(super) fn pin(input: &Input<'_>, rec: &mut ServiceRecord, n: u64, out: &mut 
     ));
 }
 
+/// What every pin's repository starts with (the planner sweeps pin tags no record owns).
+pub const PIN_REPOSITORY_PREFIX: &str = "berth-pin/";
+
 /// `berth-pin/<project>/<service>` and `r<N>`; the service name lower-cased and reduced to
 /// what a repository path allows.
 pub fn pin_reference(project: &str, service: &str, n: u64) -> (String, String) {
@@ -35,5 +38,8 @@ pub fn pin_reference(project: &str, service: &str, n: u64) -> (String, String) {
         .collect();
     let svc = svc.trim_matches('-');
     let svc = if svc.is_empty() { "service" } else { svc };
-    (format!("berth-pin/{project}/{svc}"), format!("r{n}"))
+    (
+        format!("{PIN_REPOSITORY_PREFIX}{project}/{svc}"),
+        format!("r{n}"),
+    )
 }

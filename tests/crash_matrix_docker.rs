@@ -9,7 +9,7 @@
 //! berth), and a new `berth apply` must converge. The invariants checked after each run are
 //! listed in [`Violation`]. Every kill point and every violation is printed; the test fails on
 //! any violation not in [`KNOWN`] (and on a known one that no longer shows). `CRASH_MATRIX=a,b`
-//! selects scenarios; `CRASH_MATRIX_JOBS` (default 2) runs that many kill points at once.
+//! selects scenarios; `CRASH_MATRIX_JOBS` (default 3) runs that many kill points at once.
 //!
 //! Also here: the regression test of bug 1 (a crash between create and network connect),
 //! reproduced deterministically by holding `POST /networks/{id}/connect`.
@@ -770,41 +770,11 @@ fn selected(s: &Scenario) -> bool {
         .unwrap_or(true)
 }
 
-/// Violations this branch knows of and leaves to the rollout rewrite: (scenario, kill point
-/// (`None`: any), invariant kind, issue item). Printed as KNOWN FAILURE, not failed; one that no
-/// longer shows fails the test, so that the list stays true.
-const KNOWN: &[(&str, Option<usize>, &str, &str)] = &[
-    (
-        "start-first-late-restart",
-        None,
-        "verdict",
-        "issue 14 item 2: after a restart later than progress_deadline the good candidate is failed unprobed and reverted",
-    ),
-    (
-        "start-first-late-restart",
-        None,
-        "image",
-        "issue 14 item 2: the reverted service runs the previous image",
-    ),
-    (
-        "start-first-late-restart",
-        None,
-        "status",
-        "issue 14 item 2: apply exits 1 after the false revert",
-    ),
-    (
-        "start-first-late-restart",
-        None,
-        "pins",
-        "issue 14 items 2 and 8: the falsely failed revision's pin tag is left without a record",
-    ),
-    (
-        "history-unpin",
-        None,
-        "pins",
-        "issue 14 item 8: the record drops the oldest revision before its unpin steps ran; a kill in between leaves its pin tag",
-    ),
-];
+/// Violations known and not yet fixed: (scenario, kill point (`None`: any), invariant kind,
+/// issue item). Printed as KNOWN FAILURE, not failed; one that no longer shows fails the test,
+/// so that the list stays true. Empty: issue 14's items 2 (a late restart) and 8 (a kill during
+/// unpin) were listed here until they were fixed.
+const KNOWN: &[(&str, Option<usize>, &str, &str)] = &[];
 
 #[test]
 fn berth_killed_at_every_mutating_engine_call_converges() {
@@ -812,7 +782,7 @@ fn berth_killed_at_every_mutating_engine_call_converges() {
     let started = Instant::now();
     let mut table: Vec<(String, usize, String, Vec<Violation>)> = Vec::new();
     // Recording runs one scenario at a time (the call list must be berth's alone); the kill
-    // points, each on its own project, run `CRASH_MATRIX_JOBS` at a time (default 2).
+    // points, each on its own project, run `CRASH_MATRIX_JOBS` at a time (default 3).
     let all = scenarios();
     let mut work: Vec<(usize, usize, String)> = Vec::new();
     for (i, s) in all.iter().enumerate().filter(|(_, s)| selected(s)) {
@@ -826,7 +796,7 @@ fn berth_killed_at_every_mutating_engine_call_converges() {
     let jobs: usize = std::env::var("CRASH_MATRIX_JOBS")
         .ok()
         .and_then(|j| j.parse().ok())
-        .unwrap_or(2)
+        .unwrap_or(3)
         .max(1);
     let next = std::sync::atomic::AtomicUsize::new(0);
     let done = std::sync::Mutex::new(Vec::new());

@@ -1,4 +1,4 @@
-//! One berth per data directory (and so per engine): an exclusive lock on
+//! One berth per data directory (one per engine is `engine::claim`): an exclusive lock on
 //! `DATA_DIR/berth.lock`, holding who has it so the second berth can say — and so that
 //! `berth hold` & co. can wake the `berth run` that holds it ([`wake_controller`]).
 //!

@@ -1,6 +1,6 @@
 //! Notification webhooks (`--notify URL`): meaningful transitions only — a rollout succeeded,
-//! failed (or paused after failing), was reverted; a service degraded; the desired state
-//! turned invalid; something recovered — POSTed as generic JSON or as a Slack-compatible
+//! failed (or paused after failing), was reverted; a service degraded; a pull keeps failing;
+//! a project left the desired state; the desired state turned invalid; something recovered — POSTed as generic JSON or as a Slack-compatible
 //! message (`{"text": …}`, which Slack, Mattermost and Rocket.Chat incoming webhooks accept).
 //!
 //! A target is `http://HOST[:PORT]/PATH` (generic JSON: the event object) or
@@ -155,6 +155,9 @@ pub fn meaningful(kind: &str) -> bool {
             | "desired_state_invalid"
             | "reconcile_error"
             | "recovered"
+            // Once per distinct error, not every round.
+            | "pull_failed"
+            | "project_removed"
     )
 }
 
@@ -442,6 +445,7 @@ mod tests {
             "no logs, no field"
         );
         assert!(meaningful("reverted") && !meaningful("rollout_started"));
+        assert!(meaningful("pull_failed") && meaningful("project_removed"));
     }
 
     #[test]

@@ -21,55 +21,28 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use support::tier::{require_engine, require_tool};
-use support::world::{docker, ensure_images, inspect};
+use support::world::{berth_command, docker, ensure_images, inspect, remove_project};
 
 /// Loops until SIGTERM, so a stop takes about a second, not the grace period.
 const LOOP: &str = "[sh, -c, 'trap \"exit 0\" TERM; while true; do sleep 1; done']";
 
-/// What the test created, removed on drop: the project's containers, networks and volumes
-/// (by compose's project label) and berth's pins of it.
+/// What the test created, removed on drop: the engine claim of its berths, the project's
+/// containers, networks and volumes, and berth's pins of it.
 struct Guard {
     name: String,
 }
 
 impl Drop for Guard {
     fn drop(&mut self) {
-        let filter = format!("label=com.docker.compose.project={}", self.name);
-        let ids = docker(&["ps", "-aq", "--filter", &filter]);
-        let ids: Vec<&str> = ids.split_whitespace().collect();
-        if !ids.is_empty() {
-            let mut args = vec!["rm", "-f"];
-            args.extend(ids);
-            docker(&args);
-        }
-        let pins = docker(&[
-            "ps",
-            "-a",
-            "--filter",
-            "label=berth.pin",
-            "--format",
-            "{{.Names}}",
-        ]);
-        let prefix = format!("berth-pin.{}.", self.name);
-        for n in pins.split_whitespace().filter(|n| n.starts_with(&prefix)) {
-            docker(&["rm", "-f", n]);
-        }
-        let tags = docker(&[
-            "images",
-            "--format",
-            "{{.Repository}}:{{.Tag}}",
-            &format!("berth-pin/{}/*", self.name),
-        ]);
-        for t in tags.split_whitespace() {
-            docker(&["rmi", t]);
-        }
-        for kind in ["network", "volume"] {
-            let names = docker(&[kind, "ls", "-q", "--filter", &filter]);
-            for n in names.split_whitespace() {
-                docker(&[kind, "rm", n]);
-            }
-        }
+        docker(&["rm", "-f", &claim(&self.name)]);
+        remove_project(&self.name);
     }
+}
+
+/// The engine claim of this project's berths: its own, so tests running at once do not refuse
+/// each other (`BERTH_ENGINE_CLAIM`).
+fn claim(project: &str) -> String {
+    format!("berth-claim.{project}")
 }
 
 fn text(o: &Output) -> String {
@@ -80,8 +53,9 @@ fn text(o: &Output) -> String {
     )
 }
 
-fn berth(args: &[&str], data: &Path, dir: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_berth"))
+/// berth `args` on `dir` with `data`, claiming the engine as `project`'s berths do.
+fn berth(project: &str, args: &[&str], data: &Path, dir: &Path) -> Output {
+    berth_command(&claim(project))
         .args(args)
         .arg("--data-dir")
         .arg(data)
@@ -157,7 +131,7 @@ fn a_compose_stack_is_handed_over_by_its_dot_env_name_with_the_database_stop_fir
     // Without the `.env` line berth would name the project after its directory: plan says so
     // first, with both names and the fix.
     std::fs::remove_file(dir.join(".env")).unwrap();
-    let o = berth(&["plan"], &data, &dir);
+    let o = berth(&name, &["plan"], &data, &dir);
     let out = text(&o);
     assert!(o.status.success(), "{out}");
     let dir_name = dir.file_name().unwrap().to_string_lossy().to_string();
@@ -170,7 +144,7 @@ fn a_compose_stack_is_handed_over_by_its_dot_env_name_with_the_database_stop_fir
     );
     std::fs::write(dir.join(".env"), &env).unwrap();
 
-    let o = berth(&["plan"], &data, &dir);
+    let o = berth(&name, &["plan"], &data, &dir);
     let out = text(&o);
     assert!(o.status.success(), "{out}");
     assert!(!out.contains("warning:"), "{out}");
@@ -185,7 +159,7 @@ fn a_compose_stack_is_handed_over_by_its_dot_env_name_with_the_database_stop_fir
 
     let stop = Arc::new(AtomicBool::new(false));
     let sampler = sample_running_dbs(&name, stop.clone());
-    let o = berth(&["apply", "--timeout", "120s"], &data, &dir);
+    let o = berth(&name, &["apply", "--timeout", "120s"], &data, &dir);
     stop.store(true, Ordering::Relaxed);
     let samples = sampler.join().unwrap();
     let out = text(&o);
@@ -258,7 +232,7 @@ fn network_addressing_port_ranges_and_security_options_reach_the_engine() {
     let out = text(&o);
     assert!(o.status.success(), "{out}");
     assert!(!out.contains("not yet applied"), "{out}");
-    let o = berth(&["apply", "--timeout", "60s"], &data, &dir);
+    let o = berth(&name, &["apply", "--timeout", "60s"], &data, &dir);
     let out = text(&o);
     assert!(o.status.success(), "apply failed:\n{out}");
     let net = format!("{name}_back");

@@ -127,41 +127,47 @@ impl Drop for TestProject {
     fn drop(&mut self) {
         // The engine claim of the berths this test spawned (a killed berth leaves it).
         docker(&["rm", "-f", &self.claim]);
-        let filter = format!("label=com.docker.compose.project={}", self.name);
-        let ids = docker(&["ps", "-aq", "--filter", &filter]);
-        let ids: Vec<&str> = ids.split_whitespace().collect();
-        if !ids.is_empty() {
-            let mut args = vec!["rm", "-f"];
-            args.extend(ids);
-            docker(&args);
-        }
-        // berth's image pins: a never-started container and a tag per pinned revision.
-        let pins = docker(&[
-            "ps",
-            "-a",
-            "--filter",
-            "label=berth.pin",
-            "--format",
-            "{{.Names}}",
-        ]);
-        let prefix = format!("berth-pin.{}.", self.name);
-        for n in pins.split_whitespace().filter(|n| n.starts_with(&prefix)) {
-            docker(&["rm", "-f", n]);
-        }
-        let tags = docker(&[
-            "images",
-            "--format",
-            "{{.Repository}}:{{.Tag}}",
-            &format!("berth-pin/{}/*", self.name),
-        ]);
-        for t in tags.split_whitespace() {
-            docker(&["rmi", t]);
-        }
-        for kind in ["network", "volume"] {
-            let names = docker(&[kind, "ls", "-q", "--filter", &filter]);
-            for n in names.split_whitespace() {
-                docker(&[kind, "rm", n]);
-            }
+        remove_project(&self.name);
+    }
+}
+
+/// Removes everything a project named `name` has on the engine: its containers (by compose's
+/// project label), berth's pins of it (holder containers and tags), its networks and volumes.
+pub fn remove_project(name: &str) {
+    let filter = format!("label=com.docker.compose.project={}", name);
+    let ids = docker(&["ps", "-aq", "--filter", &filter]);
+    let ids: Vec<&str> = ids.split_whitespace().collect();
+    if !ids.is_empty() {
+        let mut args = vec!["rm", "-f"];
+        args.extend(ids);
+        docker(&args);
+    }
+    // berth's image pins: a never-started container and a tag per pinned revision.
+    let pins = docker(&[
+        "ps",
+        "-a",
+        "--filter",
+        "label=berth.pin",
+        "--format",
+        "{{.Names}}",
+    ]);
+    let prefix = format!("berth-pin.{}.", name);
+    for n in pins.split_whitespace().filter(|n| n.starts_with(&prefix)) {
+        docker(&["rm", "-f", n]);
+    }
+    let tags = docker(&[
+        "images",
+        "--format",
+        "{{.Repository}}:{{.Tag}}",
+        &format!("berth-pin/{}/*", name),
+    ]);
+    for t in tags.split_whitespace() {
+        docker(&["rmi", t]);
+    }
+    for kind in ["network", "volume"] {
+        let names = docker(&[kind, "ls", "-q", "--filter", &filter]);
+        for n in names.split_whitespace() {
+            docker(&[kind, "rm", n]);
         }
     }
 }

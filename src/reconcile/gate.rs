@@ -111,7 +111,10 @@ pub enum Verdict {
 
 /// Evaluates the gate; updates `mem.ready_since`.
 pub fn evaluate(policy: &RolloutPolicy, c: &Candidate, mem: &mut GateMemory, now: u64) -> Verdict {
-    if matches!(c.state, RunState::Exited | RunState::Removing) {
+    // Someone else is removing it (`docker rm -f`): that is no verdict on the revision. Once it
+    // is gone the replica is missing and is created again within the same deadline.
+    let removing = c.state == RunState::Removing;
+    if c.state == RunState::Exited {
         mem.ready_since = None;
         let code = c.exit_code.map_or("unknown".to_string(), |c| c.to_string());
         return Verdict::Failed {
@@ -137,7 +140,9 @@ pub fn evaluate(policy: &RolloutPolicy, c: &Candidate, mem: &mut GateMemory, now
             reason: "Docker healthcheck reports unhealthy".into(),
         };
     }
-    let missing = if c.state != RunState::Running {
+    let missing = if removing {
+        Some("being removed by someone else; it will be created again".to_string())
+    } else if c.state != RunState::Running {
         Some("not running yet".to_string())
     } else if c.health == Health::Starting {
         Some("Docker healthcheck is starting".to_string())
@@ -224,6 +229,20 @@ mod tests {
             .iter()
             .map(|(t, c)| evaluate(p, c, &mut mem, *t))
             .collect()
+    }
+
+    #[test]
+    fn a_candidate_removed_by_someone_else_is_no_verdict() {
+        let p = policy(10, 120);
+        let ok = running(Health::None, None);
+        let removing = Candidate {
+            state: RunState::Removing,
+            ..ok
+        };
+        let v = run(&p, &[(1, ok), (3, removing)]);
+        assert_eq!(names(&v), ["progressing", "progressing"]);
+        // The deadline still holds.
+        assert_eq!(names(&run(&p, &[(130, removing)])), ["failed"]);
     }
 
     fn names(v: &[Verdict]) -> Vec<&'static str> {

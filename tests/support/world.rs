@@ -297,6 +297,17 @@ impl Drop for BerthProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // A failing test shows what berth said last: the only way to tell a slow machine from
+        // a wrong decision after the fact.
+        if std::thread::panicking() {
+            if let Ok(log) = self.log.lock() {
+                let from = log.len().saturating_sub(80);
+                eprintln!("--- last {} lines of berth's log ---", log.len() - from);
+                for line in &log[from..] {
+                    eprintln!("{line}");
+                }
+            }
+        }
     }
 }
 

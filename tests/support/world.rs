@@ -299,13 +299,13 @@ impl Drop for BerthProcess {
         let _ = self.child.wait();
         // A failing test shows what berth said last: the only way to tell a slow machine from
         // a wrong decision after the fact.
-        if std::thread::panicking() {
-            if let Ok(log) = self.log.lock() {
-                let from = log.len().saturating_sub(80);
-                eprintln!("--- last {} lines of berth's log ---", log.len() - from);
-                for line in &log[from..] {
-                    eprintln!("{line}");
-                }
+        if std::thread::panicking()
+            && let Ok(log) = self.log.lock()
+        {
+            let from = log.len().saturating_sub(80);
+            eprintln!("--- last {} lines of berth's log ---", log.len() - from);
+            for line in &log[from..] {
+                eprintln!("{line}");
             }
         }
     }

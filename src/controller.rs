@@ -7,6 +7,7 @@
 //! waiting for a dependency is re-checked shortly). One reconcile runs at a time; engine
 //! errors back off; a stop request finishes the current step and exits.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
@@ -186,6 +187,8 @@ pub async fn run<E: Engine>(
     })));
     let mut last_good: Option<DesiredState> = None;
     let mut carry = Carry::default();
+    // The plan notes already logged (each is logged once per change, not every round).
+    let mut noted = BTreeSet::new();
     let mut failures: u32 = 0;
     let mut round: u64 = 0;
     while !stop.load(Ordering::Relaxed) {
@@ -242,6 +245,7 @@ pub async fn run<E: Engine>(
                     store.as_ref(),
                     &prober,
                     &mut carry,
+                    &mut noted,
                 )
                 .instrument(span)
                 .await;
@@ -349,6 +353,19 @@ fn error_text(e: &RoundError) -> String {
     }
 }
 
+/// The notes of this round that the last round did not have (an orphaned project, a wait, a
+/// block): a note is logged once when it appears or changes, not every round. `noted` becomes
+/// this round's notes.
+fn fresh_notes(
+    noted: &mut BTreeSet<String>,
+    notes: &[crate::reconcile::plan::Note],
+) -> Vec<String> {
+    let now: BTreeSet<String> = notes.iter().map(ToString::to_string).collect();
+    let fresh = now.difference(noted).cloned().collect();
+    *noted = now;
+    fresh
+}
+
 /// One reconcile round of the controller, logged.
 async fn reconcile<E: Engine + 'static>(
     engine: &Arc<E>,
@@ -358,6 +375,7 @@ async fn reconcile<E: Engine + 'static>(
     store: Option<&Store>,
     prober: &Prober,
     carry: &mut Carry,
+    noted: &mut BTreeSet<String>,
 ) -> Result<Done, RoundError> {
     let round = Round {
         engine,
@@ -378,7 +396,7 @@ async fn reconcile<E: Engine + 'static>(
     };
     let mut logged = false;
     let done = round::run(&round, carry, unix_now(), |plan| {
-        for n in &plan.notes {
+        for n in fresh_notes(noted, &plan.notes) {
             tracing::debug!("{n}");
         }
         for line in plan.to_string().lines() {
@@ -388,7 +406,7 @@ async fn reconcile<E: Engine + 'static>(
     })
     .await?;
     if !logged {
-        for n in &done.plan.notes {
+        for n in fresh_notes(noted, &done.plan.notes) {
             tracing::debug!("{n}");
         }
     }
@@ -442,6 +460,32 @@ fn relevant(ev: &EngineEvent) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_orphan_note_is_logged_once_per_change() {
+        use crate::reconcile::plan::Note;
+        let orphan = |n| Note::Orphan {
+            project: "old".into(),
+            containers: n,
+        };
+        let mut noted = BTreeSet::new();
+        assert_eq!(fresh_notes(&mut noted, &[orphan(2)]).len(), 1);
+        assert!(
+            fresh_notes(&mut noted, &[orphan(2)]).is_empty(),
+            "unchanged: quiet"
+        );
+        assert_eq!(
+            fresh_notes(&mut noted, &[orphan(1)]).len(),
+            1,
+            "changed: again"
+        );
+        assert!(fresh_notes(&mut noted, &[]).is_empty());
+        assert_eq!(
+            fresh_notes(&mut noted, &[orphan(1)]).len(),
+            1,
+            "back after it left"
+        );
+    }
 
     #[test]
     fn a_project_that_left_the_desired_state_is_named() {

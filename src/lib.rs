@@ -57,7 +57,12 @@
 //!   revisions, revert targets, quarantine, pruning, job runs; atomic JSON files per service).
 //! - [`telemetry`]: observability — the hub the controller reports every round to, the
 //!   status model (`berth status`, `/api/v1/status`), Prometheus metrics, the event log
-//!   (ring + `events.jsonl`), notification webhooks, and the HTTP server (`--listen`).
+//!   (ring + `events.jsonl`), notification webhooks (`notify/`: delivery, receivers and their
+//!   filters, each receiver's native format), the HTTP server (`--listen`) and the read-only
+//!   web dashboard it serves at `/` (`dashboard/`).
+//! - [`http_client`]: the one small HTTP/1.1 client the probes, the notifications and the
+//!   CLI share (`wire`: the pure format; `url`; `tls`: rustls with the system's roots and an
+//!   extra CA file).
 //! - [`redact`]: values from host env files (`--env-dir`) masked by value in every output
 //!   (logs, status, events, metrics, notifications, CLI output).
 //! - [`util`]: what several modules share, written once: `id::short`, and `time` (the wall
@@ -94,6 +99,7 @@ pub mod controller;
 pub mod desired;
 pub mod engine;
 pub mod errors;
+pub mod http_client;
 pub mod lock;
 pub mod reconcile;
 pub mod redact;

@@ -123,3 +123,54 @@ fn secrets_from_env_files_never_appear_in_any_output() {
         assert!(!all.contains("hunter2"), "a secret leaked:\n{all}");
     }
 }
+
+#[test]
+fn a_compose_file_stands_for_its_directory_and_a_missing_directory_fails() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(
+        tmp.path().join("compose.yaml"),
+        "services:\n  web:\n    image: app:1\n",
+    )
+    .unwrap();
+    let file = tmp.path().join("compose.yaml");
+    let o = berth(&["validate", file.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stdout).contains(": 1 service,"),
+        "{}",
+        text(&o.stdout)
+    );
+
+    std::fs::write(tmp.path().join("prod.yaml"), "services: {}\n").unwrap();
+    let other = tmp.path().join("prod.yaml");
+    let o = berth(&["validate", other.to_str().unwrap()]);
+    assert!(!o.status.success());
+    assert!(
+        text(&o.stderr).contains("prod.yaml is a file, not a directory"),
+        "{}",
+        text(&o.stderr)
+    );
+
+    let nope = tmp.path().join("nope");
+    for args in [
+        vec!["status", nope.to_str().unwrap()],
+        vec!["validate", nope.to_str().unwrap()],
+        vec![
+            "run",
+            "--dir",
+            nope.to_str().unwrap(),
+            "--data-dir",
+            tmp.path().to_str().unwrap(),
+            "--listen",
+            "off",
+        ],
+    ] {
+        let o = berth(&args);
+        assert!(!o.status.success(), "{args:?} exited 0");
+        let err = text(&o.stderr);
+        assert!(
+            err.contains("nope: cannot open the desired-state directory"),
+            "{args:?}: {err}"
+        );
+    }
+}

@@ -167,8 +167,9 @@ fn prometheus_scrapes_berth_and_the_cli_shows_what_runs() {
     assert_eq!(http_get(port, "/readyz", 2000).unwrap().0, 200);
     assert_eq!(http_get(port, "/healthz", 2000).unwrap().0, 200);
 
-    // promtool lints a real scrape (classic text format, what it reads).
-    let text = scrape(port, "text/plain;version=0.0.4");
+    // promtool lints a real scrape as `curl …/metrics | promtool check metrics` makes it
+    // (curl accepts anything: the classic text format comes back, what promtool reads).
+    let text = scrape(port, "*/*");
     let mut lint = Command::new("promtool")
         .args(["check", "metrics"])
         .stdin(Stdio::piped())

@@ -12,6 +12,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use berth::http_client::Client;
 use berth::telemetry::events::{EventRecord, NewEvent};
 use berth::telemetry::http::{GitHook, Server, ServerOptions};
 use berth::telemetry::notify::{Notifier, NotifyOptions, Target};
@@ -111,15 +112,21 @@ async fn routes_methods_and_metrics_negotiation() {
     assert!(r[1].1.contains("no reconcile round"));
     assert_eq!(r[2].0, 503);
     assert_eq!(r[3].0, 200);
+    // No Accept (like `curl`): the classic format, as Prometheus' client libraries answer.
     assert!(
+        r[3].1.contains("content-type: text/plain; version=0.0.4"),
+        "{}",
         r[3].1
-            .contains("content-type: application/openmetrics-text; version=1.0.0")
     );
-    assert!(r[3].1.trim_end().ends_with("# EOF"));
+    assert!(!r[3].1.contains("# EOF"));
     assert!(r[4].1.contains("content-type: text/plain; version=0.0.4"));
     assert!(r[4].1.contains("# TYPE berth_reconcile_total counter"));
     assert!(!r[4].1.contains("# EOF"));
-    assert!(r[5].1.contains("application/openmetrics-text"));
+    assert!(
+        r[5].1
+            .contains("content-type: application/openmetrics-text; version=1.0.0")
+    );
+    assert!(r[5].1.trim_end().ends_with("# EOF"));
     assert_eq!(r[6].0, 404);
     assert_eq!(r[7].0, 405);
     assert!(r[7].1.contains("allow: GET, HEAD"));
@@ -352,7 +359,7 @@ async fn notifications_retry_server_errors_and_not_refusals() {
             .parse()
             .unwrap(),
     ];
-    let n = Notifier::start(targets, fast());
+    let n = Notifier::start(targets, fast(), Client::plain());
     n.send(&record(1, "rollout_started")); // not meaningful: never sent
     n.send(&record(2, "reverted"));
     assert!(n.flush(Duration::from_secs(10)).await);
@@ -393,6 +400,7 @@ async fn a_slow_receiver_only_delays_its_own_queue_which_drops_its_oldest() {
     let slow_n = Notifier::start(
         vec![format!("http://127.0.0.1:{}/", slow.port).parse().unwrap()],
         opts,
+        Client::plain(),
     );
     let others = Notifier::start(
         vec![
@@ -406,6 +414,7 @@ async fn a_slow_receiver_only_delays_its_own_queue_which_drops_its_oldest() {
             queue: 64,
             ..fast()
         },
+        Client::plain(),
     );
     slow_n.send(&record(1, "rollout_failed"));
     // 1 is in flight at the slow receiver; 2..5 arrive while it answers.

@@ -271,18 +271,35 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     berth::desired::syntax::units::parse_duration(s)
 }
 
+/// The data dir when `--data-dir` and `BERTH_DATA_DIR` are not given: see [`data_dir_for`].
 pub fn default_data_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("BERTH_DATA_DIR") {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let euid = unsafe { libc::geteuid() };
+    data_dir_for(
+        euid,
+        |k| std::env::var_os(k),
+        Path::new("/var/lib/berth").exists(),
+    )
+}
+
+/// The data dir by the effective user (not `$USER`, which `sudo` and service managers set
+/// or leave as they like): `BERTH_DATA_DIR` when set; `/var/lib/berth` for root, and for anyone
+/// once it exists (a system install's records, which read commands then find without
+/// `--data-dir`); otherwise `$XDG_STATE_HOME/berth` or `~/.local/state/berth`.
+pub fn data_dir_for(
+    euid: u32,
+    env: impl Fn(&str) -> Option<std::ffi::OsString>,
+    system_dir_exists: bool,
+) -> PathBuf {
+    if let Some(dir) = env("BERTH_DATA_DIR") {
         return PathBuf::from(dir);
     }
-    let root = std::env::var("USER").map(|u| u == "root").unwrap_or(false)
-        || Path::new("/var/lib/berth").exists();
-    if root {
+    if euid == 0 || system_dir_exists {
         return PathBuf::from("/var/lib/berth");
     }
-    std::env::var_os("XDG_STATE_HOME")
+    env("XDG_STATE_HOME")
         .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
+        .or_else(|| env("HOME").map(|h| PathBuf::from(h).join(".local/state")))
         .unwrap_or_else(std::env::temp_dir)
         .join("berth")
 }
@@ -300,10 +317,15 @@ pub struct TelemetryArgs {
     #[arg(long, value_name = "ADDR", default_value = DEFAULT_LISTEN, value_parser = parse_listen)]
     pub listen: Listen,
     /// POST meaningful transitions (rollout succeeded/failed/reverted, degraded, desired state
-    /// invalid, recovered) to this webhook (repeatable): http://HOST:PORT/PATH sends the event
-    /// as JSON, slack+http://HOST:PORT/PATH a Slack-compatible {"text": ...}. Plain HTTP only.
+    /// invalid, recovered) to this webhook (repeatable), over HTTP or HTTPS:
+    /// [FORMAT+]http[s]://HOST[:PORT]/PATH[#FILTER]. FORMAT: json (the event; the default),
+    /// slack, discord, teams, ntfy or gotify. FILTER: events=KIND,...&severity=warning&projects=NAME,...
     #[arg(long, value_name = "URL", value_parser = parse_target)]
     pub notify: Vec<Target>,
+    /// Also trust the CA certificates in this PEM file for https:// receivers (besides the
+    /// system's roots).
+    #[arg(long, value_name = "FILE")]
+    pub notify_ca: Option<PathBuf>,
 }
 
 /// `--listen`: an address, or none.
@@ -457,4 +479,48 @@ pub struct RollbackArgs {
     /// older than the current one.
     #[arg(long, value_name = "REV", value_parser = control::parse_revision)]
     pub to: Option<u64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_data_dir_follows_the_effective_user_not_user() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |k: &str| {
+                pairs
+                    .iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| std::ffi::OsString::from(v))
+            }
+        };
+        // Root without USER (a unit, `sudo -i`, a container): the system dir.
+        assert_eq!(
+            data_dir_for(0, env(&[("HOME", "/root")]), false),
+            PathBuf::from("/var/lib/berth")
+        );
+        // USER=root does not make an ordinary user root.
+        assert_eq!(
+            data_dir_for(1000, env(&[("USER", "root"), ("HOME", "/home/ann")]), false),
+            PathBuf::from("/home/ann/.local/state/berth")
+        );
+        // Once the system dir exists, operators' read commands find it.
+        assert_eq!(
+            data_dir_for(1000, env(&[("HOME", "/home/ann")]), true),
+            PathBuf::from("/var/lib/berth")
+        );
+        assert_eq!(
+            data_dir_for(
+                1000,
+                env(&[("XDG_STATE_HOME", "/x"), ("HOME", "/h")]),
+                false
+            ),
+            PathBuf::from("/x/berth")
+        );
+        assert_eq!(
+            data_dir_for(0, env(&[("BERTH_DATA_DIR", "/srv/d")]), true),
+            PathBuf::from("/srv/d")
+        );
+    }
 }

@@ -22,7 +22,14 @@ use super::setup::{claimed, connect, load_options, runtime};
 use super::telemetry;
 
 /// Runs `berth run` until SIGTERM or SIGINT; exit 0 then.
-pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+pub fn run(mut args: RunArgs) -> anyhow::Result<ExitCode> {
+    // A directory that does not exist fails here, clearly, rather than running forever
+    // "keeping the last good" state that never was; a compose.yaml stands for its directory.
+    if args.git.options(args.interval).is_none()
+        && let Some(dir) = &args.dir
+    {
+        args.dir = Some(super::setup::project_dir(dir)?);
+    }
     let rt = runtime()?;
     // The handlers go in before the lock is taken: `berth hold` & co. send SIGHUP to the lock's
     // holder, and SIGHUP's default action would end this process.
@@ -97,7 +104,7 @@ async fn control(
         &engine,
         git_hook.map(berth::telemetry::http::hook_from_pairs),
     )
-    .await;
+    .await?;
     let observer = telemetry.observer();
     let hub = telemetry.telemetry.clone();
     controller::run(

@@ -63,14 +63,59 @@ pub fn load_options(profiles: &[String], env_dir: &Option<PathBuf>) -> LoadOptio
     }
 }
 
+/// The desired-state directory a command was given: a directory as it is, a Compose file
+/// (`compose.yaml`, `docker-compose.yml`, …) as the directory it is in (that directory's
+/// project is exactly what that file describes); anything else is a clear error instead of a
+/// desired state that never loads.
+pub fn project_dir(given: &Path) -> anyhow::Result<PathBuf> {
+    let meta = std::fs::metadata(given).with_context(|| {
+        format!(
+            "{}: cannot open the desired-state directory",
+            given.display()
+        )
+    })?;
+    if meta.is_dir() {
+        return Ok(given.to_path_buf());
+    }
+    let name = given
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if desired::discover::COMPOSE_FILES.contains(&name.as_str()) {
+        let parent = given.parent().filter(|p| !p.as_os_str().is_empty());
+        return Ok(parent.unwrap_or(Path::new(".")).to_path_buf());
+    }
+    anyhow::bail!(
+        "{} is a file, not a directory: berth reads a directory holding a compose.yaml (or a \
+         directory of such project directories); give the directory{}",
+        given.display(),
+        if name.ends_with(".yaml") || name.ends_with(".yml") {
+            ", with the file named compose.yaml"
+        } else {
+            ""
+        }
+    )
+}
+
+/// What to tell an operator whose read command cannot read the records (written by `sudo
+/// berth apply` or a berth run as root): exactly what to do.
+pub fn unreadable_records(data_dir: &Path) -> String {
+    format!(
+        "cannot read berth's records in {dir}: permission denied (they belong to the user that \
+         ran berth apply / berth run, usually root). Run this command with sudo, or let your \
+         group read them: sudo chgrp -R adm {dir} && sudo chmod -R g+rX {dir}",
+        dir = data_dir.display()
+    )
+}
+
 /// Where a one-shot command reads from: DIR, or a fresh checkout of --git (removed when the
 /// returned guard drops); prints the commit checked out.
 pub fn source_root(
     source: &Source,
 ) -> anyhow::Result<(PathBuf, Option<source::git::TempCheckout>)> {
     let Some(opts) = source.git.options(source::git::DEFAULT_INTERVAL) else {
-        let dir = source.dir.clone().context("give DIR or --git URL")?;
-        return Ok((dir, None));
+        let dir = source.dir.as_deref().context("give DIR or --git URL")?;
+        return Ok((project_dir(dir)?, None));
     };
     let co = source::git::checkout_once(&opts)
         .with_context(|| format!("failed to check out {}", opts.location()))?;
@@ -116,7 +161,13 @@ pub fn records_read_only(
     data_dir: &Path,
     desired: &DesiredState,
 ) -> anyhow::Result<berth::reconcile::plan::Records> {
-    if !data_dir.join("state").is_dir() {
+    let state = data_dir.join("state");
+    if let Err(e) = std::fs::read_dir(&state)
+        && e.kind() == std::io::ErrorKind::PermissionDenied
+    {
+        anyhow::bail!("{}", unreadable_records(data_dir));
+    }
+    if !state.is_dir() {
         return Ok(Default::default());
     }
     let store = berth::store::Store::open(data_dir).context("failed to open berth's records")?;

@@ -22,7 +22,10 @@ pub fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
     let rt = runtime()?;
     let now = unix_now();
     let status = match &args.dir {
-        Some(dir) => rt.block_on(status_from_engine(&args, dir, now))?,
+        Some(dir) => {
+            let dir = super::setup::project_dir(dir)?;
+            rt.block_on(status_from_engine(&args, &dir, now))?
+        }
         None => {
             let server = args.server.as_deref().unwrap_or(DEFAULT_SERVER);
             let body = rt

@@ -7,6 +7,7 @@ use std::time::Duration;
 use berth::controller::RoundObserver;
 use berth::engine::docker::DockerEngine;
 use berth::engine::liveness::Liveness;
+use berth::http_client::{Client, tls};
 use berth::telemetry::http::{GitHook, Server, ServerOptions};
 use berth::telemetry::status::SourceInfo;
 use berth::telemetry::{Telemetry, TelemetryOptions};
@@ -44,11 +45,13 @@ pub async fn start(
     source: SourceInfo,
     engine: &Arc<DockerEngine>,
     git_hook: Option<GitHook>,
-) -> Running {
+) -> anyhow::Result<Running> {
+    let notify_client = notify_client(args)?;
     let telemetry = Telemetry::new(TelemetryOptions {
         data_dir: Some(data_dir.to_path_buf()),
         source,
         notify: args.notify.clone(),
+        notify_client,
         ..TelemetryOptions::default()
     });
     let counted = engine.clone();
@@ -76,7 +79,23 @@ pub async fn start(
     for t in &args.notify {
         tracing::info!(target = %t, "notifications on");
     }
-    Running { telemetry, server }
+    Ok(Running { telemetry, server })
+}
+
+/// The client notifications go through: with TLS when a receiver is `https://` or a CA file
+/// is given (a CA file that cannot be read stops berth at start-up, not at the first alert).
+fn notify_client(args: &TelemetryArgs) -> anyhow::Result<Client> {
+    if args.notify_ca.is_none() && !args.notify.iter().any(|t| t.url.tls) {
+        return Ok(Client::plain());
+    }
+    let (config, roots) = tls::client_config(args.notify_ca.as_deref())?;
+    tracing::debug!(
+        system = roots.system,
+        bundled = roots.bundled,
+        extra = roots.extra,
+        "trusted roots for https:// receivers"
+    );
+    Ok(Client::with_tls(config))
 }
 
 /// The telemetry's view of the source: kind, location, and the revision applied (the newest

@@ -5,8 +5,8 @@
 //! series of those results into a verdict by the probe's success and failure thresholds. The
 //! caller (the rollout gate, self-heal) owns the interval and the clock.
 //!
-//! - HTTP: one `GET` over a plain TCP socket (a small HTTP/1.1 client on tokio, `Connection:
-//!   close`); passes when the status is within the probe's range and, if set, the body contains
+//! - HTTP: one `GET` over a plain TCP socket (berth's one HTTP client, `crate::http_client`,
+//!   with `Connection: close`); passes when the status is within the probe's range and, if set, the body contains
 //!   `body_contains`. At most [`MAX_RESPONSE`] bytes of the response are read; a longer body is
 //!   judged on its beginning. Chunked bodies are decoded.
 //! - TCP: passes when a connection is accepted.
@@ -35,11 +35,11 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::desired::model::{Probe, ProbeCheck};
 use crate::engine::{ContainerDetails, Engine, EngineError, RunState};
+use crate::http_client::{HttpResponse, probe_get};
 
 /// The most of an HTTP response a probe reads (status line, headers and body).
 pub const MAX_RESPONSE: usize = 64 * 1024;
@@ -96,7 +96,7 @@ pub async fn check<E: Engine>(
                 format!("/{path}")
             };
             let url = format!("{addr}{path}");
-            match tokio::time::timeout(probe.timeout, http_get(addr, &path)).await {
+            match tokio::time::timeout(probe.timeout, probe_get(addr, &path, MAX_RESPONSE)).await {
                 Err(_) => {
                     ProbeResult::fail(format!("GET {url}: no answer within {:?}", probe.timeout))
                 }
@@ -177,148 +177,6 @@ pub fn address(details: &ContainerDetails, port: u16) -> Result<SocketAddr, Stri
             "cannot reach container {}: it has no IP address and does not publish port {port}/tcp",
             details.name
         )
-    })
-}
-
-/// An HTTP answer as far as a probe reads it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HttpResponse {
-    /// Status code.
-    pub status: u16,
-    /// The body (decoded if chunked), possibly cut at [`MAX_RESPONSE`].
-    pub body: Vec<u8>,
-    /// The response was longer than [`MAX_RESPONSE`].
-    pub truncated: bool,
-}
-
-/// One `GET path` to `addr` with `Connection: close`; reads until the response is complete, the
-/// peer closes, or [`MAX_RESPONSE`] bytes arrived.
-async fn http_get(addr: SocketAddr, path: &str) -> Result<HttpResponse, String> {
-    let mut stream = TcpStream::connect(addr)
-        .await
-        .map_err(|e| format!("connect: {e}"))?;
-    let request = format!(
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUser-Agent: berth-probe\r\nAccept: */*\r\n\
-         Connection: close\r\n\r\n"
-    );
-    stream
-        .write_all(request.as_bytes())
-        .await
-        .map_err(|e| format!("send request: {e}"))?;
-    let mut buf = Vec::with_capacity(4096);
-    let mut chunk = [0u8; 8192];
-    let mut truncated = false;
-    loop {
-        let n = match stream.read(&mut chunk).await {
-            Ok(n) => n,
-            // A reset after a complete answer is still an answer.
-            Err(_) if response_complete(&buf) => break,
-            Err(e) => return Err(format!("read response: {e}")),
-        };
-        if n == 0 {
-            break;
-        }
-        let room = MAX_RESPONSE - buf.len();
-        buf.extend_from_slice(&chunk[..n.min(room)]);
-        if n > room || buf.len() >= MAX_RESPONSE {
-            truncated = n > room || !response_complete(&buf);
-            break;
-        }
-        if response_complete(&buf) {
-            break;
-        }
-    }
-    parse_response(&buf, truncated)
-}
-
-/// Whether `buf` holds a whole response: headers and all of a `Content-Length` or chunked body.
-/// (Without either, only the peer closing ends the body.)
-fn response_complete(buf: &[u8]) -> bool {
-    let Some(end) = header_end(buf) else {
-        return false;
-    };
-    let head = String::from_utf8_lossy(&buf[..end]);
-    let body = &buf[end + 4..];
-    if let Some(len) = header(&head, "content-length").and_then(|v| v.parse::<usize>().ok()) {
-        return body.len() >= len;
-    }
-    if header(&head, "transfer-encoding")
-        .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"))
-    {
-        return decode_chunked(body).is_some_and(|(_, done)| done);
-    }
-    false
-}
-
-fn header_end(buf: &[u8]) -> Option<usize> {
-    buf.windows(4).position(|w| w == b"\r\n\r\n")
-}
-
-/// The value of header `name` (lower case) in `head`.
-fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
-    head.lines().skip(1).find_map(|line| {
-        let (k, v) = line.split_once(':')?;
-        k.trim().eq_ignore_ascii_case(name).then(|| v.trim())
-    })
-}
-
-/// Decodes a chunked body as far as it goes: the data, and whether the last chunk was seen.
-/// `None` when it is not chunked encoding at all.
-fn decode_chunked(mut body: &[u8]) -> Option<(Vec<u8>, bool)> {
-    let mut out = Vec::new();
-    loop {
-        let Some(line_end) = body.windows(2).position(|w| w == b"\r\n") else {
-            return Some((out, false));
-        };
-        let size_text = String::from_utf8_lossy(&body[..line_end]);
-        let size_text = size_text.split(';').next().unwrap_or("").trim();
-        let size = usize::from_str_radix(size_text, 16).ok()?;
-        body = &body[line_end + 2..];
-        if size == 0 {
-            return Some((out, true));
-        }
-        if body.len() < size {
-            out.extend_from_slice(body);
-            return Some((out, false));
-        }
-        out.extend_from_slice(&body[..size]);
-        body = body.get(size + 2..).unwrap_or_default();
-    }
-}
-
-/// Parses what `http_get` read: status line, headers, body.
-pub fn parse_response(buf: &[u8], truncated: bool) -> Result<HttpResponse, String> {
-    if buf.is_empty() {
-        return Err("the connection closed without an answer".into());
-    }
-    let end = header_end(buf);
-    let head_bytes = &buf[..end.unwrap_or(buf.len())];
-    let head = String::from_utf8_lossy(head_bytes);
-    let status_line = head.lines().next().unwrap_or_default();
-    let mut parts = status_line.split_whitespace();
-    let version = parts.next().unwrap_or_default();
-    let status = parts.next().and_then(|s| s.parse::<u16>().ok());
-    let status = match status {
-        Some(s) if version.starts_with("HTTP/") => s,
-        _ => {
-            let shown: String = status_line.chars().take(80).collect();
-            return Err(format!("not an HTTP answer: {shown:?}"));
-        }
-    };
-    let raw_body = end.map_or(&[][..], |e| &buf[e + 4..]);
-    let chunked = header(&head, "transfer-encoding")
-        .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"));
-    let mut body = match chunked.then(|| decode_chunked(raw_body)).flatten() {
-        Some((data, _)) => data,
-        None => raw_body.to_vec(),
-    };
-    if let Some(len) = header(&head, "content-length").and_then(|v| v.parse::<usize>().ok()) {
-        body.truncate(len);
-    }
-    Ok(HttpResponse {
-        status,
-        body,
-        truncated,
     })
 }
 
@@ -484,29 +342,6 @@ mod tests {
         let mut d = details(&[], &[]);
         d.network_mode = "host".into();
         assert_eq!(address(&d, 8080), Ok(addr("127.0.0.1:8080")));
-    }
-
-    #[test]
-    fn responses_parse_with_length_chunked_or_close() {
-        let r = parse_response(
-            b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nok 1\nEXTRA",
-            false,
-        )
-        .unwrap();
-        assert_eq!((r.status, r.body.as_slice()), (200, &b"ok 1\n"[..]));
-        let chunked = b"HTTP/1.1 503 Service Unavailable\r\nTransfer-Encoding: chunked\r\n\r\n\
-                        5\r\nnever\r\n6;x=y\r\n ready\r\n0\r\n\r\n";
-        assert!(response_complete(chunked));
-        let r = parse_response(chunked, false).unwrap();
-        assert_eq!((r.status, r.body.as_slice()), (503, &b"never ready"[..]));
-        let r = parse_response(b"HTTP/1.0 204 No Content\r\n\r\n", false).unwrap();
-        assert_eq!(r.status, 204);
-        assert!(!response_complete(
-            b"HTTP/1.0 200 OK\r\n\r\nbody until close"
-        ));
-        let err = parse_response(b"SSH-2.0-OpenSSH_9.2\r\n", false).unwrap_err();
-        assert!(err.contains("not an HTTP answer"), "{err}");
-        assert!(parse_response(b"", false).is_err());
     }
 
     #[test]

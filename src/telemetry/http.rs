@@ -2,7 +2,8 @@
 //!
 //! | route | answer |
 //! |---|---|
-//! | `GET /metrics` | OpenMetrics text (`application/openmetrics-text`); Prometheus text 0.0.4 when the client asks for `text/plain` only |
+//! | `GET /` | the read-only dashboard (`dashboard`: HTML, `/dashboard.js`, `/dashboard.css`, strict CSP) |
+//! | `GET /metrics` | Prometheus text 0.0.4; OpenMetrics (`application/openmetrics-text`) when the client asks for it explicitly, as Prometheus does ([`wants_openmetrics`]) |
 //! | `GET /healthz` | 200 `ok` while the process serves |
 //! | `GET /readyz` | 200 when a valid desired state is loaded, the engine answered at the last round and answers the live ping (`engine_check`), else 503 with the reason |
 //! | `GET /api/v1/status` | the status model as JSON (see `status`) |
@@ -370,10 +371,23 @@ async fn route(req: Request<Incoming>, tel: &Telemetry, opts: &ServerOptions) ->
             .insert(header::ALLOW, HeaderValue::from_static(methods));
         r
     };
+    if let Some((body, content_type)) = super::dashboard::asset(&path) {
+        if !get {
+            return allow("GET, HEAD");
+        }
+        let mut r = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+        let h = r.headers_mut();
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+        for (name, value) in super::dashboard::SECURITY_HEADERS {
+            h.insert(name, HeaderValue::from_static(value));
+        }
+        return r;
+    }
     match path.as_str() {
         "/metrics" | "/healthz" | "/readyz" | "/api/v1/status" | "/api/v1/events" if !get => {
             allow("GET, HEAD")
         }
+
         "/metrics" => metrics(req.headers(), tel),
         "/healthz" => text(StatusCode::OK, "ok\n"),
         "/readyz" => match not_answering(opts).map_or_else(|| tel.readiness(), Err) {
@@ -435,17 +449,39 @@ fn metrics(headers: &HeaderMap, tel: &Telemetry) -> Response<Body> {
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    // Prometheus asks for OpenMetrics; a client that asks only for text/plain gets 0.0.4.
-    let classic = accept.contains("text/plain") && !accept.contains("application/openmetrics-text");
-    let (body, content_type) = if classic {
-        (tel.metrics_text(false), PROMETHEUS_TEXT)
-    } else {
+    let (body, content_type) = if wants_openmetrics(accept) {
         (tel.metrics_text(true), OPENMETRICS)
+    } else {
+        (tel.metrics_text(false), PROMETHEUS_TEXT)
     };
     let mut r = Response::new(Full::new(Bytes::from(body)));
     r.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     r
+}
+
+/// Whether an `Accept` header asks for OpenMetrics, as Prometheus' own client libraries
+/// negotiate: only a client that names `application/openmetrics-text` explicitly (Prometheus
+/// does) with a weight at least that of the classic text format gets it; no header, `*/*`
+/// (curl), `text/*` or `text/plain` get the classic text format 0.0.4.
+pub fn wants_openmetrics(accept: &str) -> bool {
+    let mut open = 0.0f32;
+    let mut classic = 0.0f32;
+    for range in accept.split(',') {
+        let mut parts = range.split(';').map(str::trim);
+        let media = parts.next().unwrap_or("").to_ascii_lowercase();
+        let q = parts
+            .filter_map(|p| p.split_once('='))
+            .find(|(k, _)| k.trim().eq_ignore_ascii_case("q"))
+            .and_then(|(_, v)| v.trim().parse::<f32>().ok())
+            .unwrap_or(1.0);
+        match media.as_str() {
+            "application/openmetrics-text" => open = open.max(q),
+            "text/plain" | "text/*" | "*/*" => classic = classic.max(q),
+            _ => {}
+        }
+    }
+    open > 0.0 && open >= classic
 }
 
 fn events(query: &str, tel: &Telemetry, opts: &ServerOptions) -> Response<Body> {
@@ -535,7 +571,27 @@ fn percent_decode(s: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::percent_decode;
+    use super::{percent_decode, wants_openmetrics};
+
+    #[test]
+    fn openmetrics_only_when_asked_for_by_name() {
+        let prometheus = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;\
+                          version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+        assert!(wants_openmetrics(prometheus));
+        assert!(wants_openmetrics("application/openmetrics-text"));
+        for classic in [
+            "",
+            "*/*",
+            "text/plain",
+            "text/plain;version=0.0.4",
+            "text/*, */*;q=0.1",
+            "application/openmetrics-text;q=0.3, text/plain",
+            "application/openmetrics-text;q=0",
+            "application/json",
+        ] {
+            assert!(!wants_openmetrics(classic), "{classic:?}");
+        }
+    }
 
     #[test]
     fn query_values_are_decoded() {

@@ -18,6 +18,7 @@
 //! invalid or valid again, a round failed to reach the engine or succeeded again, a service
 //! left `Degraded` or became `Blocked` (those are logged here).
 
+pub mod dashboard;
 pub mod events;
 pub mod http;
 pub mod metrics;
@@ -55,6 +56,8 @@ pub struct TelemetryOptions {
     pub notify: Vec<notify::Target>,
     /// Delivery settings.
     pub notify_options: NotifyOptions,
+    /// The HTTP client notifications go through (with TLS for `https://` receivers).
+    pub notify_client: crate::http_client::Client,
 }
 
 impl Default for TelemetryOptions {
@@ -66,6 +69,7 @@ impl Default for TelemetryOptions {
             event_file_limit: events::DEFAULT_FILE_LIMIT,
             notify: Vec::new(),
             notify_options: NotifyOptions::default(),
+            notify_client: crate::http_client::Client::plain(),
         }
     }
 }
@@ -105,8 +109,13 @@ impl Telemetry {
             Some(dir) => EventLog::open(dir, opts.event_capacity, opts.event_file_limit),
             None => EventLog::in_memory(opts.event_capacity),
         };
-        let notifier = (!opts.notify.is_empty())
-            .then(|| Notifier::start(opts.notify.clone(), opts.notify_options));
+        let notifier = (!opts.notify.is_empty()).then(|| {
+            Notifier::start(
+                opts.notify.clone(),
+                opts.notify_options,
+                opts.notify_client.clone(),
+            )
+        });
         Arc::new(Telemetry {
             state: Mutex::new(State {
                 source: opts.source,

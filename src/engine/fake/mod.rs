@@ -28,6 +28,26 @@
 //! changes only through `set_health` and the start rules), ports clashing. A clean stop exits 0.
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+
+use super::{
+    BuildSpec, ContainerCreate, ContainerDetails, ContainerSummary, Engine, EngineError,
+    EngineEvent, EngineInfo, EngineOp, EngineResult, ExecOutcome, Health, ImageSummary,
+    NetworkCreate, NetworkSummary, RunState, VolumeCreate, VolumeSummary,
+};
+
+mod container;
+mod containers;
+mod control;
+mod images;
+mod networks;
+mod state;
+mod system;
+#[cfg(test)]
+mod tests;
 
 /// The error [`FakeEngine::fail_next`] makes a call fail with.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -3,35 +3,36 @@
 //! Pure (env files come through `Ctx::read_file`). Cross-service checks (unknown
 //! dependencies, cycles, clashes) are `validate`'s job; this folder only checks each field.
 //! This file holds the service's keys and `convert_service`, which reads them in order; each
-//! field group has its file: `build`, `environment` (env files and values), `ports`, `mounts`
+//! field group has its file: `build`, `environment` (env files and values), `publish` (ports, expose), `mounts`
 //! (volumes, tmpfs, configs and secrets), `relations` (networks, dependencies) and `runtime`
 //! (healthcheck, restart, ulimits, logging, pull policy, extra hosts).
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use super::Ctx;
 use super::policy;
 use super::read::Reader;
-use crate::desired::diag::{Diagnostics, Loc};
+use crate::desired::context;
+use crate::desired::diag::Diagnostics;
 use crate::desired::model::*;
-use crate::desired::node::{Key, Node, Value};
-use crate::desired::syntax::{image_ref, names, ports, volumes};
-use crate::desired::{context, envfile};
+use crate::desired::node::{Key, Node};
+use crate::desired::syntax::{image_ref, names};
 
 mod build;
 mod environment;
 mod mounts;
-mod ports;
+mod publish;
 mod relations;
 mod runtime;
 
-use build::*;
-use environment::*;
-use mounts::*;
-use ports::*;
-use relations::*;
-use runtime::*;
+use build::read_build;
+use environment::read_environment;
+use mounts::{read_file_mounts, read_mounts};
+use publish::read_ports;
+use relations::{add_implicit_edges, read_depends, read_networks};
+use runtime::{
+    read_extra_hosts, read_healthcheck, read_logging, read_pull_policy, read_restart, read_ulimits,
+};
 
 /// Keys berth reads.
 const KNOWN: &[&str] = &[

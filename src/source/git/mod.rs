@@ -21,17 +21,13 @@
 //! credentials, scrubbing), `repo` is the bare clone's operations (fetch, resolve, verify,
 //! check out), `sync` the running source (fetch loop, switch, symlinks, tree clean-up).
 
-use std::ffi::OsString;
-use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::mpsc;
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use super::{Commit, Fetch, Refusal, Revision, SourceKind, StatusHandle, now_secs, redact_text};
-use crate::desired::{Diagnostics, Loaded, Loc};
+use super::{Commit, Revision, StatusHandle, now_secs};
 use crate::util::id::short;
 
 mod command;
@@ -326,4 +322,3 @@ pub fn checkout_once(opts: &GitOptions) -> Result<TempCheckout, GitError> {
     guard.commit = commit;
     Ok(guard)
 }
-

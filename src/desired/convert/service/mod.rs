@@ -167,7 +167,7 @@ pub fn convert_service(
                 }
                 Err(e) => r.error(
                     &n.loc,
-                    format!("build context {}: {}", b.context, chain(&e)),
+                    format!("build context {}: {}", b.context, crate::errors::chain(&e)),
                 ),
             }
         }
@@ -448,17 +448,6 @@ fn valid_signal(s: &str) -> bool {
     ];
     let name = s.strip_prefix("SIG").unwrap_or(s);
     NAMES.contains(&name) || name.starts_with("RTMIN") || name.starts_with("RTMAX")
-}
-
-/// An error and its sources, `: `-joined.
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(&format!(": {c}"));
-        cur = c.source();
-    }
-    s
 }
 
 /// `develop:` is for `docker compose watch`, which berth ignores; but a file compose refuses

@@ -19,7 +19,7 @@ use crate::reconcile::prober::Prober;
 /// Unix seconds now (the rounds' clock; kept here for its callers).
 pub use crate::reconcile::round::unix_now;
 use crate::reconcile::round::{
-    self, Carry, Mode, Outcome, RecordsAt, Round, RoundError, RoundOptions, load_records,
+    self, Carry, Outcome, RecordsAt, Round, RoundError, RoundOptions, load_records,
 };
 use crate::store::Store;
 
@@ -113,18 +113,13 @@ pub async fn apply<E: Engine + 'static>(
         None => Records::new(),
     });
     let prober = Prober::new(None);
-    let round = Round {
-        engine,
-        desired,
-        opts: RoundOptions {
-            plan: opts.plan,
-            allow_empty: opts.allow_empty,
-            parallelism: opts.parallelism,
-        },
-        records: RecordsAt::Memory { save: store },
-        prober: Some(&prober),
-        mode: Mode::Execute { stop },
+    let round_opts = RoundOptions {
+        plan: opts.plan,
+        allow_empty: opts.allow_empty,
+        parallelism: opts.parallelism,
     };
+    let records = RecordsAt::Memory { save: store };
+    let round = Round::executing(engine, desired, round_opts, records, &prober, stop);
     let result = loop {
         if stop.load(Ordering::Relaxed) {
             report.interrupted = true;

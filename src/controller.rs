@@ -23,7 +23,7 @@ use crate::reconcile::observed::ObservedState;
 use crate::reconcile::plan::{Plan, PlanOptions, Records};
 use crate::reconcile::prober::Prober;
 use crate::reconcile::round::{
-    self, Carry, Done, Mode, Outcome, RecordsAt, Round, RoundError, RoundOptions, unix_now,
+    self, Carry, Done, Outcome, RecordsAt, Round, RoundError, RoundOptions, unix_now,
 };
 use crate::store::Store;
 
@@ -377,23 +377,18 @@ async fn reconcile<E: Engine + 'static>(
     carry: &mut Carry,
     noted: &mut BTreeSet<String>,
 ) -> Result<Done, RoundError> {
-    let round = Round {
-        engine,
-        desired,
-        opts: RoundOptions {
-            plan: opts.plan,
-            allow_empty: opts.allow_empty,
-            parallelism: opts.parallelism,
-        },
-        // Records are read at each round: cheap (one small file per service), never stale,
-        // and they carry the operator's control files (berth hold/rollback/retry).
-        records: match store {
-            Some(s) => RecordsAt::Store(s),
-            None => RecordsAt::Memory { save: None },
-        },
-        prober: Some(prober),
-        mode: Mode::Execute { stop },
+    let round_opts = RoundOptions {
+        plan: opts.plan,
+        allow_empty: opts.allow_empty,
+        parallelism: opts.parallelism,
     };
+    // Records are read at each round: cheap (one small file per service), never stale, and
+    // they carry the operator's control files (berth hold/rollback/retry).
+    let records = match store {
+        Some(s) => RecordsAt::Store(s),
+        None => RecordsAt::Memory { save: None },
+    };
+    let round = Round::executing(engine, desired, round_opts, records, prober, stop);
     let mut logged = false;
     let done = round::run(&round, carry, unix_now(), |plan| {
         for n in fresh_notes(noted, &plan.notes) {

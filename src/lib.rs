@@ -9,18 +9,21 @@
 //!     `!reset`/`!override` tags), `interpolate` + `envfile` substitute variables, `assemble`
 //!     applies `include` and `extends` (other files read through `discover`), `merge` applies
 //!     the next file or document,
-//!   - `convert/` builds the typed `model` field by field (`syntax/` holds the small string
-//!     grammars: durations, sizes, ports, volumes, image references, names),
+//!   - `convert/` builds the typed `model` field by field (`service/` one file per field
+//!     group: build, environment, publish, mounts, relations, runtime; `syntax/` holds the
+//!     small string grammars: durations, sizes, ports, volumes, image references, names),
 //!   - `validate` cross-checks services and projects, `hash` gives each service its revision
 //!     identity, `context` the files a `build:` sends (`.dockerignore`) and their incremental
 //!     content hash, `load` runs the pipeline, `diag` carries positioned diagnostics.
 //! - [`engine`]: the Docker boundary — the [`engine::Engine`] trait and its engine-neutral
-//!   types (errors name their operation as an [`engine::EngineOp`]), `docker` (bollard,
-//!   production), `fake` (in memory, tests), `labels` (ownership labels and
-//!   compose-compatible names), `auth` (registry credentials for pulls and builds, found as
-//!   the Docker CLI finds them), `claim` (one berth per engine: the claim container and the
-//!   rule for a holder that died), `liveness` (a bounded ping: is the engine answering now,
-//!   for readiness and status).
+//!   types (errors name their operation as an [`engine::EngineOp`]), `docker/` (bollard,
+//!   production; one file per object kind: containers, images, networks, system, with
+//!   `create_body` and `errors` for the translation), `fake/` (in memory, tests; its state,
+//!   the controls tests play the world with, the calls by object kind), `labels`
+//!   (ownership labels and compose-compatible names), `auth` (registry credentials for pulls
+//!   and builds, found as the Docker CLI finds them), `claim` (one berth per engine: the
+//!   claim container and the rule for a holder that died), `liveness` (a bounded ping: is the
+//!   engine answering now, for readiness and status).
 //! - [`reconcile`]: `observed` (what exists), `drift` (pure: does each replica have the
 //!   networks, published ports and mounts its revision's recorded spec asks for; one that
 //!   does not is connected or replaced, never promoted), `plan/` (pure: desired × observed × records ×
@@ -50,8 +53,9 @@
 //! - [`lock`]: one berth per data directory, and waking (SIGHUP) the `berth run` holding it.
 //! - [`report`]: summaries of a load for `berth validate`.
 //! - [`source`]: where `berth run` reads the desired state: `dir` (notify-debounced watch,
-//!   fingerprint of each re-load), `git` (a bare clone driven by the git CLI, fetched on an
-//!   interval and on webhook, each commit in its own tree, switched atomically), `webhook`
+//!   fingerprint of each re-load), `git/` (a bare clone driven by the git CLI, fetched on an
+//!   interval and on webhook, each commit in its own tree, switched atomically: `command`,
+//!   `repo`, `sync`), `webhook`
 //!   (signature checks and the `POST /hooks/git` handler).
 //! - [`store`]: the revision store in `DATA_DIR/state/` (pure `ServiceRecord` rules for
 //!   revisions, revert targets, quarantine, pruning, job runs; atomic JSON files per service).

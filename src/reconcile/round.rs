@@ -77,6 +77,27 @@ pub struct Round<'a, E> {
     pub mode: Mode<'a>,
 }
 
+impl<'a, E> Round<'a, E> {
+    /// A round that executes its plan (`berth apply`, `berth run`), with berth's probes.
+    pub fn executing(
+        engine: &'a Arc<E>,
+        desired: &'a DesiredState,
+        opts: RoundOptions,
+        records: RecordsAt<'a>,
+        prober: &'a Prober,
+        stop: &'a Arc<AtomicBool>,
+    ) -> Self {
+        Round {
+            engine,
+            desired,
+            opts,
+            records,
+            prober: Some(prober),
+            mode: Mode::Execute { stop },
+        }
+    }
+}
+
 /// What one round hands the next; owned by the caller, empty at first.
 #[derive(Debug, Default)]
 pub struct Carry {

@@ -190,6 +190,13 @@ fn not_created(b: &Batch<'_, '_>, out: &mut Output, r: &Replica<'_, '_>, s: Slot
             ),
         };
     }
+    create_in_place(b, out, r);
+    ReplicaStep::Waiting(ReplicaWait::Starting)
+}
+
+/// Frees the replica's canonical name: its old containers go as the batch decides
+/// ([`make_room`]).
+fn free_name(b: &Batch<'_, '_>, out: &mut Output, r: &Replica<'_, '_>) {
     make_room(
         out,
         b.input.svc,
@@ -198,8 +205,13 @@ fn not_created(b: &Batch<'_, '_>, out: &mut Output, r: &Replica<'_, '_>, s: Slot
         &|c| b.fate(c),
         r.cause,
     );
-    create_start(out, b.target, b.input, n, r.canonical, r.cause);
-    ReplicaStep::Waiting(ReplicaWait::Starting)
+}
+
+/// Creates and starts the replica's new container under its canonical name, in the old
+/// one's place.
+fn create_in_place(b: &Batch<'_, '_>, out: &mut Output, r: &Replica<'_, '_>) {
+    free_name(b, out, r);
+    create_start(out, b.target, b.input, r.n, r.canonical, r.cause);
 }
 
 /// Not begun and no container of the target: create one, beside the old one (start-first) or
@@ -229,15 +241,7 @@ fn begin_new(
         let temp = format!("{}-{}", r.canonical, short(&b.target.hash));
         create_start(out, b.target, b.input, n, &temp, r.cause);
     } else {
-        make_room(
-            out,
-            b.input.svc,
-            r.olds,
-            r.canonical,
-            &|c| b.fate(c),
-            r.cause,
-        );
-        create_start(out, b.target, b.input, n, r.canonical, r.cause);
+        create_in_place(b, out, r);
     }
     ReplicaStep::Waiting(ReplicaWait::Starting)
 }
@@ -296,14 +300,7 @@ fn start_in_place(
     cause: String,
 ) {
     if !b.beside(r.olds) {
-        make_room(
-            out,
-            b.input.svc,
-            r.olds,
-            r.canonical,
-            &|c| b.fate(c),
-            r.cause,
-        );
+        free_name(b, out, r);
         if c.name != r.canonical {
             out.steps
                 .push((rename(c, r.canonical), r.cause.to_string()));

@@ -1502,6 +1502,28 @@ impl Engine for DockerEngine {
         Ok(container_details(inspected))
     }
 
+    async fn container_config(&self, id: &str) -> EngineResult<super::effective::EffectiveConfig> {
+        let docker = self.client(EngineOp::InspectContainer).await?;
+        let op = EngineOp::InspectContainer;
+        let c = self
+            .call(
+                op,
+                id,
+                self.timeout,
+                docker.inspect_container(id, None::<InspectContainerOptions>),
+            )
+            .await?;
+        // The image may be gone (pruned while the container runs): its defaults are then unknown.
+        let image = match c.image.clone() {
+            Some(i) => self
+                .call(op, &i, self.timeout, docker.inspect_image(&i))
+                .await
+                .ok(),
+            None => None,
+        };
+        Ok(super::effective::from_inspect(c, image))
+    }
+
     /// Three API calls under one deadline (`timeout`): create the exec, start it attached and
     /// read its output to the end, then inspect it for the exit code (polled briefly: the
     /// stream can end a moment before Docker records the exit).

@@ -180,6 +180,17 @@ pub struct FakeContainer {
 }
 
 impl FakeContainer {
+    /// What `container_config` returns: the spec it was created from (images have no defaults
+    /// here).
+    fn effective(&self) -> super::effective::EffectiveConfig {
+        let mut container = self.spec.clone();
+        container.name = self.name.clone();
+        super::effective::EffectiveConfig {
+            container,
+            image: super::effective::ImageDefaults::default(),
+        }
+    }
+
     fn networks(&self) -> Vec<String> {
         let mut networks: Vec<String> = match self.spec.network_mode.as_deref() {
             Some(mode) if mode.starts_with("container:") => Vec::new(),
@@ -1156,6 +1167,14 @@ impl Engine for FakeEngine {
         s.enter("inspect_container", Some(&shown))?;
         let i = s.container(EngineOp::InspectContainer, id)?;
         Ok(s.containers[i].details())
+    }
+
+    async fn container_config(&self, id: &str) -> EngineResult<super::effective::EffectiveConfig> {
+        let mut s = self.lock();
+        let shown = s.display(id);
+        s.enter("container_config", Some(&shown))?;
+        let i = s.container(EngineOp::InspectContainer, id)?;
+        Ok(s.containers[i].effective())
     }
 
     async fn exec(

@@ -25,6 +25,7 @@ mod depends;
 mod jobs;
 
 pub use super::action::{Action, ImageSource, short};
+use super::adopt;
 use super::container_spec::{container_create, network_create};
 use super::drift;
 use super::event::Event;
@@ -114,6 +115,9 @@ pub enum Note {
         /// Their names.
         containers: Vec<String>,
     },
+    /// What a takeover does with one container docker compose made: adopted, recreated (why),
+    /// job done or to run (see `reconcile::adopt`). Said before the steps.
+    Takeover(adopt::Verdict),
     /// A project runs but is no longer desired; `--prune` removes it.
     Orphan {
         /// Project.
@@ -147,6 +151,7 @@ impl fmt::Display for Note {
                 reason,
             } => write!(f, "{project}/{service}  held: {reason}"),
             Note::ProjectName(m) => write!(f, "{m}"),
+            Note::Takeover(v) => write!(f, "{v}"),
             Note::NotOurs {
                 project,
                 service,
@@ -184,6 +189,9 @@ pub struct Plan {
     pub inspect: Vec<String>,
     /// The image list was needed but not given: observe lists it and plans again.
     pub needs_inventory: bool,
+    /// Compose containers whose effective configuration a takeover needs but was not read:
+    /// observe reads them and plans again.
+    pub read_configs: Vec<String>,
 }
 
 impl Plan {
@@ -234,11 +242,13 @@ impl fmt::Display for Plan {
             .map(|s| s.action.to_string().len())
             .max()
             .unwrap_or(0);
-        // A project-name mismatch changes what every step means: it comes first.
+        // A project-name mismatch changes what every step means: it comes first, then what a
+        // takeover does with each compose container.
         for n in self
             .notes
             .iter()
             .filter(|n| matches!(n, Note::ProjectName(_)))
+            .chain(self.notes.iter().filter(|n| matches!(n, Note::Takeover(_))))
         {
             writeln!(f, "{n}")?;
         }
@@ -254,7 +264,7 @@ impl fmt::Display for Plan {
         for n in self
             .notes
             .iter()
-            .filter(|n| !matches!(n, Note::ProjectName(_)))
+            .filter(|n| !matches!(n, Note::ProjectName(_) | Note::Takeover(_)))
         {
             writeln!(f, "{n}")?;
         }
@@ -265,7 +275,45 @@ impl fmt::Display for Plan {
 pub use crate::store::Records;
 
 /// Plans one reconcile round from what is desired, what exists and what berth recorded.
+///
+/// A takeover first adopts the compose containers that are what berth would create
+/// ([`adopt::decide`]); the rest of the plan sees them as berth's, and the records with the
+/// adoptions are in the plan (saved before any step).
 pub fn plan(
+    desired: &DesiredState,
+    observed: &ObservedState,
+    records: &Records,
+    opts: PlanOptions,
+    now: u64,
+) -> Plan {
+    let decision = adopt::decide(desired, observed, records, now);
+    let mut plan = if decision.records.is_empty() {
+        plan_with(desired, observed, records, opts, now)
+    } else {
+        let records = decision.apply(records);
+        let mut observed = observed.clone();
+        adopt::view(&mut observed, &records);
+        let mut plan = plan_with(desired, &observed, &records, opts, now);
+        for (k, r) in &decision.records {
+            // The planner's own change of a record starts from the one with the adoption.
+            plan.records.entry(k.clone()).or_insert_with(|| r.clone());
+        }
+        plan
+    };
+    plan.read_configs = decision.unread;
+    let first = plan
+        .notes
+        .iter()
+        .take_while(|n| matches!(n, Note::ProjectName(_)))
+        .count();
+    plan.notes.splice(
+        first..first,
+        decision.verdicts.into_iter().map(Note::Takeover),
+    );
+    plan
+}
+
+fn plan_with(
     desired: &DesiredState,
     observed: &ObservedState,
     records: &Records,

@@ -2,7 +2,9 @@
 //! project name comes from `COMPOSE_PROJECT_NAME` in `.env` (the directory has another name),
 //! `plan` names a mismatch when that line is missing, and the database on a named volume is
 //! replaced stop-first — a sampler never sees two db containers running — on the same volume
-//! (a marker file written before the handover survives). And the fields a real stack carries
+//! (a marker file written before the handover survives). The migrate job compose ran is not
+//! run again (a counter file in the volume has one line) and the app, unchanged, is adopted
+//! in place (same container ID); `plan` says so per container. And the fields a real stack carries
 //! reach the engine: ipam subnet and gateway, a static address, `attachable`, a host port range
 //! onto one port, `runtime`, `security_opt`.
 //!
@@ -100,12 +102,18 @@ fn a_compose_stack_is_handed_over_by_its_dot_env_name_with_the_database_stop_fir
         .join(format!("compose15-dir{}", std::process::id()));
     let data = tmp.path().join("data");
     std::fs::create_dir_all(&dir).unwrap();
+    // The db's DB_VERSION changes at the handover (it is recreated, stop-first); the migrate
+    // job and the app are what berth would create (adopted: same IDs, the job not run again).
     std::fs::write(
         dir.join("docker-compose.yml"),
         format!(
             "services:\n  db:\n    image: berth-test-busybox:1\n    command: {LOOP}\n    \
-             volumes: ['pgdata:/data']\n  app:\n    image: berth-test-busybox:1\n    \
-             command: {LOOP}\n    depends_on: [db]\nvolumes:\n  pgdata: {{}}\n"
+             environment: {{DB_VERSION: '${{DB_VERSION:-1}}'}}\n    \
+             volumes: ['pgdata:/data']\n  migrate:\n    image: berth-test-busybox:1\n    \
+             command: [sh, -c, 'echo ran >> /data/migrations']\n    restart: 'no'\n    \
+             volumes: ['pgdata:/data']\n    depends_on: [db]\n  app:\n    \
+             image: berth-test-busybox:1\n    command: {LOOP}\n    depends_on:\n      \
+             migrate: {{condition: service_completed_successfully}}\nvolumes:\n  pgdata: {{}}\n"
         ),
     )
     .unwrap();
@@ -120,6 +128,11 @@ fn a_compose_stack_is_handed_over_by_its_dot_env_name_with_the_database_stop_fir
     assert!(up.status.success(), "docker-compose up:\n{}", text(&up));
     let compose_db = format!("{name}_db_1");
     assert_eq!(inspect(&compose_db, "{{.State.Running}}"), "true");
+    let compose_app = format!("{name}_app_1");
+    let compose_migrate = format!("{name}_migrate_1");
+    let app_id = inspect(&compose_app, "{{.Id}}");
+    let migrate_id = inspect(&compose_migrate, "{{.Id}}");
+    assert_eq!(inspect(&compose_migrate, "{{.State.ExitCode}}"), "0");
     docker(&[
         "exec",
         &compose_db,
@@ -142,7 +155,7 @@ fn a_compose_stack_is_handed_over_by_its_dot_env_name_with_the_database_stop_fir
             && first.contains(&format!("COMPOSE_PROJECT_NAME={name}")),
         "{out}"
     );
-    std::fs::write(dir.join(".env"), &env).unwrap();
+    std::fs::write(dir.join(".env"), format!("{env}DB_VERSION=2\n")).unwrap();
 
     let o = berth(&name, &["plan"], &data, &dir);
     let out = text(&o);
@@ -156,6 +169,14 @@ fn a_compose_stack_is_handed_over_by_its_dot_env_name_with_the_database_stop_fir
         out.contains("stop-first (mounts named volume pgdata read-write"),
         "{out}"
     );
+    // Per container: what becomes of it, and why.
+    for line in [
+        format!("{name}/db  {compose_db}: recreated: environment DB_VERSION: another value"),
+        format!("{name}/app  {compose_app}: adopted"),
+        format!("{name}/migrate  {compose_migrate}: job done"),
+    ] {
+        assert!(out.contains(&line), "{line}\n{out}");
+    }
 
     let stop = Arc::new(AtomicBool::new(false));
     let sampler = sample_running_dbs(&name, stop.clone());
@@ -174,7 +195,24 @@ fn a_compose_stack_is_handed_over_by_its_dot_env_name_with_the_database_stop_fir
         "two db containers ran at once: {samples:?}\n{out}"
     );
 
+    // The unchanged containers are the same ones; the job ran once, under compose.
+    assert_eq!(inspect(&app_id, "{{.State.Running}}"), "true", "app kept");
+    assert_eq!(inspect(&migrate_id, "{{.State.ExitCode}}"), "0", "job kept");
     let berth_db = format!("{name}-db-1");
+    assert_eq!(
+        docker(&["exec", &berth_db, "cat", "/data/migrations"]).trim(),
+        "ran",
+        "the migration ran once"
+    );
+    // A second apply (records read again) leaves them alone.
+    let o = berth(&name, &["apply", "--timeout", "60s"], &data, &dir);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(inspect(&app_id, "{{.State.Running}}"), "true", "app kept");
+    assert_eq!(
+        docker(&["exec", &berth_db, "cat", "/data/migrations"]).trim(),
+        "ran",
+        "the migration is not run again"
+    );
     assert_eq!(
         inspect(&berth_db, "{{index .Config.Labels \"berth.managed\"}}"),
         "true"

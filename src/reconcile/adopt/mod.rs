@@ -14,8 +14,9 @@
 //!   a [`Verdict`] per container (shown by `berth plan`) and the records with the adoptions
 //!   (saved by the executor before any step of the service: write-ahead, like every record).
 //!
-//! Only a service without a rollout in progress is considered, and only containers within its
-//! replica count: a replica that runs, a job's run that exited. Everything else is taken over
+//! Only a takeover is considered — a service without a current revision or a rollout in
+//! progress, a job whose current revision has no recorded run — and only containers within its
+//! replica count: a replica that runs, a job's run that exited 0. Everything else is taken over
 //! by the rollout as before (a new container), and the verdict says why.
 
 pub mod compare;
@@ -240,8 +241,11 @@ fn candidates<'a>(
     for project in desired.projects.values() {
         for svc in project.services.values() {
             let rec = records.get(&(project.name.clone(), svc.name.clone()));
+            // A takeover only: once berth runs a revision of the service (or a rollout is
+            // under way), compose containers are replaced by the rollout, never adopted.
             if svc.berth.hold
                 || rec.is_some_and(|r| r.active.is_some() || r.control.hold.is_some())
+                || (!svc.job && rec.is_some_and(|r| r.current().is_some()))
                 || (svc.job && rec.is_some_and(|r| r.job_done(&svc.spec_hash)))
             {
                 continue;
@@ -279,4 +283,149 @@ fn desired_image<'a>(observed: &'a ObservedState, svc: &Service) -> Option<&'a s
         .images
         .get(&normalize_reference(reference))
         .map(String::as_str)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::desired::{LoadOptions, load_inline};
+    use crate::engine::ContainerSummary;
+    use crate::engine::effective::EffectiveConfig;
+    use crate::engine::labels::compose;
+    use crate::engine::{Health, ImageSummary};
+
+    const T0: u64 = 1_700_000_000;
+
+    fn desired() -> DesiredState {
+        let l = load_inline(
+            "name: shop\nservices:\n  migrate: {image: 'app:1', restart: 'no'}\n  web:\n    \
+             image: 'app:1'\n    depends_on: {migrate: {condition: service_completed_successfully}}\n",
+            &LoadOptions::default(),
+        );
+        l.state.unwrap_or_else(|| panic!("{}", l.diagnostics))
+    }
+
+    fn compose_container(
+        id: &str,
+        service: &str,
+        state: RunState,
+        exit: Option<i64>,
+    ) -> ContainerSummary {
+        ContainerSummary {
+            id: id.into(),
+            name: format!("shop_{service}_1"),
+            image_id: "sha256:app1".into(),
+            labels: BTreeMap::from([
+                (compose::PROJECT.to_string(), "shop".to_string()),
+                (compose::SERVICE.to_string(), service.to_string()),
+                (compose::NUMBER.to_string(), "1".to_string()),
+            ]),
+            state,
+            health: Health::None,
+            exit_code: exit,
+            networks: vec!["shop_default".into()],
+            created: 0,
+            actual: None,
+        }
+    }
+
+    /// The stack as compose made it, each container with the configuration berth would create
+    /// (`web_env`: an extra variable in web's).
+    fn observed(d: &DesiredState, migrate_exit: i64, web_env: Option<&str>) -> ObservedState {
+        let mut o = ObservedState::from_lists(vec![
+            compose_container("m1", "migrate", RunState::Exited, Some(migrate_exit)),
+            compose_container("w1", "web", RunState::Running, None),
+        ])
+        .with_inventory(
+            Vec::new(),
+            Vec::new(),
+            vec![ImageSummary {
+                id: "sha256:app1".into(),
+                tags: vec!["app:1".into()],
+                digests: Vec::new(),
+            }],
+        );
+        let p = &d.projects["shop"];
+        for (id, svc, role) in [("m1", "migrate", Role::Job), ("w1", "web", Role::Replica)] {
+            let mut container = container_create(p, &p.services[svc], 1, role, "sha256:app1");
+            if let (Some(e), "web") = (web_env, svc) {
+                container.env.push(e.to_string());
+            }
+            o.configs.insert(
+                id.to_string(),
+                EffectiveConfig {
+                    container,
+                    ..EffectiveConfig::default()
+                },
+            );
+        }
+        o
+    }
+
+    #[test]
+    fn a_takeover_adopts_what_matches_and_the_view_makes_it_berths() {
+        let d = desired();
+        let o = observed(&d, 0, None);
+        assert_eq!(
+            wanted(&d, &o, &Records::new()),
+            BTreeSet::from(["m1".to_string(), "w1".to_string()])
+        );
+        let decision = decide(&d, &o, &Records::new(), T0);
+        let fates: Vec<(&str, &Fate)> = decision
+            .verdicts
+            .iter()
+            .map(|v| (v.service.as_str(), &v.fate))
+            .collect();
+        assert_eq!(
+            fates,
+            [("migrate", &Fate::JobDone), ("web", &Fate::Adopted)]
+        );
+        let records = decision.apply(&Records::new());
+        let web = &records[&("shop".to_string(), "web".to_string())];
+        assert_eq!(web.adopted.len(), 1);
+        assert_eq!(
+            web.adopted[0].spec_hash,
+            d.projects["shop"].services["web"].spec_hash
+        );
+        let mut viewed = o.clone();
+        view(&mut viewed, &records);
+        for c in &viewed.containers {
+            assert!(c.identity.managed, "{c:?}");
+        }
+        assert_eq!(viewed.containers[0].identity.role, Role::Job);
+        // Adopted, they are no candidates any more.
+        assert_eq!(decide(&d, &viewed, &records, T0 + 1), Decision::default());
+        // Gone, their adoption is forgotten.
+        let gone = ObservedState::from_lists(Vec::new());
+        let forgotten = decide(&d, &gone, &records, T0 + 2);
+        assert!(forgotten.records.values().all(|r| r.adopted.is_empty()));
+    }
+
+    #[test]
+    fn what_differs_is_recreated_a_failed_job_runs_again_and_a_service_berth_runs_is_no_takeover() {
+        let d = desired();
+        let o = observed(&d, 3, Some("DEBUG=1"));
+        let decision = decide(&d, &o, &Records::new(), T0);
+        let text: Vec<String> = decision.verdicts.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            text,
+            [
+                "shop/migrate  shop_migrate_1: job to run: it exited 3 under docker compose",
+                "shop/web  shop_web_1: recreated: environment DEBUG: set in the container only",
+            ]
+        );
+        assert!(decision.records.is_empty());
+        // Without its configuration read, nothing is decided: the round reads it first.
+        let mut unread = o.clone();
+        unread.configs.clear();
+        assert_eq!(decide(&d, &unread, &Records::new(), T0).unread, ["w1"]);
+        // A service with a current revision is no takeover: not even inspected.
+        let mut records = Records::new();
+        let mut rec = ServiceRecord::default();
+        let n = rec.begin("h", "app:1", "sha256:app1", T0).number;
+        rec.mark_ready(n, T0).unwrap();
+        rec.mark_stable(n).unwrap();
+        records.insert(("shop".into(), "web".into()), rec);
+        assert_eq!(wanted(&d, &o, &records), BTreeSet::new());
+    }
 }

@@ -4,7 +4,8 @@
 //! replaced stop-first — a sampler never sees two db containers running — on the same volume
 //! (a marker file written before the handover survives). The migrate job compose ran is not
 //! run again (a counter file in the volume has one line) and the app, unchanged, is adopted
-//! in place (same container ID); `plan` says so per container. And the fields a real stack carries
+//! in place (same container ID) and answers on its published port through the whole handover
+//! (a sampler); `plan` says so per container. And the fields a real stack carries
 //! reach the engine: ipam subnet and gateway, a static address, `attachable`, a host port range
 //! onto one port, `runtime`, `security_opt`.
 //!
@@ -27,6 +28,39 @@ use support::world::{berth_command, docker, ensure_images, inspect, remove_proje
 
 /// Loops until SIGTERM, so a stop takes about a second, not the grace period.
 const LOOP: &str = "[sh, -c, 'trap \"exit 0\" TERM; while true; do sleep 1; done']";
+
+/// Serves `ok` on port 80 until SIGTERM.
+const HTTPD: &str =
+    "[sh, -c, 'mkdir -p /www; echo ok > /www/index.html; exec busybox httpd -f -p 80 -h /www']";
+
+/// The app's published port (this test's range).
+const APP_PORT: u16 = 41150;
+
+/// One request to the app's published port: answered with HTTP?
+fn answered() -> bool {
+    use std::io::{Read, Write};
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], APP_PORT));
+    let Ok(mut s) = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1)) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(1)));
+    let mut reply = String::new();
+    s.write_all(b"GET / HTTP/1.0\r\n\r\n").is_ok()
+        && s.read_to_string(&mut reply).is_ok()
+        && reply.starts_with("HTTP/1")
+}
+
+/// Samples, every 50 ms until stopped, whether the app answers.
+fn sample_app(stop: Arc<AtomicBool>) -> std::thread::JoinHandle<Vec<bool>> {
+    std::thread::spawn(move || {
+        let mut samples = Vec::new();
+        while !stop.load(Ordering::Relaxed) && samples.len() < 20_000 {
+            samples.push(answered());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        samples
+    })
+}
 
 /// What the test created, removed on drop: the engine claim of its berths, the project's
 /// containers, networks and volumes, and berth's pins of it.
@@ -112,7 +146,8 @@ fn a_compose_stack_is_handed_over_by_its_dot_env_name_with_the_database_stop_fir
              volumes: ['pgdata:/data']\n  migrate:\n    image: berth-test-busybox:1\n    \
              command: [sh, -c, 'echo ran >> /data/migrations']\n    restart: 'no'\n    \
              volumes: ['pgdata:/data']\n    depends_on: [db]\n  app:\n    \
-             image: berth-test-busybox:1\n    command: {LOOP}\n    depends_on:\n      \
+             image: berth-test-busybox:1\n    command: {HTTPD}\n    ports: ['127.0.0.1:{APP_PORT}:80']\n    \
+             depends_on:\n      \
              migrate: {{condition: service_completed_successfully}}\nvolumes:\n  pgdata: {{}}\n"
         ),
     )
@@ -178,11 +213,28 @@ fn a_compose_stack_is_handed_over_by_its_dot_env_name_with_the_database_stop_fir
         assert!(out.contains(&line), "{line}\n{out}");
     }
 
+    // Bounded: the app answers within 20 s of compose's up.
+    for _ in 0..100 {
+        if answered() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(answered(), "the app answers before the handover");
     let stop = Arc::new(AtomicBool::new(false));
     let sampler = sample_running_dbs(&name, stop.clone());
+    let app_sampler = sample_app(stop.clone());
     let o = berth(&name, &["apply", "--timeout", "120s"], &data, &dir);
     stop.store(true, Ordering::Relaxed);
     let samples = sampler.join().unwrap();
+    let app_samples = app_sampler.join().unwrap();
+    // The app is adopted: it answers through the whole handover (the db's swap included).
+    assert!(
+        !app_samples.is_empty() && app_samples.iter().all(|&ok| ok),
+        "the app stopped answering: {} of {} requests failed",
+        app_samples.iter().filter(|&&ok| !ok).count(),
+        app_samples.len()
+    );
     let out = text(&o);
     assert!(o.status.success(), "apply failed:\n{out}");
     assert!(out.contains("taking over from docker compose"), "{out}");

@@ -21,11 +21,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::time::Duration;
 
+mod adoption;
 mod depends;
 mod jobs;
 
 pub use super::action::{Action, ImageSource, short};
-use super::adopt;
 use super::container_spec::{container_create, network_create};
 use super::drift;
 use super::event::Event;
@@ -37,6 +37,7 @@ use crate::desired::model::{DesiredState, Project, Service};
 use crate::engine::labels::{self, Role};
 use crate::engine::{RunState, VolumeCreate};
 use crate::store::ServiceRecord;
+pub use adoption::plan;
 use depends::{topo_order, unmet_note};
 pub use jobs::record_jobs;
 
@@ -117,7 +118,7 @@ pub enum Note {
     },
     /// What a takeover does with one container docker compose made: adopted, recreated (why),
     /// job done or to run (see `reconcile::adopt`). Said before the steps.
-    Takeover(adopt::Verdict),
+    Takeover(crate::reconcile::adopt::Verdict),
     /// A project runs but is no longer desired; `--prune` removes it.
     Orphan {
         /// Project.
@@ -274,45 +275,7 @@ impl fmt::Display for Plan {
 
 pub use crate::store::Records;
 
-/// Plans one reconcile round from what is desired, what exists and what berth recorded.
-///
-/// A takeover first adopts the compose containers that are what berth would create
-/// ([`adopt::decide`]); the rest of the plan sees them as berth's, and the records with the
-/// adoptions are in the plan (saved before any step).
-pub fn plan(
-    desired: &DesiredState,
-    observed: &ObservedState,
-    records: &Records,
-    opts: PlanOptions,
-    now: u64,
-) -> Plan {
-    let decision = adopt::decide(desired, observed, records, now);
-    let mut plan = if decision.records.is_empty() {
-        plan_with(desired, observed, records, opts, now)
-    } else {
-        let records = decision.apply(records);
-        let mut observed = observed.clone();
-        adopt::view(&mut observed, &records);
-        let mut plan = plan_with(desired, &observed, &records, opts, now);
-        for (k, r) in &decision.records {
-            // The planner's own change of a record starts from the one with the adoption.
-            plan.records.entry(k.clone()).or_insert_with(|| r.clone());
-        }
-        plan
-    };
-    plan.read_configs = decision.unread;
-    let first = plan
-        .notes
-        .iter()
-        .take_while(|n| matches!(n, Note::ProjectName(_)))
-        .count();
-    plan.notes.splice(
-        first..first,
-        decision.verdicts.into_iter().map(Note::Takeover),
-    );
-    plan
-}
-
+/// Plans one round once the takeover's adoptions are applied (see [`plan`]).
 fn plan_with(
     desired: &DesiredState,
     observed: &ObservedState,

@@ -224,6 +224,22 @@ pub struct JobRun {
     pub exit_code: i64,
 }
 
+/// A container docker compose made that berth adopted in place: its configuration was what
+/// berth would create for `spec_hash`. Docker cannot add berth's labels to a container, so this
+/// record is what makes it berth's (see `reconcile::adopt`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Adoption {
+    /// The container's engine ID.
+    pub container: String,
+    /// The spec hash it runs, as berth's own containers carry it in a label.
+    pub spec_hash: String,
+    /// A one-shot job's finished run (not a replica).
+    #[serde(default)]
+    pub job: bool,
+    /// When it was adopted (unix seconds).
+    pub at: u64,
+}
+
 /// Everything berth remembers about one service. Revisions are kept oldest first.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -240,6 +256,9 @@ pub struct ServiceRecord {
     pub degraded: Option<Degraded>,
     /// Self-heal restarts (unix seconds), oldest first, within the self-heal window.
     pub restarts: Vec<u64>,
+    /// Containers docker compose made that berth adopted in place.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub adopted: Vec<Adoption>,
     /// Operator control, from its own file (never written by the controller).
     #[serde(skip)]
     pub control: Control,

@@ -7,6 +7,7 @@
 pub mod auth;
 pub mod claim;
 pub mod docker;
+pub mod effective;
 pub mod fake;
 pub mod labels;
 pub mod liveness;
@@ -303,7 +304,7 @@ pub struct HealthcheckSpec {
 
 /// Everything needed to create one container. Built purely from the desired model
 /// (`reconcile::container_spec`); the engine implementation only translates it.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ContainerCreate {
     /// Container name.
     pub name: String,
@@ -852,6 +853,12 @@ pub trait Engine: Send + Sync + 'static {
         &self,
         id: &str,
     ) -> impl Future<Output = EngineResult<ContainerDetails>> + Send;
+    /// A container's effective configuration and its image's defaults (inspect of both), to
+    /// decide whether a container docker compose made can be adopted (`reconcile::adopt`).
+    fn container_config(
+        &self,
+        id: &str,
+    ) -> impl Future<Output = EngineResult<effective::EffectiveConfig>> + Send;
     /// Runs `cmd` (argv, no shell) in the running container `id` through Docker's exec API and
     /// waits for it: its exit code and output tail. Past `timeout` this fails with
     /// [`EngineError::Timeout`]; the process itself may live on in the container (Docker has

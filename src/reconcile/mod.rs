@@ -10,6 +10,7 @@
 //! round together (records → observe, with `scope` saying what → plan → execute).
 
 pub mod action;
+pub mod adopt;
 pub mod container_spec;
 pub mod drift;
 pub mod event;

@@ -31,6 +31,19 @@ pub async fn complete<E: Engine>(
         let images = engine.list_images().await?;
         *observed = std::mem::take(observed).with_inventory(networks, volumes, images);
     }
+    for id in &scope.configs {
+        if observed.configs.contains_key(id) {
+            continue;
+        }
+        match engine.container_config(id).await {
+            Ok(c) => {
+                observed.configs.insert(id.clone(), c);
+            }
+            // Gone since the list: the next round sees that (nothing is adopted meanwhile).
+            Err(EngineError::NotFound { .. }) => {}
+            Err(e) => return Err(e),
+        }
+    }
     for id in &scope.inspect {
         if observed.restart_counts.contains_key(id) {
             continue;

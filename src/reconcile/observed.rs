@@ -76,6 +76,9 @@ pub struct ObservedState {
     /// The engine did not answer between the previous round that observed it and this one
     /// (it may have restarted, stopping every container).
     pub engine_lost: bool,
+    /// Effective configurations of compose containers a takeover may adopt, by container ID
+    /// (read only for those [`super::adopt::wanted`] names).
+    pub configs: BTreeMap<String, crate::engine::effective::EffectiveConfig>,
 }
 
 /// What the previous round learnt besides the engine lists: probe verdicts and step errors.

@@ -233,6 +233,8 @@ pub async fn run<E: Engine + 'static>(
             return Err(e.into());
         }
     };
+    // Compose containers berth adopted are berth's from here on (their record says so).
+    super::adopt::view(&mut observed, &records);
     observed.engine_lost = std::mem::take(&mut carry.engine_lost);
     observed.probes = prober.map(Prober::verdicts).unwrap_or_default();
     observed.step_errors = std::mem::take(&mut carry.step_errors);

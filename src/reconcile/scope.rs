@@ -31,18 +31,21 @@ pub struct Scope {
     pub inventory: bool,
     /// Inspect these containers for their restart counts (the readiness gate reads them).
     pub inspect: BTreeSet<String>,
+    /// Read these compose containers' effective configurations (a takeover may adopt them).
+    pub configs: BTreeSet<String>,
 }
 
 impl Scope {
     /// Nothing beyond the containers.
     pub fn is_empty(&self) -> bool {
-        !self.inventory && self.inspect.is_empty()
+        !self.inventory && self.inspect.is_empty() && self.configs.is_empty()
     }
 
     /// Both scopes together.
     pub fn union(mut self, other: &Scope) -> Scope {
         self.inventory |= other.inventory;
         self.inspect.extend(other.inspect.iter().cloned());
+        self.configs.extend(other.configs.iter().cloned());
         self
     }
 }
@@ -69,6 +72,7 @@ pub fn scope(desired: &DesiredState, observed: &ObservedState, records: &Records
             scope.inspect.extend(gated(svc, rec, &mine));
         }
     }
+    scope.configs = super::adopt::wanted(desired, observed, records);
     scope
 }
 
@@ -91,7 +95,7 @@ pub fn housekeeping(
     };
     Scope {
         inventory: first || (opts.prune && orphaned()),
-        inspect: BTreeSet::new(),
+        ..Scope::default()
     }
 }
 
@@ -103,6 +107,12 @@ pub fn unobserved(plan: &Plan, observed: &ObservedState) -> Scope {
             .inspect
             .iter()
             .filter(|id| !observed.restart_counts.contains_key(*id))
+            .cloned()
+            .collect(),
+        configs: plan
+            .read_configs
+            .iter()
+            .filter(|id| !observed.configs.contains_key(*id))
             .cloned()
             .collect(),
     }

@@ -297,6 +297,32 @@ pub(super) async fn inspect_container(
     Ok(container_details(inspected))
 }
 
+/// The container's effective configuration: inspect of the container and of its image (the
+/// image may be gone, pruned while the container runs: its defaults are then unknown).
+pub(super) async fn container_config(
+    engine: &DockerEngine,
+    id: &str,
+) -> EngineResult<crate::engine::effective::EffectiveConfig> {
+    let docker = engine.client(EngineOp::InspectContainer).await?;
+    let op = EngineOp::InspectContainer;
+    let c = engine
+        .call(
+            op,
+            id,
+            engine.timeout,
+            docker.inspect_container(id, None::<InspectContainerOptions>),
+        )
+        .await?;
+    let image = match c.image.clone() {
+        Some(i) => engine
+            .call(op, &i, engine.timeout, docker.inspect_image(&i))
+            .await
+            .ok(),
+        None => None,
+    };
+    Ok(crate::engine::effective::from_inspect(c, image))
+}
+
 /// Three API calls under one deadline (`timeout`): create the exec, start it attached and
 /// read its output to the end, then inspect it for the exit code (polled briefly: the
 /// stream can end a moment before Docker records the exit).

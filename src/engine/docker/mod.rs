@@ -393,6 +393,13 @@ impl Engine for DockerEngine {
         containers::inspect_container(self, id).await
     }
 
+    async fn container_config(
+        &self,
+        id: &str,
+    ) -> EngineResult<super::effective::EffectiveConfig> {
+        containers::container_config(self, id).await
+    }
+
     async fn exec(&self, id: &str, cmd: &[String], timeout: Duration) -> EngineResult<ExecOutcome> {
         containers::exec(self, id, cmd, timeout).await
     }

@@ -7,6 +7,17 @@ use super::state::rfc3339;
 use crate::engine::{Attachments, ContainerDetails, ContainerSummary, Health, RunState};
 
 impl FakeContainer {
+    /// What `container_config` returns: the spec it was created from (images have no defaults
+    /// here).
+    pub(super) fn effective(&self) -> crate::engine::effective::EffectiveConfig {
+        let mut container = self.spec.clone();
+        container.name = self.name.clone();
+        crate::engine::effective::EffectiveConfig {
+            container,
+            image: crate::engine::effective::ImageDefaults::default(),
+        }
+    }
+
     pub(super) fn networks(&self) -> Vec<String> {
         let mut networks: Vec<String> = match self.spec.network_mode.as_deref() {
             Some(mode) if mode.starts_with("container:") => Vec::new(),

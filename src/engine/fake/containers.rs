@@ -228,6 +228,17 @@ pub(super) async fn inspect_container(
     Ok(s.containers[i].details())
 }
 
+pub(super) async fn container_config(
+    engine: &FakeEngine,
+    id: &str,
+) -> EngineResult<crate::engine::effective::EffectiveConfig> {
+    let mut s = engine.lock();
+    let shown = s.display(id);
+    s.enter("container_config", Some(&shown))?;
+    let i = s.container(EngineOp::InspectContainer, id)?;
+    Ok(s.containers[i].effective())
+}
+
 pub(super) async fn exec(
     engine: &FakeEngine,
     id: &str,

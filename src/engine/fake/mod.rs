@@ -313,6 +313,13 @@ impl Engine for FakeEngine {
         containers::inspect_container(self, id).await
     }
 
+    async fn container_config(
+        &self,
+        id: &str,
+    ) -> EngineResult<super::effective::EffectiveConfig> {
+        containers::container_config(self, id).await
+    }
+
     async fn exec(
         &self,
         id: &str,

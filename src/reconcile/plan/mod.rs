@@ -21,6 +21,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::time::Duration;
 
+mod adoption;
 mod depends;
 mod jobs;
 
@@ -36,6 +37,7 @@ use crate::desired::model::{DesiredState, Project, Service};
 use crate::engine::labels::{self, Role};
 use crate::engine::{RunState, VolumeCreate};
 use crate::store::ServiceRecord;
+pub use adoption::plan;
 use depends::{topo_order, unmet_note};
 pub use jobs::record_jobs;
 
@@ -114,6 +116,9 @@ pub enum Note {
         /// Their names.
         containers: Vec<String>,
     },
+    /// What a takeover does with one container docker compose made: adopted, recreated (why),
+    /// job done or to run (see `reconcile::adopt`). Said before the steps.
+    Takeover(crate::reconcile::adopt::Verdict),
     /// A project runs but is no longer desired; `--prune` removes it.
     Orphan {
         /// Project.
@@ -147,6 +152,7 @@ impl fmt::Display for Note {
                 reason,
             } => write!(f, "{project}/{service}  held: {reason}"),
             Note::ProjectName(m) => write!(f, "{m}"),
+            Note::Takeover(v) => write!(f, "{v}"),
             Note::NotOurs {
                 project,
                 service,
@@ -184,6 +190,9 @@ pub struct Plan {
     pub inspect: Vec<String>,
     /// The image list was needed but not given: observe lists it and plans again.
     pub needs_inventory: bool,
+    /// Compose containers whose effective configuration a takeover needs but was not read:
+    /// observe reads them and plans again.
+    pub read_configs: Vec<String>,
 }
 
 impl Plan {
@@ -234,11 +243,13 @@ impl fmt::Display for Plan {
             .map(|s| s.action.to_string().len())
             .max()
             .unwrap_or(0);
-        // A project-name mismatch changes what every step means: it comes first.
+        // A project-name mismatch changes what every step means: it comes first, then what a
+        // takeover does with each compose container.
         for n in self
             .notes
             .iter()
             .filter(|n| matches!(n, Note::ProjectName(_)))
+            .chain(self.notes.iter().filter(|n| matches!(n, Note::Takeover(_))))
         {
             writeln!(f, "{n}")?;
         }
@@ -254,7 +265,7 @@ impl fmt::Display for Plan {
         for n in self
             .notes
             .iter()
-            .filter(|n| !matches!(n, Note::ProjectName(_)))
+            .filter(|n| !matches!(n, Note::ProjectName(_) | Note::Takeover(_)))
         {
             writeln!(f, "{n}")?;
         }
@@ -264,8 +275,8 @@ impl fmt::Display for Plan {
 
 pub use crate::store::Records;
 
-/// Plans one reconcile round from what is desired, what exists and what berth recorded.
-pub fn plan(
+/// Plans one round once the takeover's adoptions are applied (see [`plan`]).
+fn plan_with(
     desired: &DesiredState,
     observed: &ObservedState,
     records: &Records,

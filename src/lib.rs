@@ -95,6 +95,8 @@ pub mod desired;
 pub mod engine;
 pub mod errors;
 pub mod lock;
+pub mod logs;
+pub mod progress;
 pub mod reconcile;
 pub mod redact;
 pub mod report;

@@ -418,17 +418,18 @@ fn a_good_start_first_update_keeps_the_old_container_serving_until_the_candidate
         texts,
         [
             format!(
-                "shop/web  create shop-web-1-{b}  r2 replica 1: start-first (new beside old)\n\
-                 shop/web  start shop-web-1-{b}   r2 replica 1: start-first (new beside old)\n\
+                "shop/web  rolling out r2 ({b}), start-first (new beside old): image app:1 → app:2\n\
+                 shop/web  create shop-web-1-{b}  r2 replica 1\n\
+                 shop/web  start shop-web-1-{b}   r2 replica 1\n\
                  shop/web  waits: replica 1: starting\n"
             ),
             "shop/web  waits: replica 1: ready, holding for min_ready (0s of 2s)\n".to_string(),
             "shop/web  waits: replica 1: ready, holding for min_ready (1s of 2s)\n".to_string(),
             format!(
                 "shop/web  pin app2 as berth-pin/shop/web:r2             keep r2's image for a revert (docker image prune cannot remove it)\n\
-                 shop/web  stop shop-web-1                               r2 replica 1: start-first (new beside old): stop (kept for a revert)\n\
-                 shop/web  rename shop-web-1 -> shop-web-1-{a}  r2 replica 1: start-first (new beside old): keep the old container under another name\n\
-                 shop/web  rename shop-web-1-{b} -> shop-web-1  r2 replica 1: start-first (new beside old): takes the name\n\
+                 shop/web  stop shop-web-1                               r2 replica 1: stop (kept for a revert)\n\
+                 shop/web  rename shop-web-1 -> shop-web-1-{a}  r2 replica 1: keep the old container under another name\n\
+                 shop/web  rename shop-web-1-{b} -> shop-web-1  r2 replica 1: takes the name\n\
                  shop/web  remove shop-web-1-{a}                r2 is stable; the old container is no longer needed\n"
             ),
             String::new(),
@@ -450,10 +451,7 @@ fn a_good_start_first_update_keeps_the_old_container_serving_until_the_candidate
 fn stop_first_with_a_published_port_stops_and_renames_the_old_one_before_creating() {
     let (d1, d2) = (web("app:1", PORT), web("app:2", PORT));
     let mut sim = deployed(World::new(), &d1);
-    let (a, why) = (
-        h12(&d1),
-        "r2 replica 1: stop-first (publishes host port 8080, which cannot be bound twice)",
-    );
+    let (a, b, why) = (h12(&d1), h12(&d2), "r2 replica 1");
     let p = sim.round_checked(&d2, &mut |w| {
         let running = w.web().iter().filter(|c| c.2 == RunState::Running).count();
         assert!(running <= 1, "host port 8080 bound twice: {:?}", w.web());
@@ -461,7 +459,8 @@ fn stop_first_with_a_published_port_stops_and_renames_the_old_one_before_creatin
     assert_eq!(
         p.to_string(),
         format!(
-            "shop/web  stop shop-web-1                               {why}: stop (kept for a revert)\n\
+            "shop/web  rolling out r2 ({b}), stop-first (publishes host port 8080, which cannot be bound twice): image app:1 → app:2\n\
+             shop/web  stop shop-web-1                               {why}: stop (kept for a revert)\n\
              shop/web  rename shop-web-1 -> shop-web-1-{a}  {why}: keep the old container under another name\n\
              shop/web  create shop-web-1                             {why}\n\
              shop/web  start shop-web-1                              {why}\n\
@@ -843,11 +842,12 @@ fn a_failing_pre_deploy_gate_stops_nothing() {
     let b = h12(&d2);
     assert_eq!(
         sim.round(&d2).to_string(),
-        indoc! {"
-            shop/web  create shop-web-pre-deploy  r2 pre-deploy gate
-            shop/web  start shop-web-pre-deploy   r2 pre-deploy gate
-            shop/web  waits: pre-deploy gate running
-        "}
+        format!(
+            "shop/web  rolling out r2 ({b}), start-first (new beside old): image app:1 → app:2\n\
+             shop/web  create shop-web-pre-deploy  r2 pre-deploy gate\n\
+             shop/web  start shop-web-pre-deploy   r2 pre-deploy gate\n\
+             shop/web  waits: pre-deploy gate running\n"
+        )
     );
     sim.converge_checked(&d2, &mut |w| {
         assert_eq!(

@@ -1489,6 +1489,18 @@ impl Engine for DockerEngine {
         self.call(EngineOp::ReadLogs, id, self.timeout, read).await
     }
 
+    async fn logs(
+        &self,
+        id: &str,
+        req: &super::logs::LogsRequest,
+    ) -> EngineResult<mpsc::Receiver<EngineResult<super::logs::LogLine>>> {
+        let docker = self.client(EngineOp::ReadLogs).await?;
+        let (engine, target) = (self.clone(), id.to_owned());
+        Ok(super::logs::docker_stream(docker, id, req, move |e| {
+            engine.classify(EngineOp::ReadLogs, &target, e)
+        }))
+    }
+
     async fn inspect_container(&self, id: &str) -> EngineResult<ContainerDetails> {
         let docker = self.client(EngineOp::InspectContainer).await?;
         let inspected = self

@@ -1150,6 +1150,20 @@ impl Engine for FakeEngine {
         Ok(tail.iter().map(|l| format!("{l}\n")).collect())
     }
 
+    async fn logs(
+        &self,
+        id: &str,
+        req: &super::logs::LogsRequest,
+    ) -> EngineResult<tokio::sync::mpsc::Receiver<EngineResult<super::logs::LogLine>>> {
+        let text = self.logs_tail(id, usize::MAX).await?;
+        let lines = super::logs::lines_of(&text, super::logs::Stream::Stdout, req.tail);
+        let (tx, rx) = tokio::sync::mpsc::channel(lines.len().max(1));
+        for l in lines {
+            let _ = tx.try_send(Ok(l));
+        }
+        Ok(rx)
+    }
+
     async fn inspect_container(&self, id: &str) -> EngineResult<ContainerDetails> {
         let mut s = self.lock();
         let shown = s.display(id);

@@ -103,7 +103,9 @@ impl Batch<'_, '_> {
                 "r{r} replica {n}: taking over from docker compose, {}",
                 self.why
             ),
-            RolloutKind::Update => format!("r{r} replica {n}: {}", self.why),
+            // The order and its reason are said once per service, by the rollout's start
+            // (see `rollout::begin` and the plan's rendering), not on every step.
+            RolloutKind::Update => format!("r{r} replica {n}"),
             RolloutKind::Revert { failed } => {
                 format!("revert to r{r} (r{failed} failed) replica {n}")
             }

@@ -1034,6 +1034,7 @@ fn a_failing_liveness_probe_or_docker_health_restarts_the_replica() {
         ProbeVerdicts {
             readiness: None,
             liveness: Some(ProbeStatus::Failing),
+            readiness_detail: None,
         },
     );
     assert_eq!(
@@ -1090,6 +1091,7 @@ fn min_ready_holds_the_gate_and_a_break_starts_the_hold_again() {
             ProbeVerdicts {
                 readiness: status,
                 liveness: None,
+                readiness_detail: None,
             },
         );
     };
@@ -1132,6 +1134,37 @@ fn min_ready_holds_the_gate_and_a_break_starts_the_hold_again() {
         ]
     );
     assert_eq!(sim.record().current().map(|r| r.number), Some(1));
+}
+
+#[test]
+fn a_failed_readiness_probe_says_what_its_last_check_saw() {
+    let x = "    x-berth: {min_ready: 0s, progress_deadline: 3s, readiness: {tcp: {port: 80}}}\n";
+    let d = web("app:1", x);
+    let mut sim = Sim::new(World::new());
+    sim.round(&d);
+    let id = ids(&sim.w)["shop-web-1"].clone();
+    sim.w.probes.insert(
+        id,
+        ProbeVerdicts {
+            readiness: Some(ProbeStatus::Failing),
+            liveness: None,
+            readiness_detail: Some("HTTP 404 from http://10.0.0.2:80/health, want 200-399".into()),
+        },
+    );
+    for _ in 0..8 {
+        sim.round(&d);
+    }
+    let rec = sim.record();
+    let reason = rec
+        .revision(1)
+        .and_then(|r| r.reason.clone())
+        .unwrap_or_default();
+    assert!(
+        reason.contains(
+            "readiness probe is failing (last check: HTTP 404 from http://10.0.0.2:80/health, want 200-399)"
+        ),
+        "{reason:?}"
+    );
 }
 
 /// One crash-test scenario: `from` is deployed (if any), `then` changes the world, `to` is
@@ -1756,6 +1789,7 @@ fn probe_of(sim: &mut Sim, name: &str, status: Option<ProbeStatus>) {
         ProbeVerdicts {
             readiness: status,
             liveness: None,
+            readiness_detail: None,
         },
     );
 }

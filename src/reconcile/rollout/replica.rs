@@ -422,6 +422,14 @@ fn candidate(
             let tolerated = b.kind == RolloutKind::Update
                 && (b.pol.update.failure_action == FailureAction::Continue
                     || ratio <= b.pol.update.max_failure_ratio);
+            // A failing readiness probe's own words say why ("HTTP 404 from …/health").
+            let reason = match input.probes.get(&c.id) {
+                Some(v) if probe == Some(ProbeStatus::Failing) => match &v.readiness_detail {
+                    Some(d) => format!("{reason} (last check: {d})"),
+                    None => reason,
+                },
+                _ => reason,
+            };
             if !tolerated {
                 return ReplicaStep::Failed {
                     logs_of: Some(c.id.clone()),

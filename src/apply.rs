@@ -58,6 +58,8 @@ pub enum Progress<'a> {
     Failed(&'a Failure),
     /// A rollout event (started, succeeded, failed, reverted, degraded, ...).
     Event(&'a Event),
+    /// A round ended (also one that only waited): what it saw, for live progress.
+    Round(&'a round::Done),
 }
 
 /// How it ended.
@@ -144,6 +146,9 @@ pub async fn apply<E: Engine + 'static>(
             .cloned()
             .collect();
         let waiting = done.waiting();
+        if done.outcome != Outcome::Unobserved {
+            progress(Progress::Round(&done));
+        }
         match done.outcome {
             Outcome::Unobserved => continue,
             Outcome::Waiting => {

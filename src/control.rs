@@ -318,6 +318,43 @@ pub fn history_json(name: &ServiceRef, rec: &ServiceRecord) -> Value {
     Value::Object(out)
 }
 
+/// What each revision changed from the one before it (`reconcile::diff`), and the last log
+/// lines kept of failed ones.
+fn changes(out: &mut String, name: &ServiceRef, rec: &ServiceRecord) {
+    let pairs: Vec<String> = rec
+        .revisions
+        .windows(2)
+        .filter(|w| !w[1].image_id.is_empty())
+        .map(|w| {
+            format!(
+                "  r{} (from r{}): {}",
+                w[1].number,
+                w[0].number,
+                crate::reconcile::diff::between(&w[0], &w[1])
+            )
+        })
+        .collect();
+    if !pairs.is_empty() {
+        let _ = writeln!(out, "\nchanges:");
+        for p in pairs {
+            let _ = writeln!(out, "{p}");
+        }
+    }
+    for r in rec.revisions.iter().filter(|r| r.logs.is_some()) {
+        let Some(logs) = r.logs.as_deref() else {
+            continue;
+        };
+        let _ = writeln!(
+            out,
+            "\nr{} last log lines (berth logs {name} --revision r{}):",
+            r.number, r.number
+        );
+        for line in logs.lines() {
+            let _ = writeln!(out, "  | {line}");
+        }
+    }
+}
+
 /// `berth history`: the revisions (oldest first, the current one marked `*`), then what holds
 /// the service: quarantines, degradation, the rollout in progress, the operator's control.
 pub fn history(name: &ServiceRef, rec: &ServiceRecord, now: u64) -> String {
@@ -511,6 +548,7 @@ pub fn history(name: &ServiceRef, rec: &ServiceRecord, now: u64) -> String {
             field(&mut out, "", more);
         }
     }
+    changes(&mut out, name, rec);
     out
 }
 
@@ -693,6 +731,11 @@ mod tests {
             rollout      update to r4, started 2025-03-01 12:30:00 (2m10s ago): 1 replica passed, 1 in the gate; pre_deploy exited 0
             control      held since 2025-03-01 12:31:40 (30s ago)
             job runs     mmmmmmmmmmmm exited 0 at 2025-03-01 12:00:05 (32m5s ago)
+
+            changes:
+              r2 (from r1): image 111111111111 → app:1 (other fields: not recorded for the earlier revision)
+              r3 (from r2): image app:1 → app:2
+              r4 (from r3): image app:2 → app:3
         "}
         );
     }
@@ -746,6 +789,11 @@ mod tests {
             rollout      revert (r3 failed) to r2, started 2025-03-01 12:21:01 (2d2h ago): 0 replicas passed; smoke running; paused: smoke exited 1
             control      rolled back to r1 (held there until `berth release`); retry asked 2025-03-02 13:00:00 (1d2h ago)
             restarts     2 self-heal restarts recently, the last 2025-03-01 12:51:00 (2d2h ago)
+
+            changes:
+              r2 (from r1): image 111111111111 → app:1 (other fields: not recorded for the earlier revision)
+              r3 (from r2): image app:1 → app:2
+              r4 (from r3): image app:2 → app:3
         "}
         );
     }

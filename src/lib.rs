@@ -105,6 +105,8 @@ pub mod engine;
 pub mod errors;
 pub mod http_client;
 pub mod lock;
+pub mod logs;
+pub mod progress;
 pub mod reconcile;
 pub mod redact;
 pub mod report;

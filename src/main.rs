@@ -28,7 +28,9 @@ fn main() -> ExitCode {
     } else {
         cli.verbose
     };
-    init_logs(cli.log_format, verbose);
+    // `berth apply` prints rollout events as readable lines itself (cli::apply).
+    let quiet_events = matches!(cli.command, Command::Apply(_));
+    init_logs(cli.log_format, verbose, quiet_events);
     match run(cli.command) {
         Ok(code) => code,
         Err(e) => {
@@ -51,6 +53,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Rollback(args) => cli::control::rollback(args),
         Command::Status(args) => cli::status::run(args),
         Command::Events(args) => cli::events::run(args),
+        Command::Logs(args) => cli::logs::run(args),
         Command::Completions(args) => cli::completions::run(args),
         Command::Man(args) => cli::man::run(args),
     }
@@ -69,16 +72,23 @@ fn exclusive_source(dir: &Option<PathBuf>, git: &GitArgs) {
     }
 }
 
-fn init_logs(format: LogFormat, verbose: u8) {
+/// Logs go to stderr, coloured only when it is a terminal and `NO_COLOR` is unset (files,
+/// pipes and the journal get plain text). `quiet_events` leaves rollout events to the command.
+fn init_logs(format: LogFormat, verbose: u8, quiet_events: bool) {
     let default = match verbose {
         0 => "warn",
         1 => "info",
         _ => "debug",
     };
+    let mut directives = format!("warn,berth={default}");
+    if quiet_events {
+        directives.push_str(&format!(",{}=off", berth::reconcile::execute::EVENT_TARGET));
+    }
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("warn,berth={default}")));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(directives));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(berth::util::colour::stderr())
         .with_writer(berth::redact::MakeRedacted::new(std::io::stderr));
     match format {
         LogFormat::Human => builder.init(),

@@ -88,6 +88,15 @@ pub struct Revision {
     /// berth kept it, and for revisions that did not fail.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure: Option<crate::reconcile::reason::FailReason>,
+    /// berth's policy for it (`deploy.update_config`, `rollback_config`, `x-berth`) as JSON,
+    /// so that `reconcile::diff` can say what changed; `None` in records written before
+    /// berth kept it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<serde_json::Value>,
+    /// The last log lines of its failed candidate or gate (redacted), kept after the
+    /// container is gone (`berth logs --revision`, `berth history`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logs: Option<String>,
 }
 
 /// What a rollout is for.
@@ -309,6 +318,8 @@ impl ServiceRecord {
                 template: None,
                 build: None,
                 failure: None,
+                policy: None,
+                logs: None,
             });
         }
         self.revisions

@@ -244,13 +244,15 @@ fn cold_deploy_creates_objects_pulls_and_starts_what_has_no_unmet_dependency() {
     );
     assert_eq!(
         sim.round(&d).to_string(),
-        indoc! {"
-            shop/db  create shop-db-1  r1 replica 1
-            shop/db  start shop-db-1   r1 replica 1
-            shop/db  waits: replica 1: starting
-            shop/migrate  waits: db is not running yet
-            shop/web  waits: migrate has not completed successfully yet
-        "}
+        format!(
+            "shop/db  deploying r1 ({})\n\
+             shop/db  create shop-db-1  r1 replica 1\n\
+             shop/db  start shop-db-1   r1 replica 1\n\
+             shop/db  waits: replica 1: starting\n\
+             shop/migrate  waits: db is not running yet\n\
+             shop/web  waits: migrate has not completed successfully yet\n",
+            short(&hash(&d, "db"))
+        )
     );
     let p = sim.converge(&d);
     assert!(p.notes.is_empty(), "{p}");
@@ -302,11 +304,13 @@ fn a_job_runs_once_its_dependency_is_healthy_and_dependents_follow_its_success()
     done.w = done.w.job("shop", "migrate", &hash(&d, "migrate"), Some(0));
     assert_eq!(
         done.plan(&d).to_string(),
-        indoc! {"
-            shop/web  create shop-web-1  r1 replica 1
-            shop/web  start shop-web-1   r1 replica 1
-            shop/web  waits: replica 1: starting
-        "}
+        format!(
+            "shop/web  deploying r1 ({})\n\
+             shop/web  create shop-web-1  r1 replica 1\n\
+             shop/web  start shop-web-1   r1 replica 1\n\
+             shop/web  waits: replica 1: starting\n",
+            short(&hash(&d, "web"))
+        )
     );
     let mut failed = sim.clone();
     failed.w = failed
@@ -396,8 +400,9 @@ fn an_image_change_rolls_out_start_first_and_the_new_container_takes_the_name() 
     assert_eq!(
         sim.round(&new).to_string(),
         format!(
-            "shop/web  create shop-web-1-{b}  r2 replica 1: start-first (new beside old)\n\
-             shop/web  start shop-web-1-{b}   r2 replica 1: start-first (new beside old)\n\
+            "shop/web  rolling out r2 ({b}), start-first (new beside old): image app:1 → app:2\n\
+             shop/web  create shop-web-1-{b}  r2 replica 1\n\
+             shop/web  start shop-web-1-{b}   r2 replica 1\n\
              shop/web  waits: replica 1: starting\n"
         )
     );

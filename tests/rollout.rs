@@ -418,17 +418,18 @@ fn a_good_start_first_update_keeps_the_old_container_serving_until_the_candidate
         texts,
         [
             format!(
-                "shop/web  create shop-web-1-{b}  r2 replica 1: start-first (new beside old)\n\
-                 shop/web  start shop-web-1-{b}   r2 replica 1: start-first (new beside old)\n\
+                "shop/web  rolling out r2 ({b}), start-first (new beside old): image app:1 → app:2\n\
+                 shop/web  create shop-web-1-{b}  r2 replica 1\n\
+                 shop/web  start shop-web-1-{b}   r2 replica 1\n\
                  shop/web  waits: replica 1: starting\n"
             ),
             "shop/web  waits: replica 1: ready, holding for min_ready (0s of 2s)\n".to_string(),
             "shop/web  waits: replica 1: ready, holding for min_ready (1s of 2s)\n".to_string(),
             format!(
                 "shop/web  pin app2 as berth-pin/shop/web:r2             keep r2's image for a revert (docker image prune cannot remove it)\n\
-                 shop/web  stop shop-web-1                               r2 replica 1: start-first (new beside old): stop (kept for a revert)\n\
-                 shop/web  rename shop-web-1 -> shop-web-1-{a}  r2 replica 1: start-first (new beside old): keep the old container under another name\n\
-                 shop/web  rename shop-web-1-{b} -> shop-web-1  r2 replica 1: start-first (new beside old): takes the name\n\
+                 shop/web  stop shop-web-1                               r2 replica 1: stop (kept for a revert)\n\
+                 shop/web  rename shop-web-1 -> shop-web-1-{a}  r2 replica 1: keep the old container under another name\n\
+                 shop/web  rename shop-web-1-{b} -> shop-web-1  r2 replica 1: takes the name\n\
                  shop/web  remove shop-web-1-{a}                r2 is stable; the old container is no longer needed\n"
             ),
             String::new(),
@@ -450,10 +451,7 @@ fn a_good_start_first_update_keeps_the_old_container_serving_until_the_candidate
 fn stop_first_with_a_published_port_stops_and_renames_the_old_one_before_creating() {
     let (d1, d2) = (web("app:1", PORT), web("app:2", PORT));
     let mut sim = deployed(World::new(), &d1);
-    let (a, why) = (
-        h12(&d1),
-        "r2 replica 1: stop-first (publishes host port 8080, which cannot be bound twice)",
-    );
+    let (a, b, why) = (h12(&d1), h12(&d2), "r2 replica 1");
     let p = sim.round_checked(&d2, &mut |w| {
         let running = w.web().iter().filter(|c| c.2 == RunState::Running).count();
         assert!(running <= 1, "host port 8080 bound twice: {:?}", w.web());
@@ -461,7 +459,8 @@ fn stop_first_with_a_published_port_stops_and_renames_the_old_one_before_creatin
     assert_eq!(
         p.to_string(),
         format!(
-            "shop/web  stop shop-web-1                               {why}: stop (kept for a revert)\n\
+            "shop/web  rolling out r2 ({b}), stop-first (publishes host port 8080, which cannot be bound twice): image app:1 → app:2\n\
+             shop/web  stop shop-web-1                               {why}: stop (kept for a revert)\n\
              shop/web  rename shop-web-1 -> shop-web-1-{a}  {why}: keep the old container under another name\n\
              shop/web  create shop-web-1                             {why}\n\
              shop/web  start shop-web-1                              {why}\n\
@@ -843,11 +842,12 @@ fn a_failing_pre_deploy_gate_stops_nothing() {
     let b = h12(&d2);
     assert_eq!(
         sim.round(&d2).to_string(),
-        indoc! {"
-            shop/web  create shop-web-pre-deploy  r2 pre-deploy gate
-            shop/web  start shop-web-pre-deploy   r2 pre-deploy gate
-            shop/web  waits: pre-deploy gate running
-        "}
+        format!(
+            "shop/web  rolling out r2 ({b}), start-first (new beside old): image app:1 → app:2\n\
+             shop/web  create shop-web-pre-deploy  r2 pre-deploy gate\n\
+             shop/web  start shop-web-pre-deploy   r2 pre-deploy gate\n\
+             shop/web  waits: pre-deploy gate running\n"
+        )
     );
     sim.converge_checked(&d2, &mut |w| {
         assert_eq!(
@@ -1034,6 +1034,7 @@ fn a_failing_liveness_probe_or_docker_health_restarts_the_replica() {
         ProbeVerdicts {
             readiness: None,
             liveness: Some(ProbeStatus::Failing),
+            readiness_detail: None,
         },
     );
     assert_eq!(
@@ -1090,6 +1091,7 @@ fn min_ready_holds_the_gate_and_a_break_starts_the_hold_again() {
             ProbeVerdicts {
                 readiness: status,
                 liveness: None,
+                readiness_detail: None,
             },
         );
     };
@@ -1132,6 +1134,37 @@ fn min_ready_holds_the_gate_and_a_break_starts_the_hold_again() {
         ]
     );
     assert_eq!(sim.record().current().map(|r| r.number), Some(1));
+}
+
+#[test]
+fn a_failed_readiness_probe_says_what_its_last_check_saw() {
+    let x = "    x-berth: {min_ready: 0s, progress_deadline: 3s, readiness: {tcp: {port: 80}}}\n";
+    let d = web("app:1", x);
+    let mut sim = Sim::new(World::new());
+    sim.round(&d);
+    let id = ids(&sim.w)["shop-web-1"].clone();
+    sim.w.probes.insert(
+        id,
+        ProbeVerdicts {
+            readiness: Some(ProbeStatus::Failing),
+            liveness: None,
+            readiness_detail: Some("HTTP 404 from http://10.0.0.2:80/health, want 200-399".into()),
+        },
+    );
+    for _ in 0..8 {
+        sim.round(&d);
+    }
+    let rec = sim.record();
+    let reason = rec
+        .revision(1)
+        .and_then(|r| r.reason.clone())
+        .unwrap_or_default();
+    assert!(
+        reason.contains(
+            "readiness probe is failing (last check: HTTP 404 from http://10.0.0.2:80/health, want 200-399)"
+        ),
+        "{reason:?}"
+    );
 }
 
 /// One crash-test scenario: `from` is deployed (if any), `then` changes the world, `to` is
@@ -1756,6 +1789,7 @@ fn probe_of(sim: &mut Sim, name: &str, status: Option<ProbeStatus>) {
         ProbeVerdicts {
             readiness: status,
             liveness: None,
+            readiness_detail: None,
         },
     );
 }

@@ -94,6 +94,8 @@ fn revision(number: u64, spec_hash: &str, image: &str, outcome: Outcome, at: u64
         template: None,
         build: None,
         failure: None,
+        policy: None,
+        logs: None,
     }
 }
 

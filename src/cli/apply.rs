@@ -1,6 +1,6 @@
 //! `berth apply`: converge once and wait for it (`berth::apply`), holding the data dir's
-//! lock and the engine's claim (one berth per engine); prints each round's plan, failures and
-//! a closing report.
+//! lock and the engine's claim (one berth per engine); prints each round's plan, rollout
+//! events, live progress (`cli::live`) and a closing report.
 
 use std::io::Write as _;
 use std::process::ExitCode;
@@ -15,6 +15,7 @@ use berth::redact;
 use berth::store::Store;
 
 use super::args::ApplyArgs;
+use super::live::Live;
 use super::setup::{claimed, connect, load, runtime};
 
 /// Runs `berth apply`: exit 0 when converged.
@@ -61,17 +62,16 @@ async fn converge(
         ..ApplyOptions::default()
     };
     let store = Store::open(&args.data_dir).context("failed to open berth's records")?;
+    let dir = args.source.dir.clone().unwrap_or_default();
+    let mut live = Live::new(desired, &dir);
     let report = apply::apply(engine, desired, opts, &stop, Some(&store), |p| match p {
-        Progress::Executing(plan) => {
-            let _ = write!(redact::stdout(), "{plan}");
-        }
-        Progress::Failed(f) => {
-            let _ = writeln!(redact::stderr(), "failed: {}: {}", f.step, f.error);
-        }
-        // Events are logged as they happen (see reconcile::execute).
-        Progress::Event(_) => {}
+        Progress::Executing(plan) => live.say(&plan.to_string()),
+        Progress::Failed(f) => live.warn(&format!("failed: {}: {}\n", f.step, f.error)),
+        Progress::Event(e) => live.event(e),
+        Progress::Round(done) => live.round(done, apply::unix_now()),
     })
     .await?;
+    live.finish();
     print_report(&report);
     Ok(if report.ok() {
         ExitCode::SUCCESS

@@ -190,6 +190,12 @@ pub enum Command {
         after_help = "Examples:\n  berth events --since 1h\n  berth events --follow --server http://127.0.0.1:9469\n\nExit status: 0 ok, 1 the server or the file could not be read."
     )]
     Events(EventsArgs),
+    /// A project's or a service's container output, prefixed by container like `docker
+    /// compose logs`; or the kept last lines of a failed revision (--revision).
+    #[command(
+        after_help = "Examples:\n  berth logs shop                     every container of the project\n  berth logs shop/web --follow --tail 20\n  berth logs shop/web --since 10m\n  berth logs shop/web --revision r3   the failed candidate's last lines, kept by berth\n\nExit status: 0 ok, 1 nothing to show or the engine failed."
+    )]
+    Logs(LogsArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     #[command(
         after_help = "Examples:\n  berth completions bash > /etc/bash_completion.d/berth\n  berth completions zsh > \"${fpath[1]}/_berth\"\n  berth completions fish > ~/.config/fish/completions/berth.fish"
@@ -389,6 +395,32 @@ pub struct EventsArgs {
     /// berth's state directory (holds events.jsonl).
     #[arg(long, value_name = "DIR", default_value_os_t = default_data_dir())]
     pub data_dir: PathBuf,
+}
+
+/// `berth logs`'s arguments.
+#[derive(Args)]
+pub struct LogsArgs {
+    /// PROJECT or PROJECT/SERVICE (e.g. shop or shop/web).
+    #[arg(value_name = "PROJECT[/SERVICE]")]
+    pub target: berth::logs::LogsTarget,
+    /// Keep printing new output until the containers stop (Ctrl-C ends).
+    #[arg(short, long, conflicts_with = "revision")]
+    pub follow: bool,
+    /// Only output since then: a duration (10m, 1h) or an RFC 3339 time.
+    #[arg(long, value_name = "SINCE", conflicts_with = "revision")]
+    pub since: Option<String>,
+    /// Only the last N lines of each container.
+    #[arg(short = 'n', long, value_name = "N")]
+    pub tail: Option<usize>,
+    /// The last lines berth kept of revision N's failed candidate or gate (see `berth
+    /// history`): readable after its container is gone. Needs PROJECT/SERVICE.
+    #[arg(long, value_name = "REV", value_parser = control::parse_revision)]
+    pub revision: Option<u64>,
+    /// berth's state directory (for --revision, and the secrets to mask).
+    #[arg(long, value_name = "DIR", default_value_os_t = default_data_dir())]
+    pub data_dir: PathBuf,
+    #[command(flatten)]
+    pub engine: EngineArgs,
 }
 
 /// `berth completions`'s arguments.

@@ -10,6 +10,8 @@ pub mod client;
 pub mod completions;
 pub mod control;
 pub mod events;
+pub mod live;
+pub mod logs;
 pub mod man;
 pub mod plan;
 pub mod run;

@@ -11,6 +11,7 @@ pub mod effective;
 pub mod fake;
 pub mod labels;
 pub mod liveness;
+pub mod logs;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -848,6 +849,14 @@ pub trait Engine: Send + Sync + 'static {
         id: &str,
         lines: usize,
     ) -> impl Future<Output = EngineResult<String>> + Send;
+    /// A container's output line by line (`berth logs`): what `req` asks for, and with
+    /// `follow` more until the container stops or the receiver is dropped.
+    fn logs(
+        &self,
+        id: &str,
+        req: &logs::LogsRequest,
+    ) -> impl Future<Output = EngineResult<tokio::sync::mpsc::Receiver<EngineResult<logs::LogLine>>>>
+    + Send;
     /// Everything inspect says about one container that probes and readiness need.
     fn inspect_container(
         &self,

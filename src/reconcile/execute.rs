@@ -296,7 +296,7 @@ pub async fn execute<E: Engine>(
                 let mut out = Outcome::default();
                 let Group {
                     steps,
-                    record: changed,
+                    record: mut changed,
                     mut events,
                 } = group;
                 // Pins first, before the record that says they exist: a crash in between only
@@ -314,6 +314,21 @@ pub async fn execute<E: Engine>(
                         return out;
                     }
                     record(&mut out, s, r);
+                }
+                // The logs first (a step may remove their container), and kept with their
+                // revision in the record saved next; the events are logged once the steps
+                // that carry them out have run.
+                for e in &mut events {
+                    if let Some(id) = &e.logs_of {
+                        e.logs = engine
+                            .logs_tail(id, 20)
+                            .await
+                            .ok()
+                            .map(|l| crate::redact::owned(&l));
+                    }
+                }
+                if let Some((_, _, rec)) = &mut changed {
+                    keep_logs(rec, &events);
                 }
                 if let (Some(store), Some((p, svc, rec))) = (&store, &changed) {
                     let saved = {
@@ -335,13 +350,6 @@ pub async fn execute<E: Engine>(
                         });
                         out.skipped += steps.len();
                         return out;
-                    }
-                }
-                // The logs first (a step may remove their container); the events are logged
-                // once the steps that carry them out have run.
-                for e in &mut events {
-                    if let Some(id) = &e.logs_of {
-                        e.logs = engine.logs_tail(id, 20).await.ok();
                     }
                 }
                 out.events = events;
@@ -478,13 +486,35 @@ struct Group {
     events: Vec<Event>,
 }
 
+/// Keeps the log lines events carry (a failed candidate's, a failed gate's or build's) with
+/// their revision in `rec`, so that they outlive the container (`berth logs --revision`).
+pub fn keep_logs(rec: &mut ServiceRecord, events: &[Event]) {
+    for e in events {
+        if let (Some(n), Some(logs)) = (e.revision, e.logs.as_deref())
+            && !logs.trim().is_empty()
+            && let Some(r) = rec.revision_mut(n)
+        {
+            r.logs = Some(logs.to_string());
+        }
+    }
+}
+
+/// The log target of rollout events: `berth apply` prints events itself and turns it off.
+pub const EVENT_TARGET: &str = "berth::event";
+
 /// Logs an event at its severity.
 fn log_event(e: &Event) {
     let revision = e.revision.unwrap_or(0);
     match e.kind.severity() {
-        Severity::Info => tracing::info!(kind = e.kind.as_str(), revision, "{e}"),
-        Severity::Warning => tracing::warn!(kind = e.kind.as_str(), revision, "{e}"),
-        Severity::Error => tracing::error!(kind = e.kind.as_str(), revision, "{e}"),
+        Severity::Info => {
+            tracing::info!(target: EVENT_TARGET, kind = e.kind.as_str(), revision, "{e}")
+        }
+        Severity::Warning => {
+            tracing::warn!(target: EVENT_TARGET, kind = e.kind.as_str(), revision, "{e}")
+        }
+        Severity::Error => {
+            tracing::error!(target: EVENT_TARGET, kind = e.kind.as_str(), revision, "{e}")
+        }
     }
 }
 

@@ -7,11 +7,13 @@
 //! from a project's directory running under another project name. `observe`,
 //! `execute` and `probe` (berth's own readiness/liveness checks, for the rollout gate) are the
 //! only code here that talks to the engine or to containers; `round` strings one reconcile
-//! round together (records → observe, with `scope` saying what → plan → execute).
+//! round together (records → observe, with `scope` saying what → plan → execute). `diff`
+//! (pure) says what changed between two recorded revisions.
 
 pub mod action;
 pub mod adopt;
 pub mod container_spec;
+pub mod diff;
 pub mod drift;
 pub mod event;
 pub mod execute;

@@ -102,12 +102,15 @@ pub struct BuildFailure {
 }
 
 /// berth's probe verdicts for one container.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ProbeVerdicts {
     /// Readiness (`None`: not probed yet or no readiness probe).
     pub readiness: Option<ProbeStatus>,
     /// Liveness (`None`: not probed yet or no liveness probe).
     pub liveness: Option<ProbeStatus>,
+    /// What the last readiness check saw when it failed (`HTTP 404 from …/health, want
+    /// 200-399`): the reason a failed rollout gives.
+    pub readiness_detail: Option<String>,
 }
 
 impl ObservedState {

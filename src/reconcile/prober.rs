@@ -160,6 +160,7 @@ async fn run<E: Engine>(
                 all_ok &= r.ok;
                 tracing::debug!(container = %d.name, ok = r.ok, detail = %r.detail, "readiness probe");
                 verdicts.readiness = Some(t.record(r.ok));
+                verdicts.readiness_detail = (!r.ok).then(|| r.detail.clone());
             }
             if let (Some(p), Some(t)) = (&liveness, &mut live) {
                 let r = check(engine.as_ref(), d, p).await;
@@ -176,7 +177,11 @@ async fn run<E: Engine>(
                 if !g.tasks.contains_key(&id) {
                     return;
                 }
-                g.verdicts.insert(id.clone(), verdicts) != Some(verdicts)
+                // A new verdict wakes the controller; a new detail alone does not.
+                let before = g.verdicts.insert(id.clone(), verdicts.clone());
+                before.is_none_or(|b| {
+                    (b.readiness, b.liveness) != (verdicts.readiness, verdicts.liveness)
+                })
             };
             if changed && let Some(w) = &wake {
                 w();

@@ -300,6 +300,12 @@ pub async fn run<E: Engine + 'static>(
     for (k, r) in &plan.records {
         records.insert(k.clone(), r.clone());
     }
+    // The log lines the executor kept with their revision (as it saved them).
+    for e in &out.events {
+        if let Some(rec) = records.get_mut(&(e.project.clone(), e.service.clone())) {
+            execute::keep_logs(rec, std::slice::from_ref(e));
+        }
+    }
     carry.records = records.clone();
     Ok(Done {
         outcome: if out.failed.is_empty() {

@@ -393,6 +393,18 @@ impl Engine for DockerEngine {
         containers::inspect_container(self, id).await
     }
 
+    async fn logs(
+        &self,
+        id: &str,
+        req: &super::logs::LogsRequest,
+    ) -> EngineResult<mpsc::Receiver<EngineResult<super::logs::LogLine>>> {
+        let docker = self.client(EngineOp::ReadLogs).await?;
+        let (engine, target) = (self.clone(), id.to_owned());
+        Ok(super::logs::docker_stream(docker, id, req, move |e| {
+            engine.classify(EngineOp::ReadLogs, &target, e)
+        }))
+    }
+
     async fn container_config(
         &self,
         id: &str,

@@ -313,6 +313,20 @@ impl Engine for FakeEngine {
         containers::inspect_container(self, id).await
     }
 
+    async fn logs(
+        &self,
+        id: &str,
+        req: &super::logs::LogsRequest,
+    ) -> EngineResult<tokio::sync::mpsc::Receiver<EngineResult<super::logs::LogLine>>> {
+        let text = self.logs_tail(id, usize::MAX).await?;
+        let lines = super::logs::lines_of(&text, super::logs::Stream::Stdout, req.tail);
+        let (tx, rx) = tokio::sync::mpsc::channel(lines.len().max(1));
+        for l in lines {
+            let _ = tx.try_send(Ok(l));
+        }
+        Ok(rx)
+    }
+
     async fn container_config(
         &self,
         id: &str,

@@ -28,7 +28,7 @@ mod jobs;
 pub use super::action::{Action, ImageSource, short};
 use super::container_spec::{container_create, network_create};
 use super::drift;
-use super::event::Event;
+use super::event::{Event, EventKind};
 use super::observed::{ObservedContainer, ObservedState, normalize_reference};
 use super::reason::{BlockReason, HeldReason, WaitReason};
 use super::rollout;
@@ -252,6 +252,16 @@ impl fmt::Display for Plan {
             .chain(self.notes.iter().filter(|n| matches!(n, Note::Takeover(_))))
         {
             writeln!(f, "{n}")?;
+        }
+        // A rollout's start says once for the service what changed and in which order its
+        // replicas are replaced; its steps then say only which replica.
+        for e in self
+            .events
+            .iter()
+            .filter(|e| e.kind == EventKind::RolloutStarted)
+        {
+            let scope = format!("{}/{}", e.project, e.service);
+            writeln!(f, "{scope:<scope_w$}  {}", e.message)?;
         }
         for s in &self.steps {
             writeln!(

@@ -16,6 +16,7 @@ use crate::engine::labels::Role;
 use crate::engine::{Health, RunState};
 use crate::reconcile::action::short;
 use crate::reconcile::container_spec::container_create;
+use crate::reconcile::diff;
 use crate::reconcile::event::EventKind;
 use crate::reconcile::observed::{BuildFailure, ObservedContainer, normalize_reference};
 use crate::reconcile::reason::{EventReason, FailReason, WaitReason};
@@ -108,6 +109,7 @@ pub(super) fn begin(
             if let Some(r) = rec.revision_mut(n) {
                 r.template = Some(template);
                 r.build = svc.build.as_ref().map(|b| b.parts.clone());
+                r.policy = policy_of(svc);
             }
             if all_there && !others {
                 settle(out, rec.mark_ready(n, now));
@@ -137,11 +139,19 @@ pub(super) fn begin(
         RolloutKind::Update if mine.is_empty() => {
             format!("deploying r{number} ({})", short(&target.hash))
         }
-        RolloutKind::Update => format!(
-            "rolling out r{number} ({}), {}",
-            short(&target.hash),
-            order(svc).1
-        ),
+        RolloutKind::Update => {
+            let changes = match (rec.current(), rec.revision(number)) {
+                (Some(old), Some(new)) if old.number != number => {
+                    format!(": {}", diff::between(old, new))
+                }
+                _ => String::new(),
+            };
+            format!(
+                "rolling out r{number} ({}), {}{changes}",
+                short(&target.hash),
+                order(svc).1
+            )
+        }
         RolloutKind::Revert { failed } => {
             format!(
                 "reverting to r{number} ({}) after r{failed} failed",
@@ -163,6 +173,24 @@ pub(super) fn begin(
         what,
     ));
     Begin::Started
+}
+
+/// The policy `reconcile::diff` compares between revisions: `deploy.update_config`,
+/// `rollback_config` and `x-berth`, as JSON.
+fn policy_of(svc: &crate::desired::model::Service) -> Option<serde_json::Value> {
+    #[derive(serde::Serialize)]
+    struct Policy<'a> {
+        update_config: &'a crate::desired::model::RolloutPolicy,
+        rollback_config: &'a crate::desired::model::UpdatePolicy,
+        #[serde(rename = "x-berth")]
+        berth: &'a crate::desired::model::BerthPolicy,
+    }
+    serde_json::to_value(Policy {
+        update_config: &svc.rollout,
+        rollback_config: &svc.rollback,
+        berth: &svc.berth,
+    })
+    .ok()
 }
 
 /// The build of the desired revision's image failed (in the previous round): nothing ran it

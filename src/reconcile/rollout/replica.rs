@@ -103,7 +103,9 @@ impl Batch<'_, '_> {
                 "r{r} replica {n}: taking over from docker compose, {}",
                 self.why
             ),
-            RolloutKind::Update => format!("r{r} replica {n}: {}", self.why),
+            // The order and its reason are said once per service, by the rollout's start
+            // (see `rollout::begin` and the plan's rendering), not on every step.
+            RolloutKind::Update => format!("r{r} replica {n}"),
             RolloutKind::Revert { failed } => {
                 format!("revert to r{r} (r{failed} failed) replica {n}")
             }
@@ -417,6 +419,14 @@ fn candidate(
             let tolerated = b.kind == RolloutKind::Update
                 && (b.pol.update.failure_action == FailureAction::Continue
                     || ratio <= b.pol.update.max_failure_ratio);
+            // A failing readiness probe's own words say why ("HTTP 404 from …/health").
+            let reason = match input.probes.get(&c.id) {
+                Some(v) if probe == Some(ProbeStatus::Failing) => match &v.readiness_detail {
+                    Some(d) => format!("{reason} (last check: {d})"),
+                    None => reason,
+                },
+                _ => reason,
+            };
             if !tolerated {
                 return ReplicaStep::Failed {
                     logs_of: Some(c.id.clone()),

@@ -84,20 +84,17 @@ fn encrypted_files_feed_interpolation_and_the_environment() {
 fn an_env_dir_age_file_wins_over_the_repository() {
     let t = tempfile::tempdir().unwrap();
     let env_dir = tempfile::tempdir().unwrap();
-    project(t.path());
-    let name = t
-        .path()
-        .file_name()
-        .unwrap()
-        .to_string_lossy()
-        .to_lowercase();
+    // The project is named after its directory: shop.
+    let shop = t.path().join("shop");
+    std::fs::create_dir(&shop).unwrap();
+    project(&shop);
     std::fs::write(
-        env_dir.path().join(format!("{name}.env.age")),
+        env_dir.path().join("shop.env.age"),
         age_encrypt("DB_PASSWORD=host-wins-here\n", true),
     )
     .unwrap();
     let loaded = desired::load(
-        t.path(),
+        &shop,
         &LoadOptions {
             env_dir: Some(env_dir.path().to_path_buf()),
             ..opts(Some(KEY))

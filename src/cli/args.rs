@@ -75,6 +75,10 @@ pub struct Source {
     /// Directory of host-side variables: DIR/<project>.env feeds interpolation.
     #[arg(long, value_name = "DIR")]
     pub env_dir: Option<PathBuf>,
+    /// age key file that opens encrypted env files (`.env.age`, SOPS dotenv); else the file
+    /// SOPS_AGE_KEY_FILE names, else the keys in SOPS_AGE_KEY.
+    #[arg(long, value_name = "FILE")]
+    pub age_key_file: Option<PathBuf>,
 }
 
 /// A git repository as the desired state (see docs/sources.md).
@@ -246,6 +250,10 @@ pub struct RunArgs {
     /// Directory of host-side variables: DIR/<project>.env feeds interpolation.
     #[arg(long, value_name = "DIR")]
     pub env_dir: Option<PathBuf>,
+    /// age key file that opens encrypted env files (`.env.age`, SOPS dotenv); else the file
+    /// SOPS_AGE_KEY_FILE names, else the keys in SOPS_AGE_KEY.
+    #[arg(long, value_name = "FILE")]
+    pub age_key_file: Option<PathBuf>,
     #[command(flatten)]
     pub engine: EngineArgs,
     /// berth's state directory (holds the lock: one berth per engine).
@@ -370,6 +378,9 @@ pub struct StatusArgs {
     /// Directory of host-side variables, with DIR.
     #[arg(long, value_name = "DIR", requires = "dir")]
     pub env_dir: Option<PathBuf>,
+    /// age key file that opens encrypted env files, with DIR (else SOPS_AGE_KEY_FILE).
+    #[arg(long, value_name = "FILE", requires = "dir")]
+    pub age_key_file: Option<PathBuf>,
     #[command(flatten)]
     pub engine: EngineArgs,
     /// berth's state directory (its records are read, never written), with DIR.

@@ -78,7 +78,7 @@ async fn control(
         parallelism: args.parallelism,
         ..controller::RunOptions::default()
     };
-    let load_opts = load_options(&args.profiles, &args.env_dir);
+    let load_opts = load_options(&args.profiles, &args.env_dir, &args.age_key_file)?;
     let running = start_source(args, load_opts, wakeups.handle())?;
     // `POST /hooks/git` (served by the HTTP listener) pokes the git source's fetch.
     let git_hook = git_webhook(args, &running)?;

@@ -5,6 +5,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use berth::desired::secrets::AgeKeys;
 use berth::desired::{self, DesiredState, LoadOptions};
 use berth::engine::Engine;
 use berth::engine::claim::{self, Claim};
@@ -54,13 +55,22 @@ pub async fn claimed<T>(
     result
 }
 
-/// Load options from the command line, with the process environment for interpolation.
-pub fn load_options(profiles: &[String], env_dir: &Option<PathBuf>) -> LoadOptions {
-    LoadOptions {
+/// Load options from the command line, with the process environment for interpolation and
+/// the age keys (`--age-key-file`, else `SOPS_AGE_KEY_FILE`, else `SOPS_AGE_KEY`), read once
+/// here: a key file that is given but unusable stops the command.
+pub fn load_options(
+    profiles: &[String],
+    env_dir: &Option<PathBuf>,
+    age_key_file: &Option<PathBuf>,
+) -> anyhow::Result<LoadOptions> {
+    let env = LoadOptions::from_process_env();
+    let age_keys = AgeKeys::load(age_key_file.as_deref(), &|k| env.env.get(k).cloned())?;
+    Ok(LoadOptions {
         profiles: profiles.to_vec(),
         env_dir: env_dir.clone(),
-        ..LoadOptions::from_process_env()
-    }
+        age_keys,
+        ..env
+    })
 }
 
 /// The desired-state directory a command was given: a directory as it is, a Compose file
@@ -139,7 +149,7 @@ pub fn load(source: &Source, data_dir: Option<&Path>) -> anyhow::Result<Option<D
         .map(|(d, git)| git.run_root(d));
     let opts = LoadOptions {
         run_root,
-        ..load_options(&source.profiles, &source.env_dir)
+        ..load_options(&source.profiles, &source.env_dir, &source.age_key_file)?
     };
     let loaded = desired::load(&root, &opts);
     let mut err = berth::redact::stderr();

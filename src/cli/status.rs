@@ -59,7 +59,10 @@ async fn status_from_engine(
     dir: &std::path::Path,
     now: u64,
 ) -> anyhow::Result<Status> {
-    let loaded = desired::load(dir, &load_options(&args.profiles, &args.env_dir));
+    let loaded = desired::load(
+        dir,
+        &load_options(&args.profiles, &args.env_dir, &args.age_key_file)?,
+    );
     let source = SourceInfo {
         kind: "dir".into(),
         location: dir.display().to_string(),

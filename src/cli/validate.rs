@@ -15,7 +15,10 @@ use super::setup::{load_options, source_root};
 pub fn run(args: ValidateArgs) -> anyhow::Result<ExitCode> {
     let ValidateArgs { source, format } = args;
     let (root, _checkout) = source_root(&source)?;
-    let loaded = desired::load(&root, &load_options(&source.profiles, &source.env_dir));
+    let loaded = desired::load(
+        &root,
+        &load_options(&source.profiles, &source.env_dir, &source.age_key_file)?,
+    );
     let mut out = berth::redact::stdout();
     match format {
         Format::Json => {

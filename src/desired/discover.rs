@@ -188,6 +188,14 @@ fn override_for(dir: &Path, file: &str) -> Option<PathBuf> {
 /// Reads a text file under the root: refuses symlinks that escape it, files over 10 MB,
 /// binary and non-UTF-8 content. `None` (with an error in `diags`) when it cannot be used.
 pub fn read_text(root: &Root, path: &Path, diags: &mut Diagnostics) -> Option<String> {
+    let loc = Loc::file(root.rel(path).as_str());
+    let bytes = read_bytes(root, path, diags)?;
+    text_of(bytes, &loc, diags)
+}
+
+/// Reads a file under the root as bytes (an age-encrypted file is binary): refuses symlinks
+/// that escape the root and files over 10 MB.
+pub fn read_bytes(root: &Root, path: &Path, diags: &mut Diagnostics) -> Option<Vec<u8>> {
     let rel = root.rel(path);
     let loc = Loc::file(rel.as_str());
     let canonical = match fs::canonicalize(path) {
@@ -208,12 +216,18 @@ pub fn read_text(root: &Root, path: &Path, diags: &mut Diagnostics) -> Option<St
         );
         return None;
     }
-    read_limited(&canonical, &loc, diags)
+    read_limited_bytes(&canonical, &loc, diags)
 }
 
 /// Reads a text file anywhere (env files may live outside the repository, e.g.
 /// `/etc/berth/env`), with the same size, binary and UTF-8 checks. `loc` names it.
 pub fn read_limited(path: &Path, loc: &Loc, diags: &mut Diagnostics) -> Option<String> {
+    let bytes = read_limited_bytes(path, loc, diags)?;
+    text_of(bytes, loc, diags)
+}
+
+/// Reads a file anywhere as bytes, refusing files over 10 MB. `loc` names it.
+pub fn read_limited_bytes(path: &Path, loc: &Loc, diags: &mut Diagnostics) -> Option<Vec<u8>> {
     let file = match fs::File::open(path) {
         Ok(f) => f,
         Err(e) => {
@@ -233,6 +247,11 @@ pub fn read_limited(path: &Path, loc: &Loc, diags: &mut Diagnostics) -> Option<S
         );
         return None;
     }
+    Some(bytes)
+}
+
+/// The text of a file's bytes: refuses binary and non-UTF-8 content, drops a byte-order mark.
+pub fn text_of(bytes: Vec<u8>, loc: &Loc, diags: &mut Diagnostics) -> Option<String> {
     if bytes.contains(&0) {
         diags.error(
             loc,

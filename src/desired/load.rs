@@ -16,6 +16,7 @@ use super::discover::{self, ProjectFiles, Root};
 use super::identity;
 use super::model::{DesiredState, NameSource, Project};
 use super::node::{self, Document, Node};
+use super::secrets::{self, AgeKeys};
 use super::syntax::names;
 use super::{assemble, envfile, hash, interpolate, merge, validate};
 
@@ -35,6 +36,9 @@ pub struct LoadOptions {
     /// every path resolved against them (bind mounts, env files, secret and config files)
     /// start here instead of at the resolved root.
     pub run_root: Option<PathBuf>,
+    /// The host's age keys (`--age-key-file`, `SOPS_AGE_KEY_FILE`, `SOPS_AGE_KEY`), which open
+    /// encrypted env files (`.env.age`, SOPS dotenv; see `secrets`).
+    pub age_keys: AgeKeys,
 }
 
 impl LoadOptions {
@@ -130,13 +134,25 @@ fn load_project(
         d => r.join(d),
     });
     let process = |k: &str| opts.env.get(k).cloned();
-    let dotenv = read_env_file(
+    let keys = &opts.age_keys;
+    let mut dotenv = read_env_file(
         root,
         &pf.dir.join(".env"),
         &rel(&pf.dir.join(".env")),
         &process,
+        keys,
         diags,
     );
+    // `.env.age`: the project's encrypted variables, over its plain `.env` ones.
+    let dotenv_age = pf.dir.join(".env.age");
+    dotenv.extend(read_env_file(
+        root,
+        &dotenv_age,
+        &rel(&dotenv_age),
+        &process,
+        keys,
+        diags,
+    ));
     let single = pf.rel_dir.is_empty();
     let identity = identity::read(&opts.env, &dotenv, single);
     // COMPOSE_FILE replaces the discovered files, as with docker compose in this directory.
@@ -166,7 +182,11 @@ fn load_project(
     if !ok {
         return None;
     }
-    let read_file = |p: &Path, loc: &Loc, d: &mut Diagnostics| discover::read_limited(p, loc, d);
+    // `env_file:` entries: read as text, or opened when encrypted (age or SOPS).
+    let read_file = |p: &Path, loc: &Loc, d: &mut Diagnostics| {
+        let bytes = discover::read_limited_bytes(p, loc, d)?;
+        open_env_bytes(p, bytes, &loc.file, keys, d).map(|(text, _)| text)
+    };
     let read_compose = |p: &Path, loc: &Loc, d: &mut Diagnostics| -> Option<(Arc<str>, String)> {
         let abs = pf.dir.join(p);
         if !abs.exists() {
@@ -186,7 +206,7 @@ fn load_project(
         read_compose: &read_compose,
         display_path: &rel,
         read_env_dir: &|p: &Path, d: &mut Diagnostics| {
-            read_env_file(root, p, &p.display().to_string(), &process, d)
+            read_env_file(root, p, &p.display().to_string(), &process, keys, d)
         },
     };
     build_project(docs, &dotenv, &identity, &source, opts, diags)
@@ -232,17 +252,18 @@ fn build_project(
     let roots: Vec<&Node> = docs.iter().map(|(d, _)| &d.root).collect();
     let (name, name_loc, name_source) =
         project_name(&roots, identity, src.dir_name, &pre_lookup, diags);
-    let host_env = match &opts.env_dir {
-        Some(dir) => {
-            let p = dir.join(format!("{name}.env"));
+    // `DIR/<project>.env`, then `DIR/<project>.env.age` over it.
+    let mut host_env = BTreeMap::new();
+    if let Some(dir) = &opts.env_dir {
+        for p in [
+            dir.join(format!("{name}.env")),
+            dir.join(format!("{name}.env.age")),
+        ] {
             if p.exists() {
-                (src.read_env_dir)(&p, diags)
-            } else {
-                BTreeMap::new()
+                host_env.extend((src.read_env_dir)(&p, diags));
             }
         }
-        None => BTreeMap::new(),
-    };
+    }
     // The host's env files hold its secrets: whatever they end up in (an image tag, a probe
     // URL, a label), every output masks them by value (see `redact`).
     crate::redact::add(host_env.values().cloned());
@@ -433,27 +454,77 @@ fn read_env_file(
     path: &Path,
     shown: &str,
     process: &dyn Fn(&str) -> Option<String>,
+    keys: &AgeKeys,
     diags: &mut Diagnostics,
 ) -> BTreeMap<String, String> {
     if !path.exists() {
         return BTreeMap::new();
     }
     let loc = Loc::file(shown);
-    let text = if path.starts_with(&root.canonical) {
-        discover::read_text(root, path, diags)
+    let bytes = if path.starts_with(&root.canonical) {
+        discover::read_bytes(root, path, diags)
     } else {
-        discover::read_limited(path, &loc, diags)
+        discover::read_limited_bytes(path, &loc, diags)
     };
-    let Some(text) = text else {
+    let Some((text, secret)) = bytes.and_then(|b| open_env_bytes(path, b, &loc.file, keys, diags))
+    else {
         return BTreeMap::new();
     };
     match envfile::parse(&text, process) {
-        Ok(entries) => entries.into_iter().map(|e| (e.key, e.value)).collect(),
+        Ok(entries) => {
+            let vars: BTreeMap<String, String> =
+                entries.into_iter().map(|e| (e.key, e.value)).collect();
+            if secret {
+                // After interpolation, as they will be used.
+                crate::redact::add(vars.values().cloned());
+            }
+            vars
+        }
         Err(errs) => {
             for e in errs {
                 diags.error(&Loc::new(loc.file.clone(), e.line, e.col), e.message);
             }
             BTreeMap::new()
+        }
+    }
+}
+
+/// The env-file text of `bytes` read from `path`, and whether it was encrypted: as is when
+/// plain, decrypted when it is an age or SOPS file (every decrypted value goes to `redact`).
+/// `None`, with errors at `file` (and the line, where one applies), when it is binary, not
+/// UTF-8 or does not open.
+fn open_env_bytes(
+    path: &Path,
+    bytes: Vec<u8>,
+    file: &std::sync::Arc<str>,
+    keys: &AgeKeys,
+    diags: &mut Diagnostics,
+) -> Option<(String, bool)> {
+    let how = secrets::encryption(path, &bytes);
+    if how == secrets::Encryption::None {
+        return discover::text_of(bytes, &Loc::file(file.clone()), diags).map(|t| (t, false));
+    }
+    match secrets::open(how, &bytes, keys) {
+        Ok(opened) => {
+            // Masked before anything could print them: whatever they end up in.
+            crate::redact::add(opened.values.iter().cloned());
+            crate::redact::add(
+                envfile::parse(&opened.text, &|_| None)
+                    .into_iter()
+                    .flatten()
+                    .map(|e| e.value),
+            );
+            Some((opened.text, true))
+        }
+        Err(errs) => {
+            for e in errs {
+                let at = match e.line {
+                    Some(line) => Loc::new(file.clone(), line, 1),
+                    None => Loc::file(file.clone()),
+                };
+                diags.error(&at, e.message);
+            }
+            None
         }
     }
 }

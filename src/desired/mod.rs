@@ -5,6 +5,7 @@
 //! into positioned trees (`node`) → interpolate values (`interpolate`, fed by `envfile`) →
 //! include and extend other files (`assemble`) → merge the next file (`merge`) → convert
 //! into the typed model (`convert`) → cross-check (`validate`) → hash each service (`hash`).
+//! Encrypted env files (`secrets`: age, SOPS dotenv) are opened on the way in.
 //! `load` runs them all. Every stage records problems in one [`Diagnostics`] instead of
 //! stopping, so one run reports everything.
 
@@ -21,6 +22,7 @@ pub mod load;
 pub mod merge;
 pub mod model;
 pub mod node;
+pub mod secrets;
 pub mod syntax;
 pub mod validate;
 

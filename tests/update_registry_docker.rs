@@ -5,7 +5,7 @@
 //! a private pull over TLS; `berth updates` choosing among the pushed tags (never a
 //! pre-release or a major bump outside the range); a same-tag digest change; `berth updates
 //! apply` writing a `.env` value that `berth apply` rolls out; a bare Git repository receiving
-//! the commit and `berth apply --git` rolling it out; a failing new version quarantined and
+//! the commit and `berth run --git` rolling it out; a failing new version quarantined and
 //! not proposed again. Guards remove the projects (TestProject), the registry, its certs.d
 //! entry and its local tags (TlsRegistry); waits are bounded by `berth apply --timeout`.
 
@@ -17,9 +17,10 @@ mod support {
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
 
 use support::tls_registry::{TlsRegistry, port_in_range};
-use support::world::{TestProject, inspect, version};
+use support::world::{TestProject, inspect, version, wait_until};
 
 fn text(o: &std::process::Output) -> String {
     format!(
@@ -268,23 +269,30 @@ fn a_git_source_receives_the_commit_and_rolls_it_out() {
 
     let data = data_dir(&p);
     let url = format!("file://{}", bare.display());
-    let (code, out) = berth(
-        &p,
-        &r,
-        &[
-            "apply",
-            "--timeout",
-            "120s",
-            "--data-dir",
-            data.to_str().unwrap(),
-            "--git",
-            &url,
-            "--ref",
-            "main",
-        ],
+    let _run = Running(
+        p.berth()
+            .args([
+                "run",
+                "--git",
+                &url,
+                "--ref",
+                "main",
+                "--interval",
+                "2s",
+                "--listen",
+                "off",
+                "--data-dir",
+                data.to_str().unwrap(),
+            ])
+            .env("DOCKER_CONFIG", &r.config_dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start berth run"),
     );
-    assert_eq!(code, 0, "{out}");
-    assert_eq!(version(port), "1");
+    wait_until("1.0.0 serving", Duration::from_secs(120), || {
+        version(port) == "1"
+    });
 
     let (code, out) = berth(
         &p,
@@ -317,24 +325,20 @@ fn a_git_source_receives_the_commit_and_rolls_it_out() {
         )),
         "{shown}"
     );
+    // `berth run --git` fetches the commit and rolls it out like any other.
+    wait_until("1.0.1 serving", Duration::from_secs(120), || {
+        version(port) == "2"
+    });
+}
 
-    let (code, out) = berth(
-        &p,
-        &r,
-        &[
-            "apply",
-            "--timeout",
-            "120s",
-            "--data-dir",
-            data.to_str().unwrap(),
-            "--git",
-            &url,
-            "--ref",
-            "main",
-        ],
-    );
-    assert_eq!(code, 0, "{out}");
-    assert_eq!(version(port), "2");
+/// A `berth run` killed and reaped on drop.
+struct Running(std::process::Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 #[test]

@@ -69,6 +69,11 @@
 //!   extra CA file).
 //! - [`redact`]: values from host env files (`--env-dir`) masked by value in every output
 //!   (logs, status, events, metrics, notifications, CLI output).
+//! - [`update`]: image update automation (`x-berth.update`): `spec` and `choose` (pure: the
+//!   policy, which tag it picks, window and minimum age), `rewrite` (pure: the byte-exact edit
+//!   of a Compose `image:` value or the `.env` variable behind it), `registry` (a Registry HTTP
+//!   API v2 client: tags, manifests, digests, token and basic auth), `check` (one round of
+//!   checks: one tag list per repository, shared by the services that use it).
 //! - [`util`]: what several modules share, written once: `id::short`, and `time` (the wall
 //!   clock read, civil dates).
 //! - The binary: `main.rs` parses the arguments (`cli/args.rs`, clap) and dispatches to
@@ -113,4 +118,5 @@ pub mod report;
 pub mod source;
 pub mod store;
 pub mod telemetry;
+pub mod update;
 pub mod util;

@@ -54,6 +54,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Status(args) => cli::status::run(args),
         Command::Events(args) => cli::events::run(args),
         Command::Logs(args) => cli::logs::run(args),
+        Command::Updates(args) => cli::updates::run(args),
         Command::Completions(args) => cli::completions::run(args),
         Command::Man(args) => cli::man::run(args),
     }

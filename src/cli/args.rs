@@ -141,6 +141,8 @@ pub struct EngineArgs {
     pub docker_host: Option<String>,
 }
 
+// Parsed once per process: the size of the largest variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 pub enum Command {
     /// Load and check the desired state: every problem as file:line:col, or a summary.
@@ -200,6 +202,14 @@ pub enum Command {
         after_help = "Examples:\n  berth logs shop                     every container of the project\n  berth logs shop/web --follow --tail 20\n  berth logs shop/web --since 10m\n  berth logs shop/web --revision r3   the failed candidate's last lines, kept by berth\n\nExit status: 0 ok, 1 nothing to show or the engine failed."
     )]
     Logs(LogsArgs),
+    /// Image updates (`x-berth.update`): what the registries offer each service now, pending
+    /// or skipped and why; `berth updates apply PROJECT/SERVICE DIR` writes one now.
+    #[command(
+        after_help = "Examples:\n  berth updates /srv/berth\n  berth updates /srv/berth --json\n  berth updates apply shop/web /srv/berth   write the pending update now (window and min_age ignored)\n\nAsks each registry once per repository; credentials as for pulls (DOCKER_CONFIG). Exit status: 0 ok, 1 invalid state, a registry that could not be asked, or nothing to apply.",
+        args_conflicts_with_subcommands = true,
+        subcommand_negates_reqs = true
+    )]
+    Updates(UpdatesArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     #[command(
         after_help = "Examples:\n  berth completions bash > /etc/bash_completion.d/berth\n  berth completions zsh > \"${fpath[1]}/_berth\"\n  berth completions fish > ~/.config/fish/completions/berth.fish"
@@ -213,6 +223,48 @@ pub enum Command {
 }
 
 const CONTROL_HELP: &str = "Examples:\n  berth hold shop/db              freeze it as it runs\n  berth rollback shop/web --to 3  back to r3 (see `berth history`), held there\n  berth release shop/web          follow the desired state again\n  berth retry shop/web            try a quarantined revision again\n\nWrites only the service's control file in the data dir (no Docker needed) and wakes a running `berth run` with SIGHUP; without one, the change takes effect at the next `berth apply` or `berth run`.\n\nExit status: 0 ok, 1 refused or failed, 2 usage error.";
+
+/// `berth updates`' arguments: list, or `apply`.
+#[derive(Args)]
+pub struct UpdatesArgs {
+    #[command(subcommand)]
+    pub command: Option<UpdatesCommand>,
+    #[command(flatten)]
+    pub list: UpdatesList,
+}
+
+/// `berth updates [DIR]`: what the checks find now.
+#[derive(Args)]
+pub struct UpdatesList {
+    #[command(flatten)]
+    pub source: Source,
+    /// berth's state directory: rollouts that failed there are never proposed again.
+    #[arg(long, value_name = "DIR", default_value_os_t = default_data_dir())]
+    pub data_dir: PathBuf,
+    #[command(flatten)]
+    pub engine: EngineArgs,
+    /// One JSON object per service instead of the table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `berth updates apply`.
+#[derive(Subcommand)]
+pub enum UpdatesCommand {
+    /// Write one service's update now (a directory source): the `image:` line or its `.env`
+    /// variable; a running `berth run --dir` rolls it out like any edit.
+    Apply(UpdatesApply),
+}
+
+/// `berth updates apply PROJECT/SERVICE DIR`.
+#[derive(Args)]
+pub struct UpdatesApply {
+    /// The service, as PROJECT/SERVICE (e.g. shop/web).
+    #[arg(value_name = "PROJECT/SERVICE")]
+    pub service: ServiceRef,
+    #[command(flatten)]
+    pub list: UpdatesList,
+}
 
 /// The service a manual control acts on.
 #[derive(Args)]

@@ -18,4 +18,5 @@ pub mod run;
 pub mod setup;
 pub mod status;
 pub mod telemetry;
+pub mod updates;
 pub mod validate;

@@ -512,6 +512,9 @@ pub struct BerthPolicy {
     /// The limit of one build of the service's image (`build:`); a build that takes longer
     /// fails.
     pub build_timeout: Duration,
+    /// Image update automation (`x-berth.update`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub update: Option<crate::update::spec::UpdateSpec>,
 }
 
 /// What a probe checks.

@@ -87,6 +87,21 @@ impl Credentials {
     }
 }
 
+impl Credentials {
+    /// The `Authorization` header value for HTTP basic auth (a registry's token service or a
+    /// registry that wants basic auth), for the update checks' own registry requests; `None`
+    /// for an identity token, which only the engine exchanges.
+    pub fn basic_authorization(&self) -> Option<String> {
+        match &self.secret {
+            Secret::Password(p) => Some(format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(format!("{}:{p}", self.username))
+            )),
+            Secret::IdentityToken(_) => None,
+        }
+    }
+}
+
 impl fmt::Debug for Credentials {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let kind = match self.secret {

@@ -9,6 +9,7 @@ mod policy;
 pub mod read;
 mod service;
 mod toplevel;
+mod update;
 
 use std::path::Path;
 

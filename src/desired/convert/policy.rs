@@ -30,6 +30,7 @@ pub const BERTH_KEYS: &[&str] = &[
     "pre_deploy",
     "hold",
     "build_timeout",
+    "update",
 ];
 
 /// Default limit of one image build (`x-berth.build_timeout`).
@@ -273,6 +274,7 @@ pub fn read_berth(
     name: &str,
     service_loc: &Loc,
     update: &UpdateRead,
+    image: Option<&str>,
 ) -> BerthRead {
     let what = format!("services.{name}.x-berth");
     for (block, w) in [(defaults, "x-berth".to_string()), (own, what.clone())] {
@@ -339,8 +341,11 @@ pub fn read_berth(
         },
         None => DEFAULT_BUILD_TIMEOUT,
     };
+    let image_update = entry("update")
+        .and_then(|(k, n)| super::update::read_update(r, &k.loc, n, &w("update"), image));
     BerthRead {
         policy: BerthPolicy {
+            update: image_update,
             readiness,
             liveness,
             auto_revert,

@@ -325,6 +325,7 @@ pub fn convert_service(
         &name,
         &key.loc,
         &deploy.update,
+        image.as_deref(),
     );
     let rollout = RolloutPolicy {
         update: deploy.update.policy,

@@ -1,0 +1,226 @@
+//! Applying an update to a Git source: a fresh shallow clone of the tracked branch, the same
+//! byte-exact edit as for a directory (`write`), one commit naming the service and both
+//! versions, and a push — to the tracked branch, or to a branch of its own for review.
+//!
+//! IO (the git CLI, like `source::git`). Each git run has a deadline and no terminal prompt;
+//! the operator's git settings (credential helpers, `GIT_SSH_COMMAND`) apply. The clone is a
+//! temp directory, removed when done. A push that loses a race with another push fails and
+//! changes nothing; the next check tries again on the new commit.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::check::Update;
+use super::write::{WriteError, Written, write_update};
+use crate::desired::diag::Loc;
+
+/// The longest one git command may run.
+const GIT_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// The author of berth's commits unless the caller names another.
+pub const DEFAULT_AUTHOR: (&str, &str) = ("berth", "berth@localhost");
+
+/// Why an update could not be committed.
+#[derive(Debug, thiserror::Error)]
+pub enum CommitError {
+    /// git could not be started, or a temp directory made.
+    #[error("failed to run git")]
+    Spawn(#[source] std::io::Error),
+    /// A git command failed.
+    #[error("git {command} failed: {stderr}")]
+    Failed {
+        /// The subcommand.
+        command: String,
+        /// What git said (its last lines).
+        stderr: String,
+    },
+    /// A git command ran past its deadline.
+    #[error("git {command} timed out after {}s", GIT_TIMEOUT.as_secs())]
+    Timeout {
+        /// The subcommand.
+        command: String,
+    },
+    /// The edit failed.
+    #[error("failed to write the update into the clone")]
+    Write(#[source] WriteError),
+}
+
+/// Where and as whom to commit.
+#[derive(Debug, Clone)]
+pub struct GitTarget {
+    /// The repository (URL or path), as `berth run --git` has it.
+    pub url: String,
+    /// The branch berth follows (`None`: the remote's default branch).
+    pub branch: Option<String>,
+    /// The desired-state directory inside the repository.
+    pub path: Option<std::path::PathBuf>,
+    /// Push to this branch instead of the tracked one (e.g. `berth/updates`).
+    pub push_branch: Option<String>,
+    /// Commit author name and e-mail.
+    pub author: (String, String),
+}
+
+/// A pushed update commit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Committed {
+    /// The new commit.
+    pub sha: String,
+    /// The branch it was pushed to.
+    pub branch: String,
+    /// The file changed (relative to the desired-state root).
+    pub written: Written,
+}
+
+/// The commit message's subject: `berth: update shop/web 1.4.0 -> 1.5.0`.
+pub fn subject(project: &str, service: &str, update: &Update) -> String {
+    format!(
+        "berth: update {project}/{service} {} -> {}",
+        short_version(&update.from),
+        short_version(&update.to)
+    )
+}
+
+/// The tag, or the digest's first 12 hex digits, of a reference (whole when neither).
+fn short_version(reference: &str) -> String {
+    match crate::desired::syntax::image_ref::parse_image_ref(reference) {
+        Ok(r) => match (r.tag, r.digest) {
+            (Some(t), Some(d)) => format!("{t}@{}", &d[..d.len().min(19)]),
+            (Some(t), None) => t,
+            (None, Some(d)) => d[..d.len().min(19)].to_string(),
+            (None, None) => reference.to_string(),
+        },
+        Err(_) => reference.to_string(),
+    }
+}
+
+/// Clones, writes `update` at `image_loc`, commits and pushes.
+pub fn commit_update(
+    target: &GitTarget,
+    project: &str,
+    service: &str,
+    image_loc: &Loc,
+    update: &Update,
+) -> Result<Committed, CommitError> {
+    let tmp = TempDir::new()?;
+    let clone = tmp.0.join("repo");
+    let clone_s = clone.to_string_lossy().into_owned();
+    let mut args = vec!["clone", "--quiet", "--depth", "1"];
+    if let Some(b) = &target.branch {
+        args.extend(["--branch", b.as_str()]);
+    }
+    args.extend([target.url.as_str(), clone_s.as_str()]);
+    git(None, &args)?;
+    let branch = match &target.branch {
+        Some(b) => b.clone(),
+        None => git(Some(&clone), &["rev-parse", "--abbrev-ref", "HEAD"])?,
+    };
+    let root = match &target.path {
+        Some(p) => clone.join(p),
+        None => clone.clone(),
+    };
+    let written = write_update(&root, image_loc, update).map_err(CommitError::Write)?;
+    let file = match &target.path {
+        Some(p) => p.join(written.file()),
+        None => written.file().into(),
+    };
+    let file = file.to_string_lossy().into_owned();
+    git(Some(&clone), &["add", "--", &file])?;
+    let message = format!(
+        "{}\n\nImage: {} -> {}\nFile: {file}\n",
+        subject(project, service, update),
+        update.from,
+        update.to
+    );
+    let author = format!("{} <{}>", target.author.0, target.author.1);
+    let name = format!("user.name={}", target.author.0);
+    let email = format!("user.email={}", target.author.1);
+    git(
+        Some(&clone),
+        &[
+            "-c", &name, "-c", &email, "commit", "--quiet", "--author", &author, "-m", &message,
+        ],
+    )?;
+    let sha = git(Some(&clone), &["rev-parse", "HEAD"])?;
+    let to = target.push_branch.clone().unwrap_or(branch);
+    git(
+        Some(&clone),
+        &[
+            "push",
+            "--quiet",
+            "origin",
+            &format!("HEAD:refs/heads/{to}"),
+        ],
+    )?;
+    Ok(Committed {
+        sha,
+        branch: to,
+        written,
+    })
+}
+
+/// Runs git (in `dir`), bounded by [`GIT_TIMEOUT`]; its trimmed stdout.
+fn git(dir: Option<&Path>, args: &[&str]) -> Result<String, CommitError> {
+    let command = args
+        .iter()
+        .find(|a| !a.starts_with('-') && !a.contains('='))
+        .copied()
+        .unwrap_or("git")
+        .to_string();
+    let mut cmd = Command::new("git");
+    if let Some(d) = dir {
+        cmd.current_dir(d);
+    }
+    let mut child = cmd
+        .args(args)
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(CommitError::Spawn)?;
+    let started = Instant::now();
+    loop {
+        match child.try_wait().map_err(CommitError::Spawn)? {
+            Some(_) => break,
+            None if started.elapsed() > GIT_TIMEOUT => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(CommitError::Timeout { command });
+            }
+            None => std::thread::sleep(Duration::from_millis(20)),
+        }
+    }
+    let out = child.wait_with_output().map_err(CommitError::Spawn)?;
+    if !out.status.success() {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let tail: Vec<&str> = stderr.lines().rev().take(3).collect();
+        return Err(CommitError::Failed {
+            command,
+            stderr: crate::source::redact_text(
+                &tail.into_iter().rev().collect::<Vec<_>>().join("; "),
+            ),
+        });
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// A temp directory removed on drop.
+struct TempDir(std::path::PathBuf);
+
+impl TempDir {
+    fn new() -> Result<Self, CommitError> {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let dir = std::env::temp_dir().join(format!("berth-update-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&dir).map_err(CommitError::Spawn)?;
+        Ok(TempDir(dir))
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}

@@ -30,6 +30,7 @@ pub const BERTH_KEYS: &[&str] = &[
     "pre_deploy",
     "hold",
     "build_timeout",
+    "handoff",
 ];
 
 /// Default limit of one image build (`x-berth.build_timeout`).
@@ -348,6 +349,8 @@ pub fn read_berth(
             pre_deploy,
             hold,
             build_timeout,
+            // Read by `handoff::read`, which needs the service's ports.
+            handoff: None,
         },
         min_ready,
         progress_deadline,

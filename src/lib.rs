@@ -95,6 +95,7 @@ pub mod desired;
 pub mod engine;
 pub mod errors;
 pub mod lock;
+pub mod proxy;
 pub mod reconcile;
 pub mod redact;
 pub mod report;

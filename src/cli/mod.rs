@@ -12,6 +12,7 @@ pub mod control;
 pub mod events;
 pub mod man;
 pub mod plan;
+pub mod proxy;
 pub mod run;
 pub mod setup;
 pub mod status;

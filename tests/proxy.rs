@@ -459,3 +459,125 @@ async fn the_routes_file_is_followed_and_an_invalid_one_keeps_the_last_routes() 
     stop_tx.send(()).unwrap();
     tokio::time::timeout(LIMIT, watcher).await.unwrap().unwrap();
 }
+
+/// Sends requests until `stop`, each on a new connection (`Connection: close`) or all on one
+/// keep-alive connection; returns (ok, failed).
+async fn sampler(
+    addr: SocketAddr,
+    keep_alive: bool,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) -> (u32, u32) {
+    use std::sync::atomic::Ordering;
+    let (mut ok, mut failed) = (0, 0);
+    let mut kept: Option<Sender> = None;
+    let deadline = tokio::time::Instant::now() + LIMIT;
+    while !stop.load(Ordering::Relaxed) && tokio::time::Instant::now() < deadline {
+        let mut tx = match kept.take() {
+            Some(tx) => tx,
+            None => match TcpStream::connect(addr).await {
+                Ok(s) => {
+                    let (tx, conn) = hyper::client::conn::http1::handshake(TokioIo::new(s))
+                        .await
+                        .unwrap();
+                    tokio::spawn(conn);
+                    tx
+                }
+                Err(_) => {
+                    failed += 1;
+                    continue;
+                }
+            },
+        };
+        let mut req = Request::get("/").header("host", "t");
+        if !keep_alive {
+            req = req.header("connection", "close");
+        }
+        let result = async {
+            tx.ready().await?;
+            let resp = tx
+                .send_request(req.body(Full::new(Bytes::new())).unwrap())
+                .await?;
+            let status = resp.status();
+            resp.into_body().collect().await?;
+            Ok::<_, hyper::Error>(status)
+        };
+        match tokio::time::timeout(LIMIT, result).await {
+            Ok(Ok(StatusCode::OK)) => ok += 1,
+            _ => failed += 1,
+        }
+        if keep_alive {
+            kept = Some(tx);
+        }
+    }
+    (ok, failed)
+}
+
+async fn tcp_sampler(addr: SocketAddr, stop: Arc<std::sync::atomic::AtomicBool>) -> (u32, u32) {
+    use std::sync::atomic::Ordering;
+    let (mut ok, mut failed) = (0, 0);
+    let deadline = tokio::time::Instant::now() + LIMIT;
+    while !stop.load(Ordering::Relaxed) && tokio::time::Instant::now() < deadline {
+        let hello = async {
+            let mut s = TcpStream::connect(addr).await?;
+            let mut b = [0u8; 1];
+            s.read_exact(&mut b).await?;
+            Ok::<_, std::io::Error>(())
+        };
+        match tokio::time::timeout(LIMIT, hello).await {
+            Ok(Ok(())) => ok += 1,
+            _ => failed += 1,
+        }
+    }
+    (ok, failed)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_switches_with_old_replicas_stopped_fail_no_request_and_refuse_no_connection() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let proxy = Proxy::new();
+    let (first, mut old_task) = http_backend("r0").await;
+    apply(
+        &proxy,
+        &routes(HandoffMode::Http, &[("web-r0", first)], 2000),
+    );
+    let mut tcp_routes = routes(HandoffMode::Tcp, &[("db-r0", tcp_backend("0").await)], 2000);
+    tcp_routes.listeners[0].name = "t/db:5432".into();
+    let mut both = routes(HandoffMode::Http, &[("web-r0", first)], 2000);
+    both.listeners.push(tcp_routes.listeners[0].clone());
+    apply(&proxy, &both);
+    let http_addr = proxy.bound("t/web:80").unwrap();
+    let tcp_addr = proxy.bound("t/db:5432").unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let samplers = [
+        tokio::spawn(sampler(http_addr, true, Arc::clone(&stop))),
+        tokio::spawn(sampler(http_addr, false, Arc::clone(&stop))),
+        tokio::spawn(tcp_sampler(tcp_addr, Arc::clone(&stop))),
+    ];
+    for i in 1..=20 {
+        // Like a rollout: the new replica is up, the switch, then the old one stops.
+        let (next, task) = http_backend(["a", "b"][i % 2]).await;
+        both.listeners[0].backends = vec![Backend {
+            name: format!("web-r{i}"),
+            addr: next,
+        }];
+        both.listeners[1].backends = vec![Backend {
+            name: format!("db-r{i}"),
+            addr: tcp_backend("1").await,
+        }];
+        apply(&proxy, &both);
+        tokio::time::sleep(Duration::from_millis(40)).await;
+        old_task.abort();
+        old_task = task;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    let mut total = 0;
+    for (i, s) in samplers.into_iter().enumerate() {
+        let (ok, failed) = tokio::time::timeout(LIMIT, s).await.unwrap().unwrap();
+        eprintln!("sampler {i}: {ok} ok, {failed} failed");
+        assert_eq!(failed, 0, "sampler {i}: {ok} ok, {failed} failed");
+        assert!(ok > 0, "sampler {i} sent nothing");
+        total += ok;
+    }
+    assert!(total > 60, "only {total} requests across 20 switches");
+}

@@ -150,6 +150,55 @@ impl Routes {
     }
 }
 
+/// The listeners of one service with handoff, as berth will write them: one per handed-off
+/// port, named `project/service:published`, bound where `ports:` says (all IPv4 addresses
+/// when it names none), forwarding to `replicas` (container name, address on its network)
+/// on the port's container port. Pure: which replicas receive traffic is the rollout's
+/// decision.
+pub fn service_listeners(
+    project: &str,
+    service: &str,
+    handoff: &crate::desired::model::Handoff,
+    replicas: &[(String, std::net::IpAddr)],
+) -> Vec<Listener> {
+    handoff
+        .ports
+        .iter()
+        .map(|p| {
+            let ip = p
+                .host_ip
+                .as_deref()
+                .and_then(|h| h.trim_matches(['[', ']']).parse().ok())
+                .unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]));
+            Listener {
+                name: format!("{project}/{service}:{}", p.published),
+                bind: SocketAddr::new(ip, p.published),
+                mode: p.mode,
+                proxy_protocol: p.proxy_protocol,
+                drain_timeout_ms: u64::try_from(handoff.drain_timeout.as_millis())
+                    .unwrap_or(u64::MAX),
+                backends: replicas
+                    .iter()
+                    .map(|(name, addr)| Backend {
+                        name: name.clone(),
+                        addr: SocketAddr::new(*addr, p.target),
+                    })
+                    .collect(),
+            }
+        })
+        .collect()
+}
+
+impl Routes {
+    /// Replaces the listeners of `project/service` with `listeners` (none: the service no
+    /// longer hands off), keeping every other service's.
+    pub fn set_service(&mut self, project: &str, service: &str, listeners: Vec<Listener>) {
+        let prefix = format!("{project}/{service}:");
+        self.listeners.retain(|l| !l.name.starts_with(&prefix));
+        self.listeners.extend(listeners);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -176,6 +225,59 @@ mod tests {
         };
         assert_eq!(Routes::parse(&r.to_json()).unwrap(), r);
         assert!(r.to_json().contains("\"mode\": \"http\""));
+    }
+
+    #[test]
+    fn a_service_gets_one_listener_per_handed_off_port_with_its_replicas() {
+        use crate::desired::model::{Handoff, HandoffPort};
+        let h = Handoff {
+            ports: vec![
+                HandoffPort {
+                    host_ip: None,
+                    published: 80,
+                    target: 8080,
+                    mode: HandoffMode::Http,
+                    proxy_protocol: false,
+                },
+                HandoffPort {
+                    host_ip: Some("127.0.0.1".into()),
+                    published: 5432,
+                    target: 5432,
+                    mode: HandoffMode::Tcp,
+                    proxy_protocol: true,
+                },
+            ],
+            drain_timeout: Duration::from_secs(20),
+        };
+        let replicas = [
+            ("shop-web-1".to_string(), "172.18.0.5".parse().unwrap()),
+            ("shop-web-2".to_string(), "172.18.0.6".parse().unwrap()),
+        ];
+        let l = service_listeners("shop", "web", &h, &replicas);
+        assert_eq!(l.len(), 2);
+        assert_eq!(l[0].name, "shop/web:80");
+        assert_eq!(l[0].bind, "0.0.0.0:80".parse().unwrap());
+        assert_eq!(l[0].backends[1].addr, "172.18.0.6:8080".parse().unwrap());
+        assert_eq!(l[0].drain_timeout_ms, 20_000);
+        assert_eq!(l[1].bind, "127.0.0.1:5432".parse().unwrap());
+        assert!(l[1].proxy_protocol);
+
+        let mut r = Routes::default();
+        r.set_service("shop", "web", l);
+        r.set_service(
+            "shop",
+            "webhooks",
+            vec![listener("shop/webhooks:81", "0.0.0.0:81")],
+        );
+        r.set_service(
+            "shop",
+            "web",
+            service_listeners("shop", "web", &h, &replicas[1..]),
+        );
+        let names: Vec<_> = r.listeners.iter().map(|l| l.name.as_str()).collect();
+        assert_eq!(names, ["shop/webhooks:81", "shop/web:80", "shop/web:5432"]);
+        assert_eq!(r.listeners[1].backends.len(), 1);
+        r.check().unwrap();
     }
 
     #[test]

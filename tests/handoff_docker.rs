@@ -146,12 +146,14 @@ fn sampler(stop: Arc<AtomicBool>) -> (u32, Vec<String>) {
     (ok, failed)
 }
 
-fn wait_for_version(want: &str) {
+fn wait_for_version(want: &str, log: &std::path::Path) {
     let until = Instant::now() + Duration::from_secs(20);
     while get(HTTP_PORT, "/version").as_deref() != Ok(want) {
         assert!(
             Instant::now() < until,
-            "the proxy never served version {want}"
+            "the proxy never served version {want} (last answer {:?}); its log:\n{}",
+            get(HTTP_PORT, "/version"),
+            std::fs::read_to_string(log).unwrap_or_default()
         );
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -183,11 +185,11 @@ fn a_switch_and_a_revert_through_berth_proxy_fail_no_request() {
         .arg(&path)
         .args(["--admin", &format!("127.0.0.1:{ADMIN_PORT}")])
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(dir.path().join("proxy.log")).unwrap())
         .spawn()
         .expect("spawn berth proxy");
     guard.proxy = Some(proxy);
-    wait_for_version("1");
+    wait_for_version("1", &dir.path().join("proxy.log"));
 
     let stop = Arc::new(AtomicBool::new(false));
     let sampling = {
@@ -197,7 +199,7 @@ fn a_switch_and_a_revert_through_berth_proxy_fail_no_request() {
     std::thread::sleep(Duration::from_millis(500));
     // The update: web-2 is ready, the switch, then web-1 stops (its drain is instant here).
     write_routes(&path, &routes(("web-2", v2)));
-    wait_for_version("2");
+    wait_for_version("2", &dir.path().join("proxy.log"));
     docker(&["stop", "-t", "5", &format!("{project}-web-1")]);
     std::thread::sleep(Duration::from_millis(500));
     // The revert: web-1 starts again (same address on the default bridge is not promised).
@@ -213,7 +215,7 @@ fn a_switch_and_a_revert_through_berth_proxy_fail_no_request() {
         std::thread::sleep(Duration::from_millis(100));
     }
     write_routes(&path, &routes(("web-1", v1)));
-    wait_for_version("1");
+    wait_for_version("1", &dir.path().join("proxy.log"));
     docker(&["stop", "-t", "5", &format!("{project}-web-2")]);
     std::thread::sleep(Duration::from_millis(500));
     stop.store(true, Ordering::Relaxed);

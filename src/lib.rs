@@ -51,6 +51,10 @@
 //! - [`errors`]: `chain`, an error with all its causes on one line, for whatever reaches a
 //!   person (logs, status API, CLI).
 //! - [`lock`]: one berth per data directory, and waking (SIGHUP) the `berth run` holding it.
+//! - [`proxy`]: the port-handoff proxy (`berth proxy`, a process of its own): `routes` (the
+//!   routes file berth writes, pure), `table` (one published port's backends: round-robin,
+//!   drain), `tcp` and `http` (the two modes), `admin` (`/state`, `/metrics`), and `mod`
+//!   (applying a routes file, following it).
 //! - [`report`]: summaries of a load for `berth validate`.
 //! - [`source`]: where `berth run` reads the desired state: `dir` (notify-debounced watch,
 //!   fingerprint of each re-load), `git/` (a bare clone driven by the git CLI, fetched on an
@@ -112,6 +116,7 @@ pub mod http_client;
 pub mod lock;
 pub mod logs;
 pub mod progress;
+pub mod proxy;
 pub mod reconcile;
 pub mod redact;
 pub mod report;

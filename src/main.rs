@@ -23,7 +23,7 @@ fn main() -> ExitCode {
         _ => {}
     }
     // The controller reports what it does; one-shot commands print results instead.
-    let verbose = if matches!(cli.command, Command::Run(_)) {
+    let verbose = if matches!(cli.command, Command::Run(_) | Command::Proxy(_)) {
         cli.verbose.max(1)
     } else {
         cli.verbose
@@ -57,6 +57,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Updates(args) => cli::updates::run(args),
         Command::Completions(args) => cli::completions::run(args),
         Command::Man(args) => cli::man::run(args),
+        Command::Proxy(args) => cli::proxy::run(args),
     }
 }
 

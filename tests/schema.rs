@@ -216,6 +216,8 @@ hold: false
         "readiness: { tcp: { port: 80 }, success_threshold: \"2\" }",
         "min_ready: ${MIN_READY:-10s}",
         "readiness: { http: { port: \"${PORT}\", path: \"${HEALTH_PATH:-/health}\" } }",
+        "handoff: http",
+        "handoff: { mode: http, ports: { 5432: tcp }, drain_timeout: 20s, proxy_protocol: true }",
         "{}",
     ];
     for text in ok {
@@ -271,6 +273,12 @@ fn wrong_blocks_fail() {
         ),
         ("negative duration", "min_ready: -10s"),
         ("unknown key", "readyness: { tcp: { port: 80 } }"),
+        ("unknown handoff mode", "handoff: udp"),
+        (
+            "handoff port not a number",
+            "handoff: { ports: { web: http } }",
+        ),
+        ("unknown handoff key", "handoff: { mode: tcp, drain: 5s }"),
         (
             "unknown probe key",
             "readiness: { tcp: { port: 80 }, retries: 3 }",

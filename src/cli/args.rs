@@ -220,6 +220,23 @@ pub enum Command {
         after_help = "Examples:\n  berth man | man -l -\n  berth man --dir /usr/local/share/man/man1 && mandb"
     )]
     Man(ManArgs),
+    /// The port-handoff proxy: hold the published ports of services with x-berth.handoff and
+    /// forward to their ready replicas, following the routes file berth writes.
+    #[command(
+        after_help = "Examples:\n  berth proxy --routes /var/lib/berth/proxy/routes.json --admin 127.0.0.1:9470\n\nberth runs it for you in a container (docs/rollouts.md#port-handoff); it keeps its last routes when the file is missing or invalid. SIGTERM or SIGINT stop it.\n\nExit status: 0 stopped, 1 the admin address could not be bound."
+    )]
+    Proxy(ProxyArgs),
+}
+
+/// `berth proxy`'s arguments.
+#[derive(Args)]
+pub struct ProxyArgs {
+    /// The routes file berth writes (read every 200 ms).
+    #[arg(long, value_name = "FILE", default_value_os_t = default_data_dir().join("proxy/routes.json"))]
+    pub routes: PathBuf,
+    /// Address of the admin endpoint (/state, /metrics, /healthz); `none` for no endpoint.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9470", value_parser = parse_listen)]
+    pub admin: Listen,
 }
 
 const CONTROL_HELP: &str = "Examples:\n  berth hold shop/db              freeze it as it runs\n  berth rollback shop/web --to 3  back to r3 (see `berth history`), held there\n  berth release shop/web          follow the desired state again\n  berth retry shop/web            try a quarantined revision again\n\nWrites only the service's control file in the data dir (no Docker needed) and wakes a running `berth run` with SIGHUP; without one, the change takes effect at the next `berth apply` or `berth run`.\n\nExit status: 0 ok, 1 refused or failed, 2 usage error.";

@@ -14,6 +14,7 @@ pub mod live;
 pub mod logs;
 pub mod man;
 pub mod plan;
+pub mod proxy;
 pub mod run;
 pub mod setup;
 pub mod status;

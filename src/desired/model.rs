@@ -515,6 +515,56 @@ pub struct BerthPolicy {
     /// Image update automation (`x-berth.update`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub update: Option<crate::update::spec::UpdateSpec>,
+    /// Port handoff (`x-berth.handoff`): the published ports are held by berth's proxy, not by
+    /// the containers, so the service can be replaced start-first and run several replicas.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub handoff: Option<Handoff>,
+}
+
+/// `x-berth.handoff`: which published ports berth's proxy holds, and how it hands them over.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Handoff {
+    /// One entry per published port the proxy holds (in the service's `ports:` order).
+    pub ports: Vec<HandoffPort>,
+    /// How long an old replica's connections may take to finish after the switch before they
+    /// are closed (`drain_timeout`, default `stop_grace_period`, else 10 s).
+    pub drain_timeout: Duration,
+}
+
+/// One published port held by the proxy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HandoffPort {
+    /// Host IP the proxy binds (`None` = all addresses), as in `ports:`.
+    pub host_ip: Option<String>,
+    /// Host port the proxy binds.
+    pub published: u16,
+    /// Container port the proxy forwards to.
+    pub target: u16,
+    /// HTTP (per request) or TCP (per connection).
+    pub mode: HandoffMode,
+    /// TCP mode: send a PROXY protocol v2 header so the backend sees the client address.
+    pub proxy_protocol: bool,
+}
+
+/// How the proxy forwards one port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HandoffMode {
+    /// HTTP/1.1 reverse proxy: each request to a ready replica, keep-alive kept across a
+    /// switch, WebSocket upgrades, `X-Forwarded-*` and `Forwarded`.
+    Http,
+    /// TCP: each new connection to a ready replica; old connections drain.
+    Tcp,
+}
+
+impl HandoffMode {
+    /// Stable label (`http`, `tcp`) for metrics, routes and docs; never parsed from prose.
+    pub fn as_label(self) -> &'static str {
+        match self {
+            Self::Http => "http",
+            Self::Tcp => "tcp",
+        }
+    }
 }
 
 /// What a probe checks.

@@ -5,6 +5,7 @@
 //! mappings) and yields one normalised value, so that the spec hash sees no difference
 //! between spellings of the same thing. Problems are recorded, never returned early.
 
+pub mod handoff;
 mod policy;
 pub mod read;
 mod service;

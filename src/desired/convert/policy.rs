@@ -31,6 +31,7 @@ pub const BERTH_KEYS: &[&str] = &[
     "hold",
     "build_timeout",
     "update",
+    "handoff",
 ];
 
 /// Default limit of one image build (`x-berth.build_timeout`).
@@ -353,6 +354,8 @@ pub fn read_berth(
             pre_deploy,
             hold,
             build_timeout,
+            // Read by `handoff::read`, which needs the service's ports.
+            handoff: None,
         },
         min_ready,
         progress_deadline,

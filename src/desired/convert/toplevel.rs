@@ -44,6 +44,7 @@ pub fn convert_project(
     let configs = read_file_objects(&mut r, doc.get("configs"), "configs", ctx);
 
     let defaults = doc.get("x-berth");
+    super::handoff::refuse_project_default(&mut r, defaults);
     let mut services = BTreeMap::new();
     let mut inactive_services = Vec::new();
     match doc.get("services") {

@@ -318,7 +318,7 @@ pub fn convert_service(
         (None, Some(n)) => r.u32(n, &what("scale")).unwrap_or(1),
         (None, None) => 1,
     };
-    let berth = policy::read_berth(
+    let mut berth = policy::read_berth(
         &mut r,
         defaults,
         node.get("x-berth"),
@@ -326,6 +326,16 @@ pub fn convert_service(
         &key.loc,
         &deploy.update,
         image.as_deref(),
+    );
+    berth.policy.handoff = super::handoff::read(
+        &mut r,
+        node.get("x-berth"),
+        &super::handoff::ServiceFacts {
+            name: &name,
+            ports: &ports,
+            stop_grace_period,
+            container_name: container_name.as_deref(),
+        },
     );
     let rollout = RolloutPolicy {
         update: deploy.update.policy,

@@ -130,16 +130,19 @@ async fn control(
     Ok(ExitCode::SUCCESS)
 }
 
-/// Waits until the git source's first fetch ended (a checkout to serve, or the fetch's error)
-/// so that the first round does not report "no commit checked out yet" as an invalid desired
-/// state, followed by `recovered` a moment later. Bounded by git's own deadline.
+/// Waits until the git source's first fetch ended (a checkout served or refused, or the
+/// fetch's error) so that the first round does not report "no commit checked out yet" as an
+/// invalid desired state, followed by `recovered` a moment later. Bounded by git's deadline.
 async fn first_fetch(status: &source::StatusHandle) {
     let limit = Duration::from_secs(330);
     let start = std::time::Instant::now();
     let mut said = false;
     loop {
         let s = status.snapshot();
-        if s.revision.is_some() || s.fetch.is_some() {
+        // A successful fetch is recorded before its commit is checked out and served: wait
+        // for the checkout (or its refusal), or a failed fetch.
+        let fetch_failed = s.fetch.as_ref().is_some_and(|f| f.error.is_some());
+        if s.revision.is_some() || s.refused.is_some() || fetch_failed {
             return;
         }
         if start.elapsed() >= limit {

@@ -186,9 +186,7 @@ pub async fn run<E: Engine>(
         let _ = wake_tx.try_send(());
     })));
     let mut last_good: Option<DesiredState> = None;
-    let mut carry = Carry::default();
-    // The plan notes already logged (each is logged once per change, not every round).
-    let mut noted = BTreeSet::new();
+    let mut memory = Memory::default();
     let mut failures: u32 = 0;
     let mut round: u64 = 0;
     while !stop.load(Ordering::Relaxed) {
@@ -244,8 +242,7 @@ pub async fn run<E: Engine>(
                     &stop,
                     store.as_ref(),
                     &prober,
-                    &mut carry,
-                    &mut noted,
+                    &mut memory,
                 )
                 .instrument(span)
                 .await;
@@ -353,6 +350,15 @@ fn error_text(e: &RoundError) -> String {
     }
 }
 
+/// What the controller keeps from one round to the next.
+#[derive(Default)]
+struct Memory {
+    /// The round's own carry-over (records, last errors, scope).
+    carry: Carry,
+    /// The plan notes already logged (each is logged once per change, not every round).
+    noted: BTreeSet<String>,
+}
+
 /// The notes of this round that the last round did not have (an orphaned project, a wait, a
 /// block): a note is logged once when it appears or changes, not every round. `noted` becomes
 /// this round's notes.
@@ -374,9 +380,9 @@ async fn reconcile<E: Engine + 'static>(
     stop: &Arc<AtomicBool>,
     store: Option<&Store>,
     prober: &Prober,
-    carry: &mut Carry,
-    noted: &mut BTreeSet<String>,
+    memory: &mut Memory,
 ) -> Result<Done, RoundError> {
+    let Memory { carry, noted } = memory;
     let round_opts = RoundOptions {
         plan: opts.plan,
         allow_empty: opts.allow_empty,

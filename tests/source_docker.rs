@@ -180,6 +180,15 @@ fn git_pushes_are_applied_on_signed_webhooks_and_bad_commits_keep_the_last_good_
     );
     wait_until("v1 running", &berth, || version(&p) == "1");
     assert!(berth.count("git: applying commit") >= 1, "{}", berth.dump());
+    // No false alarm at start-up: the first round waits for the first fetch instead of
+    // reporting "no commit checked out yet" as an invalid desired state (then `recovered`).
+    assert_eq!(berth.count("desired_state_invalid"), 0, "{}", berth.dump());
+    assert_eq!(
+        berth.count("no commit checked out yet"),
+        0,
+        "{}",
+        berth.dump()
+    );
 
     // A push with a bad or missing signature: 401, and nothing is fetched.
     remote.commit("v2", &[(&file, &compose("2"))]);

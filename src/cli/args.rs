@@ -395,8 +395,8 @@ pub const DEFAULT_SERVER: &str = "http://127.0.0.1:9469";
 /// `berth run`'s observability flags.
 #[derive(Args)]
 pub struct TelemetryArgs {
-    /// Serve /metrics, /healthz, /readyz, /api/v1/status and /api/v1/events here (`off`: no
-    /// server).
+    /// Serve the dashboard (/), /metrics, /healthz, /readyz, /api/v1/status and /api/v1/events
+    /// here (`off`: no server).
     #[arg(long, value_name = "ADDR", default_value = DEFAULT_LISTEN, value_parser = parse_listen)]
     pub listen: Listen,
     /// POST meaningful transitions (rollout succeeded/failed/reverted, degraded, desired state

@@ -21,7 +21,14 @@ pub fn run(args: EventsArgs) -> anyhow::Result<ExitCode> {
         Some(s) => Since::parse(s, unix_now()).map_err(anyhow::Error::msg)?,
         None => Since::All,
     };
-    if args.server.is_none() && !args.data_dir.join(events::FILE_NAME).exists() {
+    let file = args.data_dir.join(events::FILE_NAME);
+    if args.server.is_none()
+        && let Err(e) = std::fs::File::open(&file)
+        && e.kind() == std::io::ErrorKind::PermissionDenied
+    {
+        anyhow::bail!("{}", super::setup::unreadable_records(&args.data_dir));
+    }
+    if args.server.is_none() && !file.exists() {
         eprintln!(
             "berth: no {} in {} yet (no berth run has recorded an event there)",
             events::FILE_NAME,

@@ -7,6 +7,7 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use anyhow::Context;
 use berth::controller;
@@ -97,6 +98,9 @@ async fn control(
         }
     });
     tracing::info!(source = %running.status().snapshot().location, resync = ?args.resync, "berth run: watching");
+    if running.git().is_some() {
+        first_fetch(&running.status()).await;
+    }
     let telemetry = telemetry::start(
         &args.telemetry,
         &args.data_dir,
@@ -124,6 +128,35 @@ async fn control(
     telemetry.stop().await;
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Waits until the git source's first fetch ended (a checkout served or refused, or the
+/// fetch's error) so that the first round does not report "no commit checked out yet" as an
+/// invalid desired state, followed by `recovered` a moment later. Bounded by git's deadline.
+async fn first_fetch(status: &source::StatusHandle) {
+    let limit = Duration::from_secs(330);
+    let start = std::time::Instant::now();
+    let mut said = false;
+    loop {
+        let s = status.snapshot();
+        // A successful fetch is recorded before its commit is checked out and served: wait
+        // for the checkout (or its refusal), or a failed fetch.
+        let fetch_failed = s.fetch.as_ref().is_some_and(|f| f.error.is_some());
+        if s.revision.is_some() || s.refused.is_some() || fetch_failed {
+            return;
+        }
+        if start.elapsed() >= limit {
+            tracing::warn!(
+                "the first fetch has not finished after {limit:?}; reconciling without it"
+            );
+            return;
+        }
+        if !said && start.elapsed() >= Duration::from_secs(2) {
+            tracing::info!("waiting for the first fetch");
+            said = true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// Starts `berth run`'s desired-state source: the watched directory or the git repository.

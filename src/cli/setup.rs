@@ -111,10 +111,11 @@ pub fn project_dir(given: &Path) -> anyhow::Result<PathBuf> {
 /// berth apply` or a berth run as root): exactly what to do.
 pub fn unreadable_records(data_dir: &Path) -> String {
     format!(
-        "cannot read berth's records in {dir}: permission denied (they belong to the user that \
-         ran berth apply / berth run, usually root). Run this command with sudo, or let your \
-         group read them: sudo chgrp -R adm {dir} && sudo chmod -R g+rX {dir}",
-        dir = data_dir.display()
+        "cannot read berth's records in {}: permission denied; they belong to the user that ran \
+         berth apply or berth run (root, with sudo). Run this command with sudo too, or ask the \
+         running berth over HTTP, which needs no permission on the files: berth status, \
+         berth events --server http://127.0.0.1:9469",
+        data_dir.display()
     )
 }
 

@@ -66,7 +66,7 @@ pub async fn start(
             };
             match Server::bind(addr, telemetry.clone(), opts).await {
                 Ok(s) => {
-                    tracing::info!(listen = %s.local_addr(), "serving /metrics, /healthz, /readyz, /api/v1/status, /api/v1/events");
+                    tracing::info!(listen = %s.local_addr(), "serving the dashboard (/), /metrics, /healthz, /readyz, /api/v1/status, /api/v1/events");
                     Some(s)
                 }
                 Err(e) => {

@@ -224,10 +224,10 @@ pub fn exposure_warning(addr: SocketAddr) -> Option<String> {
     Some(format!(
         "--listen {addr} is not a loopback address: anyone who can reach it reads /metrics, \
          /api/v1/status and /api/v1/events without authentication (service names, images, \
-         revisions, errors: a map of this host) and can load the server; berth has no API \
-         token option, so keep --listen on 127.0.0.1 or put a reverse proxy with TLS and access \
-         rules in front (only POST /hooks/git needs to be public, and it is checked with \
-         --webhook-secret-file)"
+         revisions, errors: a map of this host; the dashboard at / shows the same) and can \
+         load the server; berth has no API token option, so keep --listen on 127.0.0.1 or put a \
+         reverse proxy with TLS and access rules in front, as docs/observability.md shows (only \
+         POST /hooks/git needs to be public, and it is checked with --webhook-secret-file)"
     ))
 }
 

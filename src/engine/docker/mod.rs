@@ -405,10 +405,7 @@ impl Engine for DockerEngine {
         }))
     }
 
-    async fn container_config(
-        &self,
-        id: &str,
-    ) -> EngineResult<super::effective::EffectiveConfig> {
+    async fn container_config(&self, id: &str) -> EngineResult<super::effective::EffectiveConfig> {
         containers::container_config(self, id).await
     }
 

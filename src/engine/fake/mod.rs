@@ -327,10 +327,7 @@ impl Engine for FakeEngine {
         Ok(rx)
     }
 
-    async fn container_config(
-        &self,
-        id: &str,
-    ) -> EngineResult<super::effective::EffectiveConfig> {
+    async fn container_config(&self, id: &str) -> EngineResult<super::effective::EffectiveConfig> {
         containers::container_config(self, id).await
     }
 

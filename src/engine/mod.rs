@@ -4,7 +4,7 @@
 //! is an in-memory engine for planner/executor unit tests. Everything above this module
 //! (observe, plan, execute) speaks these engine-neutral types, never bollard's.
 
-pub mod auth;
+pub(crate) mod auth;
 pub mod claim;
 pub mod docker;
 pub mod fake;

@@ -6,7 +6,7 @@
 //! between spellings of the same thing. Problems are recorded, never returned early.
 
 mod policy;
-pub mod read;
+pub(crate) mod read;
 mod service;
 mod toplevel;
 

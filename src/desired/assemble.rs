@@ -13,7 +13,6 @@
 
 use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
-use std::sync::Arc;
 
 use super::diag::{Diagnostics, Loc};
 use super::merge;
@@ -633,16 +632,11 @@ pub fn rebase_service(svc: &mut Node, prefix: &Path) {
     }
 }
 
-/// The file name positions use for `path` (project-relative), given the project's own.
-pub fn shown(project_rel_dir: &str, path: &Path) -> Arc<str> {
-    let p = normalize(&Path::new(project_rel_dir).join(path));
-    Arc::from(p.to_string_lossy().replace('\\', "/"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::desired::merge::parse;
+    use std::sync::Arc;
 
     #[test]
     fn paths_normalise_and_relate() {

@@ -219,13 +219,6 @@ pub fn read_bytes(root: &Root, path: &Path, diags: &mut Diagnostics) -> Option<V
     read_limited_bytes(&canonical, &loc, diags)
 }
 
-/// Reads a text file anywhere (env files may live outside the repository, e.g.
-/// `/etc/berth/env`), with the same size, binary and UTF-8 checks. `loc` names it.
-pub fn read_limited(path: &Path, loc: &Loc, diags: &mut Diagnostics) -> Option<String> {
-    let bytes = read_limited_bytes(path, loc, diags)?;
-    text_of(bytes, loc, diags)
-}
-
 /// Reads a file anywhere as bytes, refusing files over 10 MB. `loc` names it.
 pub fn read_limited_bytes(path: &Path, loc: &Loc, diags: &mut Diagnostics) -> Option<Vec<u8>> {
     let file = match fs::File::open(path) {

@@ -9,22 +9,22 @@
 //! `load` runs them all. Every stage records problems in one [`Diagnostics`] instead of
 //! stopping, so one run reports everything.
 
-pub mod assemble;
-pub mod context;
-pub mod convert;
-pub mod diag;
+pub(crate) mod assemble;
+pub(crate) mod context;
+pub(crate) mod convert;
+pub(crate) mod diag;
 pub mod discover;
-pub mod envfile;
-pub mod hash;
-pub mod identity;
-pub mod interpolate;
-pub mod load;
+pub(crate) mod envfile;
+pub(crate) mod hash;
+pub(crate) mod identity;
+pub(crate) mod interpolate;
+pub(crate) mod load;
 pub mod merge;
 pub mod model;
 pub mod node;
 pub mod secrets;
 pub mod syntax;
-pub mod validate;
+pub(crate) mod validate;
 
 pub use diag::{Diagnostic, Diagnostics, Loc, Severity};
 pub use load::{LoadOptions, Loaded, load, load_inline};

@@ -20,57 +20,15 @@
 //!   their network (create or connect), so a container that has a network has its aliases.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::time::Duration;
 
 use super::action::Action;
+pub use super::observed::Drift;
 use super::observed::{ObservedContainer, ObservedState};
 use crate::desired::model::Service;
 use crate::engine::labels::Role;
 use crate::engine::{Attachments, ContainerCreate, NetworkAttach, RunState};
 use crate::store::Records;
-
-/// One thing a container lacks.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Drift {
-    /// Not attached to this network (as the spec attaches it: engine-side name, aliases).
-    MissingNetwork(NetworkAttach),
-    /// This published port is not bound.
-    MissingPort {
-        /// Container port.
-        target: u16,
-        /// `tcp`, `udp` or `sctp`.
-        protocol: String,
-        /// Host port (`None`: an ephemeral one).
-        published: Option<u16>,
-    },
-    /// This mount is not there.
-    MissingMount {
-        /// `bind` or `volume`.
-        kind: String,
-        /// Path in the container.
-        target: String,
-    },
-}
-
-impl fmt::Display for Drift {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Drift::MissingNetwork(n) => write!(f, "not on network {}", n.network),
-            Drift::MissingPort {
-                target,
-                protocol,
-                published: Some(p),
-            } => write!(f, "port {p}:{target}/{protocol} not published"),
-            Drift::MissingPort {
-                target,
-                protocol,
-                published: None,
-            } => write!(f, "port {target}/{protocol} not published"),
-            Drift::MissingMount { kind, target } => write!(f, "{kind} mount {target} missing"),
-        }
-    }
-}
 
 /// What `spec` asks for that a container with `networks` and `actual` lacks (empty: it
 /// matches).

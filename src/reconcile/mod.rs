@@ -10,21 +10,21 @@
 //! round together (records → observe, with `scope` saying what → plan → execute). `diff`
 //! (pure) says what changed between two recorded revisions.
 
-pub mod action;
+pub(crate) mod action;
 pub mod adopt;
 pub mod container_spec;
 pub mod diff;
 pub mod drift;
 pub mod event;
 pub mod execute;
-pub mod gate;
-pub mod observe;
+pub(crate) mod gate;
+pub(crate) mod observe;
 pub mod observed;
 pub mod plan;
 pub mod probe;
-pub mod prober;
+pub(crate) mod prober;
 pub mod reason;
-pub mod rollout;
+pub(crate) mod rollout;
 pub mod round;
-pub mod scope;
-pub mod takeover;
+pub(crate) mod scope;
+pub(crate) mod takeover;

@@ -5,12 +5,13 @@
 //! planner needs them (`Inventory`), so that a no-op reconcile costs one engine call.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
 
-use super::drift::Drift;
 use super::probe::ProbeStatus;
 use crate::engine::labels::{self, Identity};
 use crate::engine::{
-    Attachments, ContainerSummary, Health, ImageSummary, NetworkSummary, RunState, VolumeSummary,
+    Attachments, ContainerSummary, Health, ImageSummary, NetworkAttach, NetworkSummary, RunState,
+    VolumeSummary,
 };
 
 /// One container berth manages or will take over.
@@ -197,6 +198,48 @@ pub fn normalize_reference(r: &str) -> String {
         name.to_string()
     } else {
         format!("{name}:latest")
+    }
+}
+
+/// One thing a container lacks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Drift {
+    /// Not attached to this network (as the spec attaches it: engine-side name, aliases).
+    MissingNetwork(NetworkAttach),
+    /// This published port is not bound.
+    MissingPort {
+        /// Container port.
+        target: u16,
+        /// `tcp`, `udp` or `sctp`.
+        protocol: String,
+        /// Host port (`None`: an ephemeral one).
+        published: Option<u16>,
+    },
+    /// This mount is not there.
+    MissingMount {
+        /// `bind` or `volume`.
+        kind: String,
+        /// Path in the container.
+        target: String,
+    },
+}
+
+impl fmt::Display for Drift {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Drift::MissingNetwork(n) => write!(f, "not on network {}", n.network),
+            Drift::MissingPort {
+                target,
+                protocol,
+                published: Some(p),
+            } => write!(f, "port {p}:{target}/{protocol} not published"),
+            Drift::MissingPort {
+                target,
+                protocol,
+                published: None,
+            } => write!(f, "port {target}/{protocol} not published"),
+            Drift::MissingMount { kind, target } => write!(f, "{kind} mount {target} missing"),
+        }
     }
 }
 

@@ -7,7 +7,7 @@
 
 pub mod handoff;
 mod policy;
-pub mod read;
+pub(crate) mod read;
 mod service;
 mod toplevel;
 mod update;

@@ -4,9 +4,9 @@
 //! Pure functions from `&str` to a value or a one-line error message; the converter adds the
 //! position. Kept apart so that each syntax has its own tests.
 
-pub mod image_ref;
-pub mod names;
-pub mod ports;
-pub mod suggest;
+pub(crate) mod image_ref;
+pub(crate) mod names;
+pub(crate) mod ports;
+pub(crate) mod suggest;
 pub mod units;
-pub mod volumes;
+pub(crate) mod volumes;

@@ -59,9 +59,8 @@ use heal::*;
 use housekeeping::*;
 use target::*;
 
-pub use heal::{HEAL_LIMIT, HEAL_WINDOW};
 pub use phase::{HeldBy, Phase, phase};
-pub use pins::{PIN_REPOSITORY_PREFIX, pin_reference};
+pub use pins::PIN_REPOSITORY_PREFIX;
 
 /// Everything the state machine looks at for one service.
 pub struct Input<'a> {

@@ -106,9 +106,18 @@ fn hold_wakes_the_controller_keeps_the_service_and_release_rolls_out() {
             .inspect(|i| hup = *i)
             .is_some()
     });
-    wait_until("the hold to be seen again", Duration::from_secs(10), || {
-        find("held by `berth hold`", hup).is_some()
+    // The hold was logged when it appeared; notes are logged once per change, not every round.
+    // What shows it still holds: rounds run after the wake-up and plan nothing for the service.
+    wait_until("a round after the wake-up", Duration::from_secs(10), || {
+        find("reconcile{round=", hup).is_some()
     });
+    std::thread::sleep(Duration::from_secs(3));
+    let planned: Vec<String> = log.lock().unwrap()[hup..]
+        .iter()
+        .filter(|l| l.contains("plan: ") && l.contains(&service))
+        .cloned()
+        .collect();
+    assert!(planned.is_empty(), "held, yet planned: {planned:?}");
     assert_eq!(outcomes(&service, &data), ["succeeded"]);
     assert_eq!(
         support::world::docker(&["inspect", "-f", "{{.Id}}", &format!("{}-a-1", p.name)]),

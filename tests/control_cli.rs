@@ -288,12 +288,15 @@ fn a_control_change_wakes_the_running_controller_with_sighup() {
     let lock = t.path().join("berth.lock");
     let mark = t.path().join("hup");
     let script = t.path().join("controller.sh");
+    // `sleep & wait`, not a foreground `sleep`: bash runs a trap at once when the signal
+    // interrupts `wait`, instead of after the child it waits for (seen to miss the 10 s bound
+    // once, on a loaded machine).
     std::fs::write(
         &script,
         "trap 'echo hup > \"$3\"; exit 0' HUP\n\
          exec 9<>\"$2\"\n\
          printf 'berth run (pid %s)' $$ >&9\n\
-         while :; do sleep 0.05; done\n",
+         while :; do sleep 0.05 & wait $!; done\n",
     )
     .unwrap();
     let child = Command::new("bash")

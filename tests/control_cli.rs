@@ -2,6 +2,7 @@
 //! against a data dir populated through the store: what they print, that they write only the
 //! control file, their refusals, and the SIGHUP that wakes a running `berth run`.
 
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -288,26 +289,32 @@ fn a_control_change_wakes_the_running_controller_with_sighup() {
     let lock = t.path().join("berth.lock");
     let mark = t.path().join("hup");
     let script = t.path().join("controller.sh");
-    // `sleep & wait`, not a foreground `sleep`: bash runs a trap at once when the signal
-    // interrupts `wait`, instead of after the child it waits for (seen to miss the 10 s bound
-    // once, on a loaded machine).
     std::fs::write(
         &script,
         "trap 'echo hup > \"$3\"; exit 0' HUP\n\
          exec 9<>\"$2\"\n\
          printf 'berth run (pid %s)' $$ >&9\n\
-         while :; do sleep 0.05 & wait $!; done\n",
+         while :; do sleep 0.05; done\n",
     )
     .unwrap();
-    let child = Command::new("bash")
-        .arg("-c")
+    let mut cmd = Command::new("bash");
+    cmd.arg("-c")
         .arg("exec -a berth bash \"$0\" run \"$1\" \"$2\"")
         .arg(&script)
         .arg(&lock)
         .arg(&mark)
-        .stdin(Stdio::null())
-        .spawn()
-        .expect("run bash");
+        .stdin(Stdio::null());
+    // bash cannot trap a signal that was ignored when it started, and under `nohup` (a CI
+    // runner, a test run started in the background) SIGHUP is: give the fake controller the
+    // default disposition, as `berth run` installs its own handler whatever it inherits.
+    // SAFETY: only signal(2), async-signal-safe, between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::signal(libc::SIGHUP, libc::SIG_DFL);
+            Ok(())
+        });
+    }
+    let child = cmd.spawn().expect("run bash");
     let pid = child.id();
     let _guard = FakeController { child };
     wait_for("the fake controller's lock", || {

@@ -967,7 +967,7 @@ fn ipam_platform_runtime_security_opt_and_pull_policy_are_carried() {
     assert_eq!(web.pull_policy, PullPolicy::Always);
     let ipam = p.networks["back"].ipam.as_ref().unwrap();
     assert_eq!(ipam.config[0].subnet.as_deref(), Some("172.28.0.0/16"));
-    assert_eq!(ipam.config[0].gateway.as_deref(), Some("172.28.0.1")); // Sent now (see reconcile::container_spec): only pull_policy is still read but not applied.
+    assert_eq!(ipam.config[0].gateway.as_deref(), Some("172.28.0.1")); // Sent now (see reconcile::container_spec).
     let d = diags(indoc! {"
         services:
           web: {image: app:1, platform: linux/arm64, runtime: runc, security_opt: [a], pull_policy: always, networks: [back]}
@@ -979,6 +979,27 @@ fn ipam_platform_runtime_security_opt_and_pull_policy_are_carried() {
     assert!(!d.contains("security_opt is read"), "{d}");
     assert!(!d.contains("ipam is read"), "{d}");
     assert!(!d.contains("enable_ipv6 is read"), "{d}");
+}
+
+#[test]
+fn pull_policy_says_where_berth_differs_from_compose_up() {
+    let d = diags(indoc! {"
+        services:
+          a: {image: app:1, pull_policy: never}
+          b: {image: app:1, pull_policy: missing}
+          c: {image: app:1, pull_policy: always}
+          d: {image: app:1, pull_policy: daily}
+          e: {image: app:1, pull_policy: build}
+    "});
+    let follow = "berth pulls an image only when it is missing and rolls out only when the desired state changes, so a tag pushed again is not followed; to follow it, use x-berth.update: {policy: digest}";
+    assert_eq!(
+        d,
+        format!(
+            "compose.yaml:4:34: warning: services.c.pull_policy \"always\": {follow}\n\
+             compose.yaml:5:34: warning: services.d.pull_policy \"daily\": {follow}\n\
+             compose.yaml:6:34: error: services.e.pull_policy: build needs a build: section to build the image from; add one or use another pull_policy\n"
+        )
+    );
 }
 
 #[test]

@@ -875,3 +875,39 @@ fn a_service_with_a_platform_pulls_and_creates_that_variant() {
         .expect("a create");
     assert_eq!(create.platform.as_deref(), Some("linux/arm64"));
 }
+
+#[test]
+fn pull_policy_never_blocks_instead_of_pulling_until_the_image_is_loaded() {
+    let d = desired(indoc! {"
+        name: shop
+        services:
+          web: {image: 'app:2', pull_policy: never}
+          migrate: {image: 'tool:1', restart: 'no', pull_policy: never}
+    "});
+    let mut sim = Sim::new(World::default());
+    let p = sim.round(&d);
+    assert!(
+        !p.steps
+            .iter()
+            .any(|s| matches!(s.action, Action::Pull { .. })),
+        "{p}"
+    );
+    assert_eq!(
+        p.to_string(),
+        indoc! {"
+            shop  create network shop_default  network missing
+            shop/migrate  blocked: image tool:1 is not on this host and pull_policy: never forbids pulling it; load it (docker load) or build it, or change pull_policy
+            shop/web  blocked: image app:2 is not on this host and pull_policy: never forbids pulling it; load it (docker load) or build it, or change pull_policy
+        "}
+    );
+    // Loaded by hand (docker load): both go ahead, still without a pull.
+    sim.w = sim
+        .w
+        .clone()
+        .image("app:2", "sha256:app2")
+        .image("tool:1", "sha256:tool1");
+    let p = sim.converge(&d);
+    assert!(p.notes.is_empty(), "{p}");
+    let names: Vec<String> = sim.w.containers().iter().map(|c| c.name.clone()).collect();
+    assert_eq!(names, ["shop-migrate-1", "shop-web-1"]);
+}

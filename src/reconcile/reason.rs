@@ -411,6 +411,11 @@ pub enum BlockReason {
         /// Its exit code.
         code: i64,
     },
+    /// The image is not on the host and `pull_policy: never` forbids pulling it.
+    ImageAbsent {
+        /// The image reference.
+        reference: String,
+    },
 }
 
 impl BlockReason {
@@ -430,6 +435,7 @@ impl BlockReason {
             BlockReason::DependencyBuildFailed(_) | BlockReason::DependencyFailed { .. } => {
                 "dependency_failed"
             }
+            BlockReason::ImageAbsent { .. } => "image_absent",
         }
     }
 }
@@ -482,6 +488,10 @@ impl fmt::Display for BlockReason {
             BlockReason::DependencyFailed { dep, code } => {
                 write!(f, "job {dep} failed with exit code {code}")
             }
+            BlockReason::ImageAbsent { reference } => write!(
+                f,
+                "image {reference} is not on this host and pull_policy: never forbids pulling it; load it (docker load) or build it, or change pull_policy"
+            ),
         }
     }
 }

@@ -33,7 +33,7 @@ use super::observed::{ObservedContainer, ObservedState, normalize_reference};
 use super::reason::{BlockReason, HeldReason, WaitReason};
 use super::rollout;
 use super::takeover::{self, NameMismatch};
-use crate::desired::model::{DesiredState, Project, Service};
+use crate::desired::model::{DesiredState, Project, PullPolicy, Service};
 use crate::engine::labels::{self, Role};
 use crate::engine::{RunState, VolumeCreate};
 use crate::store::ServiceRecord;
@@ -539,6 +539,19 @@ impl<'a> Planner<'a> {
             self.pending.insert(scope.clone());
             self.plan.notes.push(unmet_note(project, svc, unmet));
         }
+        if needs_start
+            && !steps.is_empty()
+            && let Some(reason) = self.image_forbidden(svc)
+        {
+            // Nothing of the job changes while its image cannot be had.
+            steps.clear();
+            self.pending.insert(scope.clone());
+            self.plan.notes.push(Note::Blocked {
+                project: project.name.clone(),
+                service: Some(svc.name.clone()),
+                reason,
+            });
+        }
         if let Some(n) = job_note {
             self.pending.insert(scope.clone());
             self.plan.notes.push(n);
@@ -872,6 +885,18 @@ impl<'a> Planner<'a> {
                 cause: "built image that no revision in the history uses".into(),
             });
         }
+    }
+
+    /// `pull_policy: never`, no `build:`, and the inventory says the image is not here: what
+    /// blocks the service (the same rule as `rollout::begin` for long-running services).
+    fn image_forbidden(&self, svc: &Service) -> Option<BlockReason> {
+        if svc.build.is_some() || svc.pull_policy != PullPolicy::Never {
+            return None;
+        }
+        let reference = svc.image.clone()?;
+        let images = &self.observed.inventory.as_ref()?.images;
+        (!images.contains_key(&normalize_reference(&reference)))
+            .then_some(BlockReason::ImageAbsent { reference })
     }
 
     /// The image's ID if present; else a pull step (once per reference).

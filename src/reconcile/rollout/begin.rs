@@ -12,6 +12,7 @@ use super::policy::order;
 use super::revert::fail;
 use super::target::Target;
 use super::{Flow, Hold, Input, Output, event, settle};
+use crate::desired::model::PullPolicy;
 use crate::engine::labels::Role;
 use crate::engine::{Health, RunState};
 use crate::reconcile::action::short;
@@ -19,7 +20,7 @@ use crate::reconcile::container_spec::container_create;
 use crate::reconcile::diff;
 use crate::reconcile::event::EventKind;
 use crate::reconcile::observed::{BuildFailure, ObservedContainer, normalize_reference};
-use crate::reconcile::reason::{EventReason, FailReason, WaitReason};
+use crate::reconcile::reason::{BlockReason, EventReason, FailReason, WaitReason};
 use crate::store::{Rollout, RolloutKind, ServiceRecord};
 
 /// How [`begin`] ended.
@@ -86,6 +87,11 @@ pub(super) fn begin(
                         Flow::Again => Begin::Failed,
                         Flow::Done => Begin::NotYet,
                     };
+                }
+                if svc.build.is_none() && svc.pull_policy == PullPolicy::Never {
+                    out.holds
+                        .push(Hold::Blocked(BlockReason::ImageAbsent { reference }));
+                    return Begin::NotYet;
                 }
                 out.pulls.push(reference.clone());
                 out.holds.push(Hold::Wait(WaitReason::Fetching {

@@ -31,7 +31,8 @@ use mounts::{read_file_mounts, read_mounts};
 use publish::read_ports;
 use relations::{add_implicit_edges, read_depends, read_networks};
 use runtime::{
-    read_extra_hosts, read_healthcheck, read_logging, read_pull_policy, read_restart, read_ulimits,
+    check_pull_policy, read_extra_hosts, read_healthcheck, read_logging, read_pull_policy,
+    read_restart, read_ulimits,
 };
 
 /// Keys berth reads.
@@ -273,13 +274,12 @@ pub fn convert_service(
     let security_opt = at("security_opt")
         .map(|n| r.strings(n, &what("security_opt")))
         .unwrap_or_default();
-    for key in NOT_YET_APPLIED {
-        if let Some(n) = at(key) {
-            r.warning(&n.loc, not_yet_applied(&what(key)));
-        }
-    }
     let pull_policy = at("pull_policy")
-        .and_then(|n| read_pull_policy(&mut r, n, &what("pull_policy")))
+        .and_then(|n| {
+            let policy = read_pull_policy(&mut r, n, &what("pull_policy"))?;
+            check_pull_policy(&mut r, n, policy, build.is_some(), &what("pull_policy"));
+            Some(policy)
+        })
         .unwrap_or_default();
     let shm_size = at("shm_size").and_then(|n| r.size(n, &what("shm_size")));
     let sysctls = at("sysctls")
@@ -474,13 +474,4 @@ fn check_develop(r: &mut Reader<'_>, n: &Node, what: &str) {
             }
         }
     }
-}
-/// Service fields the loader carries in the model but the executor does not send yet: each
-/// gives a warning until it does (remove a key here when `container_spec`/the engine honour
-/// it).
-const NOT_YET_APPLIED: &[&str] = &["pull_policy"];
-
-/// The warning for a field in the model that containers do not get yet.
-pub(crate) fn not_yet_applied(what: &str) -> String {
-    format!("{what} is read but not yet applied to containers by berth; what runs lacks it")
 }

@@ -175,6 +175,35 @@ pub(super) fn read_pull_policy(r: &mut Reader<'_>, n: &Node, what: &str) -> Opti
     })
 }
 
+/// What `pull_policy` means under berth, said where it differs from `docker compose up`:
+/// `build` needs `build:`; `always` and the refresh ages pull at every `up` in compose, but
+/// berth pulls only a missing image and rolls out only when the desired state changes, so the
+/// warning names `x-berth.update` (policy `digest`), which follows a tag pushed again.
+/// `missing` and `never` (see `BlockReason::ImageAbsent`) are honoured as they are.
+pub(super) fn check_pull_policy(
+    r: &mut Reader<'_>,
+    n: &Node,
+    policy: PullPolicy,
+    has_build: bool,
+    what: &str,
+) {
+    match policy {
+        PullPolicy::Missing | PullPolicy::Never => {}
+        PullPolicy::Build if has_build => {}
+        PullPolicy::Build => r.error(
+            &n.loc,
+            format!("{what}: build needs a build: section to build the image from; add one or use another pull_policy"),
+        ),
+        PullPolicy::Always | PullPolicy::Every(_) => r.warning(
+            &n.loc,
+            format!(
+                "{what} {}: berth pulls an image only when it is missing and rolls out only when the desired state changes, so a tag pushed again is not followed; to follow it, use x-berth.update: {{policy: digest}}",
+                n.shown()
+            ),
+        ),
+    }
+}
+
 /// `extra_hosts`: a list of `host=ip` / `host:ip`, or a mapping of a host to one address or
 /// a list of them (compose's long syntax: one entry per address).
 pub(super) fn read_extra_hosts(r: &mut Reader<'_>, n: &Node, what: &str) -> Vec<(String, String)> {

@@ -309,7 +309,7 @@ mod tests {
     fn a_skip_then_an_apply_are_announced_once_each() {
         let t = Telemetry::new(TelemetryOptions::default());
         let u = update();
-        let window = |m| Skip::OutsideWindow {
+        let window = |m: u64| Skip::OutsideWindow {
             opens_in: Duration::from_secs(m * 60),
         };
         t.update_report(&report(Act::Skip(u.clone(), window(30)), None), 10);

@@ -133,11 +133,18 @@ fn berth_run_rewrites_the_file_on_a_pushed_tag_and_rolls_it_out() {
 
     r.push("berth-demo:2", "h19r/app:1.1.0");
     let pushed = Instant::now();
+    let new_image = format!("image: {}", r.reference("h19r/app:1.1.0"));
+    wait_until("the file rewritten", Duration::from_secs(60), || {
+        std::fs::read_to_string(p.dir.join("compose.yaml")).is_ok_and(|t| t.contains(&new_image))
+    });
+    let written = pushed.elapsed();
     wait_until("1.1.0 serving", Duration::from_secs(120), || {
         version(port) == "2"
     });
     let took = pushed.elapsed();
-    eprintln!("push to serving (dir source, interval 10s): {took:?}");
+    eprintln!(
+        "push to serving (dir source, interval 10s): {took:?} (file written after {written:?})"
+    );
 
     // The file was rewritten where the image is written, comments kept; the held service's
     // line was not.
@@ -300,7 +307,7 @@ fn berth_run_commits_an_update_to_the_git_source_and_rolls_it_out() {
             "--ref",
             "main",
             "--interval",
-            "60s",
+            "300s",
             "--listen",
             &format!("127.0.0.1:{listen}"),
             "--data-dir",
@@ -315,14 +322,22 @@ fn berth_run_commits_an_update_to_the_git_source_and_rolls_it_out() {
         update_status(listen, "web")["state"] == "up_to_date"
     });
 
+    let first = git(&bare, &["rev-parse", "main"]);
     r.push("berth-demo:2", "h19r/app:1.0.1");
     let pushed = Instant::now();
-    // The fetch interval is 60 s: serving within it shows that berth fetched its own commit.
+    wait_until("berth's commit pushed", Duration::from_secs(50), || {
+        git(&bare, &["rev-parse", "main"]) != first
+    });
+    let committed = pushed.elapsed();
+    // The fetch interval is 300 s: serving well within it shows that berth fetched its own
+    // commit at once.
     wait_until("1.0.1 serving", Duration::from_secs(55), || {
         version(port) == "2"
     });
     let took = pushed.elapsed();
-    eprintln!("push to serving (git source, interval 10s): {took:?}");
+    eprintln!(
+        "push to serving (git source, interval 10s): {took:?} (commit pushed after {committed:?})"
+    );
 
     let log = git(&bare, &["log", "-1", "--format=%an|%s", "main"]);
     assert_eq!(

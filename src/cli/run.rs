@@ -234,7 +234,7 @@ fn spawn_updates(
     stop: &Arc<AtomicBool>,
 ) -> anyhow::Result<()> {
     let destination = match (args.git.options(args.interval), &args.dir) {
-        (Some(git), _) => auto::Destination::Git(berth::update::git::GitTarget {
+        (Some(git), _) => auto::Destination::Git(Box::new(berth::update::git::GitTarget {
             remote: berth::source::git::Remote::new(&git.url, git.auth.clone()),
             branch: git.reference.clone(),
             path: git.path.clone(),
@@ -243,7 +243,7 @@ fn spawn_updates(
                 berth::update::git::DEFAULT_AUTHOR.0.to_string(),
                 berth::update::git::DEFAULT_AUTHOR.1.to_string(),
             ),
-        }),
+        })),
         (None, Some(dir)) => auto::Destination::Dir(dir.clone()),
         (None, None) => anyhow::bail!("give --dir DIR or --git URL"),
     };

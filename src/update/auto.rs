@@ -47,7 +47,7 @@ pub enum Destination {
     Dir(PathBuf),
     /// The git source (`berth run --git`): a commit pushed to the tracked branch, or to
     /// `--update-branch`.
-    Git(GitTarget),
+    Git(Box<GitTarget>),
 }
 
 /// How the update task runs.
@@ -335,7 +335,7 @@ async fn apply(
             .map(|w| w.file().to_string())
             .map_err(|e| crate::errors::chain(&e)),
         Destination::Git(target) => {
-            super::git::commit_update(&target, &project, &service, &loc, &update)
+            super::git::commit_update(target.as_ref(), &project, &service, &loc, &update)
                 .map(|c| {
                     format!(
                         "commit {} pushed to {} ({})",

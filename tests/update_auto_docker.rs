@@ -225,6 +225,7 @@ fn berth_run_rewrites_the_file_on_a_pushed_tag_and_rolls_it_out() {
         .output()
         .unwrap();
     let table = String::from_utf8_lossy(&o.stdout).into_owned();
+    eprintln!("{table}");
     assert!(
         table.contains(&format!(
             "{}/held: update skipped {} -> {}: waits: outside its window",

@@ -129,3 +129,26 @@ fn a_failed_update_says_what_failed_and_leaves_the_remote_as_it_was() {
     let text = berth::errors::chain(&err);
     assert!(text.starts_with("git clone failed: "), "{text}");
 }
+
+#[test]
+fn a_tracked_tag_is_never_turned_into_a_branch() {
+    let (work, bare) = bare();
+    git(&bare, &["tag", "v1", "main"]);
+    let loc = image_loc(&work.dir);
+    let mut t = target(&bare, None);
+    t.branch = Some("v1".into());
+    let err = commit_update(&t, "shop", "web", &loc, &update("1.1.0")).expect_err("a tag");
+    assert_eq!(
+        berth::errors::chain(&err),
+        "failed to commit the update: v1 is not a branch (give --update-branch NAME to push updates to a branch of their own)"
+    );
+    assert_eq!(git(&bare, &["branch", "--list", "v1"]), "");
+    // With a branch of berth's own, it goes there.
+    t.push_branch = Some("berth/updates".into());
+    let done = commit_update(&t, "shop", "web", &loc, &update("1.1.0")).expect("own branch");
+    assert_eq!(done.branch, "berth/updates");
+    assert_eq!(
+        git(&bare, &["rev-parse", "berth/updates~1"]),
+        git(&bare, &["rev-parse", "v1^{commit}"])
+    );
+}

@@ -52,6 +52,14 @@ pub enum CommitError {
     /// The edit failed.
     #[error("failed to write the update into the clone")]
     Write(#[source] WriteError),
+    /// The tracked ref is a tag, and no branch of berth's own was given.
+    #[error(
+        "failed to commit the update: {reference} is not a branch (give --update-branch NAME to push updates to a branch of their own)"
+    )]
+    NotABranch {
+        /// The ref as given.
+        reference: String,
+    },
 }
 
 /// Where and as whom to commit.
@@ -123,14 +131,25 @@ pub fn commit_update(
     }
     args.extend([remote.url(), clone_s.as_str()]);
     git(None, &args, remote, true)?;
-    let branch = match &target.branch {
-        Some(b) => b.clone(),
-        None => git(
-            Some(&clone),
-            &["rev-parse", "--abbrev-ref", "HEAD"],
-            remote,
-            false,
-        )?,
+    // The branch the clone is on; none when the tracked ref is a tag (a detached clone),
+    // which berth must not turn into a branch of the same name.
+    let on_branch = git(
+        Some(&clone),
+        &["symbolic-ref", "--short", "-q", "HEAD"],
+        remote,
+        false,
+    )
+    .ok()
+    .filter(|b| !b.is_empty());
+    // The tracked branch only moves forward; berth's own branch is replaced.
+    let (to, refspec) = match (&target.push_branch, on_branch) {
+        (Some(own), _) => (own.clone(), format!("+HEAD:refs/heads/{own}")),
+        (None, Some(b)) => (b.clone(), format!("HEAD:refs/heads/{b}")),
+        (None, None) => {
+            return Err(CommitError::NotABranch {
+                reference: target.branch.clone().unwrap_or_else(|| "HEAD".into()),
+            });
+        }
     };
     let root = match &target.path {
         Some(p) => clone.join(p),
@@ -161,11 +180,6 @@ pub fn commit_update(
         false,
     )?;
     let sha = git(Some(&clone), &["rev-parse", "HEAD"], remote, false)?;
-    // The tracked branch only moves forward; berth's own branch is replaced.
-    let (to, refspec) = match &target.push_branch {
-        Some(own) => (own.clone(), format!("+HEAD:refs/heads/{own}")),
-        None => (branch.clone(), format!("HEAD:refs/heads/{branch}")),
-    };
     git(
         Some(&clone),
         &["push", "--quiet", "origin", &refspec],

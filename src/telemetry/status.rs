@@ -173,8 +173,8 @@ pub struct ServiceStatus {
 pub struct UpdateStatus {
     /// The policy: `semver`, `digest` or `pattern`.
     pub policy: String,
-    /// `up_to_date`, `pending` (found, being written), `applied` (written or pushed, the
-    /// source has not rolled it in yet), `skipped` (waits: see `reason`) or `failed` (the
+    /// `up_to_date`, `pending` (found and not written: writing it failed, see `message`),
+    /// `applied` (written or pushed, the source has not rolled it in yet), `skipped` (waits: see `reason`) or `failed` (the
     /// check failed: see `message`).
     pub state: String,
     /// When the check ended.

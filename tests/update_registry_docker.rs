@@ -279,6 +279,9 @@ fn a_git_source_receives_the_commit_and_rolls_it_out() {
                 "main",
                 "--interval",
                 "2s",
+                // This test is about `berth updates apply`: berth run must not find the
+                // update first (tests/update_auto_docker.rs has it do so).
+                "--no-update-checks",
                 "--listen",
                 "off",
                 "--data-dir",

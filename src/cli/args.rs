@@ -340,6 +340,19 @@ pub struct RunArgs {
     /// Services worked on at once.
     #[arg(long, default_value_t = 8)]
     pub parallelism: usize,
+    /// Never check registries for image updates, whatever `x-berth.update` says (`berth
+    /// updates` still can).
+    #[arg(long)]
+    pub no_update_checks: bool,
+    /// Push update commits to this branch (rebuilt from the tracked branch and force-pushed
+    /// at each update, for review) instead of the tracked branch (--git only).
+    #[arg(
+        long,
+        value_name = "NAME",
+        requires = "git",
+        conflicts_with = "no_update_checks"
+    )]
+    pub update_branch: Option<String>,
     #[command(flatten)]
     pub telemetry: TelemetryArgs,
 }

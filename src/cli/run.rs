@@ -16,6 +16,7 @@ use berth::lock::DataDirLock;
 use berth::reconcile::plan::PlanOptions;
 use berth::source::{self, dir::DirOptions, webhook};
 use berth::store::Store;
+use berth::update::auto;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use super::args::RunArgs;
@@ -111,11 +112,22 @@ async fn control(
     .await?;
     let observer = telemetry.observer();
     let hub = telemetry.telemetry.clone();
+    let no_update_checks = args.no_update_checks;
+    // The update task reads the last good desired state the controller loaded.
+    let latest: auto::Latest = Arc::default();
+    if !args.no_update_checks {
+        spawn_updates(args, &engine, &running, latest.clone(), &hub, &stop)?;
+    }
     controller::run(
         engine,
         move || {
             let loaded = running.load();
             hub.set_source(telemetry::source_info(&running.status().snapshot()));
+            if let Some(state) = &loaded.state
+                && !no_update_checks
+            {
+                auto::publish(&latest, state);
+            }
             loaded
         },
         opts,
@@ -207,4 +219,48 @@ fn git_webhook(
         args.git.reference.clone(),
         git.poker(),
     )))
+}
+
+/// Starts the update checks (`x-berth.update`) as a task of their own: they write into the
+/// watched directory, or commit to the git source (with its credentials; to its branch or
+/// `--update-branch`) and poke its fetch; the rollout follows from the source like any
+/// change.
+fn spawn_updates(
+    args: &RunArgs,
+    engine: &Arc<berth::engine::docker::DockerEngine>,
+    running: &source::Running,
+    latest: auto::Latest,
+    hub: &Arc<berth::telemetry::Telemetry>,
+    stop: &Arc<AtomicBool>,
+) -> anyhow::Result<()> {
+    let destination = match (args.git.options(args.interval), &args.dir) {
+        (Some(git), _) => auto::Destination::Git(Box::new(berth::update::git::GitTarget {
+            remote: berth::source::git::Remote::new(&git.url, git.auth.clone()),
+            branch: git.reference.clone(),
+            path: git.path.clone(),
+            push_branch: args.update_branch.clone(),
+            author: (
+                berth::update::git::DEFAULT_AUTHOR.0.to_string(),
+                berth::update::git::DEFAULT_AUTHOR.1.to_string(),
+            ),
+        })),
+        (None, Some(dir)) => auto::Destination::Dir(dir.clone()),
+        (None, None) => anyhow::bail!("give --dir DIR or --git URL"),
+    };
+    let fetch = running.git().map(|git| git.poker());
+    let report_hub = hub.clone();
+    let hooks = auto::Hooks {
+        report: Arc::new(move |r: &auto::Report| {
+            report_hub.update_report(r, berth::util::time::unix_now())
+        }),
+        applied: Arc::new(move || {
+            // A directory source sees the file change by itself; a git one fetches now.
+            if let Some(fetch) = &fetch {
+                fetch();
+            }
+        }),
+    };
+    let opts = auto::AutoOptions::new(destination, args.data_dir.clone());
+    tokio::spawn(auto::run(engine.clone(), latest, opts, stop.clone(), hooks));
+    Ok(())
 }

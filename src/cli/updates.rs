@@ -9,7 +9,6 @@ use std::process::ExitCode;
 use anyhow::Context;
 use berth::engine::Engine;
 use berth::update::check::{self, Finding, Target};
-use berth::update::choose::Skip;
 use berth::update::registry::Client;
 
 use super::args::{UpdatesApply, UpdatesArgs, UpdatesCommand, UpdatesList};
@@ -139,7 +138,7 @@ fn apply(args: UpdatesApply) -> anyhow::Result<ExitCode> {
     {
         Some(opts) => {
             let target = berth::update::git::GitTarget {
-                url: opts.url.clone(),
+                remote: berth::source::git::Remote::new(&opts.url, opts.auth.clone()),
                 branch: opts.reference.clone(),
                 path: opts.path.clone(),
                 push_branch: None,
@@ -189,28 +188,8 @@ fn describe(f: &Finding) -> (String, String) {
     match f {
         Finding::UpToDate => ("-".into(), String::new()),
         Finding::Pending(u) => (short(&u.version), format!("-> {}", u.to)),
-        Finding::Skipped(u, skip) => (
-            short(&u.version),
-            format!("-> {} waits: {}", u.to, skip_text(*skip)),
-        ),
+        Finding::Skipped(u, skip) => (short(&u.version), format!("-> {} waits: {skip}", u.to)),
         Finding::Failed(e) => ("-".into(), e.clone()),
-    }
-}
-
-fn skip_text(skip: Skip) -> String {
-    match skip {
-        Skip::OutsideWindow { opens_in } => {
-            format!(
-                "outside its window (opens in {}m)",
-                opens_in.as_secs().div_ceil(60)
-            )
-        }
-        Skip::TooNew { age, min_age } => format!(
-            "younger than min_age ({}s of {}s)",
-            age.as_secs(),
-            min_age.as_secs()
-        ),
-        Skip::UnknownAge => "min_age set but the image has no creation time".into(),
     }
 }
 

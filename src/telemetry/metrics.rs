@@ -7,6 +7,7 @@
 //! `berth_rollouts_total{project,service,result}`, `berth_rollout_duration_seconds{project,service}`,
 //! `berth_reverts_total{project,service}`, `berth_self_heals_total{project,service,reason}`,
 //! `berth_probe_failures_total{project,service,probe}`, `berth_docker_api_errors_total{op}`,
+//! `berth_updates_pending{project,service}`, `berth_update_checks_total{result}`,
 //! `berth_build_info{version}`. Every counter of a known service starts at 0 (so `increase()`
 //! and alerts see the first event); series of services that left the desired state are
 //! removed. No container IDs or image digests are ever label values: an image written with a
@@ -144,6 +145,8 @@ pub struct Metrics {
     self_heals_total: Family<HealLabels, Counter>,
     probe_failures_total: Family<ProbeLabels, Counter>,
     docker_api_errors_total: Family<OpLabels, Counter>,
+    updates_pending: Family<ServiceLabels, Gauge>,
+    update_checks_total: Family<ResultLabels, Counter>,
     known: Mutex<BTreeMap<ServiceLabels, Known>>,
     source_labels: Mutex<Option<SourceLabels>>,
 }
@@ -172,6 +175,8 @@ impl Metrics {
             self_heals_total: Family::default(),
             probe_failures_total: Family::default(),
             docker_api_errors_total: Family::default(),
+            updates_pending: Family::default(),
+            update_checks_total: Family::default(),
             known: Mutex::new(BTreeMap::new()),
             source_labels: Mutex::new(None),
             registry: Registry::default(),
@@ -243,6 +248,16 @@ impl Metrics {
             "docker_api_errors",
             "Docker API calls that failed, by operation (not counting already-done outcomes such as removing something gone)",
             m.docker_api_errors_total.clone(),
+        );
+        registry.register(
+            "updates_pending",
+            "1 while a newer image fits the service's x-berth.update policy and the desired state does not have it yet (waiting for its window or minimum age, or written and not yet in the source), else 0",
+            m.updates_pending.clone(),
+        );
+        registry.register(
+            "update_checks",
+            "berth run's image update checks of services, by result: up_to_date, pending, applied, skipped, failed",
+            m.update_checks_total.clone(),
         );
         let build_info = Family::<VersionLabels, Gauge>::default();
         build_info
@@ -359,6 +374,7 @@ impl Metrics {
                 continue;
             };
             self.service_ready.remove(&key);
+            self.updates_pending.remove(&key);
             if let Some(info) = k.info {
                 self.service_info.remove(&info);
             }
@@ -391,6 +407,25 @@ impl Metrics {
                 .get_or_create(&key)
                 .observe(d.as_secs_f64());
         }
+    }
+
+    /// One update check of a service ended with `result` (an `update::schedule::Act`
+    /// label); `pending` when a newer image waits or is on its way.
+    pub fn update_check(&self, project: &str, service: &str, result: &str, pending: bool) {
+        self.update_checks_total
+            .get_or_create(&ResultLabels {
+                result: result.to_string(),
+            })
+            .inc();
+        self.updates_pending
+            .get_or_create(&service_labels(project, service))
+            .set(i64::from(pending));
+    }
+
+    /// The service has no update policy any more: its `updates_pending` series goes.
+    pub fn update_forget(&self, project: &str, service: &str) {
+        self.updates_pending
+            .remove(&service_labels(project, service));
     }
 
     /// A self-heal restart for `reason` (a [`HealReason`] label).

@@ -25,6 +25,7 @@ pub mod metrics;
 pub mod notify;
 pub mod status;
 pub mod time;
+pub mod updates;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
@@ -90,6 +91,9 @@ struct State {
     rollout_started: HashMap<(String, String), u64>,
     /// The failing pull last announced per (project, service), until it is Idle again.
     pull_failing: HashMap<(String, String), String>,
+    /// The last update check and what was announced of it per (project, service) (see
+    /// `updates`).
+    updates: HashMap<(String, String), updates::UpdateMemory>,
 }
 
 /// The observability hub.
@@ -126,6 +130,7 @@ impl Telemetry {
                 probes: HashMap::new(),
                 rollout_started: HashMap::new(),
                 pull_failing: HashMap::new(),
+                updates: HashMap::new(),
             }),
             metrics: Metrics::new(),
             events,
@@ -229,7 +234,8 @@ impl Telemetry {
             failures: r.failures,
             probes_tracked: true,
         };
-        let status = status::build(&input, st.status.as_ref());
+        let mut status = status::build(&input, st.status.as_ref());
+        self.overlay_updates(&mut st, &mut status, r.desired);
 
         // The desired state's validity.
         if st.last_valid != Some(valid) {

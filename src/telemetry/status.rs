@@ -162,6 +162,34 @@ pub struct ServiceStatus {
     pub conditions: Vec<Condition>,
     /// The newest rollout.
     pub last_rollout: Option<LastRollout>,
+    /// `berth run`'s last image update check (`x-berth.update`); absent without a policy,
+    /// before the first check, and in a status `berth status DIR` builds itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub update: Option<UpdateStatus>,
+}
+
+/// A service's last image update check.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpdateStatus {
+    /// The policy: `semver`, `digest` or `pattern`.
+    pub policy: String,
+    /// `up_to_date`, `pending` (found and not written: writing it failed, see `message`),
+    /// `applied` (written or pushed, the source has not rolled it in yet), `skipped` (waits: see `reason`) or `failed` (the
+    /// check failed: see `message`).
+    pub state: String,
+    /// When the check ended.
+    pub checked_at: Timestamp,
+    /// The image the source has (`pending`, `applied`, `skipped`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    /// The image found (`pending`, `applied`, `skipped`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
+    /// Why a `skipped` update waits: `outside_window`, `too_new`, `unknown_age`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// In words: why it waits, where it was written, why writing or the check failed.
+    pub message: String,
 }
 
 /// One diagnostic of the last load.
@@ -612,6 +640,7 @@ impl Ctx<'_> {
             reason,
             conditions,
             last_rollout,
+            update: None,
         }
     }
 
@@ -948,6 +977,32 @@ impl Status {
                 "{}: orphaned, {} container(s) of a project no longer in the desired state (--prune removes them)",
                 o.project, o.containers
             );
+        }
+        // Image updates that are not simply up to date.
+        let updates: Vec<String> = self
+            .services
+            .iter()
+            .filter_map(|s| {
+                let u = s.update.as_ref().filter(|u| u.state != "up_to_date")?;
+                let change = match (&u.from, &u.to) {
+                    (Some(from), Some(to)) => format!(" {from} -> {to}"),
+                    _ => String::new(),
+                };
+                Some(format!(
+                    "{}/{}: update {}{change}: {} (checked {} ago)",
+                    s.project,
+                    s.service,
+                    u.state,
+                    u.message,
+                    age(now, u.checked_at.0)
+                ))
+            })
+            .collect();
+        if !updates.is_empty() {
+            out.push('\n');
+            for l in updates {
+                let _ = writeln!(out, "{l}");
+            }
         }
         // A reason's further lines (a failed build's last output) under the table.
         for s in &self.services {

@@ -50,6 +50,26 @@ impl Skip {
     }
 }
 
+/// The sentence a person reads (`berth updates`, `berth status`, events); never parsed.
+impl std::fmt::Display for Skip {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Skip::OutsideWindow { opens_in } => write!(
+                f,
+                "outside its window (opens in {}m)",
+                opens_in.as_secs().div_ceil(60)
+            ),
+            Skip::TooNew { age, min_age } => write!(
+                f,
+                "younger than min_age ({}s of {}s)",
+                age.as_secs(),
+                min_age.as_secs()
+            ),
+            Skip::UnknownAge => write!(f, "min_age set but the image has no creation time"),
+        }
+    }
+}
+
 /// The highest tag among `tags` that `policy` allows, newer than `current`, and not in
 /// `quarantined`. `Policy::Digest` keeps the tag: see [`digest_moved`].
 pub fn choose(

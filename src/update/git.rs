@@ -3,9 +3,13 @@
 //! versions, and a push — to the tracked branch, or to a branch of its own for review.
 //!
 //! IO (the git CLI, like `source::git`). Each git run has a deadline and no terminal prompt;
-//! the operator's git settings (credential helpers, `GIT_SSH_COMMAND`) apply. The clone is a
-//! temp directory, removed when done. A push that loses a race with another push fails and
-//! changes nothing; the next check tries again on the new commit.
+//! the clone and the push authenticate as the git source does ([`Remote`]: its SSH key,
+//! token or URL user info, in the environment only, scrubbed from what git prints), and the
+//! operator's git settings (credential helpers, `GIT_SSH_COMMAND`) apply. The clone is a temp
+//! directory, removed when done. A push to the tracked branch that loses a race with another
+//! push fails and changes nothing; the next check tries again on the new commit. A branch of
+//! its own (`--update-branch`) is berth's: it is rebuilt from the tracked branch's tip and
+//! force-pushed at each update.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -14,6 +18,7 @@ use std::time::{Duration, Instant};
 use super::check::Update;
 use super::write::{WriteError, Written, write_update};
 use crate::desired::diag::Loc;
+use crate::source::git::Remote;
 
 /// The longest one git command may run.
 const GIT_TIMEOUT: Duration = Duration::from_secs(120);
@@ -27,6 +32,9 @@ pub enum CommitError {
     /// git could not be started, or a temp directory made.
     #[error("failed to run git")]
     Spawn(#[source] std::io::Error),
+    /// The credentials could not be read (e.g. the token file).
+    #[error("failed to prepare the git credentials")]
+    Credentials(#[source] crate::source::git::GitError),
     /// A git command failed.
     #[error("git {command} failed: {stderr}")]
     Failed {
@@ -44,13 +52,21 @@ pub enum CommitError {
     /// The edit failed.
     #[error("failed to write the update into the clone")]
     Write(#[source] WriteError),
+    /// The tracked ref is a tag, and no branch of berth's own was given.
+    #[error(
+        "failed to commit the update: {reference} is not a branch (give --update-branch NAME to push updates to a branch of their own)"
+    )]
+    NotABranch {
+        /// The ref as given.
+        reference: String,
+    },
 }
 
 /// Where and as whom to commit.
 #[derive(Debug, Clone)]
 pub struct GitTarget {
-    /// The repository (URL or path), as `berth run --git` has it.
-    pub url: String,
+    /// The repository and its credentials, as the git source has them.
+    pub remote: Remote,
     /// The branch berth follows (`None`: the remote's default branch).
     pub branch: Option<String>,
     /// The desired-state directory inside the repository.
@@ -102,18 +118,38 @@ pub fn commit_update(
     image_loc: &Loc,
     update: &Update,
 ) -> Result<Committed, CommitError> {
-    let tmp = TempDir::new()?;
-    let clone = tmp.0.join("repo");
+    let tmp = tempfile::Builder::new()
+        .prefix("berth-update-")
+        .tempdir()
+        .map_err(CommitError::Spawn)?;
+    let clone = tmp.path().join("repo");
     let clone_s = clone.to_string_lossy().into_owned();
+    let remote = &target.remote;
     let mut args = vec!["clone", "--quiet", "--depth", "1"];
     if let Some(b) = &target.branch {
         args.extend(["--branch", b.as_str()]);
     }
-    args.extend([target.url.as_str(), clone_s.as_str()]);
-    git(None, &args)?;
-    let branch = match &target.branch {
-        Some(b) => b.clone(),
-        None => git(Some(&clone), &["rev-parse", "--abbrev-ref", "HEAD"])?,
+    args.extend([remote.url(), clone_s.as_str()]);
+    git(None, &args, remote, true)?;
+    // The branch the clone is on; none when the tracked ref is a tag (a detached clone),
+    // which berth must not turn into a branch of the same name.
+    let on_branch = git(
+        Some(&clone),
+        &["symbolic-ref", "--short", "-q", "HEAD"],
+        remote,
+        false,
+    )
+    .ok()
+    .filter(|b| !b.is_empty());
+    // The tracked branch only moves forward; berth's own branch is replaced.
+    let (to, refspec) = match (&target.push_branch, on_branch) {
+        (Some(own), _) => (own.clone(), format!("+HEAD:refs/heads/{own}")),
+        (None, Some(b)) => (b.clone(), format!("HEAD:refs/heads/{b}")),
+        (None, None) => {
+            return Err(CommitError::NotABranch {
+                reference: target.branch.clone().unwrap_or_else(|| "HEAD".into()),
+            });
+        }
     };
     let root = match &target.path {
         Some(p) => clone.join(p),
@@ -125,7 +161,7 @@ pub fn commit_update(
         None => written.file().into(),
     };
     let file = file.to_string_lossy().into_owned();
-    git(Some(&clone), &["add", "--", &file])?;
+    git(Some(&clone), &["add", "--", &file], remote, false)?;
     let message = format!(
         "{}\n\nImage: {} -> {}\nFile: {file}\n",
         subject(project, service, update),
@@ -140,17 +176,15 @@ pub fn commit_update(
         &[
             "-c", &name, "-c", &email, "commit", "--quiet", "--author", &author, "-m", &message,
         ],
+        remote,
+        false,
     )?;
-    let sha = git(Some(&clone), &["rev-parse", "HEAD"])?;
-    let to = target.push_branch.clone().unwrap_or(branch);
+    let sha = git(Some(&clone), &["rev-parse", "HEAD"], remote, false)?;
     git(
         Some(&clone),
-        &[
-            "push",
-            "--quiet",
-            "origin",
-            &format!("HEAD:refs/heads/{to}"),
-        ],
+        &["push", "--quiet", "origin", &refspec],
+        remote,
+        true,
     )?;
     Ok(Committed {
         sha,
@@ -159,8 +193,14 @@ pub fn commit_update(
     })
 }
 
-/// Runs git (in `dir`), bounded by [`GIT_TIMEOUT`]; its trimmed stdout.
-fn git(dir: Option<&Path>, args: &[&str]) -> Result<String, CommitError> {
+/// Runs git (in `dir`; with `remote`'s credentials when it talks to it), bounded by
+/// [`GIT_TIMEOUT`]; its trimmed stdout.
+fn git(
+    dir: Option<&Path>,
+    args: &[&str],
+    remote: &Remote,
+    talks_to_remote: bool,
+) -> Result<String, CommitError> {
     let command = args
         .iter()
         .find(|a| !a.starts_with('-') && !a.contains('='))
@@ -170,6 +210,11 @@ fn git(dir: Option<&Path>, args: &[&str]) -> Result<String, CommitError> {
     let mut cmd = Command::new("git");
     if let Some(d) = dir {
         cmd.current_dir(d);
+    }
+    if talks_to_remote {
+        remote
+            .authorize(&mut cmd)
+            .map_err(CommitError::Credentials)?;
     }
     let mut child = cmd
         .args(args)
@@ -197,30 +242,8 @@ fn git(dir: Option<&Path>, args: &[&str]) -> Result<String, CommitError> {
         let tail: Vec<&str> = stderr.lines().rev().take(3).collect();
         return Err(CommitError::Failed {
             command,
-            stderr: crate::source::redact_text(
-                &tail.into_iter().rev().collect::<Vec<_>>().join("; "),
-            ),
+            stderr: remote.scrub(&tail.into_iter().rev().collect::<Vec<_>>().join("; ")),
         });
     }
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
-}
-
-/// A temp directory removed on drop.
-struct TempDir(std::path::PathBuf);
-
-impl TempDir {
-    fn new() -> Result<Self, CommitError> {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_nanos());
-        let dir = std::env::temp_dir().join(format!("berth-update-{}-{nanos}", std::process::id()));
-        std::fs::create_dir_all(&dir).map_err(CommitError::Spawn)?;
-        Ok(TempDir(dir))
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }

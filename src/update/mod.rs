@@ -8,13 +8,18 @@
 //! - `rewrite` (pure): the edit of the exact byte span where the tag is written — a Compose
 //!   `image:` value or the `.env` variable it is interpolated from — comments and formatting kept.
 //! - `check` (IO through `registry`): one round of checks, one tag list per repository.
+//! - `schedule` (pure): when `berth run` checks a service (interval, backoff on failed
+//!   checks) and what it does with a finding (apply, skip, nothing).
+//! - `auto` (IO): `berth run`'s background task that checks at each interval and applies.
 //! - `registry` (IO): a Registry HTTP API v2 client (tags, manifests, digests; token and basic
 //!   auth with credentials from [`crate::engine::auth`]).
 
+pub mod auto;
 pub mod check;
 pub mod choose;
 pub mod git;
 pub mod registry;
 pub mod rewrite;
+pub mod schedule;
 pub mod spec;
 pub mod write;

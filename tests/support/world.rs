@@ -256,9 +256,23 @@ impl BerthProcess {
         I: IntoIterator<Item = S>,
         S: AsRef<std::ffi::OsStr>,
     {
+        Self::spawn_env(p, args, &[])
+    }
+
+    /// [`Self::spawn`] with extra environment variables (e.g. `DOCKER_CONFIG`).
+    pub fn spawn_env<I, S>(
+        p: &TestProject,
+        args: I,
+        env: &[(&str, &std::ffi::OsStr)],
+    ) -> BerthProcess
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
         let mut child = p
             .berth()
             .args(args)
+            .envs(env.iter().copied())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::piped())
             .spawn()

@@ -7,7 +7,7 @@ use std::io::Read;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::{GIT_TIMEOUT, GitError, Output, Repo};
+use super::{GIT_TIMEOUT, GitAuth, GitError, Output, Repo};
 use crate::source::redact_text;
 
 impl Repo {
@@ -43,68 +43,129 @@ impl Repo {
             .env_remove("GIT_WORK_TREE")
             .env_remove("GIT_INDEX_FILE");
         if remote {
-            if let Some(key) = &self.auth.ssh_key {
-                cmd.env(
-                    "GIT_SSH_COMMAND",
-                    format!(
-                        "ssh -i {} -o IdentitiesOnly=yes -o BatchMode=yes",
-                        shell_quote(&key.display().to_string())
-                    ),
-                );
-            }
-            if let Some(basic) = self.basic_credentials()? {
-                // Scoped to the remote's URL; in the environment, not in argv (ps shows argv)
-                // nor in the config (on disk).
-                cmd.env("GIT_CONFIG_COUNT", "1")
-                    .env(
-                        "GIT_CONFIG_KEY_0",
-                        format!("http.{}.extraHeader", absolute_url(&self.url)),
-                    )
-                    .env(
-                        "GIT_CONFIG_VALUE_0",
-                        format!("Authorization: Basic {}", base64(basic.as_bytes())),
-                    );
-            }
+            set_credentials(&mut cmd, &self.url, self.url_auth.as_ref(), &self.auth)?;
         }
         run_with_deadline(cmd, GIT_TIMEOUT, &subcommand(args))
-    }
-
-    pub(super) fn token(&self) -> Result<Option<String>, GitError> {
-        if let Some(f) = &self.auth.token_file {
-            let t = std::fs::read_to_string(f).map_err(|e| GitError::Io {
-                what: format!("failed to read the token file {}", f.display()),
-                source: e,
-            })?;
-            return Ok(Some(t.trim().to_string()).filter(|t| !t.is_empty()));
-        }
-        Ok(self.auth.token.clone().filter(|t| !t.is_empty()))
-    }
-
-    /// `user:secret` for HTTP basic authentication: the token (with `--git-username`) when
-    /// one is given, else the user info of the URL.
-    pub(super) fn basic_credentials(&self) -> Result<Option<String>, GitError> {
-        if let Some(token) = self.token()? {
-            return Ok(Some(format!("{}:{token}", self.auth.username)));
-        }
-        Ok(self
-            .url_auth
-            .as_ref()
-            .map(|(user, pass)| format!("{user}:{pass}")))
     }
 
     /// Removes credentials from a message: URLs' user info, the token and the URL's password
     /// themselves.
     pub(super) fn scrub(&self, text: &str) -> String {
-        let mut s = redact_text(text);
-        let token = self.token().ok().flatten();
-        let password = self.url_auth.as_ref().map(|(_, p)| p.clone());
-        for secret in [token, password].into_iter().flatten() {
-            if secret.len() >= 4 {
-                s = s.replace(&secret, "[redacted]");
-            }
-        }
-        s
+        scrub(text, &self.auth, self.url_auth.as_ref())
     }
+}
+
+/// A remote's URL and credentials as the git source uses them, for git commands run
+/// outside the source's bare clone (the update commits of `crate::update::git`): the same
+/// SSH key, token or URL user info, sent the same way (environment only), and the same
+/// scrubbing of what git prints.
+#[derive(Clone)]
+pub struct Remote {
+    url: String,
+    url_auth: Option<(String, String)>,
+    auth: GitAuth,
+}
+
+impl std::fmt::Debug for Remote {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Remote")
+            .field("url", &self.url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Remote {
+    /// The remote at `url` (user info in an `http(s)://` URL is taken out of it) with `auth`.
+    pub fn new(url: &str, auth: GitAuth) -> Remote {
+        let (url, url_auth) = split_credentials(url);
+        Remote {
+            url,
+            url_auth,
+            auth,
+        }
+    }
+
+    /// The URL without credentials: what to hand to git.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Gives the git command `cmd` (a clone, fetch or push of this remote) the credentials.
+    pub fn authorize(&self, cmd: &mut Command) -> Result<(), GitError> {
+        set_credentials(cmd, &self.url, self.url_auth.as_ref(), &self.auth)
+    }
+
+    /// `text` without URLs' user info, the token or the URL's password.
+    pub fn scrub(&self, text: &str) -> String {
+        scrub(text, &self.auth, self.url_auth.as_ref())
+    }
+}
+
+/// Sets a remote git command's credentials: the SSH key through `GIT_SSH_COMMAND`, HTTP basic
+/// credentials as an `Authorization` header scoped to the remote's URL, in the environment
+/// (not in argv, which `ps` shows, nor in a config on disk).
+fn set_credentials(
+    cmd: &mut Command,
+    url: &str,
+    url_auth: Option<&(String, String)>,
+    auth: &GitAuth,
+) -> Result<(), GitError> {
+    if let Some(key) = &auth.ssh_key {
+        cmd.env(
+            "GIT_SSH_COMMAND",
+            format!(
+                "ssh -i {} -o IdentitiesOnly=yes -o BatchMode=yes",
+                shell_quote(&key.display().to_string())
+            ),
+        );
+    }
+    if let Some(basic) = basic_credentials(auth, url_auth)? {
+        cmd.env("GIT_CONFIG_COUNT", "1")
+            .env(
+                "GIT_CONFIG_KEY_0",
+                format!("http.{}.extraHeader", absolute_url(url)),
+            )
+            .env(
+                "GIT_CONFIG_VALUE_0",
+                format!("Authorization: Basic {}", base64(basic.as_bytes())),
+            );
+    }
+    Ok(())
+}
+
+fn token(auth: &GitAuth) -> Result<Option<String>, GitError> {
+    if let Some(f) = &auth.token_file {
+        let t = std::fs::read_to_string(f).map_err(|e| GitError::Io {
+            what: format!("failed to read the token file {}", f.display()),
+            source: e,
+        })?;
+        return Ok(Some(t.trim().to_string()).filter(|t| !t.is_empty()));
+    }
+    Ok(auth.token.clone().filter(|t| !t.is_empty()))
+}
+
+/// `user:secret` for HTTP basic authentication: the token (with `--git-username`) when one is
+/// given, else the user info of the URL.
+fn basic_credentials(
+    auth: &GitAuth,
+    url_auth: Option<&(String, String)>,
+) -> Result<Option<String>, GitError> {
+    if let Some(token) = token(auth)? {
+        return Ok(Some(format!("{}:{token}", auth.username)));
+    }
+    Ok(url_auth.map(|(user, pass)| format!("{user}:{pass}")))
+}
+
+fn scrub(text: &str, auth: &GitAuth, url_auth: Option<&(String, String)>) -> String {
+    let mut s = redact_text(text);
+    let token = token(auth).ok().flatten();
+    let password = url_auth.map(|(_, p)| p.clone());
+    for secret in [token, password].into_iter().flatten() {
+        if secret.len() >= 4 {
+            s = s.replace(&secret, "[redacted]");
+        }
+    }
+    s
 }
 
 pub(super) fn subcommand(args: &[OsString]) -> String {

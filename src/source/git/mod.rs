@@ -31,6 +31,7 @@ use super::{Commit, Revision, StatusHandle, now_secs};
 use crate::util::id::short;
 
 mod command;
+pub use command::Remote;
 mod repo;
 mod sync;
 #[cfg(test)]

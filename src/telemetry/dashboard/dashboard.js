@@ -26,6 +26,14 @@ function row(cells) {
   return tr;
 }
 
+// The reason, then the image update berth run found for the service, when there is one.
+function reasonWithUpdate(s) {
+  const u = s.update;
+  if (!u || u.state === "up_to_date") return s.reason;
+  const text = "update " + u.state + (u.to ? " → " + u.to : "") + ": " + u.message;
+  return s.reason ? s.reason + "; " + text : text;
+}
+
 function scope(p, s) { return p ? (s ? p + "/" + s : p) : "berth"; }
 function rev(r) { return r === undefined || r === null ? "" : "r" + r; }
 
@@ -61,7 +69,7 @@ function renderStatus(st) {
       rev(s.desired && s.desired.revision) + " " + ((s.desired && s.desired.image) || ""),
       running,
       s.since,
-      s.reason,
+      reasonWithUpdate(s),
     ]);
     tr.dataset.service = scope(s.project, s.service);
     tr.dataset.phase = s.phase;

@@ -70,6 +70,9 @@ pub fn meaningful(kind: &str) -> bool {
             // Once per distinct error, not every round.
             | "pull_failed"
             | "project_removed"
+            // berth changed the desired state itself, or could not.
+            | "update_applied"
+            | "update_failed"
     )
 }
 
@@ -233,6 +236,7 @@ mod tests {
     fn meaningful_kinds_are_the_transitions_a_person_acts_on() {
         assert!(meaningful("reverted") && !meaningful("rollout_started"));
         assert!(meaningful("pull_failed") && meaningful("project_removed"));
+        assert!(meaningful("update_applied") && !meaningful("update_skipped"));
         assert!(target::KINDS.iter().filter(|k| meaningful(k)).count() >= 9);
     }
 }

@@ -68,6 +68,11 @@ pub const KINDS: &[&str] = &[
     "recovered",
     "pull_failed",
     "project_removed",
+    "update_found",
+    "update_applied",
+    "update_skipped",
+    "update_failed",
+    "update_check_failed",
 ];
 
 /// Which events a receiver gets.

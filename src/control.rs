@@ -535,12 +535,12 @@ pub fn history(name: &ServiceRef, rec: &ServiceRecord, now: u64) -> String {
         );
     }
     let mut jobs = rec.jobs.iter().map(|j| {
-        format!(
-            "{} exited {} at {}",
-            short(&j.spec_hash),
-            j.exit_code,
-            ago(j.finished_at)
-        )
+        // Runs recorded before berth numbered jobs have only their spec hash.
+        let which = match j.number {
+            0 => short(&j.spec_hash).to_string(),
+            n => format!("r{n} ({})", short(&j.spec_hash)),
+        };
+        format!("{which} exited {} at {}", j.exit_code, ago(j.finished_at))
     });
     if let Some(first) = jobs.next() {
         field(&mut out, "job runs", first);
@@ -730,7 +730,7 @@ mod tests {
             degraded     no
             rollout      update to r4, started 2025-03-01 12:30:00 (2m10s ago): 1 replica passed, 1 in the gate; pre_deploy exited 0
             control      held since 2025-03-01 12:31:40 (30s ago)
-            job runs     mmmmmmmmmmmm exited 0 at 2025-03-01 12:00:05 (32m5s ago)
+            job runs     r1 (mmmmmmmmmmmm) exited 0 at 2025-03-01 12:00:05 (32m5s ago)
 
             changes:
               r2 (from r1): image 111111111111 → app:1 (other fields: not recorded for the earlier revision)

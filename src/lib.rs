@@ -117,6 +117,7 @@ pub mod lock;
 pub mod logs;
 pub mod progress;
 pub mod proxy;
+pub mod prune;
 pub mod reconcile;
 pub mod redact;
 pub mod report;

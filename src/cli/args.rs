@@ -166,6 +166,12 @@ pub enum Command {
         after_help = "Examples:\n  berth run --dir /srv/berth --env-dir /etc/berth/env\n  berth run --git https://git.example/ops/state.git --ref main --webhook-secret-file /etc/berth/webhook-secret\n  berth run --dir /srv/berth --notify slack+http://127.0.0.1:9470/slack\n\nSIGTERM or SIGINT finish the current step and exit 0; SIGHUP reconciles now (`berth hold`, `release`, `rollback` and `retry` send it)."
     )]
     Run(RunArgs),
+    /// Remove one project that is no longer in the desired state: its containers, the
+    /// networks berth created for it, its image pins and built images, then its records.
+    #[command(
+        after_help = "Examples:\n  berth prune shop /srv/berth --data-dir /var/lib/berth\n  berth prune shop /srv/berth --yes --volumes\n\nDIR is the desired state: a project still in it is refused (berth would deploy it again) unless --force. berth shows what it will remove first and asks on a terminal; off one it needs --yes. Volumes are kept unless --volumes. `berth apply --prune` removes every orphaned project at once.\n\nExit status: 0 removed, 1 refused, declined, nothing of the project found, or a step failed."
+    )]
+    Prune(PruneArgs),
     /// Show a service's revisions, quarantines, rollout in progress and operator control.
     #[command(
         after_help = "Examples:\n  berth history shop/web\n  berth history shop/web --json --data-dir /var/lib/berth\n\nReads berth's records only (no Docker needed). Exit status: 0 ok, 1 no record of the service."
@@ -570,6 +576,30 @@ pub struct ApplyArgs {
     /// Services worked on at once.
     #[arg(long, default_value_t = 8)]
     pub parallelism: usize,
+}
+
+/// `berth prune`'s arguments.
+#[derive(Args)]
+pub struct PruneArgs {
+    /// The project to remove (its compose project name).
+    pub project: String,
+    #[command(flatten)]
+    pub source: Source,
+    #[command(flatten)]
+    pub engine: EngineArgs,
+    /// berth's state directory (holds the lock and the project's records).
+    #[arg(long, value_name = "DIR", default_value_os_t = default_data_dir())]
+    pub data_dir: PathBuf,
+    /// Remove without asking (needed when standard input is not a terminal).
+    #[arg(short = 'y', long)]
+    pub yes: bool,
+    /// Prune the project even though it is still in the desired state (the next `apply`
+    /// or `run` deploys it again, from scratch).
+    #[arg(long)]
+    pub force: bool,
+    /// Remove the volumes berth created for the project too, with their data.
+    #[arg(long)]
+    pub volumes: bool,
 }
 
 /// `berth history`'s arguments.

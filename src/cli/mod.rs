@@ -15,6 +15,7 @@ pub mod logs;
 pub mod man;
 pub mod plan;
 pub mod proxy;
+pub mod prune;
 pub mod run;
 pub mod setup;
 pub mod status;

@@ -238,7 +238,8 @@ fn job_runs() {
         Some(&JobRun {
             spec_hash: "m2".into(),
             finished_at: T0 + 2,
-            exit_code: 0
+            exit_code: 0,
+            number: 2,
         })
     );
 
@@ -248,6 +249,11 @@ fn job_runs() {
     }
     rec.prune_history(5);
     assert_eq!(rec.jobs.len(), 5);
+    // numbered like revisions: one per spec, never reused after the history was cut
+    assert_eq!((rec.job_number("m1"), rec.job_number("n5")), (9, 8));
+    assert_eq!(rec.job_number("new"), 9);
+    rec.record_job("n5", 1, T0 + 30);
+    assert_eq!(rec.job_run("n5").unwrap().number, 8);
     assert!(!rec.job_done("m1"));
     assert!(rec.job_done("n5"));
 }

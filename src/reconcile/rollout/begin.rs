@@ -20,7 +20,7 @@ use crate::reconcile::diff;
 use crate::reconcile::event::EventKind;
 use crate::reconcile::observed::{BuildFailure, ObservedContainer, normalize_reference};
 use crate::reconcile::reason::{EventReason, FailReason, WaitReason};
-use crate::store::{Rollout, RolloutKind, ServiceRecord};
+use crate::store::{Outcome, Rollout, RolloutKind, ServiceRecord};
 
 /// How [`begin`] ended.
 pub(super) enum Begin {
@@ -69,6 +69,16 @@ pub(super) fn begin(
         }
     }
     let number = match target.revision {
+        // A stable revision taken up again (see `ServiceRecord::reusable`).
+        Some(n)
+            if target.kind == RolloutKind::Update
+                && rec
+                    .revision(n)
+                    .is_some_and(|r| r.outcome == Outcome::Superseded) =>
+        {
+            settle(out, rec.resume(n));
+            n
+        }
         Some(n) => n,
         None => {
             // Update towards a new revision: the image must be here first.

@@ -177,10 +177,8 @@ pub fn preview(project: &str, plan: &Plan, observed: &ObservedState, records: &R
         }
         p.records.push(svc.clone());
         for r in &rec.revisions {
-            let built = r
-                .image_ref
-                .starts_with("berth-build/")
-                .then(|| &r.image_ref);
+            let built =
+                crate::desired::hash::is_built_reference(&r.image_ref).then_some(&r.image_ref);
             for image in r.pin.iter().chain(built) {
                 if !p.images.contains(image) {
                     p.images.push(image.clone());

@@ -2077,3 +2077,34 @@ fn a_spec_changed_back_rolls_out_again_under_its_old_number() {
     assert_eq!(marked.len(), 1, "{history}");
     assert!(marked[0].starts_with("* r2 "), "{history}");
 }
+
+#[test]
+fn history_during_a_rollback_marks_what_runs_and_where_it_goes() {
+    let (d1, d2) = (web("app:1", PORT), web("app:2", PORT));
+    let mut sim = deployed(World::new(), &d1);
+    sim.converge(&d2);
+    let key = ("shop".to_string(), "web".to_string());
+    sim.records.get_mut(&key).unwrap().control.rollback_to = Some(1);
+    let name = "shop/web".parse().unwrap();
+    // Mid-rollback: r2 is still the current revision, r1 the one starting.
+    sim.round(&d2);
+    let h = berth::control::history(&name, &sim.record(), T0);
+    let head: Vec<&str> = h.lines().take(5).collect();
+    assert_eq!(
+        head[0],
+        "shop/web: 2 revisions, current r2 (marked *); rolling back to r1 (marked >)"
+    );
+    assert!(
+        head[3].starts_with("> r1 ") && head[4].starts_with("* r2 "),
+        "{h}"
+    );
+    // Once it passed, r1 is the current one and nothing else is marked.
+    sim.converge(&d2);
+    let h = berth::control::history(&name, &sim.record(), T0);
+    let head: Vec<&str> = h.lines().take(5).collect();
+    assert_eq!(head[0], "shop/web: 2 revisions, current r1 (marked *)");
+    assert!(
+        head[3].starts_with("* r1 ") && head[4].starts_with("  r2 "),
+        "{h}"
+    );
+}

@@ -107,6 +107,7 @@
 //! ```
 
 pub mod apply;
+pub mod changes;
 pub mod control;
 pub mod controller;
 pub mod desired;

@@ -18,7 +18,8 @@ fn main() -> ExitCode {
         Command::Validate(cli::args::ValidateArgs { source, .. })
         | Command::Plan(cli::args::PlanArgs { source, .. })
         | Command::Apply(cli::args::ApplyArgs { source, .. })
-        | Command::Prune(cli::args::PruneArgs { source, .. }) => {
+        | Command::Prune(cli::args::PruneArgs { source, .. })
+        | Command::Diff(cli::args::DiffArgs { source, .. }) => {
             exclusive_source(&source.dir, &source.git)
         }
         _ => {}
@@ -45,6 +46,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Validate(args) => cli::validate::run(args),
         Command::Plan(args) => cli::plan::run(args),
+        Command::Diff(args) => cli::diff::run(args),
         Command::Apply(args) => cli::apply::run(args),
         Command::Prune(args) => cli::prune::run(args),
         Command::Run(args) => cli::run::run(args),

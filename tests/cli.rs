@@ -206,3 +206,29 @@ fn prune_refuses_a_project_still_desired_before_any_engine_or_lock() {
     );
     assert!(!data.exists(), "nothing written: no lock, no records");
 }
+
+#[test]
+fn diff_without_records_says_each_service_is_new_and_exit_code_2() {
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().join("shop");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(
+        dir.join("compose.yaml"),
+        "services:\n  web: {image: 'app:1'}\n  db: {image: 'db:1'}\n",
+    )
+    .unwrap();
+    let data = t.path().join("data");
+    let (dir, data) = (dir.display().to_string(), data.display().to_string());
+    let o = berth(&["diff", &dir, "--data-dir", &data, "--exit-code"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+    assert_eq!(
+        text(&o.stdout),
+        "shop/db  not deployed yet: the next apply deploys it\nshop/web  not deployed yet: the next apply deploys it\n"
+    );
+    let o = berth(&["diff", &dir, "nope", "--data-dir", &data]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        text(&o.stderr),
+        "berth: no project nope in the desired state (it has: shop)\n"
+    );
+}

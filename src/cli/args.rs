@@ -155,6 +155,12 @@ pub enum Command {
         after_help = "Examples:\n  berth plan /srv/berth\n  berth plan /srv/berth --exit-code --data-dir /var/lib/berth   exit 2 when something would change\n\nServices whose dependencies are not ready yet show as `waits:`; apply plans them in a later round.\n\nExit status: 0 ok, 1 invalid state or engine error; with --exit-code, 2 when changes are pending."
     )]
     Plan(PlanArgs),
+    /// Show what the desired state changes for each service, field by field, against the
+    /// revision berth records as running.
+    #[command(
+        after_help = "Examples:\n  berth diff /srv/berth\n  berth diff /srv/berth shop --data-dir /var/lib/berth\n\nReads the desired state and berth's records only (no Docker needed; `berth plan` also looks at the containers). Environment values are never shown, only which keys changed.\n\nExit status: 0 ok, 1 invalid state, unreadable records or no such project; with --exit-code, 2 when something would be rolled out."
+    )]
+    Diff(DiffArgs),
     /// Converge the engine to the desired state once, and wait for it.
     #[command(
         after_help = "Examples:\n  berth apply examples/quickstart --data-dir /tmp/berth-data\n  berth apply /srv/berth --timeout 10m --prune\n\nExit status: 0 converged, 1 invalid state, a failed step, a blocked service (failed job) or timeout."
@@ -550,6 +556,22 @@ pub struct PlanArgs {
     #[arg(long)]
     pub prune: bool,
     /// berth's state directory (its records are read, never written, by plan).
+    #[arg(long, value_name = "DIR", default_value_os_t = default_data_dir())]
+    pub data_dir: PathBuf,
+}
+
+/// `berth diff`'s arguments.
+#[derive(Args)]
+pub struct DiffArgs {
+    #[command(flatten)]
+    pub source: Source,
+    /// Only this project.
+    #[arg(value_name = "PROJECT")]
+    pub project: Option<String>,
+    /// Exit 2 when something would be rolled out.
+    #[arg(long)]
+    pub exit_code: bool,
+    /// berth's state directory (its records are read, never written).
     #[arg(long, value_name = "DIR", default_value_os_t = default_data_dir())]
     pub data_dir: PathBuf,
 }

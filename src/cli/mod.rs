@@ -9,6 +9,7 @@ pub mod args;
 pub mod client;
 pub mod completions;
 pub mod control;
+pub mod diff;
 pub mod events;
 pub mod live;
 pub mod logs;

@@ -119,7 +119,7 @@ pub(super) fn begin(
             if let Some(r) = rec.revision_mut(n) {
                 r.template = Some(template);
                 r.build = svc.build.as_ref().map(|b| b.parts.clone());
-                r.policy = policy_of(svc);
+                r.policy = diff::policy_of(svc);
             }
             if all_there && !others {
                 settle(out, rec.mark_ready(n, now));
@@ -183,24 +183,6 @@ pub(super) fn begin(
         what,
     ));
     Begin::Started
-}
-
-/// The policy `reconcile::diff` compares between revisions: `deploy.update_config`,
-/// `rollback_config` and `x-berth`, as JSON.
-fn policy_of(svc: &crate::desired::model::Service) -> Option<serde_json::Value> {
-    #[derive(serde::Serialize)]
-    struct Policy<'a> {
-        update_config: &'a crate::desired::model::RolloutPolicy,
-        rollback_config: &'a crate::desired::model::UpdatePolicy,
-        #[serde(rename = "x-berth")]
-        berth: &'a crate::desired::model::BerthPolicy,
-    }
-    serde_json::to_value(Policy {
-        update_config: &svc.rollout,
-        rollback_config: &svc.rollback,
-        berth: &svc.berth,
-    })
-    .ok()
 }
 
 /// The build of the desired revision's image failed (in the previous round): nothing ran it

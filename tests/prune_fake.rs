@@ -404,3 +404,48 @@ async fn force_prunes_a_desired_project_with_its_volumes_in_one_go() {
     );
     assert!(store.services().unwrap().iter().all(|(p, _)| p != "vol2"));
 }
+
+#[tokio::test]
+async fn a_prune_cut_short_by_a_failed_step_keeps_the_records_and_a_second_run_finishes() {
+    let (engine, _data, store) = two_projects().await;
+    engine.fail_next(
+        "remove_network shop_front",
+        berth::engine::fake::Fault::Failed("the engine said no".into()),
+    );
+    let first = prune(
+        &engine,
+        &desired(OTHER),
+        "shop",
+        PruneOptions::default(),
+        Some(&store),
+        &Arc::new(AtomicBool::new(false)),
+        &mut Seen::default(),
+    )
+    .await
+    .expect("prune");
+    assert!(!first.ok() && first.failures.len() == 1, "{first:?}");
+    assert!(first.forgotten.is_empty());
+    assert!(store.services().unwrap().iter().any(|(p, _)| p == "shop"));
+    assert!(networks(&engine).await.contains(&"shop_front".to_string()));
+
+    let mut seen = Seen::default();
+    let second = prune(
+        &engine,
+        &desired(OTHER),
+        "shop",
+        PruneOptions::default(),
+        Some(&store),
+        &Arc::new(AtomicBool::new(false)),
+        &mut seen,
+    )
+    .await
+    .expect("prune again");
+    assert!(second.ok(), "{second:?}");
+    // What was left is shown: no container any more, the network, the pins, the records.
+    let shown = seen.previews[0].to_string();
+    assert!(!shown.contains("containers"), "{shown}");
+    assert!(shown.contains("  networks   shop_front\n"), "{shown}");
+    assert!(shown.contains("  records    db, web\n"), "{shown}");
+    assert!(store.services().unwrap().iter().all(|(p, _)| p != "shop"));
+    assert!(!networks(&engine).await.iter().any(|n| n.starts_with("shop_")));
+}

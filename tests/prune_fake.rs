@@ -447,5 +447,10 @@ async fn a_prune_cut_short_by_a_failed_step_keeps_the_records_and_a_second_run_f
     assert!(shown.contains("  networks   shop_front\n"), "{shown}");
     assert!(shown.contains("  records    db, web\n"), "{shown}");
     assert!(store.services().unwrap().iter().all(|(p, _)| p != "shop"));
-    assert!(!networks(&engine).await.iter().any(|n| n.starts_with("shop_")));
+    assert!(
+        !networks(&engine)
+            .await
+            .iter()
+            .any(|n| n.starts_with("shop_"))
+    );
 }

@@ -355,19 +355,38 @@ fn changes(out: &mut String, name: &ServiceRef, rec: &ServiceRecord) {
     }
 }
 
-/// `berth history`: the revisions (oldest first, the current one marked `*`), then what holds
+/// `berth history`: the revisions (oldest first, the current one marked `*`, the one a rollout
+/// in progress goes to `>`), then what holds
 /// the service: quarantines, degradation, the rollout in progress, the operator's control.
 pub fn history(name: &ServiceRef, rec: &ServiceRecord, now: u64) -> String {
     let mut out = String::new();
     let current = rec.current().map(|r| r.number);
+    // The revision a rollout in progress goes to (an update, a revert, an operator's
+    // rollback): it is not the current one until it passed, but it is the one starting now.
+    let going = rec
+        .active
+        .as_ref()
+        .filter(|a| Some(a.revision) != current)
+        .map(|a| {
+            let verb = match a.kind {
+                RolloutKind::Update => "rolling out",
+                RolloutKind::Revert { .. } => "reverting to",
+                RolloutKind::Rollback => "rolling back to",
+            };
+            (a.revision, format!("; {verb} r{} (marked >)", a.revision))
+        });
+    let (going_n, going_words) = going.map_or((None, String::new()), |(n, w)| (Some(n), w));
     let count = match rec.revisions.len() {
         1 => "1 revision".to_string(),
         n => format!("{n} revisions"),
     };
     let _ = match current {
         _ if rec.revisions.is_empty() => writeln!(out, "{name}: no revisions recorded"),
-        Some(c) => writeln!(out, "{name}: {count}, current r{c} (marked *)"),
-        None => writeln!(out, "{name}: {count}, none runs as the current one"),
+        Some(c) => writeln!(out, "{name}: {count}, current r{c} (marked *){going_words}"),
+        None => writeln!(
+            out,
+            "{name}: {count}, none runs as the current one{going_words}"
+        ),
     };
     if !rec.revisions.is_empty() {
         out.push('\n');
@@ -389,7 +408,14 @@ pub fn history(name: &ServiceRef, rec: &ServiceRecord, now: u64) -> String {
         ];
         for r in &rec.revisions {
             rows.push([
-                if Some(r.number) == current { "*" } else { "" }.into(),
+                if Some(r.number) == current {
+                    "*"
+                } else if Some(r.number) == going_n {
+                    ">"
+                } else {
+                    ""
+                }
+                .into(),
                 format!("r{}", r.number),
                 image_ref(r).into(),
                 short(r.image_id.strip_prefix("sha256:").unwrap_or(&r.image_id)).into(),
@@ -535,12 +561,12 @@ pub fn history(name: &ServiceRef, rec: &ServiceRecord, now: u64) -> String {
         );
     }
     let mut jobs = rec.jobs.iter().map(|j| {
-        format!(
-            "{} exited {} at {}",
-            short(&j.spec_hash),
-            j.exit_code,
-            ago(j.finished_at)
-        )
+        // Runs recorded before berth numbered jobs have only their spec hash.
+        let which = match j.number {
+            0 => short(&j.spec_hash).to_string(),
+            n => format!("r{n} ({})", short(&j.spec_hash)),
+        };
+        format!("{which} exited {} at {}", j.exit_code, ago(j.finished_at))
     });
     if let Some(first) = jobs.next() {
         field(&mut out, "job runs", first);
@@ -717,20 +743,20 @@ mod tests {
         assert_eq!(
             history(&web(), &rec, T0 + 1930),
             indoc! {"
-            shop/web: 4 revisions, current r2 (marked *)
+            shop/web: 4 revisions, current r2 (marked *); rolling out r4 (marked >)
 
               REV  IMAGE      ID            SPEC          CREATED (UTC)        READY  STABLE  OUTCOME      PIN                    REASON
               r1   (adopted)  111111111111  aaaaaaaaaaaa  2025-03-01 12:00:00  +0s    yes     superseded   -                      -
             * r2   app:1      222222222222  bbbbbbbbbbbb  2025-03-01 12:10:00  +8s    yes     succeeded    berth-pin/shop/web:r2  -
               r3   app:2      333333333333  cccccccccccc  2025-03-01 12:20:00  -      no      reverted     -                      not ready within 1m
-              r4   app:3      444444444444  dddddddddddd  2025-03-01 12:30:00  -      no      in progress  -                      -
+            > r4   app:3      444444444444  dddddddddddd  2025-03-01 12:30:00  -      no      in progress  -                      -
               r1: no recorded template (adopted from containers berth did not create): a rollback to it works only while its kept container exists
 
             quarantined  cccccccccccc since 2025-03-01 12:21:00 (11m10s ago): not ready within 1m
             degraded     no
             rollout      update to r4, started 2025-03-01 12:30:00 (2m10s ago): 1 replica passed, 1 in the gate; pre_deploy exited 0
             control      held since 2025-03-01 12:31:40 (30s ago)
-            job runs     mmmmmmmmmmmm exited 0 at 2025-03-01 12:00:05 (32m5s ago)
+            job runs     r1 (mmmmmmmmmmmm) exited 0 at 2025-03-01 12:00:05 (32m5s ago)
 
             changes:
               r2 (from r1): image 111111111111 → app:1 (other fields: not recorded for the earlier revision)

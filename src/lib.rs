@@ -107,6 +107,7 @@
 //! ```
 
 pub mod apply;
+pub mod changes;
 pub mod control;
 pub mod controller;
 pub mod desired;
@@ -117,6 +118,7 @@ pub mod lock;
 pub mod logs;
 pub mod progress;
 pub mod proxy;
+pub mod prune;
 pub mod reconcile;
 pub mod redact;
 pub mod report;

@@ -17,7 +17,9 @@ fn main() -> ExitCode {
         Command::Run(a) => exclusive_source(&a.dir, &a.git),
         Command::Validate(cli::args::ValidateArgs { source, .. })
         | Command::Plan(cli::args::PlanArgs { source, .. })
-        | Command::Apply(cli::args::ApplyArgs { source, .. }) => {
+        | Command::Apply(cli::args::ApplyArgs { source, .. })
+        | Command::Prune(cli::args::PruneArgs { source, .. })
+        | Command::Diff(cli::args::DiffArgs { source, .. }) => {
             exclusive_source(&source.dir, &source.git)
         }
         _ => {}
@@ -44,7 +46,9 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Validate(args) => cli::validate::run(args),
         Command::Plan(args) => cli::plan::run(args),
+        Command::Diff(args) => cli::diff::run(args),
         Command::Apply(args) => cli::apply::run(args),
+        Command::Prune(args) => cli::prune::run(args),
         Command::Run(args) => cli::run::run(args),
         Command::History(args) => cli::control::history(args),
         Command::Retry(target) => cli::control::retry(target),

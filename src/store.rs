@@ -231,6 +231,10 @@ pub struct JobRun {
     pub finished_at: u64,
     /// Its exit code; non-zero blocks its dependents.
     pub exit_code: i64,
+    /// Its revision number (`rN`, like a service's): one per spec hash, from 1, never
+    /// reused; 0 in records written before berth numbered jobs.
+    #[serde(default)]
+    pub number: u64,
 }
 
 /// A container docker compose made that berth adopted in place: its configuration was what
@@ -268,6 +272,9 @@ pub struct ServiceRecord {
     /// Containers docker compose made that berth adopted in place.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub adopted: Vec<Adoption>,
+    /// The highest job revision number given so far (jobs only; see [`JobRun::number`]).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub last_job: u64,
     /// Operator control, from its own file (never written by the controller).
     #[serde(skip)]
     pub control: Control,
@@ -352,14 +359,40 @@ impl ServiceRecord {
         Ok(())
     }
 
-    /// Records that revision `number` is stable: it becomes `Succeeded` and a revert target;
-    /// older `Succeeded` or `InProgress` revisions become `Superseded`.
+    /// Records that revision `number` is stable: it becomes `Succeeded` (the current one) and
+    /// a revert target; every other `Succeeded` or `InProgress` revision becomes `Superseded`,
+    /// newer ones too (a revision taken up again, see [`Self::reusable`]).
     pub fn mark_stable(&mut self, number: u64) -> Result<(), UnknownRevision> {
         let rev = self.get_mut(number)?;
         rev.stable = true;
         rev.outcome = Outcome::Succeeded;
-        for r in self.revisions.iter_mut().filter(|r| r.number < number) {
+        for r in self.revisions.iter_mut().filter(|r| r.number != number) {
             if matches!(r.outcome, Outcome::Succeeded | Outcome::InProgress) {
+                r.outcome = Outcome::Superseded;
+            }
+        }
+        Ok(())
+    }
+
+    /// The revision a rollout of `spec_hash` with image `image_id` takes up again instead of
+    /// a new number: the newest one with that spec and image that proved stable and was set
+    /// aside since (the spec changed and changed back, an operator's rollback was released).
+    /// A revision that failed is not one: trying its spec again is a new revision.
+    pub fn reusable(&self, spec_hash: &str, image_id: &str) -> Option<&Revision> {
+        self.revisions.iter().rev().find(|r| {
+            r.spec_hash == spec_hash
+                && r.image_id == image_id
+                && r.stable
+                && r.outcome == Outcome::Superseded
+        })
+    }
+
+    /// Takes revision `number` up again for a rollout (see [`Self::reusable`]): it is
+    /// `InProgress` again, and any other `InProgress` revision is `Superseded`.
+    pub fn resume(&mut self, number: u64) -> Result<(), UnknownRevision> {
+        self.get_mut(number)?.outcome = Outcome::InProgress;
+        for r in self.revisions.iter_mut().filter(|r| r.number != number) {
+            if r.outcome == Outcome::InProgress {
                 r.outcome = Outcome::Superseded;
             }
         }
@@ -436,12 +469,13 @@ impl ServiceRecord {
         self.revisions.iter().rev().find(|r| r.stable)
     }
 
-    /// Where to revert to after `failed_hash` failed: the newest stable revision with a
-    /// different spec hash. Never a revision identical to the one that failed.
+    /// Where to revert to after `failed_hash` failed: the current revision (what ran before)
+    /// when it is stable, else the newest stable revision, in both cases with a different spec
+    /// hash. Never a revision identical to the one that failed.
     pub fn revert_target(&self, failed_hash: &str) -> Option<&Revision> {
-        self.revisions
-            .iter()
-            .rev()
+        self.current()
+            .into_iter()
+            .chain(self.revisions.iter().rev())
             .find(|r| r.stable && r.spec_hash != failed_hash)
     }
 
@@ -474,11 +508,17 @@ impl ServiceRecord {
     pub fn prune_history(&mut self, limit: usize) -> Vec<Revision> {
         let limit = limit.max(1);
         let keep_stable = self.last_stable().map(|r| r.number);
+        // A revision taken up again may be older than the limit and run now.
+        let keep_current = self.current().map(|r| r.number);
         let first_recent = self.revisions.len().saturating_sub(limit);
         let (kept, removed) = std::mem::take(&mut self.revisions)
             .into_iter()
             .enumerate()
-            .partition::<Vec<_>, _>(|(i, r)| *i >= first_recent || Some(r.number) == keep_stable);
+            .partition::<Vec<_>, _>(|(i, r)| {
+                *i >= first_recent
+                    || Some(r.number) == keep_stable
+                    || Some(r.number) == keep_current
+            });
         self.revisions = kept.into_iter().map(|(_, r)| r).collect();
         let extra_jobs = self.jobs.len().saturating_sub(limit);
         self.jobs.drain(..extra_jobs);
@@ -488,12 +528,24 @@ impl ServiceRecord {
     /// Records that the job with `spec_hash` ran to completion with `exit_code` at `now`
     /// (replacing an earlier run of the same hash).
     pub fn record_job(&mut self, spec_hash: &str, exit_code: i64, now: u64) {
+        let number = self.job_number(spec_hash);
+        self.last_job = self.last_job.max(number);
         self.jobs.retain(|j| j.spec_hash != spec_hash);
         self.jobs.push(JobRun {
             spec_hash: spec_hash.to_string(),
             finished_at: now,
             exit_code,
+            number,
         });
+    }
+
+    /// The revision number of the job with `spec_hash`: its recorded run's, or the next one
+    /// (what its run gets when it is recorded).
+    pub fn job_number(&self, spec_hash: &str) -> u64 {
+        self.job_run(spec_hash)
+            .map(|j| j.number)
+            .filter(|n| *n > 0)
+            .unwrap_or(self.last_job + 1)
     }
 
     /// Whether the job with `spec_hash` already ran to completion, whatever its exit code:
@@ -657,6 +709,30 @@ impl Store {
             .dir
             .join(project)
             .join(format!("{service}.control.json")))
+    }
+
+    /// Forgets `project`/`service`: its record and control files go (missing ones are not an
+    /// error), and the project's directory once it is empty (`berth prune PROJECT`).
+    pub fn forget(&self, project: &str, service: &str) -> Result<(), StoreError> {
+        for path in [
+            self.path(project, service)?,
+            self.control_path(project, service)?,
+        ] {
+            match fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == ErrorKind::NotFound => {}
+                Err(source) => {
+                    return Err(StoreError::Io {
+                        op: "remove",
+                        path,
+                        source,
+                    });
+                }
+            }
+        }
+        // Leftover temp files keep it: then the directory stays, which is harmless.
+        let _ = fs::remove_dir(self.dir.join(project));
+        Ok(())
     }
 
     /// The services that have a record, as (project, service), sorted.

@@ -174,3 +174,61 @@ fn a_compose_file_stands_for_its_directory_and_a_missing_directory_fails() {
         );
     }
 }
+
+#[test]
+fn prune_refuses_a_project_still_desired_before_any_engine_or_lock() {
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().join("shop");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(
+        dir.join("compose.yaml"),
+        "services:\n  web: {image: 'app:1'}\n",
+    )
+    .unwrap();
+    let data = t.path().join("data");
+    // No engine answers there: the refusal must come before berth looks for one.
+    let o = berth(&[
+        "prune",
+        "shop",
+        &dir.display().to_string(),
+        "--data-dir",
+        &data.display().to_string(),
+        "--docker-host",
+        "unix:///nonexistent/docker.sock",
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
+    let err = text(&o.stderr);
+    assert!(
+        err.contains(
+            "refusing to prune shop: it is still in the desired state, so the next apply or run deploys it again; remove it from the desired state first (or --force)"
+        ),
+        "{err}"
+    );
+    assert!(!data.exists(), "nothing written: no lock, no records");
+}
+
+#[test]
+fn diff_without_records_says_each_service_is_new_and_exit_code_2() {
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path().join("shop");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(
+        dir.join("compose.yaml"),
+        "services:\n  web: {image: 'app:1'}\n  db: {image: 'db:1'}\n",
+    )
+    .unwrap();
+    let data = t.path().join("data");
+    let (dir, data) = (dir.display().to_string(), data.display().to_string());
+    let o = berth(&["diff", &dir, "--data-dir", &data, "--exit-code"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+    assert_eq!(
+        text(&o.stdout),
+        "shop/db  not deployed yet: the next apply deploys it\nshop/web  not deployed yet: the next apply deploys it\n"
+    );
+    let o = berth(&["diff", &dir, "nope", "--data-dir", &data]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        text(&o.stderr),
+        "berth: no project nope in the desired state (it has: shop)\n"
+    );
+}

@@ -291,14 +291,11 @@ fn a_job_runs_once_its_dependency_is_healthy_and_dependents_follow_its_success()
         "shop/migrate  waits: db is not healthy yet\nshop/web  waits: migrate has not completed successfully yet\n"
     );
     sim.w.host.engine.set_health("shop-db-1", Health::Healthy);
-    let h = short(&hash(&d, "migrate")).to_string();
     assert_eq!(
         sim.plan(&d).to_string(),
-        format!(
-            "shop/migrate  create shop-migrate-1  job revision {h} not run yet\n\
-             shop/migrate  start shop-migrate-1   job revision {h} not run yet\n\
-             shop/web  waits: migrate has not completed successfully yet\n"
-        )
+        "shop/migrate  create shop-migrate-1  job r1 not run yet\n\
+         shop/migrate  start shop-migrate-1   job r1 not run yet\n\
+         shop/web  waits: migrate has not completed successfully yet\n"
     );
     let mut done = sim.clone();
     done.w = done.w.job("shop", "migrate", &hash(&d, "migrate"), Some(0));
@@ -593,7 +590,7 @@ fn projects_that_left_the_desired_state_need_prune() {
     let other = desired("name: other\nservices:\n  x: {image: 'app:1'}\n");
     let w = converged(&shop);
     let p = run(&other, &w);
-    assert!(p.to_string().contains("shop  orphaned: 1 container(s) of a project no longer in the desired state; --prune removes them"), "{p}");
+    assert!(p.to_string().contains("shop  orphaned: 1 container(s) of a project no longer in the desired state; `berth prune shop` removes it (--prune: every orphan)"), "{p}");
     assert!(!p.steps.iter().any(|s| s.project == "shop"));
     // A compose project berth never managed is not an orphan, even with --prune.
     let w2 = w.clone();
@@ -910,4 +907,32 @@ fn pull_policy_never_blocks_instead_of_pulling_until_the_image_is_loaded() {
     assert!(p.notes.is_empty(), "{p}");
     let names: Vec<String> = sim.w.containers().iter().map(|c| c.name.clone()).collect();
     assert_eq!(names, ["shop-migrate-1", "shop-web-1"]);
+}
+
+#[test]
+fn a_changed_job_runs_as_the_next_revision_number_and_says_which_ran_last() {
+    let job = |cmd: &str| {
+        desired(&format!(
+            "name: shop\nservices:\n  migrate:\n    image: app:1\n    restart: 'no'\n    command: [{cmd}]\n  web:\n    image: app:1\n    depends_on:\n      migrate: {{condition: service_completed_successfully}}\n"
+        ))
+    };
+    let (d1, d2) = (job("one"), job("two"));
+    let ran = World::default()
+        .image("app:1", "sha256:app1")
+        .network("shop_default")
+        .job("shop", "migrate", &hash(&d1, "migrate"), Some(0));
+    let mut sim = Sim::new(ran);
+    sim.plan(&d1); // its run is recorded as r1
+    let key = ("shop".to_string(), "migrate".to_string());
+    assert_eq!(
+        sim.records[&key]
+            .job_run(&hash(&d1, "migrate"))
+            .map(|j| j.number),
+        Some(1)
+    );
+    let p = sim.plan(&d2).to_string();
+    assert!(
+        p.contains("shop/migrate  create shop-migrate-1  job r2 not run yet (r1 ran last)\n"),
+        "{p}"
+    );
 }

@@ -602,13 +602,13 @@ fn the_revert_round_of_a_stop_first_update_renames_the_kept_container_back_and_s
     let a = h12(&d1);
     sim.round(&d2);
     // The failed candidate holds the canonical name; the kept one gets it back. (Steps act on
-    // IDs; `start` shows the name the container had when the round was planned.)
+    // IDs; `start` names the container as it is when the start runs: after the rename.)
     assert_eq!(
         sim.round(&d2).to_string(),
         format!(
             "shop/web  remove shop-web-1                             revert to r1 (r2 failed) replica 1\n\
              shop/web  rename shop-web-1-{a} -> shop-web-1  revert to r1 (r2 failed) replica 1\n\
-             shop/web  start shop-web-1-{a}                 revert to r1 (r2 failed) replica 1\n\
+             shop/web  start shop-web-1                              revert to r1 (r2 failed) replica 1\n\
              shop/web  waits: replica 1: starting\n"
         )
     );
@@ -675,6 +675,33 @@ fn berth_retry_lifts_the_quarantine_and_the_same_revision_is_tried_again() {
     let rec = sim.record();
     assert!(rec.quarantined.is_empty());
     assert_eq!(rec.current().unwrap().spec_hash, hash(&d2));
+}
+
+#[test]
+fn an_unchanged_spec_keeps_its_revision_number_after_a_released_rollback() {
+    let (d1, d2) = (web("app:1", FAST), web("app:2", FAST));
+    let mut sim = deployed(World::new(), &d1);
+    sim.converge(&d2);
+    assert_eq!(sim.record().current().unwrap().number, 2);
+    let key = ("shop".to_string(), "web".to_string());
+    // `berth rollback --to 1`: r1 runs again, held there.
+    sim.records.get_mut(&key).unwrap().control.rollback_to = Some(1);
+    sim.converge(&d2);
+    assert_runs(&sim.w, &d1, 1);
+    assert_eq!(sim.record().current().unwrap().number, 1);
+    // `berth release`: the desired state, which did not change, is r2 again, not a new r3.
+    sim.records.get_mut(&key).unwrap().control.rollback_to = None;
+    sim.converge(&d2);
+    assert_runs(&sim.w, &d2, 1);
+    let rec = sim.record();
+    assert_eq!(rec.current().unwrap().number, 2);
+    let numbers: Vec<u64> = rec.revisions.iter().map(|r| r.number).collect();
+    assert_eq!(numbers, [1, 2]);
+    assert!(
+        sim.events().iter().any(|e| e.contains("rolling out r2")),
+        "{:?}",
+        sim.events()
+    );
 }
 
 #[test]
@@ -822,7 +849,7 @@ fn a_failing_second_batch_reverts_the_first_one_too() {
             "shop/web  stop shop-web-1                               revert to r1 (r2 failed) replica 1\n\
              shop/web  remove shop-web-1                             revert to r1 (r2 failed) replica 1\n\
              shop/web  rename shop-web-1-{a} -> shop-web-1  revert to r1 (r2 failed) replica 1\n\
-             shop/web  start shop-web-1-{a}                 revert to r1 (r2 failed) replica 1\n\
+             shop/web  start shop-web-1                              revert to r1 (r2 failed) replica 1\n\
              shop/web  remove shop-web-2-{b}                revert to r1 (r2 failed) replica 2\n\
              shop/web  waits: replica 1: starting\n"
         )
@@ -1695,8 +1722,7 @@ fn a_job_whose_build_fails_blocks_its_dependents_until_its_context_changes() {
     let blocked: Vec<String> = p.blocks().map(|n| n.to_string()).collect();
     assert!(
         blocked.iter().any(|b| b.starts_with(&format!(
-            "shop/migrate  blocked: job revision {} not run: image build failed: {BUILD_ERROR}",
-            short(&d1.projects["shop"].services["migrate"].spec_hash)
+            "shop/migrate  blocked: job r1 not run: image build failed: {BUILD_ERROR}"
         ))),
         "{blocked:#?}"
     );
@@ -2000,4 +2026,85 @@ fn a_pruned_image_of_the_running_revision_is_resolved_again_and_goes_through_the
         owned.sort();
         assert_eq!(owned, tags);
     }
+}
+
+#[test]
+fn a_spec_changed_back_rolls_out_again_under_its_old_number() {
+    let (d1, d2) = (web("app:1", FAST), web("app:2", FAST));
+    let mut sim = deployed(World::new(), &d1);
+    sim.converge(&d2);
+    // Back to app:1: the same spec and image as r1, which runs again as r1, not as a new r3.
+    sim.converge(&d1);
+    assert_runs(&sim.w, &d1, 1);
+    let rec = sim.record();
+    let summary: Vec<(u64, Outcome, bool)> = rec
+        .revisions
+        .iter()
+        .map(|r| (r.number, r.outcome, r.stable))
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (1, Outcome::Succeeded, true),
+            (2, Outcome::Superseded, true)
+        ]
+    );
+    assert_eq!(rec.current().unwrap().number, 1);
+    let started: Vec<String> = sim
+        .events()
+        .into_iter()
+        .filter(|e| e.starts_with("RolloutStarted"))
+        .collect();
+    assert_eq!(started.len(), 3, "{started:?}");
+    assert!(
+        started[2].starts_with(&format!("RolloutStarted: rolling out r1 ({})", h12(&d1))),
+        "{started:?}"
+    );
+    assert!(started[2].ends_with("image app:2 → app:1"), "{started:?}");
+    // And forth again: r2, still two revisions.
+    sim.converge(&d2);
+    assert_runs(&sim.w, &d2, 1);
+    let rec = sim.record();
+    assert_eq!(rec.current().unwrap().number, 2);
+    let numbers: Vec<u64> = rec.revisions.iter().map(|r| r.number).collect();
+    assert_eq!(numbers, [1, 2]);
+    let history = berth::control::history(&"shop/web".parse().unwrap(), &rec, T0);
+    assert!(
+        history.starts_with("shop/web: 2 revisions, current r2 (marked *)\n"),
+        "{history}"
+    );
+    let marked: Vec<&str> = history.lines().filter(|l| l.starts_with("* ")).collect();
+    assert_eq!(marked.len(), 1, "{history}");
+    assert!(marked[0].starts_with("* r2 "), "{history}");
+}
+
+#[test]
+fn history_during_a_rollback_marks_what_runs_and_where_it_goes() {
+    let (d1, d2) = (web("app:1", PORT), web("app:2", PORT));
+    let mut sim = deployed(World::new(), &d1);
+    sim.converge(&d2);
+    let key = ("shop".to_string(), "web".to_string());
+    sim.records.get_mut(&key).unwrap().control.rollback_to = Some(1);
+    let name = "shop/web".parse().unwrap();
+    // Mid-rollback: r2 is still the current revision, r1 the one starting.
+    sim.round(&d2);
+    let h = berth::control::history(&name, &sim.record(), T0);
+    let head: Vec<&str> = h.lines().take(5).collect();
+    assert_eq!(
+        head[0],
+        "shop/web: 2 revisions, current r2 (marked *); rolling back to r1 (marked >)"
+    );
+    assert!(
+        head[3].starts_with("> r1 ") && head[4].starts_with("* r2 "),
+        "{h}"
+    );
+    // Once it passed, r1 is the current one and nothing else is marked.
+    sim.converge(&d2);
+    let h = berth::control::history(&name, &sim.record(), T0);
+    let head: Vec<&str> = h.lines().take(5).collect();
+    assert_eq!(head[0], "shop/web: 2 revisions, current r1 (marked *)");
+    assert!(
+        head[3].starts_with("* r1 ") && head[4].starts_with("  r2 "),
+        "{h}"
+    );
 }

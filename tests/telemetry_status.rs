@@ -811,3 +811,46 @@ fn a_project_removed_from_the_desired_state_is_announced_and_kept_as_an_orphan()
         status.orphans
     );
 }
+
+/// Issue 17: jobs showed their spec hash where services show `rN`. A job's revision is the
+/// number of its run.
+#[test]
+fn a_job_shows_its_revision_number_like_a_service() {
+    let d = {
+        let l = load_inline(
+            "name: shop\nservices:\n  migrate: {image: 'app:1', restart: 'no'}\n  web:\n    image: 'app:1'\n    depends_on: {migrate: {condition: service_completed_successfully}}\n",
+            &LoadOptions::default(),
+        );
+        l.state.unwrap_or_else(|| panic!("{}", l.diagnostics))
+    };
+    let mut rec = ServiceRecord::default();
+    rec.record_job("an-older-spec", 0, T0 - 60);
+    rec.record_job(&hash(&d, "migrate"), 0, T0);
+    let mut records = Records::new();
+    records.insert(("shop".into(), "migrate".into()), rec);
+    let observed = ObservedState::from_lists(Vec::new());
+    let p = plan(&d, &observed, &records, PlanOptions::default(), T0);
+    let s = status::build(
+        &StatusInput {
+            now: T0,
+            round: None,
+            source: &source(),
+            diagnostics: &Diagnostics::default(),
+            desired: Some(&d),
+            observed: Some(&observed),
+            records: Some(&records),
+            plan: Some(&p),
+            failures: &[],
+            probes_tracked: true,
+        },
+        None,
+    );
+    let job = s.services.iter().find(|x| x.service == "migrate").unwrap();
+    assert_eq!(job.desired.revision, Some(2));
+    let table = s.table(T0);
+    let row = table
+        .lines()
+        .find(|l| l.contains("migrate"))
+        .unwrap_or_default();
+    assert!(row.contains("r2 app:1"), "{table}");
+}

@@ -155,6 +155,12 @@ pub enum Command {
         after_help = "Examples:\n  berth plan /srv/berth\n  berth plan /srv/berth --exit-code --data-dir /var/lib/berth   exit 2 when something would change\n\nServices whose dependencies are not ready yet show as `waits:`; apply plans them in a later round.\n\nExit status: 0 ok, 1 invalid state or engine error; with --exit-code, 2 when changes are pending."
     )]
     Plan(PlanArgs),
+    /// Show what the desired state changes for each service, field by field, against the
+    /// revision berth records as running.
+    #[command(
+        after_help = "Examples:\n  berth diff /srv/berth\n  berth diff /srv/berth shop --data-dir /var/lib/berth\n\nReads the desired state and berth's records only (no Docker needed; `berth plan` also looks at the containers). Environment values are never shown, only which keys changed.\n\nExit status: 0 ok, 1 invalid state, unreadable records or no such project; with --exit-code, 2 when something would be rolled out."
+    )]
+    Diff(DiffArgs),
     /// Converge the engine to the desired state once, and wait for it.
     #[command(
         after_help = "Examples:\n  berth apply examples/quickstart --data-dir /tmp/berth-data\n  berth apply /srv/berth --timeout 10m --prune\n\nExit status: 0 converged, 1 invalid state, a failed step, a blocked service (failed job) or timeout."
@@ -166,6 +172,12 @@ pub enum Command {
         after_help = "Examples:\n  berth run --dir /srv/berth --env-dir /etc/berth/env\n  berth run --git https://git.example/ops/state.git --ref main --webhook-secret-file /etc/berth/webhook-secret\n  berth run --dir /srv/berth --notify slack+http://127.0.0.1:9470/slack\n\nSIGTERM or SIGINT finish the current step and exit 0; SIGHUP reconciles now (`berth hold`, `release`, `rollback` and `retry` send it)."
     )]
     Run(RunArgs),
+    /// Remove one project that is no longer in the desired state: its containers, the
+    /// networks berth created for it, its image pins and built images, then its records.
+    #[command(
+        after_help = "Examples:\n  berth prune shop /srv/berth --data-dir /var/lib/berth\n  berth prune shop /srv/berth --yes --volumes\n\nDIR is the desired state: a project still in it is refused (berth would deploy it again) unless --force. berth shows what it will remove first and asks on a terminal; off one it needs --yes. Volumes are kept unless --volumes. `berth apply --prune` removes every orphaned project at once.\n\nExit status: 0 removed, 1 refused, declined, nothing of the project found, or a step failed."
+    )]
+    Prune(PruneArgs),
     /// Show a service's revisions, quarantines, rollout in progress and operator control.
     #[command(
         after_help = "Examples:\n  berth history shop/web\n  berth history shop/web --json --data-dir /var/lib/berth\n\nReads berth's records only (no Docker needed). Exit status: 0 ok, 1 no record of the service."
@@ -561,6 +573,22 @@ pub struct PlanArgs {
     pub data_dir: PathBuf,
 }
 
+/// `berth diff`'s arguments.
+#[derive(Args)]
+pub struct DiffArgs {
+    #[command(flatten)]
+    pub source: Source,
+    /// Only this project.
+    #[arg(value_name = "PROJECT")]
+    pub project: Option<String>,
+    /// Exit 2 when something would be rolled out.
+    #[arg(long)]
+    pub exit_code: bool,
+    /// berth's state directory (its records are read, never written).
+    #[arg(long, value_name = "DIR", default_value_os_t = default_data_dir())]
+    pub data_dir: PathBuf,
+}
+
 /// `berth apply`'s arguments.
 #[derive(Args)]
 pub struct ApplyArgs {
@@ -583,6 +611,30 @@ pub struct ApplyArgs {
     /// Services worked on at once.
     #[arg(long, default_value_t = 8)]
     pub parallelism: usize,
+}
+
+/// `berth prune`'s arguments.
+#[derive(Args)]
+pub struct PruneArgs {
+    /// The project to remove (its compose project name).
+    pub project: String,
+    #[command(flatten)]
+    pub source: Source,
+    #[command(flatten)]
+    pub engine: EngineArgs,
+    /// berth's state directory (holds the lock and the project's records).
+    #[arg(long, value_name = "DIR", default_value_os_t = default_data_dir())]
+    pub data_dir: PathBuf,
+    /// Remove without asking (needed when standard input is not a terminal).
+    #[arg(short = 'y', long)]
+    pub yes: bool,
+    /// Prune the project even though it is still in the desired state (the next `apply`
+    /// or `run` deploys it again, from scratch).
+    #[arg(long)]
+    pub force: bool,
+    /// Remove the volumes berth created for the project too, with their data.
+    #[arg(long)]
+    pub volumes: bool,
 }
 
 /// `berth history`'s arguments.

@@ -517,6 +517,8 @@ pub enum EngineOp {
     RemoveNetwork,
     /// `create volume`.
     CreateVolume,
+    /// `remove volume`.
+    RemoveVolume,
     /// `create container`.
     CreateContainer,
     /// `start container`.
@@ -545,7 +547,7 @@ pub enum EngineOp {
 
 impl EngineOp {
     /// Every operation, in declaration order.
-    pub const ALL: [EngineOp; 28] = [
+    pub const ALL: [EngineOp; 29] = [
         EngineOp::Connect,
         EngineOp::NegotiateApiVersion,
         EngineOp::Version,
@@ -562,6 +564,7 @@ impl EngineOp {
         EngineOp::ConnectNetwork,
         EngineOp::RemoveNetwork,
         EngineOp::CreateVolume,
+        EngineOp::RemoveVolume,
         EngineOp::CreateContainer,
         EngineOp::StartContainer,
         EngineOp::StopContainer,
@@ -595,6 +598,7 @@ impl EngineOp {
             EngineOp::ConnectNetwork => "connect network",
             EngineOp::RemoveNetwork => "remove network",
             EngineOp::CreateVolume => "create volume",
+            EngineOp::RemoveVolume => "remove volume",
             EngineOp::CreateContainer => "create container",
             EngineOp::StartContainer => "start container",
             EngineOp::StopContainer => "stop container",
@@ -837,6 +841,9 @@ pub trait Engine: Send + Sync + 'static {
     fn remove_container(&self, id: &str) -> impl Future<Output = EngineResult<()>> + Send;
     /// Removes a network (refused while a container is attached).
     fn remove_network(&self, name: &str) -> impl Future<Output = EngineResult<()>> + Send;
+    /// Removes a volume and its data (refused while a container uses it; `berth prune
+    /// --volumes` only).
+    fn remove_volume(&self, name: &str) -> impl Future<Output = EngineResult<()>> + Send;
     /// Renames a container.
     fn rename_container(
         &self,

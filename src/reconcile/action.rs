@@ -108,6 +108,12 @@ pub enum Action {
         /// Name.
         name: String,
     },
+    /// Remove a volume berth created, with its data (`berth prune --volumes`, once its
+    /// project's containers are gone).
+    RemoveVolume {
+        /// Name.
+        name: String,
+    },
     /// Remove a built image's tag (`berth-build/...`) that no revision in the history uses
     /// any more; the image goes with it unless something else still references it.
     RemoveImage {
@@ -150,6 +156,7 @@ impl fmt::Display for Action {
             Action::Unpin { reference } => write!(f, "unpin {reference}"),
             Action::RemoveImage { reference } => write!(f, "remove image {reference}"),
             Action::RemoveNetwork { name } => write!(f, "remove network {name}"),
+            Action::RemoveVolume { name } => write!(f, "remove volume {name}"),
         }
     }
 }

@@ -147,6 +147,24 @@ fn join(c: &[Change]) -> String {
         .join("; ")
 }
 
+/// The policy this module compares between revisions, as recorded with each one:
+/// `deploy.update_config`, `rollback_config` and `x-berth`, as JSON.
+pub fn policy_of(svc: &crate::desired::model::Service) -> Option<serde_json::Value> {
+    #[derive(serde::Serialize)]
+    struct Policy<'a> {
+        update_config: &'a crate::desired::model::RolloutPolicy,
+        rollback_config: &'a crate::desired::model::UpdatePolicy,
+        #[serde(rename = "x-berth")]
+        berth: &'a crate::desired::model::BerthPolicy,
+    }
+    serde_json::to_value(Policy {
+        update_config: &svc.rollout,
+        rollback_config: &svc.rollback,
+        berth: &svc.berth,
+    })
+    .ok()
+}
+
 /// What changed from `old` to `new`.
 pub fn between(old: &Revision, new: &Revision) -> Diff {
     let image = image_change(old, new);

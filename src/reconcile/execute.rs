@@ -189,10 +189,14 @@ pub async fn execute<E: Engine>(
     let (pulls, rest): (Vec<&Step>, Vec<&Step>) = rest
         .into_iter()
         .partition(|s| matches!(s.action, Action::Pull { .. } | Action::Build { .. }));
-    // Networks go last, once every service's containers (which may be attached) are removed.
-    let (network_removals, services): (Vec<&Step>, Vec<&Step>) = rest
-        .into_iter()
-        .partition(|s| matches!(s.action, Action::RemoveNetwork { .. }));
+    // Networks and volumes go last, once every service's containers (which may be attached
+    // or mount them) are removed.
+    let (network_removals, services): (Vec<&Step>, Vec<&Step>) = rest.into_iter().partition(|s| {
+        matches!(
+            s.action,
+            Action::RemoveNetwork { .. } | Action::RemoveVolume { .. }
+        )
+    });
 
     for s in objects {
         if stop.load(Ordering::Relaxed) {
@@ -598,6 +602,7 @@ async fn run_step<E: Engine>(
         } => pin(engine, image_id, repo, tag).await,
         Action::Unpin { reference } => unpin(engine, reference).await,
         Action::RemoveNetwork { name } => engine.remove_network(name).await,
+        Action::RemoveVolume { name } => engine.remove_volume(name).await,
         // Removals run with the service steps, after every build of the round has ended: a
         // deleted image's untagged build parents can never be a cache layer that one of
         // berth's own builds is using at that moment.

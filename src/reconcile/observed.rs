@@ -47,6 +47,8 @@ pub struct Inventory {
     pub managed_networks: BTreeMap<String, String>,
     /// Volume names.
     pub volumes: BTreeSet<String>,
+    /// The volumes berth created (`berth.managed`), name → project (`berth.project`).
+    pub managed_volumes: BTreeMap<String, String>,
     /// Image reference (normalised, see [`normalize_reference`]) → image ID.
     pub images: BTreeMap<String, String>,
 }
@@ -153,8 +155,14 @@ impl ObservedState {
             .filter(|n| n.labels.get(labels::MANAGED).is_some_and(|v| v == "true"))
             .filter_map(|n| Some((n.name.clone(), n.labels.get(labels::PROJECT)?.clone())))
             .collect();
+        let managed_volumes = volumes
+            .iter()
+            .filter(|v| v.labels.get(labels::MANAGED).is_some_and(|v| v == "true"))
+            .filter_map(|v| Some((v.name.clone(), v.labels.get(labels::PROJECT)?.clone())))
+            .collect();
         let mut inv = Inventory {
             managed_networks,
+            managed_volumes,
             networks: networks.into_iter().map(|n| n.name).collect(),
             volumes: volumes.into_iter().map(|v| v.name).collect(),
             images: BTreeMap::new(),

@@ -397,8 +397,8 @@ pub enum BlockReason {
     },
     /// The job's current revision cannot run (its image build failed).
     JobNotRun {
-        /// The revision's short spec hash.
-        revision: String,
+        /// The job's revision number (`rN`).
+        revision: u64,
         /// Why.
         reason: String,
     },
@@ -480,7 +480,7 @@ impl fmt::Display for BlockReason {
                 code.map_or("unknown".to_string(), |c| c.to_string())
             ),
             BlockReason::JobNotRun { revision, reason } => {
-                write!(f, "job revision {revision} not run: {reason}; {RETRY}")
+                write!(f, "job r{revision} not run: {reason}; {RETRY}")
             }
             BlockReason::DependencyBuildFailed(dep) => {
                 write!(f, "job {dep}'s image build failed")

@@ -238,7 +238,8 @@ fn job_runs() {
         Some(&JobRun {
             spec_hash: "m2".into(),
             finished_at: T0 + 2,
-            exit_code: 0
+            exit_code: 0,
+            number: 2,
         })
     );
 
@@ -248,6 +249,11 @@ fn job_runs() {
     }
     rec.prune_history(5);
     assert_eq!(rec.jobs.len(), 5);
+    // numbered like revisions: one per spec, never reused after the history was cut
+    assert_eq!((rec.job_number("m1"), rec.job_number("n5")), (9, 8));
+    assert_eq!(rec.job_number("new"), 9);
+    rec.record_job("n5", 1, T0 + 30);
+    assert_eq!(rec.job_run("n5").unwrap().number, 8);
     assert!(!rec.job_done("m1"));
     assert!(rec.job_done("n5"));
 }
@@ -488,4 +494,42 @@ fn unsafe_names_are_refused_and_nothing_is_written() {
         store.save(project, service, &sample()).unwrap();
         assert_eq!(store.load(project, service).unwrap(), sample());
     }
+}
+
+#[test]
+fn a_stable_spec_and_image_that_comes_back_is_reusable_under_its_number() {
+    // r1 a (stable), r2 b (stable, current), r3 c failed.
+    let mut rec = record(&[("a", true), ("b", true), ("c", false)]);
+    rec.mark_failed(3, "not ready", T0).unwrap();
+    assert_eq!(rec.reusable("a", "sha256:a").map(|r| r.number), Some(1));
+    // The same spec whose tag names another image now, a failed spec, the current one and a
+    // spec never seen: a new revision (or none needed).
+    assert!(rec.reusable("a", "sha256:other").is_none());
+    assert!(rec.reusable("c", "sha256:c").is_none());
+    assert!(rec.reusable("b", "sha256:b").is_none());
+    assert!(rec.reusable("d", "sha256:d").is_none());
+
+    // Taken up again: in progress, then stable; it is the current one and r2 is not.
+    rec.resume(1).unwrap();
+    assert_eq!(rec.revision(1).unwrap().outcome, Outcome::InProgress);
+    assert_eq!(rec.current().unwrap().number, 2);
+    rec.mark_stable(1).unwrap();
+    assert_eq!(rec.current().unwrap().number, 1);
+    assert_eq!(rec.revision(2).unwrap().outcome, Outcome::Superseded);
+    // A failure from here reverts to what ran (r1), not to the newest stable number (r2).
+    assert_eq!(rec.revert_target("e").map(|r| r.number), Some(1));
+    // No new number was counted.
+    assert_eq!(rec.begin("e", "app:5", "sha256:e", T0).number, 4);
+}
+
+#[test]
+fn prune_history_keeps_a_current_revision_older_than_the_limit() {
+    let mut rec = distinct(&[true, true, true, true]);
+    rec.resume(1).unwrap();
+    rec.mark_stable(1).unwrap();
+    let removed = rec.prune_history(1);
+    // Kept: r4, the newest (and the newest stable in the list), and r1, which runs.
+    assert_eq!(numbers(&rec.revisions), [1, 4]);
+    assert_eq!(numbers(&removed), [2, 3]);
+    assert_eq!(rec.current().unwrap().number, 1);
 }

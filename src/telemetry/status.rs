@@ -524,7 +524,12 @@ impl Ctx<'_> {
         let desired = DesiredRevision {
             hash: short(&s.spec_hash).to_string(),
             image: s.image.clone().unwrap_or_else(|| "(build)".into()),
-            revision: number_of(&s.spec_hash).map(|r| r.number),
+            // A job is numbered by its runs (`rN` like a service's revisions).
+            revision: if s.job {
+                Some(rec.job_number(&s.spec_hash))
+            } else {
+                number_of(&s.spec_hash).map(|r| r.number)
+            },
         };
         // Running replicas by revision.
         let mut by_hash: BTreeMap<&str, RunningRevision> = BTreeMap::new();
@@ -542,7 +547,11 @@ impl Ctx<'_> {
             let e = by_hash
                 .entry(c.identity.spec_hash.as_str())
                 .or_insert_with(|| RunningRevision {
-                    revision: known.map(|r| r.number),
+                    revision: if s.job {
+                        job_number(rec, s, &c.identity.spec_hash)
+                    } else {
+                        known.map(|r| r.number)
+                    },
                     hash: short(&c.identity.spec_hash).to_string(),
                     image: known.map(|r| r.image_ref.clone()),
                     containers: 0,
@@ -974,7 +983,7 @@ impl Status {
         for o in &self.orphans {
             let _ = writeln!(
                 out,
-                "{}: orphaned, {} container(s) of a project no longer in the desired state (--prune removes them)",
+                "{}: orphaned, {} container(s) of a project no longer in the desired state (`berth prune {0}` removes it)",
                 o.project, o.containers
             );
         }
@@ -1035,6 +1044,15 @@ impl Status {
                 .services
                 .iter()
                 .all(|s| matches!(s.phase, Phase::Idle | Phase::Held))
+    }
+}
+
+/// A job container's revision number: its recorded run's, or the next one for the desired
+/// spec (running now); `None` for an older spec berth has no run of.
+fn job_number(rec: &ServiceRecord, s: &Service, hash: &str) -> Option<u64> {
+    match rec.job_run(hash) {
+        Some(j) if j.number > 0 => Some(j.number),
+        _ => (hash == s.spec_hash).then(|| rec.job_number(hash)),
     }
 }
 

@@ -198,6 +198,7 @@ impl Host {
                 tag,
             } => now(e.tag_image(image_id, repo, tag)),
             Action::RemoveNetwork { name } => now(e.remove_network(name)),
+            Action::RemoveVolume { name } => now(e.remove_volume(name)),
             Action::Unpin { reference } | Action::RemoveImage { reference } => {
                 now(e.remove_image_tag(reference))
             }

@@ -381,6 +381,10 @@ impl Engine for DockerEngine {
         networks::remove_network(self, name).await
     }
 
+    async fn remove_volume(&self, name: &str) -> EngineResult<()> {
+        networks::remove_volume(self, name).await
+    }
+
     async fn rename_container(&self, id: &str, new_name: &str) -> EngineResult<()> {
         containers::rename_container(self, id, new_name).await
     }

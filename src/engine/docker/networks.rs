@@ -5,7 +5,7 @@ use bollard::models::{
     EndpointIpamConfig, EndpointSettings, Ipam, IpamConfig, NetworkConnectRequest,
     NetworkCreateRequest, VolumeCreateRequest,
 };
-use bollard::query_parameters::{ListNetworksOptions, ListVolumesOptions};
+use bollard::query_parameters::{ListNetworksOptions, ListVolumesOptions, RemoveVolumeOptions};
 use bollard::{BollardRequest, Docker};
 
 use super::{DockerEngine, btree, hash, non_empty};
@@ -156,6 +156,18 @@ pub(super) async fn remove_network(engine: &DockerEngine, name: &str) -> EngineR
             name,
             engine.timeout,
             docker.remove_network(name),
+        )
+        .await
+}
+
+pub(super) async fn remove_volume(engine: &DockerEngine, name: &str) -> EngineResult<()> {
+    let docker = engine.client(EngineOp::RemoveVolume).await?;
+    engine
+        .call(
+            EngineOp::RemoveVolume,
+            name,
+            engine.timeout,
+            docker.remove_volume(name, None::<RemoveVolumeOptions>),
         )
         .await
 }

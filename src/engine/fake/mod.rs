@@ -86,6 +86,7 @@ impl Fault {
             "stop_container" => EngineOp::StopContainer,
             "remove_container" => EngineOp::RemoveContainer,
             "remove_network" => EngineOp::RemoveNetwork,
+            "remove_volume" => EngineOp::RemoveVolume,
             "rename_container" => EngineOp::RenameContainer,
             "logs_tail" => EngineOp::ReadLogs,
             "inspect_container" => EngineOp::InspectContainer,
@@ -299,6 +300,10 @@ impl Engine for FakeEngine {
 
     async fn remove_network(&self, name: &str) -> EngineResult<()> {
         networks::remove_network(self, name).await
+    }
+
+    async fn remove_volume(&self, name: &str) -> EngineResult<()> {
+        networks::remove_volume(self, name).await
     }
 
     async fn rename_container(&self, id: &str, new_name: &str) -> EngineResult<()> {

@@ -106,3 +106,30 @@ pub(super) async fn remove_network(engine: &FakeEngine, name: &str) -> EngineRes
     s.networks.remove(i);
     Ok(())
 }
+
+pub(super) async fn remove_volume(engine: &FakeEngine, name: &str) -> EngineResult<()> {
+    let mut s = engine.lock();
+    s.enter("remove_volume", Some(name))?;
+    let Some(i) = s.volumes.iter().position(|v| v.name == name) else {
+        return Err(EngineError::NotFound {
+            op: EngineOp::RemoveVolume,
+            target: name.into(),
+        });
+    };
+    let used = s.containers.iter().any(|c| {
+        c.spec
+            .mounts
+            .iter()
+            .any(|m| m.kind == "volume" && m.source.as_deref() == Some(name))
+    });
+    if used {
+        // Docker: 409 "remove NAME: volume is in use - [ID]".
+        return Err(EngineError::Conflict {
+            op: EngineOp::RemoveVolume,
+            target: name.into(),
+            message: format!("remove {name}: volume is in use"),
+        });
+    }
+    s.volumes.remove(i);
+    Ok(())
+}

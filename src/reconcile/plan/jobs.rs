@@ -48,8 +48,8 @@ impl Planner<'_> {
                 reason: EventReason::Failure(FailReason::BuildFailed),
                 revision: None,
                 message: format!(
-                    "job revision {} not run: {reason}; its dependents wait; change the desired state or `berth retry`",
-                    short(&svc.spec_hash)
+                    "job r{} not run: {reason}; its dependents wait; change the desired state or `berth retry`",
+                    changed.job_number(&svc.spec_hash)
                 ),
                 logs_of: None,
                 logs: tail,
@@ -63,7 +63,7 @@ impl Planner<'_> {
                 project: project.name.clone(),
                 service: Some(svc.name.clone()),
                 reason: BlockReason::JobNotRun {
-                    revision: short(&svc.spec_hash).to_string(),
+                    revision: changed.job_number(&svc.spec_hash),
                     reason: q.reason.clone(),
                 },
             });
@@ -124,14 +124,25 @@ impl Planner<'_> {
             }
             None => {}
         }
+        // Jobs are numbered like services' revisions: `rN` per spec, from the record.
+        let empty = ServiceRecord::default();
+        let rec = self
+            .records
+            .get(&(project.name.clone(), svc.name.clone()))
+            .unwrap_or(&empty);
+        let number = rec.job_number(&svc.spec_hash);
         let cause = match old.first() {
-            Some(c) if c.identity.managed => format!(
-                "job revision {} not run yet (last ran {})",
-                short(&svc.spec_hash),
-                short(&c.identity.spec_hash)
-            ),
+            Some(c) if c.identity.managed => match rec.job_run(&c.identity.spec_hash) {
+                Some(j) if j.number > 0 => {
+                    format!("job r{number} not run yet (r{} ran last)", j.number)
+                }
+                _ => format!(
+                    "job r{number} not run yet (last ran {})",
+                    short(&c.identity.spec_hash)
+                ),
+            },
             Some(_) => "taking over from docker compose".to_string(),
-            None => format!("job revision {} not run yet", short(&svc.spec_hash)),
+            None => format!("job r{number} not run yet"),
         };
         for c in &old {
             push_removal(steps, c, grace, signal.clone(), &cause);

@@ -24,6 +24,7 @@ use std::time::Duration;
 mod adoption;
 mod depends;
 mod jobs;
+mod orphan;
 
 pub use super::action::{Action, ImageSource, short};
 use super::container_spec::{container_create, network_create};
@@ -40,6 +41,9 @@ use crate::store::ServiceRecord;
 pub use adoption::plan;
 use depends::{topo_order, unmet_note};
 pub use jobs::record_jobs;
+pub use orphan::{
+    Preview, PruneOptions, PruneRefusal, check as check_prune, preview, prune_project,
+};
 
 /// Planner options.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -167,7 +171,7 @@ impl fmt::Display for Note {
                 containers,
             } => write!(
                 f,
-                "{project}  orphaned: {containers} container(s) of a project no longer in the desired state; --prune removes them"
+                "{project}  orphaned: {containers} container(s) of a project no longer in the desired state; `berth prune {project}` removes it (--prune: every orphan)"
             ),
         }
     }

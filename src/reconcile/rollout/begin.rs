@@ -21,7 +21,7 @@ use crate::reconcile::diff;
 use crate::reconcile::event::EventKind;
 use crate::reconcile::observed::{BuildFailure, ObservedContainer, normalize_reference};
 use crate::reconcile::reason::{BlockReason, EventReason, FailReason, WaitReason};
-use crate::store::{Rollout, RolloutKind, ServiceRecord};
+use crate::store::{Outcome, Rollout, RolloutKind, ServiceRecord};
 
 /// How [`begin`] ended.
 pub(super) enum Begin {
@@ -70,6 +70,16 @@ pub(super) fn begin(
         }
     }
     let number = match target.revision {
+        // A stable revision taken up again (see `ServiceRecord::reusable`).
+        Some(n)
+            if target.kind == RolloutKind::Update
+                && rec
+                    .revision(n)
+                    .is_some_and(|r| r.outcome == Outcome::Superseded) =>
+        {
+            settle(out, rec.resume(n));
+            n
+        }
         Some(n) => n,
         None => {
             // Update towards a new revision: the image must be here first.
@@ -115,7 +125,7 @@ pub(super) fn begin(
             if let Some(r) = rec.revision_mut(n) {
                 r.template = Some(template);
                 r.build = svc.build.as_ref().map(|b| b.parts.clone());
-                r.policy = policy_of(svc);
+                r.policy = diff::policy_of(svc);
             }
             if all_there && !others {
                 settle(out, rec.mark_ready(n, now));
@@ -179,24 +189,6 @@ pub(super) fn begin(
         what,
     ));
     Begin::Started
-}
-
-/// The policy `reconcile::diff` compares between revisions: `deploy.update_config`,
-/// `rollback_config` and `x-berth`, as JSON.
-fn policy_of(svc: &crate::desired::model::Service) -> Option<serde_json::Value> {
-    #[derive(serde::Serialize)]
-    struct Policy<'a> {
-        update_config: &'a crate::desired::model::RolloutPolicy,
-        rollback_config: &'a crate::desired::model::UpdatePolicy,
-        #[serde(rename = "x-berth")]
-        berth: &'a crate::desired::model::BerthPolicy,
-    }
-    serde_json::to_value(Policy {
-        update_config: &svc.rollout,
-        rollback_config: &svc.rollback,
-        berth: &svc.berth,
-    })
-    .ok()
 }
 
 /// The build of the desired revision's image failed (in the previous round): nothing ran it

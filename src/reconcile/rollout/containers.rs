@@ -191,9 +191,15 @@ pub(super) fn remove_gates(input: &Input<'_>, out: &mut Output, cause: &str) {
 }
 
 pub(super) fn start(c: &ObservedContainer) -> Action {
+    start_as(c, &c.name)
+}
+
+/// Starts `c` (by ID), shown under `name`: the name it has when the step runs, after a
+/// rename earlier in the same plan.
+pub(super) fn start_as(c: &ObservedContainer, name: &str) -> Action {
     Action::Start {
         target: c.id.clone(),
-        name: c.name.clone(),
+        name: name.to_string(),
     }
 }
 

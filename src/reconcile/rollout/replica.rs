@@ -7,7 +7,7 @@
 use std::collections::BTreeSet;
 
 use super::containers::{
-    Fate, create_start, dedupe_olds, make_room, rename, split_slot, start, swap,
+    Fate, create_start, dedupe_olds, make_room, rename, split_slot, start, start_as, swap,
 };
 use super::target::Target;
 use super::{Input, Output, event};
@@ -170,8 +170,9 @@ fn passed(
     swap(out, svc, tc, r.olds, r.canonical, &|c| b.fate(c), r.cause);
     match tc {
         None => create_start(out, b.target, b.input, r.n, r.canonical, r.cause),
+        // `swap` gave it the canonical name.
         Some(c) if matches!(c.state, RunState::Exited | RunState::Created) => out.steps.push((
-            start(c),
+            start_as(c, r.canonical),
             format!("{}: exited after passing; restarting", r.cause),
         )),
         _ => {}
@@ -301,14 +302,17 @@ fn start_in_place(
     c: &ObservedContainer,
     cause: String,
 ) {
-    if !b.beside(r.olds) {
-        free_name(b, out, r);
-        if c.name != r.canonical {
-            out.steps
-                .push((rename(c, r.canonical), r.cause.to_string()));
-        }
+    if b.beside(r.olds) {
+        out.steps.push((start(c), cause));
+        return;
     }
-    out.steps.push((start(c), cause));
+    free_name(b, out, r);
+    if c.name != r.canonical {
+        out.steps
+            .push((rename(c, r.canonical), r.cause.to_string()));
+    }
+    // Named as it is when the start runs: after the rename.
+    out.steps.push((start_as(c, r.canonical), cause));
 }
 
 /// Begun and its container exists: start it if it never ran, else judge it by the gate.

@@ -8,6 +8,7 @@ use crate::engine::labels::Role;
 use crate::engine::{ContainerCreate, labels};
 use crate::reconcile::action::short;
 use crate::reconcile::container_spec::{canonical_name, container_create};
+use crate::reconcile::observed::normalize_reference;
 use crate::reconcile::reason::{BlockReason, HeldReason};
 use crate::store::{Outcome, Revision, RolloutKind, ServiceRecord};
 
@@ -106,7 +107,15 @@ pub(super) fn target(input: &Input<'_>, rec: &ServiceRecord, out: &mut Output) -
         .as_ref()
         .and_then(|a| rec.revision(a.revision))
         .filter(|r| r.spec_hash == *d && r.outcome == Outcome::InProgress)
-        .or_else(|| rec.current().filter(|r| r.spec_hash == *d));
+        .or_else(|| rec.current().filter(|r| r.spec_hash == *d))
+        // A spec and image that already ran as a stable revision (the spec changed and
+        // changed back, an operator's rollback was released) roll out again under that
+        // revision's number: a new number means a new spec or image. Known once the image
+        // list is at hand (`begin` asks for it first).
+        .or_else(|| {
+            let reference = normalize_reference(input.svc.image.as_deref()?);
+            rec.reusable(d, input.images?.get(&reference)?)
+        });
     Some(Target {
         hash: d.clone(),
         kind: RolloutKind::Update,

@@ -386,6 +386,71 @@ mod tests {
         }
     }
 
+    fn http_probe(port: u16, timeout: Duration) -> Probe {
+        Probe {
+            check: ProbeCheck::Http {
+                port,
+                path: "health?full=1".into(),
+                status: (200, 399),
+                body_contains: Some("ok".into()),
+            },
+            interval: Duration::from_secs(1),
+            timeout,
+            success_threshold: 1,
+            failure_threshold: 1,
+        }
+    }
+
+    #[tokio::test]
+    async fn http_probes_pass_on_a_good_answer_and_say_why_they_fail() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let engine = FakeEngine::new();
+        let mut host = details(&[], &[]);
+        host.network_mode = "host".into();
+
+        // Answers each of two connections: 200 "ok", then nothing at all.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut buf = [0u8; 1024];
+            let _ = s.read(&mut buf).await.unwrap();
+            s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                .await
+                .unwrap();
+            drop(s);
+            let (silent, _) = listener.accept().await.unwrap();
+            tokio::time::sleep(Duration::from_secs(10)).await;
+            drop(silent);
+        });
+        let probe = http_probe(port, Duration::from_secs(5));
+        let r = check(&engine, &host, &probe).await;
+        assert!(r.ok, "{r:?}");
+        let r = check(
+            &engine,
+            &host,
+            &http_probe(port, Duration::from_millis(200)),
+        )
+        .await;
+        assert_eq!(
+            r.detail,
+            format!("GET 127.0.0.1:{port}/health?full=1: no answer within 200ms")
+        );
+        assert!(!r.ok);
+        server.abort();
+        let _ = server.await;
+
+        // Nothing listens any more: the cause is kept.
+        let r = check(&engine, &host, &probe).await;
+        assert!(
+            !r.ok
+                && r.detail.starts_with(&format!(
+                    "GET 127.0.0.1:{port}/health?full=1: failed to connect to 127.0.0.1:{port}: "
+                )),
+            "{r:?}"
+        );
+    }
+
     fn exec_probe(command: &[&str]) -> Probe {
         Probe {
             check: ProbeCheck::Exec {

@@ -68,9 +68,11 @@
 //!   (ring + `events.jsonl`), notification webhooks (`notify/`: delivery, receivers and their
 //!   filters, each receiver's native format), the HTTP server (`--listen`) and the read-only
 //!   web dashboard it serves at `/` (`dashboard/`).
-//! - [`http_client`]: the one small HTTP/1.1 client the probes, the notifications and the
-//!   CLI share (`wire`: the pure format; `url`; `tls`: rustls with the system's roots and an
-//!   extra CA file).
+//! - [`http_client`]: the one HTTP/1.1 client (hyper's client connection over TCP or
+//!   rustls, every exchange under a timeout, bodies read up to a limit) the probes, the
+//!   notifications, the CLI and the registry checks share (`error`: typed failures naming
+//!   `host:port`; `url`; `tls`: the one rustls set-up, the system's roots, or the bundled ones
+//!   when it has none, plus a CA file or a registry's `certs.d` directory).
 //! - [`redact`]: values from host env files (`--env-dir`) masked by value in every output
 //!   (logs, status, events, metrics, notifications, CLI output).
 //! - [`update`]: image update automation (`x-berth.update`): `spec` and `choose` (pure: the

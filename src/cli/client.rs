@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use berth::http_client::{Client, HttpUrl, Request, tls};
 
+/// How long berth waits for the running berth's answer.
+const TIMEOUT: Duration = Duration::from_secs(10);
 /// The most of an answer read (a status or a page of events).
 const MAX_ANSWER: usize = 64 << 20;
 
@@ -23,10 +25,7 @@ pub async fn get(server: &str, path: &str) -> anyhow::Result<bytes::Bytes> {
         headers: &[("Accept", "application/json")],
         body: None,
     };
-    let answer = tokio::time::timeout(Duration::from_secs(10), client.send(&url, req, MAX_ANSWER))
-        .await
-        .map_err(|_| anyhow::anyhow!("no answer within 10s"))?
-        .map_err(anyhow::Error::msg)?;
+    let answer = client.timeout(TIMEOUT).send(&url, req, MAX_ANSWER).await?;
     if answer.truncated {
         anyhow::bail!("the answer is larger than {} MiB", MAX_ANSWER >> 20);
     }

@@ -1,8 +1,9 @@
 //! TLS for berth's client: rustls (with the `ring` provider) verifying servers against the
 //! system's root certificates (`rustls-native-certs`: `/etc/ssl/certs` and friends, or
 //! `SSL_CERT_FILE`/`SSL_CERT_DIR`), the Mozilla roots compiled in (`webpki-roots`) when the
-//! system has none (a FROM-scratch image), and an extra CA file an operator names (a private
-//! CA). Reads files; no network.
+//! system has none (a FROM-scratch image), and an extra CA an operator names (a private CA):
+//! one PEM file (`--notify-ca`), or a registry's `certs.d` directory as the Docker engine reads
+//! it. The one place berth builds rustls client configurations. Reads files; no network.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -51,6 +52,30 @@ pub struct RootsInfo {
 /// A client configuration trusting the system's roots (or the bundled ones when the system
 /// has none) plus the certificates in `extra_ca` (PEM).
 pub fn client_config(extra_ca: Option<&Path>) -> Result<(Arc<ClientConfig>, RootsInfo), TlsError> {
+    let files: Vec<PathBuf> = extra_ca.map(Path::to_path_buf).into_iter().collect();
+    config_trusting(&files)
+}
+
+/// A client configuration trusting the system's roots (or the bundled ones) plus every
+/// `*.crt` (PEM) in `dir`: the Docker engine's per-registry CA directory
+/// (`/etc/docker/certs.d/HOST:PORT/`). A missing directory adds nothing.
+pub fn client_config_for_ca_dir(dir: &Path) -> Result<(Arc<ClientConfig>, RootsInfo), TlsError> {
+    let mut files: Vec<PathBuf> = match std::fs::read_dir(dir) {
+        Ok(entries) => entries
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|e| e == "crt"))
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    // The same roots in the same order whatever order the directory lists them in.
+    files.sort();
+    config_trusting(&files)
+}
+
+/// The one place berth builds a rustls client configuration: system (or bundled) roots
+/// plus the certificates of `ca_files`.
+fn config_trusting(ca_files: &[PathBuf]) -> Result<(Arc<ClientConfig>, RootsInfo), TlsError> {
     let mut roots = RootCertStore::empty();
     let native = rustls_native_certs::load_native_certs();
     let (system, _) = roots.add_parsable_certificates(native.certs);
@@ -60,7 +85,7 @@ pub fn client_config(extra_ca: Option<&Path>) -> Result<(Arc<ClientConfig>, Root
         bundled = roots.len();
     }
     let mut extra = 0;
-    if let Some(path) = extra_ca {
+    for path in ca_files {
         let certs = read_pem_certs(path)?;
         for cert in certs {
             roots.add(cert).map_err(|source| TlsError::BadCa {
@@ -71,8 +96,8 @@ pub fn client_config(extra_ca: Option<&Path>) -> Result<(Arc<ClientConfig>, Root
         }
     }
     // ring builds with a C compiler alone (aws-lc-rs needs cmake and slows every build);
-    // rustls 0.23.48 deprecates it for lacking post-quantum key exchange, which a webhook's
-    // short-lived notifications do not need.
+    // rustls 0.23.48 deprecates it for lacking post-quantum key exchange, which berth's
+    // short-lived notifications, probes and registry checks do not need.
     #[allow(deprecated)]
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = ClientConfig::builder_with_provider(provider)
@@ -124,6 +149,23 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("missing.pem"), "{err}");
+    }
+
+    #[test]
+    fn a_certs_d_directory_adds_its_crt_files_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let cert = rcgen::generate_simple_self_signed(vec!["registry.test".into()]).unwrap();
+        std::fs::write(dir.path().join("ca.crt"), cert.cert.pem()).unwrap();
+        std::fs::write(dir.path().join("client.key"), "not a certificate\n").unwrap();
+        let (_, info) = client_config_for_ca_dir(dir.path()).unwrap();
+        assert_eq!(info.extra, 1);
+        let (_, info) = client_config_for_ca_dir(&dir.path().join("missing")).unwrap();
+        assert_eq!(info.extra, 0);
+        std::fs::write(dir.path().join("bad.crt"), "not a certificate\n").unwrap();
+        let err = client_config_for_ca_dir(dir.path())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("bad.crt"), "{err}");
     }
 
     #[test]

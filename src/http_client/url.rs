@@ -24,6 +24,17 @@ impl HttpUrl {
         }
     }
 
+    /// The `Host` header's value: the host, with the port when it is not the scheme's
+    /// default (as browsers and curl send it; signed redirect targets expect it so).
+    pub fn host_header(&self) -> String {
+        let default = if self.tls { 443 } else { 80 };
+        match (self.port == default, self.host.contains(':')) {
+            (true, true) => format!("[{}]", self.host),
+            (true, false) => self.host.clone(),
+            (false, _) => self.authority(),
+        }
+    }
+
     /// The scheme, host and port, without the path (which may hold a token): for logs.
     pub fn origin(&self) -> String {
         let scheme = if self.tls { "https" } else { "http" };
@@ -104,11 +115,13 @@ mod tests {
             (true, "hooks.example", 443, "/services/T/B")
         );
         assert_eq!(u.origin(), "https://hooks.example:443");
+        assert_eq!(u.host_header(), "hooks.example");
         let u: HttpUrl = "http://[::1]:9/x?y=1".parse().unwrap();
         assert_eq!(
             (u.host.as_str(), u.port, u.authority()),
             ("::1", 9, "[::1]:9".into())
         );
+        assert_eq!(u.host_header(), "[::1]:9");
         let u: HttpUrl = "http://relay".parse().unwrap();
         assert_eq!((u.port, u.path.as_str()), (80, "/"));
         let u: HttpUrl = "http://relay?token=1".parse().unwrap();

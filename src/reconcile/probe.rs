@@ -6,9 +6,9 @@
 //! caller (the rollout gate, self-heal) owns the interval and the clock.
 //!
 //! - HTTP: one `GET` over a plain TCP socket (berth's one HTTP client, `crate::http_client`,
-//!   with `Connection: close`); passes when the status is within the probe's range and, if set, the body contains
-//!   `body_contains`. At most [`MAX_RESPONSE`] bytes of the response are read; a longer body is
-//!   judged on its beginning. Chunked bodies are decoded.
+//!   with `Connection: close`); passes when the status is within the probe's range and, if
+//!   set, the body contains `body_contains`. At most [`MAX_RESPONSE`] bytes of the body are
+//!   read; a longer body is judged on its beginning. Chunked bodies are decoded.
 //! - TCP: passes when a connection is accepted.
 //! - Exec: the command runs in the container through Docker's exec API ([`Engine::exec`]);
 //!   passes on exit code 0.
@@ -39,9 +39,10 @@ use tokio::net::TcpStream;
 
 use crate::desired::model::{Probe, ProbeCheck};
 use crate::engine::{ContainerDetails, Engine, EngineError, RunState};
-use crate::http_client::{HttpResponse, probe_get};
+use crate::errors::chain;
+use crate::http_client::{HttpError, HttpResponse, probe_get};
 
-/// The most of an HTTP response a probe reads (status line, headers and body).
+/// The most of an HTTP response's body a probe reads.
 pub const MAX_RESPONSE: usize = 64 * 1024;
 
 /// How much of an exec probe's output its failure detail quotes (its end).
@@ -96,12 +97,12 @@ pub async fn check<E: Engine>(
                 format!("/{path}")
             };
             let url = format!("{addr}{path}");
-            match tokio::time::timeout(probe.timeout, probe_get(addr, &path, MAX_RESPONSE)).await {
-                Err(_) => {
-                    ProbeResult::fail(format!("GET {url}: no answer within {:?}", probe.timeout))
+            match probe_get(addr, &path, MAX_RESPONSE, probe.timeout).await {
+                Err(HttpError::Timeout { after, .. }) => {
+                    ProbeResult::fail(format!("GET {url}: no answer within {after:?}"))
                 }
-                Ok(Err(e)) => ProbeResult::fail(format!("GET {url}: {e}")),
-                Ok(Ok(response)) => judge_http(&url, &response, *status, body_contains.as_deref()),
+                Err(e) => ProbeResult::fail(format!("GET {url}: {}", chain(&e))),
+                Ok(response) => judge_http(&url, &response, *status, body_contains.as_deref()),
             }
         }
         ProbeCheck::Tcp { port } => {
@@ -134,7 +135,7 @@ pub async fn check<E: Engine>(
                     "{command:?} did not finish within {:?}",
                     probe.timeout
                 )),
-                Err(e) => ProbeResult::fail(format!("{command:?}: {}", crate::errors::chain(&e))),
+                Err(e) => ProbeResult::fail(format!("{command:?}: {}", chain(&e))),
             }
         }
     }
@@ -350,6 +351,7 @@ mod tests {
             status,
             body: body.as_bytes().to_vec(),
             truncated: false,
+            headers: Default::default(),
         };
         let url = "172.20.0.2:8080/health";
         assert!(judge_http(url, &response(200, "ok 1"), (200, 399), None).ok);
@@ -382,6 +384,71 @@ mod tests {
             let got: Vec<ProbeStatus> = results.chars().map(|c| t.record(c == '+')).collect();
             assert_eq!(&got, want, "success {s}, failure {f}, results {results}");
         }
+    }
+
+    fn http_probe(port: u16, timeout: Duration) -> Probe {
+        Probe {
+            check: ProbeCheck::Http {
+                port,
+                path: "health?full=1".into(),
+                status: (200, 399),
+                body_contains: Some("ok".into()),
+            },
+            interval: Duration::from_secs(1),
+            timeout,
+            success_threshold: 1,
+            failure_threshold: 1,
+        }
+    }
+
+    #[tokio::test]
+    async fn http_probes_pass_on_a_good_answer_and_say_why_they_fail() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let engine = FakeEngine::new();
+        let mut host = details(&[], &[]);
+        host.network_mode = "host".into();
+
+        // Answers each of two connections: 200 "ok", then nothing at all.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut buf = [0u8; 1024];
+            let _ = s.read(&mut buf).await.unwrap();
+            s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                .await
+                .unwrap();
+            drop(s);
+            let (silent, _) = listener.accept().await.unwrap();
+            tokio::time::sleep(Duration::from_secs(10)).await;
+            drop(silent);
+        });
+        let probe = http_probe(port, Duration::from_secs(5));
+        let r = check(&engine, &host, &probe).await;
+        assert!(r.ok, "{r:?}");
+        let r = check(
+            &engine,
+            &host,
+            &http_probe(port, Duration::from_millis(200)),
+        )
+        .await;
+        assert_eq!(
+            r.detail,
+            format!("GET 127.0.0.1:{port}/health?full=1: no answer within 200ms")
+        );
+        assert!(!r.ok);
+        server.abort();
+        let _ = server.await;
+
+        // Nothing listens any more: the cause is kept.
+        let r = check(&engine, &host, &probe).await;
+        assert!(
+            !r.ok
+                && r.detail.starts_with(&format!(
+                    "GET 127.0.0.1:{port}/health?full=1: failed to connect to 127.0.0.1:{port}: "
+                )),
+            "{r:?}"
+        );
     }
 
     fn exec_probe(command: &[&str]) -> Probe {

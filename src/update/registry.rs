@@ -1,31 +1,30 @@
 //! A Registry HTTP API v2 client for the update checks: tag lists (paginated), manifest
 //! digests, multi-arch indexes and the `created` time of an image's config.
 //!
-//! IO (network). One connection per request, HTTP/1.1, over TLS (rustls) unless the registry
-//! is on loopback with no certificate directory, as the Docker engine does. The CA trusted
-//! beside the system's roots is the one the engine trusts too:
-//! `/etc/docker/certs.d/HOST:PORT/*.crt`. Auth is what the registry asks for in its
+//! IO (network), through berth's one HTTP client (`crate::http_client`): one connection per
+//! request, bounded by [`REQUEST_TIMEOUT`], over TLS unless the registry is on loopback with
+//! no certificate directory, as the Docker engine does. The CA trusted beside the system's
+//! roots is the one the engine trusts too: `/etc/docker/certs.d/HOST:PORT/*.crt`
+//! (`http_client::tls::client_config_for_ca_dir`). Auth is what the registry asks for in its
 //! `WWW-Authenticate` answer: a bearer token from its token service (the `realm`, with
 //! `service` and `scope`), or basic auth; the credentials are [`Auth::lookup`]'s, so the
 //! checks see the same registries as the pulls. Tokens are kept per repository for the
 //! client's life (one check round). Credentials and tokens never appear in an error.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Empty, Limited};
 use hyper::header::{self, HeaderMap, HeaderValue};
-use hyper::{Method, Request, StatusCode, Uri};
-use hyper_util::rt::TokioIo;
+use hyper::{Method, StatusCode, Uri};
 use sha2::{Digest, Sha256};
-use tokio::net::TcpStream;
 
 use crate::desired::syntax::image_ref::ImageRef;
 use crate::engine::auth::{Auth, DOCKER_HUB, registry_of};
+use crate::http_client::tls::{self, TlsError};
+use crate::http_client::{self, HttpError, HttpUrl};
 
 /// Where the Docker engine (and so berth) looks for a registry's CA: `DIR/HOST:PORT/*.crt`.
 pub const DEFAULT_CERTS_DIR: &str = "/etc/docker/certs.d";
@@ -46,40 +45,23 @@ const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, \
 /// A failed registry request. Never quotes a credential or a token.
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
-    /// TCP connect failed.
-    #[error("failed to connect to registry {host}")]
-    Connect {
+    /// The exchange failed: connect, TLS handshake, HTTP, or no answer in time.
+    #[error("failed to talk to registry {host}")]
+    Transport {
         /// `host:port`.
         host: String,
         /// Why.
         #[source]
-        source: std::io::Error,
+        source: HttpError,
     },
-    /// The TLS handshake or set-up failed.
-    #[error("failed to set up TLS with registry {host}")]
+    /// The TLS set-up (the registry's CA directory) failed.
+    #[error("failed to set up TLS for registry {host}")]
     Tls {
         /// `host:port`.
         host: String,
         /// Why.
         #[source]
-        source: std::io::Error,
-    },
-    /// HTTP failed.
-    #[error("failed to talk HTTP to registry {host}")]
-    Http {
-        /// `host:port`.
-        host: String,
-        /// Why.
-        #[source]
-        source: hyper::Error,
-    },
-    /// No answer in time.
-    #[error("registry {host} did not answer within {}s", after.as_secs())]
-    Timeout {
-        /// `host:port`.
-        host: String,
-        /// The limit.
-        after: Duration,
+        source: TlsError,
     },
     /// 401/403 after authenticating (or with nothing to authenticate with).
     #[error("registry {host} refused {what} ({status}); {trail}")]
@@ -175,7 +157,7 @@ pub struct Client {
 struct Answer {
     status: StatusCode,
     headers: HeaderMap,
-    body: Bytes,
+    body: Vec<u8>,
 }
 
 impl Client {
@@ -532,55 +514,54 @@ impl Client {
         authorization: Option<&HeaderValue>,
     ) -> Result<Answer, RegistryError> {
         self.requests.fetch_add(1, Ordering::Relaxed);
-        let mut req = Request::builder()
-            .method(method)
-            .uri(path)
-            .header(header::HOST, host)
-            .header(
-                header::USER_AGENT,
-                concat!("berth/", env!("CARGO_PKG_VERSION")),
-            );
-        if let Some(a) = accept {
-            req = req.header(header::ACCEPT, a);
-        }
-        if let Some(v) = authorization {
-            req = req.header(header::AUTHORIZATION, v.clone());
-        }
-        let req = req
-            .body(Empty::<Bytes>::new())
-            .map_err(|e| RegistryError::Invalid {
-                host: host.to_string(),
-                what: "request path".into(),
-                detail: e.to_string(),
-            })?;
-        let work = async {
-            let tcp = TcpStream::connect(socket_of(host))
-                .await
-                .map_err(|source| RegistryError::Connect {
-                    host: host.to_string(),
-                    source,
-                })?;
-            match self.tls_for(host)? {
-                Some(config) => {
-                    let name = server_name(host)?;
-                    let tls = tokio_rustls::TlsConnector::from(config)
-                        .connect(name, tcp)
-                        .await
-                        .map_err(|source| RegistryError::Tls {
-                            host: host.to_string(),
-                            source,
-                        })?;
-                    exchange(host, TokioIo::new(tls), req).await
-                }
-                None => exchange(host, TokioIo::new(tcp), req).await,
-            }
+        let tls = self.tls_for(host)?;
+        let (name, port) = socket_of(host);
+        let url = HttpUrl {
+            tls: tls.is_some(),
+            host: name,
+            port,
+            path: path.to_string(),
         };
-        tokio::time::timeout(self.timeout, work)
-            .await
-            .map_err(|_| RegistryError::Timeout {
+        let client = match tls {
+            Some(config) => http_client::Client::with_tls(config),
+            None => http_client::Client::plain(),
+        }
+        .timeout(self.timeout);
+        let mut headers = Vec::new();
+        if let Some(a) = accept {
+            headers.push(("Accept", a));
+        }
+        // A header value berth made from a token is visible ASCII; anything else is not sent.
+        if let Some(v) = authorization.and_then(|v| v.to_str().ok()) {
+            headers.push(("Authorization", v));
+        }
+        let req = http_client::Request {
+            method: method.as_str(),
+            headers: &headers,
+            body: None,
+        };
+        let a = client.send(&url, req, BODY_LIMIT).await.map_err(|source| {
+            RegistryError::Transport {
                 host: host.to_string(),
-                after: self.timeout,
-            })?
+                source,
+            }
+        })?;
+        if a.truncated {
+            return Err(RegistryError::Invalid {
+                host: host.to_string(),
+                what: "answer".into(),
+                detail: format!("larger than {} MiB", BODY_LIMIT >> 20),
+            });
+        }
+        Ok(Answer {
+            status: StatusCode::from_u16(a.status).map_err(|e| RegistryError::Invalid {
+                host: host.to_string(),
+                what: "answer".into(),
+                detail: e.to_string(),
+            })?,
+            headers: a.headers,
+            body: a.body,
+        })
     }
 
     /// The TLS set-up for `host`, or `None` for plain HTTP: a loopback registry without a
@@ -594,7 +575,11 @@ impl Client {
         if let Some(c) = cache.get(host) {
             return Ok(Some(c.clone()));
         }
-        let config = Arc::new(tls_config(host, &dir)?);
+        let (config, _) =
+            tls::client_config_for_ca_dir(&dir).map_err(|source| RegistryError::Tls {
+                host: host.to_string(),
+                source,
+            })?;
         cache.insert(host.to_string(), config.clone());
         Ok(Some(config))
     }
@@ -602,86 +587,6 @@ impl Client {
     fn lock_tokens(&self) -> std::sync::MutexGuard<'_, HashMap<Repository, HeaderValue>> {
         self.tokens.lock().unwrap_or_else(|p| p.into_inner())
     }
-}
-
-/// The system's roots plus every `*.crt` in `dir` (the engine's per-registry CA directory).
-fn tls_config(host: &str, dir: &Path) -> Result<rustls::ClientConfig, RegistryError> {
-    use rustls::pki_types::CertificateDer;
-    use rustls::pki_types::pem::PemObject;
-    let tls_err = |detail: String| RegistryError::Tls {
-        host: host.to_string(),
-        source: std::io::Error::other(detail),
-    };
-    let mut roots = rustls::RootCertStore::empty();
-    // Unreadable system certificates leave only the registry's own CA; not an error here.
-    for cert in rustls_native_certs::load_native_certs().certs {
-        let _ = roots.add(cert);
-    }
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        for entry in entries.flatten() {
-            let path = entry.path();
-            if path.extension().is_some_and(|e| e == "crt") {
-                let certs = CertificateDer::pem_file_iter(&path)
-                    .map_err(|e| tls_err(format!("failed to read {}: {e}", path.display())))?;
-                for cert in certs {
-                    let cert = cert
-                        .map_err(|e| tls_err(format!("failed to read {}: {e}", path.display())))?;
-                    roots
-                        .add(cert)
-                        .map_err(|e| tls_err(format!("failed to trust {}: {e}", path.display())))?;
-                }
-            }
-        }
-    }
-    // ring: no post-quantum key exchange (deprecated for that), but it builds with a C
-    // compiler alone; aws-lc-rs would need cmake on every machine that builds berth.
-    #[allow(deprecated)]
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    Ok(rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| tls_err(e.to_string()))?
-        .with_root_certificates(roots)
-        .with_no_client_auth())
-}
-
-async fn exchange<I>(host: &str, io: I, req: Request<Empty<Bytes>>) -> Result<Answer, RegistryError>
-where
-    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
-{
-    let http = |source| RegistryError::Http {
-        host: host.to_string(),
-        source,
-    };
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(io)
-        .await
-        .map_err(http)?;
-    // The connection task ends when the answer is read and `sender` dropped.
-    tokio::spawn(conn);
-    let resp = sender.send_request(req).await.map_err(http)?;
-    let (parts, body) = resp.into_parts();
-    let body = Limited::new(body, BODY_LIMIT)
-        .collect()
-        .await
-        .map_err(|e| RegistryError::Invalid {
-            host: host.to_string(),
-            what: "answer".into(),
-            detail: e.to_string(),
-        })?
-        .to_bytes();
-    Ok(Answer {
-        status: parts.status,
-        headers: parts.headers,
-        body,
-    })
-}
-
-fn server_name(host: &str) -> Result<rustls::pki_types::ServerName<'static>, RegistryError> {
-    let (name, _) = split_port(host);
-    let name = name.trim_start_matches('[').trim_end_matches(']');
-    rustls::pki_types::ServerName::try_from(name.to_string()).map_err(|e| RegistryError::Tls {
-        host: host.to_string(),
-        source: std::io::Error::other(e.to_string()),
-    })
 }
 
 /// `host` without its port, and the port (443 when none is written).

@@ -24,7 +24,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::events::EventRecord;
-use crate::http_client::{Client, Request};
+use crate::errors::chain;
+use crate::http_client::{Client, HttpError, Request};
 pub use format::{Message, payload};
 pub use target::{Filter, Format, Target};
 
@@ -175,6 +176,7 @@ impl Drop for Notifier {
 }
 
 async fn deliver(target: Target, q: Arc<Queue>, opts: NotifyOptions, client: Client) {
+    let client = client.timeout(opts.timeout);
     loop {
         let next = q
             .items
@@ -188,20 +190,22 @@ async fn deliver(target: Target, q: Arc<Queue>, opts: NotifyOptions, client: Cli
         let message = payload(target.format, &e);
         let mut delay = opts.backoff;
         for attempt in 1..=opts.attempts.max(1) {
-            match tokio::time::timeout(opts.timeout, post(&client, &target, &message)).await {
-                Ok(Ok(code)) if (200..300).contains(&code) => {
+            match post(&client, &target, &message).await {
+                Ok(code) if (200..300).contains(&code) => {
                     tracing::debug!(target = %target, seq = e.seq, code, "notification delivered");
                     break;
                 }
-                Ok(Ok(code)) if code != 429 && (400..500).contains(&code) => {
+                Ok(code) if code != 429 && (400..500).contains(&code) => {
                     tracing::warn!(target = %target, seq = e.seq, code, "notification refused; not retried");
                     break;
                 }
                 outcome => {
                     let why = match outcome {
-                        Ok(Ok(code)) => format!("HTTP {code}"),
-                        Ok(Err(err)) => err,
-                        Err(_) => format!("no answer within {:?}", opts.timeout),
+                        Ok(code) => format!("HTTP {code}"),
+                        Err(HttpError::Timeout { after, .. }) => {
+                            format!("no answer within {after:?}")
+                        }
+                        Err(err) => chain(&err),
                     };
                     if attempt == opts.attempts.max(1) {
                         tracing::warn!(target = %target, seq = e.seq, attempts = attempt, error = %why, "notification not delivered; giving up");
@@ -218,7 +222,7 @@ async fn deliver(target: Target, q: Arc<Queue>, opts: NotifyOptions, client: Cli
 }
 
 /// One POST; the response status.
-async fn post(client: &Client, t: &Target, m: &Message) -> Result<u16, String> {
+async fn post(client: &Client, t: &Target, m: &Message) -> Result<u16, HttpError> {
     let headers: Vec<(&str, &str)> = m.headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let req = Request {
         method: "POST",

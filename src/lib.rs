@@ -112,6 +112,7 @@ pub mod controller;
 pub mod desired;
 pub mod engine;
 pub mod errors;
+pub mod fleet;
 pub mod http_client;
 pub mod lock;
 pub mod logs;

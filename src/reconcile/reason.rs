@@ -286,6 +286,9 @@ pub enum WaitReason {
     },
     /// The job's container runs.
     JobRunning,
+    /// The fleet's wave rule: an earlier wave has not taken the revision yet (see
+    /// `fleet::wave`).
+    Wave(crate::fleet::wave::WaveWait),
 }
 
 impl WaitReason {
@@ -300,6 +303,7 @@ impl WaitReason {
             WaitReason::GateRunning(_) => "gate_running",
             WaitReason::Dependency { .. } => "dependency",
             WaitReason::JobRunning => "job_running",
+            WaitReason::Wave(w) => w.label(),
         }
     }
 }
@@ -356,6 +360,7 @@ impl fmt::Display for WaitReason {
                 ),
             },
             WaitReason::JobRunning => f.write_str("job is running"),
+            WaitReason::Wave(w) => w.fmt(f),
         }
     }
 }
@@ -411,6 +416,8 @@ pub enum BlockReason {
         /// Its exit code.
         code: i64,
     },
+    /// The revision failed on a host of an earlier wave (see `fleet::wave`).
+    WaveHold(crate::fleet::wave::WaveHold),
 }
 
 impl BlockReason {
@@ -430,6 +437,7 @@ impl BlockReason {
             BlockReason::DependencyBuildFailed(_) | BlockReason::DependencyFailed { .. } => {
                 "dependency_failed"
             }
+            BlockReason::WaveHold(_) => "wave_failed_earlier",
         }
     }
 }
@@ -482,6 +490,7 @@ impl fmt::Display for BlockReason {
             BlockReason::DependencyFailed { dep, code } => {
                 write!(f, "job {dep} failed with exit code {code}")
             }
+            BlockReason::WaveHold(hold) => hold.fmt(f),
         }
     }
 }

@@ -143,7 +143,7 @@ fn an_unknown_host_is_a_positioned_error_and_apply_touches_nothing() {
     let err = text(&o.stderr);
     assert!(
         err.starts_with(
-            "berth-hosts.yaml: error: host \"web-2\" (given by --host) is not under hosts: (did you mean \"web-1\"?); add it there, or give --host with one of: canary, web-1, worker-1\n"
+            "berth-hosts.yaml: error: host \"web-2\" (given by --host) is not in berth-hosts.yaml (did you mean \"web-1\"?): add it under hosts:, or give --host with one of: canary, web-1, worker-1\n"
         ),
         "{err}"
     );

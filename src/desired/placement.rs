@@ -105,8 +105,9 @@ pub fn place(
                 diags.error(
                     &Loc::file(hosts.file.as_str()),
                     format!(
-                        "host {name:?} ({how}) is not under hosts:{hint}; add it there, or give \
+                        "host {name:?} ({how}) is not in {}{hint}: add it under hosts:, or give \
                          --host with one of: {}",
+                        hosts.file,
                         hosts.hosts.keys().cloned().collect::<Vec<_>>().join(", ")
                     ),
                 );

@@ -315,3 +315,80 @@ fn a_waiting_or_holding_host_starts_nothing_of_the_project_and_says_why() {
         ]
     );
 }
+
+/// A fleet repository loaded for `host`: `shop` on a, b and c (labels), `blog` on b only.
+fn fleet_state(host: &str) -> (tempfile::TempDir, berth::desired::DesiredState) {
+    let t = tempfile::tempdir().expect("tempdir");
+    let write = |rel: &str, body: &str| {
+        let p = t.path().join(rel);
+        std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+        std::fs::write(p, body).expect("write");
+    };
+    write(
+        "berth-hosts.yaml",
+        "hosts:\n  a: {labels: {env: prod}, status_url: 'http://10.0.0.1:9469'}\n  b: {labels: {env: prod}, status_url: 'http://10.0.0.2:9469'}\n  c: {labels: {env: prod}}\nwaves: [[a], [b], [c]]\nsoak: 10s\n",
+    );
+    write(
+        "shop/compose.yaml",
+        "services:\n  web:\n    image: app:1\nx-berth:\n  placement: {labels: {env: prod}}\n",
+    );
+    write(
+        "blog/compose.yaml",
+        "services:\n  ghost:\n    image: ghost:5\nx-berth:\n  placement: {hosts: [b]}\n",
+    );
+    let opts = LoadOptions {
+        host: berth::desired::HostChoice::Named(host.into()),
+        ..LoadOptions::default()
+    };
+    let l = berth::desired::load(t.path(), &opts);
+    let state = l.state.unwrap_or_else(|| panic!("{}", l.diagnostics));
+    (t, state)
+}
+
+#[test]
+fn a_host_reads_only_the_earlier_waves_it_shares_a_project_with() {
+    use berth::fleet::wave::{gates, peers_to_read};
+    let (_t, a) = fleet_state("a");
+    let fleet = a.fleet.as_ref().expect("fleet");
+    assert!(
+        peers_to_read(fleet).is_empty(),
+        "the first wave reads nobody"
+    );
+    assert!(gates(&a, &BTreeMap::new(), 0).is_empty());
+    let (_t, c) = fleet_state("c");
+    assert_eq!(c.projects.keys().collect::<Vec<_>>(), ["shop"]);
+    assert_eq!(
+        peers_to_read(c.fleet.as_ref().expect("fleet")),
+        [
+            ("a".to_string(), "http://10.0.0.1:9469".to_string()),
+            ("b".to_string(), "http://10.0.0.2:9469".to_string())
+        ]
+    );
+    // Nobody answered yet: c waits, naming the first host of the earliest wave.
+    assert_eq!(
+        gates(&c, &BTreeMap::new(), 0)["shop"].to_string(),
+        "waiting for an earlier wave: host a cannot be read (not asked yet); the wave holds until it answers"
+    );
+    // Both earlier hosts ready with c's own revision long enough: c goes.
+    let rev = berth::fleet::peer::revision_of(&c.projects["shop"]);
+    let ready = |since| {
+        let mut r = PeerReport::default();
+        let shop = r.projects.entry("shop".into()).or_default();
+        for (service, hash) in &rev {
+            shop.insert(
+                service.clone(),
+                PeerService {
+                    hash: hash.clone(),
+                    state: PeerState::Ready { since },
+                },
+            );
+        }
+        PeerView::Answered(r)
+    };
+    let peers = BTreeMap::from([("a".to_string(), ready(100)), ("b".to_string(), ready(105))]);
+    assert_eq!(
+        gates(&c, &peers, 110)["shop"].to_string(),
+        "waiting for an earlier wave: host b is ready, soaking 5s more"
+    );
+    assert_eq!(gates(&c, &peers, 115)["shop"], Decision::Go);
+}

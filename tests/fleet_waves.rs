@@ -16,6 +16,10 @@ use berth::reconcile::observed::ObservedState;
 use berth::reconcile::plan::{PlanOptions, Records, plan};
 use proptest::prelude::*;
 
+mod support {
+    pub mod sim;
+}
+
 const PROJECT: &str = "shop";
 
 /// What one peer reports for one service.
@@ -391,4 +395,116 @@ fn a_host_reads_only_the_earlier_waves_it_shares_a_project_with() {
         "waiting for an earlier wave: host b is ready, soaking 5s more"
     );
     assert_eq!(gates(&c, &peers, 115)["shop"], Decision::Go);
+}
+
+/// berth's side of a simulated host across rounds: the in-memory engine, records, a clock.
+struct Sim {
+    host: support::sim::Host,
+    records: Records,
+    now: u64,
+}
+
+impl Sim {
+    /// Plans one round with this wave decision for `shop`, saves the records, applies the steps.
+    fn round(
+        &mut self,
+        d: &berth::desired::DesiredState,
+        wave: Option<&Decision>,
+    ) -> berth::reconcile::plan::Plan {
+        let mut observed = self.host.observed();
+        if let Some(w) = wave {
+            observed.waves.insert("shop".into(), w.clone());
+        }
+        let p = plan(
+            d,
+            &observed,
+            &self.records,
+            PlanOptions::default(),
+            self.now,
+        );
+        self.records
+            .extend(p.records.iter().map(|(k, r)| (k.clone(), r.clone())));
+        for s in &p.steps {
+            self.host
+                .step(&s.action)
+                .unwrap_or_else(|e| panic!("{}: {e}", s.action));
+        }
+        self.now += 1;
+        p
+    }
+
+    /// The images of the running containers of shop/web.
+    fn running(&self) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .host
+            .containers()
+            .into_iter()
+            .filter(|c| c.state == berth::engine::RunState::Running)
+            .map(|c| c.labels.get("berth.image").cloned().unwrap_or(c.image_id))
+            .collect();
+        v.sort();
+        v
+    }
+}
+
+fn web(image: &str) -> berth::desired::DesiredState {
+    let l = load_inline(
+        &format!("name: shop\nservices:\n  web:\n    image: '{image}'\n"),
+        &LoadOptions::default(),
+    );
+    l.state.unwrap_or_else(|| panic!("{}", l.diagnostics))
+}
+
+/// A host still rolling out r2 when r3 arrives and must wait for its wave finishes r2 (from
+/// r2's recorded template), rather than leaving it half done; r3 is not begun.
+#[test]
+fn a_rollout_under_way_finishes_while_the_next_revision_waits_for_its_wave() {
+    let mut sim = Sim {
+        host: support::sim::Host::new(),
+        records: Records::default(),
+        now: 1_000,
+    };
+    let (d1, d2, d3) = (web("app:1"), web("app:2"), web("app:3"));
+    for _ in 0..30 {
+        if sim.round(&d1, None).is_empty() {
+            break;
+        }
+    }
+    assert_eq!(sim.running(), ["sha256:app:1"]);
+    // r2 begins: its candidate runs beside r1.
+    sim.round(&d2, None);
+    sim.round(&d2, None);
+    assert_eq!(sim.running(), ["sha256:app:1", "sha256:app:2"]);
+    // r3 arrives, and the wave says wait: r2 completes, r3 is not begun.
+    let wait = Decision::Wait(WaveWait::Soaking {
+        host: "canary".into(),
+        left: 600,
+    });
+    let mut last = None;
+    for _ in 0..30 {
+        let p = sim.round(&d3, Some(&wait));
+        let done = p.is_empty();
+        last = Some(p);
+        if done {
+            break;
+        }
+    }
+    let last = last.expect("rounds ran");
+    assert!(last.is_empty(), "r2 still moving after 30 rounds: {last}");
+    assert_eq!(
+        sim.running(),
+        ["sha256:app:2"],
+        "r2 completed, r1 gone, r3 never created"
+    );
+    assert_eq!(
+        notes(&last),
+        ["shop/web  waits: waiting for an earlier wave: host canary is ready, soaking 600s more"]
+    );
+    // The wave opens: r3 rolls out.
+    for _ in 0..30 {
+        if sim.round(&d3, Some(&Decision::Go)).is_empty() {
+            break;
+        }
+    }
+    assert_eq!(sim.running(), ["sha256:app:3"]);
 }

@@ -203,9 +203,14 @@ fn pass(input: &Input<'_>, rec: &mut ServiceRecord, out: &mut Output) -> Flow {
         self_heal(input, rec, &target, out)
     } else if let Some(hold) = wave_gate(input, &target) {
         // The fleet's earlier waves have not taken this revision (or it failed there): it
-        // does not begin here; what runs keeps running.
+        // does not begin here. An update already under way towards an earlier revision is
+        // finished from that revision's recorded template rather than left half done.
         out.holds.push(hold);
-        Flow::Done
+        if finishes_under_gate(rec) {
+            advance(input, rec, out)
+        } else {
+            Flow::Done
+        }
     } else {
         match begin(input, rec, &target, out) {
             Begin::Started => advance(input, rec, out),
@@ -238,6 +243,18 @@ fn wave_gate(input: &Input<'_>, target: &Target) -> Option<Hold> {
         Decision::Wait(w) => Some(Hold::Wait(WaitReason::Wave(w.clone()))),
         Decision::Hold(h) => Some(Hold::Blocked(BlockReason::WaveHold(h.clone()))),
     }
+}
+
+/// A rollout is under way towards a revision other than the desired one and can be finished
+/// while the desired one waits: a revert or rollback (they never build from the service), or an
+/// update whose revision's container template is recorded.
+fn finishes_under_gate(rec: &ServiceRecord) -> bool {
+    rec.active.as_ref().is_some_and(|a| {
+        a.kind != RolloutKind::Update
+            || rec
+                .revision(a.revision)
+                .is_some_and(|r| r.template.is_some())
+    })
 }
 
 /// Keeps a record transition's error: it names a revision the record lacks (a bug or a

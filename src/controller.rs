@@ -7,7 +7,7 @@
 //! waiting for a dependency is re-checked shortly). One reconcile runs at a time; engine
 //! errors back off; a stop request finishes the current step and exits.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
@@ -17,6 +17,9 @@ use tracing::Instrument;
 
 use crate::desired::{DesiredState, Loaded};
 use crate::engine::{Engine, EngineEvent};
+use crate::fleet::peer::PeerView;
+use crate::fleet::peers::{self, FleetToken};
+use crate::fleet::wave::{self, Decision};
 use crate::reconcile::event::Event;
 use crate::reconcile::execute::Failure;
 use crate::reconcile::observed::ObservedState;
@@ -31,7 +34,7 @@ use crate::store::Store;
 const RELEVANT: &[&str] = &["die", "destroy", "stop", "kill", "oom", "health_status"];
 
 /// How the controller runs.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct RunOptions {
     /// Periodic full reconcile.
     pub resync: Duration,
@@ -43,6 +46,8 @@ pub struct RunOptions {
     pub allow_empty: bool,
     /// Services worked on at once.
     pub parallelism: usize,
+    /// How the fleet's peers are read (a desired state with a hosts file and waves).
+    pub fleet: FleetOptions,
 }
 
 impl Default for RunOptions {
@@ -53,6 +58,31 @@ impl Default for RunOptions {
             plan: PlanOptions::default(),
             allow_empty: false,
             parallelism: 8,
+            fleet: FleetOptions::default(),
+        }
+    }
+}
+
+/// How the controller reads its fleet's peers (`fleet::peers`).
+#[derive(Debug, Clone)]
+pub struct FleetOptions {
+    /// The HTTP client (HTTPS with the system's roots when set up so).
+    pub client: crate::http_client::Client,
+    /// The shared token sent to peers.
+    pub token: Option<FleetToken>,
+    /// One peer's answer at most this long.
+    pub timeout: Duration,
+    /// Peers are read again at most this often (rounds in between reuse the last answers).
+    pub refresh: Duration,
+}
+
+impl Default for FleetOptions {
+    fn default() -> Self {
+        FleetOptions {
+            client: crate::http_client::Client::plain(),
+            token: None,
+            timeout: Duration::from_secs(3),
+            refresh: Duration::from_secs(5),
         }
     }
 }
@@ -235,6 +265,7 @@ pub async fn run<E: Engine>(
                 Next::AwaitChange
             }
             Some(desired) => {
+                fleet_gates(desired, &opts.fleet, &mut memory).await;
                 let r = reconcile(
                     &engine,
                     desired,
@@ -357,6 +388,50 @@ struct Memory {
     carry: Carry,
     /// The plan notes already logged (each is logged once per change, not every round).
     noted: BTreeSet<String>,
+    /// The peers as last read, and when.
+    peers: Option<(std::time::Instant, BTreeMap<String, PeerView>)>,
+}
+
+/// Reads the peers this host's waves depend on (at most every `refresh`) and sets the wave
+/// decisions for the next round; a change of decision is logged.
+async fn fleet_gates(desired: &DesiredState, opts: &FleetOptions, memory: &mut Memory) {
+    let Some(fleet) = &desired.fleet else {
+        memory.carry.waves.clear();
+        return;
+    };
+    let wanted = wave::peers_to_read(fleet);
+    if wanted.is_empty() {
+        memory.carry.waves.clear();
+        return;
+    }
+    let fresh = memory.peers.as_ref().is_some_and(|(at, views)| {
+        at.elapsed() < opts.refresh && wanted.iter().all(|(h, _)| views.contains_key(h))
+    });
+    if !fresh {
+        let views = peers::read_all(&opts.client, &wanted, opts.token.as_ref(), opts.timeout).await;
+        for (host, view) in &views {
+            if let PeerView::Unreachable(why) = view {
+                tracing::debug!(%host, error = %why, "fleet peer not read");
+            }
+        }
+        memory.peers = Some((std::time::Instant::now(), views));
+    }
+    let views = memory
+        .peers
+        .as_ref()
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default();
+    let gates = wave::gates(desired, &views, unix_now());
+    for (project, d) in &gates {
+        if memory.carry.waves.get(project) != Some(d) {
+            match d {
+                Decision::Go => tracing::info!(%project, "wave: {d}"),
+                Decision::Wait(_) => tracing::info!(%project, "wave: {d}"),
+                Decision::Hold(_) => tracing::warn!(%project, "wave: {d}"),
+            }
+        }
+    }
+    memory.carry.waves = gates;
 }
 
 /// The notes of this round that the last round did not have (an orphaned project, a wait, a
@@ -382,7 +457,7 @@ async fn reconcile<E: Engine + 'static>(
     prober: &Prober,
     memory: &mut Memory,
 ) -> Result<Done, RoundError> {
-    let Memory { carry, noted } = memory;
+    let Memory { carry, noted, .. } = memory;
     let round_opts = RoundOptions {
         plan: opts.plan,
         allow_empty: opts.allow_empty,

@@ -115,6 +115,7 @@ pub mod controller;
 pub mod desired;
 pub mod engine;
 pub mod errors;
+pub mod fleet;
 pub mod http_client;
 pub mod lock;
 pub mod logs;

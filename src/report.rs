@@ -74,6 +74,19 @@ pub struct JsonReport<'a> {
     pub projects: Vec<Summary<'a>>,
     /// Every diagnostic, sorted by position.
     pub diagnostics: Vec<&'a crate::desired::Diagnostic>,
+    /// With a hosts file: the host loaded for (`null` for every host) and where each project
+    /// of the repository lands.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fleet: Option<FleetReport<'a>>,
+}
+
+/// The fleet part of the JSON report.
+#[derive(Debug, Serialize)]
+pub struct FleetReport<'a> {
+    /// The host this load is for; `None` with `--all-hosts`.
+    pub host: Option<&'a str>,
+    /// Project → the hosts it lands on.
+    pub placement: &'a std::collections::BTreeMap<String, Vec<String>>,
 }
 
 /// Counts and service identities of one project.
@@ -180,5 +193,13 @@ pub fn json(loaded: &Loaded) -> JsonReport<'_> {
         valid: loaded.state.is_some(),
         projects,
         diagnostics: loaded.diagnostics.sorted(),
+        fleet: loaded
+            .state
+            .as_ref()
+            .and_then(|s| s.fleet.as_ref())
+            .map(|f| FleetReport {
+                host: f.this_host.as_deref(),
+                placement: &f.placement,
+            }),
     }
 }

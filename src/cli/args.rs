@@ -79,6 +79,10 @@ pub struct Source {
     /// SOPS_AGE_KEY_FILE names, else the keys in SOPS_AGE_KEY.
     #[arg(long, value_name = "FILE")]
     pub age_key_file: Option<PathBuf>,
+    /// This host's name in the fleet's hosts file (berth-hosts.yaml): only the projects
+    /// placed on it are loaded. Default: the machine's host name, when there is a hosts file.
+    #[arg(long, value_name = "NAME")]
+    pub host: Option<String>,
 }
 
 /// A git repository as the desired state (see docs/sources.md).
@@ -335,6 +339,10 @@ pub struct RunArgs {
     /// SOPS_AGE_KEY_FILE names, else the keys in SOPS_AGE_KEY.
     #[arg(long, value_name = "FILE")]
     pub age_key_file: Option<PathBuf>,
+    /// This host's name in the fleet's hosts file (berth-hosts.yaml): only the projects
+    /// placed on it are applied. Default: the machine's host name, when there is a hosts file.
+    #[arg(long, value_name = "NAME")]
+    pub host: Option<String>,
     #[command(flatten)]
     pub engine: EngineArgs,
     /// berth's state directory (holds the lock: one berth per engine).
@@ -365,6 +373,11 @@ pub struct RunArgs {
         conflicts_with = "no_update_checks"
     )]
     pub update_branch: Option<String>,
+    /// File holding the fleet's shared token: sent to the peers whose status this host's waves
+    /// wait for, and required from non-loopback clients of this host's /api/v1/* and /metrics.
+    /// Never logged.
+    #[arg(long, value_name = "FILE")]
+    pub fleet_token_file: Option<PathBuf>,
     #[command(flatten)]
     pub telemetry: TelemetryArgs,
 }
@@ -553,6 +566,10 @@ pub struct ValidateArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
+    /// Check every host's part of the fleet (berth-hosts.yaml) and print which project lands
+    /// where.
+    #[arg(long, conflicts_with = "host")]
+    pub all_hosts: bool,
 }
 
 /// `berth plan`'s arguments.
@@ -565,6 +582,10 @@ pub struct PlanArgs {
     /// Exit 2 when the plan has steps.
     #[arg(long)]
     pub exit_code: bool,
+    /// Print which project lands on which host of the fleet (berth-hosts.yaml) instead of a
+    /// plan; needs no engine.
+    #[arg(long, conflicts_with = "host")]
+    pub all_hosts: bool,
     /// Also plan removing projects that are no longer in the desired state.
     #[arg(long)]
     pub prune: bool,

@@ -12,6 +12,7 @@ use std::time::Duration;
 use anyhow::Context;
 use berth::controller;
 use berth::desired::{self, LoadOptions};
+use berth::fleet::peers::FleetToken;
 use berth::lock::DataDirLock;
 use berth::reconcile::plan::PlanOptions;
 use berth::source::{self, dir::DirOptions, webhook};
@@ -20,7 +21,7 @@ use berth::update::auto;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use super::args::RunArgs;
-use super::setup::{claimed, connect, load_options, runtime};
+use super::setup::{claimed, connect, host_choice, load_options, runtime};
 use super::telemetry;
 
 /// Runs `berth run` until SIGTERM or SIGINT; exit 0 then.
@@ -73,14 +74,27 @@ async fn control(
         on_signal.store(true, Ordering::Relaxed);
         handle.trigger();
     });
+    let fleet_token = args
+        .fleet_token_file
+        .as_deref()
+        .map(FleetToken::from_file)
+        .transpose()?;
     let opts = controller::RunOptions {
         resync: args.resync,
         plan: PlanOptions { prune: args.prune },
         allow_empty: args.allow_empty,
         parallelism: args.parallelism,
+        fleet: controller::FleetOptions {
+            client: fleet_client()?,
+            token: fleet_token.clone(),
+            ..controller::FleetOptions::default()
+        },
         ..controller::RunOptions::default()
     };
-    let load_opts = load_options(&args.profiles, &args.env_dir, &args.age_key_file)?;
+    let load_opts = LoadOptions {
+        host: host_choice(args.host.as_deref(), false),
+        ..load_options(&args.profiles, &args.env_dir, &args.age_key_file)?
+    };
     let running = start_source(args, load_opts, wakeups.handle())?;
     // `POST /hooks/git` (served by the HTTP listener) pokes the git source's fetch.
     let git_hook = git_webhook(args, &running)?;
@@ -108,6 +122,7 @@ async fn control(
         telemetry::source_info(&running.status().snapshot()),
         &engine,
         git_hook.map(berth::telemetry::http::hook_from_pairs),
+        fleet_token,
     )
     .await?;
     let observer = telemetry.observer();
@@ -140,6 +155,13 @@ async fn control(
     telemetry.stop().await;
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// The client peers are read with: HTTPS with the system's roots, plain HTTP too.
+fn fleet_client() -> anyhow::Result<berth::http_client::Client> {
+    let (config, _) = berth::http_client::tls::client_config(None)
+        .context("failed to set up TLS for reading the fleet's peers")?;
+    Ok(berth::http_client::Client::with_tls(config))
 }
 
 /// Waits until the git source's first fetch ended (a checkout served or refused, or the

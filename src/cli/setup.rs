@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use berth::desired::secrets::AgeKeys;
-use berth::desired::{self, DesiredState, LoadOptions};
+use berth::desired::{self, DesiredState, HostChoice, LoadOptions};
 use berth::engine::Engine;
 use berth::engine::claim::{self, Claim};
 use berth::engine::docker::DockerEngine;
@@ -69,8 +69,36 @@ pub fn load_options(
         profiles: profiles.to_vec(),
         env_dir: env_dir.clone(),
         age_keys,
+        host: host_choice(None, false),
         ..env
     })
+}
+
+/// Which host of a fleet a command loads for: `--all-hosts`, `--host NAME`, else the machine's
+/// host name (which applies only when the desired state has a hosts file).
+pub fn host_choice(host: Option<&str>, all_hosts: bool) -> HostChoice {
+    match (host, all_hosts) {
+        (_, true) => HostChoice::Every,
+        (Some(name), false) => HostChoice::Named(name.to_string()),
+        (None, false) => match machine_host_name() {
+            Some(name) => HostChoice::Machine(name),
+            // No name to go by: a fleet's load then fails, naming --host.
+            None => HostChoice::Machine(String::new()),
+        },
+    }
+}
+
+/// The machine's host name (as `hostname` prints it), when it has one.
+fn machine_host_name() -> Option<String> {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid for its length; gethostname writes at most that many bytes.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if rc != 0 {
+        return None;
+    }
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    let name = String::from_utf8_lossy(&buf[..end]).trim().to_string();
+    (!name.is_empty()).then_some(name)
 }
 
 /// The desired-state directory a command was given: a directory as it is, a Compose file
@@ -144,12 +172,26 @@ pub fn source_root(
 /// --git and `data_dir`, paths are resolved as `berth run --git` with that data dir resolves
 /// them (so a plan matches what it applied).
 pub fn load(source: &Source, data_dir: Option<&Path>) -> anyhow::Result<Option<DesiredState>> {
+    load_for(source, data_dir, host_choice(source.host.as_deref(), false))
+}
+
+/// Loads the desired state of every host of the fleet (nothing filtered), as [`load`].
+pub fn load_all_hosts(source: &Source) -> anyhow::Result<Option<DesiredState>> {
+    load_for(source, None, HostChoice::Every)
+}
+
+fn load_for(
+    source: &Source,
+    data_dir: Option<&Path>,
+    host: HostChoice,
+) -> anyhow::Result<Option<DesiredState>> {
     let (root, _checkout) = source_root(source)?;
     let run_root = data_dir
         .zip(source.git.options(source::git::DEFAULT_INTERVAL))
         .map(|(d, git)| git.run_root(d));
     let opts = LoadOptions {
         run_root,
+        host,
         ..load_options(&source.profiles, &source.env_dir, &source.age_key_file)?
     };
     let loaded = desired::load(&root, &opts);

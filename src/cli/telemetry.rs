@@ -45,6 +45,7 @@ pub async fn start(
     source: SourceInfo,
     engine: &Arc<DockerEngine>,
     git_hook: Option<GitHook>,
+    fleet_token: Option<berth::fleet::peers::FleetToken>,
 ) -> anyhow::Result<Running> {
     let notify_client = notify_client(args)?;
     let telemetry = Telemetry::new(TelemetryOptions {
@@ -61,6 +62,7 @@ pub async fn start(
         Some(addr) => {
             let opts = ServerOptions {
                 git_hook,
+                token: fleet_token,
                 engine_check: Some(Arc::new(Liveness::watch_docker((**engine).clone())).check()),
                 ..ServerOptions::default()
             };

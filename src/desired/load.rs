@@ -13,9 +13,11 @@ use std::sync::Arc;
 use super::convert::{self, Ctx};
 use super::diag::{Diagnostics, Loc};
 use super::discover::{self, ProjectFiles, Root};
+use super::hosts::{self, HOSTS_FILE};
 use super::identity;
 use super::model::{DesiredState, NameSource, Project};
 use super::node::{self, Document, Node};
+use super::placement::{self, HostChoice, HostsSource};
 use super::secrets::{self, AgeKeys};
 use super::syntax::names;
 use super::{assemble, envfile, hash, interpolate, merge, validate};
@@ -39,6 +41,9 @@ pub struct LoadOptions {
     /// The host's age keys (`--age-key-file`, `SOPS_AGE_KEY_FILE`, `SOPS_AGE_KEY`), which open
     /// encrypted env files (`.env.age`, SOPS dotenv; see `secrets`).
     pub age_keys: AgeKeys,
+    /// The host this load is for, when the root has a hosts file (`--host`, the machine's
+    /// name); only its projects are kept (see `placement`).
+    pub host: HostChoice,
 }
 
 impl LoadOptions {
@@ -115,7 +120,39 @@ pub fn load(root: &Path, opts: &LoadOptions) -> Loaded {
         name_dirs.insert(project.name.clone(), pf.rel_dir.clone());
         state.projects.insert(project.name.clone(), project);
     }
-    finish(state, diags, listed, root.given)
+    let hosts = read_hosts_file(&root, &mut diags);
+    finish(state, diags, listed, root.given, hosts, &opts.host)
+}
+
+/// Reads and converts the root's hosts file, when there is one.
+fn read_hosts_file(root: &Root, diags: &mut Diagnostics) -> HostsSource {
+    let path = root.canonical.join(HOSTS_FILE);
+    if !path.exists() {
+        return HostsSource::Absent;
+    }
+    let Some(text) = discover::read_text(root, &path, diags) else {
+        return HostsSource::Invalid;
+    };
+    let file: Arc<str> = Arc::from(root.rel(&path));
+    match node::parse_documents(&file, &text) {
+        Ok(docs) => match docs.first() {
+            Some(doc) => match hosts::convert(&doc.root, &file, diags) {
+                Some(h) => HostsSource::Valid(h),
+                None => HostsSource::Invalid,
+            },
+            None => {
+                diags.error(
+                    &Loc::file(file),
+                    "the hosts file is empty: list the hosts under hosts:",
+                );
+                HostsSource::Invalid
+            }
+        },
+        Err(e) => {
+            diags.error(&e.loc, e.message);
+            HostsSource::Invalid
+        }
+    }
 }
 
 fn load_project(
@@ -396,17 +433,38 @@ pub fn load_inline(text: &str, opts: &LoadOptions) -> Loaded {
             }
         }
     }
-    finish(state, diags, listed, PathBuf::from("."))
+    finish(
+        state,
+        diags,
+        listed,
+        PathBuf::from("."),
+        HostsSource::Absent,
+        &opts.host,
+    )
 }
 
-/// The whole-host stages: cross-project validation and hashing; the state only if valid.
+/// The whole-host stages: placement (keeping this host's projects), cross-project validation
+/// (per host) and hashing; the state only if valid.
 fn finish(
     mut state: DesiredState,
     mut diags: Diagnostics,
-    projects: Vec<(String, String)>,
+    mut projects: Vec<(String, String)>,
     root: PathBuf,
+    hosts: HostsSource,
+    host: &HostChoice,
 ) -> Loaded {
-    validate::validate(&mut state, &mut diags);
+    let fleet = placement::place(&state, &projects, hosts, host, &mut diags);
+    match &fleet {
+        Some(f) if f.this_host.is_none() => {
+            validate::validate_per_host(&mut state, &f.placement, &mut diags)
+        }
+        Some(f) => {
+            placement::keep_this_host(f, &mut state, &mut projects);
+            validate::validate(&mut state, &mut diags);
+        }
+        None => validate::validate(&mut state, &mut diags),
+    }
+    state.fleet = fleet;
     hash::hash_all(&mut state);
     let state = (!diags.has_errors()).then_some(state);
     Loaded {

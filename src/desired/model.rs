@@ -18,6 +18,9 @@ use super::diag::Loc;
 pub struct DesiredState {
     /// Projects by name.
     pub projects: BTreeMap<String, Project>,
+    /// The fleet this state belongs to, when the root has a hosts file (`berth-hosts.yaml`):
+    /// the hosts, their waves, where each project lands and which host loaded it.
+    pub fleet: Option<Fleet>,
 }
 
 /// One Compose project: a directory with a Compose file (plus its override).
@@ -44,6 +47,72 @@ pub struct Project {
     pub secrets: BTreeMap<String, FileObject>,
     /// Top-level configs.
     pub configs: BTreeMap<String, FileObject>,
+    /// `x-berth.placement`: which hosts of the fleet run this project.
+    pub placement: Option<Placement>,
+}
+
+/// A project's `x-berth.placement`: the hosts named, plus every host carrying all the labels.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Placement {
+    /// Hosts by name, each with where it was written.
+    pub hosts: Vec<(String, Loc)>,
+    /// Label selector: a host matches when it has every pair.
+    pub labels: BTreeMap<String, String>,
+    /// Where `labels:` was written (for "matches no host").
+    pub labels_loc: Option<Loc>,
+    /// Where `placement:` was written.
+    pub loc: Loc,
+}
+
+/// The hosts file (`berth-hosts.yaml` at the desired-state root): the fleet's hosts, the order
+/// in which they take a new revision, and how long a wave soaks.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct HostsFile {
+    /// The file, relative to the root (for diagnostics).
+    pub file: String,
+    /// Hosts by name.
+    pub hosts: BTreeMap<String, Host>,
+    /// Waves in order, each a list of host names; every host is in exactly one. Empty: no
+    /// waves declared (every host rolls out on its own, at once).
+    pub waves: Vec<Vec<String>>,
+    /// How long every host of earlier waves must report a revision ready before a later wave
+    /// starts it.
+    pub soak: Duration,
+}
+
+impl HostsFile {
+    /// The wave `host` is in (0 first); `None` when no waves are declared or it is in none.
+    pub fn wave_of(&self, host: &str) -> Option<usize> {
+        self.waves.iter().position(|w| w.iter().any(|h| h == host))
+    }
+}
+
+/// One host of the hosts file.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Host {
+    /// Its name (what `--host` gives).
+    pub name: String,
+    /// Labels that placements select on.
+    pub labels: BTreeMap<String, String>,
+    /// Its berth's status API base URL (`http://10.0.0.2:9469`), which peers read.
+    pub status_url: Option<String>,
+    /// Projects listed under the host (`projects:`), each with where it was written.
+    pub projects: Vec<(String, Loc)>,
+    /// Where the host's entry was written.
+    pub loc: Loc,
+}
+
+/// The fleet view of a loaded desired state.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Fleet {
+    /// The hosts file.
+    pub hosts: HostsFile,
+    /// Every project of the repository with the hosts it lands on (in the hosts file's
+    /// order), including projects not loaded for this host.
+    pub placement: BTreeMap<String, Vec<String>>,
+    /// The host this state was loaded for (`--host`, or the machine's name); `None`: every
+    /// host (`--all-hosts`), nothing filtered.
+    pub this_host: Option<String>,
 }
 
 /// `pull_policy:` of a service.

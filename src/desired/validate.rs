@@ -20,6 +20,33 @@ pub fn validate(state: &mut DesiredState, diags: &mut Diagnostics) {
     check_host_wide(state, diags);
 }
 
+/// Like [`validate`] for a whole fleet: the host-wide checks (container names, host ports) run
+/// once per host, over the projects placed there (`placement`: project → hosts).
+pub fn validate_per_host(
+    state: &mut DesiredState,
+    placement: &BTreeMap<String, Vec<String>>,
+    diags: &mut Diagnostics,
+) {
+    for project in state.projects.values_mut() {
+        check_dependencies(project, diags);
+        mark_jobs(project, diags);
+        check_replicas(project, diags);
+    }
+    let hosts: BTreeSet<&String> = placement.values().flatten().collect();
+    for host in hosts {
+        let here = DesiredState {
+            projects: state
+                .projects
+                .iter()
+                .filter(|(name, _)| placement.get(*name).is_some_and(|on| on.contains(host)))
+                .map(|(name, p)| (name.clone(), p.clone()))
+                .collect(),
+            fleet: None,
+        };
+        check_host_wide(&here, diags);
+    }
+}
+
 fn check_dependencies(p: &Project, diags: &mut Diagnostics) {
     for svc in p.services.values() {
         for (dep, d) in &svc.depends_on {

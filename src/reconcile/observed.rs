@@ -82,6 +82,9 @@ pub struct ObservedState {
     /// Effective configurations of compose containers a takeover may adopt, by container ID
     /// (read only for those [`super::adopt::wanted`] names).
     pub configs: BTreeMap<String, crate::engine::effective::EffectiveConfig>,
+    /// The fleet's wave rule per project, from the peers' status (see `fleet::wave`); empty
+    /// outside a fleet with waves.
+    pub waves: BTreeMap<String, crate::fleet::wave::Decision>,
 }
 
 /// What the previous round learnt besides the engine lists: probe verdicts and step errors.

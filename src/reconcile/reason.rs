@@ -286,6 +286,9 @@ pub enum WaitReason {
     },
     /// The job's container runs.
     JobRunning,
+    /// The fleet's wave rule: an earlier wave has not taken the revision yet (see
+    /// `fleet::wave`).
+    Wave(crate::fleet::wave::WaveWait),
 }
 
 impl WaitReason {
@@ -300,6 +303,7 @@ impl WaitReason {
             WaitReason::GateRunning(_) => "gate_running",
             WaitReason::Dependency { .. } => "dependency",
             WaitReason::JobRunning => "job_running",
+            WaitReason::Wave(w) => w.label(),
         }
     }
 }
@@ -356,6 +360,7 @@ impl fmt::Display for WaitReason {
                 ),
             },
             WaitReason::JobRunning => f.write_str("job is running"),
+            WaitReason::Wave(w) => w.fmt(f),
         }
     }
 }
@@ -416,6 +421,8 @@ pub enum BlockReason {
         /// The image reference.
         reference: String,
     },
+    /// The revision failed on a host of an earlier wave (see `fleet::wave`).
+    WaveHold(crate::fleet::wave::WaveHold),
 }
 
 impl BlockReason {
@@ -436,6 +443,7 @@ impl BlockReason {
                 "dependency_failed"
             }
             BlockReason::ImageAbsent { .. } => "image_absent",
+            BlockReason::WaveHold(_) => "wave_failed_earlier",
         }
     }
 }
@@ -492,6 +500,7 @@ impl fmt::Display for BlockReason {
                 f,
                 "image {reference} is not on this host and pull_policy: never forbids pulling it; load it (docker load) or build it, or change pull_policy"
             ),
+            BlockReason::WaveHold(hold) => hold.fmt(f),
         }
     }
 }

@@ -113,6 +113,9 @@ pub struct Carry {
     engine_lost: bool,
     /// A round has looked at the inventory (the housekeeping sweep ran once).
     swept: bool,
+    /// The fleet's wave rule per project for the next round, set by the caller from the
+    /// peers' status (`fleet::wave`); empty outside a fleet with waves.
+    pub waves: BTreeMap<String, crate::fleet::wave::Decision>,
 }
 
 impl Carry {
@@ -236,6 +239,7 @@ pub async fn run<E: Engine + 'static>(
     // Compose containers berth adopted are berth's from here on (their record says so).
     super::adopt::view(&mut observed, &records);
     observed.engine_lost = std::mem::take(&mut carry.engine_lost);
+    observed.waves = carry.waves.clone();
     observed.probes = prober.map(Prober::verdicts).unwrap_or_default();
     observed.step_errors = std::mem::take(&mut carry.step_errors);
     observed.build_failures = std::mem::take(&mut carry.build_failures);

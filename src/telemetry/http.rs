@@ -97,6 +97,10 @@ pub struct ServerOptions {
     pub git_hook: Option<GitHook>,
     /// The live engine check; without it readiness rests on the last round only.
     pub engine_check: Option<EngineCheck>,
+    /// The fleet's shared token (`--fleet-token-file`): with it, a client that is not on
+    /// loopback must send `Authorization: Bearer TOKEN` for everything but `/healthz`,
+    /// `/readyz` and `/hooks/git` (which has its own secret).
+    pub token: Option<crate::fleet::peers::FleetToken>,
 }
 
 impl Default for ServerOptions {
@@ -109,6 +113,7 @@ impl Default for ServerOptions {
             max_events: 1000,
             git_hook: None,
             engine_check: None,
+            token: None,
         }
     }
 }
@@ -129,7 +134,9 @@ impl Server {
     ) -> std::io::Result<Server> {
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
-        if let Some(risk) = exposure_warning(addr) {
+        if opts.token.is_none()
+            && let Some(risk) = exposure_warning(addr)
+        {
             tracing::warn!(listen = %addr, "{risk}");
         }
         let (stop, stopped) = watch::channel(false);
@@ -225,7 +232,8 @@ pub fn exposure_warning(addr: SocketAddr) -> Option<String> {
         "--listen {addr} is not a loopback address: anyone who can reach it reads /metrics, \
          /api/v1/status and /api/v1/events without authentication (service names, images, \
          revisions, errors: a map of this host; the dashboard at / shows the same) and can \
-         load the server; berth has no API token option, so keep --listen on 127.0.0.1 or put a \
+         load the server; without --fleet-token-file (which then requires that token from them) \
+         keep --listen on 127.0.0.1 or put a \
          reverse proxy with TLS and access rules in front, as docs/observability.md shows (only \
          POST /hooks/git needs to be public, and it is checked with --webhook-secret-file)"
     ))
@@ -272,7 +280,7 @@ async fn accept_loop(
                 let opts = opts.clone();
                 let guard = BusyGuard::new(&busy);
                 async move {
-                    let resp = handle(req, &tel, &opts).await;
+                    let resp = handle(req, &tel, &opts, peer.ip().is_loopback()).await;
                     drop(guard);
                     Ok::<_, Infallible>(resp)
                 }
@@ -342,10 +350,25 @@ fn json(code: StatusCode, value: &impl serde::Serialize) -> Response<Body> {
     }
 }
 
-async fn handle(req: Request<Incoming>, tel: &Telemetry, opts: &ServerOptions) -> Response<Body> {
+async fn handle(
+    req: Request<Incoming>,
+    tel: &Telemetry,
+    opts: &ServerOptions,
+    loopback: bool,
+) -> Response<Body> {
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let head = method == Method::HEAD;
+    if !admitted(&req, opts, loopback) {
+        let mut r = text(
+            StatusCode::UNAUTHORIZED,
+            "this berth needs the fleet token: Authorization: Bearer TOKEN\n",
+        );
+        r.headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        tracing::debug!(%method, %path, "HTTP request refused: no fleet token");
+        return r;
+    }
     let answer = tokio::time::timeout(opts.request_timeout, route(req, tel, opts)).await;
     let mut resp = answer.unwrap_or_else(|_| {
         text(
@@ -360,6 +383,22 @@ async fn handle(req: Request<Incoming>, tel: &Telemetry, opts: &ServerOptions) -
         *resp.body_mut() = Full::new(Bytes::new());
     }
     resp
+}
+
+/// With a fleet token, a client off loopback must carry it (but for the probes and the git
+/// webhook, which has its own secret).
+fn admitted(req: &Request<Incoming>, opts: &ServerOptions, loopback: bool) -> bool {
+    let Some(token) = &opts.token else {
+        return true;
+    };
+    if loopback || matches!(req.uri().path(), "/healthz" | "/readyz" | "/hooks/git") {
+        return true;
+    }
+    let given = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    token.admits(given)
 }
 
 async fn route(req: Request<Incoming>, tel: &Telemetry, opts: &ServerOptions) -> Response<Body> {

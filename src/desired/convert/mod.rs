@@ -6,6 +6,7 @@
 //! between spellings of the same thing. Problems are recorded, never returned early.
 
 pub mod handoff;
+pub(crate) mod placement;
 mod policy;
 pub(crate) mod read;
 mod service;

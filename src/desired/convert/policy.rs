@@ -32,6 +32,7 @@ pub const BERTH_KEYS: &[&str] = &[
     "build_timeout",
     "update",
     "handoff",
+    "placement",
 ];
 
 /// Default limit of one image build (`x-berth.build_timeout`).

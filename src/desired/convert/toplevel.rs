@@ -45,6 +45,7 @@ pub fn convert_project(
 
     let defaults = doc.get("x-berth");
     super::handoff::refuse_project_default(&mut r, defaults);
+    let placement = super::placement::read(&mut r, defaults);
     let mut services = BTreeMap::new();
     let mut inactive_services = Vec::new();
     match doc.get("services") {
@@ -82,6 +83,7 @@ pub fn convert_project(
         volumes,
         secrets,
         configs,
+        placement,
     })
 }
 

@@ -43,6 +43,23 @@ pub fn check_project_name(s: &str) -> Result<(), String> {
     ))
 }
 
+/// Checks a fleet host name (hosts file, `x-berth.placement`, `--host`): a DNS label as a
+/// host name is, `^[A-Za-z0-9][A-Za-z0-9.-]*$`, at most 253 characters.
+pub fn check_host_name(s: &str) -> Result<(), String> {
+    let mut chars = s.chars();
+    let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric());
+    if first_ok
+        && s.len() <= 253
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-'))
+    {
+        return Ok(());
+    }
+    Err(format!(
+        "invalid host name {s:?}: use letters, digits, '.' and '-', starting with a letter or \
+         digit, as in a machine's host name"
+    ))
+}
+
 /// Checks a container name as Docker does: `^[a-zA-Z0-9][a-zA-Z0-9_.-]+$` (two characters
 /// at least).
 pub fn check_container_name(s: &str) -> Result<(), String> {

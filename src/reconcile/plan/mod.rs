@@ -762,6 +762,7 @@ impl<'a> Planner<'a> {
                 .and_then(|r| self.observed.build_failures.get(r)),
             jobs_ran,
             engine_lost: self.observed.engine_lost,
+            wave: self.observed.waves.get(&project.name),
             now: self.now,
         });
         let starts = out

@@ -32,7 +32,10 @@ pub(super) fn advance(input: &Input<'_>, rec: &mut ServiceRecord, out: &mut Outp
         revision: Some(rev.number),
         image_id: Some(rev.image_id.clone()),
         template: match a.kind {
-            RolloutKind::Update => None,
+            // An update towards the desired revision builds from the service; one towards an
+            // earlier revision (finished while the desired one waits for its wave) from the
+            // template recorded with it.
+            RolloutKind::Update if rev.spec_hash == svc.spec_hash => None,
             _ => rev.template.clone(),
         },
     };

@@ -50,7 +50,8 @@ use super::event::{Event, EventKind};
 use super::observed::{BuildFailure, ObservedContainer, ProbeVerdicts};
 use super::reason::{BlockReason, EventReason, HeldReason, WaitReason};
 use crate::desired::model::{Project, Service};
-use crate::store::{ServiceRecord, UnknownRevision};
+use crate::fleet::wave::Decision;
+use crate::store::{RolloutKind, ServiceRecord, UnknownRevision};
 
 use advance::*;
 use begin::*;
@@ -89,6 +90,9 @@ pub struct Input<'a> {
     /// The engine did not answer at some point between the last round and this one (it may
     /// have restarted and stopped every container): an exit seen now is no verdict.
     pub engine_lost: bool,
+    /// The fleet's wave rule for the project on this host (`None`: not in a fleet with
+    /// waves); consulted only before an update begins.
+    pub wave: Option<&'a Decision>,
     /// Now, unix seconds.
     pub now: u64,
 }
@@ -197,6 +201,16 @@ fn pass(input: &Input<'_>, rec: &mut ServiceRecord, out: &mut Output) -> Flow {
     } else if established(rec, &target) {
         rec.active = None;
         self_heal(input, rec, &target, out)
+    } else if let Some(hold) = wave_gate(input, &target) {
+        // The fleet's earlier waves have not taken this revision (or it failed there): it
+        // does not begin here. An update already under way towards an earlier revision is
+        // finished from that revision's recorded template rather than left half done.
+        out.holds.push(hold);
+        if finishes_under_gate(rec) {
+            advance(input, rec, out)
+        } else {
+            Flow::Done
+        }
     } else {
         match begin(input, rec, &target, out) {
             Begin::Started => advance(input, rec, out),
@@ -217,6 +231,30 @@ fn pass(input: &Input<'_>, rec: &mut ServiceRecord, out: &mut Output) -> Flow {
         }));
     }
     flow
+}
+
+/// The wave rule's answer before an update to a new revision begins: `None` to go on.
+fn wave_gate(input: &Input<'_>, target: &Target) -> Option<Hold> {
+    if target.kind != RolloutKind::Update {
+        return None;
+    }
+    match input.wave? {
+        Decision::Go => None,
+        Decision::Wait(w) => Some(Hold::Wait(WaitReason::Wave(w.clone()))),
+        Decision::Hold(h) => Some(Hold::Blocked(BlockReason::WaveHold(h.clone()))),
+    }
+}
+
+/// A rollout is under way towards a revision other than the desired one and can be finished
+/// while the desired one waits: a revert or rollback (they never build from the service), or an
+/// update whose revision's container template is recorded.
+fn finishes_under_gate(rec: &ServiceRecord) -> bool {
+    rec.active.as_ref().is_some_and(|a| {
+        a.kind != RolloutKind::Update
+            || rec
+                .revision(a.revision)
+                .is_some_and(|r| r.template.is_some())
+    })
 }
 
 /// Keeps a record transition's error: it names a revision the record lacks (a bug or a

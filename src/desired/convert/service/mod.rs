@@ -327,6 +327,7 @@ pub fn convert_service(
         &deploy.update,
         image.as_deref(),
     );
+    super::placement::refuse_in_service(&mut r, node.get("x-berth"), &name);
     berth.policy.handoff = super::handoff::read(
         &mut r,
         node.get("x-berth"),

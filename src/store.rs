@@ -139,6 +139,10 @@ pub struct Slot {
     /// `progress_deadline`.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub unwatched: u64,
+    /// Port handoff: when berth wrote the proxy routes that send this replica's traffic to its
+    /// candidate (unix seconds); the old container drains from then on before it is stopped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub switched_at: Option<u64>,
 }
 
 fn is_zero(n: &u64) -> bool {

@@ -261,7 +261,11 @@ fn compose_made_containers_are_taken_over_and_their_volumes_kept() {
     );
     assert_eq!(p.states(), ["db-1=running"]);
     let after = docker(&["inspect", "-f", "{{.Id}}", &format!("{}-db-1", p.name)]);
-    assert_eq!(after.trim(), before.trim(), "the same container, not recreated");
+    assert_eq!(
+        after.trim(),
+        before.trim(),
+        "the same container, not recreated"
+    );
     let vol = docker(&[
         "volume",
         "inspect",

@@ -328,6 +328,10 @@ pub struct RunArgs {
     /// berth's state directory (holds the lock: one berth per engine).
     #[arg(long, value_name = "DIR", default_value_os_t = default_data_dir())]
     pub data_dir: PathBuf,
+    /// Admin address of the port-handoff proxy: berth starts `berth proxy` there when
+    /// services hand off ports and none answers; `none`: run it yourself.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9470", value_parser = parse_listen)]
+    pub proxy_admin: Listen,
     /// Full reconcile at least this often, whatever happens (e.g. 60s).
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
     pub resync: Duration,
@@ -570,6 +574,10 @@ pub struct ApplyArgs {
     /// Services worked on at once.
     #[arg(long, default_value_t = 8)]
     pub parallelism: usize,
+    /// Admin address of the port-handoff proxy: berth starts `berth proxy` there when
+    /// services hand off ports and none answers; `none`: run it yourself.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9470", value_parser = parse_listen)]
+    pub proxy_admin: Listen,
 }
 
 /// `berth history`'s arguments.

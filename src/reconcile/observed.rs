@@ -80,6 +80,9 @@ pub struct ObservedState {
     /// Effective configurations of compose containers a takeover may adopt, by container ID
     /// (read only for those [`super::adopt::wanted`] names).
     pub configs: BTreeMap<String, crate::engine::effective::EffectiveConfig>,
+    /// berth's proxy routes file (`DATA_DIR/proxy/routes.json`) as the round read it: who
+    /// receives the traffic of services with port handoff (empty without a data dir).
+    pub routes: crate::proxy::routes::Routes,
 }
 
 /// What the previous round learnt besides the engine lists: probe verdicts and step errors.

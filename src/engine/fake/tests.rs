@@ -502,6 +502,7 @@ async fn inserted_containers_are_listed_as_given_and_snapshots_diverge() {
         actual: Some(Attachments {
             ports: Some(Vec::new()),
             mounts: Vec::new(),
+            addresses: Default::default(),
         }),
         ..made
     };

@@ -745,6 +745,15 @@ impl<'a> Planner<'a> {
                 .and_then(|r| self.observed.build_failures.get(r)),
             jobs_ran,
             engine_lost: self.observed.engine_lost,
+            routes: {
+                let prefix = format!("{}/{}:", project.name, svc.name);
+                self.observed
+                    .routes
+                    .listeners
+                    .iter()
+                    .filter(|l| l.name.starts_with(&prefix))
+                    .collect()
+            },
             now: self.now,
         });
         let starts = out

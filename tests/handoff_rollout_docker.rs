@@ -5,9 +5,15 @@
 //! on a new connection, through the HTTP listener, and opens connections through a TCP one:
 //! no failed request, no refused connection.
 //!
-//! Names: project `h16r-ho<pid>`, claim container `h16r-claim-<pid>`, host ports 41260-41263
-//! (this test's range) on 127.0.0.1. A guard removes the project and its pins and stops the
-//! proxy this test's berth started (by the PID berth wrote), whatever the outcome.
+//! The same with `berth run` killed (SIGKILL) twice in the middle of an update — while the
+//! candidate is gated, and right after the switch while the old container drains — and
+//! started again: the proxy the first `berth run` started keeps serving, and the next one
+//! picks the rollout up from its record and the routes file.
+//!
+//! Names: projects `h16r-ho<pid>` and `h16r-hk<pid>`, claim containers `h16r-claim-…`, host
+//! ports 41260-41265 (this file's range) on 127.0.0.1. A guard removes the project and its
+//! pins and stops the proxy this test's berth started (by the PID berth wrote), whatever the
+//! outcome.
 
 mod support {
     pub mod tier;
@@ -33,7 +39,7 @@ const COMPOSE: &str = r#"services:
   web:
     image: berth-demo:${TAG:-1}
     environment: {GENERATION: "${GEN:-0}"}
-    ports: ["127.0.0.1:41260:8080", "127.0.0.1:41261:8080"]
+    ports: ["127.0.0.1:HTTP:8080", "127.0.0.1:TCP:8080"]
     stop_grace_period: 2s
     x-berth:
       readiness: {http: {port: 8080, path: /health}, interval: 300ms}
@@ -41,7 +47,7 @@ const COMPOSE: &str = r#"services:
       progress_deadline: 8s
       handoff:
         mode: http
-        ports: {41261: tcp}
+        ports: {TCP: tcp}
         drain_timeout: 1s
 "#;
 
@@ -122,13 +128,24 @@ struct Seen {
     versions: Vec<String>,
 }
 
+/// The project's compose.yaml with its HTTP and TCP ports.
+fn compose(http: u16, tcp: u16) -> String {
+    COMPOSE
+        .replace("HTTP", &http.to_string())
+        .replace("TCP", &tcp.to_string())
+}
+
 /// Until `stop` (at most 5 minutes): a GET through the HTTP listener and a request through
 /// the TCP listener, each on a new connection, back to back.
 fn client(stop: Arc<AtomicBool>) -> Seen {
+    client_of(stop, HTTP_PORT, TCP_PORT)
+}
+
+fn client_of(stop: Arc<AtomicBool>, http: u16, tcp: u16) -> Seen {
     let mut seen = Seen::default();
     let until = Instant::now() + Duration::from_secs(300);
     while !stop.load(Ordering::Relaxed) && Instant::now() < until {
-        match get(HTTP_PORT, "/version") {
+        match get(http, "/version") {
             Ok(v) => {
                 seen.ok += 1;
                 if seen.versions.last() != Some(&v) {
@@ -137,7 +154,7 @@ fn client(stop: Arc<AtomicBool>) -> Seen {
             }
             Err(e) => seen.failed.push(format!("http: {e}")),
         }
-        match get(TCP_PORT, "/version") {
+        match get(tcp, "/version") {
             Ok(_) => seen.ok += 1,
             Err(e) => seen.failed.push(format!("tcp: {e}")),
         }
@@ -158,7 +175,7 @@ fn updates_and_a_revert_through_the_handoff_proxy_fail_no_request() {
     let dir = tmp.path().join(&project);
     let data = tmp.path().join("data");
     std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("compose.yaml"), COMPOSE).unwrap();
+    std::fs::write(dir.join("compose.yaml"), compose(HTTP_PORT, TCP_PORT)).unwrap();
     let guard = Guard {
         project: project.clone(),
         claim: format!("h16r-claim-{}", std::process::id()),
@@ -244,5 +261,171 @@ fn updates_and_a_revert_through_the_handoff_proxy_fail_no_request() {
     assert_eq!(get(HTTP_PORT, "/version").as_deref(), Ok("2"));
     let state = get(ADMIN_PORT, "/state").expect("the proxy's /state");
     assert!(state.contains(&format!("{project}/web:41260")), "{state}");
+    drop(guard);
+}
+
+const KILL_HTTP: u16 = 41263;
+const KILL_TCP: u16 = 41264;
+const KILL_ADMIN: u16 = 41265;
+
+/// `berth run` on `dir`, its log in `log`; killed by the test.
+fn berth_run(dir: &Path, data: &Path, claim: &str, log: &Path) -> std::process::Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .unwrap();
+    berth_command(claim)
+        .args([
+            "-v",
+            "run",
+            "--listen",
+            "off",
+            "--debounce",
+            "100ms",
+            "--dir",
+        ])
+        .arg(dir)
+        .arg("--data-dir")
+        .arg(data)
+        .arg("--proxy-admin")
+        .arg(format!("127.0.0.1:{KILL_ADMIN}"))
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("start berth run")
+}
+
+/// The backends of the HTTP listener in the routes file (empty while there is none).
+fn backends(data: &Path, listener: &str) -> Vec<String> {
+    berth::proxy::file::read(&berth::proxy::file::path(data))
+        .ok()
+        .and_then(|r| {
+            r.listener(listener)
+                .map(|l| l.backends.iter().map(|b| b.name.clone()).collect())
+        })
+        .unwrap_or_default()
+}
+
+/// Polls `f` every 50 ms for at most `limit`; whether it held.
+fn poll(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let until = Instant::now() + limit;
+    while Instant::now() < until {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+#[test]
+fn killing_berth_run_mid_update_twice_fails_no_request() {
+    support::tier::require_engine();
+    ensure_images();
+    let tmp = tempfile::tempdir().unwrap();
+    let project = format!("h16r-hk{}", std::process::id());
+    let dir = tmp.path().join(&project);
+    let data = tmp.path().join("data");
+    let log = tmp.path().join("berth-run.log");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("compose.yaml"), compose(KILL_HTTP, KILL_TCP)).unwrap();
+    std::fs::write(dir.join(".env"), "TAG=1\nGEN=0\n").unwrap();
+    let guard = Guard {
+        project: project.clone(),
+        claim: format!("h16r-claim-k{}", std::process::id()),
+        data: data.clone(),
+        _tmp: tmp,
+    };
+    let say_log = || std::fs::read_to_string(&log).unwrap_or_default();
+    let mut run = berth_run(&dir, &data, &guard.claim, &log);
+    assert!(
+        poll(Duration::from_secs(60), || get(KILL_HTTP, "/version")
+            .as_deref()
+            == Ok("1")),
+        "version 1 was never served; berth run's log:\n{}",
+        say_log()
+    );
+    let listener = format!("{project}/web:{KILL_HTTP}");
+    let before = backends(&data, &listener);
+    assert_eq!(before.len(), 1, "{before:?}");
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let sampling = {
+        let stop = Arc::clone(&stop);
+        std::thread::spawn(move || client_of(stop, KILL_HTTP, KILL_TCP))
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    std::fs::write(dir.join(".env"), "TAG=2\nGEN=1\n").unwrap();
+    // Kill 1: the candidate runs beside the old container, under its gate.
+    let candidate = format!("{project}-web-1-");
+    let gated = poll(Duration::from_secs(30), || {
+        docker(&[
+            "ps",
+            "--format",
+            "{{.Names}}",
+            "--filter",
+            &format!("name={candidate}"),
+        ])
+        .lines()
+        .any(|n| n.starts_with(&candidate))
+    });
+    assert!(
+        gated,
+        "no candidate beside the old one; log:\n{}",
+        say_log()
+    );
+    run.kill().unwrap();
+    run.wait().unwrap();
+    std::thread::sleep(Duration::from_secs(1));
+    // Kill 2: right after the switch, while the old container drains.
+    run = berth_run(&dir, &data, &guard.claim, &log);
+    let switched = poll(Duration::from_secs(30), || {
+        let now = backends(&data, &listener);
+        !now.is_empty() && now != before
+    });
+    assert!(switched, "the routes never switched; log:\n{}", say_log());
+    let old_running = docker(&["ps", "-q", "--filter", &format!("name=^{project}-web-1$")]);
+    run.kill().unwrap();
+    run.wait().unwrap();
+    std::thread::sleep(Duration::from_secs(1));
+    run = berth_run(&dir, &data, &guard.claim, &log);
+    let done = poll(Duration::from_secs(60), || {
+        let names = docker(&[
+            "ps",
+            "-a",
+            "--format",
+            "{{.Names}}",
+            "--filter",
+            &format!("label=com.docker.compose.project={project}"),
+        ]);
+        get(KILL_HTTP, "/version").as_deref() == Ok("2")
+            && names.split_whitespace().collect::<Vec<_>>() == [format!("{project}-web-1")]
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    stop.store(true, Ordering::Relaxed);
+    let seen = sampling.join().unwrap();
+    let _ = run.kill();
+    let _ = run.wait();
+    assert!(done, "the update never finished; log:\n{}", say_log());
+    eprintln!(
+        "berth run killed twice mid-update (the second time {} the old container stopped): {} ok, {} failed, versions {:?}",
+        if old_running.trim().is_empty() {
+            "after"
+        } else {
+            "before"
+        },
+        seen.ok,
+        seen.failed.len(),
+        seen.versions
+    );
+    assert!(
+        seen.failed.is_empty(),
+        "{} failed: {:?}",
+        seen.failed.len(),
+        &seen.failed[..seen.failed.len().min(5)]
+    );
+    assert!(seen.ok > 50, "only {} requests were sent", seen.ok);
+    assert_eq!(seen.versions, ["1", "2"], "{seen:?}");
     drop(guard);
 }

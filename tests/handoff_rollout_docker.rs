@@ -10,8 +10,11 @@
 //! started again: the proxy the first `berth run` started keeps serving, and the next one
 //! picks the rollout up from its record and the routes file.
 //!
-//! Names: projects `h16r-ho<pid>` and `h16r-hk<pid>`, claim containers `h16r-claim-…`, host
-//! ports 41260-41265 (this file's range) on 127.0.0.1. A guard removes the project and its
+//! And two replicas behind one published port: both receive requests, and an update of both
+//! fails none.
+//!
+//! Names: projects `h16r-ho<pid>`, `h16r-hk<pid>`, `h16r-hm<pid>`, claim containers
+//! `h16r-claim-…`, host ports 41260-41268 (this file's range) on 127.0.0.1. A guard removes the project and its
 //! pins and stops the proxy this test's berth started (by the PID berth wrote), whatever the
 //! outcome.
 
@@ -79,10 +82,14 @@ impl Drop for Guard {
 }
 
 fn apply(dir: &Path, data: &Path, claim: &str, env: &str) -> (bool, String) {
+    apply_with(dir, data, claim, env, ADMIN_PORT)
+}
+
+fn apply_with(dir: &Path, data: &Path, claim: &str, env: &str, admin: u16) -> (bool, String) {
     std::fs::write(dir.join(".env"), env).unwrap();
     let o = berth_command(claim)
         .args(["apply", "--timeout", "60s", "--proxy-admin"])
-        .arg(format!("127.0.0.1:{ADMIN_PORT}"))
+        .arg(format!("127.0.0.1:{admin}"))
         .arg("--data-dir")
         .arg(data)
         .arg(dir)
@@ -427,5 +434,74 @@ fn killing_berth_run_mid_update_twice_fails_no_request() {
     );
     assert!(seen.ok > 50, "only {} requests were sent", seen.ok);
     assert_eq!(seen.versions, ["1", "2"], "{seen:?}");
+    drop(guard);
+}
+
+const MULTI_HTTP: u16 = 41266;
+const MULTI_TCP: u16 = 41267;
+const MULTI_ADMIN: u16 = 41268;
+
+#[test]
+fn two_replicas_behind_one_handed_off_port_share_it_and_update_without_a_failure() {
+    support::tier::require_engine();
+    ensure_images();
+    let tmp = tempfile::tempdir().unwrap();
+    let project = format!("h16r-hm{}", std::process::id());
+    let dir = tmp.path().join(&project);
+    let data = tmp.path().join("data");
+    std::fs::create_dir_all(&dir).unwrap();
+    let yaml = compose(MULTI_HTTP, MULTI_TCP)
+        .replace("    image:", "    deploy: {replicas: 2}\n    image:");
+    std::fs::write(dir.join("compose.yaml"), yaml).unwrap();
+    let guard = Guard {
+        project: project.clone(),
+        claim: format!("h16r-claim-m{}", std::process::id()),
+        data: data.clone(),
+        _tmp: tmp,
+    };
+    let (ok, out) = apply_with(&dir, &data, &guard.claim, "TAG=1\nGEN=0\n", MULTI_ADMIN);
+    assert!(ok, "first apply failed:\n{out}");
+    let listener = format!("{project}/web:{MULTI_HTTP}");
+    assert_eq!(backends(&data, &listener).len(), 2);
+    // Round robin: `/` names the container's host name; both answer within a few requests.
+    let mut hosts = std::collections::BTreeSet::new();
+    assert!(
+        poll(Duration::from_secs(20), || {
+            if let Ok(body) = get(MULTI_HTTP, "/") {
+                hosts.insert(body.rsplit(' ').next().unwrap_or_default().to_string());
+            }
+            hosts.len() == 2
+        }),
+        "one replica only: {hosts:?}"
+    );
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let sampling = {
+        let stop = Arc::clone(&stop);
+        std::thread::spawn(move || client_of(stop, MULTI_HTTP, MULTI_TCP))
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    let (ok, out) = apply_with(&dir, &data, &guard.claim, "TAG=2\nGEN=1\n", MULTI_ADMIN);
+    std::thread::sleep(Duration::from_millis(300));
+    stop.store(true, Ordering::Relaxed);
+    let seen = sampling.join().unwrap();
+    assert!(ok, "the update failed:\n{out}");
+    // While the two replicas are on different versions, answers alternate between them.
+    eprintln!(
+        "two replicas behind one port, updated: {} ok, {} failed, {} changes of version seen",
+        seen.ok,
+        seen.failed.len(),
+        seen.versions.len() - 1
+    );
+    assert!(
+        seen.failed.is_empty(),
+        "{} failed: {:?}",
+        seen.failed.len(),
+        &seen.failed[..seen.failed.len().min(5)]
+    );
+    assert_eq!(seen.versions.first().map(String::as_str), Some("1"));
+    assert_eq!(seen.versions.last().map(String::as_str), Some("2"));
+    let now = backends(&data, &listener);
+    assert_eq!(now.len(), 2, "{now:?}");
     drop(guard);
 }

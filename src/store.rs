@@ -272,6 +272,10 @@ pub struct ServiceRecord {
     /// Containers docker compose made that berth adopted in place.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub adopted: Vec<Adoption>,
+    /// Port handoff: replicas taken out of the proxy's routes outside a rollout (a scale-down),
+    /// by their name in the routes, with when (unix seconds): removed once drained.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub unrouted: std::collections::BTreeMap<String, u64>,
     /// Operator control, from its own file (never written by the controller).
     #[serde(skip)]
     pub control: Control,

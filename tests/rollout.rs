@@ -2244,3 +2244,52 @@ fn taking_up_handoff_is_stop_first_once_and_then_the_proxy_holds_the_port() {
     assert_runs(&sim.w, &d2, 1);
     assert_eq!(routed(&sim.w), [format!("shop-web-1-{}", h12(&d2))]);
 }
+
+#[test]
+fn a_handoff_scale_down_takes_the_replica_out_of_the_routes_and_drains_it_before_it_goes() {
+    let x = |replicas: u32| {
+        web(
+            "app:1",
+            &HANDOFF.replace(
+                "    ports:",
+                &format!("    deploy: {{replicas: {replicas}}}\n    ports:"),
+            ),
+        )
+    };
+    let (two, one) = (x(2), x(1));
+    let mut sim = deployed(World::new(), &two);
+    assert_eq!(routed(&sim.w).len(), 2);
+    let second = ids(&sim.w)["shop-web-2"].clone();
+    let (mut unrouted_at, mut stopped_at) = (None, None);
+    let mut texts = Vec::new();
+    for _ in 0..10 {
+        let round = sim.now;
+        let p = sim.round_checked(&one, &mut |w| assert_routes_serve(w));
+        texts.push(p.to_string());
+        if unrouted_at.is_none() && routed(&sim.w).len() == 1 {
+            unrouted_at = Some(round);
+        }
+        let gone = !sim.w.containers().iter().any(|c| c.id == second);
+        if stopped_at.is_none() && gone {
+            stopped_at = Some(round);
+        }
+        if settled(&p) {
+            break;
+        }
+    }
+    let (u, s) = (unrouted_at.expect("unrouted"), stopped_at.expect("removed"));
+    assert!(
+        s >= u + 3,
+        "unrouted at +{}, removed at +{}",
+        u - T0,
+        s - T0
+    );
+    assert!(
+        texts[0].contains("waits: replica 2: leaving the proxy's routes before it goes"),
+        "{}",
+        texts[0]
+    );
+    assert_runs(&sim.w, &one, 1);
+    assert_eq!(routed(&sim.w), [format!("shop-web-1-{}", h12(&one))]);
+    assert!(sim.record().unrouted.is_empty());
+}

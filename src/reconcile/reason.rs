@@ -257,6 +257,9 @@ pub enum ReplicaWait {
     },
     /// Handoff: it runs but the engine reports no network address for it yet.
     NoAddress,
+    /// Handoff: it goes (a scale-down) and the proxy's routes that stop sending it traffic
+    /// are being written.
+    Leaving,
 }
 
 /// Why a service waits: a later round continues by itself.
@@ -342,6 +345,9 @@ impl fmt::Display for WaitReason {
                             f,
                             "replica {n}: the old container drains (at most {seconds}s left)"
                         )?,
+                        ReplicaWait::Leaving => {
+                            write!(f, "replica {n}: leaving the proxy's routes before it goes")?
+                        }
                         ReplicaWait::NoAddress => write!(
                             f,
                             "replica {n}: waits for its network address (to route to it)"

@@ -21,7 +21,7 @@ use crate::proxy::routes::{Listener, service_listeners};
 use crate::reconcile::action::Action;
 use crate::reconcile::observed::ObservedContainer;
 use crate::reconcile::reason::ReplicaWait;
-use crate::store::Slot;
+use crate::store::{ServiceRecord, Slot};
 
 /// The backends of one service with handoff: name → address.
 pub(super) type Backends = BTreeMap<String, IpAddr>;
@@ -139,6 +139,56 @@ pub(super) fn switch(
         });
     }
     Switch::Done
+}
+
+/// A replica that goes outside a rollout (a scale-down) and is routed: it leaves the routes
+/// first (written this round, the time kept in `ServiceRecord::unrouted`), drains, and only
+/// then may be removed (`None`).
+pub(super) fn leave(
+    input: &Input<'_>,
+    rec: &mut ServiceRecord,
+    routing: &mut Routing,
+    c: &ObservedContainer,
+) -> Option<ReplicaWait> {
+    let h = input.svc.berth.handoff.as_ref()?;
+    let canonical = crate::reconcile::container_spec::canonical_name(
+        input.project,
+        input.svc,
+        c.identity.number,
+    );
+    let name = backend_name(&canonical, c);
+    routing.next.remove(&name);
+    if routing.now.contains_key(&name) {
+        rec.unrouted.insert(name, input.now);
+        return Some(ReplicaWait::Leaving);
+    }
+    let until = rec.unrouted.get(&name).map(|at| at + drain_secs(h))?;
+    if input.now < until && c.state == RunState::Running {
+        return Some(ReplicaWait::Draining {
+            seconds: until - input.now,
+        });
+    }
+    rec.unrouted.remove(&name);
+    None
+}
+
+/// Forgets the scale-down drains of replicas that are gone.
+pub(super) fn forget_gone(input: &Input<'_>, rec: &mut ServiceRecord) {
+    if rec.unrouted.is_empty() {
+        return;
+    }
+    let names: Vec<String> = super::containers::replicas(input)
+        .into_iter()
+        .map(|c| {
+            let canonical = crate::reconcile::container_spec::canonical_name(
+                input.project,
+                input.svc,
+                c.identity.number,
+            );
+            backend_name(&canonical, c)
+        })
+        .collect();
+    rec.unrouted.retain(|name, _| names.contains(name));
 }
 
 /// Steady state (no rollout): the running replicas of the established revision receive the

@@ -196,10 +196,10 @@ fn pass(
     let Some(target) = target(input, rec, out) else {
         return Flow::Done;
     };
-    scale_down(input, out);
     if svc.berth.handoff.is_some() {
         *routing = Some(handoff::Routing::read(input));
     }
+    scale_down(input, rec, routing.as_mut(), out);
     let matching = rec.active.as_ref().is_some_and(|a| {
         a.kind == target.kind
             && match target.revision {

@@ -24,6 +24,7 @@ use std::time::Duration;
 mod adoption;
 mod depends;
 mod jobs;
+mod routes;
 
 pub use super::action::{Action, ImageSource, short};
 use super::container_spec::{container_create, network_create};
@@ -341,6 +342,7 @@ fn plan_with(
     }
     p.release_pins(desired);
     p.sweep_pins(desired);
+    p.release_routes(desired, opts.prune);
     // Execution order: project objects first, then pulls, then containers (stable otherwise).
     p.plan.steps.sort_by_key(|s| match s.action {
         Action::CreateNetwork(_) | Action::CreateVolume(_) => 0,

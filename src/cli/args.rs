@@ -223,7 +223,7 @@ pub enum Command {
     /// The port-handoff proxy: hold the published ports of services with x-berth.handoff and
     /// forward to their ready replicas, following the routes file berth writes.
     #[command(
-        after_help = "Examples:\n  berth proxy --routes /var/lib/berth/proxy/routes.json --admin 127.0.0.1:9470\n\nberth runs it for you in a container (docs/rollouts.md#port-handoff); it keeps its last routes when the file is missing or invalid. SIGTERM or SIGINT stop it.\n\nExit status: 0 stopped, 1 the admin address could not be bound."
+        after_help = "Examples:\n  berth proxy --routes /var/lib/berth/proxy/routes.json --admin 127.0.0.1:9470\n\nberth run and berth apply start it, detached, when services hand off ports and nothing answers on their --proxy-admin address (docs/rollouts.md#port-handoff); it keeps its last routes when the file is missing or invalid. SIGTERM or SIGINT stop it.\n\nExit status: 0 stopped, 1 the admin address could not be bound."
     )]
     Proxy(ProxyArgs),
 }

@@ -171,6 +171,7 @@ fn main() {
                 &desired,
                 records.clone(),
                 PlanOptions::default(),
+                None,
                 now,
             )
             .await
@@ -187,6 +188,7 @@ fn main() {
                 &desired,
                 records.clone(),
                 PlanOptions::default(),
+                None,
                 now,
             )
             .await

@@ -135,7 +135,9 @@ pub async fn prune<E: Engine + 'static>(
             break;
         }
         watch.plan(&plan);
-        let out = execute::execute(engine, &plan, 1, stop, store).await;
+        // No routes file: a prune plan has no `Route` step (a pruned project's handed-off
+        // ports are released by the next `apply --prune` or `run --prune`; see rollouts.md).
+        let out = execute::execute(engine, &plan, 1, stop, store, None).await;
         for (k, r) in &plan.records {
             records.insert(k.clone(), r.clone());
         }

@@ -139,6 +139,10 @@ pub struct Slot {
     /// `progress_deadline`.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub unwatched: u64,
+    /// Port handoff: when berth wrote the proxy routes that send this replica's traffic to its
+    /// candidate (unix seconds); the old container drains from then on before it is stopped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub switched_at: Option<u64>,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -275,6 +279,10 @@ pub struct ServiceRecord {
     /// The highest job revision number given so far (jobs only; see [`JobRun::number`]).
     #[serde(skip_serializing_if = "is_zero")]
     pub last_job: u64,
+    /// Port handoff: replicas taken out of the proxy's routes outside a rollout (a scale-down),
+    /// by their name in the routes, with when (unix seconds): removed once drained.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub unrouted: std::collections::BTreeMap<String, u64>,
     /// Operator control, from its own file (never written by the controller).
     #[serde(skip)]
     pub control: Control,

@@ -141,10 +141,17 @@ async fn containers_compose_made_as_berth_would_are_adopted_and_the_job_is_not_r
     let d = desired("s3cret");
     let (db, migrate, web) = compose_up(&engine, &d).await;
 
-    let plan = plan_only(&engine, &d, Default::default(), PlanOptions::default(), 1)
-        .await
-        .expect("plan")
-        .plan;
+    let plan = plan_only(
+        &engine,
+        &d,
+        Default::default(),
+        PlanOptions::default(),
+        None,
+        1,
+    )
+    .await
+    .expect("plan")
+    .plan;
     let text = plan.to_string();
     assert!(text.contains("shop/db  shop_db_1: adopted"), "{text}");
     assert!(text.contains("shop/web  shop_web_1: adopted"), "{text}");
@@ -210,6 +217,7 @@ async fn containers_compose_made_as_berth_would_are_adopted_and_the_job_is_not_r
         &d,
         berth::reconcile::round::load_records(&store, &d).expect("records"),
         PlanOptions::default(),
+        None,
         2,
     )
     .await
@@ -249,10 +257,17 @@ async fn a_container_that_differs_is_recreated_and_plan_says_why_without_the_val
     // Compose ran the db with another password than the file now says.
     let (db, _, web) = compose_up(&engine, &desired("old-pw")).await;
     let d = desired("new-pw");
-    let plan = plan_only(&engine, &d, Default::default(), PlanOptions::default(), 1)
-        .await
-        .expect("plan")
-        .plan;
+    let plan = plan_only(
+        &engine,
+        &d,
+        Default::default(),
+        PlanOptions::default(),
+        None,
+        1,
+    )
+    .await
+    .expect("plan")
+    .plan;
     let text = plan.to_string();
     assert!(
         text.contains(

@@ -156,3 +156,13 @@ fn handoff_is_not_a_project_default() {
         "compose.yaml:2:3: error: x-berth.handoff cannot be a project default: set it in the x-berth of each service that publishes a port\n"
     );
 }
+
+#[test]
+fn a_valid_handoff_is_acted_on_and_so_gives_no_warning() {
+    assert_eq!(
+        diags(
+            "services:\n  web:\n    image: app:1\n    ports: ['80:8080']\n    x-berth: {handoff: http}\n"
+        ),
+        ""
+    );
+}

@@ -459,7 +459,7 @@ fn stop_first_with_a_published_port_stops_and_renames_the_old_one_before_creatin
     assert_eq!(
         p.to_string(),
         format!(
-            "shop/web  rolling out r2 ({b}), stop-first (publishes host port 8080, which cannot be bound twice): image app:1 → app:2\n\
+            "shop/web  rolling out r2 ({b}), stop-first (publishes host port 8080, which cannot be bound twice; x-berth.handoff: http or tcp lets berth's proxy hold it and makes updates start-first): image app:1 → app:2\n\
              shop/web  stop shop-web-1                               {why}: stop (kept for a revert)\n\
              shop/web  rename shop-web-1 -> shop-web-1-{a}  {why}: keep the old container under another name\n\
              shop/web  create shop-web-1                             {why}\n\
@@ -2107,4 +2107,296 @@ fn history_during_a_rollback_marks_what_runs_and_where_it_goes() {
         head[3].starts_with("* r1 ") && head[4].starts_with("  r2 "),
         "{h}"
     );
+}
+
+// Port handoff (`x-berth.handoff`): the proxy's routes file is part of the simulated host.
+
+const HANDOFF: &str = "    ports: ['8080:80']\n    healthcheck: {test: [CMD, ok]}\n    x-berth: {min_ready: 0s, progress_deadline: 5s, handoff: {mode: http, drain_timeout: 2s}}\n";
+
+/// The backends the routes file sends web's port 8080 to, by name.
+fn routed(w: &World) -> Vec<String> {
+    w.host
+        .routes()
+        .listener("shop/web:8080")
+        .map(|l| l.backends.iter().map(|b| b.name.clone()).collect())
+        .unwrap_or_default()
+}
+
+/// Every routed backend is a running container at that address: traffic never goes to a
+/// stopped one, and there is always one to go to.
+fn assert_routes_serve(w: &World) {
+    let routes = w.host.routes();
+    let Some(l) = routes.listener("shop/web:8080") else {
+        return;
+    };
+    assert!(!l.backends.is_empty(), "no backend: {:?}", w.web());
+    for b in &l.backends {
+        let serving = w.containers().iter().any(|c| {
+            c.state == RunState::Running
+                && c.actual
+                    .as_ref()
+                    .is_some_and(|a| a.addresses.values().any(|ip| *ip == b.addr.ip()))
+        });
+        assert!(
+            serving,
+            "{} ({}) is routed but not running: {:?}",
+            b.name,
+            b.addr,
+            w.web()
+        );
+    }
+}
+
+#[test]
+fn a_handoff_service_publishes_nothing_and_is_routed_once_its_replica_passed() {
+    let d1 = web("app:1", HANDOFF);
+    let mut sim = Sim::new(World::new());
+    let first = sim.round(&d1);
+    let create = first
+        .steps
+        .iter()
+        .find_map(|s| match &s.action {
+            Action::Create { spec, .. } => Some(spec.clone()),
+            _ => None,
+        })
+        .expect("a create");
+    assert!(create.ports.is_empty(), "{:?}", create.ports);
+    assert!(create.exposed.contains(&"80/tcp".to_string()));
+    assert!(routed(&sim.w).is_empty(), "routed before its gate");
+    sim.converge(&d1);
+    assert_runs(&sim.w, &d1, 1);
+    assert_eq!(routed(&sim.w), [format!("shop-web-1-{}", h12(&d1))]);
+    let l = sim.w.host.routes().listeners[0].clone();
+    assert_eq!(
+        (l.bind.to_string(), l.drain_timeout_ms),
+        ("0.0.0.0:8080".into(), 2000)
+    );
+    assert_routes_serve(&sim.w);
+}
+
+#[test]
+fn a_handoff_update_is_start_first_switches_the_routes_then_drains_then_stops_the_old_one() {
+    let (d1, d2) = (web("app:1", HANDOFF), web("app:2", HANDOFF));
+    let mut sim = deployed(World::new(), &d1);
+    let (a, b) = (h12(&d1), h12(&d2));
+    let old = ids(&sim.w)["shop-web-1"].clone();
+    let mut texts = Vec::new();
+    let mut switched_at = None;
+    let mut stopped_at = None;
+    for _ in 0..12 {
+        let round = sim.now;
+        let p = sim.round_checked(&d2, &mut |w| {
+            assert_routes_serve(w);
+            let running = w.web().iter().filter(|c| c.2 == RunState::Running).count();
+            assert!(running >= 1, "nothing runs: {:?}", w.web());
+        });
+        if switched_at.is_none() && routed(&sim.w) == [format!("shop-web-1-{b}")] {
+            switched_at = Some(round);
+        }
+        let gone = !sim
+            .w
+            .containers()
+            .iter()
+            .any(|c| c.id == old && c.state == RunState::Running);
+        if stopped_at.is_none() && gone {
+            stopped_at = Some(round);
+        }
+        texts.push(p.to_string());
+        if settled(&p) {
+            break;
+        }
+    }
+    // The first round starts the candidate beside the old one; the switch is a plan step.
+    assert!(
+        texts[0].starts_with(&format!(
+            "shop/web  rolling out r2 ({b}), start-first (x-berth.handoff: berth's proxy holds host port 8080 and switches it to the new container once ready): image app:1 → app:2\n"
+        )),
+        "{}",
+        texts[0]
+    );
+    assert!(
+        texts[0].contains(&format!("create shop-web-1-{b}")),
+        "{}",
+        texts[0]
+    );
+    let switch = texts
+        .iter()
+        .find(|t| t.contains("route shop/web:8080"))
+        .expect("a route step");
+    assert!(
+        switch.contains(&format!("route shop/web:8080 -> shop-web-1-{b} ")),
+        "{switch}"
+    );
+    assert!(
+        switch.contains(&format!(
+            "handoff: traffic to shop-web-1-{b} (passed its gate); none to shop-web-1-{a}, which drains up to 2s\n"
+        )),
+        "{switch}"
+    );
+    assert!(
+        switch.contains("waits: replica 1: switching traffic to it (proxy routes)"),
+        "{switch}"
+    );
+    assert!(
+        texts
+            .iter()
+            .any(|t| t.contains("replica 1: the old container drains (at most")),
+        "{texts:#?}"
+    );
+    // Drained: the old container stops 2 s (rounded up, plus one) after the switch, not before.
+    let (sw, st) = (switched_at.expect("switched"), stopped_at.expect("stopped"));
+    assert!(
+        st >= sw + 3,
+        "switched at +{}, stopped at +{}",
+        sw - T0,
+        st - T0
+    );
+    assert_runs(&sim.w, &d2, 1);
+    assert_eq!(routed(&sim.w), [format!("shop-web-1-{b}")]);
+}
+
+#[test]
+fn a_bad_handoff_update_never_receives_traffic_and_the_revert_keeps_the_old_one_routed() {
+    let (d1, d2) = (web("app:1", HANDOFF), web("app:2", HANDOFF));
+    let mut sim = deployed(World::new().bad("app:2", Behaviour::NeverReady), &d1);
+    let a = h12(&d1);
+    let old = ids(&sim.w)["shop-web-1"].clone();
+    for _ in 0..15 {
+        let p = sim.round_checked(&d2, &mut |w| {
+            assert_routes_serve(w);
+            let o = w.containers().into_iter().find(|c| c.id == old).unwrap();
+            assert_eq!(o.state, RunState::Running, "the old one stopped");
+        });
+        assert_eq!(routed(&sim.w), [format!("shop-web-1-{a}")], "{p}");
+        if settled(&p) {
+            break;
+        }
+    }
+    assert!(
+        sim.events().iter().any(|e| e.starts_with("Reverted")),
+        "{:?}",
+        sim.events()
+    );
+    assert_runs(&sim.w, &d1, 1);
+}
+
+#[test]
+fn a_failure_after_one_replica_switched_reverts_through_the_routes_too() {
+    let x = |image| {
+        web(
+            image,
+            &HANDOFF.replace("    ports:", "    deploy: {replicas: 2}\n    ports:"),
+        )
+    };
+    let (d1, d2) = (x("app:1"), x("app:2"));
+    let mut sim = deployed(World::new(), &d1);
+    assert_eq!(routed(&sim.w).len(), 2);
+    let a = h12(&d1);
+    // Replica 2's candidate crashes: replica 1 had already switched to r2 and drained.
+    sim.w.crash(&format!("shop-web-2-{}", h12(&d2)));
+    for _ in 0..40 {
+        let p = sim.round_checked(&d2, &mut |w| {
+            assert_routes_serve(w);
+        });
+        if settled(&p) {
+            break;
+        }
+    }
+    assert!(
+        sim.events().iter().any(|e| e.starts_with("Reverted")),
+        "{:?}",
+        sim.events()
+    );
+    assert_runs(&sim.w, &d1, 2);
+    let mut r = routed(&sim.w);
+    r.sort();
+    assert_eq!(r, [format!("shop-web-1-{a}"), format!("shop-web-2-{a}")]);
+}
+
+#[test]
+fn two_replicas_behind_one_handed_off_port_are_both_routed_and_never_none() {
+    let x = |image| {
+        web(
+            image,
+            &HANDOFF.replace("    ports:", "    deploy: {replicas: 2}\n    ports:"),
+        )
+    };
+    let (d1, d2) = (x("app:1"), x("app:2"));
+    let mut sim = deployed(World::new(), &d1);
+    for _ in 0..40 {
+        let p = sim.round_checked(&d2, &mut |w| assert_routes_serve(w));
+        if settled(&p) {
+            break;
+        }
+    }
+    assert_runs(&sim.w, &d2, 2);
+    let b = h12(&d2);
+    let mut r = routed(&sim.w);
+    r.sort();
+    assert_eq!(r, [format!("shop-web-1-{b}"), format!("shop-web-2-{b}")]);
+}
+
+#[test]
+fn taking_up_handoff_is_stop_first_once_and_then_the_proxy_holds_the_port() {
+    let (d1, d2) = (web("app:1", PORT), web("app:1", HANDOFF));
+    let mut sim = deployed(World::new(), &d1);
+    let p = sim.round(&d2);
+    assert!(
+        p.to_string().contains(
+            "stop-first this once (the old container still publishes host port 8080 itself; from now on berth's proxy holds it and updates are start-first)"
+        ),
+        "{p}"
+    );
+    sim.converge(&d2);
+    assert_runs(&sim.w, &d2, 1);
+    assert_eq!(routed(&sim.w), [format!("shop-web-1-{}", h12(&d2))]);
+}
+
+#[test]
+fn a_handoff_scale_down_takes_the_replica_out_of_the_routes_and_drains_it_before_it_goes() {
+    let x = |replicas: u32| {
+        web(
+            "app:1",
+            &HANDOFF.replace(
+                "    ports:",
+                &format!("    deploy: {{replicas: {replicas}}}\n    ports:"),
+            ),
+        )
+    };
+    let (two, one) = (x(2), x(1));
+    let mut sim = deployed(World::new(), &two);
+    assert_eq!(routed(&sim.w).len(), 2);
+    let second = ids(&sim.w)["shop-web-2"].clone();
+    let (mut unrouted_at, mut stopped_at) = (None, None);
+    let mut texts = Vec::new();
+    for _ in 0..10 {
+        let round = sim.now;
+        let p = sim.round_checked(&one, &mut |w| assert_routes_serve(w));
+        texts.push(p.to_string());
+        if unrouted_at.is_none() && routed(&sim.w).len() == 1 {
+            unrouted_at = Some(round);
+        }
+        let gone = !sim.w.containers().iter().any(|c| c.id == second);
+        if stopped_at.is_none() && gone {
+            stopped_at = Some(round);
+        }
+        if settled(&p) {
+            break;
+        }
+    }
+    let (u, s) = (unrouted_at.expect("unrouted"), stopped_at.expect("removed"));
+    assert!(
+        s >= u + 3,
+        "unrouted at +{}, removed at +{}",
+        u - T0,
+        s - T0
+    );
+    assert!(
+        texts[0].contains("waits: replica 2: leaving the proxy's routes before it goes"),
+        "{}",
+        texts[0]
+    );
+    assert_runs(&sim.w, &one, 1);
+    assert_eq!(routed(&sim.w), [format!("shop-web-1-{}", h12(&one))]);
+    assert!(sim.record().unrouted.is_empty());
 }

@@ -62,6 +62,9 @@ async fn converge(
         ..ApplyOptions::default()
     };
     let store = Store::open(&args.data_dir).context("failed to open berth's records")?;
+    // Port handoff: a `berth proxy` of its own serves the routes this apply writes.
+    let launcher = super::setup::proxy_launcher(&args.data_dir, args.proxy_admin.0)?;
+    let keeping = launcher.clone().map(|l| tokio::spawn(l.keep()));
     let dir = args.source.dir.clone().unwrap_or_default();
     let mut live = Live::new(desired, &dir);
     let report = apply::apply(engine, desired, opts, &stop, Some(&store), |p| match p {
@@ -70,7 +73,19 @@ async fn converge(
         Progress::Event(e) => live.event(e),
         Progress::Round(done) => live.round(done, apply::unix_now()),
     })
-    .await?;
+    .await;
+    if let Some(k) = keeping {
+        k.abort();
+    }
+    if let Some(l) = launcher
+        && let Err(e) = tokio::task::spawn_blocking(move || l.ensure()).await?
+    {
+        live.warn(&format!(
+            "the port-handoff proxy is not running: {}\n",
+            berth::errors::chain(&e)
+        ));
+    }
+    let report = report?;
     live.finish();
     print_report(&report);
     Ok(if report.ok() {

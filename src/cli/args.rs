@@ -239,7 +239,7 @@ pub enum Command {
     /// The port-handoff proxy: hold the published ports of services with x-berth.handoff and
     /// forward to their ready replicas, following the routes file berth writes.
     #[command(
-        after_help = "Examples:\n  berth proxy --routes /var/lib/berth/proxy/routes.json --admin 127.0.0.1:9470\n\nberth runs it for you in a container (docs/rollouts.md#port-handoff); it keeps its last routes when the file is missing or invalid. SIGTERM or SIGINT stop it.\n\nExit status: 0 stopped, 1 the admin address could not be bound."
+        after_help = "Examples:\n  berth proxy --routes /var/lib/berth/proxy/routes.json --admin 127.0.0.1:9470\n\nberth run and berth apply start it, detached, when services hand off ports and nothing answers on their --proxy-admin address (docs/rollouts.md#port-handoff); it keeps its last routes when the file is missing or invalid. SIGTERM or SIGINT stop it.\n\nExit status: 0 stopped, 1 the admin address could not be bound."
     )]
     Proxy(ProxyArgs),
 }
@@ -348,6 +348,10 @@ pub struct RunArgs {
     /// berth's state directory (holds the lock: one berth per engine).
     #[arg(long, value_name = "DIR", default_value_os_t = default_data_dir())]
     pub data_dir: PathBuf,
+    /// Admin address of the port-handoff proxy: berth starts `berth proxy` there when
+    /// services hand off ports and none answers; `none`: run it yourself.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9470", value_parser = parse_listen)]
+    pub proxy_admin: Listen,
     /// Full reconcile at least this often, whatever happens (e.g. 60s).
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
     pub resync: Duration,
@@ -632,6 +636,10 @@ pub struct ApplyArgs {
     /// Services worked on at once.
     #[arg(long, default_value_t = 8)]
     pub parallelism: usize,
+    /// Admin address of the port-handoff proxy: berth starts `berth proxy` there when
+    /// services hand off ports and none answers; `none`: run it yourself.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9470", value_parser = parse_listen)]
+    pub proxy_admin: Listen,
 }
 
 /// `berth prune`'s arguments.

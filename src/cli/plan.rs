@@ -26,9 +26,16 @@ pub fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
         let engine = Arc::new(connect(&args.engine).await?);
         let records = records_read_only(&args.data_dir, &desired)?;
         let opts = PlanOptions { prune: args.prune };
-        let plan = round::plan_only(&engine, &desired, records, opts, unix_now())
-            .await?
-            .plan;
+        let plan = round::plan_only(
+            &engine,
+            &desired,
+            records,
+            opts,
+            Some(&args.data_dir),
+            unix_now(),
+        )
+        .await?
+        .plan;
         let mut out = berth::redact::stdout();
         if plan.is_empty() && plan.notes.is_empty() {
             writeln!(out, "No changes: the engine is in the desired state.")?;

@@ -95,6 +95,11 @@ async fn control(
         host: host_choice(args.host.as_deref(), false),
         ..load_options(&args.profiles, &args.env_dir, &args.age_key_file)?
     };
+    // Port handoff: a `berth proxy` of its own serves the routes file (it outlives this
+    // process; the task only starts it when none answers).
+    if let Some(l) = super::setup::proxy_launcher(&args.data_dir, args.proxy_admin.0)? {
+        tokio::spawn(l.keep());
+    }
     let running = start_source(args, load_opts, wakeups.handle())?;
     // `POST /hooks/git` (served by the HTTP listener) pokes the git source's fetch.
     let git_hook = git_webhook(args, &running)?;

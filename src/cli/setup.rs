@@ -226,3 +226,18 @@ pub fn records_read_only(
     let store = berth::store::Store::open(data_dir).context("failed to open berth's records")?;
     berth::reconcile::round::load_records(&store, desired).context("failed to read berth's records")
 }
+
+/// The port-handoff proxy this berth starts when it is needed (`--proxy-admin`; `None`:
+/// the operator runs it).
+pub fn proxy_launcher(
+    data_dir: &Path,
+    admin: Option<std::net::SocketAddr>,
+) -> anyhow::Result<Option<berth::proxy::launch::Launcher>> {
+    let Some(admin) = admin else {
+        return Ok(None);
+    };
+    let exe = std::env::current_exe().context("failed to find berth's own executable")?;
+    Ok(Some(berth::proxy::launch::Launcher::new(
+        exe, data_dir, admin,
+    )))
+}

@@ -93,6 +93,7 @@ async fn status_from_engine(
         desired,
         records.clone(),
         PlanOptions::default(),
+        Some(&args.data_dir),
         now,
     )
     .await?;

@@ -15,7 +15,8 @@
 //!
 //! Out (changing them never recreates a container): replicas, depends_on, profiles,
 //! stop_grace_period (passed at stop time), `deploy.update_config`/`rollback_config`,
-//! everything in `x-berth` (probes, timings, smoke, hold). `build:` is in through its
+//! everything in `x-berth` (probes, timings, smoke, hold) except which published ports
+//! `x-berth.handoff` hands to the proxy (the containers no longer publish those). `build:` is in through its
 //! content hash (context after `.dockerignore`, Dockerfile, args, target, labels, `image:`).
 
 use std::collections::BTreeMap;
@@ -73,6 +74,9 @@ struct HashInput<'a> {
     /// services without `build:` stay what they were).
     #[serde(skip_serializing_if = "Option::is_none")]
     build: Option<&'a str>,
+    /// Host ports the handoff proxy holds (`x-berth.handoff`): the containers do not publish them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    handed_off: Vec<u16>,
 }
 
 /// The spec hash of `svc` in `project`, as 64 hex digits.
@@ -142,6 +146,12 @@ pub fn spec_hash(project: &Project, svc: &Service) -> String {
             .as_ref()
             .map(|b| b.content_hash.as_str())
             .filter(|h| !h.is_empty()),
+        handed_off: svc
+            .berth
+            .handoff
+            .as_ref()
+            .map(|h| h.ports.iter().map(|p| p.published).collect())
+            .unwrap_or_default(),
     };
     // Serialising plain data into a Vec cannot fail (no maps with non-string keys, no IO).
     let bytes = serde_json::to_vec(&input).unwrap_or_default();

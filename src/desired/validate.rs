@@ -198,12 +198,24 @@ fn check_replicas(p: &Project, diags: &mut Diagnostics) {
                 ),
             );
         }
-        if let Some(port) = svc.ports.iter().find(|p| p.published.is_some()) {
+        // A port berth's proxy holds (`x-berth.handoff`) is shared by every replica behind it.
+        let held = |port: u16| {
+            svc.berth
+                .handoff
+                .as_ref()
+                .is_some_and(|h| h.ports.iter().any(|p| p.published == port))
+        };
+        if let Some(port) = svc
+            .ports
+            .iter()
+            .find(|p| p.published.is_some_and(|h| !held(h)))
+        {
             diags.error(
                 &port.loc,
                 format!(
                     "service {:?} has {} replicas but publishes fixed host port {}; only one \
-                     container can hold it: publish only the container port, or use one replica",
+                     container can hold it: publish only the container port, use one replica, \
+                     or hand the port to berth's proxy (x-berth.handoff)",
                     svc.name,
                     svc.replicas,
                     port.published.unwrap_or_default()

@@ -95,6 +95,9 @@ pub struct Attachments {
     pub ports: Option<Vec<(u16, String, u16)>>,
     /// Mounts as (kind: `bind`, `volume`, `tmpfs`…, path in the container).
     pub mounts: Vec<(String, String)>,
+    /// Network name → its IPv4 address there, while it runs (what the handoff proxy
+    /// forwards to; networks without an address, such as `host`, are left out).
+    pub addresses: BTreeMap<String, std::net::IpAddr>,
 }
 
 /// One container as inspect returns it: what probes and readiness checks need.

@@ -10,7 +10,9 @@
 //! endpoint. Nothing here imports `reconcile/`: traffic never waits for the controller.
 
 pub mod admin;
+pub mod file;
 pub mod http;
+pub mod launch;
 pub mod routes;
 pub mod table;
 pub mod tcp;

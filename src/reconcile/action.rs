@@ -114,6 +114,17 @@ pub enum Action {
         /// Name.
         name: String,
     },
+    /// Port handoff: the listeners of one service in berth's proxy routes file
+    /// (`DATA_DIR/proxy/routes.json`) become `listeners` — who receives its traffic. Not an
+    /// engine call: the executor writes the file (temp, fsync, rename); the proxy follows it.
+    Route {
+        /// Project.
+        project: String,
+        /// Service.
+        service: String,
+        /// Its listeners (one per handed-off port; none: the service no longer hands off).
+        listeners: Vec<crate::proxy::routes::Listener>,
+    },
     /// Remove a built image's tag (`berth-build/...`) that no revision in the history uses
     /// any more; the image goes with it unless something else still references it.
     RemoveImage {
@@ -157,6 +168,36 @@ impl fmt::Display for Action {
             Action::RemoveImage { reference } => write!(f, "remove image {reference}"),
             Action::RemoveNetwork { name } => write!(f, "remove network {name}"),
             Action::RemoveVolume { name } => write!(f, "remove volume {name}"),
+            Action::Route {
+                project,
+                service,
+                listeners,
+            } => {
+                let ports: Vec<String> = listeners
+                    .iter()
+                    .map(|l| l.bind.port().to_string())
+                    .collect();
+                let backends: Vec<&str> = listeners
+                    .first()
+                    .map(|l| l.backends.iter().map(|b| b.name.as_str()).collect())
+                    .unwrap_or_default();
+                if listeners.is_empty() {
+                    write!(f, "route {project}/{service}: release its ports")
+                } else if backends.is_empty() {
+                    write!(
+                        f,
+                        "route {project}/{service}:{} -> (no replica)",
+                        ports.join(",")
+                    )
+                } else {
+                    write!(
+                        f,
+                        "route {project}/{service}:{} -> {}",
+                        ports.join(","),
+                        backends.join(", ")
+                    )
+                }
+            }
         }
     }
 }

@@ -90,9 +90,19 @@ pub fn container_create(
         .map(|(k, v)| format!("{k}={}", v.value))
         .collect();
     env.sort();
+    // A port handed to berth's proxy (`x-berth.handoff`) is bound by the proxy, not by the
+    // container: the container only exposes its target port (reached on its network address).
+    let handed_off = |p: &crate::desired::model::Port| {
+        svc.berth.handoff.as_ref().is_some_and(|h| {
+            h.ports
+                .iter()
+                .any(|hp| Some(hp.published) == p.published && hp.target == p.target)
+        })
+    };
     let ports: Vec<PortBinding> = svc
         .ports
         .iter()
+        .filter(|p| !handed_off(p))
         .map(|p| PortBinding {
             target: p.target,
             protocol: format!("{:?}", p.protocol).to_lowercase(),
@@ -101,9 +111,13 @@ pub fn container_create(
             published_end: p.published_end,
         })
         .collect();
-    let mut exposed: Vec<String> = ports
+    let mut exposed: Vec<String> = svc
+        .ports
         .iter()
-        .map(|p| format!("{}/{}", p.target, p.protocol))
+        .map(|p| {
+            let proto = format!("{:?}", p.protocol).to_lowercase();
+            format!("{}/{proto}", p.target)
+        })
         .collect();
     for e in &svc.expose {
         exposed.push(if e.contains('/') {

@@ -228,6 +228,7 @@ mod tests {
         Attachments {
             ports: Some(vec![(80, "tcp".into(), 8080), (9000, "tcp".into(), 32771)]),
             mounts: vec![("volume".into(), "/data".into())],
+            addresses: Default::default(),
         }
     }
 

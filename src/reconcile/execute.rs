@@ -111,6 +111,10 @@ pub enum StepError {
     Save(StoreError),
     /// The task running the steps panicked or was cancelled.
     Task(String),
+    /// The proxy's routes file (port handoff) could not be written.
+    Routes(crate::proxy::file::RoutesFileError),
+    /// A `Route` step without a data directory to hold the routes file.
+    NoRoutesFile,
 }
 
 impl StepError {
@@ -136,6 +140,10 @@ impl std::fmt::Display for StepError {
             ),
             StepError::Save(e) => f.write_str(&chain(e)),
             StepError::Task(e) => write!(f, "task failed: {e}"),
+            StepError::Routes(e) => f.write_str(&chain(e)),
+            StepError::NoRoutesFile => {
+                f.write_str("failed to route: no data directory holds the proxy's routes file")
+            }
         }
     }
 }
@@ -180,6 +188,7 @@ pub async fn execute<E: Engine>(
     parallelism: usize,
     stop: &Arc<AtomicBool>,
     store: Option<&Store>,
+    routes: Option<&std::path::Path>,
 ) -> Outcome {
     let mut out = Outcome::default();
     let (objects, rest): (Vec<&Step>, Vec<&Step>) = plan
@@ -285,14 +294,16 @@ pub async fn execute<E: Engine>(
     }
     let pulled = Arc::new(pulled);
     let store = store.cloned();
+    let routes = routes.map(std::path::Path::to_path_buf);
     let mut set = tokio::task::JoinSet::new();
     for (scope, group) in groups {
-        let (engine, sem, pulled, stop, store) = (
+        let (engine, sem, pulled, stop, store, routes) = (
             engine.clone(),
             sem.clone(),
             pulled.clone(),
             stop.clone(),
             store.clone(),
+            routes.clone(),
         );
         set.spawn(
             async move {
@@ -384,7 +395,10 @@ pub async fn execute<E: Engine>(
                         out.skipped += 1;
                         continue;
                     }
-                    let r = run_step(engine.as_ref(), s, &pulled).await;
+                    let r = match &s.action {
+                        Action::Route { .. } => route(s, routes.as_deref()).await,
+                        _ => run_step(engine.as_ref(), s, &pulled).await,
+                    };
                     failed = r.is_err();
                     record(&mut out, s, r);
                 }
@@ -551,6 +565,29 @@ fn record(out: &mut Outcome, s: &Step, r: Result<(), StepError>) {
     }
 }
 
+/// A `Route` step: the service's listeners in the proxy's routes file (see `proxy::file`).
+async fn route(s: &Step, path: Option<&std::path::Path>) -> Result<(), StepError> {
+    let Action::Route {
+        project,
+        service,
+        listeners,
+    } = &s.action
+    else {
+        return Ok(());
+    };
+    let path = path.ok_or(StepError::NoRoutesFile)?.to_path_buf();
+    let (project, service, listeners) = (project.clone(), service.clone(), listeners.clone());
+    let started = Instant::now();
+    let r = tokio::task::spawn_blocking(move || {
+        crate::proxy::file::set_service(&path, &project, &service, listeners)
+    })
+    .await
+    .map_err(|e| StepError::Task(e.to_string()))
+    .and_then(|r| r.map_err(StepError::Routes));
+    tracing::info!(step = %describe(s), cause = %s.cause, ms = started.elapsed().as_millis() as u64, ok = r.is_ok(), "step");
+    r
+}
+
 fn describe(s: &Step) -> String {
     format!("{}  {}", s.scope(), s.action)
 }
@@ -603,6 +640,8 @@ async fn run_step<E: Engine>(
         Action::Unpin { reference } => unpin(engine, reference).await,
         Action::RemoveNetwork { name } => engine.remove_network(name).await,
         Action::RemoveVolume { name } => engine.remove_volume(name).await,
+        // Not an engine call: the service's steps hand it to `route`, which has the path.
+        Action::Route { .. } => return Err(StepError::NoRoutesFile),
         // Removals run with the service steps, after every build of the round has ended: a
         // deleted image's untagged build parents can never be a cache layer that one of
         // berth's own builds is using at that moment.

@@ -85,6 +85,9 @@ pub struct ObservedState {
     /// The fleet's wave rule per project, from the peers' status (see `fleet::wave`); empty
     /// outside a fleet with waves.
     pub waves: BTreeMap<String, crate::fleet::wave::Decision>,
+    /// berth's proxy routes file (`DATA_DIR/proxy/routes.json`) as the round read it: who
+    /// receives the traffic of services with port handoff (empty without a data dir).
+    pub routes: crate::proxy::routes::Routes,
 }
 
 /// What the previous round learnt besides the engine lists: probe verdicts and step errors.

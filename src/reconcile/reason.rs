@@ -246,6 +246,20 @@ pub enum ReplicaWait {
     },
     /// The readiness gate's words on what it still waits for.
     Gate(String),
+    /// Handoff: it passed, and the proxy's routes that send it traffic (and take it from the
+    /// old container) are being written.
+    Switching,
+    /// Handoff: the old container left the routes and its open connections finish before it
+    /// is stopped.
+    Draining {
+        /// Seconds left at most.
+        seconds: u64,
+    },
+    /// Handoff: it runs but the engine reports no network address for it yet.
+    NoAddress,
+    /// Handoff: it goes (a scale-down) and the proxy's routes that stop sending it traffic
+    /// are being written.
+    Leaving,
 }
 
 /// Why a service waits: a later round continues by itself.
@@ -328,6 +342,20 @@ impl fmt::Display for WaitReason {
                             "replica {n}: waits for its batch (parallelism {parallelism})"
                         )?,
                         ReplicaWait::Gate(why) => write!(f, "replica {n}: {why}")?,
+                        ReplicaWait::Switching => {
+                            write!(f, "replica {n}: switching traffic to it (proxy routes)")?
+                        }
+                        ReplicaWait::Draining { seconds } => write!(
+                            f,
+                            "replica {n}: the old container drains (at most {seconds}s left)"
+                        )?,
+                        ReplicaWait::Leaving => {
+                            write!(f, "replica {n}: leaving the proxy's routes before it goes")?
+                        }
+                        ReplicaWait::NoAddress => write!(
+                            f,
+                            "replica {n}: waits for its network address (to route to it)"
+                        )?,
                     }
                 }
                 Ok(())

@@ -75,6 +75,9 @@ pub struct Round<'a, E> {
     pub prober: Option<&'a Prober>,
     /// Execute or only plan.
     pub mode: Mode<'a>,
+    /// The data directory whose proxy routes file (port handoff) a plan-only round reads;
+    /// rounds that save records use their store's.
+    pub data_dir: Option<&'a std::path::Path>,
 }
 
 impl<'a, E> Round<'a, E> {
@@ -94,6 +97,7 @@ impl<'a, E> Round<'a, E> {
             records,
             prober: Some(prober),
             mode: Mode::Execute { stop },
+            data_dir: None,
         }
     }
 }
@@ -215,6 +219,7 @@ pub async fn run<E: Engine + 'static>(
         records: at,
         prober,
         mode,
+        data_dir,
     } = *round;
     let (mut records, save) = match at {
         RecordsAt::Store(store) => (load_records(store, desired)?, Some(store)),
@@ -243,6 +248,16 @@ pub async fn run<E: Engine + 'static>(
     observed.probes = prober.map(Prober::verdicts).unwrap_or_default();
     observed.step_errors = std::mem::take(&mut carry.step_errors);
     observed.build_failures = std::mem::take(&mut carry.build_failures);
+    // Port handoff: who receives traffic now, as the proxy's routes file says.
+    let routes_file = data_dir
+        .or_else(|| save.and_then(|s| s.dir().parent()))
+        .map(crate::proxy::file::path);
+    if let Some(path) = &routes_file {
+        observed.routes = crate::proxy::file::read(path).unwrap_or_else(|e| {
+            tracing::warn!(error = %crate::errors::chain(&e), "the proxy's routes are planned afresh");
+            Default::default()
+        });
+    }
     if let Some(p) = prober {
         p.sync(engine, desired, &observed);
     }
@@ -298,7 +313,15 @@ pub async fn run<E: Engine + 'static>(
         _ => return Ok(Done::nothing(outcome, observed, records, plan)),
     };
     before_execute(&plan);
-    let out = execute::execute(engine, &plan, opts.parallelism, stop, save).await;
+    let out = execute::execute(
+        engine,
+        &plan,
+        opts.parallelism,
+        stop,
+        save,
+        routes_file.as_deref(),
+    )
+    .await;
     carry.step_errors = out.step_errors();
     carry.build_failures = out.build_failures.clone();
     for (k, r) in &plan.records {
@@ -334,6 +357,7 @@ pub async fn plan_only<E: Engine + 'static>(
     desired: &DesiredState,
     records: Records,
     opts: PlanOptions,
+    data_dir: Option<&std::path::Path>,
     now: u64,
 ) -> Result<Done, RoundError> {
     let round = Round {
@@ -348,6 +372,7 @@ pub async fn plan_only<E: Engine + 'static>(
         records: RecordsAt::Memory { save: None },
         prober: None,
         mode: Mode::DryRun,
+        data_dir,
     };
     let mut carry = Carry::with_records(records);
     let done = run(&round, &mut carry, now, |_| {}).await?;
@@ -446,6 +471,7 @@ mod tests {
             records: RecordsAt::Memory { save: None },
             prober: None,
             mode: Mode::Execute { stop: &stop },
+            data_dir: None,
         };
         let mut outcomes = Vec::new();
         for _ in 0..rounds {
@@ -531,9 +557,16 @@ mod tests {
         let engine = Arc::new(FakeEngine::new());
         engine.add_image("app:1", "sha256:app1");
         let d = desired("name: shop\nservices:\n  web: {image: 'app:1'}\n");
-        let done = plan_only(&engine, &d, Records::new(), PlanOptions::default(), T0)
-            .await
-            .expect("plan");
+        let done = plan_only(
+            &engine,
+            &d,
+            Records::new(),
+            PlanOptions::default(),
+            None,
+            T0,
+        )
+        .await
+        .expect("plan");
         assert_eq!(done.outcome, Outcome::Planned);
         assert!(!done.plan.steps.is_empty(), "{}", done.plan);
         assert!(
@@ -560,6 +593,7 @@ mod tests {
             records: RecordsAt::Memory { save: None },
             prober: None,
             mode: Mode::Execute { stop: &stop },
+            data_dir: None,
         };
         let mut carry = Carry::default();
         let first = run(&round, &mut carry, T0, |_| {}).await.expect("round");

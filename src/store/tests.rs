@@ -305,6 +305,7 @@ fn a_record_mid_rollout_round_trips() {
             seen_running: false,
             watched_at: Some(T0 + 2),
             unwatched: 30,
+            switched_at: None,
         },
     );
     rec.active = Some(Rollout {

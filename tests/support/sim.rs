@@ -19,6 +19,7 @@ use berth::engine::fake::FakeEngine;
 use berth::engine::{
     BuildSpec, ContainerSummary, Engine, EngineError, EngineResult, NetworkCreate, VolumeCreate,
 };
+use berth::proxy::routes::Routes;
 use berth::reconcile::observed::ObservedState;
 use berth::reconcile::plan::{Action, ImageSource};
 use futures_util::FutureExt as _;
@@ -34,12 +35,15 @@ fn now<T>(call: impl Future<Output = EngineResult<T>>) -> EngineResult<T> {
 pub struct Host {
     /// The engine; tests play the outside world through it (`kill`, `set_health`, ...).
     pub engine: FakeEngine,
+    /// The proxy's routes file (port handoff), as `Route` steps leave it.
+    pub routes: std::sync::Mutex<Routes>,
 }
 
 impl Clone for Host {
     fn clone(&self) -> Self {
         Host {
             engine: self.engine.snapshot(),
+            routes: std::sync::Mutex::new(self.routes()),
         }
     }
 }
@@ -55,6 +59,7 @@ impl Host {
     pub fn new() -> Host {
         Host {
             engine: FakeEngine::new(),
+            routes: Default::default(),
         }
     }
 
@@ -94,6 +99,14 @@ impl Host {
         now(self.engine.list_containers(&[])).expect("list containers")
     }
 
+    /// The routes file as it is now.
+    pub fn routes(&self) -> Routes {
+        self.routes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
     /// The container named `name`, as listed.
     pub fn named(&self, name: &str) -> ContainerSummary {
         self.containers()
@@ -115,6 +128,7 @@ impl Host {
             .into_iter()
             .map(|c| (c.id, c.restart_count))
             .collect();
+        o.routes = self.routes();
         o
     }
 
@@ -201,6 +215,17 @@ impl Host {
             Action::RemoveVolume { name } => now(e.remove_volume(name)),
             Action::Unpin { reference } | Action::RemoveImage { reference } => {
                 now(e.remove_image_tag(reference))
+            }
+            Action::Route {
+                project,
+                service,
+                listeners,
+            } => {
+                self.routes
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .set_service(project, service, listeners.clone());
+                Ok(())
             }
         };
         if let Err(err) = result {

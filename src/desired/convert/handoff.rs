@@ -190,13 +190,6 @@ pub fn read(r: &mut Reader<'_>, own: Option<&Node>, svc: &ServiceFacts<'_>) -> O
     if !ok {
         return None;
     }
-    // Honest until the rollout drives the proxy: the setting is checked, not yet acted on.
-    r.warning(
-        &key.loc,
-        format!(
-            "{what} is checked but not yet acted on by this berth: the service still publishes its ports itself and is replaced stop-first (the proxy, `berth proxy`, is not yet started by rollouts)"
-        ),
-    );
     Some(Handoff {
         ports: out,
         drain_timeout: drain_timeout

@@ -428,15 +428,20 @@ pub(super) fn container_summary(c: bollard::models::ContainerSummary) -> Contain
         .or_else(|| names.first().map(|n| n.trim_start_matches('/')))
         .unwrap_or_default()
         .to_owned();
-    let mut networks: Vec<String> = c
+    let endpoints = c
         .network_settings
         .and_then(|n| n.networks)
-        .map(|n| n.into_keys().collect())
         .unwrap_or_default();
+    let mut networks: Vec<String> = endpoints.keys().cloned().collect();
     networks.sort();
+    let running = c.state == Some(ContainerSummaryStateEnum::RUNNING);
+    let addresses = endpoints
+        .into_iter()
+        .filter(|_| running)
+        .filter_map(|(name, e)| Some((name, e.ip_address?.parse().ok()?)))
+        .collect();
     // Docker binds published ports at start and lists them only while the container runs
     // (not while it restarts): before that, nothing can be said about them.
-    let running = c.state == Some(ContainerSummaryStateEnum::RUNNING);
     let ports = running.then(|| {
         let mut ports: Vec<(u16, String, u16)> = c
             .ports
@@ -470,7 +475,11 @@ pub(super) fn container_summary(c: bollard::models::ContainerSummary) -> Contain
         exit_code: exit_code_from_status(&status),
         networks,
         created: c.created.unwrap_or_default(),
-        actual: Some(Attachments { ports, mounts }),
+        actual: Some(Attachments {
+            ports,
+            mounts,
+            addresses,
+        }),
     }
 }
 

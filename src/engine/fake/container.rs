@@ -58,6 +58,11 @@ impl FakeContainer {
                 .iter()
                 .map(|m| (m.kind.clone(), m.target.clone()))
                 .collect(),
+            addresses: self
+                .addresses()
+                .into_iter()
+                .filter_map(|(n, ip)| Some((n, ip.parse().ok()?)))
+                .collect(),
         }
     }
 
@@ -69,11 +74,11 @@ impl FakeContainer {
     /// What inspect shows. While it runs: `172.(20+k).0.N` on its k-th network (N from its ID;
     /// none in `host`, `none` or `container:` mode) and its published ports, an ephemeral one
     /// as `32768 + N`; a stopped container has neither, as with Docker.
-    pub(super) fn details(&self) -> ContainerDetails {
-        let running = self.state == RunState::Running;
+    /// Network → its address while it runs (none in `host`, `none` or `container:` mode).
+    fn addresses(&self) -> BTreeMap<String, String> {
         let seq = self.seq();
         let mut ip_addresses = BTreeMap::new();
-        if running && self.spec.network_mode.is_none() {
+        if self.state == RunState::Running && self.spec.network_mode.is_none() {
             for (k, network) in self.networks().into_iter().enumerate() {
                 // A static `ipv4_address` is what the engine gives, as Docker does.
                 let fixed = self
@@ -87,6 +92,12 @@ impl FakeContainer {
                 ip_addresses.insert(network, ip);
             }
         }
+        ip_addresses
+    }
+
+    pub(super) fn details(&self) -> ContainerDetails {
+        let running = self.state == RunState::Running;
+        let ip_addresses = self.addresses();
         let mut ports: Vec<(u16, String, Option<String>, u16)> = if running {
             self.spec
                 .ports

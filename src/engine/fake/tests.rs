@@ -497,11 +497,12 @@ async fn inserted_containers_are_listed_as_given_and_snapshots_diverge() {
         actual: None,
     };
     e.insert_container(made.clone());
-    // Listed as given, plus what it actually has (no ports, no mounts).
+    // Listed as given, plus what it actually has (no ports, no mounts, its address).
     let listed = ContainerSummary {
         actual: Some(Attachments {
             ports: Some(Vec::new()),
             mounts: Vec::new(),
+            addresses: [("shop_default".to_string(), [172, 20, 0, 2].into())].into(),
         }),
         ..made
     };

@@ -25,6 +25,7 @@ mod adoption;
 mod depends;
 mod jobs;
 mod orphan;
+mod routes;
 
 pub use super::action::{Action, ImageSource, short};
 use super::container_spec::{container_create, network_create};
@@ -345,6 +346,7 @@ fn plan_with(
     }
     p.release_pins(desired);
     p.sweep_pins(desired);
+    p.release_routes(desired, opts.prune);
     // Execution order: project objects first, then pulls, then containers (stable otherwise).
     p.plan.steps.sort_by_key(|s| match s.action {
         Action::CreateNetwork(_) | Action::CreateVolume(_) => 0,
@@ -763,6 +765,15 @@ impl<'a> Planner<'a> {
             jobs_ran,
             engine_lost: self.observed.engine_lost,
             wave: self.observed.waves.get(&project.name),
+            routes: {
+                let prefix = format!("{}/{}:", project.name, svc.name);
+                self.observed
+                    .routes
+                    .listeners
+                    .iter()
+                    .filter(|l| l.name.starts_with(&prefix))
+                    .collect()
+            },
             now: self.now,
         });
         let starts = out

@@ -6,7 +6,8 @@
 use super::complete::complete;
 use super::containers::{remove_gates, replicas};
 use super::gates::gate_step;
-use super::policy::{order, policy};
+use super::handoff::Routing;
+use super::policy::{order_in, policy};
 use super::replica::{Batch, ReplicaStep};
 use super::revert::fail;
 use super::target::Target;
@@ -16,7 +17,12 @@ use crate::reconcile::reason::{FailReason, ReplicaWait, WaitReason};
 use crate::store::{RolloutKind, ServiceRecord};
 
 /// Moves the active rollout forward.
-pub(super) fn advance(input: &Input<'_>, rec: &mut ServiceRecord, out: &mut Output) -> Flow {
+pub(super) fn advance(
+    input: &Input<'_>,
+    rec: &mut ServiceRecord,
+    out: &mut Output,
+    routing: &mut Option<Routing>,
+) -> Flow {
     let svc = input.svc;
     let now = input.now;
     let Some(mut a) = rec.active.clone() else {
@@ -76,7 +82,7 @@ pub(super) fn advance(input: &Input<'_>, rec: &mut ServiceRecord, out: &mut Outp
         return flow;
     }
 
-    let (ord, why) = order(svc);
+    let (ord, why) = order_in(input);
     let last_pass = a.slots.values().filter_map(|s| s.passed_at).max();
     let mut batch = Batch {
         input,
@@ -100,8 +106,10 @@ pub(super) fn advance(input: &Input<'_>, rec: &mut ServiceRecord, out: &mut Outp
             .map(|r| r.spec_hash.clone())
             .collect(),
         mine,
+        routing: routing.take(),
     };
     let mut waits: Vec<(u32, ReplicaWait)> = Vec::new();
+    let mut failed = None;
     for n in 1..=svc.replicas {
         match replica::step(&mut batch, &mut a, out, n) {
             ReplicaStep::Done => {}
@@ -110,8 +118,15 @@ pub(super) fn advance(input: &Input<'_>, rec: &mut ServiceRecord, out: &mut Outp
                 logs_of,
                 kind,
                 reason,
-            } => return fail(input, rec, &mut a, out, logs_of, kind, reason),
+            } => {
+                failed = Some((logs_of, kind, reason));
+                break;
+            }
         }
+    }
+    *routing = batch.routing.take();
+    if let Some((logs_of, kind, reason)) = failed {
+        return fail(input, rec, &mut a, out, logs_of, kind, reason);
     }
     if !waits.is_empty() {
         out.holds.push(Hold::Wait(WaitReason::Replicas(waits)));

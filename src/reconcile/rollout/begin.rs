@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use super::containers::replicas;
 use super::pins::pin;
-use super::policy::order;
+use super::policy::order_in;
 use super::revert::fail;
 use super::target::Target;
 use super::{Flow, Hold, Input, Output, event, settle};
@@ -165,7 +165,7 @@ pub(super) fn begin(
             format!(
                 "rolling out r{number} ({}), {}{changes}",
                 short(&target.hash),
-                order(svc).1
+                order_in(input).1
             )
         }
         RolloutKind::Revert { failed } => {

@@ -6,6 +6,7 @@
 
 use std::time::Duration;
 
+use super::handoff::Routing;
 use super::target::Target;
 use super::{Input, Output};
 use crate::desired::model::Service;
@@ -13,6 +14,8 @@ use crate::engine::RunState;
 use crate::engine::labels::Role;
 use crate::reconcile::action::{Action, ImageSource, short};
 use crate::reconcile::observed::ObservedContainer;
+use crate::reconcile::reason::WaitReason;
+use crate::store::ServiceRecord;
 
 pub(super) fn replicas<'a>(input: &Input<'a>) -> Vec<&'a ObservedContainer> {
     input
@@ -23,11 +26,25 @@ pub(super) fn replicas<'a>(input: &Input<'a>) -> Vec<&'a ObservedContainer> {
         .collect()
 }
 
-/// Containers numbered beyond the replica count go.
-pub(super) fn scale_down(input: &Input<'_>, out: &mut Output) {
+/// Containers numbered beyond the replica count go; with port handoff, once they left the
+/// proxy's routes and drained (see [`super::handoff::leave`]).
+pub(super) fn scale_down(
+    input: &Input<'_>,
+    rec: &mut ServiceRecord,
+    mut routing: Option<&mut Routing>,
+    out: &mut Output,
+) {
     let n = input.svc.replicas;
+    let mut waits = Vec::new();
+    super::handoff::forget_gone(input, rec);
     for c in replicas(input) {
         if c.identity.number > n {
+            if let Some(r) = routing.as_deref_mut()
+                && let Some(w) = super::handoff::leave(input, rec, r, c)
+            {
+                waits.push((c.identity.number, w));
+                continue;
+            }
             out.scale_down.push(c.id.clone());
             removal(
                 out,
@@ -36,6 +53,10 @@ pub(super) fn scale_down(input: &Input<'_>, out: &mut Output) {
                 &format!("scale down to {n} (removing replica {})", c.identity.number),
             );
         }
+    }
+    if !waits.is_empty() {
+        out.holds
+            .push(super::Hold::Wait(WaitReason::Replicas(waits)));
     }
 }
 

@@ -34,6 +34,7 @@ mod begin;
 mod complete;
 mod containers;
 mod gates;
+mod handoff;
 mod heal;
 mod housekeeping;
 mod phase;
@@ -93,6 +94,9 @@ pub struct Input<'a> {
     /// The fleet's wave rule for the project on this host (`None`: not in a fleet with
     /// waves); consulted only before an update begins.
     pub wave: Option<&'a Decision>,
+    /// Port handoff: the service's listeners in the proxy's routes file as it is now (empty
+    /// when it has none, or the file was not read); see `handoff`.
+    pub routes: Vec<&'a crate::proxy::routes::Listener>,
     /// Now, unix seconds.
     pub now: u64,
 }
@@ -149,13 +153,16 @@ pub fn plan_service(input: &Input<'_>) -> Output {
     housekeeping(input, &mut rec, &mut out);
     // A failure decided in a pass changes the record (quarantine, revert begun); the next pass
     // acts on it in the same round, so a revert does not wait for another round.
+    let mut routing = None;
     for _ in 0..4 {
         let mark = out.steps.len();
-        match pass(input, &mut rec, &mut out) {
+        routing = None;
+        match pass(input, &mut rec, &mut out, &mut routing) {
             Flow::Done => break,
             Flow::Again => out.steps.truncate(mark),
         }
     }
+    handoff::finish(input, routing.as_ref(), &mut out);
     if rec != *input.record {
         out.record = Some(rec);
     }
@@ -167,7 +174,12 @@ enum Flow {
     Again,
 }
 
-fn pass(input: &Input<'_>, rec: &mut ServiceRecord, out: &mut Output) -> Flow {
+fn pass(
+    input: &Input<'_>,
+    rec: &mut ServiceRecord,
+    out: &mut Output,
+    routing: &mut Option<handoff::Routing>,
+) -> Flow {
     let svc = input.svc;
     // The phase decides whether anything may change; a rollback (held, but moving) and every
     // other phase go on below.
@@ -188,7 +200,10 @@ fn pass(input: &Input<'_>, rec: &mut ServiceRecord, out: &mut Output) -> Flow {
     let Some(target) = target(input, rec, out) else {
         return Flow::Done;
     };
-    scale_down(input, out);
+    if svc.berth.handoff.is_some() {
+        *routing = Some(handoff::Routing::read(input));
+    }
+    scale_down(input, rec, routing.as_mut(), out);
     let matching = rec.active.as_ref().is_some_and(|a| {
         a.kind == target.kind
             && match target.revision {
@@ -197,9 +212,12 @@ fn pass(input: &Input<'_>, rec: &mut ServiceRecord, out: &mut Output) -> Flow {
             }
     });
     let flow = if matching {
-        advance(input, rec, out)
+        advance(input, rec, out, routing)
     } else if established(rec, &target) {
         rec.active = None;
+        if let Some(r) = routing.as_mut() {
+            handoff::steady(input, &target.hash, r);
+        }
         self_heal(input, rec, &target, out)
     } else if let Some(hold) = wave_gate(input, &target) {
         // The fleet's earlier waves have not taken this revision (or it failed there): it
@@ -207,13 +225,13 @@ fn pass(input: &Input<'_>, rec: &mut ServiceRecord, out: &mut Output) -> Flow {
         // finished from that revision's recorded template rather than left half done.
         out.holds.push(hold);
         if finishes_under_gate(rec) {
-            advance(input, rec, out)
+            advance(input, rec, out, routing)
         } else {
             Flow::Done
         }
     } else {
         match begin(input, rec, &target, out) {
-            Begin::Started => advance(input, rec, out),
+            Begin::Started => advance(input, rec, out, routing),
             Begin::NotYet => Flow::Done,
             Begin::Failed => Flow::Again,
         }

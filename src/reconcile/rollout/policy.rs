@@ -2,10 +2,13 @@
 //! `update_config.order`, a published host port, a `container_name`, a named volume mounted
 //! read-write) and the policy a rollout kind runs under.
 //!
-//! Pure; asked by `begin` (for the event's words) and `replica` (for each replica's step).
+//! `x-berth.handoff` makes a port-publishing service start-first (the proxy holds the port).
+//!
+//! Pure; asked by `begin` (for the event's words) and `advance` (for each replica's step).
 
 use std::time::Duration;
 
+use super::Input;
 use crate::desired::model::{MountKind, Order, RolloutPolicy, Service};
 use crate::store::RolloutKind;
 
@@ -18,10 +21,22 @@ pub(super) fn order(svc: &Service) -> (Order, String) {
         };
         return (o, format!("{name} (update_config.order)"));
     }
+    if let Some(h) = &svc.berth.handoff {
+        let ports: Vec<String> = h.ports.iter().map(|p| p.published.to_string()).collect();
+        return (
+            Order::StartFirst,
+            format!(
+                "start-first (x-berth.handoff: berth's proxy holds host port {} and switches it to the new container once ready)",
+                ports.join(", ")
+            ),
+        );
+    }
     if let Some(p) = svc.ports.iter().find_map(|p| p.published) {
         return (
             Order::StopFirst,
-            format!("stop-first (publishes host port {p}, which cannot be bound twice)"),
+            format!(
+                "stop-first (publishes host port {p}, which cannot be bound twice; x-berth.handoff: http or tcp lets berth's proxy hold it and makes updates start-first)"
+            ),
         );
     }
     if svc.container_name.is_some() {
@@ -46,6 +61,33 @@ pub(super) fn order(svc: &Service) -> (Order, String) {
         );
     }
     (Order::StartFirst, "start-first (new beside old)".into())
+}
+
+/// The order of this round's replacements: [`order`], except that the first rollout of a
+/// service that just took up handoff is stop-first once — its old container still publishes
+/// the port itself, so the proxy can bind it only once that container stopped.
+pub(super) fn order_in(input: &Input<'_>) -> (Order, String) {
+    let svc = input.svc;
+    if let Some(h) = &svc.berth.handoff
+        && svc.rollout.update.order.is_none()
+        && let Some(port) = h.ports.iter().find_map(|p| {
+            input
+                .containers
+                .iter()
+                .filter_map(|c| c.actual.as_ref()?.ports.as_ref())
+                .flatten()
+                .any(|(_, _, host)| *host == p.published)
+                .then_some(p.published)
+        })
+    {
+        return (
+            Order::StopFirst,
+            format!(
+                "stop-first this once (the old container still publishes host port {port} itself; from now on berth's proxy holds it and updates are start-first)"
+            ),
+        );
+    }
+    order(svc)
 }
 
 pub(super) fn policy(svc: &Service, kind: RolloutKind) -> RolloutPolicy {

@@ -9,6 +9,7 @@ use std::collections::BTreeSet;
 use super::containers::{
     Fate, create_start, dedupe_olds, make_room, rename, split_slot, start, start_as, swap,
 };
+use super::handoff::{self, Routing, Switch};
 use super::target::Target;
 use super::{Input, Output, event};
 use crate::desired::model::{FailureAction, Order, RolloutPolicy};
@@ -60,6 +61,8 @@ pub(super) struct Batch<'b, 'a> {
     pub(super) stable: BTreeSet<String>,
     /// The service's replica containers.
     pub(super) mine: Vec<&'a ObservedContainer>,
+    /// Port handoff: the service's backends in the proxy's routes (`None` without handoff).
+    pub(super) routing: Option<Routing>,
 }
 
 impl Batch<'_, '_> {
@@ -76,11 +79,46 @@ impl Batch<'_, '_> {
 
     /// Start-first: the candidate starts beside a running old container (under a temporary
     /// name) and the old one stays until the candidate passed. Only updates do this; a revert
-    /// or a rollback frees the name first.
+    /// or a rollback frees the name first — except with port handoff, where the old
+    /// container serves until the proxy's routes leave it, whichever way the switch goes.
     fn beside(&self, olds: &[&ObservedContainer]) -> bool {
         self.order == Order::StartFirst
-            && self.kind == RolloutKind::Update
+            && (self.kind == RolloutKind::Update || self.routing.is_some())
             && olds.iter().any(|o| o.state == RunState::Running)
+    }
+
+    /// The candidate `tc` of replica `r` passed: without handoff its old containers go at
+    /// once ([`swap`]); with it, once the proxy's routes were switched and the old ones
+    /// drained (`Some`: what it waits for).
+    fn hand_over(
+        &mut self,
+        a: &mut Rollout,
+        out: &mut Output,
+        r: &Replica<'_, '_>,
+        tc: Option<&ObservedContainer>,
+    ) -> Option<ReplicaWait> {
+        if let (Some(h), Some(c), Some(routing)) = (
+            self.input.svc.berth.handoff.as_ref(),
+            tc,
+            self.routing.as_mut(),
+        ) {
+            let mut slot = a.slots.get(&r.n).copied().unwrap_or_default();
+            let sw = handoff::switch(self.input, routing, h, r.canonical, c, r.olds, &mut slot);
+            a.slots.insert(r.n, slot);
+            if let Switch::Waiting(w) = sw {
+                return Some(w);
+            }
+        }
+        swap(
+            out,
+            self.input.svc,
+            tc,
+            r.olds,
+            r.canonical,
+            &|c| self.fate(c),
+            r.cause,
+        );
+        None
     }
 
     /// The batch has room for one more replacement.
@@ -143,7 +181,7 @@ pub(super) fn step(
         cause: &cause,
     };
     match (tc, slot) {
-        (_, Some(s)) if s.passed_at.is_some() => passed(b, out, &r, tc),
+        (_, Some(s)) if s.passed_at.is_some() => passed(b, a, out, &r, tc),
         (None, Some(s)) => not_created(b, out, &r, s),
         (None, None) => begin_new(b, a, out, &r),
         (Some(c), None) => begin_existing(b, a, out, &r, c),
@@ -161,13 +199,15 @@ struct Replica<'r, 'a> {
 
 /// Passed: finish the swap; a passed replica that died is self-heal territory.
 fn passed(
-    b: &Batch<'_, '_>,
+    b: &mut Batch<'_, '_>,
+    a: &mut Rollout,
     out: &mut Output,
     r: &Replica<'_, '_>,
     tc: Option<&ObservedContainer>,
 ) -> ReplicaStep {
-    let svc = b.input.svc;
-    swap(out, svc, tc, r.olds, r.canonical, &|c| b.fate(c), r.cause);
+    if let Some(w) = b.hand_over(a, out, r, tc) {
+        return ReplicaStep::Waiting(w);
+    }
     match tc {
         None => create_start(out, b.target, b.input, r.n, r.canonical, r.cause),
         // `swap` gave it the canonical name.
@@ -193,7 +233,12 @@ fn not_created(b: &Batch<'_, '_>, out: &mut Output, r: &Replica<'_, '_>, s: Slot
             ),
         };
     }
-    create_in_place(b, out, r);
+    if b.routing.is_some() && b.beside(r.olds) {
+        let temp = format!("{}-{}", r.canonical, short(&b.target.hash));
+        create_start(out, b.target, b.input, n, &temp, r.cause);
+    } else {
+        create_in_place(b, out, r);
+    }
     ReplicaStep::Waiting(ReplicaWait::Starting)
 }
 
@@ -272,16 +317,10 @@ fn begin_existing(
             // It never stopped: nothing to verify.
             slot.passed_at = Some(b.input.now);
             a.slots.insert(n, slot);
-            swap(
-                out,
-                b.input.svc,
-                Some(c),
-                r.olds,
-                r.canonical,
-                &|c| b.fate(c),
-                r.cause,
-            );
-            return ReplicaStep::Done;
+            return match b.hand_over(a, out, r, Some(c)) {
+                Some(w) => ReplicaStep::Waiting(w),
+                None => ReplicaStep::Done,
+            };
         }
     } else {
         if !fresh {
@@ -317,7 +356,7 @@ fn start_in_place(
 
 /// Begun and its container exists: start it if it never ran, else judge it by the gate.
 fn candidate(
-    b: &Batch<'_, '_>,
+    b: &mut Batch<'_, '_>,
     a: &mut Rollout,
     out: &mut Output,
     r: &Replica<'_, '_>,
@@ -402,16 +441,10 @@ fn candidate(
         Verdict::Ready => {
             s.passed_at = Some(now);
             a.slots.insert(n, s);
-            swap(
-                out,
-                input.svc,
-                Some(c),
-                r.olds,
-                r.canonical,
-                &|c| b.fate(c),
-                r.cause,
-            );
-            ReplicaStep::Done
+            match b.hand_over(a, out, r, Some(c)) {
+                Some(w) => ReplicaStep::Waiting(w),
+                None => ReplicaStep::Done,
+            }
         }
         Verdict::Progressing { reason } => {
             a.slots.insert(n, s);

@@ -189,7 +189,9 @@ async fn peers_are_read_with_the_token_and_every_failure_is_unreachable() {
         "{head}"
     );
     assert!(
-        head.contains("\r\nAuthorization: Bearer s3cret\r\n"),
+        // Header names are case-insensitive (hyper sends them in lower case).
+        head.to_ascii_lowercase()
+            .contains("\r\nauthorization: bearer s3cret\r\n"),
         "{head}"
     );
     let mut want = PeerReport::default();
@@ -217,7 +219,7 @@ async fn peers_are_read_with_the_token_and_every_failure_is_unreachable() {
     );
     assert_eq!(why("silent"), "no answer within 1s");
     assert!(
-        why("closed").starts_with("connect to 127.0.0.1:"),
+        why("closed").starts_with("failed to connect to 127.0.0.1:"),
         "{}",
         why("closed")
     );

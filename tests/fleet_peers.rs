@@ -75,7 +75,7 @@ fn a_status_becomes_ready_not_ready_or_failed_per_service() {
         service("held", Phase::Blocked, 2, Some("succeeded")),
         service("degraded", Phase::Degraded, 1, None),
     ]);
-    let report = PeerReport::from_status(&s);
+    let report = berth::fleet::report::from_status(&s);
     let states: BTreeMap<&str, PeerState> = report.projects["shop"]
         .iter()
         .map(|(k, v)| (k.as_str(), v.state))

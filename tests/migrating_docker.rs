@@ -13,6 +13,7 @@
 
 mod support {
     pub mod tier;
+    pub mod walk;
     pub mod world;
 }
 
@@ -21,6 +22,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use support::tier::{require_engine, require_tool};
+use support::walk::walked_blocks;
 use support::world::{docker, ensure_images, free_port, http_get, inspect, remove_project};
 
 const GUIDE: &str = include_str!("../docs/migrating.md");
@@ -31,26 +33,6 @@ const LOOP: &str = "[sh, -c, 'trap \"exit 0\" TERM; while true; do sleep 1; done
 /// Serves `ok` on port 80 until SIGTERM.
 const HTTPD: &str =
     "[sh, -c, 'mkdir -p /www; echo ok > /www/index.html; exec busybox httpd -f -p 80 -h /www']";
-
-/// The guide's walked blocks by name, in order.
-fn walked_blocks() -> Vec<(String, String)> {
-    let mut blocks = Vec::new();
-    let mut lines = GUIDE.lines();
-    while let Some(line) = lines.next() {
-        let Some(name) = line
-            .trim()
-            .strip_prefix("<!-- walk: ")
-            .and_then(|r| r.strip_suffix(" -->"))
-        else {
-            continue;
-        };
-        let fence = lines.next().unwrap_or_default();
-        assert_eq!(fence, "```sh", "the block after walk: {name} must be ```sh");
-        let body: Vec<&str> = lines.by_ref().take_while(|l| *l != "```").collect();
-        blocks.push((name.to_string(), body.join("\n") + "\n"));
-    }
-    blocks
-}
 
 /// Removes the project (containers, pins, networks, volumes) and the engine claim of its
 /// berths whatever the outcome.
@@ -159,7 +141,7 @@ fn the_migration_guide_works_as_written() {
     require_engine();
     require_tool("docker-compose", "docker-compose");
     ensure_images();
-    let blocks = walked_blocks();
+    let blocks = walked_blocks(GUIDE, "docs/migrating.md");
     let order: Vec<&str> = blocks.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(
         order,

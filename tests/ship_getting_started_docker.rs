@@ -11,6 +11,7 @@
 
 mod support {
     pub mod tier;
+    pub mod walk;
     pub mod world;
 }
 
@@ -19,29 +20,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use support::walk::walked_blocks;
 use support::world::{TestProject, free_port, http_get};
 
 const GUIDE: &str = include_str!("../docs/getting-started.md");
-
-/// The guide's walked blocks by name, in order.
-fn walked_blocks() -> Vec<(String, String)> {
-    let mut blocks = Vec::new();
-    let mut lines = GUIDE.lines();
-    while let Some(line) = lines.next() {
-        let Some(name) = line
-            .trim()
-            .strip_prefix("<!-- walk: ")
-            .and_then(|r| r.strip_suffix(" -->"))
-        else {
-            continue;
-        };
-        let fence = lines.next().unwrap_or_default();
-        assert_eq!(fence, "```sh", "the block after walk: {name} must be ```sh");
-        let body: Vec<&str> = lines.by_ref().take_while(|l| *l != "```").collect();
-        blocks.push((name.to_string(), body.join("\n") + "\n"));
-    }
-    blocks
-}
 
 /// The test's stand-ins for the guide's host.
 struct Host {
@@ -198,7 +180,7 @@ impl Drop for Controller {
 
 #[test]
 fn the_getting_started_guide_works_as_written() {
-    let blocks: Vec<(String, String)> = walked_blocks();
+    let blocks: Vec<(String, String)> = walked_blocks(GUIDE, "docs/getting-started.md");
     let order: Vec<&str> = blocks.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(
         order,

@@ -2,12 +2,13 @@
 //! only through each other's status API (docs/fleet.md).
 //!
 //! Where each project lands is decided at load time (`desired::hosts`, `desired::placement`);
-//! this module is what happens after: `peer` turns a peer's `/api/v1/status` into a typed
-//! report (pure), `wave` decides whether this host may start a project's new revision now
+//! this module is what happens after: `peer` is the typed vocabulary of what a peer reports,
+//! `report` turns a peer's `/api/v1/status` into it (pure), `wave` decides whether this host may start a project's new revision now
 //! (pure, takes `now`), and `peers` fetches the peers' status over HTTP (IO, for the
 //! controller). Nothing here elects a leader or keeps state of its own: a host that cannot
 //! read a peer waits.
 
 pub mod peer;
 pub mod peers;
+pub mod report;
 pub mod wave;

@@ -3,13 +3,13 @@
 //! not ready yet, or failed there; plus this host's own revision of a project, in the same
 //! terms.
 //!
-//! Pure: built from the peer's `/api/v1/status` ([`Status`], fetched by `peers`) and from the
-//! desired state. No other module looks inside the status JSON for the fleet.
+//! Pure vocabulary: `report` builds a [`PeerReport`] from a peer's `/api/v1/status` (fetched by
+//! `peers`); [`revision_of`] reads the desired state. Nothing here imports the status model, so
+//! the rollout, which reads `wave`'s decision, does not depend on telemetry.
 
 use std::collections::BTreeMap;
 
 use crate::desired::model::Project;
-use crate::telemetry::status::{Phase, Status};
 use crate::util::id::short;
 
 /// A project's revision as hosts compare it: service name → spec hash (first 12 hex digits,
@@ -53,33 +53,6 @@ pub struct PeerService {
 pub struct PeerReport {
     /// Project → service → how it stands.
     pub projects: BTreeMap<String, BTreeMap<String, PeerService>>,
-}
-
-impl PeerReport {
-    /// The report a peer's status makes.
-    pub fn from_status(status: &Status) -> PeerReport {
-        let mut projects: BTreeMap<String, BTreeMap<String, PeerService>> = BTreeMap::new();
-        for s in &status.services {
-            let failed_rollout = s
-                .last_rollout
-                .as_ref()
-                .is_some_and(|r| matches!(r.result.as_str(), "failed" | "reverted"));
-            let state = match s.phase {
-                Phase::Idle if s.ready >= s.replicas => PeerState::Ready { since: s.since.0 },
-                Phase::Reverted | Phase::Degraded => PeerState::Failed,
-                Phase::Blocked if failed_rollout => PeerState::Failed,
-                _ => PeerState::NotReady,
-            };
-            projects.entry(s.project.clone()).or_default().insert(
-                s.service.clone(),
-                PeerService {
-                    hash: s.desired.hash.clone(),
-                    state,
-                },
-            );
-        }
-        PeerReport { projects }
-    }
 }
 
 /// A peer as this host sees it this round.

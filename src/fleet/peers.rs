@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::peer::{PeerReport, PeerView};
+use super::peer::PeerView;
 use crate::http_client::{Client, HttpUrl, Request};
 use crate::telemetry::status::Status;
 
@@ -128,7 +128,7 @@ async fn read_one(client: &Client, base: &str, token: Option<&FleetToken>) -> Pe
         return PeerView::Unreachable(format!("{} answered HTTP {}", url.origin(), resp.status));
     }
     match serde_json::from_slice::<Status>(&resp.body) {
-        Ok(status) => PeerView::Answered(PeerReport::from_status(&status)),
+        Ok(status) => PeerView::Answered(super::report::from_status(&status)),
         Err(e) => PeerView::Unreachable(format!(
             "{} answered something that is not a berth status: {e}",
             url.origin()

@@ -6,7 +6,6 @@
 
 use std::time::Duration;
 
-use super::handoff::Routing;
 use super::target::Target;
 use super::{Input, Output};
 use crate::desired::model::Service;
@@ -14,8 +13,6 @@ use crate::engine::RunState;
 use crate::engine::labels::Role;
 use crate::reconcile::action::{Action, ImageSource, short};
 use crate::reconcile::observed::ObservedContainer;
-use crate::reconcile::reason::WaitReason;
-use crate::store::ServiceRecord;
 
 pub(super) fn replicas<'a>(input: &Input<'a>) -> Vec<&'a ObservedContainer> {
     input
@@ -24,40 +21,6 @@ pub(super) fn replicas<'a>(input: &Input<'a>) -> Vec<&'a ObservedContainer> {
         .copied()
         .filter(|c| c.identity.role == Role::Replica)
         .collect()
-}
-
-/// Containers numbered beyond the replica count go; with port handoff, once they left the
-/// proxy's routes and drained (see [`super::handoff::leave`]).
-pub(super) fn scale_down(
-    input: &Input<'_>,
-    rec: &mut ServiceRecord,
-    mut routing: Option<&mut Routing>,
-    out: &mut Output,
-) {
-    let n = input.svc.replicas;
-    let mut waits = Vec::new();
-    super::handoff::forget_gone(input, rec);
-    for c in replicas(input) {
-        if c.identity.number > n {
-            if let Some(r) = routing.as_deref_mut()
-                && let Some(w) = super::handoff::leave(input, rec, r, c)
-            {
-                waits.push((c.identity.number, w));
-                continue;
-            }
-            out.scale_down.push(c.id.clone());
-            removal(
-                out,
-                c,
-                input.svc,
-                &format!("scale down to {n} (removing replica {})", c.identity.number),
-            );
-        }
-    }
-    if !waits.is_empty() {
-        out.holds
-            .push(super::Hold::Wait(WaitReason::Replicas(waits)));
-    }
 }
 
 /// Replica `n`'s containers: the one of the target revision to keep (running first, then the

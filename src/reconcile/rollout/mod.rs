@@ -42,6 +42,7 @@ mod pins;
 mod policy;
 mod replica;
 mod revert;
+mod scale;
 mod target;
 
 use std::collections::BTreeMap;
@@ -56,9 +57,9 @@ use crate::store::{RolloutKind, ServiceRecord, UnknownRevision};
 
 use advance::*;
 use begin::*;
-use containers::*;
 use heal::*;
 use housekeeping::*;
+use scale::scale_down;
 use target::*;
 
 pub use phase::{HeldBy, Phase, phase};

@@ -578,21 +578,42 @@ fn never_panics_on_odd_documents() {
 #[test]
 fn secret_modes_are_read_like_compose() {
     let s = service(
-        indoc! {"
-            services:
-              w:
-                image: a:1
-                secrets:
-                  - {source: s, mode: 0440}
-                  - {source: s, target: /a, mode: '0400'}
-                  - {source: s, target: /b, mode: 0o600}
-            secrets:
-              s: {environment: TAG}
-        "},
+        &format!(
+            "services:\n  w:\n    image: a:1\n    secrets:\n      \
+             - {{source: s, mode: 0440}}\n      \
+             - {{source: s, target: /a, mode: '0400'}}\n      \
+             - {{source: s, target: /b, mode: 0o600}}\n\
+             secrets:\n  s: {{file: {}/Cargo.toml}}\n",
+            env!("CARGO_MANIFEST_DIR")
+        ),
         "w",
     );
     let modes: Vec<Option<u32>> = s.secrets.iter().map(|m| m.mode).collect();
     assert_eq!(modes, [Some(0o440), Some(0o400), Some(0o600)]);
+}
+
+#[test]
+fn a_secret_or_config_from_a_variable_is_refused_where_a_service_mounts_it() {
+    // Declared but unused it is fine; mounted it would reach the container as nothing.
+    assert_eq!(
+        diags("services:\n  w: {image: a:1}\nsecrets:\n  s: {environment: TAG}\n"),
+        ""
+    );
+    assert_eq!(
+        diags(indoc! {"
+            services:
+              w:
+                image: a:1
+                secrets: [s]
+                configs: [{source: c, target: /etc/c}]
+            secrets:
+              s: {environment: TAG}
+            configs:
+              c: {environment: TAG}
+        "}),
+        "compose.yaml:4:15: error: service \"w\" mounts secret \"s\", whose value comes from the variable TAG (environment:), which berth cannot mount yet; write the value to a file readable by root only and use file: instead (or pass TAG to the service as an environment variable)\n\
+         compose.yaml:5:15: error: service \"w\" mounts config \"c\", whose value comes from the variable TAG (environment:), which berth cannot mount yet; write the value to a file readable by root only and use file: instead (or pass TAG to the service as an environment variable)\n"
+    );
 }
 
 #[test]

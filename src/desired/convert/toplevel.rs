@@ -454,6 +454,20 @@ fn check_references(
                     ),
                 );
             }
+            if let Some(o) = source.as_ref().and_then(|s| declared.get(s))
+                && let Some(var) = &o.environment
+            {
+                // The same gap as content: there is no host file to bind, and a container
+                // started without the file would run without its secret.
+                r.error(
+                    &item.loc,
+                    format!(
+                        "service {:?} mounts {kind} {:?}, whose value comes from the variable {var} (environment:), which berth cannot mount yet; write the value to a file readable by root only and use file: instead (or pass {var} to the service as an environment variable)",
+                        svc.name,
+                        source.as_deref().unwrap_or_default()
+                    ),
+                );
+            }
             if let Some(s) = source
                 && !declared.contains_key(&s)
             {

@@ -114,7 +114,9 @@ fn version() -> String {
 }
 
 fn metrics() -> String {
-    get(BERTH_PORT, "/metrics").map(|(_, b)| b).unwrap_or_default()
+    get(BERTH_PORT, "/metrics")
+        .map(|(_, b)| b)
+        .unwrap_or_default()
 }
 
 fn status() -> Option<Status> {
@@ -205,7 +207,15 @@ fn metrics_and_status_show_the_routed_replica_and_the_draining_one() {
     let log_file = std::fs::File::create(&log).unwrap();
     guard.berth = Some(
         berth_command(&guard.claim)
-            .args(["-v", "run", "--debounce", "100ms", "--resync", "5s", "--listen"])
+            .args([
+                "-v",
+                "run",
+                "--debounce",
+                "100ms",
+                "--resync",
+                "5s",
+                "--listen",
+            ])
             .arg(format!("127.0.0.1:{BERTH_PORT}"))
             .arg("--proxy-admin")
             .arg(format!("127.0.0.1:{ADMIN_PORT}"))
@@ -218,16 +228,20 @@ fn metrics_and_status_show_the_routed_replica_and_the_draining_one() {
             .spawn()
             .expect("start berth run"),
     );
-    wait_for("version 1 through the proxy", Duration::from_secs(60), || {
-        (version() == "1").then_some(())
-    });
+    wait_for(
+        "version 1 through the proxy",
+        Duration::from_secs(60),
+        || (version() == "1").then_some(()),
+    );
     let http = format!("{project}/web:{HTTP_PORT}");
     let tcp = format!("{project}/web:{TCP_PORT}");
 
     // Before: the one replica is routed, in the status and in berth's metrics.
-    let before = wait_for("the status to name the routed replica", Duration::from_secs(30), || {
-        traffic(&project, HTTP_PORT).filter(|t| t.proxy_up && t.routed.len() == 1)
-    });
+    let before = wait_for(
+        "the status to name the routed replica",
+        Duration::from_secs(30),
+        || traffic(&project, HTTP_PORT).filter(|t| t.proxy_up && t.routed.len() == 1),
+    );
     let old = before.routed[0].clone();
     let m = metrics();
     assert!(m.contains("\nberth_proxy_up 1\n"), "{m}");
@@ -248,9 +262,11 @@ fn metrics_and_status_show_the_routed_replica_and_the_draining_one() {
     // During: a connection held on the old replica through the TCP listener, then an update.
     let stop = Arc::new(AtomicBool::new(false));
     let holder = held_connection(Arc::clone(&stop));
-    wait_for("the held connection to be active", Duration::from_secs(10), || {
-        traffic(&project, TCP_PORT).filter(|t| t.active >= 1)
-    });
+    wait_for(
+        "the held connection to be active",
+        Duration::from_secs(10),
+        || traffic(&project, TCP_PORT).filter(|t| t.active >= 1),
+    );
     std::fs::write(dir.join(".env"), "TAG=2\n").unwrap();
     let during = wait_for(
         "the old replica to drain its connection",
@@ -276,26 +292,39 @@ fn metrics_and_status_show_the_routed_replica_and_the_draining_one() {
     // After: the held connection closes, the new replica serves and is the one routed.
     stop.store(true, Ordering::Relaxed);
     holder.join().unwrap();
-    wait_for("version 2 through the proxy", Duration::from_secs(60), || {
-        (version() == "2").then_some(())
-    });
-    let after = wait_for("the status to route the new replica only", Duration::from_secs(30), || {
-        traffic(&project, HTTP_PORT).filter(|t| t.routed.len() == 1 && !t.routed.contains(&old))
-    });
+    wait_for(
+        "version 2 through the proxy",
+        Duration::from_secs(60),
+        || (version() == "2").then_some(()),
+    );
+    let after = wait_for(
+        "the status to route the new replica only",
+        Duration::from_secs(30),
+        || traffic(&project, HTTP_PORT).filter(|t| t.routed.len() == 1 && !t.routed.contains(&old)),
+    );
     let new = &after.routed[0];
-    let m = wait_for("berth's metrics to count the new replica", Duration::from_secs(10), || {
-        let _ = version();
-        let m = metrics();
-        m.contains(&format!(
+    let m = wait_for(
+        "berth's metrics to count the new replica",
+        Duration::from_secs(10),
+        || {
+            let _ = version();
+            let m = metrics();
+            m.contains(&format!(
             "berth_proxy_active_connections{{listener=\"{http}\",backend=\"{new}\",state=\"routed\"}}"
         ))
         .then_some(m)
-    });
+        },
+    );
     assert!(
-        m.contains(&format!("berth_proxy_requests_total{{listener=\"{http}\",backend=\"{new}\"}}")),
+        m.contains(&format!(
+            "berth_proxy_requests_total{{listener=\"{http}\",backend=\"{new}\"}}"
+        )),
         "{m}"
     );
     let table = status_table();
-    assert!(table.contains(&format!("{http}: traffic to {new} (")), "{table}");
+    assert!(
+        table.contains(&format!("{http}: traffic to {new} (")),
+        "{table}"
+    );
     drop(guard);
 }

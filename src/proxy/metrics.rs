@@ -249,7 +249,12 @@ mod tests {
         c.set(Seen::Answered(state()));
         let m = encode(c);
         assert!(m.contains("berth_proxy_up 1\n"), "{m}");
-        assert!(m.contains("berth_proxy_requests_total{listener=\"shop/web:80\",backend=\"shop-web-2\"} 10\n"), "{m}");
+        assert!(
+            m.contains(
+                "berth_proxy_requests_total{listener=\"shop/web:80\",backend=\"shop-web-2\"} 10\n"
+            ),
+            "{m}"
+        );
     }
 
     #[test]

@@ -28,7 +28,11 @@ pub fn join(status: &mut Status, routes: &Routes, seen: &Seen) {
     }
 }
 
-fn port(listener: &str, routed: impl Iterator<Item = String>, state: Option<&State>) -> PortTraffic {
+fn port(
+    listener: &str,
+    routed: impl Iterator<Item = String>,
+    state: Option<&State>,
+) -> PortTraffic {
     let routed: Vec<String> = routed.collect();
     let Some(live) = state.and_then(|s| s.listeners.iter().find(|l| l.name == listener)) else {
         return PortTraffic {
@@ -212,7 +216,10 @@ mod tests {
         join(
             &mut s,
             &routes(),
-            &answered(vec![stats("shop-web-2", true, 3), stats("shop-web-1", false, 1)]),
+            &answered(vec![
+                stats("shop-web-2", true, 3),
+                stats("shop-web-1", false, 1),
+            ]),
         );
         let t = s.table(0);
         assert!(

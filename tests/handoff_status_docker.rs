@@ -44,7 +44,7 @@ const COMPOSE: &str = r#"services:
       handoff:
         mode: http
         ports: {41291: tcp}
-        drain_timeout: 30s
+        drain_timeout: 15s
 "#;
 
 struct Guard {

@@ -4,7 +4,7 @@
 //! berth's own `/metrics` carries the proxy's per-backend series (`berth_proxy_up 1`,
 //! requests, active connections by state); `/api/v1/status` and `berth status --server` name
 //! the routed replica, and during the update the old one draining with its one connection;
-//! after the update the new replica is routed.
+//! after the update the new replica is routed, also in `berth status DIR` (no server asked).
 //!
 //! Names: project `h16m-hs<pid>`, claim container `h16m-claim-<pid>`, host ports
 //! 41290-41293 (this file's range) on 127.0.0.1. A guard kills the `berth run` it started,
@@ -325,6 +325,23 @@ fn metrics_and_status_show_the_routed_replica_and_the_draining_one() {
     assert!(
         table.contains(&format!("{http}: traffic to {new} (")),
         "{table}"
+    );
+    // `berth status DIR`, without asking the running berth: the same from the data dir and
+    // the proxy.
+    let o = berth_command(&guard.claim)
+        .arg("status")
+        .arg(&dir)
+        .arg("--data-dir")
+        .arg(&data)
+        .arg("--proxy-admin")
+        .arg(format!("127.0.0.1:{ADMIN_PORT}"))
+        .output()
+        .expect("run berth status DIR");
+    let table = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        table.contains(&format!("{http}: traffic to {new} (")),
+        "{table}{}",
+        String::from_utf8_lossy(&o.stderr)
     );
     drop(guard);
 }

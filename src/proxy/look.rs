@@ -78,9 +78,7 @@ impl ProxyWatch {
     }
 
     async fn state(&self) -> Result<State, String> {
-        let url: HttpUrl = format!("http://{}/state", self.admin)
-            .parse()
-            .map_err(|e| format!("{e}"))?;
+        let url: HttpUrl = format!("http://{}/state", self.admin).parse()?;
         let req = Request {
             method: "GET",
             headers: &[("Accept", "application/json")],

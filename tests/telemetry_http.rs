@@ -683,3 +683,28 @@ async fn a_proxy_that_does_not_answer_is_up_0_and_the_scrape_still_answers() {
     assert!(!m.contains("berth_proxy"), "{m}");
     server.shutdown(Duration::from_secs(5)).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_proxy_that_accepts_and_never_answers_is_up_0_after_its_timeout() {
+    let tmp = tempfile::tempdir().unwrap();
+    handoff_routes(tmp.path(), "127.0.0.1:9".parse().unwrap());
+    // Connections complete (the kernel's backlog) and nothing is ever read or answered.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let (_tel, server) = serve(ServerOptions {
+        proxy: Some(berth::proxy::look::ProxyWatch::new(
+            tmp.path(),
+            silent.local_addr().unwrap(),
+        )),
+        ..ServerOptions::default()
+    })
+    .await;
+    let a = server.local_addr();
+    let started = Instant::now();
+    let (code, m) = client(move || get(a, "/metrics", "")).await;
+    // A number for the notes, not an assertion: the look is bounded by proxy::look::TIMEOUT.
+    eprintln!("scrape with a silent proxy took {:?}", started.elapsed());
+    assert_eq!(code, 200);
+    assert!(m.contains("\nberth_proxy_up 0\n"), "{m}");
+    drop(silent);
+    server.shutdown(Duration::from_secs(5)).await;
+}

@@ -40,6 +40,7 @@ fn service(name: &str, phase: Phase, ready: u32, rollout: Option<&str>) -> Servi
             reason: None,
         }),
         update: None,
+        traffic: vec![],
     }
 }
 

@@ -1,7 +1,9 @@
 //! berth's HTTP server and notification delivery, in process on 127.0.0.1: routes and
 //! methods, content negotiation of /metrics, the git webhook route and its body limit,
 //! slow-client and slow-handler limits, graceful shutdown; notifications retried on 5xx, not
-//! on 4xx, and a full queue dropping its oldest message while the receiver is slow.
+//! on 4xx, and a full queue dropping its oldest message while the receiver is slow; the
+//! port-handoff proxy's series in `/metrics` (an in-process proxy), and `berth_proxy_up 0`
+//! without delay when it does not answer.
 
 mod support {
     pub mod receiver;
@@ -584,5 +586,125 @@ async fn an_engine_that_stops_answering_shows_in_readyz_and_status_at_once() {
 
     answering.store(true, std::sync::atomic::Ordering::Relaxed);
     assert_eq!(client(move || get(a, "/readyz", "")).await.0, 200);
+    server.shutdown(Duration::from_secs(5)).await;
+}
+
+/// A routes file in `dir` with one TCP listener, `shop/db:5432`, bound on a free loopback
+/// port, its one backend a listener of the test.
+fn handoff_routes(dir: &std::path::Path, backend: SocketAddr) -> berth::proxy::routes::Routes {
+    use berth::proxy::routes::{Backend, Listener, Routes};
+    let routes = Routes {
+        listeners: vec![Listener {
+            name: "shop/db:5432".into(),
+            bind: "127.0.0.1:0".parse().unwrap(),
+            mode: berth::desired::model::HandoffMode::Tcp,
+            proxy_protocol: false,
+            drain_timeout_ms: 1000,
+            backends: vec![Backend {
+                name: "shop-db-1".into(),
+                addr: backend,
+            }],
+        }],
+        ..Routes::default()
+    };
+    berth::proxy::file::write(&berth::proxy::file::path(dir), &routes).unwrap();
+    routes
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_join_the_proxys_series_per_backend() {
+    let tmp = tempfile::tempdir().unwrap();
+    let backend = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let routes = handoff_routes(tmp.path(), backend.local_addr().unwrap());
+    let proxy = berth::proxy::Proxy::new();
+    proxy.apply(&routes, &berth::proxy::routes_id(&routes.to_json()));
+    let admin = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let admin_addr = admin.local_addr().unwrap();
+    let admin_task = tokio::spawn(berth::proxy::admin::serve(admin, Arc::clone(&proxy)));
+    let (_tel, server) = serve(ServerOptions {
+        proxy: Some(berth::proxy::look::ProxyWatch::new(tmp.path(), admin_addr)),
+        ..ServerOptions::default()
+    })
+    .await;
+    let a = server.local_addr();
+    // One connection through the proxy, held open: one request handed over, one active.
+    let bound = proxy.bound("shop/db:5432").expect("the listener is bound");
+    let _held = tokio::net::TcpStream::connect(bound).await.unwrap();
+    let (_accepted, _) = tokio::time::timeout(Duration::from_secs(10), backend.accept())
+        .await
+        .expect("the proxy connects to the backend")
+        .unwrap();
+    let (code, m) = client(move || get(a, "/metrics", "")).await;
+    assert_eq!(code, 200);
+    for line in [
+        "\nberth_proxy_up 1\n",
+        "\nberth_proxy_requests_total{listener=\"shop/db:5432\",backend=\"shop-db-1\"} 1\n",
+        "\nberth_proxy_errors_total{listener=\"shop/db:5432\",backend=\"shop-db-1\"} 0\n",
+        "\nberth_proxy_active_connections{listener=\"shop/db:5432\",backend=\"shop-db-1\",state=\"routed\"} 1\n",
+        "\nberth_proxy_unserved_total{listener=\"shop/db:5432\"} 0\n",
+        "\n# TYPE berth_proxy_requests_total counter\n",
+    ] {
+        assert!(m.contains(line), "missing {line:?} in\n{m}");
+    }
+    // berth's own series are still there.
+    assert!(m.contains("\nberth_build_info{"), "{m}");
+    admin_task.abort();
+    server.shutdown(Duration::from_secs(5)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_proxy_that_does_not_answer_is_up_0_and_the_scrape_still_answers() {
+    let tmp = tempfile::tempdir().unwrap();
+    handoff_routes(tmp.path(), "127.0.0.1:9".parse().unwrap());
+    // An address nothing listens on: bound, then released.
+    let gone = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let (_tel, server) = serve(ServerOptions {
+        proxy: Some(berth::proxy::look::ProxyWatch::new(tmp.path(), gone)),
+        ..ServerOptions::default()
+    })
+    .await;
+    let a = server.local_addr();
+    let (code, m) = client(move || get(a, "/metrics", "")).await;
+    assert_eq!(code, 200);
+    assert!(m.contains("\nberth_proxy_up 0\n"), "{m}");
+    assert!(!m.contains("berth_proxy_requests"), "{m}");
+    assert!(m.contains("\nberth_build_info{"), "{m}");
+
+    // No service hands off a port: no proxy series at all.
+    berth::proxy::file::write(
+        &berth::proxy::file::path(tmp.path()),
+        &berth::proxy::routes::Routes::default(),
+    )
+    .unwrap();
+    let (_, m) = client(move || get(a, "/metrics", "")).await;
+    assert!(!m.contains("berth_proxy"), "{m}");
+    server.shutdown(Duration::from_secs(5)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_proxy_that_accepts_and_never_answers_is_up_0_after_its_timeout() {
+    let tmp = tempfile::tempdir().unwrap();
+    handoff_routes(tmp.path(), "127.0.0.1:9".parse().unwrap());
+    // Connections complete (the kernel's backlog) and nothing is ever read or answered.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let (_tel, server) = serve(ServerOptions {
+        proxy: Some(berth::proxy::look::ProxyWatch::new(
+            tmp.path(),
+            silent.local_addr().unwrap(),
+        )),
+        ..ServerOptions::default()
+    })
+    .await;
+    let a = server.local_addr();
+    let started = Instant::now();
+    let (code, m) = client(move || get(a, "/metrics", "")).await;
+    // A number for the notes, not an assertion: the look is bounded by proxy::look::TIMEOUT.
+    eprintln!("scrape with a silent proxy took {:?}", started.elapsed());
+    assert_eq!(code, 200);
+    assert!(m.contains("\nberth_proxy_up 0\n"), "{m}");
+    drop(silent);
     server.shutdown(Duration::from_secs(5)).await;
 }

@@ -23,6 +23,8 @@ fn exposed() -> BTreeSet<String> {
     m.self_heal("p", "s", "exited");
     m.probe_failure("p", "s", "readiness");
     m.source(true, "dir", Some("abc"));
+    // A host whose services hand off ports: berth_proxy_up is exposed.
+    m.proxy(berth::proxy::metrics::Seen::NotAnswering);
     let svc: berth::telemetry::status::ServiceStatus = serde_json::from_value(serde_json::json!({
         "project": "p", "service": "s", "job": false,
         "desired": {"hash": "abc", "image": "app:1", "revision": 1},

@@ -497,6 +497,10 @@ pub struct StatusArgs {
     /// berth's state directory (its records are read, never written), with DIR.
     #[arg(long, value_name = "DIR", default_value_os_t = default_data_dir())]
     pub data_dir: PathBuf,
+    /// Admin address of the port-handoff proxy, asked (with DIR) who receives traffic and
+    /// what drains; `none`: not asked (the routes file alone, connections unknown).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9470", value_parser = parse_listen, requires = "dir")]
+    pub proxy_admin: Listen,
 }
 
 /// `berth events`'s arguments.

@@ -128,6 +128,9 @@ async fn control(
         &engine,
         git_hook.map(berth::telemetry::http::hook_from_pairs),
         fleet_token,
+        args.proxy_admin
+            .0
+            .map(|admin| berth::proxy::look::ProxyWatch::new(&args.data_dir, admin)),
     )
     .await?;
     let observer = telemetry.observer();

@@ -97,7 +97,7 @@ async fn status_from_engine(
         now,
     )
     .await?;
-    Ok(status::build(
+    let mut status = status::build(
         &StatusInput {
             now,
             round: None,
@@ -111,5 +111,20 @@ async fn status_from_engine(
             probes_tracked: false,
         },
         None,
-    ))
+    );
+    // Port handoff: the routes file, and the proxy's word when it answers.
+    let routes = berth::proxy::file::path(&args.data_dir);
+    let look = match args.proxy_admin.0 {
+        Some(admin) => {
+            berth::proxy::look::ProxyWatch { routes, admin }
+                .look()
+                .await
+        }
+        None => berth::proxy::look::Look {
+            seen: berth::proxy::metrics::Seen::NotAnswering,
+            routes: berth::proxy::file::read(&routes).unwrap_or_default(),
+        },
+    };
+    berth::telemetry::traffic::join(&mut status, &look.routes, &look.seen);
+    Ok(status)
 }

@@ -46,6 +46,7 @@ pub async fn start(
     engine: &Arc<DockerEngine>,
     git_hook: Option<GitHook>,
     fleet_token: Option<berth::fleet::peers::FleetToken>,
+    proxy: Option<berth::proxy::look::ProxyWatch>,
 ) -> anyhow::Result<Running> {
     let notify_client = notify_client(args)?;
     let telemetry = Telemetry::new(TelemetryOptions {
@@ -63,6 +64,7 @@ pub async fn start(
             let opts = ServerOptions {
                 git_hook,
                 token: fleet_token,
+                proxy,
                 engine_check: Some(Arc::new(Liveness::watch_docker((**engine).clone())).check()),
                 ..ServerOptions::default()
             };

@@ -7,12 +7,14 @@
 //! (`Proxy::apply`: bind new listeners, switch backends, release removed ports) and keeps its
 //! last routes when the file is missing or invalid. `table` is one listener's backends
 //! (balancing, drain), `tcp` and `http` the two modes, `admin` the state and metrics
-//! endpoint. Nothing here imports `reconcile/`: traffic never waits for the controller.
+//! endpoint, `metrics` its series (prometheus-client), `look` berth's reading of them. Nothing here imports `reconcile/`: traffic never waits for the controller.
 
 pub mod admin;
 pub mod file;
 pub mod http;
 pub mod launch;
+pub mod look;
+pub mod metrics;
 pub mod routes;
 pub mod table;
 pub mod tcp;

@@ -190,6 +190,18 @@ pub fn service_listeners(
 }
 
 impl Routes {
+    /// The listeners of `project/service` (the same match [`Routes::set_service`] uses).
+    pub fn of_service<'a>(
+        &'a self,
+        project: &str,
+        service: &str,
+    ) -> impl Iterator<Item = &'a Listener> + 'a {
+        let prefix = format!("{project}/{service}:");
+        self.listeners
+            .iter()
+            .filter(move |l| l.name.starts_with(&prefix))
+    }
+
     /// Replaces the listeners of `project/service` with `listeners` (none: the service no
     /// longer hands off), keeping every other service's.
     pub fn set_service(&mut self, project: &str, service: &str, listeners: Vec<Listener>) {

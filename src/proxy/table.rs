@@ -103,7 +103,7 @@ impl Drop for ActiveGuard {
 }
 
 /// What the admin endpoint shows about one backend.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct BackendStats {
     /// Container name.
     pub name: String,

@@ -101,6 +101,9 @@ pub struct ServerOptions {
     /// loopback must send `Authorization: Bearer TOKEN` for everything but `/healthz`,
     /// `/readyz` and `/hooks/git` (which has its own secret).
     pub token: Option<crate::fleet::peers::FleetToken>,
+    /// The port-handoff proxy (`--proxy-admin`): looked at for each `/metrics` (its series,
+    /// `berth_proxy_up`) and `/api/v1/status` (who receives traffic, what drains).
+    pub proxy: Option<crate::proxy::look::ProxyWatch>,
 }
 
 impl Default for ServerOptions {
@@ -114,6 +117,7 @@ impl Default for ServerOptions {
             git_hook: None,
             engine_check: None,
             token: None,
+            proxy: None,
         }
     }
 }
@@ -427,7 +431,12 @@ async fn route(req: Request<Incoming>, tel: &Telemetry, opts: &ServerOptions) ->
             allow("GET, HEAD")
         }
 
-        "/metrics" => metrics(req.headers(), tel),
+        "/metrics" => {
+            if let Some(w) = &opts.proxy {
+                tel.set_proxy(w.look().await.seen);
+            }
+            metrics(req.headers(), tel)
+        }
         "/healthz" => text(StatusCode::OK, "ok\n"),
         "/readyz" => match not_answering(opts).map_or_else(|| tel.readiness(), Err) {
             Ok(()) => text(StatusCode::OK, "ready\n"),
@@ -440,6 +449,10 @@ async fn route(req: Request<Incoming>, tel: &Telemetry, opts: &ServerOptions) ->
             Some(mut s) => {
                 if let Some(why) = not_answering(opts) {
                     mark_engine_not_answering(&mut s, why);
+                }
+                if let Some(w) = &opts.proxy {
+                    let look = w.look().await;
+                    super::traffic::join(&mut s, &look.routes, &look.seen);
                 }
                 json(StatusCode::OK, &s)
             }

@@ -8,7 +8,11 @@
 //! `berth_reverts_total{project,service}`, `berth_self_heals_total{project,service,reason}`,
 //! `berth_probe_failures_total{project,service,probe}`, `berth_docker_api_errors_total{op}`,
 //! `berth_updates_pending{project,service}`, `berth_update_checks_total{result}`,
-//! `berth_build_info{version}`. Every counter of a known service starts at 0 (so `increase()`
+//! `berth_build_info{version}`, and the port-handoff proxy's series as berth read them at the
+//! scrape (`berth_proxy_up`, `berth_proxy_requests_total{listener,backend}`,
+//! `berth_proxy_errors_total{listener,backend}`,
+//! `berth_proxy_active_connections{listener,backend,state}`, `berth_proxy_unserved_total{listener}`:
+//! `proxy::metrics`). Every counter of a known service starts at 0 (so `increase()`
 //! and alerts see the first event); series of services that left the desired state are
 //! removed. No container IDs or image digests are ever label values: an image written with a
 //! digest is shown without it, and `revision` is berth's short spec hash.
@@ -30,6 +34,7 @@ use prometheus_client::registry::{Registry, Unit};
 
 use super::status::{Phase, ServiceStatus};
 use crate::engine::EngineOp;
+use crate::proxy::metrics::{ProxyCollector, Seen};
 use crate::reconcile::reason::HealReason;
 
 /// `reconcile_total{result}` values.
@@ -149,6 +154,7 @@ pub struct Metrics {
     update_checks_total: Family<ResultLabels, Counter>,
     known: Mutex<BTreeMap<ServiceLabels, Known>>,
     source_labels: Mutex<Option<SourceLabels>>,
+    proxy: ProxyCollector,
 }
 
 impl Default for Metrics {
@@ -179,6 +185,7 @@ impl Metrics {
             update_checks_total: Family::default(),
             known: Mutex::new(BTreeMap::new()),
             source_labels: Mutex::new(None),
+            proxy: ProxyCollector::with_up_gauge(),
             registry: Registry::default(),
         };
         registry.register(
@@ -259,6 +266,8 @@ impl Metrics {
             "berth run's image update checks of services, by result: up_to_date, pending, applied, skipped, failed",
             m.update_checks_total.clone(),
         );
+        // The port-handoff proxy's series, as berth last read them (`proxy::metrics`).
+        registry.register_collector(Box::new(m.proxy.clone()));
         let build_info = Family::<VersionLabels, Gauge>::default();
         build_info
             .get_or_create(&VersionLabels {
@@ -453,6 +462,12 @@ impl Metrics {
                 c.inc_by(total - have);
             }
         }
+    }
+
+    /// What berth's look at its port-handoff proxy found: the next encodings show
+    /// `berth_proxy_up` and the proxy's per-backend series from it.
+    pub fn proxy(&self, seen: Seen) {
+        self.proxy.set(seen);
     }
 
     /// OpenMetrics text (ends with `# EOF`).

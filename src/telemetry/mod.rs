@@ -11,7 +11,10 @@
 //!   that their own tasks deliver, so a slow or dead receiver never delays a round.
 //!
 //! `http` is the server (hyper 1) for all of it, plus the `POST /hooks/git` route for the
-//! git source's webhook ([`http::GitHook`]). `time` formats timestamps.
+//! git source's webhook ([`http::GitHook`]). `time` formats timestamps. For `/metrics` and
+//! `/api/v1/status` the server also looks at the port-handoff proxy (`proxy::look`, bounded
+//! by a short timeout): its series join the metrics, and `traffic` puts who receives traffic
+//! and what drains into the status.
 //!
 //! Events come from two places: the rollout events of the round (`reconcile::event`, already
 //! logged by the executor) and transitions this hub notices itself — the desired state turned
@@ -25,6 +28,7 @@ pub mod metrics;
 pub mod notify;
 pub mod status;
 pub mod time;
+pub mod traffic;
 pub mod updates;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -168,6 +172,11 @@ impl Telemetry {
     /// The sequence number the next event gets (a client's next `since`).
     pub fn next_event_seq(&self) -> u64 {
         self.events.next_seq()
+    }
+
+    /// What berth's look at its port-handoff proxy found, for the next metrics text.
+    pub fn set_proxy(&self, seen: crate::proxy::metrics::Seen) {
+        self.metrics.proxy(seen);
     }
 
     /// The metrics as OpenMetrics text, or as Prometheus text 0.0.4.

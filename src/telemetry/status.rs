@@ -166,6 +166,36 @@ pub struct ServiceStatus {
     /// before the first check, and in a status `berth status DIR` builds itself.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub update: Option<UpdateStatus>,
+    /// Port handoff (`x-berth.handoff`): per published port, who receives traffic and what
+    /// drains (`telemetry::traffic` joins it in when berth's HTTP server answers); absent for
+    /// a service without handoff.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub traffic: Vec<PortTraffic>,
+}
+
+/// One handed-off port of a service: the routes berth wrote and what its proxy said.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortTraffic {
+    /// The proxy's listener: `project/service:published`.
+    pub listener: String,
+    /// The replicas (container names) that receive new requests or connections.
+    pub routed: Vec<String>,
+    /// The proxy answered berth's look (false: the counts below are unknown, and `routed`
+    /// is what berth asked for).
+    pub proxy_up: bool,
+    /// Requests (http) or connections (tcp) in progress on the routed replicas.
+    pub active: u64,
+    /// Replicas switched away that still finish requests or connections.
+    pub draining: Vec<Draining>,
+}
+
+/// A replica switched away from that still has work in progress.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Draining {
+    /// Its container name.
+    pub replica: String,
+    /// Requests (http) or connections (tcp) it still finishes.
+    pub connections: u64,
 }
 
 /// A service's last image update check.
@@ -650,6 +680,7 @@ impl Ctx<'_> {
             conditions,
             last_rollout,
             update: None,
+            traffic: Vec::new(),
         }
     }
 
@@ -1013,6 +1044,19 @@ impl Status {
                 let _ = writeln!(out, "{l}");
             }
         }
+        // Port handoff: who receives traffic, what drains.
+        let traffic: Vec<String> = self
+            .services
+            .iter()
+            .flat_map(|s| s.traffic.iter())
+            .map(traffic_line)
+            .collect();
+        if !traffic.is_empty() {
+            out.push('\n');
+            for l in traffic {
+                let _ = writeln!(out, "{l}");
+            }
+        }
         // A reason's further lines (a failed build's last output) under the table.
         for s in &self.services {
             let mut extra = s.reason.lines().skip(1).peekable();
@@ -1077,6 +1121,34 @@ fn running_cell(s: &ServiceStatus) -> String {
         })
         .collect();
     names.into_iter().collect::<Vec<_>>().join(",")
+}
+
+/// `shop/web:8080: traffic to shop-web-1-cadf6d6e6604 (3 active); draining shop-web-1-40fbf138c201 (1 connection)`.
+fn traffic_line(t: &PortTraffic) -> String {
+    let routed = if t.routed.is_empty() {
+        "no replica".to_string()
+    } else {
+        t.routed.join(", ")
+    };
+    if !t.proxy_up {
+        return format!(
+            "{}: traffic to {routed}; the proxy does not answer (connections unknown)",
+            t.listener
+        );
+    }
+    let mut line = format!("{}: traffic to {routed} ({} active)", t.listener, t.active);
+    if !t.draining.is_empty() {
+        let d: Vec<String> = t
+            .draining
+            .iter()
+            .map(|d| {
+                let s = if d.connections == 1 { "" } else { "s" };
+                format!("{} ({} connection{s})", d.replica, d.connections)
+            })
+            .collect();
+        let _ = write!(line, "; draining {}", d.join(", "));
+    }
+    line
 }
 
 fn reason_cell(reason: &str) -> String {

@@ -19,7 +19,10 @@ fn main() -> ExitCode {
         | Command::Plan(cli::args::PlanArgs { source, .. })
         | Command::Apply(cli::args::ApplyArgs { source, .. })
         | Command::Prune(cli::args::PruneArgs { source, .. })
-        | Command::Diff(cli::args::DiffArgs { source, .. }) => {
+        | Command::Diff(cli::args::DiffArgs { source, .. })
+        | Command::Fleet(cli::args::FleetCommand::Status(cli::args::FleetStatusArgs {
+            source, ..
+        })) => {
             exclusive_source(&source.dir, &source.git)
         }
         _ => {}
@@ -62,6 +65,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Completions(args) => cli::completions::run(args),
         Command::Man(args) => cli::man::run(args),
         Command::Proxy(args) => cli::proxy::run(args),
+        Command::Fleet(cli::args::FleetCommand::Status(args)) => cli::fleet::status(args),
     }
 }
 

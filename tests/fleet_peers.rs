@@ -40,6 +40,7 @@ fn service(name: &str, phase: Phase, ready: u32, rollout: Option<&str>) -> Servi
             reason: None,
         }),
         update: None,
+        wave: None,
     }
 }
 
@@ -61,6 +62,7 @@ fn status(services: Vec<ServiceStatus>) -> Status {
         services,
         orphans: vec![],
         not_ours: vec![],
+        host: None,
     }
 }
 

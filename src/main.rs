@@ -21,10 +21,9 @@ fn main() -> ExitCode {
         | Command::Prune(cli::args::PruneArgs { source, .. })
         | Command::Diff(cli::args::DiffArgs { source, .. })
         | Command::Fleet(cli::args::FleetCommand::Status(cli::args::FleetStatusArgs {
-            source, ..
-        })) => {
-            exclusive_source(&source.dir, &source.git)
-        }
+            source,
+            ..
+        })) => exclusive_source(&source.dir, &source.git),
         _ => {}
     }
     // The controller reports what it does; one-shot commands print results instead.

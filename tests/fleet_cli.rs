@@ -296,7 +296,8 @@ fn fake_peer(
                 a.extend_from_slice(&body);
                 a
             } else {
-                b"HTTP/1.1 401 Unauthorized\r\ncontent-length: 0\r\nconnection: close\r\n\r\n".to_vec()
+                b"HTTP/1.1 401 Unauthorized\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                    .to_vec()
             };
             let _ = conn.write_all(&answer);
         }
@@ -418,7 +419,10 @@ fn fleet_status_says_why_a_host_cannot_be_read() {
     assert_eq!(hosts[0]["name"], "canary");
     assert_eq!(hosts[0]["reachable"], false);
     assert!(
-        hosts[0]["error"].as_str().expect("error").contains("answered HTTP 401"),
+        hosts[0]["error"]
+            .as_str()
+            .expect("error")
+            .contains("answered HTTP 401"),
         "{v}"
     );
     assert_eq!(hosts[1]["reachable"], false);

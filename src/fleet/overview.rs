@@ -241,7 +241,10 @@ mod tests {
             .into_iter()
             .map(|h| (h.name.clone(), h))
             .collect(),
-            waves: vec![vec!["canary".into()], vec!["web-1".into(), "worker-1".into()]],
+            waves: vec![
+                vec!["canary".into()],
+                vec!["web-1".into(), "worker-1".into()],
+            ],
             ..HostsFile::default()
         }
     }

@@ -141,6 +141,13 @@ struct Known {
     probes: BTreeSet<&'static str>,
 }
 
+/// The fleet series set last: the host's labels and the gated (project, reason) pairs.
+#[derive(Debug, Default)]
+struct FleetSeries {
+    host: Option<HostLabels>,
+    gated: BTreeSet<(String, String)>,
+}
+
 /// The registry and every family.
 pub struct Metrics {
     registry: Registry,
@@ -161,7 +168,7 @@ pub struct Metrics {
     update_checks_total: Family<ResultLabels, Counter>,
     host_info: Family<HostLabels, Gauge>,
     wave_waiting: Family<WaveLabels, Gauge>,
-    fleet_labels: Mutex<(Option<HostLabels>, BTreeSet<(String, String)>)>,
+    fleet_labels: Mutex<FleetSeries>,
     known: Mutex<BTreeMap<ServiceLabels, Known>>,
     source_labels: Mutex<Option<SourceLabels>>,
 }
@@ -194,7 +201,7 @@ impl Metrics {
             update_checks_total: Family::default(),
             host_info: Family::default(),
             wave_waiting: Family::default(),
-            fleet_labels: Mutex::new((None, BTreeSet::new())),
+            fleet_labels: Mutex::new(FleetSeries::default()),
             known: Mutex::new(BTreeMap::new()),
             source_labels: Mutex::new(None),
             registry: Registry::default(),
@@ -477,18 +484,16 @@ impl Metrics {
         let host = host.map(|h| HostLabels {
             host: h.to_string(),
         });
-        if last.0 != host {
+        if last.host != host {
             self.host_info.clear();
             if let Some(h) = &host {
                 self.host_info.get_or_create(h).set(1);
             }
-            last.0 = host;
+            last.host = host;
         }
-        let now: BTreeSet<(String, String)> = gated
-            .iter()
-            .map(|(p, r)| (p.clone(), r.clone()))
-            .collect();
-        for (project, reason) in last.1.difference(&now) {
+        let now: BTreeSet<(String, String)> =
+            gated.iter().map(|(p, r)| (p.clone(), r.clone())).collect();
+        for (project, reason) in last.gated.difference(&now) {
             self.wave_waiting.remove(&WaveLabels {
                 project: project.clone(),
                 reason: reason.clone(),
@@ -502,7 +507,7 @@ impl Metrics {
                 })
                 .set(1);
         }
-        last.1 = now;
+        last.gated = now;
     }
 
     /// Brings `docker_api_errors_total` up to the engine's running totals by op.

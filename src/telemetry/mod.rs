@@ -562,9 +562,8 @@ fn wave_events(
     now: &BTreeMap<&str, &WaveGate>,
     still_desired: &dyn Fn(&str) -> bool,
 ) -> Vec<NewEvent> {
-    let same = |a: &WaveGate, b: &WaveGate| {
-        a.state == b.state && a.reason == b.reason && a.host == b.host
-    };
+    let same =
+        |a: &WaveGate, b: &WaveGate| a.state == b.state && a.reason == b.reason && a.host == b.host;
     let mut out = Vec::new();
     for (project, gate) in now {
         if before.get(project).is_some_and(|b| same(b, gate)) {
@@ -692,7 +691,11 @@ mod tests {
         );
         assert_eq!(
             kinds(&hold),
-            [("shop".into(), "wave_held".into(), "wave_failed_earlier".into())]
+            [(
+                "shop".into(),
+                "wave_held".into(),
+                "wave_failed_earlier".into()
+            )]
         );
         assert_eq!(hold[0].severity, "warning");
     }
@@ -700,13 +703,15 @@ mod tests {
     #[test]
     fn a_gate_that_goes_is_released_unless_the_project_left() {
         let soak = gate("waiting", "wave_soaking", "canary", "soaking 1s more");
-        let left = wave_events(&BTreeMap::from([("shop", &soak)]), &BTreeMap::new(), &|_| false);
-        assert!(left.is_empty(), "{left:?}");
-        let released = wave_events(
+        let left = wave_events(
             &BTreeMap::from([("shop", &soak)]),
             &BTreeMap::new(),
-            &|p| p == "shop",
+            &|_| false,
         );
+        assert!(left.is_empty(), "{left:?}");
+        let released = wave_events(&BTreeMap::from([("shop", &soak)]), &BTreeMap::new(), &|p| {
+            p == "shop"
+        });
         assert_eq!(
             kinds(&released),
             [("shop".into(), "wave_released".into(), "wave_go".into())]

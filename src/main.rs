@@ -19,9 +19,11 @@ fn main() -> ExitCode {
         | Command::Plan(cli::args::PlanArgs { source, .. })
         | Command::Apply(cli::args::ApplyArgs { source, .. })
         | Command::Prune(cli::args::PruneArgs { source, .. })
-        | Command::Diff(cli::args::DiffArgs { source, .. }) => {
-            exclusive_source(&source.dir, &source.git)
-        }
+        | Command::Diff(cli::args::DiffArgs { source, .. })
+        | Command::Fleet(cli::args::FleetCommand::Status(cli::args::FleetStatusArgs {
+            source,
+            ..
+        })) => exclusive_source(&source.dir, &source.git),
         _ => {}
     }
     // The controller reports what it does; one-shot commands print results instead.
@@ -62,6 +64,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Completions(args) => cli::completions::run(args),
         Command::Man(args) => cli::man::run(args),
         Command::Proxy(args) => cli::proxy::run(args),
+        Command::Fleet(cli::args::FleetCommand::Status(args)) => cli::fleet::status(args),
     }
 }
 

@@ -257,3 +257,194 @@ fn placement_in_a_service_is_refused() {
         text(&o.stderr)
     );
 }
+
+/// A fake berth on 127.0.0.1 that answers up to `max` requests with `status` when the request
+/// carries `Bearer token`, else 401; returns its base URL and the requests it saw.
+fn fake_peer(
+    status: berth::telemetry::status::Status,
+    max: usize,
+) -> (String, std::sync::mpsc::Receiver<String>) {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let body = serde_json::to_vec(&status).expect("status json");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for conn in listener.incoming().take(max) {
+            let Ok(mut conn) = conn else { continue };
+            conn.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+                .expect("timeout");
+            let mut head = String::new();
+            let mut reader = BufReader::new(conn.try_clone().expect("clone"));
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                head.push_str(&line);
+            }
+            let authorized = head
+                .lines()
+                .any(|l| l.eq_ignore_ascii_case("authorization: Bearer fleet-secret-1"));
+            let _ = tx.send(head);
+            let answer = if authorized {
+                let mut a = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                    body.len()
+                )
+                .into_bytes();
+                a.extend_from_slice(&body);
+                a
+            } else {
+                b"HTTP/1.1 401 Unauthorized\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                    .to_vec()
+            };
+            let _ = conn.write_all(&answer);
+        }
+    });
+    (url, rx)
+}
+
+fn peer_status(host: &str, wave: Option<&str>) -> berth::telemetry::status::Status {
+    use berth::telemetry::status::{
+        DesiredRevision, Phase, ServiceStatus, SourceStatus, Status, WaveGate,
+    };
+    use berth::telemetry::time::Timestamp;
+    Status {
+        generated_at: Timestamp(1_000),
+        round: None,
+        source: SourceStatus {
+            kind: "git".into(),
+            location: "https://git.example/ops/fleet.git".into(),
+            revision: Some("0a1b2c3d4e5f".into()),
+            valid: true,
+            errors: 0,
+            warnings: 0,
+            diagnostics: vec![],
+        },
+        engine_reachable: Some(true),
+        conditions: vec![],
+        services: vec![ServiceStatus {
+            project: "shop".into(),
+            service: "web".into(),
+            job: false,
+            desired: DesiredRevision {
+                hash: "3f9a1c2b4d5e".into(),
+                image: "nginx:1".into(),
+                revision: Some(2),
+            },
+            running: vec![],
+            ready: u32::from(wave.is_none()),
+            replicas: 1,
+            phase: if wave.is_none() {
+                Phase::Idle
+            } else {
+                Phase::Progressing
+            },
+            since: Timestamp(900),
+            reason: String::new(),
+            conditions: vec![],
+            last_rollout: None,
+            update: None,
+            traffic: vec![],
+            wave: wave.map(|reason| WaveGate {
+                state: "waiting".into(),
+                reason: reason.into(),
+                host: "canary".into(),
+                message: "waiting for an earlier wave: host canary is ready, soaking 30s more"
+                    .into(),
+            }),
+        }],
+        orphans: vec![],
+        not_ours: vec![],
+        host: Some(host.into()),
+    }
+}
+
+#[test]
+fn fleet_status_shows_every_host_reachable_or_why_not_with_the_token_sent() {
+    let (canary, canary_seen) = fake_peer(peer_status("canary", None), 1);
+    let (web, _web_seen) = fake_peer(peer_status("web-1", Some("wave_soaking")), 1);
+    let hosts = HOSTS
+        .replace("http://127.0.0.1:19001", &canary)
+        .replace("http://127.0.0.1:19002", &web);
+    let t = fleet_repo(Some(&hosts));
+    let token = t.path().join("token");
+    std::fs::write(&token, "fleet-secret-1\n").expect("token");
+    let o = berth(&[
+        "fleet",
+        "status",
+        &dir(&t),
+        "--fleet-token-file",
+        &token.display().to_string(),
+    ]);
+    let out = text(&o.stdout);
+    // worker-1 has no status_url: not asked, so the exit status says a host was not read.
+    assert_eq!(o.status.code(), Some(1), "{out}{}", text(&o.stderr));
+    assert_eq!(
+        out,
+        indoc! {"
+            HOST      WAVE    STATUS                                        SOURCE
+            canary    1 of 2  reachable                                     git 0a1b2c3d4e5f
+            web-1     2 of 2  reachable                                     git 0a1b2c3d4e5f
+            worker-1  2 of 2  not asked: no status_url in berth-hosts.yaml  -
+
+            HOST    SERVICE   PHASE        READY  REVISION         WAVE GATE
+            canary  shop/web  Idle         1/1    r2 3f9a1c2b4d5e  -
+            web-1   shop/web  Progressing  0/1    r2 3f9a1c2b4d5e  waiting for host canary (wave_soaking)
+        "}
+    );
+    let head = canary_seen.recv().expect("canary was asked");
+    assert!(head.starts_with("GET /api/v1/status "), "{head}");
+    assert!(!out.contains("fleet-secret-1"));
+}
+
+#[test]
+fn fleet_status_says_why_a_host_cannot_be_read() {
+    let (canary, _seen) = fake_peer(peer_status("canary", None), 1);
+    // A port nothing listens on: bound, then closed.
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        format!("http://{}", l.local_addr().expect("addr"))
+    };
+    let hosts = HOSTS
+        .replace("http://127.0.0.1:19001", &canary)
+        .replace("http://127.0.0.1:19002", &closed);
+    let t = fleet_repo(Some(&hosts));
+    // No token: the canary refuses with 401.
+    let o = berth(&["fleet", "status", &dir(&t), "--format", "json"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    let hosts = v["hosts"].as_array().expect("hosts");
+    assert_eq!(hosts.len(), 3);
+    assert_eq!(hosts[0]["name"], "canary");
+    assert_eq!(hosts[0]["reachable"], false);
+    assert!(
+        hosts[0]["error"]
+            .as_str()
+            .expect("error")
+            .contains("answered HTTP 401"),
+        "{v}"
+    );
+    assert_eq!(hosts[1]["reachable"], false);
+    assert!(!hosts[1]["error"].as_str().expect("error").is_empty());
+    assert_eq!(hosts[2]["wave"], 2);
+}
+
+#[test]
+fn fleet_status_without_a_hosts_file_says_a_fleet_needs_one() {
+    let t = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir(t.path().join("queue")).expect("mkdir");
+    std::fs::write(
+        t.path().join("queue/compose.yaml"),
+        "services:\n  worker:\n    image: worker:1\n",
+    )
+    .expect("write");
+    let o = berth(&["fleet", "status", &dir(&t)]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        text(&o.stderr).contains("no berth-hosts.yaml"),
+        "{}",
+        text(&o.stderr)
+    );
+}

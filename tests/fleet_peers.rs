@@ -41,6 +41,7 @@ fn service(name: &str, phase: Phase, ready: u32, rollout: Option<&str>) -> Servi
         }),
         update: None,
         traffic: vec![],
+        wave: None,
     }
 }
 
@@ -62,6 +63,7 @@ fn status(services: Vec<ServiceStatus>) -> Status {
         services,
         orphans: vec![],
         not_ours: vec![],
+        host: None,
     }
 }
 

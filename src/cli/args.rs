@@ -242,6 +242,40 @@ pub enum Command {
         after_help = "Examples:\n  berth proxy --routes /var/lib/berth/proxy/routes.json --admin 127.0.0.1:9470\n\nberth run and berth apply start it, detached, when services hand off ports and nothing answers on their --proxy-admin address (docs/rollouts.md#port-handoff); it keeps its last routes when the file is missing or invalid. SIGTERM or SIGINT stop it.\n\nExit status: 0 stopped, 1 the admin address could not be bound."
     )]
     Proxy(ProxyArgs),
+    /// The fleet (berth-hosts.yaml): `berth fleet status` asks every host's berth for its
+    /// status and shows them on one screen.
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  berth fleet status /srv/fleet --fleet-token-file /etc/berth/fleet-token\n  berth fleet status --git https://git.example/ops/fleet.git --format json\n\nSee docs/fleet.md."
+    )]
+    Fleet(FleetCommand),
+}
+
+/// `berth fleet …`.
+#[derive(Subcommand)]
+pub enum FleetCommand {
+    /// Every host of the hosts file: reachable or why not, the source revision it applies, each
+    /// service's phase and revision, its wave and what a gated service waits for.
+    #[command(
+        after_help = "Examples:\n  berth fleet status /srv/fleet --fleet-token-file /etc/berth/fleet-token\n  berth fleet status --git https://git.example/ops/fleet.git --format json\n\nAsks every host's status_url (GET /api/v1/status) at once, each bounded by --timeout. Needs no engine.\n\nExit status: 0 every host answered, 1 a host could not be read or the desired state is invalid."
+    )]
+    Status(FleetStatusArgs),
+}
+
+/// `berth fleet status`'s arguments.
+#[derive(Args)]
+pub struct FleetStatusArgs {
+    #[command(flatten)]
+    pub source: Source,
+    /// File holding the fleet's shared token, sent to every host as a bearer token.
+    #[arg(long, value_name = "FILE")]
+    pub fleet_token_file: Option<PathBuf>,
+    /// How long each host may take to answer.
+    #[arg(long, value_name = "DURATION", default_value = "3s", value_parser = parse_duration)]
+    pub timeout: Duration,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
 }
 
 /// `berth proxy`'s arguments.

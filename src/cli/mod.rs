@@ -11,6 +11,7 @@ pub mod completions;
 pub mod control;
 pub mod diff;
 pub mod events;
+pub mod fleet;
 pub mod live;
 pub mod logs;
 pub mod man;

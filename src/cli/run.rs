@@ -166,7 +166,7 @@ async fn control(
 }
 
 /// The client peers are read with: HTTPS with the system's roots, plain HTTP too.
-fn fleet_client() -> anyhow::Result<berth::http_client::Client> {
+pub fn fleet_client() -> anyhow::Result<berth::http_client::Client> {
     let (config, _) = berth::http_client::tls::client_config(None)
         .context("failed to set up TLS for reading the fleet's peers")?;
     Ok(berth::http_client::Client::with_tls(config))

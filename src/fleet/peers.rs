@@ -1,8 +1,9 @@
 //! Reading the peers: each earlier-wave host's `GET /api/v1/status`, with the fleet's shared
 //! token, bounded by a timeout, all at once.
 //!
-//! IO (network), for the controller; everything it returns is a typed [`PeerView`] for the
-//! pure `wave` decision. A peer that does not answer in time, answers with an error status or
+//! IO (network), for the controller and `berth fleet status`; what the controller gets is a
+//! typed [`PeerView`] for the pure `wave` decision, what `fleet status` gets is each whole
+//! status (or why there is none) for the pure `overview`. A peer that does not answer in time, answers with an error status or
 //! with something that is not a status is `Unreachable`, with the reason for people — never a
 //! guess at its state.
 
@@ -92,12 +93,33 @@ pub async fn read_all(
     token: Option<&FleetToken>,
     timeout: Duration,
 ) -> BTreeMap<String, PeerView> {
+    read_statuses(client, peers, token, timeout)
+        .await
+        .into_iter()
+        .map(|(host, answer)| {
+            let view = match answer {
+                Ok(status) => PeerView::Answered(super::report::from_status(&status)),
+                Err(why) => PeerView::Unreachable(why),
+            };
+            (host, view)
+        })
+        .collect()
+}
+
+/// Asks every `(host, status URL)` for its whole status at once, each answer bounded by
+/// `timeout`: the status, or why there is none (for people).
+pub async fn read_statuses(
+    client: &Client,
+    peers: &[(String, String)],
+    token: Option<&FleetToken>,
+    timeout: Duration,
+) -> BTreeMap<String, Result<Status, String>> {
     let asks = peers.iter().map(|(host, url)| async move {
-        let view = match tokio::time::timeout(timeout, read_one(client, url, token)).await {
+        let answer = match tokio::time::timeout(timeout, read_one(client, url, token)).await {
             Ok(v) => v,
-            Err(_) => PeerView::Unreachable(format!("no answer within {}s", timeout.as_secs())),
+            Err(_) => Err(format!("no answer within {}s", timeout.as_secs())),
         };
-        (host.clone(), view)
+        (host.clone(), answer)
     });
     futures_util::future::join_all(asks)
         .await
@@ -105,11 +127,12 @@ pub async fn read_all(
         .collect()
 }
 
-async fn read_one(client: &Client, base: &str, token: Option<&FleetToken>) -> PeerView {
-    let url: HttpUrl = match format!("{base}/api/v1/status").parse() {
-        Ok(u) => u,
-        Err(e) => return PeerView::Unreachable(e),
-    };
+async fn read_one(
+    client: &Client,
+    base: &str,
+    token: Option<&FleetToken>,
+) -> Result<Status, String> {
+    let url: HttpUrl = format!("{base}/api/v1/status").parse()?;
     let bearer = token.map(FleetToken::bearer);
     let mut headers = vec![("Accept", "application/json")];
     if let Some(b) = &bearer {
@@ -120,18 +143,17 @@ async fn read_one(client: &Client, base: &str, token: Option<&FleetToken>) -> Pe
         headers: &headers,
         body: None,
     };
-    let resp = match client.send(&url, req, MAX_STATUS_BYTES).await {
-        Ok(r) => r,
-        Err(e) => return PeerView::Unreachable(crate::errors::chain(&e)),
-    };
+    let resp = client
+        .send(&url, req, MAX_STATUS_BYTES)
+        .await
+        .map_err(|e| crate::errors::chain(&e))?;
     if resp.status != 200 {
-        return PeerView::Unreachable(format!("{} answered HTTP {}", url.origin(), resp.status));
+        return Err(format!("{} answered HTTP {}", url.origin(), resp.status));
     }
-    match serde_json::from_slice::<Status>(&resp.body) {
-        Ok(status) => PeerView::Answered(super::report::from_status(&status)),
-        Err(e) => PeerView::Unreachable(format!(
+    serde_json::from_slice::<Status>(&resp.body).map_err(|e| {
+        format!(
             "{} answered something that is not a berth status: {e}",
             url.origin()
-        )),
-    }
+        )
+    })
 }

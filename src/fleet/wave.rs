@@ -86,6 +86,17 @@ impl WaveWait {
     }
 }
 
+impl WaveWait {
+    /// The earlier-wave host it waits for.
+    pub fn host(&self) -> &str {
+        match self {
+            WaveWait::PeerUnreachable { host, .. }
+            | WaveWait::PeerNotReady { host, .. }
+            | WaveWait::Soaking { host, .. } => host,
+        }
+    }
+}
+
 impl fmt::Display for WaveWait {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

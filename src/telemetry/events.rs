@@ -43,7 +43,8 @@ pub struct EventRecord {
     pub service: String,
     /// `rollout_started`, `rollout_succeeded`, `rollout_failed`, `rollout_paused`, `reverted`,
     /// `degraded`, `quarantine_lifted`, `self_heal`, `blocked`, `desired_state_invalid`,
-    /// `reconcile_error`, `recovered`.
+    /// `reconcile_error`, `recovered`, and in a fleet with waves `wave_waiting`, `wave_held`,
+    /// `wave_released`.
     pub kind: String,
     /// One word on why (e.g. `exited`, `deadline`, `unhealthy`, `desired_state_valid`).
     pub reason: String,

@@ -8,8 +8,9 @@
 //! `berth_reverts_total{project,service}`, `berth_self_heals_total{project,service,reason}`,
 //! `berth_probe_failures_total{project,service,probe}`, `berth_docker_api_errors_total{op}`,
 //! `berth_updates_pending{project,service}`, `berth_update_checks_total{result}`,
-//! `berth_build_info{version}`, and the port-handoff proxy's series as berth read them at the
-//! scrape (`berth_proxy_up`, `berth_proxy_requests_total{listener,backend}`,
+//! `berth_build_info{version}`, `berth_host_info{host}`,
+//! `berth_fleet_wave_waiting{project,reason}`, and the port-handoff proxy's series as berth
+//! read them at the scrape (`berth_proxy_up`, `berth_proxy_requests_total{listener,backend}`,
 //! `berth_proxy_errors_total{listener,backend}`,
 //! `berth_proxy_active_connections{listener,backend,state}`, `berth_proxy_unserved_total{listener}`:
 //! `proxy::metrics`). Every counter of a known service starts at 0 (so `increase()`
@@ -121,6 +122,17 @@ struct VersionLabels {
     version: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct HostLabels {
+    host: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WaveLabels {
+    project: String,
+    reason: String,
+}
+
 type HistogramFamily = Family<ServiceLabels, Histogram, fn() -> Histogram>;
 
 fn rollout_histogram() -> Histogram {
@@ -132,6 +144,13 @@ fn rollout_histogram() -> Histogram {
 struct Known {
     info: Option<ServiceInfoLabels>,
     probes: BTreeSet<&'static str>,
+}
+
+/// The fleet series set last: the host's labels and the gated (project, reason) pairs.
+#[derive(Debug, Default)]
+struct FleetSeries {
+    host: Option<HostLabels>,
+    gated: BTreeSet<(String, String)>,
 }
 
 /// The registry and every family.
@@ -152,6 +171,9 @@ pub struct Metrics {
     docker_api_errors_total: Family<OpLabels, Counter>,
     updates_pending: Family<ServiceLabels, Gauge>,
     update_checks_total: Family<ResultLabels, Counter>,
+    host_info: Family<HostLabels, Gauge>,
+    wave_waiting: Family<WaveLabels, Gauge>,
+    fleet_labels: Mutex<FleetSeries>,
     known: Mutex<BTreeMap<ServiceLabels, Known>>,
     source_labels: Mutex<Option<SourceLabels>>,
     proxy: ProxyCollector,
@@ -183,6 +205,9 @@ impl Metrics {
             docker_api_errors_total: Family::default(),
             updates_pending: Family::default(),
             update_checks_total: Family::default(),
+            host_info: Family::default(),
+            wave_waiting: Family::default(),
+            fleet_labels: Mutex::new(FleetSeries::default()),
             known: Mutex::new(BTreeMap::new()),
             source_labels: Mutex::new(None),
             proxy: ProxyCollector::with_up_gauge(),
@@ -265,6 +290,16 @@ impl Metrics {
             "update_checks",
             "berth run's image update checks of services, by result: up_to_date, pending, applied, skipped, failed",
             m.update_checks_total.clone(),
+        );
+        registry.register(
+            "host_info",
+            "This host's name in the fleet's hosts file (berth-hosts.yaml, --host or the machine's name); always 1, absent without a hosts file",
+            m.host_info.clone(),
+        );
+        registry.register(
+            "fleet_wave_waiting",
+            "1 while the fleet's wave rule keeps a project's new revision from starting on this host, by reason: wave_earlier_not_ready, wave_soaking, wave_peer_unreachable (waiting), wave_failed_earlier (held: it failed on an earlier wave); the series goes when the revision may start",
+            m.wave_waiting.clone(),
         );
         // The port-handoff proxy's series, as berth last read them (`proxy::metrics`).
         registry.register_collector(Box::new(m.proxy.clone()));
@@ -451,6 +486,39 @@ impl Metrics {
             .inc();
     }
 
+    /// The fleet: this host's name (`None`: no hosts file) and every project whose new
+    /// revision the wave rule gates, with the reason's label. Series no longer true go.
+    pub fn fleet(&self, host: Option<&str>, gated: &BTreeMap<String, String>) {
+        let mut last = self.fleet_labels.lock().unwrap_or_else(|p| p.into_inner());
+        let host = host.map(|h| HostLabels {
+            host: h.to_string(),
+        });
+        if last.host != host {
+            self.host_info.clear();
+            if let Some(h) = &host {
+                self.host_info.get_or_create(h).set(1);
+            }
+            last.host = host;
+        }
+        let now: BTreeSet<(String, String)> =
+            gated.iter().map(|(p, r)| (p.clone(), r.clone())).collect();
+        for (project, reason) in last.gated.difference(&now) {
+            self.wave_waiting.remove(&WaveLabels {
+                project: project.clone(),
+                reason: reason.clone(),
+            });
+        }
+        for (project, reason) in &now {
+            self.wave_waiting
+                .get_or_create(&WaveLabels {
+                    project: project.clone(),
+                    reason: reason.clone(),
+                })
+                .set(1);
+        }
+        last.gated = now;
+    }
+
     /// Brings `docker_api_errors_total` up to the engine's running totals by op.
     pub fn docker_errors(&self, totals: &[(EngineOp, u64)]) {
         for (op, total) in totals {
@@ -582,6 +650,29 @@ mod tests {
             to_prometheus_text(om),
             "# HELP berth_reconcile_total Rounds.\n# TYPE berth_reconcile_total counter\nberth_reconcile_total{result=\"settled\"} 0\n# HELP berth_reconcile_duration_seconds Time.\n# TYPE berth_reconcile_duration_seconds histogram\nberth_reconcile_duration_seconds_sum 0.0\n"
         );
+    }
+
+    #[test]
+    fn the_fleet_series_follow_the_host_and_the_gated_projects() {
+        let m = Metrics::new();
+        assert!(!m.openmetrics().contains("berth_host_info{"));
+        let gated = BTreeMap::from([("shop".to_string(), "wave_soaking".to_string())]);
+        m.fleet(Some("web-1"), &gated);
+        let text = m.openmetrics();
+        assert!(text.contains("berth_host_info{host=\"web-1\"} 1"), "{text}");
+        assert!(
+            text.contains("berth_fleet_wave_waiting{project=\"shop\",reason=\"wave_soaking\"} 1"),
+            "{text}"
+        );
+        let held = BTreeMap::from([("shop".to_string(), "wave_failed_earlier".to_string())]);
+        m.fleet(Some("web-1"), &held);
+        let text = m.openmetrics();
+        assert!(!text.contains("reason=\"wave_soaking\""), "{text}");
+        assert!(text.contains("reason=\"wave_failed_earlier\"} 1"), "{text}");
+        m.fleet(None, &BTreeMap::new());
+        let text = m.openmetrics();
+        assert!(!text.contains("berth_host_info{"), "{text}");
+        assert!(!text.contains("berth_fleet_wave_waiting{"), "{text}");
     }
 
     #[test]

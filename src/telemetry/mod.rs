@@ -44,7 +44,7 @@ use events::{EventLog, EventRecord, NewEvent, Since};
 use metrics::Metrics;
 use notify::{Notifier, NotifyOptions};
 pub use status::SourceInfo;
-use status::{Phase, RoundInfo, Status, StatusInput};
+use status::{Phase, RoundInfo, Status, StatusInput, WaveGate};
 
 /// How the hub is set up.
 #[derive(Debug, Clone)]
@@ -361,6 +361,18 @@ impl Telemetry {
                 }
             }
         }
+        // The fleet's wave gates, announced when a project's gate changes (its state, reason
+        // or host; not the seconds of soak left).
+        {
+            let before = st
+                .status
+                .as_ref()
+                .map(|p| p.wave_gates())
+                .unwrap_or_default();
+            let now_gates = status.wave_gates();
+            let desired = |p: &str| r.desired.is_some_and(|d| d.projects.contains_key(p));
+            out.extend(wave_events(&before, &now_gates, &desired));
+        }
         for e in &out {
             log_event(e);
         }
@@ -440,6 +452,14 @@ impl Telemetry {
             valid,
             &status.source.kind,
             status.source.revision.as_deref(),
+        );
+        self.metrics.fleet(
+            status.host.as_deref(),
+            &status
+                .wave_gates()
+                .into_iter()
+                .map(|(p, g)| (p.to_string(), g.reason.clone()))
+                .collect(),
         );
         if let (Some(desired), Some(_)) = (r.desired, r.observed) {
             let probes: BTreeMap<(String, String), BTreeSet<&'static str>> = desired
@@ -543,6 +563,55 @@ impl RoundObserver for Telemetry {
     }
 }
 
+/// The wave events between two rounds' gates: `wave_waiting` when a project's gate appears
+/// or its reason or host changes, `wave_held` when it becomes a hold, `wave_released` when
+/// it is gone (the revision may start) and the project is still desired.
+fn wave_events(
+    before: &BTreeMap<&str, &WaveGate>,
+    now: &BTreeMap<&str, &WaveGate>,
+    still_desired: &dyn Fn(&str) -> bool,
+) -> Vec<NewEvent> {
+    let same =
+        |a: &WaveGate, b: &WaveGate| a.state == b.state && a.reason == b.reason && a.host == b.host;
+    let mut out = Vec::new();
+    for (project, gate) in now {
+        if before.get(project).is_some_and(|b| same(b, gate)) {
+            continue;
+        }
+        let (kind, severity) = if gate.state == "held" {
+            ("wave_held", "warning")
+        } else {
+            ("wave_waiting", "info")
+        };
+        out.push(service_event(
+            project,
+            "",
+            kind,
+            &gate.reason,
+            gate.message.clone(),
+            None,
+            severity,
+        ));
+    }
+    for (project, gate) in before {
+        if !now.contains_key(project) && still_desired(project) {
+            out.push(service_event(
+                project,
+                "",
+                "wave_released",
+                "wave_go",
+                format!(
+                    "earlier waves are ready: the new revision may start (was {} for host {})",
+                    gate.state, gate.host
+                ),
+                None,
+                "info",
+            ));
+        }
+    }
+    out
+}
+
 fn berth_event(kind: &str, reason: &str, message: String, severity: &'static str) -> NewEvent {
     service_event("", "", kind, reason, message, None, severity)
 }
@@ -584,5 +653,77 @@ fn log_event(e: &NewEvent) {
         _ => {
             tracing::info!(kind = %e.kind, reason = %e.reason, "{scope} {}: {}", e.kind, e.message)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gate(state: &str, reason: &str, host: &str, message: &str) -> WaveGate {
+        WaveGate {
+            state: state.into(),
+            reason: reason.into(),
+            host: host.into(),
+            message: message.into(),
+        }
+    }
+
+    fn kinds(events: &[NewEvent]) -> Vec<(String, String, String)> {
+        events
+            .iter()
+            .map(|e| (e.project.clone(), e.kind.clone(), e.reason.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn a_wave_gate_is_announced_once_per_change_not_as_the_soak_counts_down() {
+        let soak42 = gate("waiting", "wave_soaking", "canary", "soaking 42s more");
+        let soak37 = gate("waiting", "wave_soaking", "canary", "soaking 37s more");
+        let held = gate("held", "wave_failed_earlier", "canary", "failed on canary");
+        let none = BTreeMap::new();
+        let first = wave_events(&none, &BTreeMap::from([("shop", &soak42)]), &|_| true);
+        assert_eq!(
+            kinds(&first),
+            [("shop".into(), "wave_waiting".into(), "wave_soaking".into())]
+        );
+        let again = wave_events(
+            &BTreeMap::from([("shop", &soak42)]),
+            &BTreeMap::from([("shop", &soak37)]),
+            &|_| true,
+        );
+        assert!(again.is_empty(), "{again:?}");
+        let hold = wave_events(
+            &BTreeMap::from([("shop", &soak37)]),
+            &BTreeMap::from([("shop", &held)]),
+            &|_| true,
+        );
+        assert_eq!(
+            kinds(&hold),
+            [(
+                "shop".into(),
+                "wave_held".into(),
+                "wave_failed_earlier".into()
+            )]
+        );
+        assert_eq!(hold[0].severity, "warning");
+    }
+
+    #[test]
+    fn a_gate_that_goes_is_released_unless_the_project_left() {
+        let soak = gate("waiting", "wave_soaking", "canary", "soaking 1s more");
+        let left = wave_events(
+            &BTreeMap::from([("shop", &soak)]),
+            &BTreeMap::new(),
+            &|_| false,
+        );
+        assert!(left.is_empty(), "{left:?}");
+        let released = wave_events(&BTreeMap::from([("shop", &soak)]), &BTreeMap::new(), &|p| {
+            p == "shop"
+        });
+        assert_eq!(
+            kinds(&released),
+            [("shop".into(), "wave_released".into(), "wave_go".into())]
+        );
     }
 }

@@ -25,6 +25,7 @@ use crate::reconcile::execute::Failure;
 use crate::reconcile::observed::{ObservedContainer, ObservedState};
 use crate::reconcile::plan::{Note, Plan, Records};
 use crate::reconcile::probe::ProbeStatus;
+use crate::reconcile::reason::{BlockReason, WaitReason};
 use crate::reconcile::rollout::{self, HeldBy};
 use crate::store::{Outcome, RolloutKind, ServiceRecord};
 use crate::util::id::short;
@@ -171,6 +172,10 @@ pub struct ServiceStatus {
     /// a service without handoff.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub traffic: Vec<PortTraffic>,
+    /// The fleet's wave gate on this service's new revision (waiting for an earlier wave, or
+    /// held because it failed there); absent outside a fleet with waves and when it may go.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wave: Option<WaveGate>,
 }
 
 /// One handed-off port of a service: the routes berth wrote and what its proxy said.
@@ -196,6 +201,20 @@ pub struct Draining {
     pub replica: String,
     /// Requests (http) or connections (tcp) it still finishes.
     pub connections: u64,
+}
+
+/// The fleet's wave gate on a service, as its status shows it (`fleet::wave`'s decision).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WaveGate {
+    /// `waiting` (an earlier wave has not taken the revision yet) or `held` (it failed there).
+    pub state: String,
+    /// Stable label of the reason (`wave_soaking`, `wave_peer_unreachable`,
+    /// `wave_earlier_not_ready`, `wave_failed_earlier`).
+    pub reason: String,
+    /// The earlier-wave host the gate waits for or failed on.
+    pub host: String,
+    /// The reason, for people.
+    pub message: String,
 }
 
 /// A service's last image update check.
@@ -308,6 +327,10 @@ pub struct Status {
     /// Containers of managed projects that berth did not create: left alone.
     #[serde(default)]
     pub not_ours: Vec<NotOurs>,
+    /// This host's name in the fleet's hosts file (`--host` or the machine's name); absent
+    /// without a hosts file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
 }
 
 /// How a round ended, for the status.
@@ -508,6 +531,11 @@ pub fn build(input: &StatusInput<'_>, previous: Option<&Status>) -> Status {
         services,
         orphans,
         not_ours,
+        host: input
+            .desired
+            .and_then(|d| d.fleet.as_ref())
+            .and_then(|f| f.this_host.clone())
+            .or_else(|| previous.and_then(|p| p.host.clone())),
     }
 }
 
@@ -681,7 +709,37 @@ impl Ctx<'_> {
             last_rollout,
             update: None,
             traffic: Vec::new(),
+            wave: self.wave_gate(p, s),
         }
+    }
+
+    /// The wave gate the plan notes on the service (a wave wait or a wave hold), typed.
+    fn wave_gate(&self, p: &Project, s: &Service) -> Option<WaveGate> {
+        self.plan.notes.iter().find_map(|n| match n {
+            Note::Wait {
+                project,
+                service,
+                reason: WaitReason::Wave(w),
+            } if *project == p.name && *service == s.name => Some(WaveGate {
+                state: "waiting".into(),
+                reason: w.label().into(),
+                host: w.host().into(),
+                message: w.to_string(),
+            }),
+            Note::Blocked {
+                project,
+                service,
+                reason: reason @ BlockReason::WaveHold(h),
+            } if *project == p.name && service.as_deref().is_none_or(|x| x == s.name) => {
+                Some(WaveGate {
+                    state: "held".into(),
+                    reason: reason.label().into(),
+                    host: h.host.clone(),
+                    message: h.to_string(),
+                })
+            }
+            _ => None,
+        })
     }
 
     /// The round's failed pull of the service's image (its own pull step, or the pull of the
@@ -905,6 +963,17 @@ fn condition(
 const REASON_WIDTH: usize = 100;
 
 impl Status {
+    /// The wave gate of every gated project (its first gated service's), by project.
+    pub fn wave_gates(&self) -> BTreeMap<&str, &WaveGate> {
+        let mut out = BTreeMap::new();
+        for s in &self.services {
+            if let Some(g) = &s.wave {
+                out.entry(s.project.as_str()).or_insert(g);
+            }
+        }
+        out
+    }
+
     /// The table `berth status` prints, as of `now`.
     pub fn table(&self, now: u64) -> String {
         let mut out = String::new();

@@ -101,6 +101,7 @@ mod tests {
             last_rollout: None,
             update: None,
             traffic: vec![],
+            wave: None,
         }
     }
 
@@ -122,6 +123,7 @@ mod tests {
             services: vec![service("web"), service("db")],
             orphans: vec![],
             not_ours: vec![],
+            host: None,
         }
     }
 

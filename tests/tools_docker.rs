@@ -42,7 +42,7 @@ fn the_alerting_rules_pass_promtool_and_their_unit_tests() {
     support::tier::require_tool("promtool", "prometheus");
     let dir = Path::new(ROOT).join("deploy/prometheus");
     let out = promtool(&["check", "rules", "berth-alerts.yml"], &dir);
-    assert!(out.contains("SUCCESS: 5 rules found"), "{out}");
+    assert!(out.contains("SUCCESS: 6 rules found"), "{out}");
     let out = promtool(&["test", "rules", "berth-alerts.test.yml"], &dir);
     assert!(out.contains("SUCCESS"), "{out}");
     let rules = std::fs::read_to_string(dir.join("berth-alerts.yml")).unwrap();
@@ -52,6 +52,7 @@ fn the_alerting_rules_pass_promtool_and_their_unit_tests() {
         "ServiceDegraded",
         "DesiredStateInvalid",
         "BerthDown",
+        "HandoffProxyDown",
     ] {
         assert!(rules.contains(&format!("alert: {alert}\n")), "{alert}");
     }
